@@ -1,0 +1,1 @@
+//! The sans-IO core: every domain rule, no sockets, no clocks.
