@@ -1,2 +1,7 @@
 //! huddle: a real-time party and presence server for games.
+pub mod auth;
+pub mod client;
 pub mod core;
+pub mod limits;
+pub mod net;
+pub mod wire;

@@ -1,1 +1,158 @@
-//! The sans-IO core: every domain rule, no sockets, no clocks.
+//! The sans-IO core: every domain rule and all domain state (sessions now; parties, statuses
+//! and search as they land), and nothing else.
+//!
+//! The driver contract (see `net`): the driver owns sockets and the clock; it calls
+//! [`Core::connect`] when a session's WebSocket upgrade completes, [`Core::handle_request`] for
+//! every decoded request, and [`Core::disconnect`] exactly once when the connection ends, for
+//! any reason. Each call appends [`Output`]s to a caller-owned [`Outbox`], which the driver
+//! executes in order: the requester's reply always precedes the events its request caused, and
+//! every event reaches its recipients in the order the outbox lists it. The core never touches a
+//! socket, a clock or FlatBuffers bytes, so unit tests, the simulation and fuzzers drive it
+//! directly.
+
+mod ids;
+mod outbox;
+mod session;
+
+pub use ids::{Cid, Millis, Presence, SessionId, UserId, Username};
+pub use outbox::{CloseReason, Outbox, Output};
+
+use crate::limits::Limits;
+use session::Sessions;
+
+/// A decoded client request. Feature requests join as variants.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Ping,
+}
+
+/// The successful result of a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Pong,
+}
+
+/// Something pushed to sessions without a request of theirs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// First event of every session (SPEC C-4): who the server thinks you are.
+    Welcome { presence: Presence },
+}
+
+/// Why a request was refused. Mapped to a wire error code in exactly one place
+/// (`wire::errors`); the Display text is the error reply's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreError {
+    /// A field's value is not acceptable; the text says which and why.
+    BadInput(String),
+}
+
+impl std::fmt::Display for CoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoreError::BadInput(why) => write!(f, "bad input: {why}"),
+        }
+    }
+}
+
+/// Who a connecting session is, as its verified token says.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub username: Username,
+}
+
+/// Options a client chose in its connect URL.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// `?status=true`: visible with an empty status from the first moment (SPEC C-3).
+    pub status_visible: bool,
+}
+
+pub struct Core {
+    limits: Limits,
+    sessions: Sessions,
+}
+
+impl Core {
+    pub fn new(limits: Limits) -> Core {
+        Core {
+            sessions: Sessions::with_capacity(limits.connections_max),
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Number of connected sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A session's upgrade completed. The driver guarantees `session` is not connected.
+    pub fn connect(
+        &mut self,
+        session: SessionId,
+        identity: Identity,
+        _options: ConnectOptions,
+        _now: Millis,
+        out: &mut Outbox,
+    ) {
+        let presence = Presence {
+            user_id: identity.user_id,
+            session_id: session,
+            username: identity.username,
+        };
+        self.sessions.insert(presence.clone());
+        out.event_to(session, Event::Welcome { presence });
+        self.check_invariants();
+    }
+
+    /// The session's connection ended (any cause: SPEC C-6). Idempotent for unknown sessions, so
+    /// a driver racing a close against a request cannot corrupt the tables.
+    pub fn disconnect(&mut self, session: SessionId, _now: Millis, _out: &mut Outbox) {
+        if self.sessions.remove(session).is_none() {
+            return;
+        }
+        self.check_invariants();
+    }
+
+    /// One decoded request of a connected session. Appends exactly one `Output::Reply` with
+    /// `cid`, before any event the request causes.
+    pub fn handle_request(
+        &mut self,
+        session: SessionId,
+        cid: Cid,
+        request: Request,
+        _now: Millis,
+        out: &mut Outbox,
+    ) {
+        let replies_before = out.reply_count();
+        if self.sessions.get(session).is_none() {
+            // A driver bug, not client input: requests only come from upgraded connections.
+            debug_assert!(false, "request from unknown session {session}");
+            log::error!("request from unknown session {session}; dropped");
+            return;
+        }
+        let result = match request {
+            Request::Ping => Ok(Reply::Pong),
+        };
+        out.reply(session, cid, result);
+        debug_assert_eq!(
+            out.reply_count(),
+            replies_before + 1,
+            "exactly one reply per request"
+        );
+        self.check_invariants();
+    }
+
+    /// Runs every table's consistency checks. Debug builds call it after each mutating entry
+    /// point; the simulation calls it after every step.
+    pub fn check_invariants(&self) {
+        if cfg!(debug_assertions) {
+            self.sessions.check_invariants();
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! Session tokens (SPEC C-2): HS256 JWTs with Nakama's claim layout (`uid`, `usn`, `exp`), and
+//! the server key they are signed with. Verification is a pure function of (token, key, now),
+//! so tests need no clock.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Longest `uid` or `usn` accepted: both are copied into every presence, so they are bounded.
+/// 128 bytes covers UUIDs and Nakama's username limit.
+pub const CLAIM_BYTES_MAX: usize = 128;
+/// Longest token accepted. The handshake limit bounds it too; this keeps `verify` safe on its own.
+pub const TOKEN_BYTES_MAX: usize = 4096;
+
+/// The HMAC key tokens are signed with.
+#[derive(Clone)]
+pub struct TokenKey(Vec<u8>);
+
+impl std::fmt::Debug for TokenKey {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenKey(<{} bytes>)", self.0.len())
+    }
+}
+
+impl TokenKey {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> TokenKey {
+        TokenKey(bytes.into())
+    }
+}
+
+/// What a valid token says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    pub user_id: String,
+    pub username: String,
+    /// Unix time in seconds after which the token is refused.
+    pub expires_at_unix_s: u64,
+}
+
+/// Why a token was refused. Every variant becomes HTTP 401; the variant is logged at debug.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenError {
+    Missing,
+    TooLong,
+    Malformed(&'static str),
+    /// The header names another algorithm (`none`, RS256, ...): only HS256 is accepted.
+    UnsupportedAlgorithm,
+    BadSignature,
+    Expired,
+    BadClaim(&'static str),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Missing => write!(f, "no token"),
+            TokenError::TooLong => write!(f, "token longer than {TOKEN_BYTES_MAX} bytes"),
+            TokenError::Malformed(what) => write!(f, "malformed token: {what}"),
+            TokenError::UnsupportedAlgorithm => write!(f, "token algorithm is not HS256"),
+            TokenError::BadSignature => write!(f, "token signature does not match the server key"),
+            TokenError::Expired => write!(f, "token expired"),
+            TokenError::BadClaim(what) => write!(f, "bad token claim: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Checks signature, algorithm, expiry and claims. `now_unix_s` comes from the caller's clock.
+pub fn verify(token: &str, key: &TokenKey, now_unix_s: u64) -> Result<Claims, TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    if token.len() > TOKEN_BYTES_MAX {
+        return Err(TokenError::TooLong);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed("expected three dot-separated parts"));
+    };
+
+    let header = decode_json_part(header_b64, "header")?;
+    // Check the algorithm before the signature: a token that asks for `none` or an asymmetric
+    // algorithm must never be judged by our HMAC (the classic JWT confusion attacks).
+    if header.get("alg").and_then(|v| v.as_str()) != Some("HS256") {
+        return Err(TokenError::UnsupportedAlgorithm);
+    }
+
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let signed_len = header_b64.len() + 1 + claims_b64.len();
+    let mut mac = HmacSha256::new_from_slice(&key.0).map_err(|_| TokenError::BadSignature)?;
+    mac.update(&token.as_bytes()[..signed_len]);
+    // verify_slice compares in constant time.
+    mac.verify_slice(&signature)
+        .map_err(|_| TokenError::BadSignature)?;
+
+    let claims = decode_json_part(claims_b64, "claims")?;
+    let user_id = string_claim(&claims, "uid")?;
+    let username = string_claim(&claims, "usn")?;
+    let expires_at_unix_s = match claims.get("exp") {
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .ok_or(TokenError::BadClaim("exp is not a non-negative number"))?,
+        Some(_) => return Err(TokenError::BadClaim("exp is not a number")),
+        None => return Err(TokenError::BadClaim("exp missing")),
+    };
+    if expires_at_unix_s <= now_unix_s {
+        return Err(TokenError::Expired);
+    }
+    Ok(Claims {
+        user_id,
+        username,
+        expires_at_unix_s,
+    })
+}
+
+/// Signs `claims` with `key` as an HS256 JWT in Nakama's layout.
+pub fn mint(claims: &Claims, key: &TokenKey) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = serde_json::json!({
+        "uid": claims.user_id,
+        "usn": claims.username,
+        "exp": claims.expires_at_unix_s,
+    });
+    let body = URL_SAFE_NO_PAD.encode(body.to_string());
+    let signing_input = format!("{header}.{body}");
+    let mut mac = HmacSha256::new_from_slice(&key.0).expect("HMAC accepts keys of any length");
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+fn decode_json_part(
+    b64: &str,
+    part: &'static str,
+) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
+    let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| match part {
+        "header" => TokenError::Malformed("header is not base64url"),
+        _ => TokenError::Malformed("claims are not base64url"),
+    })?;
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(match part {
+            "header" => TokenError::Malformed("header is not a JSON object"),
+            _ => TokenError::Malformed("claims are not a JSON object"),
+        }),
+    }
+}
+
+fn string_claim(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    name: &'static str,
+) -> Result<String, TokenError> {
+    let value = claims.get(name).and_then(|v| v.as_str());
+    let Some(value) = value else {
+        return Err(TokenError::BadClaim(if name == "uid" {
+            "uid missing or not a string"
+        } else {
+            "usn missing or not a string"
+        }));
+    };
+    if value.is_empty() || value.len() > CLAIM_BYTES_MAX || value.chars().any(char::is_control) {
+        return Err(TokenError::BadClaim(if name == "uid" {
+            "uid empty, longer than 128 bytes, or with control characters"
+        } else {
+            "usn empty, longer than 128 bytes, or with control characters"
+        }));
+    }
+    Ok(value.to_owned())
+}
+
+/// Where the key came from, for the startup log (never the key itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Flag,
+    Environment,
+    ExistingFile(PathBuf),
+    CreatedFile(PathBuf),
+}
+
+/// Environment variable holding the key.
+pub const KEY_ENV: &str = "HUDDLE_TOKEN_KEY";
+
+/// The default key file: `$HUDDLE_KEY_FILE`, else `$XDG_CONFIG_HOME/huddle/token.key`, else
+/// `$HOME/.config/huddle/token.key`, else `./huddle-token.key`. The server and `huddle token`
+/// resolve it the same way, so a minted token is accepted by a server started anywhere by the
+/// same user.
+pub fn default_key_file() -> PathBuf {
+    if let Some(path) = std::env::var_os("HUDDLE_KEY_FILE") {
+        return PathBuf::from(path);
+    }
+    if let Some(config) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(config).join("huddle").join("token.key");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home)
+            .join(".config")
+            .join("huddle")
+            .join("token.key");
+    }
+    PathBuf::from("huddle-token.key")
+}
+
+/// The key by precedence: `flag` (`--token-key`), then `env` (the value of `HUDDLE_TOKEN_KEY`,
+/// passed in so tests do not depend on the process environment), then the key file, created with
+/// 32 random bytes (hex) and mode 0600 when it does not exist yet.
+pub fn load_or_create_key(
+    flag: Option<&str>,
+    env: Option<&str>,
+    key_file: &Path,
+) -> io::Result<(TokenKey, KeySource)> {
+    if let Some(key) = flag.filter(|k| !k.is_empty()) {
+        return Ok((TokenKey::new(key.as_bytes()), KeySource::Flag));
+    }
+    if let Some(key) = env.filter(|k| !k.is_empty()) {
+        return Ok((TokenKey::new(key.as_bytes()), KeySource::Environment));
+    }
+    match fs::read_to_string(key_file) {
+        Ok(text) => {
+            let key = text.trim();
+            if key.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("key file {} is empty", key_file.display()),
+                ));
+            }
+            Ok((
+                TokenKey::new(key.as_bytes()),
+                KeySource::ExistingFile(key_file.to_path_buf()),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)?;
+            }
+            let key = random_hex(32)?;
+            // create_new: two processes starting at once cannot both win and disagree.
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(key_file)
+            {
+                Ok(mut file) => {
+                    file.write_all(key.as_bytes())?;
+                    file.write_all(b"\n")?;
+                    file.sync_all()?;
+                    Ok((
+                        TokenKey::new(key.into_bytes()),
+                        KeySource::CreatedFile(key_file.to_path_buf()),
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    load_or_create_key(None, None, key_file)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `n` bytes from the kernel's CSPRNG.
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn random_hex(n: usize) -> io::Result<String> {
+    let bytes: [u8; 32] = random_bytes()?;
+    Ok(bytes[..n.min(32)]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        TokenKey::new("test-key")
+    }
+
+    fn claims(exp: u64) -> Claims {
+        Claims {
+            user_id: "u1".into(),
+            username: "Alice".into(),
+            expires_at_unix_s: exp,
+        }
+    }
+
+    fn forge(header: &str, body: &str, key: &TokenKey) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let b = URL_SAFE_NO_PAD.encode(body);
+        let mut mac = HmacSha256::new_from_slice(&key.0).unwrap();
+        mac.update(format!("{h}.{b}").as_bytes());
+        format!(
+            "{h}.{b}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn minted_token_verifies_and_carries_claims() {
+        let token = mint(&claims(2_000), &key());
+        assert_eq!(verify(&token, &key(), 1_999), Ok(claims(2_000)));
+    }
+
+    #[test]
+    fn expired_token_is_refused_at_and_after_exp() {
+        let token = mint(&claims(2_000), &key());
+        assert_eq!(verify(&token, &key(), 2_000), Err(TokenError::Expired));
+        assert_eq!(verify(&token, &key(), 9_999), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn wrong_key_is_refused() {
+        let token = mint(&claims(2_000), &key());
+        assert_eq!(
+            verify(&token, &TokenKey::new("other"), 1),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tampered_claims_are_refused() {
+        let token = mint(&claims(2_000), &key());
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(r#"{"uid":"admin","usn":"Alice","exp":2000}"#);
+        assert_eq!(
+            verify(&parts.join("."), &key(), 1),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn algorithms_other_than_hs256_are_refused_even_when_signed() {
+        let body = r#"{"uid":"u1","usn":"Alice","exp":2000}"#;
+        for alg in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"HS512"}"#,
+            r#"{"alg":"RS256"}"#,
+            r#"{"typ":"JWT"}"#,
+        ] {
+            let token = forge(alg, body, &key());
+            assert_eq!(
+                verify(&token, &key(), 1),
+                Err(TokenError::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+        // `alg: none` with an empty signature, the classic bypass.
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
+        let b = URL_SAFE_NO_PAD.encode(body);
+        assert_eq!(
+            verify(&format!("{h}.{b}."), &key(), 1),
+            Err(TokenError::UnsupportedAlgorithm)
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_without_panicking() {
+        for token in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!.??.**",
+            "e30.e30.",
+            "....",
+            "\u{0}.\u{0}.\u{0}",
+        ] {
+            assert!(verify(token, &key(), 1).is_err(), "{token:?}");
+        }
+        assert_eq!(
+            verify(&"a".repeat(TOKEN_BYTES_MAX + 1), &key(), 1),
+            Err(TokenError::TooLong)
+        );
+    }
+
+    #[test]
+    fn missing_or_oversized_claims_are_refused() {
+        let hs = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let cases = [
+            r#"{"usn":"Alice","exp":2000}"#,
+            r#"{"uid":"u1","exp":2000}"#,
+            r#"{"uid":"u1","usn":"Alice"}"#,
+            r#"{"uid":"","usn":"Alice","exp":2000}"#,
+            r#"{"uid":1,"usn":"Alice","exp":2000}"#,
+            r#"{"uid":"u1","usn":"Alice","exp":"2000"}"#,
+            r#"{"uid":"u1","usn":"Alice","exp":-5}"#,
+            r#"[1,2]"#,
+        ];
+        for body in cases {
+            assert!(
+                matches!(
+                    verify(&forge(hs, body, &key()), &key(), 1),
+                    Err(TokenError::BadClaim(_) | TokenError::Malformed(_))
+                ),
+                "{body}"
+            );
+        }
+        let long = format!(
+            r#"{{"uid":"{}","usn":"Alice","exp":2000}}"#,
+            "x".repeat(CLAIM_BYTES_MAX + 1)
+        );
+        assert!(matches!(
+            verify(&forge(hs, &long, &key()), &key(), 1),
+            Err(TokenError::BadClaim(_))
+        ));
+    }
+
+    #[test]
+    fn nakama_style_token_with_extra_claims_is_accepted() {
+        let body = r#"{"tid":"t","uid":"u1","usn":"Alice","vrs":{},"exp":2000,"iat":1}"#;
+        let token = forge(r#"{"alg":"HS256","typ":"JWT"}"#, body, &key());
+        assert_eq!(verify(&token, &key(), 1), Ok(claims(2_000)));
+    }
+
+    #[test]
+    fn key_file_is_created_once_with_mode_0600_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("huddle-key-test-{}", std::process::id()));
+        let path = dir.join("nested").join("token.key");
+        let _ = fs::remove_dir_all(&dir);
+        let (first, source) = load_or_create_key(None, None, &path).unwrap();
+        assert_eq!(source, KeySource::CreatedFile(path.clone()));
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (second, source) = load_or_create_key(None, None, &path).unwrap();
+        assert_eq!(source, KeySource::ExistingFile(path.clone()));
+        assert_eq!(first.0, second.0);
+        let (flag, source) = load_or_create_key(Some("explicit"), Some("env"), &path).unwrap();
+        assert_eq!(
+            (flag.0.as_slice(), source),
+            (&b"explicit"[..], KeySource::Flag)
+        );
+        let (env, source) = load_or_create_key(None, Some("env"), &path).unwrap();
+        assert_eq!(
+            (env.0.as_slice(), source),
+            (&b"env"[..], KeySource::Environment)
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,136 @@
+//! Every bound the server enforces, in one place, with its unit and the reason for its default.
+//! The README's limits table mirrors this file; `Limits::validate` runs at startup.
+
+/// All configurable bounds. Units are the last word of each name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections (handshaking or upgraded). Past it a new TCP connection is accepted and
+    /// closed at once. 10,000 leaves headroom under the 20,000-file hard limit of this workplace's
+    /// machines for the listener, poll and log files.
+    pub connections_max: usize,
+    /// Connections accepted per loop turn, so an accept storm cannot starve established sessions.
+    pub accepts_per_turn_max: usize,
+    /// Bytes of the HTTP upgrade request. A real upgrade with a token is well under 2 KiB; 8 KiB
+    /// matches common HTTP servers' header limits. Past it: HTTP 431 and close.
+    pub handshake_bytes_max: usize,
+    /// Time from accept to a completed upgrade. Past it the connection is dropped (slowloris).
+    pub handshake_timeout_ms: u64,
+    /// Largest WebSocket frame payload accepted from a client, and largest reassembled message.
+    /// Party data and statuses are small; 16 KiB leaves room for a 2 KiB label plus envelope
+    /// overhead many times over while bounding what one frame can make the server buffer.
+    /// Past it: close 1009 "message too big".
+    pub message_bytes_max: usize,
+    /// Socket read size per read call and the initial read buffer of each connection. Small,
+    /// because every idle connection holds one (the idle-memory target is 4 KiB a session).
+    pub read_buffer_bytes: usize,
+    /// Frames read from one connection per loop turn before the loop moves on to the others.
+    pub frames_per_turn_max: usize,
+    /// Bytes queued for one connection that it has not read yet. Past it the connection is
+    /// closed (1008 "output buffer limit") as a slow consumer; nobody else notices.
+    pub outbound_bytes_max: usize,
+    /// Bytes written to one connection per loop turn, so one fast reader with a deep queue
+    /// cannot stall the loop.
+    pub write_bytes_per_turn_max: usize,
+    /// How long a closing connection may take to flush its close frame before it is dropped.
+    pub close_linger_ms: u64,
+    /// How long a graceful shutdown waits for close frames to flush before exiting anyway.
+    pub shutdown_drain_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connections_max: 10_000,
+            accepts_per_turn_max: 256,
+            handshake_bytes_max: 8 * 1024,
+            handshake_timeout_ms: 5_000,
+            message_bytes_max: 16 * 1024,
+            read_buffer_bytes: 2 * 1024,
+            frames_per_turn_max: 64,
+            outbound_bytes_max: 1024 * 1024,
+            write_bytes_per_turn_max: 256 * 1024,
+            close_linger_ms: 1_000,
+            shutdown_drain_ms: 2_000,
+        }
+    }
+}
+
+/// A limit set that cannot work, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsError(pub String);
+
+impl std::fmt::Display for LimitsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid limits: {}", self.0)
+    }
+}
+
+impl std::error::Error for LimitsError {}
+
+impl Limits {
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        let positive = [
+            ("connections_max", self.connections_max as u64),
+            ("accepts_per_turn_max", self.accepts_per_turn_max as u64),
+            ("handshake_bytes_max", self.handshake_bytes_max as u64),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("message_bytes_max", self.message_bytes_max as u64),
+            ("read_buffer_bytes", self.read_buffer_bytes as u64),
+            ("frames_per_turn_max", self.frames_per_turn_max as u64),
+            ("outbound_bytes_max", self.outbound_bytes_max as u64),
+            (
+                "write_bytes_per_turn_max",
+                self.write_bytes_per_turn_max as u64,
+            ),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(LimitsError(format!("{name} must be positive")));
+            }
+        }
+        // Slot numbers travel as u32 inside session ids.
+        if self.connections_max > u32::MAX as usize {
+            return Err(LimitsError("connections_max must fit in 32 bits".into()));
+        }
+        if self.handshake_bytes_max < 256 {
+            return Err(LimitsError(
+                "handshake_bytes_max below 256 cannot hold an upgrade request".into(),
+            ));
+        }
+        if self.outbound_bytes_max < self.message_bytes_max {
+            return Err(LimitsError(
+                "outbound_bytes_max must hold at least one largest message".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One line per limit, for the startup log.
+    pub fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zero_is_rejected() {
+        assert_eq!(Limits::default().validate(), Ok(()));
+        let zero = Limits {
+            frames_per_turn_max: 0,
+            ..Limits::default()
+        };
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("frames_per_turn_max"));
+        let tiny_out = Limits {
+            outbound_bytes_max: 10,
+            ..Limits::default()
+        };
+        assert!(tiny_out.validate().is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! The HTTP/1.1 upgrade to WebSocket (RFC 6455 §4.2), as a pure function of the bytes received
+//! so far: authentication (SPEC C-2) happens here, before any session exists. Done by hand with
+//! httparse rather than tungstenite's handshake machine so that the byte limit, the deadline and
+//! the token check stay in the driver's hands and no callback state needs sharing.
+
+use crate::auth::{self, Claims, TokenError, TokenKey};
+use crate::core::ConnectOptions;
+
+/// Headers read from an upgrade request; browsers send about 15.
+const HEADERS_MAX: usize = 32;
+/// The only path that upgrades.
+pub const WS_PATH: &str = "/ws";
+
+/// What to do with the bytes received so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a whole request yet: read more (the caller enforces the deadline).
+    Incomplete,
+    /// Upgrade: send `response`, start WebSocket framing at byte `consumed`.
+    Accept {
+        response: Vec<u8>,
+        consumed: usize,
+        claims: Claims,
+        options: ConnectOptions,
+    },
+    /// Refuse: send `response`, then close.
+    Reject {
+        response: Vec<u8>,
+        reason: Rejection,
+    },
+}
+
+/// Why an upgrade was refused; the status it maps to is in [`Rejection::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    TooLarge,
+    BadRequest(&'static str),
+    NotFound,
+    MethodNotAllowed,
+    UnsupportedVersion,
+    Unauthorized(TokenError),
+}
+
+impl Rejection {
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            Rejection::TooLarge => (431, "Request Header Fields Too Large"),
+            Rejection::BadRequest(_) => (400, "Bad Request"),
+            Rejection::NotFound => (404, "Not Found"),
+            Rejection::MethodNotAllowed => (405, "Method Not Allowed"),
+            Rejection::UnsupportedVersion => (426, "Upgrade Required"),
+            Rejection::Unauthorized(_) => (401, "Unauthorized"),
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::TooLarge => write!(f, "upgrade request too large"),
+            Rejection::BadRequest(why) => write!(f, "bad upgrade request: {why}"),
+            Rejection::NotFound => write!(f, "only {WS_PATH} upgrades to WebSocket"),
+            Rejection::MethodNotAllowed => write!(f, "upgrade must use GET"),
+            Rejection::UnsupportedVersion => write!(f, "only WebSocket version 13 is supported"),
+            Rejection::Unauthorized(e) => write!(f, "unauthorized: {e}"),
+        }
+    }
+}
+
+/// Parses `received` (everything read so far) and decides. `bytes_max` is the handshake limit;
+/// `now_unix_s` is the caller's clock for token expiry.
+pub fn evaluate(received: &[u8], bytes_max: usize, key: &TokenKey, now_unix_s: u64) -> Outcome {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut request = httparse::Request::new(&mut headers);
+    let consumed = match request.parse(received) {
+        Ok(httparse::Status::Complete(consumed)) => consumed,
+        Ok(httparse::Status::Partial) if received.len() >= bytes_max => {
+            return reject(Rejection::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Outcome::Incomplete,
+        Err(httparse::Error::TooManyHeaders) => return reject(Rejection::TooLarge),
+        Err(_) => return reject(Rejection::BadRequest("not an HTTP/1.1 request")),
+    };
+    if consumed > bytes_max {
+        return reject(Rejection::TooLarge);
+    }
+    match check(&request, key, now_unix_s) {
+        Ok((claims, options, accept_key)) => {
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
+            );
+            Outcome::Accept {
+                response: response.into_bytes(),
+                consumed,
+                claims,
+                options,
+            }
+        }
+        Err(rejection) => reject(rejection),
+    }
+}
+
+fn check(
+    request: &httparse::Request<'_, '_>,
+    key: &TokenKey,
+    now_unix_s: u64,
+) -> Result<(Claims, ConnectOptions, String), Rejection> {
+    if request.method != Some("GET") {
+        return Err(Rejection::MethodNotAllowed);
+    }
+    let target = request.path.unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != WS_PATH {
+        return Err(Rejection::NotFound);
+    }
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| std::str::from_utf8(h.value).unwrap_or(""))
+    };
+    if !header("upgrade").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    }) {
+        return Err(Rejection::BadRequest("Upgrade: websocket header missing"));
+    }
+    if !header("connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    }) {
+        return Err(Rejection::BadRequest("Connection: Upgrade header missing"));
+    }
+    if header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err(Rejection::UnsupportedVersion);
+    }
+    let ws_key = header("sec-websocket-key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let Some(ws_key) = ws_key else {
+        return Err(Rejection::BadRequest("Sec-WebSocket-Key header missing"));
+    };
+
+    let mut token = None;
+    let mut options = ConnectOptions::default();
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "token" => {
+                token = Some(
+                    percent_decode(value)
+                        .ok_or(Rejection::BadRequest("token is not valid percent-encoding"))?,
+                )
+            }
+            "status" => options.status_visible = matches!(value, "true" | "1"),
+            _ => {}
+        }
+    }
+    if token.is_none() {
+        if let Some(bearer) = header("authorization").and_then(|v| v.trim().strip_prefix("Bearer "))
+        {
+            token = Some(bearer.trim().to_owned());
+        }
+    }
+    let token = token.ok_or(Rejection::Unauthorized(TokenError::Missing))?;
+    let claims = auth::verify(&token, key, now_unix_s).map_err(Rejection::Unauthorized)?;
+    Ok((
+        claims,
+        options,
+        tungstenite::handshake::derive_accept_key(ws_key.as_bytes()),
+    ))
+}
+
+fn reject(reason: Rejection) -> Outcome {
+    let (code, text) = reason.status();
+    let body = format!("{reason}\n");
+    let extra = if code == 426 {
+        "Sec-WebSocket-Version: 13\r\n"
+    } else {
+        ""
+    };
+    let response = format!(
+        "HTTP/1.1 {code} {text}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    Outcome::Reject {
+        response: response.into_bytes(),
+        reason,
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space, as forms send it). `None` on a broken escape or
+/// bytes that are not UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        TokenKey::new("k")
+    }
+
+    fn token() -> String {
+        auth::mint(
+            &Claims {
+                user_id: "u1".into(),
+                username: "Alice".into(),
+                expires_at_unix_s: 1_000,
+            },
+            &key(),
+        )
+    }
+
+    fn upgrade(target: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn rejection(outcome: Outcome) -> Rejection {
+        match outcome {
+            Outcome::Reject { reason, response } => {
+                let status = reason.status().0.to_string();
+                assert!(
+                    String::from_utf8_lossy(&response).starts_with(&format!("HTTP/1.1 {status} "))
+                );
+                reason
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_upgrade_with_query_token_is_accepted_with_rfc_accept_key() {
+        let mut request = upgrade(&format!("/ws?status=true&token={}", token()), "");
+        let head_len = request.len();
+        request.extend_from_slice(b"\x82\x80leftover");
+        let Outcome::Accept {
+            response,
+            consumed,
+            claims,
+            options,
+        } = evaluate(&request, 8192, &key(), 10)
+        else {
+            panic!("not accepted");
+        };
+        assert_eq!(
+            consumed, head_len,
+            "bytes after the request belong to the WebSocket stream"
+        );
+        assert_eq!(claims.user_id, "u1");
+        assert!(options.status_visible);
+        // RFC 6455's own example key and accept value.
+        assert!(String::from_utf8(response)
+            .unwrap()
+            .contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    }
+
+    #[test]
+    fn bearer_header_token_is_accepted() {
+        let request = upgrade("/ws", &format!("Authorization: Bearer {}\r\n", token()));
+        assert!(matches!(
+            evaluate(&request, 8192, &key(), 10),
+            Outcome::Accept { .. }
+        ));
+    }
+
+    #[test]
+    fn missing_bad_and_expired_tokens_get_401() {
+        assert_eq!(
+            rejection(evaluate(&upgrade("/ws", ""), 8192, &key(), 10)),
+            Rejection::Unauthorized(TokenError::Missing)
+        );
+        assert_eq!(
+            rejection(evaluate(&upgrade("/ws?token=abc", ""), 8192, &key(), 10)),
+            Rejection::Unauthorized(TokenError::Malformed("expected three dot-separated parts"))
+        );
+        let request = upgrade(&format!("/ws?token={}", token()), "");
+        assert_eq!(
+            rejection(evaluate(&request, 8192, &key(), 1_000)),
+            Rejection::Unauthorized(TokenError::Expired)
+        );
+        assert_eq!(
+            rejection(evaluate(&request, 8192, &TokenKey::new("other"), 10)),
+            Rejection::Unauthorized(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn partial_request_waits_and_oversize_is_refused() {
+        let request = upgrade(&format!("/ws?token={}", token()), "");
+        assert_eq!(
+            evaluate(&request[..request.len() - 3], 8192, &key(), 10),
+            Outcome::Incomplete
+        );
+        assert_eq!(
+            rejection(evaluate(&request[..request.len() - 3], 64, &key(), 10)),
+            Rejection::TooLarge
+        );
+        assert_eq!(
+            rejection(evaluate(&request, 64, &key(), 10)),
+            Rejection::TooLarge
+        );
+    }
+
+    #[test]
+    fn wrong_path_method_version_and_garbage_are_refused() {
+        let t = token();
+        assert_eq!(
+            rejection(evaluate(
+                &upgrade(&format!("/other?token={t}"), ""),
+                8192,
+                &key(),
+                10
+            )),
+            Rejection::NotFound
+        );
+        let post = String::from_utf8(upgrade(&format!("/ws?token={t}"), ""))
+            .unwrap()
+            .replacen("GET", "POST", 1);
+        assert_eq!(
+            rejection(evaluate(post.as_bytes(), 8192, &key(), 10)),
+            Rejection::MethodNotAllowed
+        );
+        let v8 = String::from_utf8(upgrade(&format!("/ws?token={t}"), ""))
+            .unwrap()
+            .replace("Version: 13", "Version: 8");
+        assert_eq!(
+            rejection(evaluate(v8.as_bytes(), 8192, &key(), 10)),
+            Rejection::UnsupportedVersion
+        );
+        assert!(matches!(
+            rejection(evaluate(b"\x16\x03\x01 garbage\r\n\r\n", 8192, &key(), 10)),
+            Rejection::BadRequest(_)
+        ));
+        let no_key = String::from_utf8(upgrade(&format!("/ws?token={t}"), ""))
+            .unwrap()
+            .replace("Sec-WebSocket-Key", "X-Other");
+        assert!(matches!(
+            rejection(evaluate(no_key.as_bytes(), 8192, &key(), 10)),
+            Rejection::BadRequest(_)
+        ));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Eb+c").as_deref(), Some("a.b c"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

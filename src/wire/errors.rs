@@ -1,0 +1,61 @@
+//! The one place where errors of every layer become wire error codes.
+
+use super::ErrorCode;
+use crate::core::CoreError;
+
+/// Why a client frame could not be turned into a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// FlatBuffers verification failed; the text is the verifier's.
+    Malformed(String),
+    MissingCid,
+    /// A union type this server does not know (0 = none given).
+    UnknownMessage(u8),
+    /// A message only the server sends.
+    NotARequest(&'static str),
+    /// A required field is absent.
+    MissingField(&'static str),
+    /// A text WebSocket frame (C-1: only binary FlatBuffers frames are requests).
+    TextFrame,
+}
+
+impl DecodeError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::Malformed(_) => ErrorCode::MalformedEnvelope,
+            DecodeError::MissingCid => ErrorCode::MissingCid,
+            DecodeError::UnknownMessage(_) => ErrorCode::UnknownMessage,
+            DecodeError::NotARequest(_) => ErrorCode::NotARequest,
+            DecodeError::MissingField(_) => ErrorCode::BadInput,
+            DecodeError::TextFrame => ErrorCode::TextFrameUnsupported,
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Malformed(why) => write!(f, "frame is not a valid huddle Envelope: {why}"),
+            DecodeError::MissingCid => write!(f, "request has no cid (it must be non-zero)"),
+            DecodeError::UnknownMessage(0) => write!(f, "envelope carries no message"),
+            DecodeError::UnknownMessage(kind) => write!(f, "unknown message type {kind}"),
+            DecodeError::NotARequest(name) => {
+                write!(f, "{name} is sent by the server, not a request")
+            }
+            DecodeError::MissingField(field) => write!(f, "required field {field} is missing"),
+            DecodeError::TextFrame => write!(
+                f,
+                "text frames are not supported; send binary FlatBuffers envelopes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The wire code of a rule error.
+pub(crate) fn core_error_code(error: &CoreError) -> ErrorCode {
+    match error {
+        CoreError::BadInput(_) => ErrorCode::BadInput,
+    }
+}
