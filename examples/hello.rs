@@ -23,12 +23,7 @@ fn main() -> ExitCode {
         }
     };
     let me = client.presence();
-    println!(
-        "welcome: user_id={} username={} session_id={}",
-        me.user_id.as_str(),
-        me.username.as_str(),
-        me.session_id
-    );
+    println!("welcome: user_id={} username={} session_id={}", me.user_id.as_str(), me.username.as_str(), me.session_id);
     match client.request(&Request::Ping) {
         Ok(Ok(reply)) => println!("ping -> {reply:?}"),
         Ok(Err(error)) => println!("ping -> error {:?}: {}", error.code, error.message),

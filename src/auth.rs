@@ -96,15 +96,13 @@ pub fn verify(token: &str, key: &TokenKey, now_unix_s: u64) -> Result<Claims, To
         return Err(TokenError::UnsupportedAlgorithm);
     }
 
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let signature =
+        URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
     let signed_len = header_b64.len() + 1 + claims_b64.len();
     let mut mac = HmacSha256::new_from_slice(&key.0).map_err(|_| TokenError::BadSignature)?;
     mac.update(&token.as_bytes()[..signed_len]);
     // verify_slice compares in constant time.
-    mac.verify_slice(&signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
 
     let claims = decode_json_part(claims_b64, "claims")?;
     let user_id = string_claim(&claims, "uid")?;
@@ -112,11 +110,7 @@ pub fn verify(token: &str, key: &TokenKey, now_unix_s: u64) -> Result<Claims, To
     let expires_at_unix_s = match claims.get("exp") {
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .map(|f| f as u64)
-            })
+            .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
             .ok_or(TokenError::BadClaim("exp is not a non-negative number"))?,
         Some(_) => return Err(TokenError::BadClaim("exp is not a number")),
         None => return Err(TokenError::BadClaim("exp missing")),
@@ -124,11 +118,7 @@ pub fn verify(token: &str, key: &TokenKey, now_unix_s: u64) -> Result<Claims, To
     if expires_at_unix_s <= now_unix_s {
         return Err(TokenError::Expired);
     }
-    Ok(Claims {
-        user_id,
-        username,
-        expires_at_unix_s,
-    })
+    Ok(Claims { user_id, username, expires_at_unix_s })
 }
 
 /// Signs `claims` with `key` as an HS256 JWT in Nakama's layout.
@@ -147,10 +137,7 @@ pub fn mint(claims: &Claims, key: &TokenKey) -> String {
     format!("{signing_input}.{signature}")
 }
 
-fn decode_json_part(
-    b64: &str,
-    part: &'static str,
-) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
+fn decode_json_part(b64: &str, part: &'static str) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
     let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| match part {
         "header" => TokenError::Malformed("header is not base64url"),
         _ => TokenError::Malformed("claims are not base64url"),
@@ -164,10 +151,7 @@ fn decode_json_part(
     }
 }
 
-fn string_claim(
-    claims: &serde_json::Map<String, serde_json::Value>,
-    name: &'static str,
-) -> Result<String, TokenError> {
+fn string_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &'static str) -> Result<String, TokenError> {
     let value = claims.get(name).and_then(|v| v.as_str());
     let Some(value) = value else {
         return Err(TokenError::BadClaim(if name == "uid" {
@@ -210,10 +194,7 @@ pub fn default_key_file() -> PathBuf {
         return PathBuf::from(config).join("huddle").join("token.key");
     }
     if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(home)
-            .join(".config")
-            .join("huddle")
-            .join("token.key");
+        return PathBuf::from(home).join(".config").join("huddle").join("token.key");
     }
     PathBuf::from("huddle-token.key")
 }
@@ -221,11 +202,7 @@ pub fn default_key_file() -> PathBuf {
 /// The key by precedence: `flag` (`--token-key`), then `env` (the value of `HUDDLE_TOKEN_KEY`,
 /// passed in so tests do not depend on the process environment), then the key file, created with
 /// 32 random bytes (hex) and mode 0600 when it does not exist yet.
-pub fn load_or_create_key(
-    flag: Option<&str>,
-    env: Option<&str>,
-    key_file: &Path,
-) -> io::Result<(TokenKey, KeySource)> {
+pub fn load_or_create_key(flag: Option<&str>, env: Option<&str>, key_file: &Path) -> io::Result<(TokenKey, KeySource)> {
     if let Some(key) = flag.filter(|k| !k.is_empty()) {
         return Ok((TokenKey::new(key.as_bytes()), KeySource::Flag));
     }
@@ -241,10 +218,7 @@ pub fn load_or_create_key(
                     format!("key file {} is empty", key_file.display()),
                 ));
             }
-            Ok((
-                TokenKey::new(key.as_bytes()),
-                KeySource::ExistingFile(key_file.to_path_buf()),
-            ))
+            Ok((TokenKey::new(key.as_bytes()), KeySource::ExistingFile(key_file.to_path_buf())))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -252,24 +226,14 @@ pub fn load_or_create_key(
             }
             let key = random_hex(32)?;
             // create_new: two processes starting at once cannot both win and disagree.
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(key_file)
-            {
+            match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(key_file) {
                 Ok(mut file) => {
                     file.write_all(key.as_bytes())?;
                     file.write_all(b"\n")?;
                     file.sync_all()?;
-                    Ok((
-                        TokenKey::new(key.into_bytes()),
-                        KeySource::CreatedFile(key_file.to_path_buf()),
-                    ))
+                    Ok((TokenKey::new(key.into_bytes()), KeySource::CreatedFile(key_file.to_path_buf())))
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    load_or_create_key(None, None, key_file)
-                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create_key(None, None, key_file),
                 Err(e) => Err(e),
             }
         }
@@ -286,10 +250,7 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
 
 fn random_hex(n: usize) -> io::Result<String> {
     let bytes: [u8; 32] = random_bytes()?;
-    Ok(bytes[..n.min(32)]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(bytes[..n.min(32)].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
@@ -301,11 +262,7 @@ mod tests {
     }
 
     fn claims(exp: u64) -> Claims {
-        Claims {
-            user_id: "u1".into(),
-            username: "Alice".into(),
-            expires_at_unix_s: exp,
-        }
+        Claims { user_id: "u1".into(), username: "Alice".into(), expires_at_unix_s: exp }
     }
 
     fn forge(header: &str, body: &str, key: &TokenKey) -> String {
@@ -313,10 +270,7 @@ mod tests {
         let b = URL_SAFE_NO_PAD.encode(body);
         let mut mac = HmacSha256::new_from_slice(&key.0).unwrap();
         mac.update(format!("{h}.{b}").as_bytes());
-        format!(
-            "{h}.{b}.{}",
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        )
+        format!("{h}.{b}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 
     #[test]
@@ -335,10 +289,7 @@ mod tests {
     #[test]
     fn wrong_key_is_refused() {
         let token = mint(&claims(2_000), &key());
-        assert_eq!(
-            verify(&token, &TokenKey::new("other"), 1),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify(&token, &TokenKey::new("other"), 1), Err(TokenError::BadSignature));
     }
 
     #[test]
@@ -346,55 +297,28 @@ mod tests {
         let token = mint(&claims(2_000), &key());
         let mut parts: Vec<String> = token.split('.').map(String::from).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(r#"{"uid":"admin","usn":"Alice","exp":2000}"#);
-        assert_eq!(
-            verify(&parts.join("."), &key(), 1),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify(&parts.join("."), &key(), 1), Err(TokenError::BadSignature));
     }
 
     #[test]
     fn algorithms_other_than_hs256_are_refused_even_when_signed() {
         let body = r#"{"uid":"u1","usn":"Alice","exp":2000}"#;
-        for alg in [
-            r#"{"alg":"none"}"#,
-            r#"{"alg":"HS512"}"#,
-            r#"{"alg":"RS256"}"#,
-            r#"{"typ":"JWT"}"#,
-        ] {
+        for alg in [r#"{"alg":"none"}"#, r#"{"alg":"HS512"}"#, r#"{"alg":"RS256"}"#, r#"{"typ":"JWT"}"#] {
             let token = forge(alg, body, &key());
-            assert_eq!(
-                verify(&token, &key(), 1),
-                Err(TokenError::UnsupportedAlgorithm),
-                "{alg}"
-            );
+            assert_eq!(verify(&token, &key(), 1), Err(TokenError::UnsupportedAlgorithm), "{alg}");
         }
         // `alg: none` with an empty signature, the classic bypass.
         let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
         let b = URL_SAFE_NO_PAD.encode(body);
-        assert_eq!(
-            verify(&format!("{h}.{b}."), &key(), 1),
-            Err(TokenError::UnsupportedAlgorithm)
-        );
+        assert_eq!(verify(&format!("{h}.{b}."), &key(), 1), Err(TokenError::UnsupportedAlgorithm));
     }
 
     #[test]
     fn malformed_tokens_are_refused_without_panicking() {
-        for token in [
-            "",
-            "abc",
-            "a.b",
-            "a.b.c.d",
-            "!!.??.**",
-            "e30.e30.",
-            "....",
-            "\u{0}.\u{0}.\u{0}",
-        ] {
+        for token in ["", "abc", "a.b", "a.b.c.d", "!!.??.**", "e30.e30.", "....", "\u{0}.\u{0}.\u{0}"] {
             assert!(verify(token, &key(), 1).is_err(), "{token:?}");
         }
-        assert_eq!(
-            verify(&"a".repeat(TOKEN_BYTES_MAX + 1), &key(), 1),
-            Err(TokenError::TooLong)
-        );
+        assert_eq!(verify(&"a".repeat(TOKEN_BYTES_MAX + 1), &key(), 1), Err(TokenError::TooLong));
     }
 
     #[test]
@@ -419,14 +343,8 @@ mod tests {
                 "{body}"
             );
         }
-        let long = format!(
-            r#"{{"uid":"{}","usn":"Alice","exp":2000}}"#,
-            "x".repeat(CLAIM_BYTES_MAX + 1)
-        );
-        assert!(matches!(
-            verify(&forge(hs, &long, &key()), &key(), 1),
-            Err(TokenError::BadClaim(_))
-        ));
+        let long = format!(r#"{{"uid":"{}","usn":"Alice","exp":2000}}"#, "x".repeat(CLAIM_BYTES_MAX + 1));
+        assert!(matches!(verify(&forge(hs, &long, &key()), &key(), 1), Err(TokenError::BadClaim(_))));
     }
 
     #[test]
@@ -444,23 +362,14 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let (first, source) = load_or_create_key(None, None, &path).unwrap();
         assert_eq!(source, KeySource::CreatedFile(path.clone()));
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let (second, source) = load_or_create_key(None, None, &path).unwrap();
         assert_eq!(source, KeySource::ExistingFile(path.clone()));
         assert_eq!(first.0, second.0);
         let (flag, source) = load_or_create_key(Some("explicit"), Some("env"), &path).unwrap();
-        assert_eq!(
-            (flag.0.as_slice(), source),
-            (&b"explicit"[..], KeySource::Flag)
-        );
+        assert_eq!((flag.0.as_slice(), source), (&b"explicit"[..], KeySource::Flag));
         let (env, source) = load_or_create_key(None, Some("env"), &path).unwrap();
-        assert_eq!(
-            (env.0.as_slice(), source),
-            (&b"env"[..], KeySource::Environment)
-        );
+        assert_eq!((env.0.as_slice(), source), (&b"env"[..], KeySource::Environment));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -78,10 +78,7 @@ impl Limits {
             ("read_buffer_bytes", self.read_buffer_bytes as u64),
             ("frames_per_turn_max", self.frames_per_turn_max as u64),
             ("outbound_bytes_max", self.outbound_bytes_max as u64),
-            (
-                "write_bytes_per_turn_max",
-                self.write_bytes_per_turn_max as u64,
-            ),
+            ("write_bytes_per_turn_max", self.write_bytes_per_turn_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -93,14 +90,10 @@ impl Limits {
             return Err(LimitsError("connections_max must fit in 32 bits".into()));
         }
         if self.handshake_bytes_max < 256 {
-            return Err(LimitsError(
-                "handshake_bytes_max below 256 cannot hold an upgrade request".into(),
-            ));
+            return Err(LimitsError("handshake_bytes_max below 256 cannot hold an upgrade request".into()));
         }
         if self.outbound_bytes_max < self.message_bytes_max {
-            return Err(LimitsError(
-                "outbound_bytes_max must hold at least one largest message".into(),
-            ));
+            return Err(LimitsError("outbound_bytes_max must hold at least one largest message".into()));
         }
         Ok(())
     }
@@ -118,19 +111,9 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_zero_is_rejected() {
         assert_eq!(Limits::default().validate(), Ok(()));
-        let zero = Limits {
-            frames_per_turn_max: 0,
-            ..Limits::default()
-        };
-        assert!(zero
-            .validate()
-            .unwrap_err()
-            .0
-            .contains("frames_per_turn_max"));
-        let tiny_out = Limits {
-            outbound_bytes_max: 10,
-            ..Limits::default()
-        };
+        let zero = Limits { frames_per_turn_max: 0, ..Limits::default() };
+        assert!(zero.validate().unwrap_err().0.contains("frames_per_turn_max"));
+        let tiny_out = Limits { outbound_bytes_max: 10, ..Limits::default() };
         assert!(tiny_out.validate().is_err());
     }
 }

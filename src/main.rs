@@ -81,9 +81,7 @@ impl Flags {
                 Some(v) => v,
                 None => {
                     i += 1;
-                    args.get(i)
-                        .cloned()
-                        .ok_or_else(|| format!("{name} needs a value"))?
+                    args.get(i).cloned().ok_or_else(|| format!("{name} needs a value"))?
                 }
             };
             pairs.push((name, value));
@@ -93,25 +91,16 @@ impl Flags {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
-        self.get(name)
-            .map(|v| v.parse().map_err(|_| format!("{name}: not a number: {v}")))
-            .transpose()
+        self.get(name).map(|v| v.parse().map_err(|_| format!("{name}: not a number: {v}"))).transpose()
     }
 }
 
 fn load_key(flags: &Flags) -> Result<(auth::TokenKey, KeySource), String> {
-    let key_file = flags
-        .get("--key-file")
-        .map(PathBuf::from)
-        .unwrap_or_else(auth::default_key_file);
+    let key_file = flags.get("--key-file").map(PathBuf::from).unwrap_or_else(auth::default_key_file);
     let env = std::env::var(auth::KEY_ENV).ok();
     auth::load_or_create_key(flags.get("--token-key"), env.as_deref(), &key_file)
         .map_err(|e| format!("token key file {}: {e}", key_file.display()))
@@ -131,11 +120,8 @@ fn serve(args: &[String]) -> Result<(), String> {
             "--handshake-timeout-ms",
         ],
     )?;
-    let listen: SocketAddr = flags
-        .get("--listen")
-        .unwrap_or(DEFAULT_LISTEN)
-        .parse()
-        .map_err(|e| format!("--listen: {e}"))?;
+    let listen: SocketAddr =
+        flags.get("--listen").unwrap_or(DEFAULT_LISTEN).parse().map_err(|e| format!("--listen: {e}"))?;
     let mut limits = Limits::default();
     if let Some(n) = flags.number("--connections-max")? {
         limits.connections_max = n;
@@ -164,18 +150,10 @@ fn serve(args: &[String]) -> Result<(), String> {
         net::pin_current_thread(cpu).map_err(|e| format!("--cpu {cpu}: {e}"))?;
         log::info!("event loop pinned to cpu {cpu}");
     }
-    let server = Server::bind(ServerConfig {
-        listen,
-        limits: limits.clone(),
-        token_key,
-    })
-    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let server = Server::bind(ServerConfig { listen, limits: limits.clone(), token_key })
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     install_signal_handlers(server.handle())?;
-    log::info!(
-        "huddle {} listening on ws://{}/ws",
-        env!("CARGO_PKG_VERSION"),
-        server.local_addr()
-    );
+    log::info!("huddle {} listening on ws://{}/ws", env!("CARGO_PKG_VERSION"), server.local_addr());
     log::info!("limits: {}", limits.describe());
     server.run().map_err(|e| format!("server stopped: {e}"))
 }
@@ -192,10 +170,7 @@ fn fit_connections_to_file_limit(limits: &mut Limits) {
             return;
         }
         if rl.rlim_cur < rl.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: rl.rlim_max,
-                rlim_max: rl.rlim_max,
-            };
+            let raised = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 rl.rlim_cur = rl.rlim_max;
             }
@@ -204,10 +179,7 @@ fn fit_connections_to_file_limit(limits: &mut Limits) {
     };
     let usable = hard.saturating_sub(RESERVED_FDS) as usize;
     if limits.connections_max > usable {
-        log::warn!(
-            "connections_max {} exceeds the open-file limit; using {usable}",
-            limits.connections_max
-        );
+        log::warn!("connections_max {} exceeds the open-file limit; using {usable}", limits.connections_max);
         limits.connections_max = usable.max(1);
     }
 }
@@ -215,11 +187,8 @@ fn fit_connections_to_file_limit(limits: &mut Limits) {
 /// SIGINT/SIGTERM start a graceful shutdown through the loop's waker. The signal thread only
 /// waits for signals; it never touches server state.
 fn install_signal_handlers(handle: net::ServerHandle) -> Result<(), String> {
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("huddle-signals".into())
         .spawn(move || {
@@ -233,39 +202,19 @@ fn install_signal_handlers(handle: net::ServerHandle) -> Result<(), String> {
 }
 
 fn token(args: &[String]) -> Result<(), String> {
-    let flags = Flags::parse(
-        args,
-        &[
-            "--user-id",
-            "--username",
-            "--expires-in",
-            "--token-key",
-            "--key-file",
-        ],
-    )?;
-    let user_id = flags
-        .get("--user-id")
-        .ok_or("token: --user-id is required")?;
+    let flags = Flags::parse(args, &["--user-id", "--username", "--expires-in", "--token-key", "--key-file"])?;
+    let user_id = flags.get("--user-id").ok_or("token: --user-id is required")?;
     let username = flags.get("--username").unwrap_or(user_id);
     let expires_in_s: u64 = flags.number("--expires-in")?.unwrap_or(86_400);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| "the system clock is before 1970")?
         .as_secs();
-    let claims = Claims {
-        user_id: user_id.to_owned(),
-        username: username.to_owned(),
-        expires_at_unix_s: now + expires_in_s,
-    };
-    for (field, value) in [
-        ("--user-id", &claims.user_id),
-        ("--username", &claims.username),
-    ] {
+    let claims =
+        Claims { user_id: user_id.to_owned(), username: username.to_owned(), expires_at_unix_s: now + expires_in_s };
+    for (field, value) in [("--user-id", &claims.user_id), ("--username", &claims.username)] {
         if value.is_empty() || value.len() > auth::CLAIM_BYTES_MAX {
-            return Err(format!(
-                "{field} must be 1..={} bytes",
-                auth::CLAIM_BYTES_MAX
-            ));
+            return Err(format!("{field} must be 1..={} bytes", auth::CLAIM_BYTES_MAX));
         }
     }
     let (key, _) = load_key(&flags)?;

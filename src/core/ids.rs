@@ -31,10 +31,7 @@ impl SessionId {
     }
 
     pub fn from_wire(raw: u64) -> SessionId {
-        SessionId {
-            slot: raw as u32,
-            generation: (raw >> 32) as u32,
-        }
+        SessionId { slot: raw as u32, generation: (raw >> 32) as u32 }
     }
 }
 
@@ -81,6 +78,16 @@ pub struct Presence {
     pub username: Username,
 }
 
+/// A party's id: 128 random bits, so knowing an id is the only way to find a hidden party.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartyId(pub u128);
+
+impl fmt::Display for PartyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// Correlation id of a request, echoed on its one reply. Zero is reserved for events.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cid(pub u64);
@@ -114,9 +121,6 @@ mod tests {
         let b = SessionId::new(7, 2);
         assert_ne!(a.to_wire(), b.to_wire());
         assert_eq!(SessionId::from_wire(a.to_wire()), a);
-        assert_eq!(
-            SessionId::from_wire(u64::MAX),
-            SessionId::new(u32::MAX, u32::MAX)
-        );
+        assert_eq!(SessionId::from_wire(u64::MAX), SessionId::new(u32::MAX, u32::MAX));
     }
 }

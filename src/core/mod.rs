@@ -10,11 +10,13 @@
 //! socket, a clock or FlatBuffers bytes, so unit tests, the simulation and fuzzers drive it
 //! directly.
 
+mod idgen;
 mod ids;
 mod outbox;
 mod session;
 
-pub use ids::{Cid, Millis, Presence, SessionId, UserId, Username};
+pub use idgen::IdGenerator;
+pub use ids::{Cid, Millis, PartyId, Presence, SessionId, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
 
 use crate::limits::Limits;
@@ -72,14 +74,15 @@ pub struct ConnectOptions {
 pub struct Core {
     limits: Limits,
     sessions: Sessions,
+    /// Source of unguessable ids (party ids), seeded by the driver.
+    #[allow(dead_code)] // first used by the parties feature
+    ids: IdGenerator,
 }
 
 impl Core {
-    pub fn new(limits: Limits) -> Core {
-        Core {
-            sessions: Sessions::with_capacity(limits.connections_max),
-            limits,
-        }
+    /// `seed` must come from the OS's CSPRNG in production; tests pass a fixed one.
+    pub fn new(limits: Limits, seed: [u8; 32]) -> Core {
+        Core { sessions: Sessions::with_capacity(limits.connections_max), limits, ids: IdGenerator::new(seed) }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -100,11 +103,7 @@ impl Core {
         _now: Millis,
         out: &mut Outbox,
     ) {
-        let presence = Presence {
-            user_id: identity.user_id,
-            session_id: session,
-            username: identity.username,
-        };
+        let presence = Presence { user_id: identity.user_id, session_id: session, username: identity.username };
         self.sessions.insert(presence.clone());
         out.event_to(session, Event::Welcome { presence });
         self.check_invariants();
@@ -121,14 +120,7 @@ impl Core {
 
     /// One decoded request of a connected session. Appends exactly one `Output::Reply` with
     /// `cid`, before any event the request causes.
-    pub fn handle_request(
-        &mut self,
-        session: SessionId,
-        cid: Cid,
-        request: Request,
-        _now: Millis,
-        out: &mut Outbox,
-    ) {
+    pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, _now: Millis, out: &mut Outbox) {
         let replies_before = out.reply_count();
         if self.sessions.get(session).is_none() {
             // A driver bug, not client input: requests only come from upgraded connections.
@@ -140,11 +132,7 @@ impl Core {
             Request::Ping => Ok(Reply::Pong),
         };
         out.reply(session, cid, result);
-        debug_assert_eq!(
-            out.reply_count(),
-            replies_before + 1,
-            "exactly one reply per request"
-        );
+        debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");
         self.check_invariants();
     }
 

@@ -13,22 +13,12 @@ pub enum CloseReason {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// The one reply to request `cid` of session `to`.
-    Reply {
-        to: SessionId,
-        cid: Cid,
-        result: Result<Reply, CoreError>,
-    },
+    Reply { to: SessionId, cid: Cid, result: Result<Reply, CoreError> },
     /// An event for the sessions at `recipients` in [`Outbox::recipients`]. The driver encodes
     /// and frames it once for all of them.
-    Event {
-        recipients: Range<usize>,
-        event: Event,
-    },
+    Event { recipients: Range<usize>, event: Event },
     /// Close the session's connection.
-    Close {
-        session: SessionId,
-        reason: CloseReason,
-    },
+    Close { session: SessionId, reason: CloseReason },
 }
 
 /// Caller-owned output buffer. Recipient lists live in one shared vector so that an event to
@@ -62,10 +52,7 @@ impl Outbox {
         if self.recipients.len() == start {
             return;
         }
-        self.outputs.push(Output::Event {
-            recipients: start..self.recipients.len(),
-            event,
-        });
+        self.outputs.push(Output::Event { recipients: start..self.recipients.len(), event });
     }
 
     pub fn close(&mut self, session: SessionId, reason: CloseReason) {

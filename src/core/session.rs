@@ -17,10 +17,7 @@ impl Sessions {
     pub fn with_capacity(capacity: usize) -> Sessions {
         // Capacity grows on demand; preallocating the whole connection limit would cost memory
         // on servers configured for far more connections than they carry.
-        Sessions {
-            by_slot: Vec::with_capacity(capacity.min(1024)),
-            len: 0,
-        }
+        Sessions { by_slot: Vec::with_capacity(capacity.min(1024)), len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -40,10 +37,7 @@ impl Sessions {
             self.by_slot.resize_with(slot + 1, || None);
         }
         let previous = self.by_slot[slot].replace(SessionEntry { presence });
-        debug_assert!(
-            previous.is_none(),
-            "slot {slot} connected twice without a disconnect"
-        );
+        debug_assert!(previous.is_none(), "slot {slot} connected twice without a disconnect");
         if previous.is_none() {
             self.len += 1;
         }
@@ -65,11 +59,7 @@ impl Sessions {
         assert_eq!(occupied, self.len, "session count disagrees with the table");
         for (slot, entry) in self.by_slot.iter().enumerate() {
             if let Some(entry) = entry {
-                assert_eq!(
-                    entry.presence.session_id.slot() as usize,
-                    slot,
-                    "session filed under another slot"
-                );
+                assert_eq!(entry.presence.session_id.slot() as usize, slot, "session filed under another slot");
             }
         }
     }

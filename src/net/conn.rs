@@ -11,10 +11,7 @@ pub(crate) enum Phase {
     /// Reading the HTTP upgrade request into `received` (its deadline is in the driver's queue).
     Handshake { received: Vec<u8> },
     /// Upgraded: `ws` parses frames; the core knows `session`.
-    Open {
-        ws: Box<WebSocketContext>,
-        session: SessionId,
-    },
+    Open { ws: Box<WebSocketContext>, session: SessionId },
     /// A final response or close frame is queued: flush it, half-close, wait for the peer's
     /// FIN (so our last bytes are not lost to a reset) until the linger deadline, then drop.
     Closing { write_shut: bool },

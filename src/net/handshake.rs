@@ -17,17 +17,9 @@ pub enum Outcome {
     /// Not a whole request yet: read more (the caller enforces the deadline).
     Incomplete,
     /// Upgrade: send `response`, start WebSocket framing at byte `consumed`.
-    Accept {
-        response: Vec<u8>,
-        consumed: usize,
-        claims: Claims,
-        options: ConnectOptions,
-    },
+    Accept { response: Vec<u8>, consumed: usize, claims: Claims, options: ConnectOptions },
     /// Refuse: send `response`, then close.
-    Reject {
-        response: Vec<u8>,
-        reason: Rejection,
-    },
+    Reject { response: Vec<u8>, reason: Rejection },
 }
 
 /// Why an upgrade was refused; the status it maps to is in [`Rejection::status`].
@@ -74,9 +66,7 @@ pub fn evaluate(received: &[u8], bytes_max: usize, key: &TokenKey, now_unix_s: u
     let mut request = httparse::Request::new(&mut headers);
     let consumed = match request.parse(received) {
         Ok(httparse::Status::Complete(consumed)) => consumed,
-        Ok(httparse::Status::Partial) if received.len() >= bytes_max => {
-            return reject(Rejection::TooLarge)
-        }
+        Ok(httparse::Status::Partial) if received.len() >= bytes_max => return reject(Rejection::TooLarge),
         Ok(httparse::Status::Partial) => return Outcome::Incomplete,
         Err(httparse::Error::TooManyHeaders) => return reject(Rejection::TooLarge),
         Err(_) => return reject(Rejection::BadRequest("not an HTTP/1.1 request")),
@@ -89,12 +79,7 @@ pub fn evaluate(received: &[u8], bytes_max: usize, key: &TokenKey, now_unix_s: u
             let response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
             );
-            Outcome::Accept {
-                response: response.into_bytes(),
-                consumed,
-                claims,
-                options,
-            }
+            Outcome::Accept { response: response.into_bytes(), consumed, claims, options }
         }
         Err(rejection) => reject(rejection),
     }
@@ -120,24 +105,16 @@ fn check(
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| std::str::from_utf8(h.value).unwrap_or(""))
     };
-    if !header("upgrade").is_some_and(|v| {
-        v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
-    }) {
+    if !header("upgrade").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket"))) {
         return Err(Rejection::BadRequest("Upgrade: websocket header missing"));
     }
-    if !header("connection").is_some_and(|v| {
-        v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-    }) {
+    if !header("connection").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))) {
         return Err(Rejection::BadRequest("Connection: Upgrade header missing"));
     }
     if header("sec-websocket-version").map(str::trim) != Some("13") {
         return Err(Rejection::UnsupportedVersion);
     }
-    let ws_key = header("sec-websocket-key")
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
+    let ws_key = header("sec-websocket-key").map(str::trim).filter(|k| !k.is_empty());
     let Some(ws_key) = ws_key else {
         return Err(Rejection::BadRequest("Sec-WebSocket-Key header missing"));
     };
@@ -148,46 +125,31 @@ fn check(
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "token" => {
-                token = Some(
-                    percent_decode(value)
-                        .ok_or(Rejection::BadRequest("token is not valid percent-encoding"))?,
-                )
+                token = Some(percent_decode(value).ok_or(Rejection::BadRequest("token is not valid percent-encoding"))?)
             }
             "status" => options.status_visible = matches!(value, "true" | "1"),
             _ => {}
         }
     }
     if token.is_none() {
-        if let Some(bearer) = header("authorization").and_then(|v| v.trim().strip_prefix("Bearer "))
-        {
+        if let Some(bearer) = header("authorization").and_then(|v| v.trim().strip_prefix("Bearer ")) {
             token = Some(bearer.trim().to_owned());
         }
     }
     let token = token.ok_or(Rejection::Unauthorized(TokenError::Missing))?;
     let claims = auth::verify(&token, key, now_unix_s).map_err(Rejection::Unauthorized)?;
-    Ok((
-        claims,
-        options,
-        tungstenite::handshake::derive_accept_key(ws_key.as_bytes()),
-    ))
+    Ok((claims, options, tungstenite::handshake::derive_accept_key(ws_key.as_bytes())))
 }
 
 fn reject(reason: Rejection) -> Outcome {
     let (code, text) = reason.status();
     let body = format!("{reason}\n");
-    let extra = if code == 426 {
-        "Sec-WebSocket-Version: 13\r\n"
-    } else {
-        ""
-    };
+    let extra = if code == 426 { "Sec-WebSocket-Version: 13\r\n" } else { "" };
     let response = format!(
         "HTTP/1.1 {code} {text}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    Outcome::Reject {
-        response: response.into_bytes(),
-        reason,
-    }
+    Outcome::Reject { response: response.into_bytes(), reason }
 }
 
 /// Decodes `%XX` escapes (and `+` as space, as forms send it). `None` on a broken escape or
@@ -226,14 +188,7 @@ mod tests {
     }
 
     fn token() -> String {
-        auth::mint(
-            &Claims {
-                user_id: "u1".into(),
-                username: "Alice".into(),
-                expires_at_unix_s: 1_000,
-            },
-            &key(),
-        )
+        auth::mint(&Claims { user_id: "u1".into(), username: "Alice".into(), expires_at_unix_s: 1_000 }, &key())
     }
 
     fn upgrade(target: &str, extra: &str) -> Vec<u8> {
@@ -247,9 +202,7 @@ mod tests {
         match outcome {
             Outcome::Reject { reason, response } => {
                 let status = reason.status().0.to_string();
-                assert!(
-                    String::from_utf8_lossy(&response).starts_with(&format!("HTTP/1.1 {status} "))
-                );
+                assert!(String::from_utf8_lossy(&response).starts_with(&format!("HTTP/1.1 {status} ")));
                 reason
             }
             other => panic!("expected a rejection, got {other:?}"),
@@ -261,34 +214,20 @@ mod tests {
         let mut request = upgrade(&format!("/ws?status=true&token={}", token()), "");
         let head_len = request.len();
         request.extend_from_slice(b"\x82\x80leftover");
-        let Outcome::Accept {
-            response,
-            consumed,
-            claims,
-            options,
-        } = evaluate(&request, 8192, &key(), 10)
-        else {
+        let Outcome::Accept { response, consumed, claims, options } = evaluate(&request, 8192, &key(), 10) else {
             panic!("not accepted");
         };
-        assert_eq!(
-            consumed, head_len,
-            "bytes after the request belong to the WebSocket stream"
-        );
+        assert_eq!(consumed, head_len, "bytes after the request belong to the WebSocket stream");
         assert_eq!(claims.user_id, "u1");
         assert!(options.status_visible);
         // RFC 6455's own example key and accept value.
-        assert!(String::from_utf8(response)
-            .unwrap()
-            .contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        assert!(String::from_utf8(response).unwrap().contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     }
 
     #[test]
     fn bearer_header_token_is_accepted() {
         let request = upgrade("/ws", &format!("Authorization: Bearer {}\r\n", token()));
-        assert!(matches!(
-            evaluate(&request, 8192, &key(), 10),
-            Outcome::Accept { .. }
-        ));
+        assert!(matches!(evaluate(&request, 8192, &key(), 10), Outcome::Accept { .. }));
     }
 
     #[test]
@@ -302,10 +241,7 @@ mod tests {
             Rejection::Unauthorized(TokenError::Malformed("expected three dot-separated parts"))
         );
         let request = upgrade(&format!("/ws?token={}", token()), "");
-        assert_eq!(
-            rejection(evaluate(&request, 8192, &key(), 1_000)),
-            Rejection::Unauthorized(TokenError::Expired)
-        );
+        assert_eq!(rejection(evaluate(&request, 8192, &key(), 1_000)), Rejection::Unauthorized(TokenError::Expired));
         assert_eq!(
             rejection(evaluate(&request, 8192, &TokenKey::new("other"), 10)),
             Rejection::Unauthorized(TokenError::BadSignature)
@@ -315,57 +251,30 @@ mod tests {
     #[test]
     fn partial_request_waits_and_oversize_is_refused() {
         let request = upgrade(&format!("/ws?token={}", token()), "");
-        assert_eq!(
-            evaluate(&request[..request.len() - 3], 8192, &key(), 10),
-            Outcome::Incomplete
-        );
-        assert_eq!(
-            rejection(evaluate(&request[..request.len() - 3], 64, &key(), 10)),
-            Rejection::TooLarge
-        );
-        assert_eq!(
-            rejection(evaluate(&request, 64, &key(), 10)),
-            Rejection::TooLarge
-        );
+        assert_eq!(evaluate(&request[..request.len() - 3], 8192, &key(), 10), Outcome::Incomplete);
+        assert_eq!(rejection(evaluate(&request[..request.len() - 3], 64, &key(), 10)), Rejection::TooLarge);
+        assert_eq!(rejection(evaluate(&request, 64, &key(), 10)), Rejection::TooLarge);
     }
 
     #[test]
     fn wrong_path_method_version_and_garbage_are_refused() {
         let t = token();
         assert_eq!(
-            rejection(evaluate(
-                &upgrade(&format!("/other?token={t}"), ""),
-                8192,
-                &key(),
-                10
-            )),
+            rejection(evaluate(&upgrade(&format!("/other?token={t}"), ""), 8192, &key(), 10)),
             Rejection::NotFound
         );
-        let post = String::from_utf8(upgrade(&format!("/ws?token={t}"), ""))
-            .unwrap()
-            .replacen("GET", "POST", 1);
-        assert_eq!(
-            rejection(evaluate(post.as_bytes(), 8192, &key(), 10)),
-            Rejection::MethodNotAllowed
-        );
-        let v8 = String::from_utf8(upgrade(&format!("/ws?token={t}"), ""))
-            .unwrap()
-            .replace("Version: 13", "Version: 8");
-        assert_eq!(
-            rejection(evaluate(v8.as_bytes(), 8192, &key(), 10)),
-            Rejection::UnsupportedVersion
-        );
+        let post = String::from_utf8(upgrade(&format!("/ws?token={t}"), "")).unwrap().replacen("GET", "POST", 1);
+        assert_eq!(rejection(evaluate(post.as_bytes(), 8192, &key(), 10)), Rejection::MethodNotAllowed);
+        let v8 =
+            String::from_utf8(upgrade(&format!("/ws?token={t}"), "")).unwrap().replace("Version: 13", "Version: 8");
+        assert_eq!(rejection(evaluate(v8.as_bytes(), 8192, &key(), 10)), Rejection::UnsupportedVersion);
         assert!(matches!(
             rejection(evaluate(b"\x16\x03\x01 garbage\r\n\r\n", 8192, &key(), 10)),
             Rejection::BadRequest(_)
         ));
-        let no_key = String::from_utf8(upgrade(&format!("/ws?token={t}"), ""))
-            .unwrap()
-            .replace("Sec-WebSocket-Key", "X-Other");
-        assert!(matches!(
-            rejection(evaluate(no_key.as_bytes(), 8192, &key(), 10)),
-            Rejection::BadRequest(_)
-        ));
+        let no_key =
+            String::from_utf8(upgrade(&format!("/ws?token={t}"), "")).unwrap().replace("Sec-WebSocket-Key", "X-Other");
+        assert!(matches!(rejection(evaluate(no_key.as_bytes(), 8192, &key(), 10)), Rejection::BadRequest(_)));
     }
 
     #[test]

@@ -16,9 +16,7 @@ pub mod handshake;
 pub mod outbound;
 
 use crate::auth::TokenKey;
-use crate::core::{
-    CloseReason, Core, Identity, Millis, Outbox, Output, SessionId, UserId, Username,
-};
+use crate::core::{CloseReason, Core, Identity, Millis, Outbox, Output, SessionId, UserId, Username};
 use crate::limits::Limits;
 use crate::wire::{self, DecodeError, Encoder};
 use bytes::Bytes;
@@ -192,14 +190,10 @@ pub struct Server {
 impl Server {
     /// Binds the listener and prepares the loop; `run` starts serving.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
-        config
-            .limits
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        config.limits.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let local_addr = listener.local_addr()?;
         let limits = config.limits;
@@ -219,7 +213,7 @@ impl Server {
             local_addr,
             conns: Slab::new(),
             generations: Vec::new(),
-            core: Core::new(limits.clone()),
+            core: Core::new(limits.clone(), crate::auth::random_bytes()?),
             encoder: Encoder::new(),
             outbox: Outbox::new(),
             verifier: wire::verifier_options(limits.message_bytes_max),
@@ -303,9 +297,7 @@ impl Server {
                 if self.conns.is_empty() || now >= deadline {
                     match self.conns.len() {
                         0 => log::info!("shutdown complete"),
-                        cut => log::warn!(
-                            "shutdown complete; {cut} connections cut at the drain deadline"
-                        ),
+                        cut => log::warn!("shutdown complete; {cut} connections cut at the drain deadline"),
                     }
                     return Ok(());
                 }
@@ -333,22 +325,15 @@ impl Server {
         ];
         let earliest = deadlines.into_iter().flatten().min()?;
         // Round up so the turn that wakes finds the deadline passed, not 1 ms short.
-        Some(Duration::from_millis(
-            earliest.saturating_sub(self.now()) + 1,
-        ))
+        Some(Duration::from_millis(earliest.saturating_sub(self.now()) + 1))
     }
 
     fn conn_ref(&self, slot: usize) -> Option<ConnRef> {
-        self.conns.get(slot).map(|c| ConnRef {
-            slot,
-            generation: c.generation,
-        })
+        self.conns.get(slot).map(|c| ConnRef { slot, generation: c.generation })
     }
 
     fn conn_mut(&mut self, at: ConnRef) -> Option<&mut Conn> {
-        self.conns
-            .get_mut(at.slot)
-            .filter(|c| c.generation == at.generation)
+        self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation)
     }
 
     fn list_read(&mut self, slot: usize) {
@@ -403,10 +388,7 @@ impl Server {
             };
             if self.conns.len() >= self.limits.connections_max {
                 self.counters.refused_total += 1;
-                log::debug!(
-                    "refused {peer}: connections_max {} reached",
-                    self.limits.connections_max
-                );
+                log::debug!("refused {peer}: connections_max {} reached", self.limits.connections_max);
                 continue; // dropping the socket closes it
             }
             // Small frames are the whole workload; Nagle would add up to 40 ms to each.
@@ -417,11 +399,9 @@ impl Server {
                 self.generations.resize(slot + 1, 1);
             }
             let generation = self.generations[slot];
-            if let Err(e) = self.poll.registry().register(
-                &mut socket,
-                Token(slot),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Err(e) =
+                self.poll.registry().register(&mut socket, Token(slot), Interest::READABLE | Interest::WRITABLE)
+            {
                 log::warn!("could not register {peer}: {e}");
                 continue;
             }
@@ -430,14 +410,11 @@ impl Server {
                 generation,
                 socket,
                 out: Default::default(),
-                phase: Phase::Handshake {
-                    received: Vec::new(),
-                },
+                phase: Phase::Handshake { received: Vec::new() },
                 read_listed: false,
                 flush_listed: false,
             });
-            self.handshake_deadlines
-                .push_back((deadline, ConnRef { slot, generation }));
+            self.handshake_deadlines.push_back((deadline, ConnRef { slot, generation }));
             self.counters.accepted_total += 1;
             self.counters.handshakes_open += 1;
             log::debug!("accepted {peer} in slot {slot}");
@@ -463,11 +440,7 @@ impl Server {
     fn read_handshake(&mut self, at: ConnRef, now: Millis) {
         let bytes_max = self.limits.handshake_bytes_max;
         let outcome = loop {
-            let Some(conn) = self
-                .conns
-                .get_mut(at.slot)
-                .filter(|c| c.generation == at.generation)
-            else {
+            let Some(conn) = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation) else {
                 return;
             };
             let Phase::Handshake { received, .. } = &mut conn.phase else {
@@ -503,12 +476,7 @@ impl Server {
                 conn.out.push(Bytes::from(response));
                 self.enter_closing(at, now);
             }
-            handshake::Outcome::Accept {
-                response,
-                consumed,
-                claims,
-                options,
-            } => {
+            handshake::Outcome::Accept { response, consumed, claims, options } => {
                 let session = SessionId::new(at.slot as u32, at.generation);
                 let ws_config = self.ws_config;
                 let Some(conn) = self.conn_mut(at) else {
@@ -519,19 +487,12 @@ impl Server {
                 };
                 let leftover = received.split_off(consumed);
                 conn.out.push(Bytes::from(response));
-                let ws =
-                    WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
-                conn.phase = Phase::Open {
-                    ws: Box::new(ws),
-                    session,
-                };
+                let ws = WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
+                conn.phase = Phase::Open { ws: Box::new(ws), session };
                 log::debug!("session {session} open for user {}", claims.user_id);
-                let identity = Identity {
-                    user_id: UserId::new(&claims.user_id),
-                    username: Username::new(&claims.username),
-                };
-                self.core
-                    .connect(session, identity, options, now, &mut self.outbox);
+                let identity =
+                    Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
+                self.core.connect(session, identity, options, now, &mut self.outbox);
                 self.apply_outputs(now);
                 self.list_flush(at.slot);
                 // Frames may have arrived with the upgrade request.
@@ -549,10 +510,7 @@ impl Server {
                 return;
             };
             let session = *session;
-            let mut io = WsIo {
-                socket: &mut conn.socket,
-                out: &mut conn.out,
-            };
+            let mut io = WsIo { socket: &mut conn.socket, out: &mut conn.out };
             let result = ws.read(&mut io);
             let control_queued = !conn.out.is_empty();
             if control_queued {
@@ -565,20 +523,13 @@ impl Server {
                 }
                 Ok(Message::Text(_)) => {
                     self.counters.frames_in_total += 1;
-                    self.reply_decode_error(
-                        session,
-                        crate::core::Cid::NONE,
-                        &DecodeError::TextFrame,
-                    );
+                    self.reply_decode_error(session, crate::core::Cid::NONE, &DecodeError::TextFrame);
                 }
                 Ok(Message::Close(_)) => {
                     // tungstenite queued its close reply; push it into our queue, then linger.
                     if let Some(conn) = self.conn_mut(at) {
                         if let Phase::Open { ws, .. } = &mut conn.phase {
-                            let _ = ws.flush(&mut WsIo {
-                                socket: &mut conn.socket,
-                                out: &mut conn.out,
-                            });
+                            let _ = ws.flush(&mut WsIo { socket: &mut conn.socket, out: &mut conn.out });
                         }
                     }
                     self.enter_closing(at, now);
@@ -592,16 +543,9 @@ impl Server {
                     return self.close_with(at, CloseCode::Size, "message too big", now);
                 }
                 Err(tungstenite::Error::Utf8(_)) => {
-                    return self.close_with(
-                        at,
-                        CloseCode::Invalid,
-                        "invalid UTF-8 in text frame",
-                        now,
-                    );
+                    return self.close_with(at, CloseCode::Invalid, "invalid UTF-8 in text frame", now);
                 }
-                Err(tungstenite::Error::Protocol(
-                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                )) => {
+                Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
                     return self.list_reap(at);
                 }
                 Err(tungstenite::Error::Protocol(e)) => {
@@ -644,20 +588,14 @@ impl Server {
     fn handle_frame(&mut self, session: SessionId, frame: &Bytes, now: Millis) {
         match wire::decode_request(frame, &self.verifier) {
             Ok((cid, request)) => {
-                self.core
-                    .handle_request(session, cid, request, now, &mut self.outbox);
+                self.core.handle_request(session, cid, request, now, &mut self.outbox);
                 self.apply_outputs(now);
             }
             Err((cid, error)) => self.reply_decode_error(session, cid, &error),
         }
     }
 
-    fn reply_decode_error(
-        &mut self,
-        session: SessionId,
-        cid: crate::core::Cid,
-        error: &DecodeError,
-    ) {
+    fn reply_decode_error(&mut self, session: SessionId, cid: crate::core::Cid, error: &DecodeError) {
         self.counters.decode_errors_total += 1;
         log::trace!("session {session}: undecodable frame: {error}");
         let framed = frame::binary(self.encoder.decode_error(cid, error));
@@ -696,10 +634,7 @@ impl Server {
             }
             Output::Close { session, reason } => {
                 let CloseReason::Policy(text) = reason;
-                let at = ConnRef {
-                    slot: session.slot() as usize,
-                    generation: session.generation(),
-                };
+                let at = ConnRef { slot: session.slot() as usize, generation: session.generation() };
                 self.close_with(at, CloseCode::Policy, text, now);
             }
         }
@@ -712,17 +647,10 @@ impl Server {
 
     /// Queues a framed message for an open session; enforces the output limit.
     fn send_at(&mut self, to: SessionId, framed: Bytes, now: Millis) {
-        let at = ConnRef {
-            slot: to.slot() as usize,
-            generation: to.generation(),
-        };
+        let at = ConnRef { slot: to.slot() as usize, generation: to.generation() };
         let outbound_bytes_max = self.limits.outbound_bytes_max;
         // Borrow the slab alone, so the counters stay usable below.
-        let Some(conn) = self
-            .conns
-            .get_mut(at.slot)
-            .filter(|c| c.generation == at.generation)
-        else {
+        let Some(conn) = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation) else {
             return;
         };
         if conn.session() != Some(to) {
@@ -754,17 +682,8 @@ impl Server {
             return;
         };
         if let Phase::Open { ws, .. } = &mut conn.phase {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = ws.close(
-                &mut WsIo {
-                    socket: &mut conn.socket,
-                    out: &mut conn.out,
-                },
-                Some(frame),
-            );
+            let frame = CloseFrame { code, reason: reason.into() };
+            let _ = ws.close(&mut WsIo { socket: &mut conn.socket, out: &mut conn.out }, Some(frame));
         }
         self.enter_closing(at, now);
     }
@@ -778,9 +697,7 @@ impl Server {
         if matches!(conn.phase, Phase::Closing { .. }) {
             return;
         }
-        if let Phase::Open { session, .. } =
-            std::mem::replace(&mut conn.phase, Phase::Closing { write_shut: false })
-        {
+        if let Phase::Open { session, .. } = std::mem::replace(&mut conn.phase, Phase::Closing { write_shut: false }) {
             self.pending_disconnects.push(session);
         }
         self.closing_deadlines.push_back((deadline, at));
@@ -879,19 +796,10 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.shutdown_deadline = Some(now.saturating_add(self.limits.shutdown_drain_ms));
-        let open: Vec<ConnRef> = self
-            .conns
-            .iter()
-            .map(|(slot, c)| ConnRef {
-                slot,
-                generation: c.generation,
-            })
-            .collect();
+        let open: Vec<ConnRef> =
+            self.conns.iter().map(|(slot, c)| ConnRef { slot, generation: c.generation }).collect();
         for at in open {
-            match self
-                .conn_mut(at)
-                .map(|c| matches!(c.phase, Phase::Handshake { .. }))
-            {
+            match self.conn_mut(at).map(|c| matches!(c.phase, Phase::Handshake { .. })) {
                 Some(true) => self.list_reap(at),
                 Some(false) => self.close_with(at, CloseCode::Away, "server shutting down", now),
                 None => {}
@@ -921,24 +829,14 @@ impl Server {
 
 fn unix_now_s() -> u64 {
     // A clock before 1970 is a broken host; treat it as the epoch rather than panic.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Accept errors that pass: out of descriptors or memory, or a peer gone before accept.
 fn is_transient_accept_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(
-            libc::EMFILE
-                | libc::ENFILE
-                | libc::ENOBUFS
-                | libc::ENOMEM
-                | libc::ECONNABORTED
-                | libc::EPERM
-        )
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ECONNABORTED | libc::EPERM)
     )
 }
 
@@ -959,10 +857,7 @@ fn protocol_reason(e: &tungstenite::error::ProtocolError) -> &'static str {
 /// scheduler never moves it.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("cpu {cpu} out of range"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("cpu {cpu} out of range")));
     }
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write within it (cpu checked above).
     unsafe {

@@ -62,44 +62,26 @@ impl OutboundQueue {
             let mut slices = [IoSlice::new(&[]); IOVECS_PER_WRITE_MAX];
             let mut count = 0;
             for (i, frame) in self.frames.iter().take(IOVECS_PER_WRITE_MAX).enumerate() {
-                slices[i] = IoSlice::new(if i == 0 {
-                    &frame[self.head_written..]
-                } else {
-                    frame
-                });
+                slices[i] = IoSlice::new(if i == 0 { &frame[self.head_written..] } else { frame });
                 count += 1;
             }
             let written = match writer.write_vectored(&slices[..count]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "socket accepted no bytes",
-                    ))
-                }
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes")),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(Flushed {
-                        bytes_written: written_total,
-                        blocked: true,
-                    })
+                    return Ok(Flushed { bytes_written: written_total, blocked: true })
                 }
                 Err(e) => return Err(e),
             };
             self.advance(written);
             written_total += written;
         }
-        Ok(Flushed {
-            bytes_written: written_total,
-            blocked: false,
-        })
+        Ok(Flushed { bytes_written: written_total, blocked: false })
     }
 
     fn advance(&mut self, mut written: usize) {
-        debug_assert!(
-            written <= self.bytes_queued,
-            "writer claims more bytes than were queued"
-        );
+        debug_assert!(written <= self.bytes_queued, "writer claims more bytes than were queued");
         self.bytes_queued -= written;
         while written > 0 {
             let Some(head) = self.frames.front() else {
@@ -161,29 +143,13 @@ mod tests {
     fn counts_bytes_across_partial_writes_and_preserves_order() {
         let mut q = queue_of(&[b"hello", b"", b"wide", b"world"]);
         assert_eq!(q.bytes_queued(), 14);
-        let mut sink = Trickle {
-            got: vec![],
-            chunk: 3,
-            room: 7,
-        };
+        let mut sink = Trickle { got: vec![], chunk: 3, room: 7 };
         let flushed = q.write_to(&mut sink, usize::MAX).unwrap();
-        assert_eq!(
-            flushed,
-            Flushed {
-                bytes_written: 7,
-                blocked: true
-            }
-        );
+        assert_eq!(flushed, Flushed { bytes_written: 7, blocked: true });
         assert_eq!(q.bytes_queued(), 7);
         sink.room = 100;
         let flushed = q.write_to(&mut sink, usize::MAX).unwrap();
-        assert_eq!(
-            flushed,
-            Flushed {
-                bytes_written: 7,
-                blocked: false
-            }
-        );
+        assert_eq!(flushed, Flushed { bytes_written: 7, blocked: false });
         assert_eq!(sink.got, b"hellowideworld");
         assert!(q.is_empty());
     }
@@ -191,30 +157,16 @@ mod tests {
     #[test]
     fn budget_stops_the_flush_without_blocking() {
         let mut q = queue_of(&[b"aaaa", b"bbbb", b"cccc"]);
-        let mut sink = Trickle {
-            got: vec![],
-            chunk: 4,
-            room: 100,
-        };
+        let mut sink = Trickle { got: vec![], chunk: 4, room: 100 };
         let flushed = q.write_to(&mut sink, 5).unwrap();
-        assert_eq!(
-            flushed,
-            Flushed {
-                bytes_written: 8,
-                blocked: false
-            }
-        );
+        assert_eq!(flushed, Flushed { bytes_written: 8, blocked: false });
         assert_eq!(q.bytes_queued(), 4);
     }
 
     #[test]
     fn truncate_keeps_a_partly_written_head_frame() {
         let mut q = queue_of(&[b"head", b"next", b"last"]);
-        let mut sink = Trickle {
-            got: vec![],
-            chunk: 2,
-            room: 2,
-        };
+        let mut sink = Trickle { got: vec![], chunk: 2, room: 2 };
         q.write_to(&mut sink, usize::MAX).unwrap();
         q.truncate_unstarted();
         assert_eq!(q.bytes_queued(), 2, "the rest of the head frame stays");
@@ -226,11 +178,7 @@ mod tests {
     #[test]
     fn write_zero_is_an_error_not_a_spin() {
         let mut q = queue_of(&[b"x"]);
-        let mut sink = Trickle {
-            got: vec![],
-            chunk: 0,
-            room: 1,
-        };
+        let mut sink = Trickle { got: vec![], chunk: 0, room: 1 };
         assert!(q.write_to(&mut sink, usize::MAX).is_err());
     }
 }

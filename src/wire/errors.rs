@@ -43,10 +43,7 @@ impl std::fmt::Display for DecodeError {
                 write!(f, "{name} is sent by the server, not a request")
             }
             DecodeError::MissingField(field) => write!(f, "required field {field} is missing"),
-            DecodeError::TextFrame => write!(
-                f,
-                "text frames are not supported; send binary FlatBuffers envelopes"
-            ),
+            DecodeError::TextFrame => write!(f, "text frames are not supported; send binary FlatBuffers envelopes"),
         }
     }
 }

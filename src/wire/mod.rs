@@ -13,6 +13,7 @@ pub use huddle_generated::huddle::fb;
 pub use huddle_generated::huddle::fb::ErrorCode;
 
 use crate::core::{Cid, CoreError, Event, Presence, Reply, Request, SessionId, UserId, Username};
+use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, VerifierOptions, WIPOffset};
 
 /// Bounds on what the verifier will walk, derived from the frame-size limit.
@@ -32,11 +33,9 @@ pub fn verifier_options(message_bytes_max: usize) -> VerifierOptions {
 pub type DecodedRequest = (Cid, Request);
 
 /// Verifies and decodes one client frame. On failure returns the cid when the envelope verified
-/// far enough to read it (else [`Cid::NONE`]) with what was wrong.
-pub fn decode_request(
-    frame: &[u8],
-    options: &VerifierOptions,
-) -> Result<DecodedRequest, (Cid, DecodeError)> {
+/// far enough to read it (else [`Cid::NONE`]) with what was wrong. Takes `Bytes` so that
+/// payload fields (party data) can be sliced out of the frame without a copy.
+pub fn decode_request(frame: &Bytes, options: &VerifierOptions) -> Result<DecodedRequest, (Cid, DecodeError)> {
     let envelope = flatbuffers::root_with_opts::<fb::Envelope>(options, frame)
         .map_err(|e| (Cid::NONE, DecodeError::Malformed(e.to_string())))?;
     let cid = Cid(envelope.cid());
@@ -46,10 +45,7 @@ pub fn decode_request(
     let request = match envelope.message_type() {
         fb::Message::Ping => Request::Ping,
         fb::Message::Welcome | fb::Message::Error | fb::Message::Pong => {
-            return Err((
-                cid,
-                DecodeError::NotARequest(message_name(envelope.message_type())),
-            ))
+            return Err((cid, DecodeError::NotARequest(message_name(envelope.message_type()))))
         }
         fb::Message::NONE => return Err((cid, DecodeError::UnknownMessage(0))),
         other => return Err((cid, DecodeError::UnknownMessage(other.0))),
@@ -71,10 +67,7 @@ pub struct ErrorReply {
 /// A decoded server frame, on the client side.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ServerMessage {
-    Reply {
-        cid: Cid,
-        result: Result<Reply, ErrorReply>,
-    },
+    Reply { cid: Cid, result: Result<Reply, ErrorReply> },
     Event(Event),
 }
 
@@ -92,9 +85,7 @@ impl Default for Encoder {
 
 impl Encoder {
     pub fn new() -> Encoder {
-        Encoder {
-            builder: FlatBufferBuilder::with_capacity(1024),
-        }
+        Encoder { builder: FlatBufferBuilder::with_capacity(1024) }
     }
 
     /// The reply to request `cid`. The returned bytes live until the next call.
@@ -127,10 +118,7 @@ impl Encoder {
                 let server_version = self.builder.create_string(env!("CARGO_PKG_VERSION"));
                 let welcome = fb::Welcome::create(
                     &mut self.builder,
-                    &fb::WelcomeArgs {
-                        presence: Some(presence),
-                        server_version: Some(server_version),
-                    },
+                    &fb::WelcomeArgs { presence: Some(presence), server_version: Some(server_version) },
                 );
                 (fb::Message::Welcome, welcome.as_union_value())
             }
@@ -142,39 +130,22 @@ impl Encoder {
     pub fn request(&mut self, cid: Cid, request: &Request) -> &[u8] {
         self.builder.reset();
         let (kind, message) = match request {
-            Request::Ping => (
-                fb::Message::Ping,
-                fb::Ping::create(&mut self.builder, &fb::PingArgs {}).as_union_value(),
-            ),
+            Request::Ping => {
+                (fb::Message::Ping, fb::Ping::create(&mut self.builder, &fb::PingArgs {}).as_union_value())
+            }
         };
         self.finish(cid, kind, message)
     }
 
-    fn reply_body(
-        &mut self,
-        reply: &Reply,
-    ) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
+    fn reply_body(&mut self, reply: &Reply) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
         match reply {
-            Reply::Pong => (
-                fb::Message::Pong,
-                fb::Pong::create(&mut self.builder, &fb::PongArgs {}).as_union_value(),
-            ),
+            Reply::Pong => (fb::Message::Pong, fb::Pong::create(&mut self.builder, &fb::PongArgs {}).as_union_value()),
         }
     }
 
-    fn error_body(
-        &mut self,
-        code: ErrorCode,
-        text: &str,
-    ) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
+    fn error_body(&mut self, code: ErrorCode, text: &str) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
         let message = self.builder.create_string(text);
-        let error = fb::Error::create(
-            &mut self.builder,
-            &fb::ErrorArgs {
-                code,
-                message: Some(message),
-            },
-        );
+        let error = fb::Error::create(&mut self.builder, &fb::ErrorArgs { code, message: Some(message) });
         (fb::Message::Error, error.as_union_value())
     }
 
@@ -191,19 +162,10 @@ impl Encoder {
         )
     }
 
-    fn finish(
-        &mut self,
-        cid: Cid,
-        kind: fb::Message,
-        message: WIPOffset<flatbuffers::UnionWIPOffset>,
-    ) -> &[u8] {
+    fn finish(&mut self, cid: Cid, kind: fb::Message, message: WIPOffset<flatbuffers::UnionWIPOffset>) -> &[u8] {
         let envelope = fb::Envelope::create(
             &mut self.builder,
-            &fb::EnvelopeArgs {
-                cid: cid.0,
-                message_type: kind,
-                message: Some(message),
-            },
+            &fb::EnvelopeArgs { cid: cid.0, message_type: kind, message: Some(message) },
         );
         self.builder.finish(envelope, None);
         self.builder.finished_data()
@@ -211,34 +173,20 @@ impl Encoder {
 }
 
 /// Verifies and decodes one server frame (client side).
-pub fn decode_server_message(
-    frame: &[u8],
-    options: &VerifierOptions,
-) -> Result<ServerMessage, DecodeError> {
+pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<ServerMessage, DecodeError> {
     let envelope = flatbuffers::root_with_opts::<fb::Envelope>(options, frame)
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let cid = Cid(envelope.cid());
     let reply = |result| Ok(ServerMessage::Reply { cid, result });
     match envelope.message_type() {
         fb::Message::Welcome => {
-            let welcome = envelope
-                .message_as_welcome()
-                .ok_or(DecodeError::MissingField("message"))?;
-            let presence = decode_presence(
-                welcome
-                    .presence()
-                    .ok_or(DecodeError::MissingField("presence"))?,
-            )?;
+            let welcome = envelope.message_as_welcome().ok_or(DecodeError::MissingField("message"))?;
+            let presence = decode_presence(welcome.presence().ok_or(DecodeError::MissingField("presence"))?)?;
             Ok(ServerMessage::Event(Event::Welcome { presence }))
         }
         fb::Message::Error => {
-            let error = envelope
-                .message_as_error()
-                .ok_or(DecodeError::MissingField("message"))?;
-            reply(Err(ErrorReply {
-                code: error.code(),
-                message: error.message().unwrap_or_default().to_owned(),
-            }))
+            let error = envelope.message_as_error().ok_or(DecodeError::MissingField("message"))?;
+            reply(Err(ErrorReply { code: error.code(), message: error.message().unwrap_or_default().to_owned() }))
         }
         fb::Message::Pong => reply(Ok(Reply::Pong)),
         fb::Message::Ping => Err(DecodeError::NotARequest("Ping")),
@@ -248,17 +196,9 @@ pub fn decode_server_message(
 
 fn decode_presence(presence: fb::Presence<'_>) -> Result<Presence, DecodeError> {
     Ok(Presence {
-        user_id: UserId::new(
-            presence
-                .user_id()
-                .ok_or(DecodeError::MissingField("presence.user_id"))?,
-        ),
+        user_id: UserId::new(presence.user_id().ok_or(DecodeError::MissingField("presence.user_id"))?),
         session_id: SessionId::from_wire(presence.session_id()),
-        username: Username::new(
-            presence
-                .username()
-                .ok_or(DecodeError::MissingField("presence.username"))?,
-        ),
+        username: Username::new(presence.username().ok_or(DecodeError::MissingField("presence.username"))?),
     })
 }
 
@@ -273,49 +213,28 @@ mod tests {
     #[test]
     fn ping_round_trips_and_pong_reply_decodes() {
         let mut encoder = Encoder::new();
-        let frame = encoder.request(Cid(42), &Request::Ping).to_vec();
-        assert_eq!(
-            decode_request(&frame, &options()),
-            Ok((Cid(42), Request::Ping))
-        );
+        let frame = Bytes::copy_from_slice(encoder.request(Cid(42), &Request::Ping));
+        assert_eq!(decode_request(&frame, &options()), Ok((Cid(42), Request::Ping)));
         let reply = encoder.reply(Cid(42), &Ok(Reply::Pong)).to_vec();
         assert_eq!(
             decode_server_message(&reply, &options()),
-            Ok(ServerMessage::Reply {
-                cid: Cid(42),
-                result: Ok(Reply::Pong)
-            })
+            Ok(ServerMessage::Reply { cid: Cid(42), result: Ok(Reply::Pong) })
         );
     }
 
     #[test]
     fn welcome_event_round_trips() {
-        let presence = Presence {
-            user_id: UserId::new("u1"),
-            session_id: SessionId::new(3, 9),
-            username: Username::new("Alice"),
-        };
+        let presence =
+            Presence { user_id: UserId::new("u1"), session_id: SessionId::new(3, 9), username: Username::new("Alice") };
         let event = Event::Welcome { presence };
         let frame = Encoder::new().event(&event).to_vec();
-        assert_eq!(
-            decode_server_message(&frame, &options()),
-            Ok(ServerMessage::Event(event))
-        );
+        assert_eq!(decode_server_message(&frame, &options()), Ok(ServerMessage::Event(event)));
     }
 
     #[test]
     fn core_error_becomes_error_reply_with_its_code() {
-        let frame = Encoder::new()
-            .reply(
-                Cid(5),
-                &Err(CoreError::BadInput("max_size must be 1..=256".into())),
-            )
-            .to_vec();
-        let Ok(ServerMessage::Reply {
-            cid,
-            result: Err(error),
-        }) = decode_server_message(&frame, &options())
-        else {
+        let frame = Encoder::new().reply(Cid(5), &Err(CoreError::BadInput("max_size must be 1..=256".into()))).to_vec();
+        let Ok(ServerMessage::Reply { cid, result: Err(error) }) = decode_server_message(&frame, &options()) else {
             panic!("expected an error reply");
         };
         assert_eq!(cid, Cid(5));
@@ -325,26 +244,19 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_frames_are_malformed_not_panics() {
-        let good = Encoder::new().request(Cid(1), &Request::Ping).to_vec();
+        let good = Bytes::copy_from_slice(Encoder::new().request(Cid(1), &Request::Ping));
         for len in 0..good.len() {
-            assert!(
-                decode_request(&good[..len], &options()).is_err(),
-                "prefix of {len} bytes"
-            );
+            assert!(decode_request(&good.slice(..len), &options()).is_err(), "prefix of {len} bytes");
         }
-        for garbage in [
-            &b"\xff\xff\xff\xff"[..],
-            b"hello world, not flatbuffers",
-            &[0u8; 64],
-        ] {
-            assert!(decode_request(garbage, &options()).is_err());
+        for garbage in [&b"\xff\xff\xff\xff"[..], b"hello world, not flatbuffers", &[0u8; 64]] {
+            assert!(decode_request(&Bytes::copy_from_slice(garbage), &options()).is_err());
         }
     }
 
     #[test]
     fn zero_cid_and_server_only_messages_are_refused_with_their_codes() {
         let mut encoder = Encoder::new();
-        let frame = encoder.request(Cid::NONE, &Request::Ping).to_vec();
+        let frame = Bytes::copy_from_slice(encoder.request(Cid::NONE, &Request::Ping));
         let (_, error) = decode_request(&frame, &options()).unwrap_err();
         assert_eq!(error.code(), ErrorCode::MissingCid);
         let welcome = encoder
@@ -356,6 +268,7 @@ mod tests {
                 },
             })
             .to_vec();
+        let welcome = Bytes::from(welcome);
         // An event has cid 0, so the cid check fires first; give it a cid to reach the type check.
         let (_, error) = decode_request(&welcome, &options()).unwrap_err();
         assert_eq!(error.code(), ErrorCode::MissingCid);
@@ -363,14 +276,10 @@ mod tests {
         let pong = fb::Pong::create(&mut builder, &fb::PongArgs {}).as_union_value();
         let env = fb::Envelope::create(
             &mut builder,
-            &fb::EnvelopeArgs {
-                cid: 9,
-                message_type: fb::Message::Pong,
-                message: Some(pong),
-            },
+            &fb::EnvelopeArgs { cid: 9, message_type: fb::Message::Pong, message: Some(pong) },
         );
         builder.finish(env, None);
-        let (cid, error) = decode_request(builder.finished_data(), &options()).unwrap_err();
+        let (cid, error) = decode_request(&Bytes::copy_from_slice(builder.finished_data()), &options()).unwrap_err();
         assert_eq!((cid, error.code()), (Cid(9), ErrorCode::NotARequest));
     }
 
@@ -380,14 +289,10 @@ mod tests {
         let ping = fb::Ping::create(&mut builder, &fb::PingArgs {}).as_union_value();
         let env = fb::Envelope::create(
             &mut builder,
-            &fb::EnvelopeArgs {
-                cid: 3,
-                message_type: fb::Message(200),
-                message: Some(ping),
-            },
+            &fb::EnvelopeArgs { cid: 3, message_type: fb::Message(200), message: Some(ping) },
         );
         builder.finish(env, None);
-        let (cid, error) = decode_request(builder.finished_data(), &options()).unwrap_err();
+        let (cid, error) = decode_request(&Bytes::copy_from_slice(builder.finished_data()), &options()).unwrap_err();
         assert_eq!((cid, error.code()), (Cid(3), ErrorCode::UnknownMessage));
     }
 }

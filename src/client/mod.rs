@@ -44,12 +44,9 @@ impl std::fmt::Display for ClientError {
             ClientError::WebSocket(e) => write!(f, "websocket: {e}"),
             ClientError::Decode(e) => write!(f, "decode: {e}"),
             ClientError::Timeout(what) => write!(f, "timed out waiting for {what}"),
-            ClientError::Closed(Some(frame)) => write!(
-                f,
-                "closed by server: {} {}",
-                u16::from(frame.code),
-                frame.reason
-            ),
+            ClientError::Closed(Some(frame)) => {
+                write!(f, "closed by server: {} {}", u16::from(frame.code), frame.reason)
+            }
             ClientError::Closed(None) => write!(f, "closed by server"),
             ClientError::Unexpected(what) => write!(f, "unexpected: {what}"),
         }
@@ -78,16 +75,8 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` (`host:port`), upgrades at `/ws` with `token`, and waits for the
     /// welcome event.
-    pub fn connect(
-        addr: &str,
-        token: &str,
-        options: ConnectOptions,
-    ) -> Result<Client, ClientError> {
-        let status = if options.status_visible {
-            "&status=true"
-        } else {
-            ""
-        };
+    pub fn connect(addr: &str, token: &str, options: ConnectOptions) -> Result<Client, ClientError> {
+        let status = if options.status_visible { "&status=true" } else { "" };
         Client::connect_url(&format!("ws://{addr}/ws?token={token}{status}"))
     }
 
@@ -107,27 +96,16 @@ impl Client {
             .max_message_size(Some(CLIENT_MESSAGE_BYTES_MAX))
             .max_frame_size(Some(CLIENT_MESSAGE_BYTES_MAX))
             .accept_unmasked_frames(false);
-        let (ws, _response) =
-            match tungstenite::client::client_with_config(url, stream, Some(config)) {
-                Ok(ok) => ok,
-                Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-                    let body = response
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default();
-                    return Err(ClientError::Refused {
-                        status: response.status().as_u16(),
-                        body,
-                    });
-                }
-                Err(tungstenite::HandshakeError::Failure(e)) => {
-                    return Err(ClientError::WebSocket(e))
-                }
-                Err(tungstenite::HandshakeError::Interrupted(_)) => {
-                    return Err(ClientError::Timeout("upgrade"))
-                }
-            };
+        let (ws, _response) = match tungstenite::client::client_with_config(url, stream, Some(config)) {
+            Ok(ok) => ok,
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+                let body =
+                    response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                return Err(ClientError::Refused { status: response.status().as_u16(), body });
+            }
+            Err(tungstenite::HandshakeError::Failure(e)) => return Err(ClientError::WebSocket(e)),
+            Err(tungstenite::HandshakeError::Interrupted(_)) => return Err(ClientError::Timeout("upgrade")),
+        };
         let mut client = Client {
             ws,
             encoder: Encoder::new(),
@@ -143,11 +121,7 @@ impl Client {
         let deadline = Instant::now() + REPLY_TIMEOUT;
         match client.next_message(deadline)? {
             ServerMessage::Event(Event::Welcome { presence }) => client.presence = presence,
-            other => {
-                return Err(ClientError::Unexpected(format!(
-                    "first frame was not a welcome: {other:?}"
-                )))
-            }
+            other => return Err(ClientError::Unexpected(format!("first frame was not a welcome: {other:?}"))),
         }
         Ok(client)
     }
@@ -178,11 +152,7 @@ impl Client {
     }
 
     /// Waits for the reply with `cid`, keeping events that arrive meanwhile for `wait_event`.
-    pub fn wait_reply(
-        &mut self,
-        cid: Cid,
-        deadline: Instant,
-    ) -> Result<Result<Reply, ErrorReply>, ClientError> {
+    pub fn wait_reply(&mut self, cid: Cid, deadline: Instant) -> Result<Result<Reply, ErrorReply>, ClientError> {
         loop {
             match self.next_message(deadline)? {
                 ServerMessage::Reply { cid: got, result } if got == cid => return Ok(result),
@@ -206,11 +176,7 @@ impl Client {
     }
 
     /// Waits for the first event matching `matches` (earlier non-matching events stay queued).
-    pub fn wait_event(
-        &mut self,
-        timeout: Duration,
-        matches: impl Fn(&Event) -> bool,
-    ) -> Result<Event, ClientError> {
+    pub fn wait_event(&mut self, timeout: Duration, matches: impl Fn(&Event) -> bool) -> Result<Event, ClientError> {
         if let Some(i) = self.events.iter().position(&matches) {
             return Ok(self.events.remove(i).expect("index from position"));
         }
@@ -264,24 +230,18 @@ impl Client {
             self.ws.get_mut().set_read_timeout(Some(left))?;
             match self.ws.read() {
                 Ok(Message::Binary(frame)) => {
-                    return wire::decode_server_message(&frame, &self.verifier)
-                        .map_err(ClientError::Decode)
+                    return wire::decode_server_message(&frame, &self.verifier).map_err(ClientError::Decode)
                 }
                 Ok(Message::Close(frame)) => {
                     let _ = self.ws.flush();
                     return Err(ClientError::Closed(frame));
                 }
                 Ok(Message::Text(text)) => {
-                    return Err(ClientError::Unexpected(format!(
-                        "text frame from server: {text}"
-                    )))
+                    return Err(ClientError::Unexpected(format!("text frame from server: {text}")))
                 }
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
                 {
                     return Err(ClientError::Timeout("server message"))
                 }
