@@ -2,6 +2,7 @@
 pub mod auth;
 pub mod client;
 pub mod core;
+pub mod fuzzing;
 pub mod limits;
 pub mod net;
 pub mod wire;

@@ -3,9 +3,12 @@
 
 use super::outbound::OutboundQueue;
 use crate::core::SessionId;
+use bytes::Bytes;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketContext;
+use tungstenite::Message;
 
 pub(crate) enum Phase {
     /// Reading the HTTP upgrade request into `received` (its deadline is in the driver's queue).
@@ -41,18 +44,18 @@ impl Conn {
 /// frames) land in the outbound queue behind any frames already queued, so our pre-framed
 /// events and tungstenite's control frames never interleave mid-frame, and every byte counts
 /// against the same output limit.
-pub(crate) struct WsIo<'a> {
-    pub socket: &'a mut TcpStream,
+pub(crate) struct WsIo<'a, S: Read = TcpStream> {
+    pub socket: &'a mut S,
     pub out: &'a mut OutboundQueue,
 }
 
-impl Read for WsIo<'_> {
+impl<S: Read> Read for WsIo<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.socket.read(buf)
     }
 }
 
-impl Write for WsIo<'_> {
+impl<S: Read> Write for WsIo<'_, S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.out.push(bytes::Bytes::copy_from_slice(buf));
         Ok(buf.len())
@@ -60,5 +63,56 @@ impl Write for WsIo<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// What one `WebSocketContext::read` result means for the connection. Shared by the driver and
+/// the `conn_bytes` fuzz target, so the fuzzer exercises the driver's own decisions.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A binary frame: one request envelope to decode.
+    Binary(Bytes),
+    /// A text frame: answered with an error (SPEC C-1).
+    Text,
+    /// The peer started the close handshake; tungstenite has queued its reply.
+    PeerClosed,
+    /// A ping or pong, already handled by tungstenite (a pong may be queued).
+    Control,
+    /// Nothing more to read now.
+    Drained,
+    /// A signal interrupted the read; read again.
+    Interrupted,
+    /// The stream is broken in a way the peer should hear about: close with this code and reason.
+    CloseWith(CloseCode, &'static str),
+    /// The stream ended or failed: drop the connection.
+    Gone,
+}
+
+pub(crate) fn classify(result: tungstenite::Result<Message>) -> Inbound {
+    use tungstenite::error::ProtocolError as P;
+    use tungstenite::Error as E;
+    match result {
+        Ok(Message::Binary(frame)) => Inbound::Binary(frame),
+        Ok(Message::Text(_)) => Inbound::Text,
+        Ok(Message::Close(_)) => Inbound::PeerClosed,
+        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Inbound::Control,
+        Err(E::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Inbound::Drained,
+        Err(E::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Inbound::Interrupted,
+        Err(E::Capacity(_)) => Inbound::CloseWith(CloseCode::Size, "message too big"),
+        Err(E::Utf8(_)) => Inbound::CloseWith(CloseCode::Invalid, "invalid UTF-8 in text frame"),
+        Err(E::Protocol(P::ResetWithoutClosingHandshake)) => Inbound::Gone,
+        // Reasons stay within the 123 bytes a close frame allows.
+        Err(E::Protocol(e)) => Inbound::CloseWith(
+            CloseCode::Protocol,
+            match e {
+                P::UnmaskedFrameFromClient => "unmasked client frame",
+                P::NonZeroReservedBits => "reserved bits set",
+                P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) => "unknown opcode",
+                P::FragmentedControlFrame | P::ControlFrameTooBig => "bad control frame",
+                P::UnexpectedContinueFrame | P::ExpectedFragment(_) => "bad fragmentation",
+                _ => "protocol error",
+            },
+        ),
+        Err(_) => Inbound::Gone,
     }
 }

@@ -10,7 +10,7 @@
 //! connections. Only listener or poll failure stops the server; a connection's error closes it
 //! alone.
 
-mod conn;
+pub(crate) mod conn;
 pub mod frame;
 pub mod handshake;
 pub mod outbound;
@@ -20,7 +20,7 @@ use crate::core::{CloseReason, Core, Identity, Millis, Outbox, Output, SessionId
 use crate::limits::Limits;
 use crate::wire::{self, DecodeError, Encoder};
 use bytes::Bytes;
-use conn::{Conn, Phase, WsIo};
+use conn::{Conn, Inbound, Phase, WsIo};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
-use tungstenite::Message;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -197,16 +196,7 @@ impl Server {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let local_addr = listener.local_addr()?;
         let limits = config.limits;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(limits.read_buffer_bytes)
-            // Write through: our outbound queue is the buffer, tungstenite keeps none.
-            .write_buffer_size(0)
-            // tungstenite only ever writes control frames (pong, close: at most 131 bytes each).
-            .max_write_buffer_size(4096)
-            .max_message_size(Some(limits.message_bytes_max))
-            .max_frame_size(Some(limits.message_bytes_max))
-            // RFC 6455 §5.1: a server must close on an unmasked client frame.
-            .accept_unmasked_frames(false);
+        let ws_config = websocket_config(&limits);
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -516,16 +506,16 @@ impl Server {
             if control_queued {
                 self.list_flush(at.slot);
             }
-            match result {
-                Ok(Message::Binary(frame)) => {
+            match conn::classify(result) {
+                Inbound::Binary(frame) => {
                     self.counters.frames_in_total += 1;
                     self.handle_frame(session, &frame, now);
                 }
-                Ok(Message::Text(_)) => {
+                Inbound::Text => {
                     self.counters.frames_in_total += 1;
                     self.reply_decode_error(session, crate::core::Cid::NONE, &DecodeError::TextFrame);
                 }
-                Ok(Message::Close(_)) => {
+                Inbound::PeerClosed => {
                     // tungstenite queued its close reply; push it into our queue, then linger.
                     if let Some(conn) = self.conn_mut(at) {
                         if let Phase::Open { ws, .. } = &mut conn.phase {
@@ -535,27 +525,13 @@ impl Server {
                     self.enter_closing(at, now);
                     return;
                 }
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(tungstenite::Error::Capacity(e)) => {
-                    log::debug!("session {session}: {e}");
-                    return self.close_with(at, CloseCode::Size, "message too big", now);
+                Inbound::Control | Inbound::Interrupted => {}
+                Inbound::Drained => return,
+                Inbound::CloseWith(code, reason) => {
+                    log::debug!("session {session}: closing with {}: {reason}", u16::from(code));
+                    return self.close_with(at, code, reason, now);
                 }
-                Err(tungstenite::Error::Utf8(_)) => {
-                    return self.close_with(at, CloseCode::Invalid, "invalid UTF-8 in text frame", now);
-                }
-                Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
-                    return self.list_reap(at);
-                }
-                Err(tungstenite::Error::Protocol(e)) => {
-                    log::debug!("session {session}: protocol error: {e}");
-                    return self.close_with(at, CloseCode::Protocol, protocol_reason(&e), now);
-                }
-                Err(e) => {
-                    log::debug!("session {session}: connection ended: {e}");
-                    return self.list_reap(at);
-                }
+                Inbound::Gone => return self.list_reap(at),
             }
         }
         // Frame budget spent: more may be buffered, and an edge-triggered poll will not say so.
@@ -827,6 +803,21 @@ impl Server {
     }
 }
 
+/// tungstenite's settings, every field explicit: its defaults (128 KiB read buffer, 64 MiB
+/// messages, unbounded write buffer) are wrong for many small-message connections.
+pub(crate) fn websocket_config(limits: &Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(limits.read_buffer_bytes)
+        // Write through: our outbound queue is the buffer, tungstenite keeps none.
+        .write_buffer_size(0)
+        // tungstenite only ever writes control frames (pong, close: at most 131 bytes each).
+        .max_write_buffer_size(4096)
+        .max_message_size(Some(limits.message_bytes_max))
+        .max_frame_size(Some(limits.message_bytes_max))
+        // RFC 6455 §5.1: a server must close on an unmasked client frame.
+        .accept_unmasked_frames(false)
+}
+
 fn unix_now_s() -> u64 {
     // A clock before 1970 is a broken host; treat it as the epoch rather than panic.
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -838,19 +829,6 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ECONNABORTED | libc::EPERM)
     )
-}
-
-/// A close reason within the 123 bytes a close frame allows.
-fn protocol_reason(e: &tungstenite::error::ProtocolError) -> &'static str {
-    use tungstenite::error::ProtocolError as P;
-    match e {
-        P::UnmaskedFrameFromClient => "unmasked client frame",
-        P::NonZeroReservedBits => "reserved bits set",
-        P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) => "unknown opcode",
-        P::FragmentedControlFrame | P::ControlFrameTooBig => "bad control frame",
-        P::UnexpectedContinueFrame | P::ExpectedFragment(_) => "bad fragmentation",
-        _ => "protocol error",
-    }
 }
 
 /// Pins the calling thread to one CPU (`--cpu N`), so the loop keeps its caches warm and the
