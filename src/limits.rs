@@ -31,6 +31,23 @@ pub struct Limits {
     /// Bytes written to one connection per loop turn, so one fast reader with a deep queue
     /// cannot stall the loop.
     pub write_bytes_per_turn_max: usize,
+    /// Unsent bytes a connection may hold for at most `outbound_soft_duration_ms` (Redis's soft
+    /// `client-output-buffer-limit`): a client that lags briefly is tolerated, one that stays
+    /// behind is cut off like one over the hard limit. 256 KiB is about 2,000 typical events.
+    pub outbound_soft_bytes_max: usize,
+    /// How long a connection may stay above `outbound_soft_bytes_max`.
+    pub outbound_soft_duration_ms: u64,
+    /// Sustained requests per second per connection (token bucket refill). A game sending party
+    /// data at a 60 Hz tick plus chatter stays well under 250. Past it: error 300 replies.
+    pub requests_per_second_max: u32,
+    /// Requests a connection may send at once above the sustained rate (bucket size).
+    pub requests_burst_max: u32,
+    /// A connection refused by the rate limit continuously for this long is closed
+    /// (1008 "request rate limit"): a client that ignores the error replies is abusive.
+    pub rate_limited_close_ms: u64,
+    /// Silence after which the server sends a WebSocket ping; a connection that stays silent for
+    /// another interval is dropped (close 1001 "keepalive timeout"). Nakama pings every 15 s.
+    pub keepalive_interval_ms: u64,
     /// How long a closing connection may take to flush its close frame before it is dropped.
     pub close_linger_ms: u64,
     /// How long a graceful shutdown waits for close frames to flush before exiting anyway.
@@ -49,6 +66,12 @@ impl Default for Limits {
             frames_per_turn_max: 64,
             outbound_bytes_max: 1024 * 1024,
             write_bytes_per_turn_max: 256 * 1024,
+            outbound_soft_bytes_max: 256 * 1024,
+            outbound_soft_duration_ms: 5_000,
+            requests_per_second_max: 250,
+            requests_burst_max: 500,
+            rate_limited_close_ms: 10_000,
+            keepalive_interval_ms: 15_000,
             close_linger_ms: 1_000,
             shutdown_drain_ms: 2_000,
         }
@@ -79,6 +102,10 @@ impl Limits {
             ("frames_per_turn_max", self.frames_per_turn_max as u64),
             ("outbound_bytes_max", self.outbound_bytes_max as u64),
             ("write_bytes_per_turn_max", self.write_bytes_per_turn_max as u64),
+            ("outbound_soft_bytes_max", self.outbound_soft_bytes_max as u64),
+            ("requests_per_second_max", u64::from(self.requests_per_second_max)),
+            ("requests_burst_max", u64::from(self.requests_burst_max)),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -91,6 +118,9 @@ impl Limits {
         }
         if self.handshake_bytes_max < 256 {
             return Err(LimitsError("handshake_bytes_max below 256 cannot hold an upgrade request".into()));
+        }
+        if self.outbound_soft_bytes_max > self.outbound_bytes_max {
+            return Err(LimitsError("outbound_soft_bytes_max must not exceed outbound_bytes_max".into()));
         }
         if self.outbound_bytes_max < self.message_bytes_max {
             return Err(LimitsError("outbound_bytes_max must hold at least one largest message".into()));

@@ -2,7 +2,8 @@
 //! is in its life (upgrading, open, closing).
 
 use super::outbound::OutboundQueue;
-use crate::core::SessionId;
+use super::ratelimit::RequestBudget;
+use crate::core::{Millis, SessionId};
 use bytes::Bytes;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
@@ -29,6 +30,14 @@ pub(crate) struct Conn {
     pub read_listed: bool,
     /// Listed in the driver's flush list.
     pub flush_listed: bool,
+    /// Request rate budget (SPEC O-4; `requests_per_second_max`).
+    pub budget: RequestBudget,
+    /// When the peer last sent anything; keepalive pings only silent connections.
+    pub last_heard_at: Millis,
+    /// A keepalive ping went out and nothing has been heard since.
+    pub ping_outstanding: bool,
+    /// Since when the queue has been above `outbound_soft_bytes_max`.
+    pub soft_exceeded_since: Option<Millis>,
 }
 
 impl Conn {

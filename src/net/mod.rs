@@ -14,6 +14,10 @@ pub(crate) mod conn;
 pub mod frame;
 pub mod handshake;
 pub mod outbound;
+pub mod ratelimit;
+mod stats;
+
+pub use stats::{Stats, StatsSnapshot};
 
 use crate::auth::TokenKey;
 use crate::core::{CloseReason, Core, Identity, Millis, Outbox, Output, SessionId, UserId, Username};
@@ -23,15 +27,17 @@ use bytes::Bytes;
 use conn::{Conn, Inbound, Phase, WsIo};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
+use ratelimit::{Admission, RequestBudget, RequestRefusal};
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -50,41 +56,6 @@ pub struct ServerConfig {
     pub token_key: TokenKey,
 }
 
-/// Counters the loop publishes once per turn (relaxed stores, no locks), for tests, the load
-/// harness and, later, metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    connections_open: AtomicU64,
-    sessions_open: AtomicU64,
-    handshakes_open: AtomicU64,
-    accepted_total: AtomicU64,
-    refused_total: AtomicU64,
-    upgrades_rejected_total: AtomicU64,
-    handshake_timeouts_total: AtomicU64,
-    slow_consumers_total: AtomicU64,
-    frames_in_total: AtomicU64,
-    frames_out_total: AtomicU64,
-    decode_errors_total: AtomicU64,
-    turns_total: AtomicU64,
-}
-
-/// A copy of [`Stats`] at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    pub connections_open: u64,
-    pub sessions_open: u64,
-    pub handshakes_open: u64,
-    pub accepted_total: u64,
-    pub refused_total: u64,
-    pub upgrades_rejected_total: u64,
-    pub handshake_timeouts_total: u64,
-    pub slow_consumers_total: u64,
-    pub frames_in_total: u64,
-    pub frames_out_total: u64,
-    pub decode_errors_total: u64,
-    pub turns_total: u64,
-}
-
 /// Talks to a running server from another thread: read its stats, ask it to shut down.
 #[derive(Clone)]
 pub struct ServerHandle {
@@ -100,22 +71,7 @@ impl ServerHandle {
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        let s = &self.stats;
-        let get = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        StatsSnapshot {
-            connections_open: get(&s.connections_open),
-            sessions_open: get(&s.sessions_open),
-            handshakes_open: get(&s.handshakes_open),
-            accepted_total: get(&s.accepted_total),
-            refused_total: get(&s.refused_total),
-            upgrades_rejected_total: get(&s.upgrades_rejected_total),
-            handshake_timeouts_total: get(&s.handshake_timeouts_total),
-            slow_consumers_total: get(&s.slow_consumers_total),
-            frames_in_total: get(&s.frames_in_total),
-            frames_out_total: get(&s.frames_out_total),
-            decode_errors_total: get(&s.decode_errors_total),
-            turns_total: get(&s.turns_total),
-        }
+        self.stats.snapshot()
     }
 
     /// Asks the loop to shut down gracefully: stop accepting, send every client a close frame
@@ -126,21 +82,6 @@ impl ServerHandle {
             log::error!("could not wake the server loop for shutdown: {e}");
         }
     }
-}
-
-/// The loop's own tally, published to [`Stats`] once per turn.
-#[derive(Default)]
-struct Counters {
-    accepted_total: u64,
-    refused_total: u64,
-    upgrades_rejected_total: u64,
-    handshake_timeouts_total: u64,
-    slow_consumers_total: u64,
-    frames_in_total: u64,
-    frames_out_total: u64,
-    decode_errors_total: u64,
-    turns_total: u64,
-    handshakes_open: u64,
 }
 
 /// A connection named with its generation, so work listed for a slot never reaches the
@@ -177,10 +118,15 @@ pub struct Server {
     /// Deadlines in arrival order: every handshake and every linger has the same duration.
     handshake_deadlines: VecDeque<(Millis, ConnRef)>,
     closing_deadlines: VecDeque<(Millis, ConnRef)>,
+    /// One entry per open connection, every `keepalive_interval_ms`.
+    keepalive_checks: VecDeque<(Millis, ConnRef)>,
     accept_ready: bool,
     accept_paused_until: Option<Millis>,
     shutdown_deadline: Option<Millis>,
-    counters: Counters,
+    /// The loop's own tally; counters only grow, gauges are set before publishing.
+    counters: StatsSnapshot,
+    /// When queue sizes were last summed into the gauges.
+    outbound_sampled_at: Millis,
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
@@ -217,10 +163,12 @@ impl Server {
             pending_disconnects: Vec::new(),
             handshake_deadlines: VecDeque::new(),
             closing_deadlines: VecDeque::new(),
+            keepalive_checks: VecDeque::new(),
             accept_ready: false,
             accept_paused_until: None,
             shutdown_deadline: None,
-            counters: Counters::default(),
+            counters: StatsSnapshot::default(),
+            outbound_sampled_at: Millis(0),
             stats: Arc::new(Stats::default()),
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
@@ -282,7 +230,7 @@ impl Server {
             self.flush_listed(now);
             self.reap(now);
             self.counters.turns_total += 1;
-            self.publish_stats();
+            self.publish_stats(now);
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || now >= deadline {
                     match self.conns.len() {
@@ -310,6 +258,7 @@ impl Server {
         let deadlines = [
             self.handshake_deadlines.front().map(|(at, _)| *at),
             self.closing_deadlines.front().map(|(at, _)| *at),
+            self.keepalive_checks.front().map(|(at, _)| *at),
             self.accept_paused_until,
             self.shutdown_deadline,
         ];
@@ -403,6 +352,10 @@ impl Server {
                 phase: Phase::Handshake { received: Vec::new() },
                 read_listed: false,
                 flush_listed: false,
+                budget: RequestBudget::new(self.limits.requests_burst_max, now),
+                last_heard_at: now,
+                ping_outstanding: false,
+                soft_exceeded_since: None,
             });
             self.handshake_deadlines.push_back((deadline, ConnRef { slot, generation }));
             self.counters.accepted_total += 1;
@@ -479,6 +432,9 @@ impl Server {
                 conn.out.push(Bytes::from(response));
                 let ws = WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config));
                 conn.phase = Phase::Open { ws: Box::new(ws), session };
+                conn.last_heard_at = now;
+                let check_at = now.saturating_add(self.limits.keepalive_interval_ms);
+                self.keepalive_checks.push_back((check_at, at));
                 log::debug!("session {session} open for user {}", claims.user_id);
                 let identity =
                     Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
@@ -493,7 +449,9 @@ impl Server {
 
     fn read_frames(&mut self, at: ConnRef, now: Millis) {
         for _ in 0..self.limits.frames_per_turn_max {
-            let Some(conn) = self.conn_mut(at) else {
+            let limits = &self.limits;
+            // Borrow the slab alone, so the limits stay readable below.
+            let Some(conn) = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation) else {
                 return;
             };
             let Phase::Open { ws, session } = &mut conn.phase else {
@@ -501,15 +459,47 @@ impl Server {
             };
             let session = *session;
             let mut io = WsIo { socket: &mut conn.socket, out: &mut conn.out };
-            let result = ws.read(&mut io);
+            let inbound = conn::classify(ws.read(&mut io));
             let control_queued = !conn.out.is_empty();
+            if matches!(inbound, Inbound::Binary(_) | Inbound::Text | Inbound::Control | Inbound::PeerClosed) {
+                conn.last_heard_at = now;
+                conn.ping_outstanding = false;
+            }
+            let admission = match inbound {
+                Inbound::Binary(_) | Inbound::Text => conn.budget.admit(
+                    now,
+                    limits.requests_per_second_max,
+                    limits.requests_burst_max,
+                    limits.rate_limited_close_ms,
+                ),
+                _ => Admission::Allowed,
+            };
             if control_queued {
                 self.list_flush(at.slot);
             }
-            match conn::classify(result) {
+            match inbound {
+                Inbound::Binary(_) | Inbound::Text if admission == Admission::Abusive => {
+                    self.counters.rate_limited_total += 1;
+                    log::warn!(
+                        "session {session} closed: refused by requests_per_second_max {} for {} ms",
+                        self.limits.requests_per_second_max,
+                        self.limits.rate_limited_close_ms
+                    );
+                    return self.close_with(at, CloseCode::Policy, "request rate limit", now);
+                }
                 Inbound::Binary(frame) => {
                     self.counters.frames_in_total += 1;
-                    self.handle_frame(session, &frame, now);
+                    if admission == Admission::Refused {
+                        self.counters.rate_limited_total += 1;
+                        let cid = wire::peek_cid(&frame, &self.verifier);
+                        let refusal = RequestRefusal::RateLimited {
+                            requests_per_second_max: self.limits.requests_per_second_max,
+                        };
+                        let framed = frame::binary(self.encoder.refusal(cid, &refusal));
+                        self.send(session, framed);
+                    } else {
+                        self.handle_frame(session, &frame, now);
+                    }
                 }
                 Inbound::Text => {
                     self.counters.frames_in_total += 1;
@@ -635,21 +625,37 @@ impl Server {
         conn.out.push(framed);
         self.counters.frames_out_total += 1;
         let queued = conn.out.bytes_queued();
-        if queued > outbound_bytes_max {
-            self.counters.slow_consumers_total += 1;
-            log::warn!(
-                "session {to} cut off as a slow consumer: {queued} bytes queued > outbound_bytes_max {outbound_bytes_max}"
-            );
-            if let Some(conn) = self.conn_mut(at) {
-                conn.out.truncate_unstarted();
-            }
-            self.close_with(at, CloseCode::Policy, "output buffer limit", now);
+        let soft_expired = if queued > self.limits.outbound_soft_bytes_max {
+            let since = *conn.soft_exceeded_since.get_or_insert(now);
+            now.saturating_sub(since) >= self.limits.outbound_soft_duration_ms
+        } else {
+            false
+        };
+        if queued > outbound_bytes_max || soft_expired {
+            self.cut_off_slow_consumer(at, now);
             return;
         }
         if !conn.flush_listed {
             conn.flush_listed = true;
             self.flush_list.push(at);
         }
+    }
+
+    /// Redis's `client-output-buffer-limit`: a client that cannot keep up loses its unsent
+    /// frames and its connection, with one warning; nobody else notices.
+    fn cut_off_slow_consumer(&mut self, at: ConnRef, now: Millis) {
+        let Some(conn) = self.conn_mut(at) else { return };
+        let queued = conn.out.bytes_queued();
+        let soft_for_ms = conn.soft_exceeded_since.map_or(0, |since| now.saturating_sub(since));
+        conn.out.truncate_unstarted();
+        self.counters.slow_consumers_total += 1;
+        log::warn!(
+            "slot {} cut off as a slow consumer: {queued} bytes queued (outbound_bytes_max {}, over outbound_soft_bytes_max {} for {soft_for_ms} ms)",
+            at.slot,
+            self.limits.outbound_bytes_max,
+            self.limits.outbound_soft_bytes_max
+        );
+        self.close_with(at, CloseCode::Policy, "output buffer limit", now);
     }
 
     /// Queues a close frame with `reason` and moves the connection to Closing.
@@ -699,6 +705,13 @@ impl Server {
                 }
             }
         }
+        while let Some(&(check_at, at)) = self.keepalive_checks.front() {
+            if check_at > now {
+                break;
+            }
+            self.keepalive_checks.pop_front();
+            self.check_liveness(at, now);
+        }
         while let Some(&(deadline, at)) = self.closing_deadlines.front() {
             if deadline > now {
                 break;
@@ -710,9 +723,37 @@ impl Server {
         }
     }
 
+    /// Runs every `keepalive_interval_ms` per open connection: ping a silent peer, drop one that
+    /// stayed silent through a whole interval after its ping, and enforce the soft output limit
+    /// on a connection nobody is sending to any more.
+    fn check_liveness(&mut self, at: ConnRef, now: Millis) {
+        let interval_ms = self.limits.keepalive_interval_ms;
+        let soft_duration_ms = self.limits.outbound_soft_duration_ms;
+        let Some(conn) = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation) else { return };
+        let Phase::Open { ws, session } = &mut conn.phase else { return };
+        let session = *session;
+        if conn.soft_exceeded_since.is_some_and(|since| now.saturating_sub(since) >= soft_duration_ms) {
+            return self.cut_off_slow_consumer(at, now);
+        }
+        let silent_ms = now.saturating_sub(conn.last_heard_at);
+        if silent_ms < interval_ms {
+            conn.ping_outstanding = false;
+        } else if !conn.ping_outstanding {
+            conn.ping_outstanding = true;
+            let _ = ws.write(&mut WsIo { socket: &mut conn.socket, out: &mut conn.out }, Message::Ping(Bytes::new()));
+            self.list_flush(at.slot);
+        } else {
+            self.counters.keepalive_timeouts_total += 1;
+            log::debug!("session {session}: silent for {silent_ms} ms after a keepalive ping; closing");
+            return self.close_with(at, CloseCode::Away, "keepalive timeout", now);
+        }
+        self.keepalive_checks.push_back((now.saturating_add(interval_ms), at));
+    }
+
     fn flush_listed(&mut self, now: Millis) {
         let list = std::mem::take(&mut self.flush_list);
         let budget = self.limits.write_bytes_per_turn_max;
+        let soft_bytes_max = self.limits.outbound_soft_bytes_max;
         for at in list {
             let Some(conn) = self.conn_mut(at) else {
                 continue;
@@ -736,6 +777,9 @@ impl Server {
             let Some(conn) = self.conn_mut(at) else {
                 continue;
             };
+            if conn.out.bytes_queued() <= soft_bytes_max {
+                conn.soft_exceeded_since = None;
+            }
             if let Phase::Closing { write_shut, .. } = &mut conn.phase {
                 if conn.out.is_empty() && !*write_shut {
                     *write_shut = true;
@@ -784,22 +828,18 @@ impl Server {
         self.apply_outputs(now);
     }
 
-    fn publish_stats(&self) {
-        let s = &self.stats;
-        let c = &self.counters;
-        let set = |v: &AtomicU64, x: u64| v.store(x, Ordering::Relaxed);
-        set(&s.connections_open, self.conns.len() as u64);
-        set(&s.sessions_open, self.core.session_count() as u64);
-        set(&s.handshakes_open, c.handshakes_open);
-        set(&s.accepted_total, c.accepted_total);
-        set(&s.refused_total, c.refused_total);
-        set(&s.upgrades_rejected_total, c.upgrades_rejected_total);
-        set(&s.handshake_timeouts_total, c.handshake_timeouts_total);
-        set(&s.slow_consumers_total, c.slow_consumers_total);
-        set(&s.frames_in_total, c.frames_in_total);
-        set(&s.frames_out_total, c.frames_out_total);
-        set(&s.decode_errors_total, c.decode_errors_total);
-        set(&s.turns_total, c.turns_total);
+    fn publish_stats(&mut self, now: Millis) {
+        self.counters.connections_open = self.conns.len() as u64;
+        self.counters.sessions_open = self.core.session_count() as u64;
+        // Summing every queue is O(connections): do it about every 100 ms, not every turn.
+        if now.saturating_sub(self.outbound_sampled_at) >= 100 || self.conns.len() < 64 {
+            self.outbound_sampled_at = now;
+            let sizes = self.conns.iter().map(|(_, c)| c.out.bytes_queued() as u64);
+            let (total, max) = sizes.fold((0, 0), |(t, m), q| (t + q, m.max(q)));
+            self.counters.outbound_bytes_queued = total;
+            self.counters.outbound_bytes_queued_conn_max = max;
+        }
+        self.stats.publish(&self.counters);
     }
 }
 

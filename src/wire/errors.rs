@@ -2,6 +2,7 @@
 
 use super::ErrorCode;
 use crate::core::CoreError;
+use crate::net::ratelimit::RequestRefusal;
 
 /// Why a client frame could not be turned into a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,5 +55,12 @@ impl std::error::Error for DecodeError {}
 pub(crate) fn core_error_code(error: &CoreError) -> ErrorCode {
     match error {
         CoreError::BadInput(_) => ErrorCode::BadInput,
+    }
+}
+
+/// The wire code of a request the driver refused.
+pub(crate) fn refusal_code(refusal: &RequestRefusal) -> ErrorCode {
+    match refusal {
+        RequestRefusal::RateLimited { .. } => ErrorCode::LimitExceeded,
     }
 }

@@ -57,6 +57,12 @@ fn message_name(message: fb::Message) -> &'static str {
     message.variant_name().unwrap_or("unknown")
 }
 
+/// The cid of a frame, if the envelope verifies far enough to read it (else [`Cid::NONE`]):
+/// a refused request still gets its reply under its own cid.
+pub fn peek_cid(frame: &[u8], options: &VerifierOptions) -> Cid {
+    flatbuffers::root_with_opts::<fb::Envelope>(options, frame).map(|e| Cid(e.cid())).unwrap_or(Cid::NONE)
+}
+
 /// An error reply as a client sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorReply {
@@ -106,6 +112,14 @@ impl Encoder {
         self.builder.reset();
         let text = error.to_string();
         let (kind, message) = self.error_body(error.code(), &text);
+        self.finish(cid, kind, message)
+    }
+
+    /// An error reply for a request the driver refused (rate limit).
+    pub fn refusal(&mut self, cid: Cid, refusal: &crate::net::ratelimit::RequestRefusal) -> &[u8] {
+        self.builder.reset();
+        let text = refusal.to_string();
+        let (kind, message) = self.error_body(errors::refusal_code(refusal), &text);
         self.finish(cid, kind, message)
     }
 

@@ -1,0 +1,60 @@
+//! The loop's counters and gauges, declared once. The loop keeps a plain `StatsSnapshot` as its
+//! tally and publishes it to the shared atomics once per turn (relaxed stores, no locks), for
+//! tests, the load harness and, later, metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! stats {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Shared, lock-free copy of the loop's counters.
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $($name: AtomicU64,)*
+        }
+
+        /// The counters at one moment.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Stats {
+            pub(crate) fn publish(&self, tally: &StatsSnapshot) {
+                $(self.$name.store(tally.$name, Ordering::Relaxed);)*
+            }
+
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+stats! {
+    /// Connections in the slab (upgrading, open or closing).
+    connections_open,
+    /// Sessions the core knows.
+    sessions_open,
+    /// Connections still in the HTTP upgrade.
+    handshakes_open,
+    /// Bytes queued for all connections and not yet written (sampled about every 100 ms).
+    outbound_bytes_queued,
+    /// The largest single connection's queue at the last sample.
+    outbound_bytes_queued_conn_max,
+    accepted_total,
+    /// Connections accepted and closed at once because `connections_max` was reached.
+    refused_total,
+    /// Upgrade requests answered with an HTTP error (401 and the rest).
+    upgrades_rejected_total,
+    handshake_timeouts_total,
+    /// Connections cut off by the hard or soft output limit.
+    slow_consumers_total,
+    /// Requests refused (or connections closed) by the request rate limit.
+    rate_limited_total,
+    /// Connections dropped for not answering keepalive pings.
+    keepalive_timeouts_total,
+    frames_in_total,
+    frames_out_total,
+    decode_errors_total,
+    turns_total,
+}

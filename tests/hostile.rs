@@ -1,0 +1,194 @@
+//! Hostile clients over real loopback sockets: garbage, half frames, unmasked frames, request
+//! floods, silent peers, and a SIGTERM on the real binary. Each case checks that the offender
+//! gets the documented answer (an error reply, a close code, a drop) and that everybody else is
+//! served throughout. Waits are deadlines on stats or frames, never sleeps.
+
+mod common;
+
+use common::*;
+use huddle::client::Client;
+use huddle::core::{ConnectOptions, Reply, Request};
+use huddle::limits::Limits;
+use huddle::wire::{ErrorCode, ServerMessage};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+
+/// A raw WebSocket: tungstenite for the upgrade, then raw bytes on the socket.
+fn raw_ws(server: &TestServer, user: &str) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let url = format!("ws://{}/ws?token={}", server.addr, token(user));
+    let (mut ws, _) = tungstenite::client::client(url, stream).expect("upgrade");
+    assert!(matches!(ws.read().unwrap(), Message::Binary(_)), "welcome first");
+    ws
+}
+
+fn ping_ok(client: &mut Client) {
+    assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+}
+
+#[test]
+fn garbage_before_the_handshake_gets_400_and_nothing_else_changes() {
+    let server = TestServer::start();
+    let mut bystander = server.connect("bob");
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    // The start of a TLS ClientHello, a common accident.
+    stream.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 400 "), "{response:?}");
+    drop(stream);
+    ping_ok(&mut bystander);
+    let stats = server.wait_stats("garbage connection gone", |s| s.connections_open == 1);
+    assert_eq!(stats.sessions_open, 1);
+}
+
+#[test]
+fn unmasked_client_frame_closes_with_1002_and_reason() {
+    let server = TestServer::start();
+    let mut ws = raw_ws(&server, "alice");
+    ws.get_mut().write_all(&[0x82, 0x02, 0xab, 0xcd]).unwrap();
+    match ws.read() {
+        Ok(Message::Close(Some(frame))) => {
+            assert_eq!(u16::from(frame.code), 1002);
+            assert_eq!(frame.reason.as_str(), "unmasked client frame");
+        }
+        other => panic!("expected close 1002, got {other:?}"),
+    }
+    server.wait_stats("session gone", |s| s.sessions_open == 0);
+}
+
+#[test]
+fn half_a_frame_then_silence_is_dropped_by_keepalive_while_others_are_served() {
+    let server = TestServer::with_limits(Limits { keepalive_interval_ms: 200, ..Limits::default() });
+    let mut bystander = server.connect("bob");
+    let mut ws = raw_ws(&server, "alice");
+    // Announces a 5-byte masked payload, sends 2 bytes of it, then nothing, and never reads.
+    ws.get_mut().write_all(&[0x82, 0x85, 1, 2, 3, 4, 9, 9]).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while server.stats().keepalive_timeouts_total < 1 {
+        assert!(Instant::now() < deadline, "silent connection never dropped: {:?}", server.stats());
+        ping_ok(&mut bystander); // the bystander stays served (and talks, so it stays alive)
+        std::thread::sleep(Duration::from_millis(10)); // pacing, under requests_per_second_max
+    }
+    let stats = server.wait_stats("silent session gone", |s| s.sessions_open == 1);
+    assert_eq!(stats.keepalive_timeouts_total, 1, "only the silent peer was dropped");
+    ping_ok(&mut bystander);
+}
+
+#[test]
+fn keepalive_pings_a_quiet_client_that_answers_and_keeps_it() {
+    let server = TestServer::with_limits(Limits { keepalive_interval_ms: 100, ..Limits::default() });
+    let mut quiet = server.connect("alice");
+    // Reading for a while answers the server's pings (tungstenite replies with pongs) without
+    // sending any request.
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        let _ = quiet.next(Duration::from_millis(50));
+    }
+    assert_eq!(server.stats().keepalive_timeouts_total, 0);
+    ping_ok(&mut quiet);
+}
+
+#[test]
+fn ten_thousand_requests_in_one_burst_are_answered_or_rate_limited_and_others_stay_served() {
+    let server = TestServer::start();
+    let limits = Limits::default();
+    let addr = server.addr.clone();
+    let bystander = std::thread::spawn(move || {
+        let mut bob = Client::connect(&addr, &token("bob"), ConnectOptions::default()).unwrap();
+        for _ in 0..50 {
+            ping_ok(&mut bob);
+        }
+    });
+    let mut flood = server.connect("mallory");
+    let cids: Vec<_> = (0..10_000).map(|_| flood.send(&Request::Ping).unwrap()).collect();
+    let (mut answered, mut limited) = (0, 0);
+    for cid in cids {
+        match flood.next(WAIT).unwrap() {
+            ServerMessage::Reply { cid: got, result } => {
+                assert_eq!(got, cid, "one reply per request, in order");
+                match result {
+                    Ok(Reply::Pong) => answered += 1,
+                    Err(e) if e.code == ErrorCode::LimitExceeded => {
+                        assert!(e.message.contains("requests_per_second_max"), "{}", e.message);
+                        limited += 1;
+                    }
+                    other => panic!("unexpected reply {other:?}"),
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(answered >= limits.requests_burst_max as usize, "the burst allowance is honoured: {answered}");
+    assert!(limited > 0, "a 10,000-request burst exceeds the limit");
+    bystander.join().expect("bystander served throughout");
+    assert_eq!(server.stats().rate_limited_total, limited as u64);
+    ping_ok(&mut flood);
+}
+
+#[test]
+fn sustained_flood_ignoring_rate_limit_errors_is_closed() {
+    let server = TestServer::with_limits(Limits {
+        requests_per_second_max: 10,
+        requests_burst_max: 10,
+        rate_limited_close_ms: 300,
+        ..Limits::default()
+    });
+    let mut flood = server.connect("mallory");
+    let deadline = Instant::now() + WAIT;
+    let frame = loop {
+        assert!(Instant::now() < deadline, "flood never closed");
+        if let Err(e) = flood.send(&Request::Ping) {
+            panic!("send failed before a close frame arrived: {e}");
+        }
+        match flood.next(Duration::from_millis(5)) {
+            Err(huddle::client::ClientError::Closed(frame)) => break frame,
+            _ => continue,
+        }
+    };
+    let frame = frame.expect("a close frame");
+    assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1008, "request rate limit"));
+}
+
+/// The real binary: 100 clients, SIGTERM, every client gets the close frame, exit code 0.
+#[test]
+fn sigterm_with_100_clients_closes_all_and_exits_zero() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start huddle");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let log_reader = std::thread::spawn(move || {
+        let mut log = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ws://").nth(1) {
+                let _ = addr_tx.send(rest.trim_end_matches("/ws").to_owned());
+            }
+            log.push(line);
+        }
+        log
+    });
+    let addr = addr_rx.recv_timeout(WAIT).expect("server logs its address");
+    let mut clients: Vec<Client> = (0..100)
+        .map(|i| Client::connect(&addr, &token(&format!("u{i}")), ConnectOptions::default()).unwrap())
+        .collect();
+    // SAFETY: kill(2) with the pid of our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    for client in &mut clients {
+        let frame = client.wait_closed(WAIT).unwrap().expect("close frame");
+        assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1001, "server shutting down"));
+    }
+    drop(clients);
+    let status = child.wait().unwrap();
+    let log = log_reader.join().unwrap();
+    assert!(status.success(), "exit status {status}; log:\n{}", log.join("\n"));
+    assert!(log.iter().any(|l| l.contains("shutdown complete")), "log:\n{}", log.join("\n"));
+}
