@@ -23,7 +23,7 @@ const FRAMES_PER_INPUT_MAX: usize = 4096;
 
 fn fuzz_limits() -> Limits {
     // Small limits make the fuzzer reach the edges quickly.
-    Limits { message_bytes_max: 4096, handshake_bytes_max: 2048, ..Limits::default() }
+    Limits { message_bytes_max: 4096, handshake_bytes_max: 2048, connections_max: 16, ..Limits::default() }
 }
 
 /// bytes → verify + decode; anything that decodes re-encodes and decodes to the same request.
@@ -38,8 +38,14 @@ pub fn decode_envelope(data: &[u8]) {
     let _ = wire::decode_server_message(data, &options);
 }
 
-/// A valid upgrade request for the fuzz key, so inputs can reach the frame layer.
-pub fn canned_upgrade() -> Vec<u8> {
+/// A valid upgrade request for the fuzz key, so inputs can reach the frame layer. Minted once:
+/// signing per input would halve the fuzzer's speed.
+pub fn canned_upgrade() -> &'static [u8] {
+    static UPGRADE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    UPGRADE.get_or_init(mint_upgrade)
+}
+
+fn mint_upgrade() -> Vec<u8> {
     let claims = Claims { user_id: "fuzzer".into(), username: "Fuzzer".into(), expires_at_unix_s: u64::MAX / 2 };
     let token = auth::mint(&claims, &TokenKey::new(FUZZ_KEY));
     format!(
@@ -77,7 +83,7 @@ impl Read for Trickle<'_> {
 pub fn connection_bytes(input: &[u8]) -> ConnReport {
     let mut report = ConnReport::default();
     let Some((&mode, rest)) = input.split_first() else { return report };
-    let stream = if mode & 1 == 1 { [canned_upgrade().as_slice(), rest].concat() } else { rest.to_vec() };
+    let stream = if mode & 1 == 1 { [canned_upgrade(), rest].concat() } else { rest.to_vec() };
     let mut socket = Trickle { data: &stream, chunk: 1 + usize::from(mode >> 1) * 7, block_next: false };
     let limits = fuzz_limits();
     let key = TokenKey::new(FUZZ_KEY);

@@ -42,8 +42,8 @@ fn seeds_conn_bytes() -> Vec<(&'static str, Vec<u8>)> {
     let ping = Encoder::new().request(Cid(7), &Request::Ping).to_vec();
     let with_upgrade = |frames: Vec<Vec<u8>>| [vec![1u8], frames.concat()].concat();
     vec![
-        ("raw_upgrade", [vec![0u8], fuzzing::canned_upgrade()].concat()),
-        ("raw_upgrade_slow", [vec![2u8], fuzzing::canned_upgrade()].concat()),
+        ("raw_upgrade", [vec![0u8], fuzzing::canned_upgrade().to_vec()].concat()),
+        ("raw_upgrade_slow", [vec![2u8], fuzzing::canned_upgrade().to_vec()].concat()),
         ("ping", with_upgrade(vec![client_frame(0x2, &ping)])),
         (
             "ping_text_close",
