@@ -35,6 +35,19 @@ pub struct Limits {
     pub close_linger_ms: u64,
     /// How long a graceful shutdown waits for close frames to flush before exiting anyway.
     pub shutdown_drain_ms: u64,
+    /// Largest `max_size` a party may be created with (members, leader included). 256 is
+    /// Nakama's bound (SPEC P-1); it can only be lowered. It also bounds the pending join
+    /// requests of a party, which are at most its `max_size`.
+    pub party_members_max: usize,
+    /// Bytes of a party label (a JSON object). 2048 is Nakama's bound (SPEC P-1).
+    pub party_label_bytes_max: usize,
+    /// Parties one session may be a member of or have a pending join request for. Games keep a
+    /// player in one or two parties; 16 leaves room for tools while bounding what one session can
+    /// make the server hold (16 × 256 members) and what a disconnect must clean up.
+    pub parties_per_session_max: usize,
+    /// Bytes of the `data` of one party data message. 8 KiB leaves room in a 16 KiB frame for
+    /// the envelope; it must not exceed `message_bytes_max`, since the whole request is one frame.
+    pub party_data_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +64,10 @@ impl Default for Limits {
             write_bytes_per_turn_max: 256 * 1024,
             close_linger_ms: 1_000,
             shutdown_drain_ms: 2_000,
+            party_members_max: 256,
+            party_label_bytes_max: 2048,
+            parties_per_session_max: 16,
+            party_data_bytes_max: 8 * 1024,
         }
     }
 }
@@ -79,6 +96,9 @@ impl Limits {
             ("frames_per_turn_max", self.frames_per_turn_max as u64),
             ("outbound_bytes_max", self.outbound_bytes_max as u64),
             ("write_bytes_per_turn_max", self.write_bytes_per_turn_max as u64),
+            ("party_members_max", self.party_members_max as u64),
+            ("parties_per_session_max", self.parties_per_session_max as u64),
+            ("party_data_bytes_max", self.party_data_bytes_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -94,6 +114,13 @@ impl Limits {
         }
         if self.outbound_bytes_max < self.message_bytes_max {
             return Err(LimitsError("outbound_bytes_max must hold at least one largest message".into()));
+        }
+        // Member counts travel as ushort and SPEC P-1 caps parties at 256.
+        if self.party_members_max > 256 {
+            return Err(LimitsError("party_members_max must be at most 256".into()));
+        }
+        if self.party_data_bytes_max > self.message_bytes_max {
+            return Err(LimitsError("party_data_bytes_max must fit in message_bytes_max".into()));
         }
         Ok(())
     }
@@ -115,5 +142,9 @@ mod tests {
         assert!(zero.validate().unwrap_err().0.contains("frames_per_turn_max"));
         let tiny_out = Limits { outbound_bytes_max: 10, ..Limits::default() };
         assert!(tiny_out.validate().is_err());
+        let huge_party = Limits { party_members_max: 257, ..Limits::default() };
+        assert!(huge_party.validate().unwrap_err().0.contains("party_members_max"));
+        let huge_data = Limits { party_data_bytes_max: 1 << 20, ..Limits::default() };
+        assert!(huge_data.validate().unwrap_err().0.contains("party_data_bytes_max"));
     }
 }
