@@ -864,3 +864,105 @@ impl Parties {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{ConnectOptions, Core, Identity, Millis, Output, Request, UserId, Username};
+
+    fn core_with(n: u32) -> (Core, Vec<SessionId>) {
+        let mut core = Core::new(Limits::default(), [3; 32]);
+        let mut out = Outbox::new();
+        let sessions: Vec<SessionId> = (0..n).map(|i| SessionId::new(i, 1)).collect();
+        for (i, s) in sessions.iter().enumerate() {
+            let identity =
+                Identity { user_id: UserId::new(&format!("u{i}")), username: Username::new(&format!("U{i}")) };
+            core.connect(*s, identity, ConnectOptions::default(), Millis(0), &mut out);
+        }
+        (core, sessions)
+    }
+
+    fn run(core: &mut Core, session: SessionId, request: PartyRequest) -> Outbox {
+        let mut out = Outbox::new();
+        core.handle_request(session, Cid(1), Request::Party(request), Millis(0), &mut out);
+        out
+    }
+
+    fn created(out: &Outbox) -> PartyId {
+        match &out.outputs()[0] {
+            Output::Reply { result: Ok(Reply::Party(PartyReply::Info(s))), .. } => s.party_id,
+            other => panic!("expected a snapshot reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn leader_leaving_orders_reply_then_leader_then_leaves_then_pending_list() {
+        let (mut core, s) = core_with(4);
+        let party_id = created(&run(
+            &mut core,
+            s[0],
+            PartyRequest::Create { open: true, max_size: 4, label: String::new(), hidden: false },
+        ));
+        run(&mut core, s[1], PartyRequest::Join { party_id });
+        run(&mut core, s[2], PartyRequest::Join { party_id });
+        run(&mut core, s[0], PartyRequest::Update { party_id, open: Some(false), hidden: None, label: None });
+        run(&mut core, s[3], PartyRequest::Join { party_id });
+        let out = run(&mut core, s[0], PartyRequest::Leave { party_id });
+        let kinds: Vec<String> = out
+            .outputs()
+            .iter()
+            .map(|o| match o {
+                Output::Reply { to, .. } => format!("reply {}", to.slot()),
+                Output::Event { recipients, event: Event::Party(e), .. } => {
+                    let to: Vec<u32> = out.recipients(recipients.clone()).iter().map(|s| s.slot()).collect();
+                    let name = format!("{e:?}");
+                    format!("{} {to:?}", name.split([' ', '{', '(']).next().unwrap())
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["reply 0", "Leader [1, 2]", "Presence [1, 2]", "JoinRequest [1]"]);
+    }
+
+    #[test]
+    fn party_data_is_one_event_to_every_other_member_and_shares_the_payload() {
+        let (mut core, s) = core_with(3);
+        let party_id = created(&run(
+            &mut core,
+            s[0],
+            PartyRequest::Create { open: true, max_size: 3, label: String::new(), hidden: false },
+        ));
+        run(&mut core, s[1], PartyRequest::Join { party_id });
+        run(&mut core, s[2], PartyRequest::Join { party_id });
+        let data = Bytes::from(vec![5u8; 32]);
+        let out = run(&mut core, s[1], PartyRequest::Data { party_id, op_code: 3, data: data.clone() });
+        assert_eq!(out.outputs().len(), 2);
+        let Output::Event { recipients, event: Event::Party(PartyEvent::Data { data: sent, .. }) } = &out.outputs()[1]
+        else {
+            panic!("expected one data event")
+        };
+        assert_eq!(out.recipients(recipients.clone()), &[s[0], s[2]]);
+        assert_eq!(sent.as_ptr(), data.as_ptr(), "the payload is shared, not copied");
+    }
+
+    #[test]
+    fn refused_requests_leave_the_tables_as_they_were() {
+        let (mut core, s) = core_with(2);
+        let party_id = created(&run(
+            &mut core,
+            s[0],
+            PartyRequest::Create { open: false, max_size: 2, label: r#"{"a":1}"#.into(), hidden: false },
+        ));
+        let digest = core.debug_party_digest();
+        let refused = [
+            (s[0], PartyRequest::Update { party_id, open: Some(true), hidden: Some(true), label: None }),
+            (s[1], PartyRequest::Close { party_id }),
+            (s[0], PartyRequest::Create { open: true, max_size: 0, label: String::new(), hidden: false }),
+        ];
+        for (session, request) in refused {
+            let out = run(&mut core, session, request.clone());
+            assert!(matches!(&out.outputs()[..], [Output::Reply { result: Err(_), .. }]), "{request:?}");
+            assert_eq!(core.debug_party_digest(), digest, "{request:?} changed the tables");
+        }
+    }
+}
