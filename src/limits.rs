@@ -46,7 +46,9 @@ pub struct Limits {
     /// make the server hold (16 × 256 members) and what a disconnect must clean up.
     pub parties_per_session_max: usize,
     /// Bytes of the `data` of one party data message. 8 KiB leaves room in a 16 KiB frame for
-    /// the envelope; it must not exceed `message_bytes_max`, since the whole request is one frame.
+    /// the envelope. The request is one frame, so `message_bytes_max` bounds the payload anyway:
+    /// a value above it is allowed (lowering the frame limit alone stays valid) and simply never
+    /// trips.
     pub party_data_bytes_max: usize,
 }
 
@@ -119,9 +121,6 @@ impl Limits {
         if self.party_members_max > 256 {
             return Err(LimitsError("party_members_max must be at most 256".into()));
         }
-        if self.party_data_bytes_max > self.message_bytes_max {
-            return Err(LimitsError("party_data_bytes_max must fit in message_bytes_max".into()));
-        }
         Ok(())
     }
 
@@ -144,7 +143,9 @@ mod tests {
         assert!(tiny_out.validate().is_err());
         let huge_party = Limits { party_members_max: 257, ..Limits::default() };
         assert!(huge_party.validate().unwrap_err().0.contains("party_members_max"));
-        let huge_data = Limits { party_data_bytes_max: 1 << 20, ..Limits::default() };
-        assert!(huge_data.validate().unwrap_err().0.contains("party_data_bytes_max"));
+        let no_data = Limits { party_data_bytes_max: 0, ..Limits::default() };
+        assert!(no_data.validate().unwrap_err().0.contains("party_data_bytes_max"));
+        let small_frames = Limits { message_bytes_max: 1024, ..Limits::default() };
+        assert_eq!(small_frames.validate(), Ok(()), "the frame limit bounds party data by itself");
     }
 }

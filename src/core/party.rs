@@ -751,7 +751,7 @@ impl Parties {
             assert!(party.members.len() <= usize::from(party.max_size), "party {id} over max_size");
             assert!(party.pending.len() <= usize::from(party.max_size), "party {id} has too many requests");
             assert!(party.is_member(party.leader), "party {id}: leader is not a member");
-            assert!(!(party.hidden && !party.label.is_empty()), "party {id} is hidden and labelled");
+            assert!(!party.hidden || party.label.is_empty(), "party {id} is hidden and labelled");
             for (i, m) in party.members.iter().enumerate() {
                 assert!(
                     !party.members[..i].iter().any(|o| o.session_id == m.session_id),
@@ -961,7 +961,7 @@ mod tests {
         ];
         for (session, request) in refused {
             let out = run(&mut core, session, request.clone());
-            assert!(matches!(&out.outputs()[..], [Output::Reply { result: Err(_), .. }]), "{request:?}");
+            assert!(matches!(out.outputs(), [Output::Reply { result: Err(_), .. }]), "{request:?}");
             assert_eq!(core.debug_party_digest(), digest, "{request:?} changed the tables");
         }
     }
