@@ -294,7 +294,7 @@ impl Sim {
         let after = View::of(&self.core);
         assert!(!after.in_any(session), "a disconnected session is in no party");
         assert_eq!(self.out.reply_count(), 0, "a disconnect is not a request");
-        self.check_events(0, None, &before, &after);
+        self.check_events(0, None, false, &before, &after);
         self.out.clear();
     }
 
@@ -352,12 +352,15 @@ impl Sim {
                 assert!(self.out.outputs().len() <= 2, "one event for all recipients");
             }
         }
-        self.check_events(1, Some(&me), &before, &after);
+        let promote = matches!(request, PartyRequest::Promote { .. });
+        self.check_events(1, Some(&me), promote, &before, &after);
         self.out.clear();
     }
 
     /// Who may receive what, for every event after the first `skip` outputs.
-    fn check_events(&mut self, skip: usize, me: Option<&Presence>, before: &View, after: &View) {
+    fn check_events(&mut self, skip: usize, me: Option<&Presence>, promote: bool, before: &View, after: &View) {
+        // Parties whose `leaves` event went out in this step: a leader event must come first.
+        let mut left_parties: Vec<PartyId> = Vec::new();
         for output in &self.out.outputs()[skip..] {
             let Output::Event { recipients, event } = output else { panic!("only events after the reply: {output:?}") };
             let recipients = self.out.recipients(recipients.clone());
@@ -398,6 +401,20 @@ impl Sim {
                     if let PartyEvent::Data { .. } = event {
                         let me = me.expect("data comes from a request");
                         assert!(!recipients.contains(&me.session_id), "party data echoed to its sender");
+                    }
+                    if let PartyEvent::Presence { leaves, .. } = event {
+                        if !leaves.is_empty() {
+                            left_parties.push(party);
+                        }
+                    }
+                    if let PartyEvent::Leader { leader, .. } = event {
+                        assert!(!left_parties.contains(&party), "leader event after the leaves event");
+                        let now = self.core.debug_party(party).expect("party exists").leader;
+                        assert_eq!(*leader, now, "the leader event names the leader");
+                        if !promote {
+                            // Rotation (P-6): the longest tenure is the earliest member left.
+                            assert_eq!(leader.session_id, after.members[&party][0], "rotation by tenure");
+                        }
                     }
                     if let PartyEvent::JoinRequest { .. } = event {
                         assert_eq!(recipients.len(), 1, "join requests go to the leader alone");
