@@ -52,6 +52,21 @@ pub struct Limits {
     pub close_linger_ms: u64,
     /// How long a graceful shutdown waits for close frames to flush before exiting anyway.
     pub shutdown_drain_ms: u64,
+    /// Largest `max_size` a party may be created with (members, leader included). 256 is
+    /// Nakama's bound (SPEC P-1); it can only be lowered. It also bounds the pending join
+    /// requests of a party, which are at most its `max_size`.
+    pub party_members_max: usize,
+    /// Bytes of a party label (a JSON object). 2048 is Nakama's bound (SPEC P-1).
+    pub party_label_bytes_max: usize,
+    /// Parties one session may be a member of or have a pending join request for. Games keep a
+    /// player in one or two parties; 16 leaves room for tools while bounding what one session can
+    /// make the server hold (16 × 256 members) and what a disconnect must clean up.
+    pub parties_per_session_max: usize,
+    /// Bytes of the `data` of one party data message. 8 KiB leaves room in a 16 KiB frame for
+    /// the envelope. The request is one frame, so `message_bytes_max` bounds the payload anyway:
+    /// a value above it is allowed (lowering the frame limit alone stays valid) and simply never
+    /// trips.
+    pub party_data_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -74,6 +89,10 @@ impl Default for Limits {
             keepalive_interval_ms: 15_000,
             close_linger_ms: 1_000,
             shutdown_drain_ms: 2_000,
+            party_members_max: 256,
+            party_label_bytes_max: 2048,
+            parties_per_session_max: 16,
+            party_data_bytes_max: 8 * 1024,
         }
     }
 }
@@ -106,6 +125,9 @@ impl Limits {
             ("requests_per_second_max", u64::from(self.requests_per_second_max)),
             ("requests_burst_max", u64::from(self.requests_burst_max)),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("party_members_max", self.party_members_max as u64),
+            ("parties_per_session_max", self.parties_per_session_max as u64),
+            ("party_data_bytes_max", self.party_data_bytes_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -124,6 +146,10 @@ impl Limits {
         }
         if self.outbound_bytes_max < self.message_bytes_max {
             return Err(LimitsError("outbound_bytes_max must hold at least one largest message".into()));
+        }
+        // Member counts travel as ushort and SPEC P-1 caps parties at 256.
+        if self.party_members_max > 256 {
+            return Err(LimitsError("party_members_max must be at most 256".into()));
         }
         Ok(())
     }
@@ -145,5 +171,11 @@ mod tests {
         assert!(zero.validate().unwrap_err().0.contains("frames_per_turn_max"));
         let tiny_out = Limits { outbound_bytes_max: 10, ..Limits::default() };
         assert!(tiny_out.validate().is_err());
+        let huge_party = Limits { party_members_max: 257, ..Limits::default() };
+        assert!(huge_party.validate().unwrap_err().0.contains("party_members_max"));
+        let no_data = Limits { party_data_bytes_max: 0, ..Limits::default() };
+        assert!(no_data.validate().unwrap_err().0.contains("party_data_bytes_max"));
+        let small_frames = Limits { message_bytes_max: 1024, ..Limits::default() };
+        assert_eq!(small_frames.validate(), Ok(()), "the frame limit bounds party data by itself");
     }
 }

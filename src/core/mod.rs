@@ -13,32 +13,40 @@
 mod idgen;
 mod ids;
 mod outbox;
+mod party;
 mod session;
 
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, PartyId, Presence, SessionId, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
+pub use party::{PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
 
 use crate::limits::Limits;
+use party::Parties;
 use session::Sessions;
 
 /// A decoded client request. Feature requests join as variants.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     Ping,
+    Party(PartyRequest),
 }
 
 /// The successful result of a request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     Pong,
+    Party(PartyReply),
 }
 
 /// Something pushed to sessions without a request of theirs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// First event of every session (SPEC C-4): who the server thinks you are.
-    Welcome { presence: Presence },
+    Welcome {
+        presence: Presence,
+    },
+    Party(PartyEvent),
 }
 
 /// Why a request was refused. Mapped to a wire error code in exactly one place
@@ -47,12 +55,54 @@ pub enum Event {
 pub enum CoreError {
     /// A field's value is not acceptable; the text says which and why.
     BadInput(String),
+    /// A size or count limit; the text names it.
+    LimitExceeded(String),
+    /// No party with that id (never existed, or its last member left).
+    PartyNotFound,
+    /// The party has `max_size` members.
+    PartyFull,
+    /// A leader-only operation from a member who is not the leader (P-12).
+    PartyNotLeader,
+    /// A members-only (or leader-only) operation from a session that is not a member.
+    PartyNotMember,
+    /// The user already has a pending join request for this party (P-2).
+    PartyJoinRequestDuplicate,
+    /// Another session of the user is already a member of this closed party (P-2).
+    PartyAlreadyMember,
+    /// The leader named its own session in a remove (P-4).
+    PartyCannotRemoveSelf,
+    /// The named presence is not a member or pending requester, as the operation needs.
+    PartyPresenceNotFound,
+    /// The closed party has `max_size` pending join requests (P-2).
+    PartyJoinRequestsFull,
+    /// The session is in, or has asked to join, `parties_per_session_max` parties.
+    PartyTooManyParties(usize),
+    /// The named presence's session matched but its user id or username did not (P-12).
+    PartyPresenceMismatch,
 }
 
 impl std::fmt::Display for CoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CoreError::BadInput(why) => write!(f, "bad input: {why}"),
+            CoreError::LimitExceeded(why) => write!(f, "limit exceeded: {why}"),
+            CoreError::PartyNotFound => write!(f, "party not found"),
+            CoreError::PartyFull => write!(f, "party is full"),
+            CoreError::PartyNotLeader => write!(f, "only the party leader may do this"),
+            CoreError::PartyNotMember => write!(f, "not a member of this party"),
+            CoreError::PartyJoinRequestDuplicate => write!(f, "this user already asked to join the party"),
+            CoreError::PartyAlreadyMember => write!(f, "this user is already a member of the party"),
+            CoreError::PartyCannotRemoveSelf => write!(f, "the leader cannot remove itself; leave instead"),
+            CoreError::PartyPresenceNotFound => {
+                write!(f, "the named presence is not in the party (or has no pending request)")
+            }
+            CoreError::PartyJoinRequestsFull => write!(f, "the party's join request queue is full"),
+            CoreError::PartyTooManyParties(max) => {
+                write!(f, "this session is in or asked to join parties_per_session_max {max} parties")
+            }
+            CoreError::PartyPresenceMismatch => {
+                write!(f, "the named presence's user_id or username does not match its session")
+            }
         }
     }
 }
@@ -74,15 +124,20 @@ pub struct ConnectOptions {
 pub struct Core {
     limits: Limits,
     sessions: Sessions,
+    parties: Parties,
     /// Source of unguessable ids (party ids), seeded by the driver.
-    #[allow(dead_code)] // first used by the parties feature
     ids: IdGenerator,
 }
 
 impl Core {
     /// `seed` must come from the OS's CSPRNG in production; tests pass a fixed one.
     pub fn new(limits: Limits, seed: [u8; 32]) -> Core {
-        Core { sessions: Sessions::with_capacity(limits.connections_max), limits, ids: IdGenerator::new(seed) }
+        Core {
+            sessions: Sessions::with_capacity(limits.connections_max),
+            parties: Parties::default(),
+            limits,
+            ids: IdGenerator::new(seed),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -111,10 +166,11 @@ impl Core {
 
     /// The session's connection ended (any cause: SPEC C-6). Idempotent for unknown sessions, so
     /// a driver racing a close against a request cannot corrupt the tables.
-    pub fn disconnect(&mut self, session: SessionId, _now: Millis, _out: &mut Outbox) {
+    pub fn disconnect(&mut self, session: SessionId, _now: Millis, out: &mut Outbox) {
         if self.sessions.remove(session).is_none() {
             return;
         }
+        self.parties.disconnect(session, out);
         self.check_invariants();
     }
 
@@ -122,16 +178,18 @@ impl Core {
     /// `cid`, before any event the request causes.
     pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, _now: Millis, out: &mut Outbox) {
         let replies_before = out.reply_count();
-        if self.sessions.get(session).is_none() {
+        let Some(entry) = self.sessions.get(session) else {
             // A driver bug, not client input: requests only come from upgraded connections.
             debug_assert!(false, "request from unknown session {session}");
             log::error!("request from unknown session {session}; dropped");
             return;
-        }
-        let result = match request {
-            Request::Ping => Ok(Reply::Pong),
         };
-        out.reply(session, cid, result);
+        match request {
+            Request::Ping => out.reply(session, cid, Ok(Reply::Pong)),
+            Request::Party(request) => {
+                self.parties.handle(&mut self.ids, &self.limits, &entry.presence, cid, request, out)
+            }
+        }
         debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");
         self.check_invariants();
     }
@@ -140,7 +198,60 @@ impl Core {
     /// point; the simulation calls it after every step.
     pub fn check_invariants(&self) {
         if cfg!(debug_assertions) {
-            self.sessions.check_invariants();
+            self.assert_invariants();
         }
+    }
+
+    /// The checks behind [`Core::check_invariants`], in every build (the simulation and its
+    /// canary call this directly so they also work in release builds).
+    #[doc(hidden)]
+    pub fn assert_invariants(&self) {
+        {
+            self.sessions.check_invariants();
+            self.parties.check_invariants(&self.limits);
+            for session in self.parties.sessions() {
+                assert!(self.sessions.get(session).is_some(), "disconnected session {session} still in a party table");
+            }
+        }
+    }
+
+    /// Number of parties.
+    pub fn party_count(&self) -> usize {
+        self.parties.len()
+    }
+
+    // ---- inspection for tests and the simulation; not part of the API ----
+
+    #[doc(hidden)]
+    /// (parties, sessions in the party index).
+    pub fn debug_party_table_sizes(&self) -> (usize, usize) {
+        self.parties.table_sizes()
+    }
+
+    #[doc(hidden)]
+    pub fn debug_party_ids(&self) -> Vec<PartyId> {
+        self.parties.ids()
+    }
+
+    #[doc(hidden)]
+    pub fn debug_party(&self, party_id: PartyId) -> Option<PartySnapshot> {
+        self.parties.snapshot(party_id)
+    }
+
+    #[doc(hidden)]
+    pub fn debug_party_pending(&self, party_id: PartyId) -> Option<Vec<Presence>> {
+        self.parties.pending(party_id)
+    }
+
+    #[doc(hidden)]
+    /// A hash of the party tables, equal before and after any rejected request.
+    pub fn debug_party_digest(&self) -> u64 {
+        self.parties.digest()
+    }
+
+    #[doc(hidden)]
+    /// Corrupts the party index (for the canary test); returns false when nothing could be.
+    pub fn debug_corrupt_party_index(&mut self) -> bool {
+        self.parties.corrupt_index()
     }
 }

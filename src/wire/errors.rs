@@ -55,6 +55,18 @@ impl std::error::Error for DecodeError {}
 pub(crate) fn core_error_code(error: &CoreError) -> ErrorCode {
     match error {
         CoreError::BadInput(_) => ErrorCode::BadInput,
+        CoreError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+        CoreError::PartyNotFound => ErrorCode::PartyNotFound,
+        CoreError::PartyFull => ErrorCode::PartyFull,
+        CoreError::PartyNotLeader => ErrorCode::PartyNotLeader,
+        CoreError::PartyNotMember => ErrorCode::PartyNotMember,
+        CoreError::PartyJoinRequestDuplicate => ErrorCode::PartyJoinRequestDuplicate,
+        CoreError::PartyAlreadyMember => ErrorCode::PartyAlreadyMember,
+        CoreError::PartyCannotRemoveSelf => ErrorCode::PartyCannotRemoveSelf,
+        CoreError::PartyPresenceNotFound => ErrorCode::PartyPresenceNotFound,
+        CoreError::PartyJoinRequestsFull => ErrorCode::PartyJoinRequestsFull,
+        CoreError::PartyTooManyParties(_) => ErrorCode::PartyTooManyParties,
+        CoreError::PartyPresenceMismatch => ErrorCode::PartyPresenceMismatch,
     }
 }
 

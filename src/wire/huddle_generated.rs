@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 300;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 8] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 19] = [
   ErrorCode::Unspecified,
   ErrorCode::MalformedEnvelope,
   ErrorCode::MissingCid,
@@ -24,6 +24,17 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 8] = [
   ErrorCode::NotARequest,
   ErrorCode::TextFrameUnsupported,
   ErrorCode::BadInput,
+  ErrorCode::PartyNotFound,
+  ErrorCode::PartyFull,
+  ErrorCode::PartyNotLeader,
+  ErrorCode::PartyNotMember,
+  ErrorCode::PartyJoinRequestDuplicate,
+  ErrorCode::PartyAlreadyMember,
+  ErrorCode::PartyCannotRemoveSelf,
+  ErrorCode::PartyPresenceNotFound,
+  ErrorCode::PartyJoinRequestsFull,
+  ErrorCode::PartyTooManyParties,
+  ErrorCode::PartyPresenceMismatch,
   ErrorCode::LimitExceeded,
 ];
 
@@ -47,6 +58,29 @@ impl ErrorCode {
   pub const TextFrameUnsupported: Self = Self(104);
   /// The request is well-formed but a field's value is invalid; the message says which.
   pub const BadInput: Self = Self(200);
+  /// Parties (SPEC P-): no party with that id (never existed, or its last member left).
+  pub const PartyNotFound: Self = Self(201);
+  /// Parties: the party has max_size members.
+  pub const PartyFull: Self = Self(202);
+  /// Parties: a leader-only operation from a member who is not the leader (P-12).
+  pub const PartyNotLeader: Self = Self(203);
+  /// Parties: a members-only operation from a session that is not a member.
+  pub const PartyNotMember: Self = Self(204);
+  /// Parties: the user already has a pending join request for this closed party.
+  pub const PartyJoinRequestDuplicate: Self = Self(205);
+  /// Parties: another session of the user is already a member of this closed party.
+  pub const PartyAlreadyMember: Self = Self(206);
+  /// Parties: the leader tried to remove (kick) its own session; leave instead.
+  pub const PartyCannotRemoveSelf: Self = Self(207);
+  /// Parties: the named presence is not a member (promote, kick) or pending requester (accept,
+  /// reject) of the party.
+  pub const PartyPresenceNotFound: Self = Self(208);
+  /// Parties: the closed party already has max_size pending join requests.
+  pub const PartyJoinRequestsFull: Self = Self(209);
+  /// Parties: the session is in (or has requested to join) parties_per_session_max parties.
+  pub const PartyTooManyParties: Self = Self(210);
+  /// Parties: the named presence's session is known but its user_id or username disagree.
+  pub const PartyPresenceMismatch: Self = Self(211);
   /// A request-rate or size limit was exceeded; the message names the limit.
   pub const LimitExceeded: Self = Self(300);
 
@@ -60,6 +94,17 @@ impl ErrorCode {
     Self::NotARequest,
     Self::TextFrameUnsupported,
     Self::BadInput,
+    Self::PartyNotFound,
+    Self::PartyFull,
+    Self::PartyNotLeader,
+    Self::PartyNotMember,
+    Self::PartyJoinRequestDuplicate,
+    Self::PartyAlreadyMember,
+    Self::PartyCannotRemoveSelf,
+    Self::PartyPresenceNotFound,
+    Self::PartyJoinRequestsFull,
+    Self::PartyTooManyParties,
+    Self::PartyPresenceMismatch,
     Self::LimitExceeded,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -72,6 +117,17 @@ impl ErrorCode {
       Self::NotARequest => Some("NotARequest"),
       Self::TextFrameUnsupported => Some("TextFrameUnsupported"),
       Self::BadInput => Some("BadInput"),
+      Self::PartyNotFound => Some("PartyNotFound"),
+      Self::PartyFull => Some("PartyFull"),
+      Self::PartyNotLeader => Some("PartyNotLeader"),
+      Self::PartyNotMember => Some("PartyNotMember"),
+      Self::PartyJoinRequestDuplicate => Some("PartyJoinRequestDuplicate"),
+      Self::PartyAlreadyMember => Some("PartyAlreadyMember"),
+      Self::PartyCannotRemoveSelf => Some("PartyCannotRemoveSelf"),
+      Self::PartyPresenceNotFound => Some("PartyPresenceNotFound"),
+      Self::PartyJoinRequestsFull => Some("PartyJoinRequestsFull"),
+      Self::PartyTooManyParties => Some("PartyTooManyParties"),
+      Self::PartyPresenceMismatch => Some("PartyPresenceMismatch"),
       Self::LimitExceeded => Some("LimitExceeded"),
       _ => None,
     }
@@ -128,17 +184,137 @@ impl<'a> ::flatbuffers::Verifiable for ErrorCode {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for ErrorCode {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_MESSAGE: u8 = 0;
+pub const ENUM_MIN_PARTY_REMOVED_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_MESSAGE: u8 = 4;
+pub const ENUM_MAX_PARTY_REMOVED_REASON: u8 = 3;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_MESSAGE: [Message; 5] = [
+pub const ENUM_VALUES_PARTY_REMOVED_REASON: [PartyRemovedReason; 4] = [
+  PartyRemovedReason::Unspecified,
+  PartyRemovedReason::Kicked,
+  PartyRemovedReason::Closed,
+  PartyRemovedReason::Rejected,
+];
+
+/// Why a session stopped being a member (or requester) of a party.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct PartyRemovedReason(pub u8);
+#[allow(non_upper_case_globals)]
+impl PartyRemovedReason {
+  pub const Unspecified: Self = Self(0);
+  /// The leader removed this member (P-4).
+  pub const Kicked: Self = Self(1);
+  /// The leader closed the party (P-8), or its last member left while this request was pending.
+  pub const Closed: Self = Self(2);
+  /// The leader rejected this session's join request (P-3).
+  pub const Rejected: Self = Self(3);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Unspecified,
+    Self::Kicked,
+    Self::Closed,
+    Self::Rejected,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Unspecified => Some("Unspecified"),
+      Self::Kicked => Some("Kicked"),
+      Self::Closed => Some("Closed"),
+      Self::Rejected => Some("Rejected"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for PartyRemovedReason {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for PartyRemovedReason {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for PartyRemovedReason {
+    type Output = PartyRemovedReason;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for PartyRemovedReason {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PartyRemovedReason {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PartyRemovedReason {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_MESSAGE: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_MESSAGE: u8 = 28;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_MESSAGE: [Message; 29] = [
   Message::NONE,
   Message::Welcome,
   Message::Error,
   Message::Ping,
   Message::Pong,
+  Message::PartyCreate,
+  Message::PartyJoin,
+  Message::PartyJoinRequestListGet,
+  Message::PartyAccept,
+  Message::PartyRemove,
+  Message::PartyLeave,
+  Message::PartyPromote,
+  Message::PartyClose,
+  Message::PartyDataSend,
+  Message::PartyUpdate,
+  Message::PartyGet,
+  Message::PartyMyList,
+  Message::PartyInfo,
+  Message::PartyJoinPending,
+  Message::PartyJoinRequestList,
+  Message::PartyOk,
+  Message::PartyMyListResult,
+  Message::PartyPresence,
+  Message::PartyJoinRequest,
+  Message::PartyLeader,
+  Message::PartyRemoved,
+  Message::PartyData,
+  Message::PartyUpdated,
+  Message::PartyJoined,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -151,15 +327,63 @@ impl Message {
   pub const Error: Self = Self(2);
   pub const Ping: Self = Self(3);
   pub const Pong: Self = Self(4);
+  pub const PartyCreate: Self = Self(5);
+  pub const PartyJoin: Self = Self(6);
+  pub const PartyJoinRequestListGet: Self = Self(7);
+  pub const PartyAccept: Self = Self(8);
+  pub const PartyRemove: Self = Self(9);
+  pub const PartyLeave: Self = Self(10);
+  pub const PartyPromote: Self = Self(11);
+  pub const PartyClose: Self = Self(12);
+  pub const PartyDataSend: Self = Self(13);
+  pub const PartyUpdate: Self = Self(14);
+  pub const PartyGet: Self = Self(15);
+  pub const PartyMyList: Self = Self(16);
+  pub const PartyInfo: Self = Self(17);
+  pub const PartyJoinPending: Self = Self(18);
+  pub const PartyJoinRequestList: Self = Self(19);
+  pub const PartyOk: Self = Self(20);
+  pub const PartyMyListResult: Self = Self(21);
+  pub const PartyPresence: Self = Self(22);
+  pub const PartyJoinRequest: Self = Self(23);
+  pub const PartyLeader: Self = Self(24);
+  pub const PartyRemoved: Self = Self(25);
+  pub const PartyData: Self = Self(26);
+  pub const PartyUpdated: Self = Self(27);
+  pub const PartyJoined: Self = Self(28);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 4;
+  pub const ENUM_MAX: u8 = 28;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
     Self::Error,
     Self::Ping,
     Self::Pong,
+    Self::PartyCreate,
+    Self::PartyJoin,
+    Self::PartyJoinRequestListGet,
+    Self::PartyAccept,
+    Self::PartyRemove,
+    Self::PartyLeave,
+    Self::PartyPromote,
+    Self::PartyClose,
+    Self::PartyDataSend,
+    Self::PartyUpdate,
+    Self::PartyGet,
+    Self::PartyMyList,
+    Self::PartyInfo,
+    Self::PartyJoinPending,
+    Self::PartyJoinRequestList,
+    Self::PartyOk,
+    Self::PartyMyListResult,
+    Self::PartyPresence,
+    Self::PartyJoinRequest,
+    Self::PartyLeader,
+    Self::PartyRemoved,
+    Self::PartyData,
+    Self::PartyUpdated,
+    Self::PartyJoined,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -169,6 +393,30 @@ impl Message {
       Self::Error => Some("Error"),
       Self::Ping => Some("Ping"),
       Self::Pong => Some("Pong"),
+      Self::PartyCreate => Some("PartyCreate"),
+      Self::PartyJoin => Some("PartyJoin"),
+      Self::PartyJoinRequestListGet => Some("PartyJoinRequestListGet"),
+      Self::PartyAccept => Some("PartyAccept"),
+      Self::PartyRemove => Some("PartyRemove"),
+      Self::PartyLeave => Some("PartyLeave"),
+      Self::PartyPromote => Some("PartyPromote"),
+      Self::PartyClose => Some("PartyClose"),
+      Self::PartyDataSend => Some("PartyDataSend"),
+      Self::PartyUpdate => Some("PartyUpdate"),
+      Self::PartyGet => Some("PartyGet"),
+      Self::PartyMyList => Some("PartyMyList"),
+      Self::PartyInfo => Some("PartyInfo"),
+      Self::PartyJoinPending => Some("PartyJoinPending"),
+      Self::PartyJoinRequestList => Some("PartyJoinRequestList"),
+      Self::PartyOk => Some("PartyOk"),
+      Self::PartyMyListResult => Some("PartyMyListResult"),
+      Self::PartyPresence => Some("PartyPresence"),
+      Self::PartyJoinRequest => Some("PartyJoinRequest"),
+      Self::PartyLeader => Some("PartyLeader"),
+      Self::PartyRemoved => Some("PartyRemoved"),
+      Self::PartyData => Some("PartyData"),
+      Self::PartyUpdated => Some("PartyUpdated"),
+      Self::PartyJoined => Some("PartyJoined"),
       _ => None,
     }
   }
@@ -224,6 +472,134 @@ impl<'a> ::flatbuffers::Verifiable for Message {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for Message {}
 pub struct MessageUnionTableOffset {}
+
+/// A party's id: 128 random bits. Clients display it as 32 lowercase hex digits, `hi` first.
+// struct PartyId, aligned to 8
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq)]
+pub struct PartyId(pub [u8; 16]);
+impl Default for PartyId { 
+  fn default() -> Self { 
+    Self([0; 16])
+  }
+}
+impl ::core::fmt::Debug for PartyId {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    f.debug_struct("PartyId")
+      .field("hi", &self.hi())
+      .field("lo", &self.lo())
+      .finish()
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PartyId {}
+impl<'a> ::flatbuffers::Follow<'a> for PartyId {
+  type Inner = &'a PartyId;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { <&'a PartyId>::follow(buf, loc) }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for &'a PartyId {
+  type Inner = &'a PartyId;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { ::flatbuffers::follow_cast_ref::<PartyId>(buf, loc) }
+  }
+}
+impl<'b> ::flatbuffers::Push for PartyId {
+    type Output = PartyId;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        let src = unsafe { ::core::slice::from_raw_parts(self as *const PartyId as *const u8, <Self as ::flatbuffers::Push>::size()) };
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn alignment() -> ::flatbuffers::PushAlignment {
+        ::flatbuffers::PushAlignment::new(8)
+    }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PartyId {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.in_buffer::<Self>(pos)
+  }
+}
+
+impl<'a> PartyId {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    hi: u64,
+    lo: u64,
+  ) -> Self {
+    let mut s = Self([0; 16]);
+    s.set_hi(hi);
+    s.set_lo(lo);
+    s
+  }
+
+  pub fn hi(&self) -> u64 {
+    let mut mem = ::core::mem::MaybeUninit::<<u64 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[0..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_hi(&mut self, x: u64) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[0..].as_mut_ptr(),
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn lo(&self) -> u64 {
+    let mut mem = ::core::mem::MaybeUninit::<<u64 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[8..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_lo(&mut self, x: u64) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[8..].as_mut_ptr(),
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+}
 
 pub enum PresenceOffset {}
 #[derive(Copy, Clone, PartialEq)]
@@ -743,6 +1119,3027 @@ impl ::core::fmt::Debug for Pong<'_> {
       ds.finish()
   }
 }
+pub enum PartyInfoOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A full party: reply to create, open join and get; inside PartyJoined.
+pub struct PartyInfo<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInfo<'a> {
+  type Inner = PartyInfo<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInfo<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPEN: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_LABEL: ::flatbuffers::VOffsetT = 12;
+  pub const VT_LEADER: ::flatbuffers::VOffsetT = 14;
+  pub const VT_MEMBERS: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInfo { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInfoArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInfo<'bldr>> {
+    let mut builder = PartyInfoBuilder::new(_fbb);
+    if let Some(x) = args.members { builder.add_members(x); }
+    if let Some(x) = args.leader { builder.add_leader(x); }
+    if let Some(x) = args.label { builder.add_label(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_max_size(args.max_size);
+    builder.add_hidden(args.hidden);
+    builder.add_open(args.open);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInfo::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn open(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyInfo::VT_OPEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn hidden(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyInfo::VT_HIDDEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn max_size(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PartyInfo::VT_MAX_SIZE, Some(0)).unwrap()}
+  }
+  /// JSON object, or empty for none.
+  #[inline]
+  pub fn label(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInfo::VT_LABEL, None)}
+  }
+  #[inline]
+  pub fn leader(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyInfo::VT_LEADER, None)}
+  }
+  /// In join order (longest tenure first); the leader is among them.
+  #[inline]
+  pub fn members(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence>>>>(PartyInfo::VT_MEMBERS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInfo<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<bool>("open", Self::VT_OPEN, false)?
+     .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
+     .visit_field::<u16>("max_size", Self::VT_MAX_SIZE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("leader", Self::VT_LEADER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("members", Self::VT_MEMBERS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInfoArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub open: bool,
+    pub hidden: bool,
+    pub max_size: u16,
+    pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub leader: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub members: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
+}
+impl<'a> Default for PartyInfoArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInfoArgs {
+      party_id: None,
+      open: false,
+      hidden: false,
+      max_size: 0,
+      label: None,
+      leader: None,
+      members: None,
+    }
+  }
+}
+
+pub struct PartyInfoBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInfoBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInfo::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_open(&mut self, open: bool) {
+    self.fbb_.push_slot::<bool>(PartyInfo::VT_OPEN, open, false);
+  }
+  #[inline]
+  pub fn add_hidden(&mut self, hidden: bool) {
+    self.fbb_.push_slot::<bool>(PartyInfo::VT_HIDDEN, hidden, false);
+  }
+  #[inline]
+  pub fn add_max_size(&mut self, max_size: u16) {
+    self.fbb_.push_slot::<u16>(PartyInfo::VT_MAX_SIZE, max_size, 0);
+  }
+  #[inline]
+  pub fn add_label(&mut self, label: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInfo::VT_LABEL, label);
+  }
+  #[inline]
+  pub fn add_leader(&mut self, leader: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyInfo::VT_LEADER, leader);
+  }
+  #[inline]
+  pub fn add_members(&mut self, members: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Presence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInfo::VT_MEMBERS, members);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInfoBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInfoBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInfo<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInfo<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInfo");
+      ds.field("party_id", &self.party_id());
+      ds.field("open", &self.open());
+      ds.field("hidden", &self.hidden());
+      ds.field("max_size", &self.max_size());
+      ds.field("label", &self.label());
+      ds.field("leader", &self.leader());
+      ds.field("members", &self.members());
+      ds.finish()
+  }
+}
+pub enum PartySummaryOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A party without its member list (reply to PartyMyList).
+pub struct PartySummary<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartySummary<'a> {
+  type Inner = PartySummary<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartySummary<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPEN: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_MEMBER_COUNT: ::flatbuffers::VOffsetT = 12;
+  pub const VT_LABEL: ::flatbuffers::VOffsetT = 14;
+  pub const VT_LEADER: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartySummary { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartySummaryArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartySummary<'bldr>> {
+    let mut builder = PartySummaryBuilder::new(_fbb);
+    if let Some(x) = args.leader { builder.add_leader(x); }
+    if let Some(x) = args.label { builder.add_label(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_member_count(args.member_count);
+    builder.add_max_size(args.max_size);
+    builder.add_hidden(args.hidden);
+    builder.add_open(args.open);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartySummary::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn open(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartySummary::VT_OPEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn hidden(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartySummary::VT_HIDDEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn max_size(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PartySummary::VT_MAX_SIZE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn member_count(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PartySummary::VT_MEMBER_COUNT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn label(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartySummary::VT_LABEL, None)}
+  }
+  #[inline]
+  pub fn leader(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartySummary::VT_LEADER, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartySummary<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<bool>("open", Self::VT_OPEN, false)?
+     .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
+     .visit_field::<u16>("max_size", Self::VT_MAX_SIZE, false)?
+     .visit_field::<u16>("member_count", Self::VT_MEMBER_COUNT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("leader", Self::VT_LEADER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartySummaryArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub open: bool,
+    pub hidden: bool,
+    pub max_size: u16,
+    pub member_count: u16,
+    pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub leader: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+}
+impl<'a> Default for PartySummaryArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartySummaryArgs {
+      party_id: None,
+      open: false,
+      hidden: false,
+      max_size: 0,
+      member_count: 0,
+      label: None,
+      leader: None,
+    }
+  }
+}
+
+pub struct PartySummaryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartySummaryBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartySummary::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_open(&mut self, open: bool) {
+    self.fbb_.push_slot::<bool>(PartySummary::VT_OPEN, open, false);
+  }
+  #[inline]
+  pub fn add_hidden(&mut self, hidden: bool) {
+    self.fbb_.push_slot::<bool>(PartySummary::VT_HIDDEN, hidden, false);
+  }
+  #[inline]
+  pub fn add_max_size(&mut self, max_size: u16) {
+    self.fbb_.push_slot::<u16>(PartySummary::VT_MAX_SIZE, max_size, 0);
+  }
+  #[inline]
+  pub fn add_member_count(&mut self, member_count: u16) {
+    self.fbb_.push_slot::<u16>(PartySummary::VT_MEMBER_COUNT, member_count, 0);
+  }
+  #[inline]
+  pub fn add_label(&mut self, label: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartySummary::VT_LABEL, label);
+  }
+  #[inline]
+  pub fn add_leader(&mut self, leader: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartySummary::VT_LEADER, leader);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartySummaryBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartySummaryBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartySummary<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartySummary<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartySummary");
+      ds.field("party_id", &self.party_id());
+      ds.field("open", &self.open());
+      ds.field("hidden", &self.hidden());
+      ds.field("max_size", &self.max_size());
+      ds.field("member_count", &self.member_count());
+      ds.field("label", &self.label());
+      ds.field("leader", &self.leader());
+      ds.finish()
+  }
+}
+pub enum PartyCreateOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-1). max_size 1..=party_members_max; label a JSON object or empty.
+pub struct PartyCreate<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyCreate<'a> {
+  type Inner = PartyCreate<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyCreate<'a> {
+  pub const VT_OPEN: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LABEL: ::flatbuffers::VOffsetT = 8;
+  pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyCreate { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyCreateArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyCreate<'bldr>> {
+    let mut builder = PartyCreateBuilder::new(_fbb);
+    if let Some(x) = args.label { builder.add_label(x); }
+    builder.add_max_size(args.max_size);
+    builder.add_hidden(args.hidden);
+    builder.add_open(args.open);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn open(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyCreate::VT_OPEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn max_size(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(PartyCreate::VT_MAX_SIZE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn label(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyCreate::VT_LABEL, None)}
+  }
+  #[inline]
+  pub fn hidden(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyCreate::VT_HIDDEN, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyCreate<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<bool>("open", Self::VT_OPEN, false)?
+     .visit_field::<u32>("max_size", Self::VT_MAX_SIZE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyCreateArgs<'a> {
+    pub open: bool,
+    pub max_size: u32,
+    pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub hidden: bool,
+}
+impl<'a> Default for PartyCreateArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyCreateArgs {
+      open: false,
+      max_size: 0,
+      label: None,
+      hidden: false,
+    }
+  }
+}
+
+pub struct PartyCreateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCreateBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_open(&mut self, open: bool) {
+    self.fbb_.push_slot::<bool>(PartyCreate::VT_OPEN, open, false);
+  }
+  #[inline]
+  pub fn add_max_size(&mut self, max_size: u32) {
+    self.fbb_.push_slot::<u32>(PartyCreate::VT_MAX_SIZE, max_size, 0);
+  }
+  #[inline]
+  pub fn add_label(&mut self, label: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyCreate::VT_LABEL, label);
+  }
+  #[inline]
+  pub fn add_hidden(&mut self, hidden: bool) {
+    self.fbb_.push_slot::<bool>(PartyCreate::VT_HIDDEN, hidden, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCreateBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyCreateBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyCreate<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyCreate<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyCreate");
+      ds.field("open", &self.open());
+      ds.field("max_size", &self.max_size());
+      ds.field("label", &self.label());
+      ds.field("hidden", &self.hidden());
+      ds.finish()
+  }
+}
+pub enum PartyJoinOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-2). Reply: PartyInfo (open party, or already a member) or PartyJoinPending.
+pub struct PartyJoin<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoin<'a> {
+  type Inner = PartyJoin<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyJoin<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyJoin { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyJoinArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyJoin<'bldr>> {
+    let mut builder = PartyJoinBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyJoin::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyJoin<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyJoinArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyJoinArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyJoinArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyJoinBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyJoinBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyJoin::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyJoinBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyJoinBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyJoin<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyJoin<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyJoin");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyJoinRequestListGetOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-3, leader only). Reply: PartyJoinRequestList.
+pub struct PartyJoinRequestListGet<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoinRequestListGet<'a> {
+  type Inner = PartyJoinRequestListGet<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyJoinRequestListGet<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyJoinRequestListGet { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyJoinRequestListGetArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyJoinRequestListGet<'bldr>> {
+    let mut builder = PartyJoinRequestListGetBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyJoinRequestListGet::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyJoinRequestListGet<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyJoinRequestListGetArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyJoinRequestListGetArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyJoinRequestListGetArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyJoinRequestListGetBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyJoinRequestListGetBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyJoinRequestListGet::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyJoinRequestListGetBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyJoinRequestListGetBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyJoinRequestListGet<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyJoinRequestListGet<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyJoinRequestListGet");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyAcceptOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-3, leader only): turn a pending request into a membership. Reply: PartyOk.
+pub struct PartyAccept<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyAccept<'a> {
+  type Inner = PartyAccept<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyAccept<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PRESENCE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyAccept { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyAcceptArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyAccept<'bldr>> {
+    let mut builder = PartyAcceptBuilder::new(_fbb);
+    if let Some(x) = args.presence { builder.add_presence(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyAccept::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn presence(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyAccept::VT_PRESENCE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyAccept<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("presence", Self::VT_PRESENCE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyAcceptArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub presence: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+}
+impl<'a> Default for PartyAcceptArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyAcceptArgs {
+      party_id: None,
+      presence: None,
+    }
+  }
+}
+
+pub struct PartyAcceptBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyAcceptBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyAccept::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_presence(&mut self, presence: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyAccept::VT_PRESENCE, presence);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyAcceptBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyAcceptBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyAccept<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyAccept<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyAccept");
+      ds.field("party_id", &self.party_id());
+      ds.field("presence", &self.presence());
+      ds.finish()
+  }
+}
+pub enum PartyRemoveOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-3/P-4, leader only): kick a member or reject a pending request. Reply: PartyOk.
+pub struct PartyRemove<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyRemove<'a> {
+  type Inner = PartyRemove<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyRemove<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PRESENCE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyRemove { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyRemoveArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyRemove<'bldr>> {
+    let mut builder = PartyRemoveBuilder::new(_fbb);
+    if let Some(x) = args.presence { builder.add_presence(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyRemove::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn presence(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyRemove::VT_PRESENCE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyRemove<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("presence", Self::VT_PRESENCE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyRemoveArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub presence: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+}
+impl<'a> Default for PartyRemoveArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyRemoveArgs {
+      party_id: None,
+      presence: None,
+    }
+  }
+}
+
+pub struct PartyRemoveBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyRemoveBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyRemove::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_presence(&mut self, presence: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyRemove::VT_PRESENCE, presence);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyRemoveBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyRemoveBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyRemove<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyRemove<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyRemove");
+      ds.field("party_id", &self.party_id());
+      ds.field("presence", &self.presence());
+      ds.finish()
+  }
+}
+pub enum PartyLeaveOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-5). Reply: PartyOk (also when not a member).
+pub struct PartyLeave<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyLeave<'a> {
+  type Inner = PartyLeave<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyLeave<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyLeave { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyLeaveArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyLeave<'bldr>> {
+    let mut builder = PartyLeaveBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyLeave::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyLeave<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyLeaveArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyLeaveArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyLeaveArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyLeaveBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyLeaveBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyLeave::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyLeaveBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyLeaveBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyLeave<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyLeave<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyLeave");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyPromoteOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-7, leader only). Reply: PartyOk.
+pub struct PartyPromote<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyPromote<'a> {
+  type Inner = PartyPromote<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyPromote<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PRESENCE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyPromote { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyPromoteArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyPromote<'bldr>> {
+    let mut builder = PartyPromoteBuilder::new(_fbb);
+    if let Some(x) = args.presence { builder.add_presence(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyPromote::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn presence(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyPromote::VT_PRESENCE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyPromote<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("presence", Self::VT_PRESENCE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyPromoteArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub presence: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+}
+impl<'a> Default for PartyPromoteArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyPromoteArgs {
+      party_id: None,
+      presence: None,
+    }
+  }
+}
+
+pub struct PartyPromoteBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyPromoteBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyPromote::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_presence(&mut self, presence: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyPromote::VT_PRESENCE, presence);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyPromoteBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyPromoteBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyPromote<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyPromote<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyPromote");
+      ds.field("party_id", &self.party_id());
+      ds.field("presence", &self.presence());
+      ds.finish()
+  }
+}
+pub enum PartyCloseOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-8, leader only). Reply: PartyOk.
+pub struct PartyClose<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyClose<'a> {
+  type Inner = PartyClose<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyClose<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyClose { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyCloseArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyClose<'bldr>> {
+    let mut builder = PartyCloseBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyClose::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyClose<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyCloseArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyCloseArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyCloseArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyCloseBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCloseBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyClose::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCloseBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyCloseBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyClose<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyClose<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyClose");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyDataSendOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-9, members only). Reply: PartyOk.
+pub struct PartyDataSend<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyDataSend<'a> {
+  type Inner = PartyDataSend<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyDataSend<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OP_CODE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_DATA: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyDataSend { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyDataSendArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyDataSend<'bldr>> {
+    let mut builder = PartyDataSendBuilder::new(_fbb);
+    builder.add_op_code(args.op_code);
+    if let Some(x) = args.data { builder.add_data(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyDataSend::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn op_code(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(PartyDataSend::VT_OP_CODE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn data(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(PartyDataSend::VT_DATA, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyDataSend<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<i64>("op_code", Self::VT_OP_CODE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("data", Self::VT_DATA, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyDataSendArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub op_code: i64,
+    pub data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for PartyDataSendArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyDataSendArgs {
+      party_id: None,
+      op_code: 0,
+      data: None,
+    }
+  }
+}
+
+pub struct PartyDataSendBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyDataSendBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyDataSend::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_op_code(&mut self, op_code: i64) {
+    self.fbb_.push_slot::<i64>(PartyDataSend::VT_OP_CODE, op_code, 0);
+  }
+  #[inline]
+  pub fn add_data(&mut self, data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyDataSend::VT_DATA, data);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyDataSendBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyDataSendBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyDataSend<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyDataSend<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyDataSend");
+      ds.field("party_id", &self.party_id());
+      ds.field("op_code", &self.op_code());
+      ds.field("data", &self.data());
+      ds.finish()
+  }
+}
+pub enum PartyUpdateOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-10, leader only): absent fields keep their value; label "" clears it. Reply: PartyOk.
+pub struct PartyUpdate<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyUpdate<'a> {
+  type Inner = PartyUpdate<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyUpdate<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPEN: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 8;
+  pub const VT_LABEL: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyUpdate { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyUpdateArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyUpdate<'bldr>> {
+    let mut builder = PartyUpdateBuilder::new(_fbb);
+    if let Some(x) = args.label { builder.add_label(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    if let Some(x) = args.hidden { builder.add_hidden(x); }
+    if let Some(x) = args.open { builder.add_open(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyUpdate::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn open(&self) -> Option<bool> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyUpdate::VT_OPEN, None)}
+  }
+  #[inline]
+  pub fn hidden(&self) -> Option<bool> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyUpdate::VT_HIDDEN, None)}
+  }
+  #[inline]
+  pub fn label(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyUpdate::VT_LABEL, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyUpdate<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<bool>("open", Self::VT_OPEN, false)?
+     .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyUpdateArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub open: Option<bool>,
+    pub hidden: Option<bool>,
+    pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyUpdateArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyUpdateArgs {
+      party_id: None,
+      open: None,
+      hidden: None,
+      label: None,
+    }
+  }
+}
+
+pub struct PartyUpdateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyUpdateBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyUpdate::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_open(&mut self, open: bool) {
+    self.fbb_.push_slot_always::<bool>(PartyUpdate::VT_OPEN, open);
+  }
+  #[inline]
+  pub fn add_hidden(&mut self, hidden: bool) {
+    self.fbb_.push_slot_always::<bool>(PartyUpdate::VT_HIDDEN, hidden);
+  }
+  #[inline]
+  pub fn add_label(&mut self, label: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyUpdate::VT_LABEL, label);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyUpdateBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyUpdateBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyUpdate<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyUpdate<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyUpdate");
+      ds.field("party_id", &self.party_id());
+      ds.field("open", &self.open());
+      ds.field("hidden", &self.hidden());
+      ds.field("label", &self.label());
+      ds.finish()
+  }
+}
+pub enum PartyGetOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-11, members only). Reply: PartyInfo.
+pub struct PartyGet<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyGet<'a> {
+  type Inner = PartyGet<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyGet<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyGet { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyGetArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyGet<'bldr>> {
+    let mut builder = PartyGetBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyGet::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyGet<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyGetArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyGetArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyGetArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyGetBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyGetBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyGet::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyGetBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyGetBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyGet<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyGet<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyGet");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyMyListOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (P-11): the calling session's parties. Reply: PartyMyListResult.
+pub struct PartyMyList<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyMyList<'a> {
+  type Inner = PartyMyList<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyMyList<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyMyList { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args PartyMyListArgs
+  ) -> ::flatbuffers::WIPOffset<PartyMyList<'bldr>> {
+    let mut builder = PartyMyListBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for PartyMyList<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyMyListArgs {
+}
+impl<'a> Default for PartyMyListArgs {
+  #[inline]
+  fn default() -> Self {
+    PartyMyListArgs {
+    }
+  }
+}
+
+pub struct PartyMyListBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyMyListBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyMyListBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyMyListBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyMyList<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyMyList<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyMyList");
+      ds.finish()
+  }
+}
+pub enum PartyJoinPendingOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply: a closed party queued the join request (P-2).
+pub struct PartyJoinPending<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoinPending<'a> {
+  type Inner = PartyJoinPending<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyJoinPending<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyJoinPending { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyJoinPendingArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyJoinPending<'bldr>> {
+    let mut builder = PartyJoinPendingBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyJoinPending::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyJoinPending<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyJoinPendingArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyJoinPendingArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyJoinPendingArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyJoinPendingBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyJoinPendingBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyJoinPending::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyJoinPendingBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyJoinPendingBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyJoinPending<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyJoinPending<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyJoinPending");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyJoinRequestListOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply: pending join requests in arrival order (P-3).
+pub struct PartyJoinRequestList<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoinRequestList<'a> {
+  type Inner = PartyJoinRequestList<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyJoinRequestList<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PRESENCES: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyJoinRequestList { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyJoinRequestListArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyJoinRequestList<'bldr>> {
+    let mut builder = PartyJoinRequestListBuilder::new(_fbb);
+    if let Some(x) = args.presences { builder.add_presences(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyJoinRequestList::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn presences(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence>>>>(PartyJoinRequestList::VT_PRESENCES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyJoinRequestList<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("presences", Self::VT_PRESENCES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyJoinRequestListArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub presences: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
+}
+impl<'a> Default for PartyJoinRequestListArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyJoinRequestListArgs {
+      party_id: None,
+      presences: None,
+    }
+  }
+}
+
+pub struct PartyJoinRequestListBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyJoinRequestListBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyJoinRequestList::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_presences(&mut self, presences: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Presence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyJoinRequestList::VT_PRESENCES, presences);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyJoinRequestListBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyJoinRequestListBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyJoinRequestList<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyJoinRequestList<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyJoinRequestList");
+      ds.field("party_id", &self.party_id());
+      ds.field("presences", &self.presences());
+      ds.finish()
+  }
+}
+pub enum PartyOkOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply: the request succeeded and has nothing else to say.
+pub struct PartyOk<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyOk<'a> {
+  type Inner = PartyOk<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyOk<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyOk { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyOkArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyOk<'bldr>> {
+    let mut builder = PartyOkBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyOk::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyOk<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyOkArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyOkArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyOkArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyOkBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyOkBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyOk::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyOkBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyOkBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyOk<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyOk<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyOk");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyMyListResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to PartyMyList, in the order the session joined the parties.
+pub struct PartyMyListResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyMyListResult<'a> {
+  type Inner = PartyMyListResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyMyListResult<'a> {
+  pub const VT_PARTIES: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyMyListResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyMyListResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyMyListResult<'bldr>> {
+    let mut builder = PartyMyListResultBuilder::new(_fbb);
+    if let Some(x) = args.parties { builder.add_parties(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn parties(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartySummary<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartySummary>>>>(PartyMyListResult::VT_PARTIES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyMyListResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<PartySummary>>>>("parties", Self::VT_PARTIES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyMyListResultArgs<'a> {
+    pub parties: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartySummary<'a>>>>>,
+}
+impl<'a> Default for PartyMyListResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyMyListResultArgs {
+      parties: None,
+    }
+  }
+}
+
+pub struct PartyMyListResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyMyListResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_parties(&mut self, parties: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<PartySummary<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyMyListResult::VT_PARTIES, parties);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyMyListResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyMyListResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyMyListResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyMyListResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyMyListResult");
+      ds.field("parties", &self.parties());
+      ds.finish()
+  }
+}
+pub enum PartyPresenceOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event: members joined and/or left (P-2, P-3, P-4, P-5, P-6).
+pub struct PartyPresence<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyPresence<'a> {
+  type Inner = PartyPresence<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyPresence<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_JOINS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LEAVES: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyPresence { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyPresenceArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyPresence<'bldr>> {
+    let mut builder = PartyPresenceBuilder::new(_fbb);
+    if let Some(x) = args.leaves { builder.add_leaves(x); }
+    if let Some(x) = args.joins { builder.add_joins(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyPresence::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn joins(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence>>>>(PartyPresence::VT_JOINS, None)}
+  }
+  #[inline]
+  pub fn leaves(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence>>>>(PartyPresence::VT_LEAVES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyPresence<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("joins", Self::VT_JOINS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("leaves", Self::VT_LEAVES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyPresenceArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub joins: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
+    pub leaves: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
+}
+impl<'a> Default for PartyPresenceArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyPresenceArgs {
+      party_id: None,
+      joins: None,
+      leaves: None,
+    }
+  }
+}
+
+pub struct PartyPresenceBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyPresenceBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyPresence::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_joins(&mut self, joins: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Presence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyPresence::VT_JOINS, joins);
+  }
+  #[inline]
+  pub fn add_leaves(&mut self, leaves: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Presence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyPresence::VT_LEAVES, leaves);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyPresenceBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyPresenceBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyPresence<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyPresence<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyPresence");
+      ds.field("party_id", &self.party_id());
+      ds.field("joins", &self.joins());
+      ds.field("leaves", &self.leaves());
+      ds.finish()
+  }
+}
+pub enum PartyJoinRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event to the leader: join requests (a new one, or the whole pending list for a new leader).
+pub struct PartyJoinRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoinRequest<'a> {
+  type Inner = PartyJoinRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyJoinRequest<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PRESENCES: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyJoinRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyJoinRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyJoinRequest<'bldr>> {
+    let mut builder = PartyJoinRequestBuilder::new(_fbb);
+    if let Some(x) = args.presences { builder.add_presences(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyJoinRequest::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn presences(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence>>>>(PartyJoinRequest::VT_PRESENCES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyJoinRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("presences", Self::VT_PRESENCES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyJoinRequestArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub presences: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
+}
+impl<'a> Default for PartyJoinRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyJoinRequestArgs {
+      party_id: None,
+      presences: None,
+    }
+  }
+}
+
+pub struct PartyJoinRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyJoinRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyJoinRequest::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_presences(&mut self, presences: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Presence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyJoinRequest::VT_PRESENCES, presences);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyJoinRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyJoinRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyJoinRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyJoinRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyJoinRequest");
+      ds.field("party_id", &self.party_id());
+      ds.field("presences", &self.presences());
+      ds.finish()
+  }
+}
+pub enum PartyLeaderOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event: the leader changed (P-6, P-7).
+pub struct PartyLeader<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyLeader<'a> {
+  type Inner = PartyLeader<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyLeader<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_LEADER: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyLeader { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyLeaderArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyLeader<'bldr>> {
+    let mut builder = PartyLeaderBuilder::new(_fbb);
+    if let Some(x) = args.leader { builder.add_leader(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyLeader::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn leader(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyLeader::VT_LEADER, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyLeader<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("leader", Self::VT_LEADER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyLeaderArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub leader: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+}
+impl<'a> Default for PartyLeaderArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyLeaderArgs {
+      party_id: None,
+      leader: None,
+    }
+  }
+}
+
+pub struct PartyLeaderBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyLeaderBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyLeader::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_leader(&mut self, leader: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyLeader::VT_LEADER, leader);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyLeaderBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyLeaderBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyLeader<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyLeader<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyLeader");
+      ds.field("party_id", &self.party_id());
+      ds.field("leader", &self.leader());
+      ds.finish()
+  }
+}
+pub enum PartyRemovedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event: this session is no longer a member (or requester) of the party.
+pub struct PartyRemoved<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyRemoved<'a> {
+  type Inner = PartyRemoved<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyRemoved<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyRemoved { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyRemovedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyRemoved<'bldr>> {
+    let mut builder = PartyRemovedBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_reason(args.reason);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyRemoved::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn reason(&self) -> PartyRemovedReason {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyRemovedReason>(PartyRemoved::VT_REASON, Some(PartyRemovedReason::Unspecified)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyRemoved<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<PartyRemovedReason>("reason", Self::VT_REASON, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyRemovedArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub reason: PartyRemovedReason,
+}
+impl<'a> Default for PartyRemovedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyRemovedArgs {
+      party_id: None,
+      reason: PartyRemovedReason::Unspecified,
+    }
+  }
+}
+
+pub struct PartyRemovedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyRemovedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyRemoved::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_reason(&mut self, reason: PartyRemovedReason) {
+    self.fbb_.push_slot::<PartyRemovedReason>(PartyRemoved::VT_REASON, reason, PartyRemovedReason::Unspecified);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyRemovedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyRemovedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyRemoved<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyRemoved<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyRemoved");
+      ds.field("party_id", &self.party_id());
+      ds.field("reason", &self.reason());
+      ds.finish()
+  }
+}
+pub enum PartyDataOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event: party data from another member session (P-9).
+pub struct PartyData<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyData<'a> {
+  type Inner = PartyData<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyData<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_SENDER: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OP_CODE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_DATA: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyData { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyDataArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyData<'bldr>> {
+    let mut builder = PartyDataBuilder::new(_fbb);
+    builder.add_op_code(args.op_code);
+    if let Some(x) = args.data { builder.add_data(x); }
+    if let Some(x) = args.sender { builder.add_sender(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyData::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn sender(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyData::VT_SENDER, None)}
+  }
+  #[inline]
+  pub fn op_code(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(PartyData::VT_OP_CODE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn data(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(PartyData::VT_DATA, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyData<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("sender", Self::VT_SENDER, false)?
+     .visit_field::<i64>("op_code", Self::VT_OP_CODE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("data", Self::VT_DATA, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyDataArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub sender: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub op_code: i64,
+    pub data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for PartyDataArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyDataArgs {
+      party_id: None,
+      sender: None,
+      op_code: 0,
+      data: None,
+    }
+  }
+}
+
+pub struct PartyDataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyDataBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyData::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_sender(&mut self, sender: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyData::VT_SENDER, sender);
+  }
+  #[inline]
+  pub fn add_op_code(&mut self, op_code: i64) {
+    self.fbb_.push_slot::<i64>(PartyData::VT_OP_CODE, op_code, 0);
+  }
+  #[inline]
+  pub fn add_data(&mut self, data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyData::VT_DATA, data);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyDataBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyDataBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyData<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyData<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyData");
+      ds.field("party_id", &self.party_id());
+      ds.field("sender", &self.sender());
+      ds.field("op_code", &self.op_code());
+      ds.field("data", &self.data());
+      ds.finish()
+  }
+}
+pub enum PartyUpdatedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event: the party's settings after an update (P-10).
+pub struct PartyUpdated<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyUpdated<'a> {
+  type Inner = PartyUpdated<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyUpdated<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPEN: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_LABEL: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyUpdated { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyUpdatedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyUpdated<'bldr>> {
+    let mut builder = PartyUpdatedBuilder::new(_fbb);
+    if let Some(x) = args.label { builder.add_label(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_max_size(args.max_size);
+    builder.add_hidden(args.hidden);
+    builder.add_open(args.open);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyUpdated::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn open(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyUpdated::VT_OPEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn hidden(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyUpdated::VT_HIDDEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn max_size(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PartyUpdated::VT_MAX_SIZE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn label(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyUpdated::VT_LABEL, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyUpdated<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<bool>("open", Self::VT_OPEN, false)?
+     .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
+     .visit_field::<u16>("max_size", Self::VT_MAX_SIZE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyUpdatedArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub open: bool,
+    pub hidden: bool,
+    pub max_size: u16,
+    pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyUpdatedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyUpdatedArgs {
+      party_id: None,
+      open: false,
+      hidden: false,
+      max_size: 0,
+      label: None,
+    }
+  }
+}
+
+pub struct PartyUpdatedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyUpdatedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyUpdated::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_open(&mut self, open: bool) {
+    self.fbb_.push_slot::<bool>(PartyUpdated::VT_OPEN, open, false);
+  }
+  #[inline]
+  pub fn add_hidden(&mut self, hidden: bool) {
+    self.fbb_.push_slot::<bool>(PartyUpdated::VT_HIDDEN, hidden, false);
+  }
+  #[inline]
+  pub fn add_max_size(&mut self, max_size: u16) {
+    self.fbb_.push_slot::<u16>(PartyUpdated::VT_MAX_SIZE, max_size, 0);
+  }
+  #[inline]
+  pub fn add_label(&mut self, label: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyUpdated::VT_LABEL, label);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyUpdatedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyUpdatedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyUpdated<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyUpdated<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyUpdated");
+      ds.field("party_id", &self.party_id());
+      ds.field("open", &self.open());
+      ds.field("hidden", &self.hidden());
+      ds.field("max_size", &self.max_size());
+      ds.field("label", &self.label());
+      ds.finish()
+  }
+}
+pub enum PartyJoinedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event to a member whose join request was accepted: the full party (P-3).
+pub struct PartyJoined<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoined<'a> {
+  type Inner = PartyJoined<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyJoined<'a> {
+  pub const VT_PARTY: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyJoined { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyJoinedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyJoined<'bldr>> {
+    let mut builder = PartyJoinedBuilder::new(_fbb);
+    if let Some(x) = args.party { builder.add_party(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party(&self) -> Option<PartyInfo<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<PartyInfo>>(PartyJoined::VT_PARTY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyJoined<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<PartyInfo>>("party", Self::VT_PARTY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyJoinedArgs<'a> {
+    pub party: Option<::flatbuffers::WIPOffset<PartyInfo<'a>>>,
+}
+impl<'a> Default for PartyJoinedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyJoinedArgs {
+      party: None,
+    }
+  }
+}
+
+pub struct PartyJoinedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyJoinedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party(&mut self, party: ::flatbuffers::WIPOffset<PartyInfo<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<PartyInfo>>(PartyJoined::VT_PARTY, party);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyJoinedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyJoinedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyJoined<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyJoined<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyJoined");
+      ds.field("party", &self.party());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -863,6 +4260,366 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_create(&self) -> Option<PartyCreate<'a>> {
+    if self.message_type() == Message::PartyCreate {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyCreate::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_join(&self) -> Option<PartyJoin<'a>> {
+    if self.message_type() == Message::PartyJoin {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyJoin::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_join_request_list_get(&self) -> Option<PartyJoinRequestListGet<'a>> {
+    if self.message_type() == Message::PartyJoinRequestListGet {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyJoinRequestListGet::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_accept(&self) -> Option<PartyAccept<'a>> {
+    if self.message_type() == Message::PartyAccept {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyAccept::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_remove(&self) -> Option<PartyRemove<'a>> {
+    if self.message_type() == Message::PartyRemove {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyRemove::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_leave(&self) -> Option<PartyLeave<'a>> {
+    if self.message_type() == Message::PartyLeave {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyLeave::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_promote(&self) -> Option<PartyPromote<'a>> {
+    if self.message_type() == Message::PartyPromote {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyPromote::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_close(&self) -> Option<PartyClose<'a>> {
+    if self.message_type() == Message::PartyClose {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyClose::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_data_send(&self) -> Option<PartyDataSend<'a>> {
+    if self.message_type() == Message::PartyDataSend {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyDataSend::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_update(&self) -> Option<PartyUpdate<'a>> {
+    if self.message_type() == Message::PartyUpdate {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyUpdate::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_get(&self) -> Option<PartyGet<'a>> {
+    if self.message_type() == Message::PartyGet {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyGet::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_my_list(&self) -> Option<PartyMyList<'a>> {
+    if self.message_type() == Message::PartyMyList {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyMyList::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_info(&self) -> Option<PartyInfo<'a>> {
+    if self.message_type() == Message::PartyInfo {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInfo::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_join_pending(&self) -> Option<PartyJoinPending<'a>> {
+    if self.message_type() == Message::PartyJoinPending {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyJoinPending::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_join_request_list(&self) -> Option<PartyJoinRequestList<'a>> {
+    if self.message_type() == Message::PartyJoinRequestList {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyJoinRequestList::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_ok(&self) -> Option<PartyOk<'a>> {
+    if self.message_type() == Message::PartyOk {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyOk::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_my_list_result(&self) -> Option<PartyMyListResult<'a>> {
+    if self.message_type() == Message::PartyMyListResult {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyMyListResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_presence(&self) -> Option<PartyPresence<'a>> {
+    if self.message_type() == Message::PartyPresence {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyPresence::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_join_request(&self) -> Option<PartyJoinRequest<'a>> {
+    if self.message_type() == Message::PartyJoinRequest {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyJoinRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_leader(&self) -> Option<PartyLeader<'a>> {
+    if self.message_type() == Message::PartyLeader {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyLeader::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_removed(&self) -> Option<PartyRemoved<'a>> {
+    if self.message_type() == Message::PartyRemoved {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyRemoved::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_data(&self) -> Option<PartyData<'a>> {
+    if self.message_type() == Message::PartyData {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyData::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_updated(&self) -> Option<PartyUpdated<'a>> {
+    if self.message_type() == Message::PartyUpdated {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyUpdated::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_joined(&self) -> Option<PartyJoined<'a>> {
+    if self.message_type() == Message::PartyJoined {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyJoined::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -878,6 +4635,30 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Message::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("Message::Error", pos),
           Message::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("Message::Ping", pos),
           Message::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("Message::Pong", pos),
+          Message::PartyCreate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyCreate>>("Message::PartyCreate", pos),
+          Message::PartyJoin => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoin>>("Message::PartyJoin", pos),
+          Message::PartyJoinRequestListGet => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoinRequestListGet>>("Message::PartyJoinRequestListGet", pos),
+          Message::PartyAccept => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyAccept>>("Message::PartyAccept", pos),
+          Message::PartyRemove => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyRemove>>("Message::PartyRemove", pos),
+          Message::PartyLeave => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyLeave>>("Message::PartyLeave", pos),
+          Message::PartyPromote => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyPromote>>("Message::PartyPromote", pos),
+          Message::PartyClose => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyClose>>("Message::PartyClose", pos),
+          Message::PartyDataSend => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyDataSend>>("Message::PartyDataSend", pos),
+          Message::PartyUpdate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyUpdate>>("Message::PartyUpdate", pos),
+          Message::PartyGet => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyGet>>("Message::PartyGet", pos),
+          Message::PartyMyList => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyMyList>>("Message::PartyMyList", pos),
+          Message::PartyInfo => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInfo>>("Message::PartyInfo", pos),
+          Message::PartyJoinPending => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoinPending>>("Message::PartyJoinPending", pos),
+          Message::PartyJoinRequestList => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoinRequestList>>("Message::PartyJoinRequestList", pos),
+          Message::PartyOk => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyOk>>("Message::PartyOk", pos),
+          Message::PartyMyListResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyMyListResult>>("Message::PartyMyListResult", pos),
+          Message::PartyPresence => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyPresence>>("Message::PartyPresence", pos),
+          Message::PartyJoinRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoinRequest>>("Message::PartyJoinRequest", pos),
+          Message::PartyLeader => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyLeader>>("Message::PartyLeader", pos),
+          Message::PartyRemoved => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyRemoved>>("Message::PartyRemoved", pos),
+          Message::PartyData => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyData>>("Message::PartyData", pos),
+          Message::PartyUpdated => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyUpdated>>("Message::PartyUpdated", pos),
+          Message::PartyJoined => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoined>>("Message::PartyJoined", pos),
           _ => Ok(()),
         }
      })?
@@ -962,6 +4743,174 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Message::Pong => {
           if let Some(x) = self.message_as_pong() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyCreate => {
+          if let Some(x) = self.message_as_party_create() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyJoin => {
+          if let Some(x) = self.message_as_party_join() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyJoinRequestListGet => {
+          if let Some(x) = self.message_as_party_join_request_list_get() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyAccept => {
+          if let Some(x) = self.message_as_party_accept() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyRemove => {
+          if let Some(x) = self.message_as_party_remove() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyLeave => {
+          if let Some(x) = self.message_as_party_leave() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyPromote => {
+          if let Some(x) = self.message_as_party_promote() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyClose => {
+          if let Some(x) = self.message_as_party_close() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyDataSend => {
+          if let Some(x) = self.message_as_party_data_send() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyUpdate => {
+          if let Some(x) = self.message_as_party_update() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyGet => {
+          if let Some(x) = self.message_as_party_get() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyMyList => {
+          if let Some(x) = self.message_as_party_my_list() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInfo => {
+          if let Some(x) = self.message_as_party_info() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyJoinPending => {
+          if let Some(x) = self.message_as_party_join_pending() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyJoinRequestList => {
+          if let Some(x) = self.message_as_party_join_request_list() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyOk => {
+          if let Some(x) = self.message_as_party_ok() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyMyListResult => {
+          if let Some(x) = self.message_as_party_my_list_result() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyPresence => {
+          if let Some(x) = self.message_as_party_presence() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyJoinRequest => {
+          if let Some(x) = self.message_as_party_join_request() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyLeader => {
+          if let Some(x) = self.message_as_party_leader() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyRemoved => {
+          if let Some(x) = self.message_as_party_removed() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyData => {
+          if let Some(x) = self.message_as_party_data() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyUpdated => {
+          if let Some(x) = self.message_as_party_updated() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyJoined => {
+          if let Some(x) = self.message_as_party_joined() {
             ds.field("message", &x)
           } else {
             ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -6,6 +6,7 @@
 #[rustfmt::skip]
 mod huddle_generated;
 mod errors;
+mod party;
 
 pub use errors::DecodeError;
 pub use huddle_generated::huddle::fb;
@@ -48,7 +49,10 @@ pub fn decode_request(frame: &Bytes, options: &VerifierOptions) -> Result<Decode
             return Err((cid, DecodeError::NotARequest(message_name(envelope.message_type()))))
         }
         fb::Message::NONE => return Err((cid, DecodeError::UnknownMessage(0))),
-        other => return Err((cid, DecodeError::UnknownMessage(other.0))),
+        other => match party::decode_request(&envelope, frame) {
+            Some(request) => request.map_err(|e| (cid, e))?,
+            None => return Err((cid, DecodeError::UnknownMessage(other.0))),
+        },
     };
     Ok((cid, request))
 }
@@ -136,6 +140,7 @@ impl Encoder {
                 );
                 (fb::Message::Welcome, welcome.as_union_value())
             }
+            Event::Party(event) => self.party_event(event),
         };
         self.finish(Cid::NONE, kind, message)
     }
@@ -147,6 +152,7 @@ impl Encoder {
             Request::Ping => {
                 (fb::Message::Ping, fb::Ping::create(&mut self.builder, &fb::PingArgs {}).as_union_value())
             }
+            Request::Party(request) => self.party_request(request),
         };
         self.finish(cid, kind, message)
     }
@@ -154,6 +160,7 @@ impl Encoder {
     fn reply_body(&mut self, reply: &Reply) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
         match reply {
             Reply::Pong => (fb::Message::Pong, fb::Pong::create(&mut self.builder, &fb::PongArgs {}).as_union_value()),
+            Reply::Party(reply) => self.party_reply(reply),
         }
     }
 
@@ -204,7 +211,7 @@ pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<
         }
         fb::Message::Pong => reply(Ok(Reply::Pong)),
         fb::Message::Ping => Err(DecodeError::NotARequest("Ping")),
-        other => Err(DecodeError::UnknownMessage(other.0)),
+        other => party::decode_server_message(&envelope).unwrap_or(Err(DecodeError::UnknownMessage(other.0))),
     }
 }
 

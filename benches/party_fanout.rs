@@ -1,0 +1,80 @@
+//! Party-data fan-out (SPEC P-9, the hot path) through everything the server does per message
+//! except socket IO: decode the request frame, run the core, encode and frame the reply and the
+//! event once, and queue a refcounted clone of the framed event per recipient. Reported per
+//! delivered message (`Throughput::Elements` = recipients), for parties of 4 and of 64, with
+//! 64-byte payloads as in SPEC §7.
+
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use huddle::core::{
+    Cid, ConnectOptions, Core, Identity, Millis, Outbox, Output, PartyReply, PartyRequest, Reply, Request, SessionId,
+    UserId, Username,
+};
+use huddle::limits::Limits;
+use huddle::net::frame;
+use huddle::wire::{self, Encoder};
+
+fn party_of(size: usize) -> (Core, Vec<SessionId>, huddle::core::PartyId) {
+    let mut core = Core::new(Limits::default(), [7; 32]);
+    let mut out = Outbox::new();
+    let sessions: Vec<SessionId> = (0..size as u32).map(|slot| SessionId::new(slot, 1)).collect();
+    for (i, &s) in sessions.iter().enumerate() {
+        let identity =
+            Identity { user_id: UserId::new(&format!("user-{i}")), username: Username::new(&format!("User{i}")) };
+        core.connect(s, identity, ConnectOptions::default(), Millis(0), &mut out);
+    }
+    out.clear();
+    let create = PartyRequest::Create { open: true, max_size: size as u32, label: String::new(), hidden: false };
+    core.handle_request(sessions[0], Cid(1), Request::Party(create), Millis(0), &mut out);
+    let Output::Reply { result: Ok(Reply::Party(PartyReply::Info(snapshot))), .. } = &out.outputs()[0] else {
+        panic!("create failed")
+    };
+    let party_id = snapshot.party_id;
+    out.clear();
+    for &s in &sessions[1..] {
+        core.handle_request(s, Cid(2), Request::Party(PartyRequest::Join { party_id }), Millis(0), &mut out);
+    }
+    out.clear();
+    (core, sessions, party_id)
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("party_fanout");
+    for size in [4usize, 64] {
+        let (mut core, sessions, party_id) = party_of(size);
+        let mut out = Outbox::new();
+        let mut encoder = Encoder::new();
+        let verifier = wire::verifier_options(Limits::default().message_bytes_max);
+        let request = Request::Party(PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(vec![0xab; 64]) });
+        let request_frame = Bytes::copy_from_slice(Encoder::new().request(Cid(9), &request));
+        // Stand-ins for the per-connection outbound queues.
+        let mut queues: Vec<Vec<Bytes>> = vec![Vec::with_capacity(1); size];
+        group.throughput(Throughput::Elements((size - 1) as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                let (cid, request) = wire::decode_request(&request_frame, &verifier).expect("valid frame");
+                core.handle_request(sessions[0], cid, request, Millis(0), &mut out);
+                out.drain(|output, recipients| match output {
+                    Output::Reply { to, cid, result } => {
+                        queues[to.slot() as usize].push(frame::binary(encoder.reply(cid, &result)));
+                    }
+                    Output::Event { event, .. } => {
+                        let framed = frame::binary(encoder.event(&event));
+                        for to in recipients {
+                            queues[to.slot() as usize].push(framed.clone());
+                        }
+                    }
+                    Output::Close { .. } => unreachable!(),
+                });
+                for q in &mut queues {
+                    black_box(&q);
+                    q.clear();
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);

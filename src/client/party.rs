@@ -1,0 +1,121 @@
+//! Client helpers for every party operation (SPEC P-1 … P-12). Each waits for its reply and
+//! returns `Ok(Ok(result))`, `Ok(Err(error reply))`, or `Err` when the connection failed or the
+//! reply did not fit the request. Events that arrive meanwhile stay queued for `wait_event`.
+
+use super::{Client, ClientError};
+use crate::core::{Cid, PartyId, PartyReply, PartyRequest, PartySnapshot, PartySummary, Presence, Reply, Request};
+use crate::wire::ErrorReply;
+use bytes::Bytes;
+
+/// A party request's outcome: transport failure outside, the server's answer inside.
+pub type PartyResult<T> = Result<Result<T, ErrorReply>, ClientError>;
+
+fn unexpected<T>(what: &str, reply: PartyReply) -> PartyResult<T> {
+    Err(ClientError::Unexpected(format!("{what}: unexpected reply {reply:?}")))
+}
+
+impl Client {
+    /// Sends any party request and returns its party reply.
+    pub fn party_request(&mut self, request: PartyRequest) -> PartyResult<PartyReply> {
+        match self.request(&Request::Party(request))? {
+            Ok(Reply::Party(reply)) => Ok(Ok(reply)),
+            Ok(other) => Err(ClientError::Unexpected(format!("non-party reply {other:?}"))),
+            Err(error) => Ok(Err(error)),
+        }
+    }
+
+    fn party_ok(&mut self, what: &str, request: PartyRequest) -> PartyResult<()> {
+        Ok(match self.party_request(request)? {
+            Ok(PartyReply::Ok { .. }) => Ok(()),
+            Ok(other) => return unexpected(what, other),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn party_info(&mut self, what: &str, request: PartyRequest) -> PartyResult<PartySnapshot> {
+        Ok(match self.party_request(request)? {
+            Ok(PartyReply::Info(snapshot)) => Ok(snapshot),
+            Ok(other) => return unexpected(what, other),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// P-1: the new party's snapshot. `label` empty = none.
+    pub fn party_create(&mut self, open: bool, max_size: u32, label: &str, hidden: bool) -> PartyResult<PartySnapshot> {
+        self.party_info("create", PartyRequest::Create { open, max_size, label: label.to_owned(), hidden })
+    }
+
+    /// P-2: `PartyReply::Info` (joined) or `PartyReply::JoinPending` (closed party).
+    pub fn party_join(&mut self, party_id: PartyId) -> PartyResult<PartyReply> {
+        self.party_request(PartyRequest::Join { party_id })
+    }
+
+    /// P-3 (leader): pending join requests, oldest first.
+    pub fn party_join_requests(&mut self, party_id: PartyId) -> PartyResult<Vec<Presence>> {
+        Ok(match self.party_request(PartyRequest::JoinRequests { party_id })? {
+            Ok(PartyReply::JoinRequests { presences, .. }) => Ok(presences),
+            Ok(other) => return unexpected("join requests", other),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// P-3 (leader).
+    pub fn party_accept(&mut self, party_id: PartyId, presence: &Presence) -> PartyResult<()> {
+        self.party_ok("accept", PartyRequest::Accept { party_id, presence: presence.clone() })
+    }
+
+    /// P-3 reject a pending request / P-4 kick a member (leader).
+    pub fn party_remove(&mut self, party_id: PartyId, presence: &Presence) -> PartyResult<()> {
+        self.party_ok("remove", PartyRequest::Remove { party_id, presence: presence.clone() })
+    }
+
+    /// P-5.
+    pub fn party_leave(&mut self, party_id: PartyId) -> PartyResult<()> {
+        self.party_ok("leave", PartyRequest::Leave { party_id })
+    }
+
+    /// P-7 (leader).
+    pub fn party_promote(&mut self, party_id: PartyId, presence: &Presence) -> PartyResult<()> {
+        self.party_ok("promote", PartyRequest::Promote { party_id, presence: presence.clone() })
+    }
+
+    /// P-8 (leader).
+    pub fn party_close(&mut self, party_id: PartyId) -> PartyResult<()> {
+        self.party_ok("close", PartyRequest::Close { party_id })
+    }
+
+    /// P-9: sends party data and waits for the server's acknowledgement.
+    pub fn party_data(&mut self, party_id: PartyId, op_code: i64, data: &[u8]) -> PartyResult<()> {
+        self.party_ok("data", PartyRequest::Data { party_id, op_code, data: Bytes::copy_from_slice(data) })
+    }
+
+    /// P-9 without waiting (load generation): returns the cid whose reply will come later.
+    pub fn party_data_send(&mut self, party_id: PartyId, op_code: i64, data: &[u8]) -> Result<Cid, ClientError> {
+        self.send(&Request::Party(PartyRequest::Data { party_id, op_code, data: Bytes::copy_from_slice(data) }))
+    }
+
+    /// P-10 (leader): `None` keeps a field; `Some("")` clears the label.
+    pub fn party_update(
+        &mut self,
+        party_id: PartyId,
+        open: Option<bool>,
+        hidden: Option<bool>,
+        label: Option<&str>,
+    ) -> PartyResult<()> {
+        self.party_ok("update", PartyRequest::Update { party_id, open, hidden, label: label.map(str::to_owned) })
+    }
+
+    /// P-11 (members).
+    pub fn party_get(&mut self, party_id: PartyId) -> PartyResult<PartySnapshot> {
+        self.party_info("get", PartyRequest::Get { party_id })
+    }
+
+    /// P-11: this session's parties, in the order it joined them.
+    pub fn party_my_parties(&mut self) -> PartyResult<Vec<PartySummary>> {
+        Ok(match self.party_request(PartyRequest::MyParties)? {
+            Ok(PartyReply::MyParties(parties)) => Ok(parties),
+            Ok(other) => return unexpected("my parties", other),
+            Err(e) => Err(e),
+        })
+    }
+}
