@@ -35,7 +35,26 @@ pub struct Limits {
     pub close_linger_ms: u64,
     /// How long a graceful shutdown waits for close frames to flush before exiting anyway.
     pub shutdown_drain_ms: u64,
+    /// Bytes of one session's status (SPEC S-1: 2048, Nakama's documented size). Enough for a
+    /// small JSON object (match id, activity); larger state belongs in party data or storage.
+    /// Past it: error 300 and the old status stays.
+    pub status_bytes_max: usize,
+    /// Users one session follows at once (SPEC S-2 default 1000: a large friends list). Bounds
+    /// the session's follow index and what one status change can fan out to per follower.
+    /// Past it: error 220 and nothing of that request is followed.
+    pub follows_per_session_max: usize,
+    /// User ids plus usernames named in one follow or unfollow request. 256 UUID-sized ids
+    /// (about 48 bytes each on the wire) fill 12 KiB, inside the default 16 KiB frame, and a
+    /// reply listing 256 users with a 2 KiB status each (about 550 KiB) stays under
+    /// `outbound_bytes_max`, so no follow reply cuts its own requester off. Larger friend lists
+    /// follow in several requests. Past it: error 300 and nothing changes.
+    pub follow_ids_per_request_max: usize,
 }
+
+/// Hard ceiling for `follow_ids_per_request_max`: the wire decoder refuses a longer id list
+/// before allocating anything for it, whatever the configured limit says. A 16 KiB frame cannot
+/// hold more than about 2,000 ids anyway; this only matters for much larger frame limits.
+pub const FOLLOW_IDS_PER_REQUEST_CEILING: usize = 4096;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -51,6 +70,9 @@ impl Default for Limits {
             write_bytes_per_turn_max: 256 * 1024,
             close_linger_ms: 1_000,
             shutdown_drain_ms: 2_000,
+            status_bytes_max: 2048,
+            follows_per_session_max: 1000,
+            follow_ids_per_request_max: 256,
         }
     }
 }
@@ -79,6 +101,8 @@ impl Limits {
             ("frames_per_turn_max", self.frames_per_turn_max as u64),
             ("outbound_bytes_max", self.outbound_bytes_max as u64),
             ("write_bytes_per_turn_max", self.write_bytes_per_turn_max as u64),
+            ("follows_per_session_max", self.follows_per_session_max as u64),
+            ("follow_ids_per_request_max", self.follow_ids_per_request_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -94,6 +118,15 @@ impl Limits {
         }
         if self.outbound_bytes_max < self.message_bytes_max {
             return Err(LimitsError("outbound_bytes_max must hold at least one largest message".into()));
+        }
+        // A status must fit in one request frame with its envelope (about 40 bytes).
+        if self.status_bytes_max + 64 > self.message_bytes_max {
+            return Err(LimitsError("status_bytes_max + 64 must fit in message_bytes_max".into()));
+        }
+        if self.follow_ids_per_request_max > FOLLOW_IDS_PER_REQUEST_CEILING {
+            return Err(LimitsError(format!(
+                "follow_ids_per_request_max must be at most {FOLLOW_IDS_PER_REQUEST_CEILING}"
+            )));
         }
         Ok(())
     }
@@ -115,5 +148,11 @@ mod tests {
         assert!(zero.validate().unwrap_err().0.contains("frames_per_turn_max"));
         let tiny_out = Limits { outbound_bytes_max: 10, ..Limits::default() };
         assert!(tiny_out.validate().is_err());
+        let huge_status = Limits { status_bytes_max: 16 * 1024, ..Limits::default() };
+        assert!(huge_status.validate().unwrap_err().0.contains("status_bytes_max"));
+        let no_follows = Limits { follows_per_session_max: 0, ..Limits::default() };
+        assert!(no_follows.validate().unwrap_err().0.contains("follows_per_session_max"));
+        let many_ids = Limits { follow_ids_per_request_max: FOLLOW_IDS_PER_REQUEST_CEILING + 1, ..Limits::default() };
+        assert!(many_ids.validate().unwrap_err().0.contains("follow_ids_per_request_max"));
     }
 }

@@ -2,6 +2,8 @@
 //! token, send requests and wait for their replies by cid, wait for events with a deadline.
 //! Not for the hot path of a load test (the load harness has its own mio client).
 
+mod status;
+
 use crate::core::{Cid, ConnectOptions, Event, Presence, Reply, Request};
 use crate::wire::{self, DecodeError, Encoder, ErrorReply, ServerMessage};
 use std::collections::VecDeque;

@@ -14,24 +14,30 @@ mod idgen;
 mod ids;
 mod outbox;
 mod session;
+mod status;
 
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, PartyId, Presence, SessionId, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
+pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 
 use crate::limits::Limits;
 use session::Sessions;
+use status::Statuses;
 
 /// A decoded client request. Feature requests join as variants.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     Ping,
+    /// Status and follows (SPEC S-1, S-2).
+    Status(StatusRequest),
 }
 
 /// The successful result of a request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     Pong,
+    Status(StatusReply),
 }
 
 /// Something pushed to sessions without a request of theirs.
@@ -39,6 +45,8 @@ pub enum Reply {
 pub enum Event {
     /// First event of every session (SPEC C-4): who the server thinks you are.
     Welcome { presence: Presence },
+    /// Status joins and leaves of a followed user or of the session's own user (SPEC S-3).
+    Status(StatusEvent),
 }
 
 /// Why a request was refused. Mapped to a wire error code in exactly one place
@@ -47,12 +55,22 @@ pub enum Event {
 pub enum CoreError {
     /// A field's value is not acceptable; the text says which and why.
     BadInput(String),
+    /// A per-request size or count limit; the text names the limit and the numbers.
+    LimitExceeded(String),
+    /// Following would take the session past `follows_per_session_max` followed users.
+    FollowLimitReached { following: usize, adding: usize, max: usize },
 }
 
 impl std::fmt::Display for CoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CoreError::BadInput(why) => write!(f, "bad input: {why}"),
+            CoreError::LimitExceeded(why) => write!(f, "limit exceeded: {why}"),
+            CoreError::FollowLimitReached { following, adding, max } => write!(
+                f,
+                "follow limit reached: following {following} users, this request adds {adding}, \
+                 follows_per_session_max is {max}; nothing was followed"
+            ),
         }
     }
 }
@@ -74,6 +92,7 @@ pub struct ConnectOptions {
 pub struct Core {
     limits: Limits,
     sessions: Sessions,
+    statuses: Statuses,
     /// Source of unguessable ids (party ids), seeded by the driver.
     #[allow(dead_code)] // first used by the parties feature
     ids: IdGenerator,
@@ -82,7 +101,12 @@ pub struct Core {
 impl Core {
     /// `seed` must come from the OS's CSPRNG in production; tests pass a fixed one.
     pub fn new(limits: Limits, seed: [u8; 32]) -> Core {
-        Core { sessions: Sessions::with_capacity(limits.connections_max), limits, ids: IdGenerator::new(seed) }
+        Core {
+            sessions: Sessions::with_capacity(limits.connections_max),
+            statuses: Statuses::default(),
+            limits,
+            ids: IdGenerator::new(seed),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -99,21 +123,29 @@ impl Core {
         &mut self,
         session: SessionId,
         identity: Identity,
-        _options: ConnectOptions,
+        options: ConnectOptions,
         _now: Millis,
         out: &mut Outbox,
     ) {
         let presence = Presence { user_id: identity.user_id, session_id: session, username: identity.username };
         self.sessions.insert(presence.clone());
-        out.event_to(session, Event::Welcome { presence });
+        out.event_to(session, Event::Welcome { presence: presence.clone() });
+        // C-3: visible at once; the join reaches followers and own sessions after the welcome.
+        if let Some(fanout) = self.statuses.connect(presence, options.status_visible) {
+            self.statuses.publish(fanout, out);
+        }
         self.check_invariants();
     }
 
     /// The session's connection ended (any cause: SPEC C-6). Idempotent for unknown sessions, so
     /// a driver racing a close against a request cannot corrupt the tables.
-    pub fn disconnect(&mut self, session: SessionId, _now: Millis, _out: &mut Outbox) {
+    pub fn disconnect(&mut self, session: SessionId, _now: Millis, out: &mut Outbox) {
         if self.sessions.remove(session).is_none() {
             return;
+        }
+        // C-6: the status leaves (to followers and the user's other sessions), follows die.
+        if let Some(fanout) = self.statuses.disconnect(session) {
+            self.statuses.publish(fanout, out);
         }
         self.check_invariants();
     }
@@ -128,10 +160,17 @@ impl Core {
             log::error!("request from unknown session {session}; dropped");
             return;
         }
+        let mut status_fanout = None;
         let result = match request {
             Request::Ping => Ok(Reply::Pong),
+            Request::Status(request) => {
+                self.statuses.handle(session, request, &self.limits, &mut status_fanout).map(Reply::Status)
+            }
         };
         out.reply(session, cid, result);
+        if let Some(fanout) = status_fanout {
+            self.statuses.publish(fanout, out);
+        }
         debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");
         self.check_invariants();
     }
@@ -141,6 +180,33 @@ impl Core {
     pub fn check_invariants(&self) {
         if cfg!(debug_assertions) {
             self.sessions.check_invariants();
+            let presence = |id| self.sessions.get(id).map(|entry| entry.presence.clone());
+            self.statuses.check_invariants(&self.limits, self.sessions.len(), presence);
         }
+    }
+
+    /// Whether `session` follows `user_id` (tests and the simulation's model checks).
+    #[doc(hidden)]
+    pub fn status_follows(&self, session: SessionId, user_id: &UserId) -> bool {
+        self.statuses.follows(session, user_id)
+    }
+
+    /// A session's status; `None` when it is not visible or not connected.
+    #[doc(hidden)]
+    pub fn status_of(&self, session: SessionId) -> Option<&str> {
+        self.statuses.status_of(session)
+    }
+
+    /// Sessions the status tables know (equals `session_count` when consistent).
+    #[doc(hidden)]
+    pub fn status_session_count(&self) -> usize {
+        self.statuses.len()
+    }
+
+    /// Canary hook for the simulation: corrupts one status index so that `check_invariants`
+    /// must panic. Never call it outside tests.
+    #[doc(hidden)]
+    pub fn corrupt_status_index_for_test(&mut self) {
+        self.statuses.corrupt_for_test();
     }
 }

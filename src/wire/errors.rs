@@ -17,6 +17,12 @@ pub enum DecodeError {
     MissingField(&'static str),
     /// A text WebSocket frame (C-1: only binary FlatBuffers frames are requests).
     TextFrame,
+    /// A list longer than the decoder accepts, refused before anything is allocated for it.
+    TooMany {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl DecodeError {
@@ -28,6 +34,7 @@ impl DecodeError {
             DecodeError::NotARequest(_) => ErrorCode::NotARequest,
             DecodeError::MissingField(_) => ErrorCode::BadInput,
             DecodeError::TextFrame => ErrorCode::TextFrameUnsupported,
+            DecodeError::TooMany { .. } => ErrorCode::LimitExceeded,
         }
     }
 }
@@ -44,6 +51,9 @@ impl std::fmt::Display for DecodeError {
             }
             DecodeError::MissingField(field) => write!(f, "required field {field} is missing"),
             DecodeError::TextFrame => write!(f, "text frames are not supported; send binary FlatBuffers envelopes"),
+            DecodeError::TooMany { field, len, max } => {
+                write!(f, "{field} has {len} entries; at most {max} are accepted")
+            }
         }
     }
 }
@@ -54,5 +64,7 @@ impl std::error::Error for DecodeError {}
 pub(crate) fn core_error_code(error: &CoreError) -> ErrorCode {
     match error {
         CoreError::BadInput(_) => ErrorCode::BadInput,
+        CoreError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+        CoreError::FollowLimitReached { .. } => ErrorCode::FollowLimitReached,
     }
 }

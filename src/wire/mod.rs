@@ -6,6 +6,7 @@
 #[rustfmt::skip]
 mod huddle_generated;
 mod errors;
+mod status;
 
 pub use errors::DecodeError;
 pub use huddle_generated::huddle::fb;
@@ -44,6 +45,13 @@ pub fn decode_request(frame: &Bytes, options: &VerifierOptions) -> Result<Decode
     }
     let request = match envelope.message_type() {
         fb::Message::Ping => Request::Ping,
+        kind @ (fb::Message::StatusUpdate | fb::Message::StatusFollow | fb::Message::StatusUnfollow) => {
+            status::decode_request(&envelope, kind).map_err(|e| (cid, e))?
+        }
+        kind @ (fb::Message::StatusUpdated
+        | fb::Message::StatusFollowed
+        | fb::Message::StatusUnfollowed
+        | fb::Message::StatusPresenceEvent) => return Err((cid, DecodeError::NotARequest(message_name(kind)))),
         fb::Message::Welcome | fb::Message::Error | fb::Message::Pong => {
             return Err((cid, DecodeError::NotARequest(message_name(envelope.message_type()))))
         }
@@ -122,6 +130,7 @@ impl Encoder {
                 );
                 (fb::Message::Welcome, welcome.as_union_value())
             }
+            Event::Status(event) => self.status_event(event),
         };
         self.finish(Cid::NONE, kind, message)
     }
@@ -133,6 +142,7 @@ impl Encoder {
             Request::Ping => {
                 (fb::Message::Ping, fb::Ping::create(&mut self.builder, &fb::PingArgs {}).as_union_value())
             }
+            Request::Status(request) => self.status_request(request),
         };
         self.finish(cid, kind, message)
     }
@@ -140,6 +150,7 @@ impl Encoder {
     fn reply_body(&mut self, reply: &Reply) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
         match reply {
             Reply::Pong => (fb::Message::Pong, fb::Pong::create(&mut self.builder, &fb::PongArgs {}).as_union_value()),
+            Reply::Status(reply) => self.status_reply(reply),
         }
     }
 
@@ -189,6 +200,10 @@ pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<
             reply(Err(ErrorReply { code: error.code(), message: error.message().unwrap_or_default().to_owned() }))
         }
         fb::Message::Pong => reply(Ok(Reply::Pong)),
+        kind @ (fb::Message::StatusUpdated | fb::Message::StatusFollowed | fb::Message::StatusUnfollowed) => {
+            reply(Ok(Reply::Status(status::decode_reply(&envelope, kind)?)))
+        }
+        fb::Message::StatusPresenceEvent => Ok(ServerMessage::Event(Event::Status(status::decode_event(&envelope)?))),
         fb::Message::Ping => Err(DecodeError::NotARequest("Ping")),
         other => Err(DecodeError::UnknownMessage(other.0)),
     }
