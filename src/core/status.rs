@@ -295,15 +295,18 @@ impl Statuses {
         session_presence: impl Fn(SessionId) -> Option<Presence>,
     ) {
         assert_eq!(self.sessions.len(), session_count, "status table and session table differ in size");
+        // Each check walks one side and looks every entry up in the other index, then compares
+        // totals: an injection between finite sets of equal size is a bijection, so the indexes
+        // mirror each other exactly without building a copy of either (this runs after every
+        // step of the simulation, so it must stay cheap).
         let mut visible = 0;
         let mut follow_pairs = 0;
-        let mut user_sessions: HashMap<&UserId, usize> = HashMap::new();
-        let mut usernames: HashMap<(&Username, &UserId), usize> = HashMap::new();
         for (&session, entry) in &self.sessions {
-            assert_eq!(entry.presence.session_id, session, "status entry filed under another session");
+            let presence = &entry.presence;
+            assert_eq!(presence.session_id, session, "status entry filed under another session");
             assert_eq!(
                 session_presence(session).as_ref(),
-                Some(&entry.presence),
+                Some(presence),
                 "status entry of {session} disagrees with the session table"
             );
             if let Some(status) = &entry.status {
@@ -311,7 +314,7 @@ impl Statuses {
                 assert!(status.len() <= limits.status_bytes_max, "status of {session} over status_bytes_max");
             }
             assert!(entry.follows.len() <= limits.follows_per_session_max, "{session} follows too many users");
-            assert!(!entry.follows.contains(&entry.presence.user_id), "{session} follows its own user");
+            assert!(!entry.follows.contains(&presence.user_id), "{session} follows its own user");
             for user_id in &entry.follows {
                 follow_pairs += 1;
                 assert!(
@@ -319,44 +322,42 @@ impl Statuses {
                     "{session} follows {user_id:?} but the followers index does not say so"
                 );
             }
-            *user_sessions.entry(&entry.presence.user_id).or_default() += 1;
-            *usernames.entry((&entry.presence.username, &entry.presence.user_id)).or_default() += 1;
+            let own = self
+                .user_sessions
+                .get(&presence.user_id)
+                .map_or(0, |list| list.iter().filter(|&&s| s == session).count());
+            assert_eq!(own, 1, "{session} is not listed exactly once among its user's sessions");
         }
         assert_eq!(visible, self.visible_count, "visible session count drifted");
         let mut indexed_pairs = 0;
         for (user_id, set) in &self.followers {
             assert!(!set.is_empty(), "empty follower set kept for {user_id:?}");
-            for session in set {
-                indexed_pairs += 1;
-                assert!(
-                    self.sessions.get(session).is_some_and(|e| e.follows.contains(user_id)),
-                    "followers index lists {session} for {user_id:?} but the session does not follow"
-                );
-            }
+            indexed_pairs += set.len();
         }
-        assert_eq!(follow_pairs, indexed_pairs, "the two follow indexes differ in size");
-        assert_eq!(user_sessions.len(), self.user_sessions.len(), "user → sessions index has stale users");
+        assert_eq!(follow_pairs, indexed_pairs, "the followers index lists follows no session has");
+        let mut listed = 0;
         for (user_id, sessions) in &self.user_sessions {
-            assert_eq!(
-                user_sessions.get(user_id).copied(),
-                Some(sessions.len()),
-                "user → sessions index of {user_id:?} disagrees with the sessions"
-            );
-            for session in sessions {
-                assert!(
-                    self.sessions.get(session).is_some_and(|e| &e.presence.user_id == user_id),
-                    "user → sessions index of {user_id:?} lists {session}, not that user's"
-                );
+            assert!(!sessions.is_empty(), "empty session list kept for {user_id:?}");
+            listed += sessions.len();
+            // Usernames: each of this user's names counts exactly its sessions with that name.
+            // (Invariant checked above: every listed session has an entry.)
+            let names: Vec<&Username> = sessions.iter().map(|s| &self.sessions[s].presence.username).collect();
+            for (i, name) in names.iter().enumerate() {
+                if names[..i].contains(name) {
+                    continue;
+                }
+                let with_name = names.iter().filter(|n| *n == name).count();
+                let indexed = self.by_username.get(*name).and_then(|users| users.get(user_id)).copied();
+                assert_eq!(indexed, Some(with_name), "username index count of {name:?} for {user_id:?}");
             }
         }
-        let indexed: usize = self.by_username.values().map(BTreeMap::len).sum();
-        assert_eq!(indexed, usernames.len(), "username index has stale entries");
+        assert_eq!(listed, self.sessions.len(), "user → sessions index lists sessions that are gone");
+        let mut named = 0;
         for (name, users) in &self.by_username {
             assert!(!users.is_empty(), "empty username entry kept for {name:?}");
-            for (user_id, count) in users {
-                assert_eq!(usernames.get(&(name, user_id)), Some(count), "username index count for {name:?}");
-            }
+            named += users.values().sum::<usize>();
         }
+        assert_eq!(named, self.sessions.len(), "username index counts sessions that are gone");
     }
 }
 
