@@ -462,7 +462,8 @@ fn status_simulation_over_many_seeds_matches_the_model_and_keeps_invariants() {
     // In release builds the core's invariant checks compile to nothing; the model comparison
     // still runs.
     let steps = env_u64("HUDDLE_SIM_STEPS").map_or(STEPS, |s| s as usize);
-    let seeds: Vec<u64> = match env_u64("HUDDLE_SIM_SEED") {
+    let replay = env_u64("HUDDLE_SIM_SEED");
+    let seeds: Vec<u64> = match replay {
         Some(seed) => vec![seed],
         None => (0..SEEDS).map(|i| 0x5EED_0000 + i).collect(),
     };
@@ -481,11 +482,14 @@ fn status_simulation_over_many_seeds_matches_the_model_and_keeps_invariants() {
             }
         }
     }
+    eprintln!("status simulation: {totals:?}");
+    if replay.is_some() {
+        return;
+    }
     // The workload must actually exercise the feature, or passing proves little.
     assert!(totals.events > 1000, "too few status events: {totals:?}");
     assert!(totals.rejected > 100, "too few rejected requests: {totals:?}");
     assert!(totals.follows > 1000, "too few follows: {totals:?}");
-    eprintln!("status simulation: {totals:?}");
 }
 
 #[test]
