@@ -67,7 +67,26 @@ pub struct Limits {
     /// a value above it is allowed (lowering the frame limit alone stays valid) and simply never
     /// trips.
     pub party_data_bytes_max: usize,
+    /// Bytes of one session's status (SPEC S-1: 2048, Nakama's documented size). Enough for a
+    /// small JSON object (match id, activity); larger state belongs in party data or storage.
+    /// Past it: error 300 and the old status stays.
+    pub status_bytes_max: usize,
+    /// Users one session follows at once (SPEC S-2 default 1000: a large friends list). Bounds
+    /// the session's follow index and what one status change can fan out to per follower.
+    /// Past it: error 220 and nothing of that request is followed.
+    pub follows_per_session_max: usize,
+    /// User ids plus usernames named in one follow or unfollow request. 256 UUID-sized ids
+    /// (about 48 bytes each on the wire) fill 12 KiB, inside the default 16 KiB frame, and a
+    /// reply listing 256 users with a 2 KiB status each (about 550 KiB) stays under
+    /// `outbound_bytes_max`, so no follow reply cuts its own requester off. Larger friend lists
+    /// follow in several requests. Past it: error 300 and nothing changes.
+    pub follow_ids_per_request_max: usize,
 }
+
+/// Hard ceiling for `follow_ids_per_request_max`: the wire decoder refuses a longer id list
+/// before allocating anything for it, whatever the configured limit says. A 16 KiB frame cannot
+/// hold more than about 2,000 ids anyway; this only matters for much larger frame limits.
+pub const FOLLOW_IDS_PER_REQUEST_CEILING: usize = 4096;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -93,6 +112,9 @@ impl Default for Limits {
             party_label_bytes_max: 2048,
             parties_per_session_max: 16,
             party_data_bytes_max: 8 * 1024,
+            status_bytes_max: 2048,
+            follows_per_session_max: 1000,
+            follow_ids_per_request_max: 256,
         }
     }
 }
@@ -128,6 +150,8 @@ impl Limits {
             ("party_members_max", self.party_members_max as u64),
             ("parties_per_session_max", self.parties_per_session_max as u64),
             ("party_data_bytes_max", self.party_data_bytes_max as u64),
+            ("follows_per_session_max", self.follows_per_session_max as u64),
+            ("follow_ids_per_request_max", self.follow_ids_per_request_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -150,6 +174,13 @@ impl Limits {
         // Member counts travel as ushort and SPEC P-1 caps parties at 256.
         if self.party_members_max > 256 {
             return Err(LimitsError("party_members_max must be at most 256".into()));
+        }
+        // status_bytes_max is deliberately not tied to message_bytes_max: a status too large
+        // for a frame is unreachable, not harmful, and small-frame test setups keep the default.
+        if self.follow_ids_per_request_max > FOLLOW_IDS_PER_REQUEST_CEILING {
+            return Err(LimitsError(format!(
+                "follow_ids_per_request_max must be at most {FOLLOW_IDS_PER_REQUEST_CEILING}"
+            )));
         }
         Ok(())
     }
@@ -177,5 +208,9 @@ mod tests {
         assert!(no_data.validate().unwrap_err().0.contains("party_data_bytes_max"));
         let small_frames = Limits { message_bytes_max: 1024, ..Limits::default() };
         assert_eq!(small_frames.validate(), Ok(()), "the frame limit bounds party data by itself");
+        let no_follows = Limits { follows_per_session_max: 0, ..Limits::default() };
+        assert!(no_follows.validate().unwrap_err().0.contains("follows_per_session_max"));
+        let many_ids = Limits { follow_ids_per_request_max: FOLLOW_IDS_PER_REQUEST_CEILING + 1, ..Limits::default() };
+        assert!(many_ids.validate().unwrap_err().0.contains("follow_ids_per_request_max"));
     }
 }

@@ -5,6 +5,7 @@
 mod party;
 
 pub use party::PartyResult;
+mod status;
 
 use crate::core::{Cid, ConnectOptions, Event, Presence, Reply, Request};
 use crate::wire::{self, DecodeError, Encoder, ErrorReply, ServerMessage};

@@ -15,21 +15,26 @@ mod ids;
 mod outbox;
 mod party;
 mod session;
+mod status;
 
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, PartyId, Presence, SessionId, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
 pub use party::{PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
+pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 
 use crate::limits::Limits;
 use party::Parties;
 use session::Sessions;
+use status::Statuses;
 
 /// A decoded client request. Feature requests join as variants.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     Ping,
     Party(PartyRequest),
+    /// Status and follows (SPEC S-1, S-2).
+    Status(StatusRequest),
 }
 
 /// The successful result of a request.
@@ -37,6 +42,7 @@ pub enum Request {
 pub enum Reply {
     Pong,
     Party(PartyReply),
+    Status(StatusReply),
 }
 
 /// Something pushed to sessions without a request of theirs.
@@ -47,6 +53,8 @@ pub enum Event {
         presence: Presence,
     },
     Party(PartyEvent),
+    /// Status joins and leaves of a followed user or of the session's own user (SPEC S-3).
+    Status(StatusEvent),
 }
 
 /// Why a request was refused. Mapped to a wire error code in exactly one place
@@ -79,6 +87,8 @@ pub enum CoreError {
     PartyTooManyParties(usize),
     /// The named presence's session matched but its user id or username did not (P-12).
     PartyPresenceMismatch,
+    /// Following would take the session past `follows_per_session_max` followed users.
+    FollowLimitReached { following: usize, adding: usize, max: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -103,6 +113,11 @@ impl std::fmt::Display for CoreError {
             CoreError::PartyPresenceMismatch => {
                 write!(f, "the named presence's user_id or username does not match its session")
             }
+            CoreError::FollowLimitReached { following, adding, max } => write!(
+                f,
+                "follow limit reached: following {following} users, this request adds {adding}, \
+                 follows_per_session_max is {max}; nothing was followed"
+            ),
         }
     }
 }
@@ -125,6 +140,7 @@ pub struct Core {
     limits: Limits,
     sessions: Sessions,
     parties: Parties,
+    statuses: Statuses,
     /// Source of unguessable ids (party ids), seeded by the driver.
     ids: IdGenerator,
 }
@@ -135,6 +151,7 @@ impl Core {
         Core {
             sessions: Sessions::with_capacity(limits.connections_max),
             parties: Parties::default(),
+            statuses: Statuses::default(),
             limits,
             ids: IdGenerator::new(seed),
         }
@@ -154,13 +171,17 @@ impl Core {
         &mut self,
         session: SessionId,
         identity: Identity,
-        _options: ConnectOptions,
+        options: ConnectOptions,
         _now: Millis,
         out: &mut Outbox,
     ) {
         let presence = Presence { user_id: identity.user_id, session_id: session, username: identity.username };
         self.sessions.insert(presence.clone());
-        out.event_to(session, Event::Welcome { presence });
+        out.event_to(session, Event::Welcome { presence: presence.clone() });
+        // C-3: visible at once; the join reaches followers and own sessions after the welcome.
+        if let Some(fanout) = self.statuses.connect(presence, options.status_visible) {
+            self.statuses.publish(fanout, out);
+        }
         self.check_invariants();
     }
 
@@ -171,6 +192,10 @@ impl Core {
             return;
         }
         self.parties.disconnect(session, out);
+        // C-6: the status leaves (to followers and the user's other sessions), follows die.
+        if let Some(fanout) = self.statuses.disconnect(session) {
+            self.statuses.publish(fanout, out);
+        }
         self.check_invariants();
     }
 
@@ -188,6 +213,15 @@ impl Core {
             Request::Ping => out.reply(session, cid, Ok(Reply::Pong)),
             Request::Party(request) => {
                 self.parties.handle(&mut self.ids, &self.limits, &entry.presence, cid, request, out)
+            }
+            Request::Status(request) => {
+                let mut status_fanout = None;
+                let result =
+                    self.statuses.handle(session, request, &self.limits, &mut status_fanout).map(Reply::Status);
+                out.reply(session, cid, result);
+                if let Some(fanout) = status_fanout {
+                    self.statuses.publish(fanout, out);
+                }
             }
         }
         debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");
@@ -212,6 +246,8 @@ impl Core {
             for session in self.parties.sessions() {
                 assert!(self.sessions.get(session).is_some(), "disconnected session {session} still in a party table");
             }
+            let presence = |id| self.sessions.get(id).map(|entry| entry.presence.clone());
+            self.statuses.check_invariants(&self.limits, self.sessions.len(), presence);
         }
     }
 
@@ -253,5 +289,30 @@ impl Core {
     /// Corrupts the party index (for the canary test); returns false when nothing could be.
     pub fn debug_corrupt_party_index(&mut self) -> bool {
         self.parties.corrupt_index()
+    }
+
+    /// Whether `session` follows `user_id` (tests and the simulation's model checks).
+    #[doc(hidden)]
+    pub fn status_follows(&self, session: SessionId, user_id: &UserId) -> bool {
+        self.statuses.follows(session, user_id)
+    }
+
+    /// A session's status; `None` when it is not visible or not connected.
+    #[doc(hidden)]
+    pub fn status_of(&self, session: SessionId) -> Option<&str> {
+        self.statuses.status_of(session)
+    }
+
+    /// Sessions the status tables know (equals `session_count` when consistent).
+    #[doc(hidden)]
+    pub fn status_session_count(&self) -> usize {
+        self.statuses.len()
+    }
+
+    /// Canary hook for the simulation: corrupts one status index so that `check_invariants`
+    /// must panic. Never call it outside tests.
+    #[doc(hidden)]
+    pub fn corrupt_status_index_for_test(&mut self) {
+        self.statuses.corrupt_for_test();
     }
 }

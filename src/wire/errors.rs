@@ -18,6 +18,12 @@ pub enum DecodeError {
     MissingField(&'static str),
     /// A text WebSocket frame (C-1: only binary FlatBuffers frames are requests).
     TextFrame,
+    /// A list longer than the decoder accepts, refused before anything is allocated for it.
+    TooMany {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl DecodeError {
@@ -29,6 +35,7 @@ impl DecodeError {
             DecodeError::NotARequest(_) => ErrorCode::NotARequest,
             DecodeError::MissingField(_) => ErrorCode::BadInput,
             DecodeError::TextFrame => ErrorCode::TextFrameUnsupported,
+            DecodeError::TooMany { .. } => ErrorCode::LimitExceeded,
         }
     }
 }
@@ -45,6 +52,9 @@ impl std::fmt::Display for DecodeError {
             }
             DecodeError::MissingField(field) => write!(f, "required field {field} is missing"),
             DecodeError::TextFrame => write!(f, "text frames are not supported; send binary FlatBuffers envelopes"),
+            DecodeError::TooMany { field, len, max } => {
+                write!(f, "{field} has {len} entries; at most {max} are accepted")
+            }
         }
     }
 }
@@ -67,6 +77,7 @@ pub(crate) fn core_error_code(error: &CoreError) -> ErrorCode {
         CoreError::PartyJoinRequestsFull => ErrorCode::PartyJoinRequestsFull,
         CoreError::PartyTooManyParties(_) => ErrorCode::PartyTooManyParties,
         CoreError::PartyPresenceMismatch => ErrorCode::PartyPresenceMismatch,
+        CoreError::FollowLimitReached { .. } => ErrorCode::FollowLimitReached,
     }
 }
 

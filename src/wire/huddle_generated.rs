@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 300;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 19] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
   ErrorCode::Unspecified,
   ErrorCode::MalformedEnvelope,
   ErrorCode::MissingCid,
@@ -35,6 +35,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 19] = [
   ErrorCode::PartyJoinRequestsFull,
   ErrorCode::PartyTooManyParties,
   ErrorCode::PartyPresenceMismatch,
+  ErrorCode::FollowLimitReached,
   ErrorCode::LimitExceeded,
 ];
 
@@ -81,6 +82,9 @@ impl ErrorCode {
   pub const PartyTooManyParties: Self = Self(210);
   /// Parties: the named presence's session is known but its user_id or username disagree.
   pub const PartyPresenceMismatch: Self = Self(211);
+  /// Status (220-229): following these users would take the session past
+  /// follows_per_session_max followed users; nothing was followed. Unfollow some first.
+  pub const FollowLimitReached: Self = Self(220);
   /// A request-rate or size limit was exceeded; the message names the limit.
   pub const LimitExceeded: Self = Self(300);
 
@@ -105,6 +109,7 @@ impl ErrorCode {
     Self::PartyJoinRequestsFull,
     Self::PartyTooManyParties,
     Self::PartyPresenceMismatch,
+    Self::FollowLimitReached,
     Self::LimitExceeded,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -128,6 +133,7 @@ impl ErrorCode {
       Self::PartyJoinRequestsFull => Some("PartyJoinRequestsFull"),
       Self::PartyTooManyParties => Some("PartyTooManyParties"),
       Self::PartyPresenceMismatch => Some("PartyPresenceMismatch"),
+      Self::FollowLimitReached => Some("FollowLimitReached"),
       Self::LimitExceeded => Some("LimitExceeded"),
       _ => None,
     }
@@ -282,10 +288,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for PartyRemovedReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_MESSAGE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_MESSAGE: u8 = 28;
+pub const ENUM_MAX_MESSAGE: u8 = 35;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_MESSAGE: [Message; 29] = [
+pub const ENUM_VALUES_MESSAGE: [Message; 36] = [
   Message::NONE,
   Message::Welcome,
   Message::Error,
@@ -315,6 +321,13 @@ pub const ENUM_VALUES_MESSAGE: [Message; 29] = [
   Message::PartyData,
   Message::PartyUpdated,
   Message::PartyJoined,
+  Message::StatusUpdate,
+  Message::StatusUpdated,
+  Message::StatusFollow,
+  Message::StatusFollowed,
+  Message::StatusUnfollow,
+  Message::StatusUnfollowed,
+  Message::StatusPresenceEvent,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -351,9 +364,16 @@ impl Message {
   pub const PartyData: Self = Self(26);
   pub const PartyUpdated: Self = Self(27);
   pub const PartyJoined: Self = Self(28);
+  pub const StatusUpdate: Self = Self(29);
+  pub const StatusUpdated: Self = Self(30);
+  pub const StatusFollow: Self = Self(31);
+  pub const StatusFollowed: Self = Self(32);
+  pub const StatusUnfollow: Self = Self(33);
+  pub const StatusUnfollowed: Self = Self(34);
+  pub const StatusPresenceEvent: Self = Self(35);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 28;
+  pub const ENUM_MAX: u8 = 35;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
@@ -384,6 +404,13 @@ impl Message {
     Self::PartyData,
     Self::PartyUpdated,
     Self::PartyJoined,
+    Self::StatusUpdate,
+    Self::StatusUpdated,
+    Self::StatusFollow,
+    Self::StatusFollowed,
+    Self::StatusUnfollow,
+    Self::StatusUnfollowed,
+    Self::StatusPresenceEvent,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -417,6 +444,13 @@ impl Message {
       Self::PartyData => Some("PartyData"),
       Self::PartyUpdated => Some("PartyUpdated"),
       Self::PartyJoined => Some("PartyJoined"),
+      Self::StatusUpdate => Some("StatusUpdate"),
+      Self::StatusUpdated => Some("StatusUpdated"),
+      Self::StatusFollow => Some("StatusFollow"),
+      Self::StatusFollowed => Some("StatusFollowed"),
+      Self::StatusUnfollow => Some("StatusUnfollow"),
+      Self::StatusUnfollowed => Some("StatusUnfollowed"),
+      Self::StatusPresenceEvent => Some("StatusPresenceEvent"),
       _ => None,
     }
   }
@@ -4140,6 +4174,802 @@ impl ::core::fmt::Debug for PartyJoined<'_> {
       ds.finish()
   }
 }
+pub enum StatusPresenceOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A presence with its status, in status replies and events. The status is always present on
+/// the wire ("" is a valid online status); `Presence` itself stays status-free for other features.
+pub struct StatusPresence<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusPresence<'a> {
+  type Inner = StatusPresence<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusPresence<'a> {
+  pub const VT_PRESENCE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_STATUS: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusPresence { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StatusPresenceArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StatusPresence<'bldr>> {
+    let mut builder = StatusPresenceBuilder::new(_fbb);
+    if let Some(x) = args.status { builder.add_status(x); }
+    if let Some(x) = args.presence { builder.add_presence(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn presence(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(StatusPresence::VT_PRESENCE, None)}
+  }
+  #[inline]
+  pub fn status(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(StatusPresence::VT_STATUS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StatusPresence<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("presence", Self::VT_PRESENCE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("status", Self::VT_STATUS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusPresenceArgs<'a> {
+    pub presence: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub status: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for StatusPresenceArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StatusPresenceArgs {
+      presence: None,
+      status: None,
+    }
+  }
+}
+
+pub struct StatusPresenceBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusPresenceBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_presence(&mut self, presence: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(StatusPresence::VT_PRESENCE, presence);
+  }
+  #[inline]
+  pub fn add_status(&mut self, status: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusPresence::VT_STATUS, status);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusPresenceBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusPresenceBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusPresence<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusPresence<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusPresence");
+      ds.field("presence", &self.presence());
+      ds.field("status", &self.status());
+      ds.finish()
+  }
+}
+pub enum StatusUpdateOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (S-1): set this session's status. `status` absent = appear offline; "" = online with
+/// an empty status. At most status_bytes_max bytes.
+pub struct StatusUpdate<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusUpdate<'a> {
+  type Inner = StatusUpdate<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusUpdate<'a> {
+  pub const VT_STATUS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusUpdate { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StatusUpdateArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StatusUpdate<'bldr>> {
+    let mut builder = StatusUpdateBuilder::new(_fbb);
+    if let Some(x) = args.status { builder.add_status(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn status(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(StatusUpdate::VT_STATUS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StatusUpdate<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("status", Self::VT_STATUS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusUpdateArgs<'a> {
+    pub status: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for StatusUpdateArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StatusUpdateArgs {
+      status: None,
+    }
+  }
+}
+
+pub struct StatusUpdateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusUpdateBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_status(&mut self, status: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusUpdate::VT_STATUS, status);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusUpdateBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusUpdateBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusUpdate<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusUpdate<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusUpdate");
+      ds.field("status", &self.status());
+      ds.finish()
+  }
+}
+pub enum StatusUpdatedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to StatusUpdate.
+pub struct StatusUpdated<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusUpdated<'a> {
+  type Inner = StatusUpdated<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusUpdated<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusUpdated { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args StatusUpdatedArgs
+  ) -> ::flatbuffers::WIPOffset<StatusUpdated<'bldr>> {
+    let mut builder = StatusUpdatedBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for StatusUpdated<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusUpdatedArgs {
+}
+impl<'a> Default for StatusUpdatedArgs {
+  #[inline]
+  fn default() -> Self {
+    StatusUpdatedArgs {
+    }
+  }
+}
+
+pub struct StatusUpdatedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusUpdatedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusUpdatedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusUpdatedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusUpdated<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusUpdated<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusUpdated");
+      ds.finish()
+  }
+}
+pub enum StatusFollowOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (S-2): follow users by id and/or by username (usernames resolve among connected
+/// users). At most follow_ids_per_request_max names in all.
+pub struct StatusFollow<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusFollow<'a> {
+  type Inner = StatusFollow<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusFollow<'a> {
+  pub const VT_USER_IDS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_USERNAMES: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusFollow { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StatusFollowArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StatusFollow<'bldr>> {
+    let mut builder = StatusFollowBuilder::new(_fbb);
+    if let Some(x) = args.usernames { builder.add_usernames(x); }
+    if let Some(x) = args.user_ids { builder.add_user_ids(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn user_ids(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(StatusFollow::VT_USER_IDS, None)}
+  }
+  #[inline]
+  pub fn usernames(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(StatusFollow::VT_USERNAMES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StatusFollow<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("user_ids", Self::VT_USER_IDS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("usernames", Self::VT_USERNAMES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusFollowArgs<'a> {
+    pub user_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub usernames: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+}
+impl<'a> Default for StatusFollowArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StatusFollowArgs {
+      user_ids: None,
+      usernames: None,
+    }
+  }
+}
+
+pub struct StatusFollowBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusFollowBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_user_ids(&mut self, user_ids: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusFollow::VT_USER_IDS, user_ids);
+  }
+  #[inline]
+  pub fn add_usernames(&mut self, usernames: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusFollow::VT_USERNAMES, usernames);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusFollowBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusFollowBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusFollow<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusFollow<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusFollow");
+      ds.field("user_ids", &self.user_ids());
+      ds.field("usernames", &self.usernames());
+      ds.finish()
+  }
+}
+pub enum StatusFollowedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to StatusFollow: the current status of every visible session of the users named in the
+/// request (the caller's own user excluded), users in request order, sessions in connect order.
+pub struct StatusFollowed<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusFollowed<'a> {
+  type Inner = StatusFollowed<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusFollowed<'a> {
+  pub const VT_PRESENCES: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusFollowed { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StatusFollowedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StatusFollowed<'bldr>> {
+    let mut builder = StatusFollowedBuilder::new(_fbb);
+    if let Some(x) = args.presences { builder.add_presences(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn presences(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence>>>>(StatusFollowed::VT_PRESENCES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StatusFollowed<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<StatusPresence>>>>("presences", Self::VT_PRESENCES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusFollowedArgs<'a> {
+    pub presences: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence<'a>>>>>,
+}
+impl<'a> Default for StatusFollowedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StatusFollowedArgs {
+      presences: None,
+    }
+  }
+}
+
+pub struct StatusFollowedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusFollowedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_presences(&mut self, presences: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<StatusPresence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusFollowed::VT_PRESENCES, presences);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusFollowedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusFollowedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusFollowed<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusFollowed<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusFollowed");
+      ds.field("presences", &self.presences());
+      ds.finish()
+  }
+}
+pub enum StatusUnfollowOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (S-2): stop following users.
+pub struct StatusUnfollow<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusUnfollow<'a> {
+  type Inner = StatusUnfollow<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusUnfollow<'a> {
+  pub const VT_USER_IDS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusUnfollow { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StatusUnfollowArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StatusUnfollow<'bldr>> {
+    let mut builder = StatusUnfollowBuilder::new(_fbb);
+    if let Some(x) = args.user_ids { builder.add_user_ids(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn user_ids(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(StatusUnfollow::VT_USER_IDS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StatusUnfollow<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("user_ids", Self::VT_USER_IDS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusUnfollowArgs<'a> {
+    pub user_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+}
+impl<'a> Default for StatusUnfollowArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StatusUnfollowArgs {
+      user_ids: None,
+    }
+  }
+}
+
+pub struct StatusUnfollowBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusUnfollowBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_user_ids(&mut self, user_ids: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusUnfollow::VT_USER_IDS, user_ids);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusUnfollowBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusUnfollowBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusUnfollow<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusUnfollow<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusUnfollow");
+      ds.field("user_ids", &self.user_ids());
+      ds.finish()
+  }
+}
+pub enum StatusUnfollowedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to StatusUnfollow.
+pub struct StatusUnfollowed<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusUnfollowed<'a> {
+  type Inner = StatusUnfollowed<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusUnfollowed<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusUnfollowed { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args StatusUnfollowedArgs
+  ) -> ::flatbuffers::WIPOffset<StatusUnfollowed<'bldr>> {
+    let mut builder = StatusUnfollowedBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for StatusUnfollowed<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusUnfollowedArgs {
+}
+impl<'a> Default for StatusUnfollowedArgs {
+  #[inline]
+  fn default() -> Self {
+    StatusUnfollowedArgs {
+    }
+  }
+}
+
+pub struct StatusUnfollowedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusUnfollowedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusUnfollowedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusUnfollowedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusUnfollowed<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusUnfollowed<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusUnfollowed");
+      ds.finish()
+  }
+}
+pub enum StatusPresenceEventOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event (S-3): statuses that appeared (joins) and disappeared (leaves). A change carries the
+/// old status in leaves and the new one in joins, in one event.
+pub struct StatusPresenceEvent<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StatusPresenceEvent<'a> {
+  type Inner = StatusPresenceEvent<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StatusPresenceEvent<'a> {
+  pub const VT_JOINS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_LEAVES: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StatusPresenceEvent { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StatusPresenceEventArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StatusPresenceEvent<'bldr>> {
+    let mut builder = StatusPresenceEventBuilder::new(_fbb);
+    if let Some(x) = args.leaves { builder.add_leaves(x); }
+    if let Some(x) = args.joins { builder.add_joins(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn joins(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence>>>>(StatusPresenceEvent::VT_JOINS, None)}
+  }
+  #[inline]
+  pub fn leaves(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence>>>>(StatusPresenceEvent::VT_LEAVES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StatusPresenceEvent<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<StatusPresence>>>>("joins", Self::VT_JOINS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<StatusPresence>>>>("leaves", Self::VT_LEAVES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StatusPresenceEventArgs<'a> {
+    pub joins: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence<'a>>>>>,
+    pub leaves: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<StatusPresence<'a>>>>>,
+}
+impl<'a> Default for StatusPresenceEventArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StatusPresenceEventArgs {
+      joins: None,
+      leaves: None,
+    }
+  }
+}
+
+pub struct StatusPresenceEventBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatusPresenceEventBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_joins(&mut self, joins: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<StatusPresence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusPresenceEvent::VT_JOINS, joins);
+  }
+  #[inline]
+  pub fn add_leaves(&mut self, leaves: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<StatusPresence<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatusPresenceEvent::VT_LEAVES, leaves);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatusPresenceEventBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StatusPresenceEventBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StatusPresenceEvent<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StatusPresenceEvent<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StatusPresenceEvent");
+      ds.field("joins", &self.joins());
+      ds.field("leaves", &self.leaves());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -4620,6 +5450,111 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_status_update(&self) -> Option<StatusUpdate<'a>> {
+    if self.message_type() == Message::StatusUpdate {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StatusUpdate::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_status_updated(&self) -> Option<StatusUpdated<'a>> {
+    if self.message_type() == Message::StatusUpdated {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StatusUpdated::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_status_follow(&self) -> Option<StatusFollow<'a>> {
+    if self.message_type() == Message::StatusFollow {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StatusFollow::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_status_followed(&self) -> Option<StatusFollowed<'a>> {
+    if self.message_type() == Message::StatusFollowed {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StatusFollowed::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_status_unfollow(&self) -> Option<StatusUnfollow<'a>> {
+    if self.message_type() == Message::StatusUnfollow {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StatusUnfollow::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_status_unfollowed(&self) -> Option<StatusUnfollowed<'a>> {
+    if self.message_type() == Message::StatusUnfollowed {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StatusUnfollowed::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_status_presence_event(&self) -> Option<StatusPresenceEvent<'a>> {
+    if self.message_type() == Message::StatusPresenceEvent {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StatusPresenceEvent::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -4659,6 +5594,13 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Message::PartyData => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyData>>("Message::PartyData", pos),
           Message::PartyUpdated => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyUpdated>>("Message::PartyUpdated", pos),
           Message::PartyJoined => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoined>>("Message::PartyJoined", pos),
+          Message::StatusUpdate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusUpdate>>("Message::StatusUpdate", pos),
+          Message::StatusUpdated => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusUpdated>>("Message::StatusUpdated", pos),
+          Message::StatusFollow => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusFollow>>("Message::StatusFollow", pos),
+          Message::StatusFollowed => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusFollowed>>("Message::StatusFollowed", pos),
+          Message::StatusUnfollow => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusUnfollow>>("Message::StatusUnfollow", pos),
+          Message::StatusUnfollowed => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusUnfollowed>>("Message::StatusUnfollowed", pos),
+          Message::StatusPresenceEvent => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusPresenceEvent>>("Message::StatusPresenceEvent", pos),
           _ => Ok(()),
         }
      })?
@@ -4911,6 +5853,55 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Message::PartyJoined => {
           if let Some(x) = self.message_as_party_joined() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::StatusUpdate => {
+          if let Some(x) = self.message_as_status_update() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::StatusUpdated => {
+          if let Some(x) = self.message_as_status_updated() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::StatusFollow => {
+          if let Some(x) = self.message_as_status_follow() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::StatusFollowed => {
+          if let Some(x) = self.message_as_status_followed() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::StatusUnfollow => {
+          if let Some(x) = self.message_as_status_unfollow() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::StatusUnfollowed => {
+          if let Some(x) = self.message_as_status_unfollowed() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::StatusPresenceEvent => {
+          if let Some(x) = self.message_as_status_presence_event() {
             ds.field("message", &x)
           } else {
             ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -7,6 +7,7 @@
 mod huddle_generated;
 mod errors;
 mod party;
+mod status;
 
 pub use errors::DecodeError;
 pub use huddle_generated::huddle::fb;
@@ -45,6 +46,13 @@ pub fn decode_request(frame: &Bytes, options: &VerifierOptions) -> Result<Decode
     }
     let request = match envelope.message_type() {
         fb::Message::Ping => Request::Ping,
+        kind @ (fb::Message::StatusUpdate | fb::Message::StatusFollow | fb::Message::StatusUnfollow) => {
+            status::decode_request(&envelope, kind).map_err(|e| (cid, e))?
+        }
+        kind @ (fb::Message::StatusUpdated
+        | fb::Message::StatusFollowed
+        | fb::Message::StatusUnfollowed
+        | fb::Message::StatusPresenceEvent) => return Err((cid, DecodeError::NotARequest(message_name(kind)))),
         fb::Message::Welcome | fb::Message::Error | fb::Message::Pong => {
             return Err((cid, DecodeError::NotARequest(message_name(envelope.message_type()))))
         }
@@ -141,6 +149,7 @@ impl Encoder {
                 (fb::Message::Welcome, welcome.as_union_value())
             }
             Event::Party(event) => self.party_event(event),
+            Event::Status(event) => self.status_event(event),
         };
         self.finish(Cid::NONE, kind, message)
     }
@@ -153,6 +162,7 @@ impl Encoder {
                 (fb::Message::Ping, fb::Ping::create(&mut self.builder, &fb::PingArgs {}).as_union_value())
             }
             Request::Party(request) => self.party_request(request),
+            Request::Status(request) => self.status_request(request),
         };
         self.finish(cid, kind, message)
     }
@@ -161,6 +171,7 @@ impl Encoder {
         match reply {
             Reply::Pong => (fb::Message::Pong, fb::Pong::create(&mut self.builder, &fb::PongArgs {}).as_union_value()),
             Reply::Party(reply) => self.party_reply(reply),
+            Reply::Status(reply) => self.status_reply(reply),
         }
     }
 
@@ -210,6 +221,10 @@ pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<
             reply(Err(ErrorReply { code: error.code(), message: error.message().unwrap_or_default().to_owned() }))
         }
         fb::Message::Pong => reply(Ok(Reply::Pong)),
+        kind @ (fb::Message::StatusUpdated | fb::Message::StatusFollowed | fb::Message::StatusUnfollowed) => {
+            reply(Ok(Reply::Status(status::decode_reply(&envelope, kind)?)))
+        }
+        fb::Message::StatusPresenceEvent => Ok(ServerMessage::Event(Event::Status(status::decode_event(&envelope)?))),
         fb::Message::Ping => Err(DecodeError::NotARequest("Ping")),
         other => party::decode_server_message(&envelope).unwrap_or(Err(DecodeError::UnknownMessage(other.0))),
     }
