@@ -5,4 +5,5 @@ pub mod core;
 pub mod fuzzing;
 pub mod limits;
 pub mod net;
+pub mod sim;
 pub mod wire;

@@ -4,7 +4,8 @@
 //! installed. The seeds themselves are built here; `HUDDLE_WRITE_FUZZ_SEEDS=1 cargo test --test
 //! fuzz_regressions` rewrites `fuzz/corpus/` from them.
 
-use huddle::core::{Cid, Request};
+use bytes::Bytes;
+use huddle::core::{Cid, PartyId, PartyRequest, Presence, Request, SessionId, StatusRequest, UserId, Username};
 use huddle::fuzzing;
 use huddle::wire::Encoder;
 use std::path::Path;
@@ -29,13 +30,52 @@ fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// One request of every kind, so the fuzzers start from every message type.
+fn every_request() -> Vec<(&'static str, Request)> {
+    let party_id = PartyId(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+    let presence =
+        Presence { user_id: UserId::new("u1"), session_id: SessionId::new(3, 1), username: Username::new("U1") };
+    let party = Request::Party;
+    vec![
+        ("ping", Request::Ping),
+        (
+            "party_create",
+            party(PartyRequest::Create { open: true, max_size: 4, label: r#"{"mode":"duo"}"#.into(), hidden: false }),
+        ),
+        ("party_join", party(PartyRequest::Join { party_id })),
+        ("party_requests", party(PartyRequest::JoinRequests { party_id })),
+        ("party_accept", party(PartyRequest::Accept { party_id, presence: presence.clone() })),
+        ("party_remove", party(PartyRequest::Remove { party_id, presence: presence.clone() })),
+        ("party_leave", party(PartyRequest::Leave { party_id })),
+        ("party_promote", party(PartyRequest::Promote { party_id, presence })),
+        ("party_close", party(PartyRequest::Close { party_id })),
+        ("party_data", party(PartyRequest::Data { party_id, op_code: -7, data: Bytes::from_static(b"state") })),
+        (
+            "party_update",
+            party(PartyRequest::Update { party_id, open: Some(false), hidden: None, label: Some(String::new()) }),
+        ),
+        ("party_get", party(PartyRequest::Get { party_id })),
+        ("party_mine", party(PartyRequest::MyParties)),
+        ("status_update", Request::Status(StatusRequest::Update { status: Some("in lobby".into()) })),
+        ("status_offline", Request::Status(StatusRequest::Update { status: None })),
+        (
+            "status_follow",
+            Request::Status(StatusRequest::Follow {
+                user_ids: vec![UserId::new("u2")],
+                usernames: vec![Username::new("U3")],
+            }),
+        ),
+        ("status_unfollow", Request::Status(StatusRequest::Unfollow { user_ids: vec![UserId::new("u2")] })),
+    ]
+}
+
 fn seeds_decode_envelope() -> Vec<(&'static str, Vec<u8>)> {
     let mut encoder = Encoder::new();
-    vec![
-        ("ping", encoder.request(Cid(1), &Request::Ping).to_vec()),
-        ("empty", vec![]),
-        ("junk", b"\x0c\x00\x00\x00".to_vec()),
-    ]
+    let mut seeds: Vec<_> =
+        every_request().into_iter().map(|(name, r)| (name, encoder.request(Cid(1), &r).to_vec())).collect();
+    seeds.push(("empty", vec![]));
+    seeds.push(("junk", b"\x0c\x00\x00\x00".to_vec()));
+    seeds
 }
 
 fn seeds_conn_bytes() -> Vec<(&'static str, Vec<u8>)> {
@@ -53,6 +93,27 @@ fn seeds_conn_bytes() -> Vec<(&'static str, Vec<u8>)> {
         ("garbage_frame", with_upgrade(vec![client_frame(0x2, b"not an envelope")])),
         ("unmasked", with_upgrade(vec![vec![0x82, 0x02, 0xff, 0xff]])),
         ("oversize", with_upgrade(vec![vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4]])),
+        (
+            "every_request",
+            with_upgrade(
+                every_request().iter().map(|(_, r)| client_frame(0x2, Encoder::new().request(Cid(9), r))).collect(),
+            ),
+        ),
+    ]
+}
+
+fn seeds_core_ops() -> Vec<(&'static str, Vec<u8>)> {
+    // Choices from a seeded generator, for each simulation (first byte: 0 parties, 1 statuses).
+    let choices = |seed: u64, len: usize| {
+        let mut rng = huddle::sim::Rng::seeded(seed);
+        (0..len / 8).flat_map(|_| rng.next().to_le_bytes()).collect::<Vec<u8>>()
+    };
+    vec![
+        ("parties_short", [vec![0u8], choices(1, 256)].concat()),
+        ("parties_long", [vec![0u8], choices(2, 4096)].concat()),
+        ("statuses_short", [vec![1u8], choices(3, 256)].concat()),
+        ("statuses_long", [vec![1u8], choices(4, 4096)].concat()),
+        ("empty", vec![]),
     ]
 }
 
@@ -113,4 +174,11 @@ fn conn_bytes_seeds_reach_every_layer() {
     assert_eq!(run("unmasked").closed_with, Some("unmasked client frame"));
     assert_eq!(run("oversize").closed_with, Some("message too big"));
     assert!(fuzzing::connection_bytes(b"\x00GET / HTTP/1.1\r\n\r\n").rejected);
+    let all = run("every_request");
+    assert_eq!((all.requests, all.decode_errors), (every_request().len(), 0), "every request kind reaches the core");
+}
+
+#[test]
+fn core_ops_inputs_keep_every_invariant() {
+    check_target("core_ops", seeds_core_ops(), huddle::sim::fuzz_core_ops);
 }

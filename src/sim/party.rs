@@ -1,0 +1,432 @@
+//! Deterministic simulation of the party core (no sockets): seeded random sequences of
+//! connect, disconnect and every party request over dozens of sessions (several per user), with
+//! small randomized limits and operation weights per seed. After every step it runs the core's
+//! own invariant sweep (`assert_invariants`) and the harness's checks:
+//!
+//! - every request got exactly one reply, first, to its session, with its cid;
+//! - a refused request changed nothing (party-table digest before = after) and caused no event;
+//! - party data reached exactly the other member sessions, in join order (never the sender);
+//! - no other event reached a non-member: membership events go to members after the step, and
+//!   "removed" goes only to a session that was a member or requester before and is not after;
+//! - no event reaches a disconnected session, and a disconnected session is in no party;
+//! - disconnecting everyone leaves empty tables.
+//!
+//! `tests/sim.rs` runs it over many seeds; `fuzz/fuzz_targets/core_ops.rs` over fuzz inputs.
+
+use super::Rng;
+use crate::core::{
+    Cid, ConnectOptions, Core, Event, Identity, Millis, Outbox, Output, PartyEvent, PartyId, PartyReply, PartyRequest,
+    Presence, RemovedReason, Reply, Request, SessionId, UserId, Username,
+};
+use crate::limits::Limits;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// Who is in which party, as the core reports it; taken before and after each step.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct View {
+    members: BTreeMap<PartyId, Vec<SessionId>>,
+    pending: BTreeMap<PartyId, Vec<SessionId>>,
+}
+
+impl View {
+    fn of(core: &Core) -> View {
+        let mut view = View::default();
+        for id in core.debug_party_ids() {
+            let party = core.debug_party(id).expect("listed party exists");
+            view.members.insert(id, party.members.iter().map(|m| m.session_id).collect());
+            let pending = core.debug_party_pending(id).expect("listed party exists");
+            view.pending.insert(id, pending.iter().map(|p| p.session_id).collect());
+        }
+        view
+    }
+
+    fn is_member(&self, party: PartyId, session: SessionId) -> bool {
+        self.members.get(&party).is_some_and(|m| m.contains(&session))
+    }
+
+    fn is_pending(&self, party: PartyId, session: SessionId) -> bool {
+        self.pending.get(&party).is_some_and(|p| p.contains(&session))
+    }
+
+    fn in_any(&self, session: SessionId) -> bool {
+        self.members.values().chain(self.pending.values()).any(|s| s.contains(&session))
+    }
+}
+
+pub struct Sim {
+    rng: Rng,
+    pub core: Core,
+    out: Outbox,
+    /// Connected session per slot, with the next generation of each slot.
+    slots: Vec<Option<Presence>>,
+    generations: Vec<u32>,
+    users: usize,
+    /// Every party id ever created, so requests also name parties that are gone.
+    known: Vec<PartyId>,
+    next_cid: u64,
+    weights: [u64; 14],
+    limits: Limits,
+    stats: Stats,
+}
+
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub requests: u64,
+    pub refused: u64,
+    pub events: u64,
+    pub deliveries: u64,
+    /// Refusals by error, to see that the workload reaches every rule.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Sim {
+    pub fn new(seed: u64) -> Sim {
+        Sim::with_rng(Rng::seeded(seed), seed)
+    }
+
+    /// A simulation whose every choice comes from `rng` (a seed, or a fuzzer's bytes).
+    pub fn with_rng(mut rng: Rng, seed: u64) -> Sim {
+        let limits = Limits {
+            party_members_max: rng.range(2, 8),
+            parties_per_session_max: rng.range(1, 4),
+            party_data_bytes_max: rng.range(4, 32),
+            party_label_bytes_max: rng.range(8, 64),
+            ..Limits::default()
+        };
+        let slots = rng.range(12, 40);
+        let users = rng.range(2, slots);
+        let mut weights = [0u64; 14];
+        for w in &mut weights {
+            *w = rng.range(1, 10) as u64;
+        }
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Sim {
+            core: Core::new(limits.clone(), seed_bytes),
+            rng,
+            out: Outbox::new(),
+            slots: vec![None; slots],
+            generations: vec![1; slots],
+            users,
+            known: vec![PartyId(0xdead_beef)],
+            next_cid: 1,
+            weights,
+            limits,
+            stats: Stats::default(),
+        }
+    }
+
+    fn connected(&self) -> Vec<Presence> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
+    pub fn step(&mut self, step: usize) {
+        let total: u64 = self.weights.iter().sum();
+        let mut roll = self.rng.next() % total;
+        let mut op = 0;
+        while roll >= self.weights[op] {
+            roll -= self.weights[op];
+            op += 1;
+        }
+        // Keep a few parties alive, or most requests would only exercise "not found".
+        if op > 1 && self.core.party_count() < 3 && self.rng.chance(70) {
+            op = 2;
+        }
+        let connected = self.connected();
+        if op == 0 || connected.len() < 2 {
+            return self.connect();
+        }
+        if op == 1 {
+            let victim = self.rng.pick(&connected).expect("non-empty");
+            return self.disconnect(victim.session_id);
+        }
+        let party_id = self.pick_party();
+        let me = self.pick_actor(op, party_id, &connected);
+        let request = match op {
+            2 => PartyRequest::Create {
+                open: self.rng.chance(50),
+                max_size: if self.rng.chance(10) {
+                    [0, self.limits.party_members_max + 1][self.rng.below(2)] as u32
+                } else {
+                    self.rng.range(1, self.limits.party_members_max) as u32
+                },
+                label: self.label(),
+                hidden: self.rng.chance(15),
+            },
+            3 => PartyRequest::Join { party_id },
+            4 => PartyRequest::JoinRequests { party_id },
+            5 => PartyRequest::Accept { party_id, presence: self.pick_presence(party_id, true) },
+            6 => {
+                let pending = self.rng.chance(50);
+                PartyRequest::Remove { party_id, presence: self.pick_presence(party_id, pending) }
+            }
+            7 => PartyRequest::Leave { party_id },
+            8 => PartyRequest::Promote { party_id, presence: self.pick_presence(party_id, false) },
+            9 => PartyRequest::Close { party_id },
+            10 => {
+                let len = self.rng.below(self.limits.party_data_bytes_max + 4);
+                PartyRequest::Data {
+                    party_id,
+                    op_code: self.rng.next() as i64,
+                    data: Bytes::from(vec![step as u8; len]),
+                }
+            }
+            11 => PartyRequest::Update {
+                party_id,
+                open: self.rng.chance(50).then(|| self.rng.chance(50)),
+                hidden: self.rng.chance(30).then(|| self.rng.chance(50)),
+                label: self.rng.chance(40).then(|| self.label()),
+            },
+            12 => PartyRequest::Get { party_id },
+            _ => PartyRequest::MyParties,
+        };
+        self.request(me, request);
+    }
+
+    fn label(&mut self) -> String {
+        match self.rng.below(10) {
+            0..=4 => String::new(),
+            5..=7 => format!(r#"{{"k":{}}}"#, self.rng.below(1000)),
+            8 => format!(r#"{{"pad":"{}"}}"#, "x".repeat(self.rng.below(80))),
+            _ => "[1]".into(),
+        }
+    }
+
+    /// Mostly a live party, sometimes any id ever seen (possibly gone, or never valid).
+    fn pick_party(&mut self) -> PartyId {
+        if self.rng.chance(85) {
+            if let Some(id) = self.rng.pick(&self.core.debug_party_ids()) {
+                return id;
+            }
+        }
+        self.rng.pick(&self.known).expect("never empty")
+    }
+
+    /// Who sends request `op` on `party_id`: mostly someone entitled to (the leader for
+    /// leader-only operations, a member for members-only ones), sometimes anyone.
+    fn pick_actor(&mut self, op: usize, party_id: PartyId, connected: &[Presence]) -> Presence {
+        if let Some(party) = self.core.debug_party(party_id) {
+            if self.rng.chance(75) {
+                match op {
+                    4 | 5 | 6 | 8 | 9 | 11 => return party.leader,
+                    7 | 10 | 12 | 13 => return self.rng.pick(&party.members).expect("a party has members"),
+                    _ => {}
+                }
+            }
+        }
+        self.rng.pick(connected).expect("non-empty")
+    }
+
+    /// A member or pending requester of the party (or anyone), sometimes with a wrong username.
+    fn pick_presence(&mut self, party_id: PartyId, prefer_pending: bool) -> Presence {
+        let candidates = if prefer_pending {
+            self.core.debug_party_pending(party_id).unwrap_or_default()
+        } else {
+            self.core.debug_party(party_id).map(|p| p.members).unwrap_or_default()
+        };
+        let mut presence = match self.rng.pick(&candidates) {
+            Some(p) if self.rng.chance(85) => p,
+            _ => self.rng.pick(&self.connected()).expect("someone is connected"),
+        };
+        if self.rng.chance(5) {
+            presence.username = Username::new("impostor");
+        }
+        presence
+    }
+
+    fn connect(&mut self) {
+        let free: Vec<usize> = (0..self.slots.len()).filter(|s| self.slots[*s].is_none()).collect();
+        let Some(slot) = self.rng.pick(&free) else {
+            return;
+        };
+        let session = SessionId::new(slot as u32, self.generations[slot]);
+        self.generations[slot] += 1;
+        let user = self.rng.below(self.users);
+        let identity =
+            Identity { user_id: UserId::new(&format!("u{user}")), username: Username::new(&format!("U{user}")) };
+        let presence =
+            Presence { user_id: identity.user_id.clone(), session_id: session, username: identity.username.clone() };
+        self.core.connect(session, identity, ConnectOptions::default(), Millis(0), &mut self.out);
+        assert_eq!(self.out.outputs().len(), 1, "connect emits only the welcome");
+        assert!(
+            matches!(&self.out.outputs()[0], Output::Event { event: Event::Welcome { presence: p }, .. } if *p == presence)
+        );
+        self.out.clear();
+        self.slots[slot] = Some(presence);
+        self.core.assert_invariants();
+    }
+
+    fn disconnect(&mut self, session: SessionId) {
+        let before = View::of(&self.core);
+        self.slots[session.slot() as usize] = None;
+        self.core.disconnect(session, Millis(0), &mut self.out);
+        self.core.assert_invariants();
+        let after = View::of(&self.core);
+        assert!(!after.in_any(session), "a disconnected session is in no party");
+        assert_eq!(self.out.reply_count(), 0, "a disconnect is not a request");
+        self.check_events(0, None, false, &before, &after);
+        self.out.clear();
+    }
+
+    fn request(&mut self, me: Presence, request: PartyRequest) {
+        self.stats.requests += 1;
+        let before = View::of(&self.core);
+        let digest_before = self.core.debug_party_digest();
+        let cid = Cid(self.next_cid);
+        self.next_cid += 1;
+        let data_sent = match &request {
+            PartyRequest::Data { party_id, .. } => Some(*party_id),
+            _ => None,
+        };
+        self.core.handle_request(me.session_id, cid, Request::Party(request.clone()), Millis(0), &mut self.out);
+        self.core.assert_invariants();
+        let after = View::of(&self.core);
+
+        assert_eq!(self.out.reply_count(), 1, "exactly one reply to {request:?}");
+        let Some(Output::Reply { to, cid: got, result }) = self.out.outputs().first() else {
+            panic!("the reply comes first: {:?}", self.out.outputs())
+        };
+        assert_eq!((*to, *got), (me.session_id, cid));
+        match result {
+            Err(error) => {
+                self.stats.refused += 1;
+                let name = format!("{error:?}");
+                let name = name.split('(').next().unwrap_or_default().to_owned();
+                *self.stats.errors.entry(name).or_default() += 1;
+                assert_eq!(self.core.debug_party_digest(), digest_before, "refused {request:?} changed the tables");
+                assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
+            }
+            Ok(Reply::Party(PartyReply::Info(snapshot))) => {
+                assert_eq!(Some(snapshot), self.core.debug_party(snapshot.party_id).as_ref(), "snapshot is current");
+                assert!(snapshot.members.contains(&me), "the requester is in the party it got");
+                if matches!(request, PartyRequest::Create { .. }) {
+                    assert!(!self.known.contains(&snapshot.party_id), "party ids are fresh");
+                    self.known.push(snapshot.party_id);
+                }
+            }
+            Ok(_) => {}
+        }
+        if let Some(party_id) = data_sent {
+            if result.is_ok() {
+                let expected: Vec<SessionId> =
+                    before.members[&party_id].iter().copied().filter(|s| *s != me.session_id).collect();
+                let delivered: Vec<SessionId> = match self.out.outputs().get(1) {
+                    Some(Output::Event { recipients, event: Event::Party(PartyEvent::Data { sender, .. }) }) => {
+                        assert_eq!(*sender, me);
+                        self.out.recipients(recipients.clone()).to_vec()
+                    }
+                    None => vec![],
+                    other => panic!("party data caused {other:?}"),
+                };
+                assert_eq!(delivered, expected, "party data goes to every other member session, once");
+                assert!(self.out.outputs().len() <= 2, "one event for all recipients");
+            }
+        }
+        let promote = matches!(request, PartyRequest::Promote { .. });
+        self.check_events(1, Some(&me), promote, &before, &after);
+        self.out.clear();
+    }
+
+    /// Who may receive what, for every event after the first `skip` outputs.
+    fn check_events(&mut self, skip: usize, me: Option<&Presence>, promote: bool, before: &View, after: &View) {
+        // Parties whose `leaves` event went out in this step: a leader event must come first.
+        let mut left_parties: Vec<PartyId> = Vec::new();
+        for output in &self.out.outputs()[skip..] {
+            let Output::Event { recipients, event } = output else { panic!("only events after the reply: {output:?}") };
+            let recipients = self.out.recipients(recipients.clone());
+            assert!(!recipients.is_empty(), "an event with no recipient");
+            self.stats.events += 1;
+            self.stats.deliveries += recipients.len() as u64;
+            for to in recipients {
+                assert!(
+                    self.slots[to.slot() as usize].as_ref().is_some_and(|p| p.session_id == *to),
+                    "event to a disconnected session {to}"
+                );
+            }
+            let Event::Party(event) = event else { panic!("unexpected event {event:?}") };
+            let party = match event {
+                PartyEvent::Presence { party_id, .. }
+                | PartyEvent::JoinRequest { party_id, .. }
+                | PartyEvent::Leader { party_id, .. }
+                | PartyEvent::Removed { party_id, .. }
+                | PartyEvent::Data { party_id, .. }
+                | PartyEvent::Updated { party_id, .. } => *party_id,
+                PartyEvent::Joined(snapshot) => snapshot.party_id,
+            };
+            match event {
+                PartyEvent::Removed { reason, .. } => {
+                    for to in recipients {
+                        let was = before.is_member(party, *to) || before.is_pending(party, *to);
+                        assert!(was, "removed event to {to}, who was not in {party}");
+                        assert!(!after.is_member(party, *to) && !after.is_pending(party, *to));
+                        if *reason == RemovedReason::Rejected {
+                            assert!(before.is_pending(party, *to), "only requesters are rejected");
+                        }
+                    }
+                }
+                _ => {
+                    for to in recipients {
+                        assert!(after.is_member(party, *to), "{event:?} to non-member {to}");
+                    }
+                    if let PartyEvent::Data { .. } = event {
+                        let me = me.expect("data comes from a request");
+                        assert!(!recipients.contains(&me.session_id), "party data echoed to its sender");
+                    }
+                    if let PartyEvent::Presence { leaves, .. } = event {
+                        if !leaves.is_empty() {
+                            left_parties.push(party);
+                        }
+                    }
+                    if let PartyEvent::Leader { leader, .. } = event {
+                        assert!(!left_parties.contains(&party), "leader event after the leaves event");
+                        let now = self.core.debug_party(party).expect("party exists").leader;
+                        assert_eq!(*leader, now, "the leader event names the leader");
+                        if !promote {
+                            // Rotation (P-6): the longest tenure is the earliest member left.
+                            assert_eq!(leader.session_id, after.members[&party][0], "rotation by tenure");
+                        }
+                    }
+                    if let PartyEvent::JoinRequest { .. } = event {
+                        assert_eq!(recipients.len(), 1, "join requests go to the leader alone");
+                        let leader = self.core.debug_party(party).expect("party exists").leader.session_id;
+                        assert_eq!(recipients[0], leader);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn disconnect_everyone(&mut self) {
+        for presence in self.connected() {
+            self.disconnect(presence.session_id);
+        }
+        assert_eq!(self.core.session_count(), 0);
+        assert_eq!(self.core.debug_party_table_sizes(), (0, 0), "disconnecting everyone empties the tables");
+        assert_eq!(self.core.party_count(), 0);
+    }
+}
+
+pub fn run(seed: u64, steps: usize) -> Stats {
+    let mut sim = Sim::new(seed);
+    for step in 0..steps {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step(step)));
+        if let Err(panic) = result {
+            eprintln!("simulation failed: seed {seed} step {step}; replay with HUDDLE_SIM_SEED={seed}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+    sim.disconnect_everyone();
+    sim.stats
+}
+
+impl Sim {
+    /// Whether the choices are used up (a fuzz input ends).
+    pub fn exhausted(&self) -> bool {
+        self.rng.exhausted()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
