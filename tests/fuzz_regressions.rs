@@ -106,7 +106,7 @@ fn seeds_core_ops() -> Vec<(&'static str, Vec<u8>)> {
     // Choices from a seeded generator, for each simulation (first byte: 0 parties, 1 statuses).
     let choices = |seed: u64, len: usize| {
         let mut rng = huddle::sim::Rng::seeded(seed);
-        (0..len / 8).flat_map(|_| rng.next().to_le_bytes()).collect::<Vec<u8>>()
+        (0..len / 8).flat_map(|_| rng.next_u64().to_le_bytes()).collect::<Vec<u8>>()
     };
     vec![
         ("parties_short", [vec![0u8], choices(1, 256)].concat()),

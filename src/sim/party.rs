@@ -123,7 +123,7 @@ impl Sim {
 
     pub fn step(&mut self, step: usize) {
         let total: u64 = self.weights.iter().sum();
-        let mut roll = self.rng.next() % total;
+        let mut roll = self.rng.next_u64() % total;
         let mut op = 0;
         while roll >= self.weights[op] {
             roll -= self.weights[op];
@@ -168,7 +168,7 @@ impl Sim {
                 let len = self.rng.below(self.limits.party_data_bytes_max + 4);
                 PartyRequest::Data {
                     party_id,
-                    op_code: self.rng.next() as i64,
+                    op_code: self.rng.next_u64() as i64,
                     data: Bytes::from(vec![step as u8; len]),
                 }
             }

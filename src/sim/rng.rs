@@ -31,7 +31,7 @@ impl Rng {
         }
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         match &mut self.source {
             Source::Seeded(state) => {
                 // splitmix64: tiny, seedable, good enough to pick operations.
@@ -54,7 +54,7 @@ impl Rng {
 
     /// Uniform-ish in 0..n (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     pub fn range(&mut self, lo: usize, hi_inclusive: usize) -> usize {
@@ -62,7 +62,7 @@ impl Rng {
     }
 
     pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+        self.next_u64() % 100 < percent
     }
 
     pub fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
@@ -78,10 +78,10 @@ mod tests {
     fn byte_source_reads_words_then_zeros_and_reports_exhaustion() {
         let mut rng = Rng::from_bytes(&[1, 0, 0, 0, 0, 0, 0, 0, 2]);
         assert!(!rng.exhausted());
-        assert_eq!(rng.next(), 1);
-        assert_eq!(rng.next(), 2);
+        assert_eq!(rng.next_u64(), 1);
+        assert_eq!(rng.next_u64(), 2);
         assert!(rng.exhausted());
-        assert_eq!(rng.next(), 0);
-        assert_eq!(Rng::seeded(3).next(), Rng::seeded(3).next());
+        assert_eq!(rng.next_u64(), 0);
+        assert_eq!(Rng::seeded(3).next_u64(), Rng::seeded(3).next_u64());
     }
 }
