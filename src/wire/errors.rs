@@ -24,6 +24,12 @@ pub enum DecodeError {
         len: usize,
         max: usize,
     },
+    /// A string longer than any valid value of its field (a presence's user id or username).
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl DecodeError {
@@ -36,6 +42,7 @@ impl DecodeError {
             DecodeError::MissingField(_) => ErrorCode::BadInput,
             DecodeError::TextFrame => ErrorCode::TextFrameUnsupported,
             DecodeError::TooMany { .. } => ErrorCode::LimitExceeded,
+            DecodeError::TooLong { .. } => ErrorCode::BadInput,
         }
     }
 }
@@ -55,6 +62,7 @@ impl std::fmt::Display for DecodeError {
             DecodeError::TooMany { field, len, max } => {
                 write!(f, "{field} has {len} entries; at most {max} are accepted")
             }
+            DecodeError::TooLong { field, len, max } => write!(f, "{field} is {len} bytes; at most {max}"),
         }
     }
 }

@@ -230,11 +230,20 @@ pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<
     }
 }
 
+/// A presence as requests name it. User ids and usernames come from token claims, so nothing
+/// longer than a claim can name a real session: refuse it here, before any rule sees it.
 fn decode_presence(presence: fb::Presence<'_>) -> Result<Presence, DecodeError> {
+    fn claim<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, DecodeError> {
+        let value = value.ok_or(DecodeError::MissingField(field))?;
+        if value.len() > crate::auth::CLAIM_BYTES_MAX {
+            return Err(DecodeError::TooLong { field, len: value.len(), max: crate::auth::CLAIM_BYTES_MAX });
+        }
+        Ok(value)
+    }
     Ok(Presence {
-        user_id: UserId::new(presence.user_id().ok_or(DecodeError::MissingField("presence.user_id"))?),
+        user_id: UserId::new(claim(presence.user_id(), "presence.user_id")?),
         session_id: SessionId::from_wire(presence.session_id()),
-        username: Username::new(presence.username().ok_or(DecodeError::MissingField("presence.username"))?),
+        username: Username::new(claim(presence.username(), "presence.username")?),
     })
 }
 
