@@ -1,5 +1,7 @@
-//! The sans-IO core: every domain rule and all domain state (sessions now; parties, statuses
-//! and search as they land), and nothing else.
+//! The sans-IO core: every domain rule and all domain state, and nothing else. Sessions
+//! (`session.rs`), parties (`party.rs`, SPEC §2) and statuses with follows (`status.rs`, SPEC §4)
+//! each keep their rules and tables in one file; this module dispatches requests to them and
+//! runs their invariant checks.
 //!
 //! The driver contract (see `net`): the driver owns sockets and the clock; it calls
 //! [`Core::connect`] when a session's WebSocket upgrade completes, [`Core::handle_request`] for
