@@ -126,13 +126,14 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
     let mut outbox = Outbox::new();
     let mut encoder = Encoder::new();
     let mut out = OutboundQueue::default();
+    let mut drained = false;
     let session = SessionId::new(0, 1);
     let identity = Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
     core.connect(session, identity, options, Millis(0), &mut outbox);
     check_outputs(&mut outbox, &mut encoder, &verifier);
 
     for step in 0..FRAMES_PER_INPUT_MAX {
-        let result = ws.read(&mut WsIo { socket: &mut socket, out: &mut out });
+        let result = ws.read(&mut WsIo { socket: &mut socket, out: &mut out, drained: &mut drained });
         match classify(result) {
             Inbound::Binary(frame) => match wire::decode_request(&frame, &verifier) {
                 Ok((cid, request)) => {
@@ -154,7 +155,8 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
                 let _ = encoder.decode_error(Cid::NONE, &wire::DecodeError::TextFrame);
             }
             Inbound::Control | Inbound::Interrupted => {}
-            Inbound::Drained if !socket.data.is_empty() => {}
+            // More bytes "arrive": a new readable edge, as the driver sees it.
+            Inbound::Drained if !socket.data.is_empty() => drained = false,
             Inbound::CloseWith(_, reason) => {
                 report.closed_with = Some(reason);
                 break;

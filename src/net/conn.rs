@@ -38,6 +38,10 @@ pub(crate) struct Conn {
     pub ping_outstanding: bool,
     /// Since when the queue has been above `outbound_soft_bytes_max`.
     pub soft_exceeded_since: Option<Millis>,
+    /// The last socket read came back short: the kernel queue was empty, so a further read can
+    /// only say WouldBlock until the next readable edge. Skipping it saves a syscall per
+    /// connection per turn; any byte that arrives later raises a new edge (and clears this).
+    pub read_drained: bool,
 }
 
 impl Conn {
@@ -56,12 +60,27 @@ impl Conn {
 pub(crate) struct WsIo<'a, S: Read = TcpStream> {
     pub socket: &'a mut S,
     pub out: &'a mut OutboundQueue,
+    /// The connection's `read_drained`.
+    pub drained: &'a mut bool,
 }
 
 impl<S: Read> Read for WsIo<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket.read(buf)
+        read_until_short(self.socket, buf, self.drained)
     }
+}
+
+/// One read of an edge-triggered socket: after a short read, answer WouldBlock without asking
+/// the kernel (see `Conn::read_drained`).
+pub(crate) fn read_until_short(socket: &mut impl Read, buf: &mut [u8], drained: &mut bool) -> io::Result<usize> {
+    if *drained {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let n = socket.read(buf)?;
+    if n > 0 && n < buf.len() {
+        *drained = true;
+    }
+    Ok(n)
 }
 
 impl<S: Read> Write for WsIo<'_, S> {

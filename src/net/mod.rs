@@ -207,6 +207,9 @@ impl Server {
                     WAKER => {}
                     Token(slot) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(slot) {
+                                conn.read_drained = false; // a fresh edge: the kernel has bytes
+                            }
                             self.list_read(slot);
                         }
                         if event.is_writable() || event.is_error() {
@@ -356,6 +359,7 @@ impl Server {
                 last_heard_at: now,
                 ping_outstanding: false,
                 soft_exceeded_since: None,
+                read_drained: false,
             });
             self.handshake_deadlines.push_back((deadline, ConnRef { slot, generation }));
             self.counters.accepted_total += 1;
@@ -393,7 +397,7 @@ impl Server {
             // evaluate() refuses at bytes_max, so there is always room here.
             let room = bytes_max.saturating_sub(start).clamp(1, 2048);
             received.resize(start + room, 0);
-            let read = conn.socket.read(&mut received[start..]);
+            let read = conn::read_until_short(&mut conn.socket, &mut received[start..], &mut conn.read_drained);
             received.truncate(start + *read.as_ref().unwrap_or(&0));
             match read {
                 Ok(0) => return self.list_reap(at),
@@ -458,7 +462,7 @@ impl Server {
                 return;
             };
             let session = *session;
-            let mut io = WsIo { socket: &mut conn.socket, out: &mut conn.out };
+            let mut io = WsIo { socket: &mut conn.socket, out: &mut conn.out, drained: &mut conn.read_drained };
             let inbound = conn::classify(ws.read(&mut io));
             let control_queued = !conn.out.is_empty();
             if matches!(inbound, Inbound::Binary(_) | Inbound::Text | Inbound::Control | Inbound::PeerClosed) {
@@ -509,7 +513,11 @@ impl Server {
                     // tungstenite queued its close reply; push it into our queue, then linger.
                     if let Some(conn) = self.conn_mut(at) {
                         if let Phase::Open { ws, .. } = &mut conn.phase {
-                            let _ = ws.flush(&mut WsIo { socket: &mut conn.socket, out: &mut conn.out });
+                            let _ = ws.flush(&mut WsIo {
+                                socket: &mut conn.socket,
+                                out: &mut conn.out,
+                                drained: &mut conn.read_drained,
+                            });
                         }
                     }
                     self.enter_closing(at, now);
@@ -665,7 +673,10 @@ impl Server {
         };
         if let Phase::Open { ws, .. } = &mut conn.phase {
             let frame = CloseFrame { code, reason: reason.into() };
-            let _ = ws.close(&mut WsIo { socket: &mut conn.socket, out: &mut conn.out }, Some(frame));
+            let _ = ws.close(
+                &mut WsIo { socket: &mut conn.socket, out: &mut conn.out, drained: &mut conn.read_drained },
+                Some(frame),
+            );
         }
         self.enter_closing(at, now);
     }
@@ -740,7 +751,10 @@ impl Server {
             conn.ping_outstanding = false;
         } else if !conn.ping_outstanding {
             conn.ping_outstanding = true;
-            let _ = ws.write(&mut WsIo { socket: &mut conn.socket, out: &mut conn.out }, Message::Ping(Bytes::new()));
+            let _ = ws.write(
+                &mut WsIo { socket: &mut conn.socket, out: &mut conn.out, drained: &mut conn.read_drained },
+                Message::Ping(Bytes::new()),
+            );
             self.list_flush(at.slot);
         } else {
             self.counters.keepalive_timeouts_total += 1;
