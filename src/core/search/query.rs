@@ -661,3 +661,355 @@ pub(crate) fn parse_number(text: &str) -> Option<f64> {
     }
     text.parse::<f64>().ok().filter(|n| n.is_finite())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &str) -> Query {
+        match parse_query(input, &SearchLimits::default()) {
+            Ok(query) => query,
+            Err(error) => panic!("{input:?} failed: {error}"),
+        }
+    }
+
+    fn parse_err(input: &str) -> QueryError {
+        match parse_query(input, &SearchLimits::default()) {
+            Ok(query) => panic!("{input:?} parsed as {query:?}"),
+            Err(error) => error,
+        }
+    }
+
+    fn one(input: &str) -> Clause {
+        let query = parse(input);
+        assert_eq!(query.clauses().len(), 1, "{input:?}");
+        query.clauses()[0].clone()
+    }
+
+    fn label(name: &str) -> FieldRef {
+        FieldRef::Label(name.into())
+    }
+
+    fn exact(text: &str) -> ValueMatch {
+        ValueMatch::Exact {
+            text: text.into(),
+            number: parse_number(text),
+        }
+    }
+
+    #[test]
+    fn empty_and_blank_queries_have_no_terms() {
+        assert!(parse("").clauses().is_empty());
+        assert!(parse("  \t\n ").clauses().is_empty());
+        assert_eq!(parse(""), Query::match_all());
+    }
+
+    #[test]
+    fn occur_prefixes() {
+        let query = parse("+label.a:x -label.b:y label.c:z");
+        let occurs: Vec<Occur> = query.clauses().iter().map(|c| c.occur).collect();
+        assert_eq!(occurs, [Occur::Must, Occur::MustNot, Occur::Should]);
+        let fields: Vec<FieldRef> = query.clauses().iter().map(|c| c.field.clone()).collect();
+        assert_eq!(fields, [label("label.a"), label("label.b"), label("label.c")]);
+        let positions: Vec<usize> = query.clauses().iter().map(|c| c.byte_pos).collect();
+        assert_eq!(positions, [0, 11, 22]);
+    }
+
+    #[test]
+    fn spec_q2_and_nakama_examples() {
+        let clause = one("+label.mode:capture_the_flag");
+        assert_eq!(clause.occur, Occur::Must);
+        assert_eq!(clause.field, label("label.mode"));
+        assert_eq!(clause.value, exact("capture_the_flag"));
+        assert_eq!(clause.boost, 1.0);
+
+        let clause = one("+label.player_count:<10");
+        assert_eq!(
+            clause.value,
+            ValueMatch::Range {
+                op: RangeOp::Less,
+                number: 10.0
+            }
+        );
+        let clause = one("label.a.b:1");
+        assert_eq!(clause.field, label("label.a.b"));
+        assert_eq!(
+            clause.value,
+            ValueMatch::Exact {
+                text: "1".into(),
+                number: Some(1.0)
+            }
+        );
+        let query = parse("+open:true +member_count:<4 max_size:>=2");
+        let fields: Vec<FieldRef> = query.clauses().iter().map(|c| c.field.clone()).collect();
+        assert_eq!(fields, [FieldRef::Open, FieldRef::MemberCount, FieldRef::MaxSize]);
+    }
+
+    #[test]
+    fn range_operators_and_numbers() {
+        let cases = [
+            ("label.n:>5", RangeOp::Greater, 5.0),
+            ("label.n:>=-5", RangeOp::GreaterOrEqual, -5.0),
+            ("label.n:<2.5", RangeOp::Less, 2.5),
+            ("label.n:<=-0.25", RangeOp::LessOrEqual, -0.25),
+            ("label.n:>1e3", RangeOp::Greater, 1000.0),
+            ("label.n:>007", RangeOp::Greater, 7.0),
+        ];
+        for (input, op, number) in cases {
+            assert_eq!(one(input).value, ValueMatch::Range { op, number }, "{input}");
+        }
+        // A bare range searches every label field.
+        assert_eq!(one(">3").field, FieldRef::AnyLabel);
+        assert_eq!(
+            one("label.n:-3").value,
+            ValueMatch::Exact {
+                text: "-3".into(),
+                number: Some(-3.0)
+            }
+        );
+    }
+
+    #[test]
+    fn quoted_phrases() {
+        let clause = one("label.name:\"two words\"");
+        assert_eq!(
+            clause.value,
+            ValueMatch::Exact {
+                text: "two words".into(),
+                number: None
+            }
+        );
+        assert_eq!(one("\"a b\"").field, FieldRef::AnyLabel);
+        // Escapes inside, wildcard characters are literal, empty phrase is the empty string.
+        assert_eq!(one(r#"label.q:"say \"hi\" \\ *""#).value, exact(r#"say "hi" \ *"#));
+        assert_eq!(one(r#"label.q:"""#).value, exact(""));
+        assert_eq!(one(r#"label.q:"x y"^2"#).boost, 2.0);
+        assert_eq!(one(r#"label.q:"12""#).value, exact("12"));
+    }
+
+    #[test]
+    fn wildcards() {
+        let clause = one("label.mode:cap*");
+        let ValueMatch::Wildcard(pattern) = &clause.value else {
+            panic!("not a wildcard: {clause:?}");
+        };
+        assert_eq!(pattern.literal_prefix(), "cap");
+        assert!(pattern.matches("cap"));
+        assert!(pattern.matches("capture_the_flag"));
+        assert!(!pattern.matches("ca"));
+        assert!(!pattern.matches("xcap"));
+
+        let ValueMatch::Wildcard(pattern) = one("label.r:e?-*st").value else {
+            panic!("not a wildcard");
+        };
+        assert_eq!(pattern.literal_prefix(), "e");
+        assert!(pattern.matches("eu-west"));
+        assert!(pattern.matches("eé-st"), "? is one character, not one byte");
+        assert!(!pattern.matches("eu-wes"));
+        assert!(!pattern.matches("e-west"));
+
+        let ValueMatch::Wildcard(pattern) = one("*").value else {
+            panic!("not a wildcard");
+        };
+        assert!(pattern.matches("") && pattern.matches("anything"));
+
+        // Escaped wildcard characters are literal, and then the term is exact.
+        assert_eq!(one(r"label.a:x\*").value, exact("x*"));
+        let ValueMatch::Wildcard(pattern) = one(r"label.a:\**").value else {
+            panic!("not a wildcard");
+        };
+        assert!(pattern.matches("*abc") && !pattern.matches("abc"));
+    }
+
+    #[test]
+    fn wildcard_matching_is_not_exponential() {
+        let ValueMatch::Wildcard(pattern) = one("*a*a*a*a*a*a*a*a*a*a*b").value else {
+            panic!("not a wildcard");
+        };
+        let text = "a".repeat(2048);
+        assert!(!pattern.matches(&text));
+        assert!(pattern.matches(&format!("{text}b")));
+    }
+
+    #[test]
+    fn boosts() {
+        assert_eq!(one("label.mode:ranked^5").boost, 5.0);
+        assert_eq!(one("+label.mode:ranked^0.5").boost, 0.5);
+        assert_eq!(one("label.n:>3^2").boost, 2.0);
+        assert_eq!(one("label.m:r*^3").boost, 3.0);
+        assert_eq!(one("ranked^0").boost, 0.0);
+    }
+
+    #[test]
+    fn escapes() {
+        let clause = one(r"label.url:http\://x");
+        assert_eq!(clause.value, exact("http://x"));
+        assert_eq!(one(r"label.name:two\ words").value, exact("two words"));
+        assert_eq!(one(r"label.a:\+1").value, exact("+1"));
+        assert_eq!(one(r"\-x").value, exact("-x"));
+        assert_eq!(one(r"\-x").occur, Occur::Should);
+        assert_eq!(one(r"label.a:\\").value, exact(r"\"));
+        assert_eq!(one(r"label.a:x\^2").value, exact("x^2"));
+        // Field names take escapes too: a label key with a space or a colon.
+        assert_eq!(one(r"label.a\ b:x").field, label("label.a b"));
+        assert_eq!(one(r"label.a\:b:x").field, label("label.a:b"));
+        // A minus inside a word is literal.
+        assert_eq!(one("label.r:eu-west").value, exact("eu-west"));
+    }
+
+    #[test]
+    fn malformed_queries_report_what_and_where() {
+        use QueryErrorKind as K;
+        let cases: Vec<(&str, QueryErrorKind, usize)> = vec![
+            ("label.a:\"open", K::UnterminatedPhrase, 8),
+            ("x \"abc", K::UnterminatedPhrase, 2),
+            ("+", K::DanglingOperator, 0),
+            ("a - b", K::DanglingOperator, 2),
+            ("label.a:x\\", K::DanglingEscape, 9),
+            ("label.a:\"x\\", K::DanglingEscape, 10),
+            (":x", K::EmptyFieldName, 0),
+            ("a +:x", K::EmptyFieldName, 3),
+            ("label.a:", K::MissingValue, 8),
+            ("label.a: x", K::MissingValue, 8),
+            ("label.a:^2", K::MissingValue, 8),
+            (
+                "a mode:x",
+                K::UnknownField {
+                    name: "mode".into(),
+                },
+                2,
+            ),
+            (
+                "label.:x",
+                K::UnknownField {
+                    name: "label.".into(),
+                },
+                0,
+            ),
+            ("label.a:b:c", K::UnexpectedChar { found: ':' }, 9),
+            ("label.a:b\"c\"", K::UnexpectedChar { found: '"' }, 9),
+            ("label.a:\"b\"c", K::UnexpectedChar { found: 'c' }, 11),
+            ("label.n:>", K::BadNumber, 9),
+            ("label.n:>=x", K::BadNumber, 10),
+            ("label.n:<1.", K::BadNumber, 9),
+            ("label.n:<inf", K::BadNumber, 9),
+            ("label.n:<NaN", K::BadNumber, 9),
+            ("label.n:<1e999", K::BadNumber, 9),
+            ("label.n:<+1", K::BadNumber, 9),
+            ("label.a:x^", K::BadBoost, 10),
+            ("label.a:x^y", K::BadBoost, 10),
+            ("label.a:x^-1", K::BadBoost, 10),
+            ("label.a:x^2000000", K::BadBoost, 10),
+            ("label.a:x^2^3", K::UnexpectedChar { found: '^' }, 11),
+            ("label.a:ab~2", K::Unsupported { what: "fuzzy matching ('~')" }, 10),
+            ("label.a:/re/", K::Unsupported { what: "a regular expression" }, 8),
+            (
+                "open:yes",
+                K::InvalidFieldValue {
+                    field: "open",
+                    expected: "true or false",
+                },
+                5,
+            ),
+            (
+                "open:>1",
+                K::InvalidFieldValue {
+                    field: "open",
+                    expected: "true or false",
+                },
+                5,
+            ),
+            (
+                "+max_size:big",
+                K::InvalidFieldValue {
+                    field: "max_size",
+                    expected: "a number or a numeric range",
+                },
+                10,
+            ),
+            (
+                "member_count:4*",
+                K::InvalidFieldValue {
+                    field: "member_count",
+                    expected: "a number or a numeric range",
+                },
+                13,
+            ),
+            // Positions are byte offsets, also after multi-byte characters.
+            ("label.é:\"x", K::UnterminatedPhrase, 9),
+        ];
+        for (input, kind, byte_pos) in cases {
+            let error = parse_err(input);
+            assert_eq!(error, QueryError { kind, byte_pos }, "{input:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn error_messages_name_the_problem_and_the_byte() {
+        let error = parse_err("label.name:\"two");
+        assert_eq!(error.to_string(), "unterminated quoted phrase at byte 11");
+        let error = parse_err("mode:x");
+        assert_eq!(
+            error.to_string(),
+            "unknown field 'mode' (use open, max_size, member_count or label.<path>) at byte 0"
+        );
+    }
+
+    #[test]
+    fn limits_bound_length_and_terms() {
+        let limits = SearchLimits {
+            query_bytes_max: 16,
+            query_terms_max: 3,
+            ..SearchLimits::default()
+        };
+        assert!(parse_query("label.a:12345678", &limits).is_ok());
+        assert_eq!(
+            parse_query("label.a:123456789", &limits),
+            Err(QueryError {
+                kind: QueryErrorKind::TooLong { bytes_max: 16 },
+                byte_pos: 16
+            })
+        );
+        assert!(parse_query("a b c", &limits).is_ok());
+        assert_eq!(
+            parse_query("a b c d", &limits),
+            Err(QueryError {
+                kind: QueryErrorKind::TooManyTerms { terms_max: 3 },
+                byte_pos: 6
+            })
+        );
+        let defaults = SearchLimits::default();
+        assert!(parse_query(&"a ".repeat(64), &defaults).is_ok());
+        assert!(parse_query(&"a ".repeat(65), &defaults).is_err());
+        assert!(parse_query(&"x".repeat(1025), &defaults).is_err());
+    }
+
+    /// Input never panics: every prefix of tricky queries and a deterministic byte soup.
+    #[test]
+    fn no_input_panics() {
+        let samples = [
+            r#"+label.a\ b:"x \" y"^2.5 -label.n:>=-1e3 *?\\ open:true member_count:<4"#,
+            "é\u{0}\"\\:^~/*?+-<>=",
+        ];
+        let limits = SearchLimits::default();
+        for sample in samples {
+            for (end, _) in sample.char_indices() {
+                let _ = parse_query(&sample[..end], &limits);
+            }
+        }
+        let alphabet: Vec<char> = "ab1.:\"\\^*?+-<>= ~/é".chars().collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 12) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            if let Err(error) = parse_query(&text, &limits) {
+                assert!(error.byte_pos <= text.len(), "{text:?}: {error}");
+            }
+        }
+    }
+}
