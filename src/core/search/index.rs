@@ -236,6 +236,35 @@ enum Source {
     Shoulds,
 }
 
+/// Which strategy answered a search: counted in tests, so the differential test can prove it
+/// exercised every one.
+#[derive(Debug, Clone, Copy)]
+enum PlanTaken {
+    /// Constant score, key-order walk finished.
+    KeyWalk,
+    /// Constant score, the walk ran out of budget and candidates were enumerated.
+    KeyWalkGaveUp,
+    /// Constant score, too few candidates to try a walk.
+    Enumerate,
+    /// Varying scores: candidates enumerated and scored.
+    EnumerateScored,
+}
+
+#[cfg(test)]
+thread_local! {
+    static PLANS_TAKEN: std::cell::Cell<[usize; 4]> = const { std::cell::Cell::new([0; 4]) };
+}
+
+fn note_plan(plan: PlanTaken) {
+    #[cfg(test)]
+    PLANS_TAKEN.with(|counts| {
+        let mut all = counts.get();
+        all[plan as usize] += 1;
+        counts.set(all);
+    });
+    let _ = plan;
+}
+
 /// The search index. See the module docs of [`crate::core::search`].
 #[derive(Debug)]
 pub struct SearchIndex {
@@ -530,25 +559,32 @@ impl SearchIndex {
                     Ordering::Equal => Bound::Excluded(after.key),
                 },
             };
-            let scanned = match source {
-                Source::All => self.scan_key_order(&plan, lower, wanted, usize::MAX),
-                _ => {
-                    let candidates = self.source_estimate(&plan, &source);
-                    if candidates >= SCAN_CANDIDATES_MIN {
-                        // The walk is worth it only if matches are dense; give up after as
-                        // many parties as enumerating the candidates would visit, so the
-                        // worst case is twice the cost of enumeration.
-                        self.scan_key_order(&plan, lower, wanted, candidates)
-                    } else {
-                        None
-                    }
-                }
+            let walk_budget = match source {
+                Source::All => Some(usize::MAX),
+                // The walk is worth it only if matches are dense; it gives up after as many
+                // parties as enumerating the candidates would visit, so the worst case is
+                // twice the cost of enumeration.
+                _ => Some(self.source_estimate(&plan, &source))
+                    .filter(|&candidates| candidates >= SCAN_CANDIDATES_MIN),
             };
-            match scanned {
-                Some(found) => found,
-                None => self.collect_candidates(&plan, &source, after, wanted),
+            let walked =
+                walk_budget.map(|budget| self.scan_key_order(&plan, lower, wanted, budget));
+            match walked {
+                Some(Some(found)) => {
+                    note_plan(PlanTaken::KeyWalk);
+                    found
+                }
+                Some(None) => {
+                    note_plan(PlanTaken::KeyWalkGaveUp);
+                    self.collect_candidates(&plan, &source, after, wanted)
+                }
+                None => {
+                    note_plan(PlanTaken::Enumerate);
+                    self.collect_candidates(&plan, &source, after, wanted)
+                }
             }
         } else {
+            note_plan(PlanTaken::EnumerateScored);
             self.collect_candidates(&plan, &source, after, wanted)
         };
 
@@ -1297,4 +1333,906 @@ fn decode_cursor(
         score,
         key: u128::from_be_bytes(key),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::search::parse_query;
+
+    fn query(text: &str) -> Query {
+        match parse_query(text, &SearchLimits::default()) {
+            Ok(query) => query,
+            Err(error) => panic!("{text:?}: {error}"),
+        }
+    }
+
+    fn party(open: bool, member_count: u32, label: Option<&str>) -> PartyDoc<'_> {
+        PartyDoc {
+            open,
+            max_size: 4,
+            member_count,
+            label,
+        }
+    }
+
+    fn insert(index: &mut SearchIndex, key: u128, label: &str) {
+        index
+            .upsert(key, party(true, 1, Some(label)))
+            .unwrap_or_else(|error| panic!("{label}: {error}"));
+    }
+
+    /// All keys of a query (walking every page), in result order.
+    fn keys_with(index: &SearchIndex, text: &str, open: Option<bool>, limit: usize) -> Vec<u128> {
+        let query = query(text);
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        // A bound on pages, so a cursor that fails to advance fails the test instead of spinning.
+        for _ in 0..=index.len() {
+            let page = index
+                .search(&query, open, limit, cursor.as_deref())
+                .unwrap_or_else(|error| panic!("{text:?}: {error}"));
+            assert!(page.keys.len() <= limit);
+            keys.extend(&page.keys);
+            match page.cursor {
+                Some(next) => {
+                    assert_eq!(page.keys.len(), limit, "a cursor only after a full page");
+                    cursor = Some(next);
+                }
+                None => return keys,
+            }
+        }
+        panic!("{text:?}: more pages than parties");
+    }
+
+    fn keys(index: &SearchIndex, text: &str) -> Vec<u128> {
+        keys_with(index, text, None, 100)
+    }
+
+    fn sample_index() -> SearchIndex {
+        let mut index = SearchIndex::default();
+        insert(
+            &mut index,
+            1,
+            r#"{"mode":"ranked","region":"eu-west","skill":12,"tags":["casual","voice"]}"#,
+        );
+        insert(
+            &mut index,
+            2,
+            r#"{"mode":"ranked","region":"us-east","skill":-3.5,"tags":["voice"]}"#,
+        );
+        insert(
+            &mut index,
+            3,
+            r#"{"mode":"casual","region":"eu-north","skill":30,"name":"two words"}"#,
+        );
+        insert(
+            &mut index,
+            4,
+            r#"{"mode":"Ranked","nested":{"deep":{"x":1}},"flag":true,"count":"7"}"#,
+        );
+        index.upsert(5, party(false, 3, None)).unwrap();
+        index.check_invariants();
+        index
+    }
+
+    #[test]
+    fn empty_query_matches_every_party_in_key_order() {
+        let index = sample_index();
+        assert_eq!(keys(&index, ""), [1, 2, 3, 4, 5]);
+        assert_eq!(keys(&index, "   "), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn exact_keywords_are_case_sensitive() {
+        let index = sample_index();
+        assert_eq!(keys(&index, "+label.mode:ranked"), [1, 2]);
+        assert_eq!(keys(&index, "+label.mode:Ranked"), [4]);
+        assert_eq!(keys(&index, "+label.mode:RANKED"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+label.region:eu"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+label.unknown:x"), Vec::<u128>::new());
+    }
+
+    #[test]
+    fn must_should_and_must_not() {
+        let index = sample_index();
+        // Should-terms: at least one has to match when there is no must-term.
+        assert_eq!(
+            keys(&index, "label.mode:ranked label.mode:casual"),
+            [1, 2, 3]
+        );
+        // With a must-term, should-terms are optional.
+        assert_eq!(
+            keys(&index, "+label.mode:ranked label.region:nowhere"),
+            [1, 2]
+        );
+        // Only must-not terms: everything not excluded.
+        assert_eq!(keys(&index, "-label.mode:ranked"), [3, 4, 5]);
+        assert_eq!(keys(&index, "-label.mode:ranked -label.flag:true"), [3, 5]);
+        assert_eq!(keys(&index, "-label.mode:nothing"), [1, 2, 3, 4, 5]);
+        assert_eq!(keys(&index, "label.mode:ranked -label.tags:casual"), [2]);
+        assert_eq!(keys(&index, "+label.tags:voice +label.region:us-east"), [2]);
+        // A should-term that matches nothing, alone: nothing matches.
+        assert_eq!(keys(&index, "label.mode:nothing"), Vec::<u128>::new());
+        assert_eq!(
+            keys(&index, "label.mode:nothing -label.mode:ranked"),
+            Vec::<u128>::new()
+        );
+    }
+
+    #[test]
+    fn flattening_nested_arrays_booleans_numbers() {
+        let index = sample_index();
+        assert_eq!(keys(&index, "+label.nested.deep.x:1"), [4]);
+        assert_eq!(keys(&index, "+label.nested.deep.x:>0"), [4]);
+        assert_eq!(keys(&index, "+label.tags:voice"), [1, 2]);
+        assert_eq!(keys(&index, "+label.tags:casual"), [1]);
+        assert_eq!(keys(&index, "+label.flag:true"), [4]);
+        assert_eq!(keys(&index, "+label.flag:T"), Vec::<u128>::new());
+        // Strings that look like numbers are keywords only.
+        assert_eq!(keys(&index, "+label.count:7"), [4]);
+        assert_eq!(keys(&index, "+label.count:>5"), Vec::<u128>::new());
+        // Numbers match exactly through their value, whatever the spelling.
+        assert_eq!(keys(&index, "+label.skill:12"), [1]);
+        assert_eq!(keys(&index, "+label.skill:12.0"), [1]);
+        assert_eq!(keys(&index, "+label.skill:1.2e1"), [1]);
+        assert_eq!(keys(&index, "+label.skill:\"12\""), [1]);
+        assert_eq!(keys(&index, "+label.skill:-3.5"), [2]);
+
+        let mut index = SearchIndex::default();
+        insert(
+            &mut index,
+            9,
+            r#"{"a":[{"b":1},{"b":[2,"x"]}],"n":null,"e":{},"z":[]}"#,
+        );
+        insert(&mut index, 8, r#"{"a.b":3}"#);
+        assert_eq!(keys(&index, "+label.a.b:1"), [9]);
+        assert_eq!(keys(&index, "+label.a.b:2"), [9]);
+        assert_eq!(keys(&index, "+label.a.b:x"), [9]);
+        // A dotted key and a nested path name the same field, as in Nakama.
+        assert_eq!(keys(&index, "+label.a.b:>=2"), [8, 9]);
+        assert_eq!(keys(&index, "+label.n:null"), Vec::<u128>::new());
+        index.check_invariants();
+    }
+
+    #[test]
+    fn numeric_ranges_with_negatives_and_floats() {
+        let index = sample_index();
+        assert_eq!(keys(&index, "+label.skill:>12"), [3]);
+        assert_eq!(keys(&index, "+label.skill:>=12"), [1, 3]);
+        assert_eq!(keys(&index, "+label.skill:<12"), [2]);
+        assert_eq!(keys(&index, "+label.skill:<=12"), [1, 2]);
+        assert_eq!(keys(&index, "+label.skill:<-3"), [2]);
+        assert_eq!(keys(&index, "+label.skill:>-3.6"), [1, 2, 3]);
+        assert_eq!(keys(&index, "+label.skill:>-3.5"), [1, 3]);
+        assert_eq!(keys(&index, "+label.skill:<0"), [2]);
+    }
+
+    #[test]
+    fn zero_and_negative_zero_are_equal() {
+        let mut index = SearchIndex::default();
+        insert(&mut index, 1, r#"{"n":-0.0}"#);
+        insert(&mut index, 2, r#"{"n":0}"#);
+        assert_eq!(keys(&index, "+label.n:0"), [1, 2]);
+        assert_eq!(keys(&index, "+label.n:-0"), [1, 2]);
+        assert_eq!(keys(&index, "+label.n:<0"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+label.n:>=0"), [1, 2]);
+    }
+
+    #[test]
+    fn built_in_fields() {
+        let mut index = SearchIndex::default();
+        index
+            .upsert(
+                1,
+                PartyDoc {
+                    open: true,
+                    max_size: 4,
+                    member_count: 4,
+                    label: None,
+                },
+            )
+            .unwrap();
+        index
+            .upsert(
+                2,
+                PartyDoc {
+                    open: true,
+                    max_size: 8,
+                    member_count: 3,
+                    label: None,
+                },
+            )
+            .unwrap();
+        index
+            .upsert(
+                3,
+                PartyDoc {
+                    open: false,
+                    max_size: 2,
+                    member_count: 1,
+                    label: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(keys(&index, "+open:true"), [1, 2]);
+        assert_eq!(keys(&index, "+open:false"), [3]);
+        assert_eq!(keys(&index, "+max_size:>=4"), [1, 2]);
+        assert_eq!(keys(&index, "+member_count:<4"), [2, 3]);
+        assert_eq!(keys(&index, "+member_count:4"), [1]);
+        // Bare terms do not look at built-in fields.
+        assert_eq!(keys(&index, "true"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "4"), Vec::<u128>::new());
+    }
+
+    #[test]
+    fn bare_terms_match_any_label_field() {
+        let index = sample_index();
+        assert_eq!(keys(&index, "ranked"), [1, 2]);
+        assert_eq!(keys(&index, "voice"), [1, 2]);
+        assert_eq!(keys(&index, "\"two words\""), [3]);
+        assert_eq!(keys(&index, "12"), [1]);
+        assert_eq!(keys(&index, "7"), [4]);
+        assert_eq!(keys(&index, ">20"), [3]);
+        assert_eq!(keys(&index, "eu-*"), [1, 3]);
+        assert_eq!(keys(&index, "-voice"), [3, 4, 5]);
+    }
+
+    #[test]
+    fn quoted_phrases_match_the_exact_string() {
+        let index = sample_index();
+        assert_eq!(keys(&index, "+label.name:\"two words\""), [3]);
+        assert_eq!(keys(&index, r"+label.name:two\ words"), [3]);
+        assert_eq!(keys(&index, "+label.name:\"two\""), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+label.name:two"), Vec::<u128>::new());
+    }
+
+    #[test]
+    fn wildcards_expand_over_the_dictionary() {
+        let index = sample_index();
+        assert_eq!(keys(&index, "+label.region:eu-*"), [1, 3]);
+        assert_eq!(keys(&index, "+label.region:*-east"), [2]);
+        assert_eq!(keys(&index, "+label.region:??-*"), [1, 2, 3]);
+        assert_eq!(keys(&index, "+label.mode:?anked"), [1, 2, 4]);
+        assert_eq!(keys(&index, "+label.mode:*"), [1, 2, 3, 4]);
+        assert_eq!(keys(&index, "+label.tags:*"), [1, 2]);
+        assert_eq!(keys(&index, "+label.mode:x*"), Vec::<u128>::new());
+        // Wildcards match keywords, not numbers.
+        assert_eq!(keys(&index, "+label.skill:1*"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+open:t*"), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn wildcard_expansion_is_bounded() {
+        let limits = SearchLimits {
+            wildcard_expansion_max: 3,
+            wildcard_scan_max: 5,
+            ..SearchLimits::default()
+        };
+        let mut index = SearchIndex::new(limits.clone());
+        for key in 0..10u128 {
+            insert(
+                &mut index,
+                key,
+                &format!(r#"{{"v":"a{key}","w":"b{key}"}}"#),
+            );
+        }
+        let run = |text: &str| {
+            let query = parse_query(text, &limits).unwrap();
+            index.search(&query, None, 10, None).map(|page| page.keys)
+        };
+        let too_broad = |byte_pos| SearchError::WildcardTooBroad {
+            byte_pos,
+            terms_max: 3,
+        };
+        // Only the terms after the literal prefix are inspected.
+        assert_eq!(run("+label.v:a1*"), Ok(vec![1]));
+        assert_eq!(run("+label.w:b1?"), Ok(vec![]));
+        // `a?` matches ten terms: more than three expansions.
+        assert_eq!(run("+label.v:a?"), Err(too_broad(0)));
+        // `a*9` matches one term but has to inspect ten: more than the scan budget of five.
+        assert_eq!(run("label.v:a1 +label.v:a*9"), Err(too_broad(11)));
+        assert_eq!(run("a0 *"), Err(too_broad(3)));
+        // With default limits the same queries run.
+        let mut index = SearchIndex::default();
+        for key in 0..10u128 {
+            insert(
+                &mut index,
+                key,
+                &format!(r#"{{"v":"a{key}","w":"b{key}"}}"#),
+            );
+        }
+        let query = parse_query("label.v:a1 +label.v:a*9", &SearchLimits::default()).unwrap();
+        assert_eq!(
+            index.search(&query, None, 10, None).map(|page| page.keys),
+            Ok(vec![9])
+        );
+    }
+
+    #[test]
+    fn boosts_reorder_results() {
+        let index = sample_index();
+        // Without boosts, parties matching both should-terms come first.
+        assert_eq!(
+            keys(
+                &index,
+                "label.region:eu-north label.tags:voice label.mode:casual"
+            ),
+            [3, 1, 2]
+        );
+        assert_eq!(
+            keys(&index, "label.mode:ranked label.mode:casual^5"),
+            [3, 1, 2]
+        );
+        assert_eq!(
+            keys(&index, "label.mode:ranked^5 label.mode:casual"),
+            [1, 2, 3]
+        );
+        assert_eq!(
+            keys(
+                &index,
+                "label.tags:voice label.mode:casual^0.5 label.region:eu-*^2"
+            ),
+            [1, 3, 2]
+        );
+        // Boosts on must-terms shift every match alike.
+        assert_eq!(
+            keys(&index, "+label.mode:ranked^9 label.region:us-east"),
+            [2, 1]
+        );
+    }
+
+    #[test]
+    fn updates_are_visible_to_the_next_search() {
+        let mut index = sample_index();
+        assert_eq!(keys(&index, "+member_count:3"), [5]);
+        assert!(index.set_member_count(1, 3));
+        assert_eq!(keys(&index, "+member_count:3"), [1, 5]);
+        assert_eq!(keys(&index, "+member_count:<2"), [2, 3, 4]);
+        assert!(index.set_open(1, false));
+        assert_eq!(keys_with(&index, "", Some(false), 10), [1, 5]);
+        assert_eq!(keys(&index, "+open:false"), [1, 5]);
+        assert!(index.set_open(1, false), "idempotent");
+        assert!(index.set_open(5, true));
+        assert_eq!(keys(&index, "+open:true"), [2, 3, 4, 5]);
+        index.check_invariants();
+
+        // A label upsert replaces every indexed value of the party.
+        index
+            .upsert(
+                1,
+                PartyDoc {
+                    open: true,
+                    max_size: 6,
+                    member_count: 2,
+                    label: Some(r#"{"mode":"casual"}"#),
+                },
+            )
+            .unwrap();
+        assert_eq!(keys(&index, "+label.mode:ranked"), [2]);
+        assert_eq!(keys(&index, "+label.mode:casual"), [1, 3]);
+        assert_eq!(keys(&index, "+label.tags:casual"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+max_size:6"), [1]);
+        assert_eq!(keys(&index, "+open:true"), [1, 2, 3, 4, 5]);
+        index.check_invariants();
+
+        // Unknown keys are reported, not inserted.
+        assert!(!index.set_member_count(99, 1));
+        assert!(!index.set_open(99, true));
+        assert_eq!(index.len(), 5);
+    }
+
+    #[test]
+    fn removal_frees_terms_and_fields() {
+        let mut index = sample_index();
+        assert!(index.remove(4));
+        assert!(!index.remove(4));
+        assert_eq!(index.len(), 4);
+        assert_eq!(keys(&index, "+label.mode:Ranked"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+label.nested.deep.x:1"), Vec::<u128>::new());
+        assert!(
+            !index.field_ids.contains_key("label.nested.deep.x"),
+            "empty field freed"
+        );
+        assert!(!index.fields[FIELD_ANY_LABEL as usize]
+            .terms
+            .contains_key("Ranked"));
+        index.check_invariants();
+        for key in [1, 2, 3, 5] {
+            assert!(index.remove(key));
+            index.check_invariants();
+        }
+        assert!(index.is_empty());
+        assert!(index.field_ids.is_empty());
+        assert_eq!(keys(&index, ""), Vec::<u128>::new());
+        // Slots, terms and fields are reused.
+        insert(&mut index, 7, r#"{"mode":"ranked"}"#);
+        assert_eq!(keys(&index, "+label.mode:ranked"), [7]);
+        assert_eq!(index.docs.len(), 5);
+        index.check_invariants();
+    }
+
+    #[test]
+    fn refused_labels_leave_the_index_untouched() {
+        let mut index = sample_index();
+        let bad = ["[1]", "\"x\"", "{", "{\"a\":1}x", "nul"];
+        for label in bad {
+            assert!(
+                index.upsert(1, party(false, 2, Some(label))).is_err(),
+                "{label}"
+            );
+        }
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(2048));
+        assert_eq!(
+            index.upsert(1, party(false, 2, Some(&big))),
+            Err(LabelError::TooLarge {
+                bytes: 2056,
+                bytes_max: 2048
+            })
+        );
+        assert_eq!(
+            index.upsert(1, party(false, 2, Some("[1]"))),
+            Err(LabelError::NotObject)
+        );
+        assert_eq!(
+            index.upsert(1, party(false, 2, Some("{"))),
+            Err(LabelError::NotJson)
+        );
+        assert_eq!(keys(&index, "+label.mode:ranked +open:true"), [1, 2]);
+        assert_eq!(index.len(), 5);
+        // The empty label means no label.
+        index.upsert(1, party(true, 1, Some(""))).unwrap();
+        assert_eq!(keys(&index, "+label.mode:ranked"), [2]);
+        index.check_invariants();
+    }
+
+    #[test]
+    fn open_filter() {
+        let index = sample_index();
+        assert_eq!(keys_with(&index, "", Some(true), 10), [1, 2, 3, 4]);
+        assert_eq!(keys_with(&index, "", Some(false), 10), [5]);
+        assert_eq!(
+            keys_with(&index, "-label.mode:ranked", Some(true), 10),
+            [3, 4]
+        );
+        assert_eq!(
+            keys_with(&index, "ranked casual", Some(false), 10),
+            Vec::<u128>::new()
+        );
+    }
+
+    #[test]
+    fn limit_is_checked() {
+        let index = sample_index();
+        let query = query("");
+        assert_eq!(
+            index.search(&query, None, 0, None),
+            Err(SearchError::BadLimit {
+                limit: 0,
+                limit_max: 100
+            })
+        );
+        assert_eq!(
+            index.search(&query, None, 101, None),
+            Err(SearchError::BadLimit {
+                limit: 101,
+                limit_max: 100
+            })
+        );
+        assert!(index.search(&query, None, 100, None).is_ok());
+    }
+
+    #[test]
+    fn cursor_present_only_when_more_results_exist() {
+        let index = sample_index();
+        let all = query("");
+        let page = index.search(&all, None, 5, None).unwrap();
+        assert_eq!(
+            page,
+            SearchPage {
+                keys: vec![1, 2, 3, 4, 5],
+                cursor: None
+            }
+        );
+        let page = index.search(&all, None, 4, None).unwrap();
+        assert_eq!(page.keys, [1, 2, 3, 4]);
+        let cursor = page.cursor.expect("one more party");
+        assert_eq!(cursor.len(), CURSOR_CHARS);
+        let page = index.search(&all, None, 4, Some(&cursor)).unwrap();
+        assert_eq!(
+            page,
+            SearchPage {
+                keys: vec![5],
+                cursor: None
+            }
+        );
+    }
+
+    #[test]
+    fn cursor_mismatch_and_garbage() {
+        let index = sample_index();
+        let ranked = query("label.mode:ranked label.mode:casual");
+        let page = index.search(&ranked, None, 1, None).unwrap();
+        let cursor = page.cursor.expect("more results");
+        assert!(index.search(&ranked, None, 1, Some(&cursor)).is_ok());
+        let other = query("label.mode:casual label.mode:ranked");
+        assert_eq!(
+            index.search(&other, None, 1, Some(&cursor)),
+            Err(SearchError::CursorMismatch)
+        );
+        assert_eq!(
+            index.search(&ranked, Some(true), 1, Some(&cursor)),
+            Err(SearchError::CursorMismatch)
+        );
+        assert_eq!(
+            index.search(&ranked, None, 2, Some(&cursor)),
+            Err(SearchError::CursorMismatch)
+        );
+
+        let mut flipped = cursor.clone().into_bytes();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        let garbage = [
+            "",
+            "x",
+            "!!!!",
+            &"A".repeat(CURSOR_CHARS),
+            &"é".repeat(22),
+            &format!("{cursor}A"),
+            &flipped,
+        ];
+        for text in garbage {
+            assert_eq!(
+                index.search(&ranked, None, 1, Some(text)),
+                Err(SearchError::BadCursor),
+                "{text:?}"
+            );
+        }
+        // A well-formed cursor with a negative score was not made here.
+        let forged = encode_cursor(
+            &cursor_fingerprint(&ranked, None, 1),
+            &Position {
+                score: -1.0,
+                key: 1,
+            },
+        );
+        assert_eq!(
+            index.search(&ranked, None, 1, Some(&forged)),
+            Err(SearchError::BadCursor)
+        );
+    }
+
+    /// A few hundred parties with tied scores: every page walk returns each match exactly once,
+    /// in order, for constant-score queries (key-order walk) and scored ones (enumeration).
+    #[test]
+    fn pagination_walks_every_result_exactly_once() {
+        let mut index = SearchIndex::default();
+        let mut expected_ranked = Vec::new();
+        for i in 0..400u128 {
+            // Spread keys over the whole u128 range, out of insertion order.
+            let key = i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+            let mode = if i % 3 == 0 { "ranked" } else { "casual" };
+            let label = format!(
+                r#"{{"mode":"{mode}","skill":{},"tag":"t{}"}}"#,
+                i % 7,
+                i % 2
+            );
+            index
+                .upsert(key, party(i % 5 != 0, (i % 4) as u32, Some(&label)))
+                .unwrap();
+            if mode == "ranked" {
+                expected_ranked.push(key);
+            }
+        }
+        index.check_invariants();
+        expected_ranked.sort_unstable();
+        for limit in [1, 7, 10, 100] {
+            let mut all: Vec<u128> = index.by_key.keys().copied().collect();
+            assert_eq!(keys_with(&index, "", None, limit), all, "limit {limit}");
+            assert_eq!(
+                keys_with(&index, "+label.mode:ranked", None, limit),
+                expected_ranked
+            );
+            assert_eq!(
+                keys_with(&index, "label.mode:ranked", None, limit),
+                expected_ranked
+            );
+            all.retain(|key| !expected_ranked.contains(key));
+            assert_eq!(keys_with(&index, "-label.mode:ranked", None, limit), all);
+
+            // Scored: three score classes (2, 1 and 1.5 by boost), ties broken by key.
+            let walked = keys_with(
+                &index,
+                "label.mode:ranked label.tag:t1 label.skill:>=5^1.5",
+                None,
+                limit,
+            );
+            let mut unique = walked.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), walked.len(), "no duplicates at limit {limit}");
+            let single_page = index
+                .search(
+                    &query("label.mode:ranked label.tag:t1 label.skill:>=5^1.5"),
+                    None,
+                    100,
+                    None,
+                )
+                .unwrap();
+            assert_eq!(&walked[..100], single_page.keys.as_slice());
+            let expected = reference_search(
+                &index,
+                "label.mode:ranked label.tag:t1 label.skill:>=5^1.5",
+                None,
+            );
+            assert_eq!(walked, expected);
+        }
+    }
+
+    /// The cursor is a position: a party changed between pages is neither lost nor repeated if
+    /// it stays on the same side of the position.
+    #[test]
+    fn pagination_survives_unrelated_updates() {
+        let mut index = SearchIndex::default();
+        for key in 0..50u128 {
+            insert(&mut index, key * 10, r#"{"mode":"ranked"}"#);
+        }
+        let ranked = query("+label.mode:ranked");
+        let page = index.search(&ranked, None, 10, None).unwrap();
+        assert_eq!(page.keys.last(), Some(&90));
+        insert(&mut index, 5, r#"{"mode":"ranked"}"#); // before the position: not seen
+        insert(&mut index, 95, r#"{"mode":"ranked"}"#); // after it: seen
+        assert!(index.remove(100));
+        let page = index
+            .search(&ranked, None, 10, page.cursor.as_deref())
+            .unwrap();
+        assert_eq!(page.keys, [95, 110, 120, 130, 140, 150, 160, 170, 180, 190]);
+    }
+
+    // ----- Differential test against a brute-force evaluator -----
+
+    /// Evaluates a query by brute force over each party's flattened values, the way the module
+    /// docs define it, and sorts by (score desc, key asc).
+    fn reference_search(index: &SearchIndex, text: &str, open_filter: Option<bool>) -> Vec<u128> {
+        let query = query(text);
+        let mut found: Vec<Position> = Vec::new();
+        for (&key, &doc_id) in &index.by_key {
+            let doc = &index.docs[doc_id as usize];
+            // Rebuild the doc's values as strings from the index's own dictionaries; the
+            // flattening itself is checked by the tests above.
+            let keywords: Vec<(&str, &str)> = doc
+                .keywords
+                .iter()
+                .map(|e| {
+                    let field = &index.fields[e.field as usize];
+                    (&*field.name, &*field.postings[e.term as usize].term)
+                })
+                .collect();
+            let numbers: Vec<(&str, f64)> = doc
+                .numbers
+                .iter()
+                .map(|e| {
+                    (
+                        &*index.fields[e.field as usize].name,
+                        from_ordered_bits(e.value),
+                    )
+                })
+                .collect();
+            if open_filter.is_some_and(|open| open != doc.open) {
+                continue;
+            }
+            let mut score = 0.0;
+            let (mut must_ok, mut not_ok, mut any_should, mut has_should, mut has_must) =
+                (true, true, false, false, false);
+            let mut should_score = 0.0;
+            for clause in query.clauses() {
+                let name = match &clause.field {
+                    FieldRef::AnyLabel => "",
+                    FieldRef::Open => "open",
+                    FieldRef::MaxSize => "max_size",
+                    FieldRef::MemberCount => "member_count",
+                    FieldRef::Label(name) => name,
+                };
+                let matched = match &clause.value {
+                    ValueMatch::Exact { text, number } => {
+                        keywords.iter().any(|&(f, t)| f == name && t == &**text)
+                            || number
+                                .is_some_and(|n| numbers.iter().any(|&(f, v)| f == name && v == n))
+                    }
+                    ValueMatch::Wildcard(pattern) => keywords
+                        .iter()
+                        .any(|&(f, t)| f == name && pattern.matches(t)),
+                    ValueMatch::Range { op, number } => numbers.iter().any(|&(f, v)| {
+                        f == name
+                            && match op {
+                                RangeOp::Greater => v > *number,
+                                RangeOp::GreaterOrEqual => v >= *number,
+                                RangeOp::Less => v < *number,
+                                RangeOp::LessOrEqual => v <= *number,
+                            }
+                    }),
+                };
+                match clause.occur {
+                    Occur::Must => {
+                        has_must = true;
+                        must_ok &= matched;
+                        score += clause.boost;
+                    }
+                    Occur::MustNot => not_ok &= !matched,
+                    Occur::Should => {
+                        has_should = true;
+                        if matched {
+                            any_should = true;
+                            should_score += clause.boost;
+                        }
+                    }
+                }
+            }
+            let matches = must_ok && not_ok && (has_must || !has_should || any_should);
+            if matches {
+                found.push(Position {
+                    score: score + should_score,
+                    key,
+                });
+            }
+        }
+        found.sort_by(result_order);
+        found.iter().map(|p| p.key).collect()
+    }
+
+    fn from_ordered_bits(bits: u64) -> f64 {
+        if bits >> 63 == 1 {
+            f64::from_bits(bits & !(1 << 63))
+        } else {
+            f64::from_bits(!bits)
+        }
+    }
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // xorshift64*: deterministic, good enough to pick workloads.
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len() as u64) as usize]
+        }
+    }
+
+    fn random_label(rng: &mut Rng) -> String {
+        let mut parts = Vec::new();
+        if rng.below(5) > 0 {
+            parts.push(format!(
+                r#""mode":"{}""#,
+                rng.pick(&["ranked", "casual", "Ranked", "arena"])
+            ));
+        }
+        if rng.below(3) > 0 {
+            parts.push(format!(
+                r#""skill":{}"#,
+                rng.pick(&["1", "2", "2.5", "-3", "10", "0", "7"])
+            ));
+        }
+        if rng.below(2) > 0 {
+            let tags: Vec<String> = (0..rng.below(4))
+                .map(|_| format!("\"{}\"", rng.pick(&["a", "b", "c", "ranked", "7"])))
+                .collect();
+            parts.push(format!(r#""tags":[{}]"#, tags.join(",")));
+        }
+        if rng.below(4) == 0 {
+            parts.push(format!(
+                r#""deep":{{"x":{}}}"#,
+                rng.pick(&["true", "false", "1", "\"eu\""])
+            ));
+        }
+        format!("{{{}}}", parts.join(","))
+    }
+
+    fn random_query(rng: &mut Rng) -> String {
+        let terms = [
+            "label.mode:ranked",
+            "label.mode:casual",
+            "label.mode:*anked",
+            "label.mode:?r*",
+            "label.skill:>2",
+            "label.skill:<=2",
+            "label.skill:2.5",
+            "label.skill:>=-3",
+            "label.skill:7",
+            "label.tags:a",
+            "label.tags:7",
+            "label.tags:*",
+            "label.deep.x:true",
+            "label.deep.x:1",
+            "ranked",
+            "7",
+            "e*",
+            "open:true",
+            "open:false",
+            "member_count:<2",
+            "max_size:4",
+            "member_count:>=1",
+            "label.none:x",
+        ];
+        let count = rng.below(4);
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let prefix = rng.pick(&["", "", "+", "-"]);
+            let boost = rng.pick(&["", "", "", "^2", "^0.5"]);
+            out.push(format!("{prefix}{}{boost}", rng.pick(&terms)));
+        }
+        out.join(" ")
+    }
+
+    /// Random parties, random updates, random queries: the index (every planner path, every
+    /// page size) agrees with the brute-force evaluator, and the invariants hold throughout.
+    /// Replay one seed with HUDDLE_SEARCH_SEED=<n>.
+    #[test]
+    fn differential_against_brute_force() {
+        PLANS_TAKEN.with(|counts| counts.set([0; 4]));
+        let seeds: Vec<u64> = match std::env::var("HUDDLE_SEARCH_SEED") {
+            Ok(seed) => vec![seed.parse().expect("HUDDLE_SEARCH_SEED is a number")],
+            Err(_) => (1..=8).collect(),
+        };
+        for seed in seeds {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut index = SearchIndex::default();
+            // Enough parties for the key-order walk to be tried (SCAN_CANDIDATES_MIN).
+            let parties = 300 + rng.below(500);
+            for step in 0..(parties * 2) {
+                let key = u128::from(rng.below(parties)) << 64 | u128::from(rng.below(3));
+                match rng.below(10) {
+                    0 => {
+                        index.remove(key);
+                    }
+                    1 => {
+                        index.set_member_count(key, rng.below(5) as u32);
+                    }
+                    2 => {
+                        index.set_open(key, rng.below(2) == 0);
+                    }
+                    _ => {
+                        let label = random_label(&mut rng);
+                        let doc = PartyDoc {
+                            open: rng.below(2) == 0,
+                            max_size: 2 + rng.below(4) as u32,
+                            member_count: rng.below(5) as u32,
+                            label: Some(&label),
+                        };
+                        index.upsert(key, doc).unwrap();
+                    }
+                }
+                if step % 97 == 0 {
+                    index.check_invariants();
+                }
+            }
+            index.check_invariants();
+            for _ in 0..60 {
+                let text = random_query(&mut rng);
+                let open = [None, Some(true), Some(false)][rng.below(3) as usize];
+                let expected = reference_search(&index, &text, open);
+                for limit in [1, 10, 100] {
+                    let got = keys_with(&index, &text, open, limit);
+                    assert_eq!(
+                        got, expected,
+                        "seed {seed}, query {text:?}, open {open:?}, limit {limit}"
+                    );
+                }
+            }
+        }
+        let plans = PLANS_TAKEN.with(|counts| counts.get());
+        assert!(
+            plans.iter().all(|&n| n > 0),
+            "every plan exercised: {plans:?}"
+        );
+    }
 }

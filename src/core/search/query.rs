@@ -710,7 +710,10 @@ mod tests {
         let occurs: Vec<Occur> = query.clauses().iter().map(|c| c.occur).collect();
         assert_eq!(occurs, [Occur::Must, Occur::MustNot, Occur::Should]);
         let fields: Vec<FieldRef> = query.clauses().iter().map(|c| c.field.clone()).collect();
-        assert_eq!(fields, [label("label.a"), label("label.b"), label("label.c")]);
+        assert_eq!(
+            fields,
+            [label("label.a"), label("label.b"), label("label.c")]
+        );
         let positions: Vec<usize> = query.clauses().iter().map(|c| c.byte_pos).collect();
         assert_eq!(positions, [0, 11, 22]);
     }
@@ -742,7 +745,10 @@ mod tests {
         );
         let query = parse("+open:true +member_count:<4 max_size:>=2");
         let fields: Vec<FieldRef> = query.clauses().iter().map(|c| c.field.clone()).collect();
-        assert_eq!(fields, [FieldRef::Open, FieldRef::MemberCount, FieldRef::MaxSize]);
+        assert_eq!(
+            fields,
+            [FieldRef::Open, FieldRef::MemberCount, FieldRef::MaxSize]
+        );
     }
 
     #[test]
@@ -756,7 +762,11 @@ mod tests {
             ("label.n:>007", RangeOp::Greater, 7.0),
         ];
         for (input, op, number) in cases {
-            assert_eq!(one(input).value, ValueMatch::Range { op, number }, "{input}");
+            assert_eq!(
+                one(input).value,
+                ValueMatch::Range { op, number },
+                "{input}"
+            );
         }
         // A bare range searches every label field.
         assert_eq!(one(">3").field, FieldRef::AnyLabel);
@@ -781,7 +791,10 @@ mod tests {
         );
         assert_eq!(one("\"a b\"").field, FieldRef::AnyLabel);
         // Escapes inside, wildcard characters are literal, empty phrase is the empty string.
-        assert_eq!(one(r#"label.q:"say \"hi\" \\ *""#).value, exact(r#"say "hi" \ *"#));
+        assert_eq!(
+            one(r#"label.q:"say \"hi\" \\ *""#).value,
+            exact(r#"say "hi" \ *"#)
+        );
         assert_eq!(one(r#"label.q:"""#).value, exact(""));
         assert_eq!(one(r#"label.q:"x y"^2"#).boost, 2.0);
         assert_eq!(one(r#"label.q:"12""#).value, exact("12"));
@@ -901,8 +914,20 @@ mod tests {
             ("label.a:x^-1", K::BadBoost, 10),
             ("label.a:x^2000000", K::BadBoost, 10),
             ("label.a:x^2^3", K::UnexpectedChar { found: '^' }, 11),
-            ("label.a:ab~2", K::Unsupported { what: "fuzzy matching ('~')" }, 10),
-            ("label.a:/re/", K::Unsupported { what: "a regular expression" }, 8),
+            (
+                "label.a:ab~2",
+                K::Unsupported {
+                    what: "fuzzy matching ('~')",
+                },
+                10,
+            ),
+            (
+                "label.a:/re/",
+                K::Unsupported {
+                    what: "a regular expression",
+                },
+                8,
+            ),
             (
                 "open:yes",
                 K::InvalidFieldValue {
