@@ -43,6 +43,17 @@ const TERM_TRUE: TermId = 1;
 /// scan first is not worth it.
 const SCAN_CANDIDATES_MIN: usize = 256;
 
+/// Ranges are counted by walking their B-tree entries, so counting a broad range would cost as
+/// much as enumerating it. Counts stop here: enough to rank terms and to budget a key-order
+/// walk (a walk that gives up after this many parties costs tens of microseconds).
+const RANGE_COUNT_MAX: usize = 4096;
+
+/// Score levels are the subset sums of the should-terms' boosts: at most 2^8 subsets are
+/// enumerated, and beyond 16 distinct levels a page could need many sparse levels, so such
+/// queries enumerate and score all their candidates instead.
+const LEVEL_SHOULDS_MAX: usize = 8;
+const SCORE_LEVELS_MAX: usize = 16;
+
 const CURSOR_VERSION: u8 = 1;
 const CURSOR_FINGERPRINT_BYTES: usize = 8;
 /// version + fingerprint + score (f64 bits) + key (u128).
@@ -227,26 +238,37 @@ fn result_order(a: &Position, b: &Position) -> Ordering {
 }
 
 /// Where candidates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     /// Every party (no must- or should-term).
     All,
-    /// The must-term at this index (the one with the fewest candidates).
+    /// The must-term at this index.
     Must(usize),
+    /// The should-term at this index.
+    Should(usize),
     /// The union of all should-terms.
     Shoulds,
+}
+
+/// Every match of a level has the same score, so within a level results are in key order.
+#[derive(Debug)]
+struct ScoreLevel {
+    score: f64,
+    /// Enumerating these (deduplicated) yields every party of the level, and more.
+    sources: Vec<Source>,
 }
 
 /// Which strategy answered a search: counted in tests, so the differential test can prove it
 /// exercised every one.
 #[derive(Debug, Clone, Copy)]
 enum PlanTaken {
-    /// Constant score, key-order walk finished.
+    /// A score level answered by a key-order walk.
     KeyWalk,
-    /// Constant score, the walk ran out of budget and candidates were enumerated.
+    /// A score level whose walk ran out of budget: its candidates were enumerated.
     KeyWalkGaveUp,
-    /// Constant score, too few candidates to try a walk.
+    /// A score level with too few candidates to try a walk.
     Enumerate,
-    /// Varying scores: candidates enumerated and scored.
+    /// Too many score levels: every candidate enumerated and scored.
     EnumerateScored,
 }
 
@@ -513,8 +535,14 @@ impl SearchIndex {
             should_required: false,
         };
         let mut should_written = false;
-        for clause in query.clauses() {
-            let resolved = self.resolve(clause)?;
+        // Resolve every term before acting on any, so a refused wildcard is reported whatever
+        // the other terms match.
+        let resolved_all = query
+            .clauses()
+            .iter()
+            .map(|clause| self.resolve(clause))
+            .collect::<Result<Vec<Resolved>, SearchError>>()?;
+        for (clause, resolved) in query.clauses().iter().zip(resolved_all) {
             match clause.occur {
                 Occur::Must if resolved.matches_nothing() => return Ok(empty),
                 Occur::Must => {
@@ -536,56 +564,20 @@ impl SearchIndex {
             return Ok(empty);
         }
 
-        let source = if !plan.musts.is_empty() {
-            Source::Must(self.cheapest_must(&plan.musts))
-        } else if !plan.shoulds.is_empty() {
-            Source::Shoulds
-        } else {
-            Source::All
-        };
-        // Every match scores the same when no should-term can vary the sum: then the order is
-        // the key order and the walk can stop after `limit + 1` matches.
-        let constant_score =
-            plan.shoulds.is_empty() || (plan.musts.is_empty() && plan.shoulds.len() == 1);
         let wanted = limit + 1;
-        let mut found = if constant_score {
-            let score = plan.must_score + plan.shoulds.first().map_or(0.0, |s| s.boost);
-            let lower = match after {
-                None => Bound::Unbounded,
-                Some(after) => match score.total_cmp(&after.score) {
-                    // Every match sorts before the cursor: nothing left.
-                    Ordering::Greater => return Ok(empty),
-                    Ordering::Less => Bound::Unbounded,
-                    Ordering::Equal => Bound::Excluded(after.key),
-                },
-            };
-            let walk_budget = match source {
-                Source::All => Some(usize::MAX),
-                // The walk is worth it only if matches are dense; it gives up after as many
-                // parties as enumerating the candidates would visit, so the worst case is
-                // twice the cost of enumeration.
-                _ => Some(self.source_estimate(&plan, &source))
-                    .filter(|&candidates| candidates >= SCAN_CANDIDATES_MIN),
-            };
-            let walked =
-                walk_budget.map(|budget| self.scan_key_order(&plan, lower, wanted, budget));
-            match walked {
-                Some(Some(found)) => {
-                    note_plan(PlanTaken::KeyWalk);
-                    found
-                }
-                Some(None) => {
-                    note_plan(PlanTaken::KeyWalkGaveUp);
-                    self.collect_candidates(&plan, &source, after, wanted)
-                }
-                None => {
-                    note_plan(PlanTaken::Enumerate);
-                    self.collect_candidates(&plan, &source, after, wanted)
-                }
+        let mut found = match self.score_levels(&plan) {
+            Some(levels) => self.search_levels(&plan, &levels, after, wanted),
+            None => {
+                note_plan(PlanTaken::EnumerateScored);
+                // With a must-term the should-terms are optional: candidates come from the
+                // cheapest must-term. Without one, a match has to match some should-term.
+                let sources = if plan.musts.is_empty() {
+                    [Source::Shoulds]
+                } else {
+                    [Source::Must(self.cheapest_must(&plan.musts))]
+                };
+                self.collect_candidates(&plan, &sources, None, after, wanted)
             }
-        } else {
-            note_plan(PlanTaken::EnumerateScored);
-            self.collect_candidates(&plan, &source, after, wanted)
         };
 
         let cursor = if found.len() > limit {
@@ -907,12 +899,23 @@ impl SearchIndex {
         Ok(resolved)
     }
 
-    /// The must-term with the fewest candidates. Numeric ranges have no cheap count, so they are
-    /// counted only up to the best count so far.
+    /// The must-term with the fewest candidates. Keyword counts are free (posting lengths);
+    /// ranges have no cheap count, so they are counted last and only up to the best count so far
+    /// (and at most `RANGE_COUNT_MAX`).
     fn cheapest_must(&self, musts: &[Resolved]) -> usize {
+        if musts.len() == 1 {
+            return 0;
+        }
         let mut best = (0, usize::MAX);
-        for (index, resolved) in musts.iter().enumerate() {
-            let count = self.estimate(resolved, best.1);
+        let keyword_only = |r: &Resolved| r.numeric.is_none();
+        for (index, resolved) in musts.iter().enumerate().filter(|(_, r)| keyword_only(r)) {
+            let count = self.estimate(resolved, 0);
+            if count < best.1 {
+                best = (index, count);
+            }
+        }
+        for (index, resolved) in musts.iter().enumerate().filter(|(_, r)| !keyword_only(r)) {
+            let count = self.estimate(resolved, best.1.min(RANGE_COUNT_MAX));
             if count < best.1 {
                 best = (index, count);
             }
@@ -920,8 +923,9 @@ impl SearchIndex {
         best.0
     }
 
-    /// Candidate count of a term, exact for keywords, counted up to `budget` for ranges.
-    fn estimate(&self, resolved: &Resolved, budget: usize) -> usize {
+    /// Candidate count of a term: exact for keywords, counted up to `range_budget` for the
+    /// numeric part.
+    fn estimate(&self, resolved: &Resolved, range_budget: usize) -> usize {
         let mut count = 0usize;
         if let Some((field_id, terms)) = &resolved.keyword {
             let postings = &self.fields[*field_id as usize].postings;
@@ -932,51 +936,187 @@ impl SearchIndex {
         }
         if let Some((field_id, lower, upper)) = resolved.numeric {
             let numbers = &self.fields[field_id as usize].numbers;
-            let budget = budget.saturating_sub(count);
-            count += number_range(numbers, lower, upper).take(budget).count();
+            count += number_range(numbers, lower, upper)
+                .take(range_budget)
+                .count();
         }
         count
     }
 
-    fn source_estimate(&self, plan: &Plan, source: &Source) -> usize {
-        match source {
-            Source::All => self.len(),
-            Source::Must(index) => self.estimate(&plan.musts[*index], usize::MAX),
-            Source::Shoulds => plan
-                .shoulds
-                .iter()
-                .map(|s| self.estimate(s, usize::MAX))
-                .fold(0usize, usize::saturating_add),
-        }
+    /// Candidate count of a set of sources, for the key-walk budget (ranges capped, see
+    /// `RANGE_COUNT_MAX`).
+    fn sources_estimate(&self, plan: &Plan, sources: &[Source]) -> usize {
+        sources
+            .iter()
+            .map(|source| match *source {
+                Source::All => self.len(),
+                Source::Must(index) => self.estimate(&plan.musts[index], RANGE_COUNT_MAX),
+                Source::Should(index) => self.estimate(&plan.shoulds[index], RANGE_COUNT_MAX),
+                Source::Shoulds => plan
+                    .shoulds
+                    .iter()
+                    .map(|s| self.estimate(s, RANGE_COUNT_MAX))
+                    .fold(0usize, usize::saturating_add),
+            })
+            .fold(0usize, usize::saturating_add)
     }
 
-    /// Calls `visit` once per candidate doc of the source (deduplicated).
-    fn for_each_candidate(&self, plan: &Plan, source: &Source, mut visit: impl FnMut(DocId)) {
-        match source {
-            Source::All => {
-                for &doc_id in self.by_key.values() {
-                    visit(doc_id);
+    /// Splits the result order into score levels: a party's score is the must score plus the
+    /// boosts of the subset of should-terms it matches, so the possible scores are the subset
+    /// sums. Each level lists, per subset, the cheapest term every party of that subset must
+    /// match. None when there are too many should-terms or levels for this to pay off.
+    fn score_levels(&self, plan: &Plan) -> Option<Vec<ScoreLevel>> {
+        let shoulds = plan.shoulds.len();
+        if shoulds > LEVEL_SHOULDS_MAX {
+            return None;
+        }
+        let must_source = (!plan.musts.is_empty()).then(|| {
+            let index = self.cheapest_must(&plan.musts);
+            (
+                Source::Must(index),
+                self.estimate(&plan.musts[index], RANGE_COUNT_MAX),
+            )
+        });
+        let should_costs: Vec<usize> = plan
+            .shoulds
+            .iter()
+            .map(|s| self.estimate(s, RANGE_COUNT_MAX))
+            .collect();
+        let mut levels: Vec<ScoreLevel> = Vec::new();
+        // The empty subset is possible only when a must-term makes should-terms optional, or
+        // when there are no should-terms at all (then it is the only level).
+        let first_subset = if plan.should_required { 1u32 } else { 0 };
+        for subset in first_subset..(1u32 << shoulds) {
+            // Summed in query order, exactly as `score` sums, so equal levels are equal bits.
+            let mut score = plan.must_score;
+            let mut source = must_source;
+            for (index, should) in plan.shoulds.iter().enumerate() {
+                if subset & (1 << index) != 0 {
+                    score += should.boost;
+                    if source.is_none_or(|(_, cost)| should_costs[index] < cost) {
+                        source = Some((Source::Should(index), should_costs[index]));
+                    }
                 }
             }
-            Source::Must(index) if !plan.musts[*index].may_repeat_docs() => {
-                self.for_each_posting_doc(&plan.musts[*index], &mut visit);
-            }
-            Source::Must(index) => {
-                let mut seen = DocSet::new(self.docs.len());
-                self.for_each_posting_doc(&plan.musts[*index], &mut |doc_id| {
-                    if seen.insert(doc_id) {
-                        visit(doc_id);
+            let source = source.map_or(Source::All, |(source, _)| source);
+            let existing = levels
+                .iter()
+                .position(|level| level.score.total_cmp(&score) == Ordering::Equal);
+            match existing {
+                Some(at) => {
+                    if !levels[at].sources.contains(&source) {
+                        levels[at].sources.push(source);
                     }
-                });
+                }
+                None if levels.len() == SCORE_LEVELS_MAX => return None,
+                None => levels.push(ScoreLevel {
+                    score,
+                    sources: vec![source],
+                }),
             }
-            Source::Shoulds => {
-                let mut seen = DocSet::new(self.docs.len());
-                for should in &plan.shoulds {
-                    self.for_each_posting_doc(should, &mut |doc_id| {
-                        if seen.insert(doc_id) {
-                            visit(doc_id);
-                        }
+        }
+        levels.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Some(levels)
+    }
+
+    /// Fills a page level by level, best score first. Within a level every match has the same
+    /// score, so the order is the key order: a dense level is answered by walking parties in
+    /// key order and stopping once the page is full; a sparse one (the walk gives up after as
+    /// many parties as its candidates) by enumerating its candidates.
+    fn search_levels(
+        &self,
+        plan: &Plan,
+        levels: &[ScoreLevel],
+        after: Option<Position>,
+        wanted: usize,
+    ) -> Vec<Position> {
+        let mut found = Vec::with_capacity(wanted);
+        for level in levels {
+            let lower = match after {
+                None => Bound::Unbounded,
+                Some(after) => match level.score.total_cmp(&after.score) {
+                    // The whole level sorts before the cursor: served on earlier pages.
+                    Ordering::Greater => continue,
+                    Ordering::Equal => Bound::Excluded(after.key),
+                    Ordering::Less => Bound::Unbounded,
+                },
+            };
+            let need = wanted - found.len();
+            let walk_budget = if level.sources.contains(&Source::All) {
+                Some(usize::MAX)
+            } else {
+                Some(self.sources_estimate(plan, &level.sources))
+                    .filter(|&candidates| candidates >= SCAN_CANDIDATES_MIN)
+            };
+            let walked = walk_budget
+                .and_then(|budget| self.scan_key_order(plan, level.score, lower, need, budget));
+            let level_found = match (walked, walk_budget) {
+                (Some(level_found), _) => {
+                    note_plan(PlanTaken::KeyWalk);
+                    level_found
+                }
+                (None, budget) => {
+                    note_plan(if budget.is_some() {
+                        PlanTaken::KeyWalkGaveUp
+                    } else {
+                        PlanTaken::Enumerate
                     });
+                    let level_after = match lower {
+                        Bound::Excluded(key) => Some(Position {
+                            score: level.score,
+                            key,
+                        }),
+                        _ => None,
+                    };
+                    self.collect_candidates(
+                        plan,
+                        &level.sources,
+                        Some(level.score),
+                        level_after,
+                        need,
+                    )
+                }
+            };
+            found.extend(level_found);
+            if found.len() == wanted {
+                break;
+            }
+        }
+        found
+    }
+
+    /// Calls `visit` once per candidate doc of the sources (deduplicated).
+    fn for_each_candidate(&self, plan: &Plan, sources: &[Source], mut visit: impl FnMut(DocId)) {
+        let term = |source: &Source| match *source {
+            Source::Must(index) => Some(&plan.musts[index]),
+            Source::Should(index) => Some(&plan.shoulds[index]),
+            Source::All | Source::Shoulds => None,
+        };
+        if sources.contains(&Source::All) {
+            for &doc_id in self.by_key.values() {
+                visit(doc_id);
+            }
+            return;
+        }
+        if let [source] = sources {
+            if let Some(resolved) = term(source).filter(|r| !r.may_repeat_docs()) {
+                self.for_each_posting_doc(resolved, &mut visit);
+                return;
+            }
+        }
+        let mut seen = DocSet::new(self.docs.len());
+        let mut visit_once = |doc_id| {
+            if seen.insert(doc_id) {
+                visit(doc_id);
+            }
+        };
+        for source in sources {
+            match term(source) {
+                Some(resolved) => self.for_each_posting_doc(resolved, &mut visit_once),
+                None => {
+                    for should in &plan.shoulds {
+                        self.for_each_posting_doc(should, &mut visit_once);
+                    }
                 }
             }
         }
@@ -1000,32 +1140,38 @@ impl SearchIndex {
         }
     }
 
-    /// Enumerates all candidates, keeps those after the cursor, returns the best `wanted` in
-    /// result order.
+    /// Enumerates all candidates of the sources, keeps the matches after the cursor (and, with
+    /// `level`, only those of that score), returns the best `wanted` in result order.
     fn collect_candidates(
         &self,
         plan: &Plan,
-        source: &Source,
+        sources: &[Source],
+        level: Option<f64>,
         after: Option<Position>,
         wanted: usize,
     ) -> Vec<Position> {
-        let skip_must = match source {
-            Source::Must(index) => Some(*index),
+        // A lone must-term source is known to match every candidate: skip re-checking it.
+        let skip_must = match sources {
+            [Source::Must(index)] => Some(*index),
             _ => None,
         };
         let mut found = Vec::new();
-        self.for_each_candidate(plan, source, |doc_id| {
+        self.for_each_candidate(plan, sources, |doc_id| {
             let doc = &self.docs[doc_id as usize];
-            if let Some(score) = self.score(plan, doc, skip_must) {
-                let position = Position {
-                    score,
-                    key: doc.key,
-                };
-                let is_after =
-                    after.is_none_or(|after| result_order(&position, &after) == Ordering::Greater);
-                if is_after {
-                    found.push(position);
-                }
+            let Some(score) = self.score(plan, doc, skip_must) else {
+                return;
+            };
+            if level.is_some_and(|level| level.total_cmp(&score) != Ordering::Equal) {
+                return;
+            }
+            let position = Position {
+                score,
+                key: doc.key,
+            };
+            let is_after =
+                after.is_none_or(|after| result_order(&position, &after) == Ordering::Greater);
+            if is_after {
+                found.push(position);
             }
         });
         if found.len() > wanted {
@@ -1036,11 +1182,12 @@ impl SearchIndex {
         found
     }
 
-    /// Walks parties in key order from `lower`, stopping at `wanted` matches. Only valid when
-    /// every match has the same score. Returns None after `budget` parties without finishing.
+    /// Walks parties in key order from `lower`, collecting matches scoring exactly `level`,
+    /// stopping at `wanted`. Returns None after `budget` parties without finishing.
     fn scan_key_order(
         &self,
         plan: &Plan,
+        level: f64,
         lower: Bound<u128>,
         wanted: usize,
         budget: usize,
@@ -1051,7 +1198,8 @@ impl SearchIndex {
                 return None;
             }
             let doc = &self.docs[doc_id as usize];
-            if let Some(score) = self.score(plan, doc, None) {
+            let score = self.score(plan, doc, None);
+            if let Some(score) = score.filter(|s| s.total_cmp(&level) == Ordering::Equal) {
                 found.push(Position {
                     score,
                     key: doc.key,
@@ -2163,11 +2311,17 @@ mod tests {
             "member_count:>=1",
             "label.none:x",
         ];
-        let count = rng.below(4);
+        // Mostly short queries; sometimes long ones with varied boosts, whose many score
+        // levels take the enumerate-and-score path.
+        let count = if rng.below(6) == 0 {
+            5 + rng.below(5)
+        } else {
+            rng.below(4)
+        };
         let mut out = Vec::new();
         for _ in 0..count {
             let prefix = rng.pick(&["", "", "+", "-"]);
-            let boost = rng.pick(&["", "", "", "^2", "^0.5"]);
+            let boost = rng.pick(&["", "", "", "^2", "^0.5", "^3", "^0.25"]);
             out.push(format!("{prefix}{}{boost}", rng.pick(&terms)));
         }
         out.join(" ")
