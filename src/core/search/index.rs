@@ -2384,8 +2384,10 @@ mod tests {
             }
         }
         let plans = PLANS_TAKEN.with(|counts| counts.get());
+        // One replayed seed need not reach every plan; the default seed set must.
+        let replaying = std::env::var("HUDDLE_SEARCH_SEED").is_ok();
         assert!(
-            plans.iter().all(|&n| n > 0),
+            replaying || plans.iter().all(|&n| n > 0),
             "every plan exercised: {plans:?}"
         );
     }
