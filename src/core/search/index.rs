@@ -48,6 +48,13 @@ const SCAN_CANDIDATES_MIN: usize = 256;
 /// walk (a walk that gives up after this many parties costs tens of microseconds).
 const RANGE_COUNT_MAX: usize = 4096;
 
+/// Postings at least this long also keep a bitmap over doc ids. A bitmap costs one bit per doc
+/// slot (12.5 KiB at 100k parties), as much as a posting of 3,200 docs; from 1,024 docs on, the
+/// faster candidate checks are worth the extra memory.
+/// Unit tests index a few hundred parties, so there the threshold is low enough for bitmaps to
+/// come and go during the differential test.
+const BITS_POSTING_MIN: usize = if cfg!(test) { 64 } else { 1024 };
+
 /// Score levels are the subset sums of the should-terms' boosts: at most 2^8 subsets are
 /// enumerated, and beyond 16 distinct levels a page could need many sparse levels, so such
 /// queries enumerate and score all their candidates instead.
@@ -158,6 +165,10 @@ struct NumberEntry {
 struct Doc {
     key: u128,
     open: bool,
+    /// Copies of the built-in numbers (also in `numbers`), as ordered bits, so checking them
+    /// does not chase the list pointer.
+    max_size: u64,
+    member_count: u64,
     /// Sorted by (field, term), no duplicates.
     keywords: Vec<KeywordEntry>,
     /// Sorted by (field, value), no duplicates.
@@ -170,6 +181,55 @@ struct Posting {
     term: Box<str>,
     /// Unsorted; order is irrelevant because results are ordered by (score, key).
     docs: Vec<DocId>,
+    /// For large postings only (see `BITS_POSTING_MIN`): bit `d` set iff doc `d` is in `docs`.
+    /// Checking a candidate against a common term is then one read of a small, cache-resident
+    /// bitmap instead of a walk to the candidate's own lists.
+    bits: Vec<u64>,
+}
+
+impl Posting {
+    /// Appends a doc; returns its position.
+    fn push(&mut self, doc_id: DocId) -> u32 {
+        let pos = posting_pos(self.docs.len());
+        self.docs.push(doc_id);
+        if !self.bits.is_empty() {
+            set_bit(&mut self.bits, doc_id);
+        } else if self.docs.len() >= BITS_POSTING_MIN {
+            for &doc_id in &self.docs {
+                set_bit(&mut self.bits, doc_id);
+            }
+        }
+        pos
+    }
+
+    /// `swap_remove` at `pos`; returns the doc moved into `pos`, if any.
+    fn swap_remove(&mut self, pos: usize) -> Option<DocId> {
+        let removed = self.docs.swap_remove(pos);
+        if !self.bits.is_empty() {
+            // Below half the threshold the bitmap goes; the gap avoids rebuilding it on every
+            // join and leave around the threshold.
+            if self.docs.len() < BITS_POSTING_MIN / 2 {
+                self.bits = Vec::new();
+            } else {
+                let word = &mut self.bits[removed as usize / 64];
+                *word &= !(1u64 << (removed % 64));
+            }
+        }
+        self.docs.get(pos).copied()
+    }
+}
+
+fn set_bit(bits: &mut Vec<u64>, doc_id: DocId) {
+    let word = doc_id as usize / 64;
+    if word >= bits.len() {
+        bits.resize(word + 1, 0);
+    }
+    bits[word] |= 1u64 << (doc_id % 64);
+}
+
+fn test_bit(bits: &[u64], doc_id: DocId) -> bool {
+    bits.get(doc_id as usize / 64)
+        .is_some_and(|word| word & (1u64 << (doc_id % 64)) != 0)
 }
 
 #[derive(Debug, Default)]
@@ -190,15 +250,26 @@ enum FlatValue {
 }
 
 /// A query term resolved against the current dictionaries. Matches a doc if either part does.
-struct Resolved {
+struct Resolved<'a> {
     /// (field, sorted term ids); absent when no term of the dictionary matches.
     keyword: Option<(FieldId, Vec<TermId>)>,
+    /// The bitmaps of the keyword terms, when every one of them has a bitmap.
+    keyword_bits: Vec<&'a [u64]>,
     /// (field, lower, upper) over ordered bits.
     numeric: Option<(FieldId, Bound<u64>, Bound<u64>)>,
     boost: f64,
 }
 
-impl Resolved {
+impl Resolved<'_> {
+    /// Whether checking a doc needs no walk to the doc's own lists.
+    fn is_cheap(&self) -> bool {
+        let keyword_cheap = self.keyword.is_none() || !self.keyword_bits.is_empty();
+        let numeric_cheap = self
+            .numeric
+            .is_none_or(|(field, ..)| field == FIELD_MAX_SIZE || field == FIELD_MEMBER_COUNT);
+        keyword_cheap && numeric_cheap
+    }
+
     fn matches_nothing(&self) -> bool {
         self.keyword.is_none() && self.numeric.is_none()
     }
@@ -214,10 +285,10 @@ impl Resolved {
 }
 
 /// A resolved query plus everything the per-candidate check needs.
-struct Plan {
-    musts: Vec<Resolved>,
-    shoulds: Vec<Resolved>,
-    must_nots: Vec<Resolved>,
+struct Plan<'a> {
+    musts: Vec<Resolved<'a>>,
+    shoulds: Vec<Resolved<'a>>,
+    must_nots: Vec<Resolved<'a>>,
     open_filter: Option<bool>,
     /// Sum of the must boosts, in query order.
     must_score: f64,
@@ -410,13 +481,12 @@ impl SearchIndex {
         let mut doc_keywords = Vec::with_capacity(keywords.len());
         for (field_id, term) in keywords {
             let field = &mut self.fields[field_id as usize];
-            let posting = &mut field.postings[term as usize];
+            let posting_pos = field.postings[term as usize].push(doc_id);
             doc_keywords.push(KeywordEntry {
                 field: field_id,
                 term,
-                posting_pos: posting_pos(posting.docs.len()),
+                posting_pos,
             });
-            posting.docs.push(doc_id);
             field.entries += 1;
         }
         for entry in &numbers {
@@ -429,6 +499,8 @@ impl SearchIndex {
         let doc = &mut self.docs[doc_id as usize];
         doc.key = key;
         doc.open = party.open;
+        doc.max_size = ordered_bits(f64::from(party.max_size));
+        doc.member_count = ordered_bits(f64::from(party.member_count));
         doc.keywords = doc_keywords;
         doc.numbers = numbers;
         self.debug_check_doc(doc_id);
@@ -450,6 +522,7 @@ impl SearchIndex {
             .position(|entry| entry.field == FIELD_MEMBER_COUNT)
             .expect("every doc has a member_count entry");
         let old = std::mem::replace(&mut doc.numbers[at].value, value);
+        doc.member_count = value;
         let numbers = &mut self.fields[FIELD_MEMBER_COUNT as usize].numbers;
         let removed = numbers.remove(&(old, doc_id));
         debug_assert!(removed, "member_count entry and field set agree");
@@ -478,8 +551,7 @@ impl SearchIndex {
         }
         remove_from_posting(&mut self.fields, &mut self.docs, doc_id, entry);
         let posting = &mut self.fields[FIELD_OPEN as usize].postings[new_term as usize];
-        let pos = posting_pos(posting.docs.len());
-        posting.docs.push(doc_id);
+        let pos = posting.push(doc_id);
         let entry = &mut self.docs[doc_id as usize].keywords[at];
         entry.term = new_term;
         entry.posting_pos = pos;
@@ -560,6 +632,8 @@ impl SearchIndex {
             }
         }
         plan.should_required = plan.musts.is_empty() && should_written;
+        // Check cheap must-terms first (the score was summed in query order above already).
+        plan.musts.sort_by_key(|must| !must.is_cheap());
         if plan.should_required && plan.shoulds.is_empty() {
             return Ok(empty);
         }
@@ -610,6 +684,7 @@ impl SearchIndex {
             for posting in &field.postings {
                 // The term text is held twice: dictionary key and posting copy.
                 bytes += 2 * posting.term.len() + posting.docs.capacity() * size_of::<DocId>();
+                bytes += posting.bits.capacity() * size_of::<u64>();
             }
             bytes += field.postings.capacity() * size_of::<Posting>();
             bytes += btree(field.terms.len(), size_of::<(Box<str>, TermId)>());
@@ -665,7 +740,15 @@ impl SearchIndex {
             );
             assert_eq!(field.entries, postings_len + field.numbers.len());
             for (term, &term_id) in &field.terms {
-                assert_eq!(&field.postings[term_id as usize].term, term);
+                let posting = &field.postings[term_id as usize];
+                assert_eq!(&posting.term, term);
+                if !posting.bits.is_empty() {
+                    let ones: u32 = posting.bits.iter().map(|w| w.count_ones()).sum();
+                    assert_eq!(ones as usize, posting.docs.len(), "bitmap matches posting");
+                    assert!(posting.docs.len() >= BITS_POSTING_MIN / 2);
+                } else {
+                    assert!(posting.docs.len() < BITS_POSTING_MIN);
+                }
             }
             assert_eq!(
                 field.terms.len() + field.free_terms.len(),
@@ -714,6 +797,7 @@ impl SearchIndex {
                 Some(&doc_id),
                 "keyword pair"
             );
+            assert!(posting.bits.is_empty() || test_bit(&posting.bits, doc_id));
         }
         for entry in &doc.numbers {
             assert!(self.fields[entry.field as usize]
@@ -727,8 +811,17 @@ impl SearchIndex {
             .map(|e| e.term)
             .collect();
         assert_eq!(open_terms, [if doc.open { TERM_TRUE } else { TERM_FALSE }]);
-        for builtin in [FIELD_MAX_SIZE, FIELD_MEMBER_COUNT] {
-            assert_eq!(doc.numbers.iter().filter(|e| e.field == builtin).count(), 1);
+        for (builtin, copy) in [
+            (FIELD_MAX_SIZE, doc.max_size),
+            (FIELD_MEMBER_COUNT, doc.member_count),
+        ] {
+            let values: Vec<u64> = doc
+                .numbers
+                .iter()
+                .filter(|e| e.field == builtin)
+                .map(|e| e.value)
+                .collect();
+            assert_eq!(values, [copy], "one built-in number, copied on the doc");
         }
     }
 
@@ -761,6 +854,7 @@ impl SearchIndex {
         let posting = Posting {
             term: text.into(),
             docs: Vec::new(),
+            bits: Vec::new(),
         };
         let term_id = match field.free_terms.pop() {
             Some(term_id) => {
@@ -830,9 +924,10 @@ impl SearchIndex {
         }
     }
 
-    fn resolve(&self, clause: &Clause) -> Result<Resolved, SearchError> {
+    fn resolve(&self, clause: &Clause) -> Result<Resolved<'_>, SearchError> {
         let mut resolved = Resolved {
             keyword: None,
+            keyword_bits: Vec::new(),
             numeric: None,
             boost: clause.boost,
         };
@@ -894,6 +989,15 @@ impl SearchIndex {
         if let Some((field_id, ..)) = resolved.numeric {
             if self.fields[field_id as usize].numbers.is_empty() {
                 resolved.numeric = None;
+            }
+        }
+        if let Some((field_id, terms)) = &resolved.keyword {
+            let postings = &self.fields[*field_id as usize].postings;
+            if terms.iter().all(|&t| !postings[t as usize].bits.is_empty()) {
+                resolved.keyword_bits = terms
+                    .iter()
+                    .map(|&t| postings[t as usize].bits.as_slice())
+                    .collect();
             }
         }
         Ok(resolved)
@@ -1158,7 +1262,7 @@ impl SearchIndex {
         let mut found = Vec::new();
         self.for_each_candidate(plan, sources, |doc_id| {
             let doc = &self.docs[doc_id as usize];
-            let Some(score) = self.score(plan, doc, skip_must) else {
+            let Some(score) = self.score(plan, doc_id, skip_must) else {
                 return;
             };
             if level.is_some_and(|level| level.total_cmp(&score) != Ordering::Equal) {
@@ -1198,7 +1302,7 @@ impl SearchIndex {
                 return None;
             }
             let doc = &self.docs[doc_id as usize];
-            let score = self.score(plan, doc, None);
+            let score = self.score(plan, doc_id, None);
             if let Some(score) = score.filter(|s| s.total_cmp(&level) == Ordering::Equal) {
                 found.push(Position {
                     score,
@@ -1214,22 +1318,29 @@ impl SearchIndex {
 
     /// The doc's score if it matches the plan. `skip_must` names a must-term already known to
     /// match (the candidate source).
-    fn score(&self, plan: &Plan, doc: &Doc, skip_must: Option<usize>) -> Option<f64> {
-        if plan.open_filter.is_some_and(|open| open != doc.open) {
-            return None;
-        }
+    /// Must-terms come first and cheap ones (bitmaps) before the rest (see `search`), so most
+    /// rejected candidates are rejected without reading the doc's own lists.
+    fn score(&self, plan: &Plan, doc_id: DocId, skip_must: Option<usize>) -> Option<f64> {
+        let doc = &self.docs[doc_id as usize];
         for (index, must) in plan.musts.iter().enumerate() {
-            if skip_must != Some(index) && !doc_matches(must, doc) {
+            if skip_must != Some(index) && !doc_matches(must, doc_id, doc) {
                 return None;
             }
         }
-        if plan.must_nots.iter().any(|not| doc_matches(not, doc)) {
+        if plan.open_filter.is_some_and(|open| open != doc.open) {
+            return None;
+        }
+        if plan
+            .must_nots
+            .iter()
+            .any(|not| doc_matches(not, doc_id, doc))
+        {
             return None;
         }
         let mut score = plan.must_score;
         let mut should_matched = false;
         for should in &plan.shoulds {
-            if doc_matches(should, doc) {
+            if doc_matches(should, doc_id, doc) {
                 score += should.boost;
                 should_matched = true;
             }
@@ -1241,10 +1352,19 @@ impl SearchIndex {
     }
 }
 
-/// Whether a doc holds a value matching the resolved term: binary searches in its sorted lists.
-fn doc_matches(resolved: &Resolved, doc: &Doc) -> bool {
+/// Whether a doc holds a value matching the resolved term: bitmap reads when the postings have
+/// them, the built-in numbers from the doc itself, otherwise binary searches in its lists.
+fn doc_matches(resolved: &Resolved, doc_id: DocId, doc: &Doc) -> bool {
     if let Some((field_id, terms)) = &resolved.keyword {
-        if let [term] = terms.as_slice() {
+        if !resolved.keyword_bits.is_empty() {
+            if resolved
+                .keyword_bits
+                .iter()
+                .any(|bits| test_bit(bits, doc_id))
+            {
+                return true;
+            }
+        } else if let [term] = terms.as_slice() {
             let found = doc
                 .keywords
                 .binary_search_by(|e| (e.field, e.term).cmp(&(*field_id, *term)))
@@ -1265,6 +1385,11 @@ fn doc_matches(resolved: &Resolved, doc: &Doc) -> bool {
         }
     }
     if let Some((field_id, lower, upper)) = resolved.numeric {
+        match field_id {
+            FIELD_MAX_SIZE => return (lower, upper).contains(&doc.max_size),
+            FIELD_MEMBER_COUNT => return (lower, upper).contains(&doc.member_count),
+            _ => {}
+        }
         let start = doc.numbers.partition_point(|e| e.field < field_id);
         let in_field = doc.numbers[start..]
             .iter()
@@ -1284,8 +1409,7 @@ fn remove_from_posting(fields: &mut [Field], docs: &mut [Doc], doc_id: DocId, en
     let posting = &mut fields[entry.field as usize].postings[entry.term as usize];
     let pos = entry.posting_pos as usize;
     debug_assert_eq!(posting.docs.get(pos), Some(&doc_id), "keyword pair");
-    posting.docs.swap_remove(pos);
-    if let Some(&moved) = posting.docs.get(pos) {
+    if let Some(moved) = posting.swap_remove(pos) {
         let moved_keywords = &mut docs[moved as usize].keywords;
         // Invariant: the moved doc is in this posting, so it holds the entry.
         let at = moved_keywords
