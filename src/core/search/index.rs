@@ -5,7 +5,9 @@
 //! `Vec<DocId>`s, plus a `BTreeSet<(ordered number, DocId)>` for its numbers. Each doc keeps its
 //! own sorted lists of (field, term, position in the posting) and (field, number): removal is
 //! `swap_remove` at a known position (O(1), fixing up the one doc that moved), and checking
-//! whether a candidate matches a term is a binary search in the candidate's own short lists.
+//! whether a candidate matches a term is a binary search in the candidate's own short lists, or
+//! one bit of the term's bitmap when its posting is large (common terms are the ones checked
+//! most). The built-in numbers are also copied onto the doc for the same reason.
 //! Label values are indexed twice: under their field and under the pseudo-field "any label",
 //! which answers bare terms without visiting every field.
 
@@ -632,6 +634,7 @@ impl SearchIndex {
             }
         }
         plan.should_required = plan.musts.is_empty() && should_written;
+        merge_must_ranges(&mut plan.musts);
         // Check cheap must-terms first (the score was summed in query order above already).
         plan.musts.sort_by_key(|must| !must.is_cheap());
         if plan.should_required && plan.shoulds.is_empty() {
@@ -1135,6 +1138,12 @@ impl SearchIndex {
         wanted: usize,
     ) -> Vec<Position> {
         let mut found = Vec::with_capacity(wanted);
+        let parties = self.len().max(1) as f64;
+        let must_costs: Vec<usize> = plan
+            .musts
+            .iter()
+            .map(|must| self.estimate(must, RANGE_COUNT_MAX))
+            .collect();
         for level in levels {
             let lower = match after {
                 None => Bound::Unbounded,
@@ -1149,8 +1158,18 @@ impl SearchIndex {
             let walk_budget = if level.sources.contains(&Source::All) {
                 Some(usize::MAX)
             } else {
-                Some(self.sources_estimate(plan, &level.sources))
-                    .filter(|&candidates| candidates >= SCAN_CANDIDATES_MIN)
+                // Expected matches if terms were independent: the walk visits about
+                // `need × parties / matches` parties, worth it only below the candidate count.
+                let candidates = self.sources_estimate(plan, &level.sources);
+                let matches = must_costs
+                    .iter()
+                    .enumerate()
+                    .filter(|(index, _)| !level.sources.contains(&Source::Must(*index)))
+                    .fold(candidates as f64, |m, (_, &cost)| m * cost as f64 / parties);
+                let walk_expected = need as f64 * parties / matches.max(1.0);
+                Some(candidates).filter(|&candidates| {
+                    candidates >= SCAN_CANDIDATES_MIN && walk_expected < candidates as f64
+                })
             };
             let walked = walk_budget
                 .and_then(|budget| self.scan_key_order(plan, level.score, lower, need, budget));
@@ -1401,6 +1420,64 @@ fn doc_matches(resolved: &Resolved, doc_id: DocId, doc: &Doc) -> bool {
         }
     }
     false
+}
+
+/// Folds must-terms that are pure numeric ranges on the same field into one range, so
+/// `+label.skill:>=1000 +label.skill:<1030` enumerates the 30 values in between rather than
+/// everything above 1000.
+fn merge_must_ranges(musts: &mut Vec<Resolved<'_>>) {
+    let mut index = 0;
+    while index < musts.len() {
+        if let (None, Some((field_id, mut lower, mut upper))) =
+            (&musts[index].keyword, musts[index].numeric)
+        {
+            let mut other = index + 1;
+            while other < musts.len() {
+                match (&musts[other].keyword, musts[other].numeric) {
+                    (None, Some((other_field, other_lower, other_upper)))
+                        if other_field == field_id =>
+                    {
+                        lower = tighter_lower(lower, other_lower);
+                        upper = tighter_upper(upper, other_upper);
+                        musts.remove(other);
+                    }
+                    _ => other += 1,
+                }
+            }
+            musts[index].numeric = Some((field_id, lower, upper));
+        }
+        index += 1;
+    }
+}
+
+fn tighter_lower(a: Bound<u64>, b: Bound<u64>) -> Bound<u64> {
+    match (a, b) {
+        (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
+        (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.max(y)),
+        (Bound::Excluded(x), Bound::Excluded(y)) => Bound::Excluded(x.max(y)),
+        (Bound::Included(i), Bound::Excluded(e)) | (Bound::Excluded(e), Bound::Included(i)) => {
+            if e >= i {
+                Bound::Excluded(e)
+            } else {
+                Bound::Included(i)
+            }
+        }
+    }
+}
+
+fn tighter_upper(a: Bound<u64>, b: Bound<u64>) -> Bound<u64> {
+    match (a, b) {
+        (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
+        (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.min(y)),
+        (Bound::Excluded(x), Bound::Excluded(y)) => Bound::Excluded(x.min(y)),
+        (Bound::Included(i), Bound::Excluded(e)) | (Bound::Excluded(e), Bound::Included(i)) => {
+            if e <= i {
+                Bound::Excluded(e)
+            } else {
+                Bound::Included(i)
+            }
+        }
+    }
 }
 
 /// Removes a doc's keyword entry from its posting list, fixing the position of the doc that
@@ -1778,6 +1855,13 @@ mod tests {
         assert_eq!(keys(&index, "+label.skill:>-3.6"), [1, 2, 3]);
         assert_eq!(keys(&index, "+label.skill:>-3.5"), [1, 3]);
         assert_eq!(keys(&index, "+label.skill:<0"), [2]);
+        // Two ranges on one field are one interval (merged into a single range internally).
+        assert_eq!(keys(&index, "+label.skill:>=0 +label.skill:<=12"), [1]);
+        assert_eq!(keys(&index, "+label.skill:>-4 +label.skill:<31 +label.skill:>12"), [3]);
+        assert_eq!(keys(&index, "+label.skill:>12 +label.skill:<12"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+label.skill:>=12 +label.skill:<=12"), [1]);
+        assert_eq!(keys(&index, "+label.skill:>12 +label.skill:<=12"), Vec::<u128>::new());
+        assert_eq!(keys(&index, "+label.skill:12 +label.skill:>=12"), [1]);
     }
 
     #[test]

@@ -51,15 +51,21 @@
 //!
 //! An inverted index, never a scan of every party per search: per field a term dictionary
 //! (`BTreeMap`, so wildcards expand over the prefix range before any `*` or `?`) with a posting
-//! list per term, and per field an ordered set of (number, party) for ranges. Updates cost a few
-//! `O(log n)` operations per indexed value. A search picks the cheapest must-term (or the union
-//! of should-terms) as its candidate source and checks the other terms against the candidate's
-//! own sorted value lists. When every match has the same score (no should-terms, or a single
-//! should-term and no must-term), results are in key order, so a broad query walks parties in
-//! key order from the cursor and stops after `limit + 1` matches (with a bounded budget, after
-//! which it falls back to enumerating candidates). When scores differ, the matching candidates
-//! are all scored and the top `limit + 1` selected, so a broad *boosted* query costs time
-//! proportional to its matches. Nothing iterates a `HashMap`: results are deterministic.
+//! list per term (plus a bitmap over doc ids once a posting is large), and per field an ordered
+//! set of (number, party) for ranges. Updates cost a few `O(log n)` operations per indexed
+//! value. A search checks candidates against each term through the bitmaps or the candidate's
+//! own sorted value lists, cheap checks first.
+//!
+//! The result order is split into *score levels*: a party's score is the must score plus the
+//! boosts of the subset of should-terms it matches, so the possible scores are known before
+//! looking at any party. Within a level every match has the same score, so results are in key
+//! order. Each level is answered either by walking parties in key order from the cursor and
+//! stopping as soon as the page is full (dense levels: a broad query costs about `limit`
+//! parties, not its match count), or, when that walk has visited as many parties as the level
+//! has candidates without filling the page, by enumerating the cheapest term every party of the
+//! level must match. A query with more than 8 should-terms or 16 distinct levels falls back to
+//! enumerating and scoring every candidate. Nothing iterates a `HashMap`: results are
+//! deterministic.
 //!
 //! # Bounds
 //!
