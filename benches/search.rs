@@ -57,7 +57,7 @@ fn build() -> SearchIndex {
     index
 }
 
-const QUERIES: [(&str, &str); 9] = [
+const QUERIES: [(&str, &str); 10] = [
     ("selective_exact", "+label.name:party-4242"),
     (
         "selective_and",
@@ -73,6 +73,12 @@ const QUERIES: [(&str, &str); 9] = [
     ("free_seat", "+member_count:<2 +max_size:>=6"),
     ("wildcard", "+label.region:eu-* +label.tags:t1?"),
     ("bare_terms", "ranked t7"),
+    // 5 should-terms with distinct boosts: 31 score levels, beyond the level planner's 16, so
+    // every candidate is enumerated and scored (the known slow shape).
+    (
+        "scored_many_levels",
+        "label.mode:ranked^5 label.region:eu-west^3 label.voice:true^2 label.tags:t1^1.5 label.tags:t2^1.25",
+    ),
 ];
 
 fn parsed(text: &str) -> Query {

@@ -1139,10 +1139,23 @@ impl SearchIndex {
     ) -> Vec<Position> {
         let mut found = Vec::with_capacity(wanted);
         let parties = self.len().max(1) as f64;
-        let must_costs: Vec<usize> = plan
+        // A range counted up to `RANGE_COUNT_MAX` may be far larger: for the density estimate
+        // it is taken as matching everything, which favours trying the walk (its budget still
+        // bounds the cost of a wrong guess).
+        let range_capped = |resolved: &Resolved, count: usize| {
+            resolved.numeric.is_some() && count >= RANGE_COUNT_MAX
+        };
+        let must_selectivity: Vec<f64> = plan
             .musts
             .iter()
-            .map(|must| self.estimate(must, RANGE_COUNT_MAX))
+            .map(|must| {
+                let count = self.estimate(must, RANGE_COUNT_MAX);
+                if range_capped(must, count) {
+                    1.0
+                } else {
+                    count as f64 / parties
+                }
+            })
             .collect();
         for level in levels {
             let lower = match after {
@@ -1161,11 +1174,21 @@ impl SearchIndex {
                 // Expected matches if terms were independent: the walk visits about
                 // `need × parties / matches` parties, worth it only below the candidate count.
                 let candidates = self.sources_estimate(plan, &level.sources);
-                let matches = must_costs
+                let source_capped = level.sources.iter().any(|source| match *source {
+                    Source::Must(index) => range_capped(&plan.musts[index], candidates),
+                    Source::Should(index) => range_capped(&plan.shoulds[index], candidates),
+                    Source::All | Source::Shoulds => false,
+                });
+                let source_matches = if source_capped {
+                    parties
+                } else {
+                    candidates as f64
+                };
+                let matches = must_selectivity
                     .iter()
                     .enumerate()
                     .filter(|(index, _)| !level.sources.contains(&Source::Must(*index)))
-                    .fold(candidates as f64, |m, (_, &cost)| m * cost as f64 / parties);
+                    .fold(source_matches, |m, (_, &selectivity)| m * selectivity);
                 let walk_expected = need as f64 * parties / matches.max(1.0);
                 Some(candidates).filter(|&candidates| {
                     candidates >= SCAN_CANDIDATES_MIN && walk_expected < candidates as f64
@@ -1857,10 +1880,19 @@ mod tests {
         assert_eq!(keys(&index, "+label.skill:<0"), [2]);
         // Two ranges on one field are one interval (merged into a single range internally).
         assert_eq!(keys(&index, "+label.skill:>=0 +label.skill:<=12"), [1]);
-        assert_eq!(keys(&index, "+label.skill:>-4 +label.skill:<31 +label.skill:>12"), [3]);
-        assert_eq!(keys(&index, "+label.skill:>12 +label.skill:<12"), Vec::<u128>::new());
+        assert_eq!(
+            keys(&index, "+label.skill:>-4 +label.skill:<31 +label.skill:>12"),
+            [3]
+        );
+        assert_eq!(
+            keys(&index, "+label.skill:>12 +label.skill:<12"),
+            Vec::<u128>::new()
+        );
         assert_eq!(keys(&index, "+label.skill:>=12 +label.skill:<=12"), [1]);
-        assert_eq!(keys(&index, "+label.skill:>12 +label.skill:<=12"), Vec::<u128>::new());
+        assert_eq!(
+            keys(&index, "+label.skill:>12 +label.skill:<=12"),
+            Vec::<u128>::new()
+        );
         assert_eq!(keys(&index, "+label.skill:12 +label.skill:>=12"), [1]);
     }
 
