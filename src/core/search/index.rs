@@ -1288,6 +1288,10 @@ impl SearchIndex {
 
     /// Enumerates all candidates of the sources, keeps the matches after the cursor (and, with
     /// `level`, only those of that score), returns the best `wanted` in result order.
+    ///
+    /// The page is kept sorted and bounded as it fills, and a candidate's score (from the
+    /// should-terms, usually bitmap reads) is computed before anything else: a candidate that
+    /// cannot enter the page is dropped without reading the doc or its lists.
     fn collect_candidates(
         &self,
         plan: &Plan,
@@ -1301,30 +1305,42 @@ impl SearchIndex {
             [Source::Must(index)] => Some(*index),
             _ => None,
         };
-        let mut found = Vec::new();
+        let mut found: Vec<Position> = Vec::with_capacity(wanted + 1);
         self.for_each_candidate(plan, sources, |doc_id| {
-            let doc = &self.docs[doc_id as usize];
-            let Some(score) = self.score(plan, doc_id, skip_must) else {
+            let Some(score) = self.should_score(plan, doc_id) else {
                 return;
             };
             if level.is_some_and(|level| level.total_cmp(&score) != Ordering::Equal) {
                 return;
             }
+            // Scores strictly better than the cursor's were served on earlier pages; scores
+            // strictly worse than a full page's last cannot enter it.
+            if after.is_some_and(|after| score.total_cmp(&after.score) == Ordering::Greater) {
+                return;
+            }
+            if found.len() == wanted
+                && found
+                    .last()
+                    .is_some_and(|last| score.total_cmp(&last.score) == Ordering::Less)
+            {
+                return;
+            }
+            if !self.passes_filters(plan, doc_id, skip_must) {
+                return;
+            }
             let position = Position {
                 score,
-                key: doc.key,
+                key: self.docs[doc_id as usize].key,
             };
-            let is_after =
-                after.is_none_or(|after| result_order(&position, &after) == Ordering::Greater);
-            if is_after {
-                found.push(position);
+            if after.is_some_and(|after| result_order(&position, &after) != Ordering::Greater) {
+                return;
+            }
+            let at = found.partition_point(|p| result_order(p, &position) == Ordering::Less);
+            if at < wanted {
+                found.insert(at, position);
+                found.truncate(wanted);
             }
         });
-        if found.len() > wanted {
-            found.select_nth_unstable_by(wanted - 1, result_order);
-            found.truncate(wanted);
-        }
-        found.sort_unstable_by(result_order);
         found
     }
 
@@ -1360,25 +1376,42 @@ impl SearchIndex {
 
     /// The doc's score if it matches the plan. `skip_must` names a must-term already known to
     /// match (the candidate source).
-    /// Must-terms come first and cheap ones (bitmaps) before the rest (see `search`), so most
-    /// rejected candidates are rejected without reading the doc's own lists.
     fn score(&self, plan: &Plan, doc_id: DocId, skip_must: Option<usize>) -> Option<f64> {
+        if self.passes_filters(plan, doc_id, skip_must) {
+            self.should_score(plan, doc_id)
+        } else {
+            None
+        }
+    }
+
+    /// Must-terms, open filter and must-not terms. Must-terms come first and cheap ones
+    /// (bitmaps) before the rest (see `search`), so most rejected candidates are rejected
+    /// without reading the doc's own lists.
+    fn passes_filters(&self, plan: &Plan, doc_id: DocId, skip_must: Option<usize>) -> bool {
         let doc = &self.docs[doc_id as usize];
         for (index, must) in plan.musts.iter().enumerate() {
             if skip_must != Some(index) && !doc_matches(must, doc_id, doc) {
-                return None;
+                return false;
             }
         }
         if plan.open_filter.is_some_and(|open| open != doc.open) {
-            return None;
+            return false;
         }
         if plan
             .must_nots
             .iter()
             .any(|not| doc_matches(not, doc_id, doc))
         {
-            return None;
+            return false;
         }
+        true
+    }
+
+    /// The must score plus the boosts of the matching should-terms, summed in query order (the
+    /// score levels are computed with the same additions, so equal scores are equal bits).
+    /// None when a should-term is required and none matches.
+    fn should_score(&self, plan: &Plan, doc_id: DocId) -> Option<f64> {
+        let doc = &self.docs[doc_id as usize];
         let mut score = plan.must_score;
         let mut should_matched = false;
         for should in &plan.shoulds {
