@@ -323,6 +323,14 @@ enum Source {
     Shoulds,
 }
 
+/// Which scores a candidate enumeration keeps.
+#[derive(Debug, Clone, Copy)]
+enum ScoreFilter {
+    Any,
+    Exactly(f64),
+    Above(f64),
+}
+
 /// Every match of a level has the same score, so within a level results are in key order.
 #[derive(Debug)]
 struct ScoreLevel {
@@ -343,11 +351,14 @@ enum PlanTaken {
     Enumerate,
     /// Too many score levels: every candidate enumerated and scored.
     EnumerateScored,
+    /// Too many score levels, no must-term: the page was filled from the highest-boost
+    /// should-terms alone.
+    EssentialTerms,
 }
 
 #[cfg(test)]
 thread_local! {
-    static PLANS_TAKEN: std::cell::Cell<[usize; 4]> = const { std::cell::Cell::new([0; 4]) };
+    static PLANS_TAKEN: std::cell::Cell<[usize; 5]> = const { std::cell::Cell::new([0; 5]) };
 }
 
 fn note_plan(plan: PlanTaken) {
@@ -644,16 +655,13 @@ impl SearchIndex {
         let wanted = limit + 1;
         let mut found = match self.score_levels(&plan) {
             Some(levels) => self.search_levels(&plan, &levels, after, wanted),
+            // With a must-term the should-terms are optional: candidates come from the cheapest
+            // must-term. Without one, a match has to match some should-term.
+            None if plan.musts.is_empty() => self.search_essential_terms(&plan, after, wanted),
             None => {
                 note_plan(PlanTaken::EnumerateScored);
-                // With a must-term the should-terms are optional: candidates come from the
-                // cheapest must-term. Without one, a match has to match some should-term.
-                let sources = if plan.musts.is_empty() {
-                    [Source::Shoulds]
-                } else {
-                    [Source::Must(self.cheapest_must(&plan.musts))]
-                };
-                self.collect_candidates(&plan, &sources, None, after, wanted)
+                let sources = [Source::Must(self.cheapest_must(&plan.musts))];
+                self.collect_candidates(&plan, &sources, ScoreFilter::Any, after, wanted)
             }
         };
 
@@ -1217,7 +1225,7 @@ impl SearchIndex {
                     self.collect_candidates(
                         plan,
                         &level.sources,
-                        Some(level.score),
+                        ScoreFilter::Exactly(level.score),
                         level_after,
                         need,
                     )
@@ -1286,8 +1294,64 @@ impl SearchIndex {
         }
     }
 
-    /// Enumerates all candidates of the sources, keeps the matches after the cursor (and, with
-    /// `level`, only those of that score), returns the best `wanted` in result order.
+    /// Scored search without a must-term and with too many levels for `search_levels` (the
+    /// "max-score" idea): with should-terms sorted by boost, a party scoring above the sum of
+    /// the boosts after the first `k` must match one of those `k`. So enumerating only the
+    /// first `k` terms finds every party above that sum; if they fill the page, the page is
+    /// final. Tried while those terms hold at most a quarter of all candidates (twice at most),
+    /// then every candidate is enumerated, so a miss costs at most 1.5× the plain enumeration.
+    fn search_essential_terms(
+        &self,
+        plan: &Plan,
+        after: Option<Position>,
+        wanted: usize,
+    ) -> Vec<Position> {
+        let mut order: Vec<usize> = (0..plan.shoulds.len()).collect();
+        order.sort_by(|&a, &b| plan.shoulds[b].boost.total_cmp(&plan.shoulds[a].boost));
+        let costs: Vec<usize> = plan
+            .shoulds
+            .iter()
+            .map(|should| {
+                let count = self.estimate(should, RANGE_COUNT_MAX);
+                // A capped range count may hide a broad range: count it as every party.
+                if should.numeric.is_some() && count >= RANGE_COUNT_MAX {
+                    self.len()
+                } else {
+                    count
+                }
+            })
+            .collect();
+        let total_cost: usize = costs.iter().sum();
+        let mut prefix_cost = 0usize;
+        for (attempt, essential) in (1..order.len()).enumerate() {
+            prefix_cost += costs[order[essential - 1]];
+            if attempt == 2 || prefix_cost > total_cost / 4 {
+                break;
+            }
+            let rest: f64 = order[essential..]
+                .iter()
+                .map(|&index| plan.shoulds[index].boost)
+                .sum();
+            // Scores are summed in another order than `rest`; the margin absorbs rounding so
+            // "above" never admits a party that matches no essential term.
+            let bound = plan.must_score + rest + (plan.must_score + rest) * 1e-9;
+            let sources: Vec<Source> = order[..essential]
+                .iter()
+                .map(|&index| Source::Should(index))
+                .collect();
+            let found =
+                self.collect_candidates(plan, &sources, ScoreFilter::Above(bound), after, wanted);
+            if found.len() == wanted {
+                note_plan(PlanTaken::EssentialTerms);
+                return found;
+            }
+        }
+        note_plan(PlanTaken::EnumerateScored);
+        self.collect_candidates(plan, &[Source::Shoulds], ScoreFilter::Any, after, wanted)
+    }
+
+    /// Enumerates all candidates of the sources, keeps the matches after the cursor whose score
+    /// passes `filter`, returns the best `wanted` in result order.
     ///
     /// The page is kept sorted and bounded as it fills, and a candidate's score (from the
     /// should-terms, usually bitmap reads) is computed before anything else: a candidate that
@@ -1296,7 +1360,7 @@ impl SearchIndex {
         &self,
         plan: &Plan,
         sources: &[Source],
-        level: Option<f64>,
+        filter: ScoreFilter,
         after: Option<Position>,
         wanted: usize,
     ) -> Vec<Position> {
@@ -1310,7 +1374,12 @@ impl SearchIndex {
             let Some(score) = self.should_score(plan, doc_id) else {
                 return;
             };
-            if level.is_some_and(|level| level.total_cmp(&score) != Ordering::Equal) {
+            let wanted_score = match filter {
+                ScoreFilter::Any => true,
+                ScoreFilter::Exactly(level) => level.total_cmp(&score) == Ordering::Equal,
+                ScoreFilter::Above(bound) => score > bound,
+            };
+            if !wanted_score {
                 return;
             }
             // Scores strictly better than the cursor's were served on earlier pages; scores
@@ -2605,7 +2674,7 @@ mod tests {
     /// Replay one seed with HUDDLE_SEARCH_SEED=<n>.
     #[test]
     fn differential_against_brute_force() {
-        PLANS_TAKEN.with(|counts| counts.set([0; 4]));
+        PLANS_TAKEN.with(|counts| counts.set([0; 5]));
         let seeds: Vec<u64> = match std::env::var("HUDDLE_SEARCH_SEED") {
             Ok(seed) => vec![seed.parse().expect("HUDDLE_SEARCH_SEED is a number")],
             Err(_) => (1..=8).collect(),
