@@ -63,9 +63,12 @@
 //! stopping as soon as the page is full (dense levels: a broad query costs about `limit`
 //! parties, not its match count), or, when that walk has visited as many parties as the level
 //! has candidates without filling the page, by enumerating the cheapest term every party of the
-//! level must match. A query with more than 8 should-terms or 16 distinct levels falls back to
-//! enumerating and scoring every candidate. Nothing iterates a `HashMap`: results are
-//! deterministic.
+//! level must match. A query with more than 8 should-terms or 16 distinct levels is answered by
+//! enumeration instead: from the cheapest must-term if there is one; otherwise first from the
+//! highest-boost should-terms alone (a party scoring above the sum of the other boosts must
+//! match one of them, so if those fill the page it is final), and only then from all
+//! should-terms. Such broad many-boost queries cost time proportional to their candidates.
+//! Nothing iterates a `HashMap`: results are deterministic.
 //!
 //! # Bounds
 //!
