@@ -2393,7 +2393,7 @@ mod tests {
     }
 
     /// A few hundred parties with tied scores: every page walk returns each match exactly once,
-    /// in order, for constant-score queries (key-order walk) and scored ones (enumeration).
+    /// in order, for single-score-level queries (key-order walk) and scored ones (score levels).
     #[test]
     fn pagination_walks_every_result_exactly_once() {
         let mut index = SearchIndex::default();
