@@ -1369,9 +1369,28 @@ impl SearchIndex {
             [Source::Must(index)] => Some(*index),
             _ => None,
         };
+        // What the should-terms after each one can still add: a candidate is dropped as soon
+        // as even matching all the remaining terms could not reach the page (max-score pruning).
+        let mut remaining_max = vec![0.0f64; plan.shoulds.len()];
+        let mut sum = 0.0f64;
+        for (index, should) in plan.shoulds.iter().enumerate().rev() {
+            remaining_max[index] = sum;
+            sum += should.boost;
+        }
         let mut found: Vec<Position> = Vec::with_capacity(wanted + 1);
         self.for_each_candidate(plan, sources, |doc_id| {
-            let Some(score) = self.should_score(plan, doc_id) else {
+            let page_floor = if found.len() == wanted {
+                found.last().map_or(f64::NEG_INFINITY, |last| last.score)
+            } else {
+                f64::NEG_INFINITY
+            };
+            let floor = match filter {
+                ScoreFilter::Above(bound) => page_floor.max(bound.next_up()),
+                ScoreFilter::Exactly(level) => page_floor.max(level),
+                ScoreFilter::Any => page_floor,
+            };
+            let Some(score) = self.should_score_at_least(plan, doc_id, &remaining_max, floor)
+            else {
                 return;
             };
             let wanted_score = match filter {
@@ -1474,6 +1493,36 @@ impl SearchIndex {
             return false;
         }
         true
+    }
+
+    /// `should_score`, or None as soon as the score cannot reach `floor` even if every
+    /// remaining should-term matched (`remaining_max[i]` bounds the boosts after term `i`).
+    fn should_score_at_least(
+        &self,
+        plan: &Plan,
+        doc_id: DocId,
+        remaining_max: &[f64],
+        floor: f64,
+    ) -> Option<f64> {
+        let doc = &self.docs[doc_id as usize];
+        let mut score = plan.must_score;
+        let mut should_matched = false;
+        for (index, should) in plan.shoulds.iter().enumerate() {
+            if doc_matches(should, doc_id, doc) {
+                score += should.boost;
+                should_matched = true;
+            }
+            // The padding (far above the rounding error of ≤ 64 additions) keeps the bound an
+            // upper bound, so pruning never drops a party that could reach `floor`.
+            let reachable = score + remaining_max[index];
+            if reachable + (score.abs() + remaining_max[index]) * 1e-9 < floor {
+                return None;
+            }
+        }
+        if (plan.should_required && !should_matched) || score < floor {
+            return None;
+        }
+        Some(score)
     }
 
     /// The must score plus the boosts of the matching should-terms, summed in query order (the
