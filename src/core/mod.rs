@@ -16,6 +16,7 @@ mod idgen;
 mod ids;
 mod outbox;
 mod party;
+pub mod search;
 mod session;
 mod status;
 
