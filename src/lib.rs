@@ -4,5 +4,6 @@ pub mod client;
 pub mod core;
 pub mod fuzzing;
 pub mod limits;
+pub mod load;
 pub mod net;
 pub mod wire;
