@@ -716,6 +716,12 @@ fn sleep_until(t_ns: u64) {
 /// Refuses a rate the server's per-connection request limit would throttle: the run would
 /// measure the limiter, not the server.
 fn check_rate(o: &Options) -> Result<(), String> {
+    if o.rate == 0 && matches!(o.scenario, Scenario::Fanout | Scenario::Churn) {
+        eprintln!(
+            "huddle-load: --rate 0 sends as fast as replies come back; unless the server runs with a raised \
+             --requests-per-second-max, expect error 300 (rate limited) replies"
+        );
+    }
     let senders = o.connections as u64;
     let per_conn = match o.scenario {
         Scenario::Fanout | Scenario::Sweep | Scenario::Status => o.rate as f64 / senders as f64,
