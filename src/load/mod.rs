@@ -323,6 +323,9 @@ pub struct WorkerResult {
     /// The worker's own CPU time during the window.
     pub harness_cpu_ns: u64,
     pub latency: Latency,
+    /// How late the harness sent scheduled messages (actual minus intended send time): when
+    /// this grows, the harness, not the server, is the bottleneck.
+    pub send_lag: Latency,
 }
 
 impl WorkerResult {
@@ -336,6 +339,7 @@ impl WorkerResult {
             "first_error": self.first_error,
             "harness_cpu_ns": self.harness_cpu_ns,
             "hist": self.latency.serialize(),
+            "lag": self.send_lag.serialize(),
         });
         format!("REPORT {json}")
     }
@@ -352,6 +356,7 @@ impl WorkerResult {
             first_error: v["first_error"].as_str().map(str::to_owned),
             harness_cpu_ns: n("harness_cpu_ns"),
             latency: Latency::deserialize(v["hist"].as_str().unwrap_or(""))?,
+            send_lag: Latency::deserialize(v["lag"].as_str().unwrap_or(""))?,
         })
     }
 
@@ -367,6 +372,7 @@ impl WorkerResult {
             self.first_error = other.first_error;
         }
         self.latency.merge(&other.latency);
+        self.send_lag.merge(&other.send_lag);
     }
 }
 
@@ -423,6 +429,8 @@ pub struct Report {
     pub lost: u64,
     pub first_error: Option<String>,
     pub latency_us: Percentiles,
+    /// Lateness of the harness's own sends against their schedule.
+    pub harness_send_lag_us: Percentiles,
     pub server_cpu_us_per_delivered: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub server_rss_bytes: Option<u64>,
@@ -454,6 +462,11 @@ impl Report {
             "first_error": self.first_error,
             "latency_us": {
                 "p50": l.p50, "p90": l.p90, "p99": l.p99, "p999": l.p999, "max": l.max, "count": l.count,
+            },
+            "harness_send_lag_us": {
+                "p50": self.harness_send_lag_us.p50,
+                "p99": self.harness_send_lag_us.p99,
+                "max": self.harness_send_lag_us.max,
             },
             "server_cpu_us_per_delivered": self.server_cpu_us_per_delivered.map(round3),
             "server_cpu_percent": self.server_cpu_percent.map(round1),
@@ -497,7 +510,13 @@ impl Report {
             opt(self.server_cpu_us_per_delivered, 3),
             opt(self.server_cpu_percent, 1)
         ));
-        s.push_str(&format!("harness CPU           {} µs per delivered\n", opt(self.harness_cpu_us_per_delivered, 3)));
+        s.push_str(&format!(
+            "harness               {} µs CPU per delivered; sends late by p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs\n",
+            opt(self.harness_cpu_us_per_delivered, 3),
+            self.harness_send_lag_us.p50,
+            self.harness_send_lag_us.p99,
+            self.harness_send_lag_us.max
+        ));
         s.push_str(&format!(
             "server RSS            {} bytes, {} bytes per connection\n",
             self.server_rss_bytes.map_or("-".to_owned(), |v| v.to_string()),
@@ -609,6 +628,7 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         lost: total.lost,
         first_error: total.first_error.clone(),
         latency_us: total.latency.percentiles(),
+        harness_send_lag_us: total.send_lag.percentiles(),
         unit: match o.scenario {
             Scenario::Churn => "replies",
             Scenario::Status => "events",

@@ -257,6 +257,7 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
     let mut in_flight = vec![0usize; n];
     let mut payload = vec![0u8; o.payload_bytes];
     let mut latency = Latency::new();
+    let mut send_lag = Latency::new();
     let mut tally = Tally::default();
     let (mut sent_total, mut sent_window, mut delivered_total, mut delivered_window) = (0u64, 0u64, 0u64, 0u64);
     let mut next_cid = 1u64 << 32;
@@ -286,6 +287,7 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
             sent_total += 1;
             if (window_start..window_end).contains(&intended) {
                 sent_window += 1;
+                send_lag.record_ns(now_ns().saturating_sub(intended));
             }
         };
         if now < window_end {
@@ -322,6 +324,7 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                     first_error: tally.first_error,
                     harness_cpu_ns: cpu_end.unwrap_or(0).saturating_sub(cpu_start.unwrap_or(0)),
                     latency,
+                    send_lag,
                 });
             }
         }
@@ -478,6 +481,7 @@ fn churn(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                     first_error: tally.first_error,
                     harness_cpu_ns: cpu_end.unwrap_or(0).saturating_sub(cpu_start.unwrap_or(0)),
                     latency,
+                    send_lag: Latency::new(),
                 });
             }
         }
@@ -535,6 +539,7 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
     let (window_start, window_end) = ctx.window(go);
     let mut schedule = (!idle && o.rate > 0).then(|| Schedule::new(go, window_end, ctx.local_rate()));
     let mut latency = Latency::new();
+    let mut send_lag = Latency::new();
     let mut tally = Tally::default();
     let (mut sent_total, mut sent_window, mut delivered_total, mut delivered_window) = (0u64, 0u64, 0u64, 0u64);
     let (mut cpu_start, mut cpu_end, mut drain_deadline) = (None, None, None);
@@ -558,6 +563,7 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
                     sent_total += 1;
                     if (window_start..window_end).contains(&intended) {
                         sent_window += 1;
+                        send_lag.record_ns(now_ns().saturating_sub(intended));
                     }
                 }
             }
@@ -578,6 +584,7 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
                     first_error: tally.first_error,
                     harness_cpu_ns: cpu_end.unwrap_or(0).saturating_sub(cpu_start.unwrap_or(0)),
                     latency,
+                    send_lag,
                 });
             }
         }

@@ -70,13 +70,13 @@ fn broke_down(r: &Report, p99_max_us: f64, party_size: usize) -> Option<String> 
 
 pub(crate) fn table(steps: &[Report]) -> String {
     let mut s = String::from(
-        "offered/s   sent/s      delivered/s  p50 µs    p90 µs    p99 µs    p99.9 µs  max µs    errors  lost  srv µs/msg  srv CPU %\n",
+        "offered/s   sent/s      delivered/s  p50 µs    p90 µs    p99 µs    p99.9 µs  max µs    errors  lost  srv µs/msg  srv CPU %  lag p99 µs\n",
     );
     for r in steps {
         let l = &r.latency_us;
         let _ = writeln!(
             s,
-            "{:<11} {:<11.0} {:<12.0} {:<9.1} {:<9.1} {:<9.1} {:<9.1} {:<9.1} {:<7} {:<5} {:<11} {}",
+            "{:<11} {:<11.0} {:<12.0} {:<9.1} {:<9.1} {:<9.1} {:<9.1} {:<9.1} {:<7} {:<5} {:<11} {:<10} {:.1}",
             r.offered_per_sec,
             r.sent_per_sec,
             r.delivered_per_sec,
@@ -89,6 +89,7 @@ pub(crate) fn table(steps: &[Report]) -> String {
             r.lost,
             r.server_cpu_us_per_delivered.map_or("-".into(), |v| format!("{v:.3}")),
             r.server_cpu_percent.map_or("-".into(), |v| format!("{v:.0}")),
+            r.harness_send_lag_us.p99,
         );
     }
     s
