@@ -8,7 +8,7 @@ use super::pace::Schedule;
 use super::procfs::{now_ns, thread_cpu_ns};
 use super::{load_key, resolve_target, source_address, Link, Options, Scenario, WorkerResult};
 use crate::auth::{self, Claims, TokenKey};
-use crate::core::{Event, PartyId, PartyReply, PartyRequest, Reply, Request, StatusRequest, UserId};
+use crate::core::{PartyId, PartyReply, PartyRequest, Reply, Request, StatusRequest, UserId};
 use crate::wire::{self, fb, ServerMessage};
 use bytes::Bytes;
 use flatbuffers::VerifierOptions;
@@ -118,6 +118,8 @@ fn unix_now_s() -> u64 {
 /// A server frame as the scenarios need it: the hot cases read in place, the rest decoded.
 enum Msg<'a> {
     PartyData(&'a [u8]),
+    /// A status event: the first joined status, the harness's send stamp when it parses.
+    StatusStamp(Option<u64>),
     Ok,
     Error(String),
     Other(ServerMessage),
@@ -129,6 +131,11 @@ fn classify<'a>(frame: &'a [u8], verifier: &VerifierOptions) -> Result<Msg<'a>, 
         fb::Message::PartyData => {
             let data = envelope.message_as_party_data().and_then(|d| d.data()).ok_or("party data without data")?;
             Ok(Msg::PartyData(data.bytes()))
+        }
+        fb::Message::StatusPresenceEvent => {
+            let event = envelope.message_as_status_presence_event().ok_or("status event without body")?;
+            let stamp = event.joins().filter(|j| !j.is_empty()).and_then(|j| j.get(0).status()?.parse().ok());
+            Ok(Msg::StatusStamp(stamp))
         }
         fb::Message::PartyOk | fb::Message::StatusUpdated => Ok(Msg::Ok),
         fb::Message::Error => {
@@ -598,8 +605,8 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
             Incoming::Frame(frame) => match classify(frame, verifier) {
                 Ok(Msg::Ok) => tally.acked += 1,
                 Ok(Msg::Error(e)) => tally.error(e),
-                Ok(Msg::Other(ServerMessage::Event(Event::Status(event)))) => {
-                    if let Some(intended) = event.joins.first().and_then(|j| j.status.parse::<u64>().ok()) {
+                Ok(Msg::StatusStamp(stamp)) => {
+                    if let Some(intended) = stamp {
                         delivered_total += 1;
                         if (window_start..window_end).contains(&intended) {
                             delivered_window += 1;
