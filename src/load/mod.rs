@@ -573,7 +573,11 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         };
         for index in 0..processes {
             let mut cmd = Command::new(&exe);
+            // A sweep step's rate is not in the command line it was started with: pass it last,
+            // so it overrides.
             cmd.args(&o.args)
+                .arg("--rate")
+                .arg(o.rate.to_string())
                 .arg("--worker")
                 .arg(format!("{index}/{processes}"))
                 .stdin(Stdio::piped())
