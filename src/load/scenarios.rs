@@ -321,12 +321,16 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
             let all_answered = tally.acked + tally.errors >= sent_total;
             if (all_answered && delivered_total >= expected) || drain_deadline.is_some_and(|d| now >= d) {
                 let lost = expected.saturating_sub(delivered_total);
+                let unanswered = sent_total.saturating_sub(tally.acked + tally.errors);
+                if unanswered > 0 {
+                    tally.first_error.get_or_insert(format!("{unanswered} requests unanswered at the drain deadline"));
+                }
                 fleet.close_all();
                 return Ok(WorkerResult {
                     connections: n as u64,
                     sent: sent_window,
                     delivered: delivered_window,
-                    errors: tally.errors + sent_total.saturating_sub(tally.acked + tally.errors),
+                    errors: tally.errors + unanswered,
                     lost,
                     first_error: tally.first_error,
                     harness_cpu_ns: cpu_end.unwrap_or(0).saturating_sub(cpu_start.unwrap_or(0)),
