@@ -39,6 +39,7 @@ pub mod client;
 pub mod core;
 pub mod fuzzing;
 pub mod limits;
+pub mod load;
 pub mod net;
 pub mod sim;
 pub mod wire;

@@ -28,6 +28,8 @@ SERVE OPTIONS:
     --message-bytes-max N        largest client frame/message; bigger closes with 1009 [default: 16384]
     --outbound-bytes-max N       unsent bytes per connection before it is cut off [default: 1048576]
     --handshake-timeout-ms N     time allowed for the WebSocket upgrade [default: 5000]
+    --requests-per-second-max N  sustained requests per second per connection [default: 250]
+    --requests-burst-max N       requests a connection may send at once above that [default: 500]
 
 TOKEN OPTIONS:
     --user-id ID                 the token's uid claim (required)
@@ -118,6 +120,8 @@ fn serve(args: &[String]) -> Result<(), String> {
             "--message-bytes-max",
             "--outbound-bytes-max",
             "--handshake-timeout-ms",
+            "--requests-per-second-max",
+            "--requests-burst-max",
         ],
     )?;
     let listen: SocketAddr =
@@ -134,6 +138,12 @@ fn serve(args: &[String]) -> Result<(), String> {
     }
     if let Some(n) = flags.number("--handshake-timeout-ms")? {
         limits.handshake_timeout_ms = n;
+    }
+    if let Some(n) = flags.number("--requests-per-second-max")? {
+        limits.requests_per_second_max = n;
+    }
+    if let Some(n) = flags.number("--requests-burst-max")? {
+        limits.requests_burst_max = n;
     }
     fit_connections_to_file_limit(&mut limits);
     limits.validate().map_err(|e| e.to_string())?;

@@ -1,0 +1,106 @@
+//! The open-loop send schedule: message `k` is *intended* at `start + k / rate`, whatever
+//! happened to earlier messages. A sender that stalls catches up by sending every message whose
+//! time has passed, each stamped with its own intended time, so the stall shows up in the
+//! latency of every message it delayed (no coordinated omission).
+
+/// An open-loop schedule of `rate_per_s` messages per second from `start_ns` to `end_ns`.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    start_ns: u64,
+    end_ns: u64,
+    rate_per_s: u64,
+    next: u64,
+}
+
+impl Schedule {
+    /// `rate_per_s` must be positive (rate 0 means "as fast as possible", which is not a
+    /// schedule).
+    pub fn new(start_ns: u64, end_ns: u64, rate_per_s: u64) -> Schedule {
+        assert!(rate_per_s > 0, "a schedule needs a positive rate");
+        Schedule { start_ns, end_ns, rate_per_s, next: 0 }
+    }
+
+    /// When message `k` is meant to be sent. Integer arithmetic from the start, so rounding
+    /// never accumulates into drift.
+    pub fn intended_ns(&self, k: u64) -> u64 {
+        self.start_ns + (u128::from(k) * 1_000_000_000 / u128::from(self.rate_per_s)) as u64
+    }
+
+    /// Messages due at `now_ns` and not yet taken, as `first..end` (the caller sends each,
+    /// stamped with `intended_ns(k)`). Never past `end_ns`.
+    pub fn due(&mut self, now_ns: u64) -> std::ops::Range<u64> {
+        let first = self.next;
+        let until = now_ns.min(self.end_ns.saturating_sub(1));
+        if until < self.start_ns {
+            return first..first;
+        }
+        // Largest k with intended(k) <= until, plus one.
+        let end = (u128::from(until - self.start_ns) * u128::from(self.rate_per_s) / 1_000_000_000) as u64 + 1;
+        let end = end.max(first);
+        self.next = end;
+        first..end
+    }
+
+    /// Messages the whole schedule holds.
+    pub fn total(&self) -> u64 {
+        if self.end_ns <= self.start_ns {
+            return 0;
+        }
+        (u128::from(self.end_ns - 1 - self.start_ns) * u128::from(self.rate_per_s) / 1_000_000_000) as u64 + 1
+    }
+
+    /// Whether every message has been taken.
+    pub fn finished(&self) -> bool {
+        self.next >= self.total()
+    }
+
+    /// Time of the next message not yet taken, if any.
+    pub fn next_ns(&self) -> Option<u64> {
+        (!self.finished()).then(|| self.intended_ns(self.next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn evenly_spaced_without_drift() {
+        let s = Schedule::new(5 * S, 15 * S, 3);
+        assert_eq!(s.intended_ns(0), 5 * S);
+        assert_eq!(s.intended_ns(1), 5 * S + 333_333_333);
+        assert_eq!(s.intended_ns(3), 6 * S);
+        // A million messages later, still exact.
+        assert_eq!(s.intended_ns(3_000_000), 5 * S + 1_000_000 * S);
+        assert_eq!(s.total(), 30);
+    }
+
+    #[test]
+    fn a_stalled_sender_catches_up_with_every_missed_message() {
+        let mut s = Schedule::new(0, 10 * S, 1000);
+        assert_eq!(s.due(0), 0..1);
+        assert_eq!(s.due(S / 2000), 1..1, "nothing new before the next slot");
+        assert_eq!(s.due(S / 1000), 1..2);
+        // Stall for a second: all 1000 missed messages are due, each with its own time.
+        let due = s.due(S + S / 1000);
+        assert_eq!(due, 2..1002);
+        assert_eq!(s.intended_ns(2), 2 * S / 1000);
+        assert_eq!(s.intended_ns(1001), 1001 * S / 1000);
+    }
+
+    #[test]
+    fn nothing_before_start_and_nothing_past_end() {
+        let mut s = Schedule::new(S, 2 * S, 10);
+        assert_eq!(s.due(S - 1), 0..0);
+        let mut taken = 0;
+        for now in (S..5 * S).step_by(7_000_000) {
+            taken += s.due(now).count();
+        }
+        assert_eq!(taken as u64, s.total());
+        assert_eq!(taken, 10);
+        assert!(s.finished());
+        assert_eq!(s.next_ns(), None);
+    }
+}
