@@ -313,6 +313,12 @@ impl Core {
         self.parties.corrupt_index()
     }
 
+    /// Test hook for the search canary: see `Parties::corrupt_search_index`.
+    #[doc(hidden)]
+    pub fn debug_corrupt_search_index(&mut self) -> bool {
+        self.parties.corrupt_search_index()
+    }
+
     /// Whether `session` follows `user_id` (tests and the simulation's model checks).
     #[doc(hidden)]
     pub fn status_follows(&self, session: SessionId, user_id: &UserId) -> bool {

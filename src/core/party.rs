@@ -1037,6 +1037,20 @@ impl Parties {
         h.finish()
     }
 
+    /// Test hook: gives the first indexed party (in id order) a wrong member count in the search
+    /// index, so the canary can prove that `check_invariants` notices. Returns whether there was
+    /// a party to corrupt.
+    pub fn corrupt_search_index(&mut self) -> bool {
+        for id in self.ids() {
+            let party = &self.by_id[&id];
+            if !party.hidden {
+                let wrong = party.members.len() as u32 + 1;
+                return self.search.index.set_member_count(id.0, wrong);
+            }
+        }
+        false
+    }
+
     /// Test hook: forgets one membership in the session index, so the canary can prove that
     /// `check_invariants` notices. Returns whether there was anything to corrupt.
     pub fn corrupt_index(&mut self) -> bool {
