@@ -265,6 +265,7 @@ impl PartyIndex {
         // object within `party_label_bytes_max`, which is the index's `label_bytes_max`), so a
         // refusal here means the two disagree: a bug, never input.
         if let Err(error) = self.index.upsert(party.id.0, doc) {
+            log::error!("search index refused the label of party {}: {error}", party.id);
             panic!("search index refused the label of party {} that check_label accepted: {error}", party.id);
         }
     }
@@ -850,7 +851,7 @@ impl Parties {
     /// then the cursor and wildcard breadth (which the index reports).
     #[allow(clippy::too_many_arguments)]
     fn search(
-        &mut self,
+        &self,
         limits: &Limits,
         me: &Presence,
         cid: Cid,
