@@ -18,7 +18,7 @@
 //! Decisions where SPEC is silent are listed in the README's "Parties" section; the comments
 //! below name them where they are made.
 
-use super::search::{parse_query, PartyDoc, SearchError, SearchIndex};
+use super::search::{parse_query, PartyDoc, Query, SearchError, SearchIndex};
 use super::{Cid, CoreError, Event, IdGenerator, Outbox, PartyId, Presence, Reply, SessionId};
 use crate::limits::Limits;
 use bytes::Bytes;
@@ -289,6 +289,18 @@ impl PartyIndex {
     /// Close, last member gone.
     fn remove(&mut self, party_id: PartyId) {
         self.index.remove(party_id.0);
+    }
+
+    /// One page: party ids best first, and the next page's cursor.
+    fn search(
+        &self,
+        query: &Query,
+        open: Option<bool>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<PartyId>, Option<String>), SearchError> {
+        let page = self.index.search(query, open, limit, cursor)?;
+        Ok((page.keys.into_iter().map(PartyId).collect(), page.cursor))
     }
 }
 
@@ -875,12 +887,11 @@ impl Parties {
                 limits.search_query_bytes_max
             )));
         }
-        let index = &self.search.index;
-        let query = parse_query(query, index.limits()).map_err(CoreError::SearchQueryInvalid)?;
+        let query = parse_query(query, self.search.index.limits()).map_err(CoreError::SearchQueryInvalid)?;
         // An empty cursor means none, as an empty label means none: clients that always send
         // the field (Nakama's do) need not special-case the first page.
         let cursor = cursor.filter(|c| !c.is_empty());
-        let page = index.search(&query, open, limit, cursor).map_err(|error| match error {
+        let (ids, cursor) = self.search.search(&query, open, limit, cursor).map_err(|error| match error {
             SearchError::CursorMismatch => CoreError::SearchCursorMismatch,
             SearchError::BadCursor => CoreError::SearchCursorInvalid,
             SearchError::WildcardTooBroad { byte_pos, terms_max } => {
@@ -892,12 +903,8 @@ impl Parties {
             }
         })?;
         // Invariant: the index holds exactly the live non-hidden parties (check_invariants).
-        let parties = page
-            .keys
-            .iter()
-            .map(|key| self.by_id.get(&PartyId(*key)).expect("indexed party exists").listing())
-            .collect();
-        reply(out, me, cid, PartyReply::SearchResult { parties, cursor: page.cursor });
+        let parties = ids.iter().map(|id| self.by_id.get(id).expect("indexed party exists").listing()).collect();
+        reply(out, me, cid, PartyReply::SearchResult { parties, cursor });
         Ok(())
     }
 
