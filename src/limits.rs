@@ -1,6 +1,8 @@
 //! Every bound the server enforces, in one place, with its unit and the reason for its default.
 //! The README's limits table mirrors this file; `Limits::validate` runs at startup.
 
+use crate::core::search::SearchLimits;
+
 /// All configurable bounds. Units are the last word of each name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -81,7 +83,32 @@ pub struct Limits {
     /// `outbound_bytes_max`, so no follow reply cuts its own requester off. Larger friend lists
     /// follow in several requests. Past it: error 300 and nothing changes.
     pub follow_ids_per_request_max: usize,
+    /// Bytes of one party search query (SPEC Q-2). 1024 bytes hold dozens of realistic terms;
+    /// longer queries only cost parse and match time. Past it: error 300. The decoder refuses
+    /// queries over `SEARCH_QUERY_BYTES_CEILING` before copying them.
+    pub search_query_bytes_max: usize,
+    /// Terms in one search query. 64 covers any hand-written or generated filter and bounds the
+    /// per-candidate check (one lookup per term). Past it: error 230.
+    pub search_query_terms_max: usize,
+    /// Largest page of one search (SPEC Q-1: 1..=100). A page of 100 listings with 2 KiB labels
+    /// is about 210 KiB, under `outbound_bytes_max`. Past it: error 200.
+    pub search_page_limit_max: usize,
+    /// Page size of a search that names no limit (SPEC Q-1: 10).
+    pub search_page_limit_default: usize,
+    /// Distinct indexed values one wildcard term may expand to. Each expansion is a posting list
+    /// to read; 256 keeps a wildcard search within the latency target over 100k parties.
+    /// Past it: error 233 (refused, not silently capped, since a capped expansion would return
+    /// wrong results).
+    pub search_wildcard_expansion_max: usize,
+    /// Indexed values one wildcard term may inspect after its literal prefix, so a leading `*`
+    /// over a field with 100k distinct values is refused instead of scanned on every search.
+    /// Past it: error 233.
+    pub search_wildcard_scan_max: usize,
 }
+
+/// Hard ceiling for `search_query_bytes_max`: the wire decoder refuses a longer query before
+/// copying it, whatever the configured limit says.
+pub const SEARCH_QUERY_BYTES_CEILING: usize = 4096;
 
 /// Hard ceiling for `follow_ids_per_request_max`: the wire decoder refuses a longer id list
 /// before allocating anything for it, whatever the configured limit says. A 16 KiB frame cannot
@@ -115,6 +142,12 @@ impl Default for Limits {
             status_bytes_max: 2048,
             follows_per_session_max: 1000,
             follow_ids_per_request_max: 256,
+            search_query_bytes_max: 1024,
+            search_query_terms_max: 64,
+            search_page_limit_max: 100,
+            search_page_limit_default: 10,
+            search_wildcard_expansion_max: 256,
+            search_wildcard_scan_max: 16_384,
         }
     }
 }
@@ -152,6 +185,12 @@ impl Limits {
             ("party_data_bytes_max", self.party_data_bytes_max as u64),
             ("follows_per_session_max", self.follows_per_session_max as u64),
             ("follow_ids_per_request_max", self.follow_ids_per_request_max as u64),
+            ("search_query_bytes_max", self.search_query_bytes_max as u64),
+            ("search_query_terms_max", self.search_query_terms_max as u64),
+            ("search_page_limit_max", self.search_page_limit_max as u64),
+            ("search_page_limit_default", self.search_page_limit_default as u64),
+            ("search_wildcard_expansion_max", self.search_wildcard_expansion_max as u64),
+            ("search_wildcard_scan_max", self.search_wildcard_scan_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -182,7 +221,30 @@ impl Limits {
                 "follow_ids_per_request_max must be at most {FOLLOW_IDS_PER_REQUEST_CEILING}"
             )));
         }
+        if self.search_query_bytes_max > SEARCH_QUERY_BYTES_CEILING {
+            return Err(LimitsError(format!("search_query_bytes_max must be at most {SEARCH_QUERY_BYTES_CEILING}")));
+        }
+        // SPEC Q-1: pages are 1..=100; the default must be a valid page.
+        if self.search_page_limit_max > 100 {
+            return Err(LimitsError("search_page_limit_max must be at most 100".into()));
+        }
+        if self.search_page_limit_default > self.search_page_limit_max {
+            return Err(LimitsError("search_page_limit_default must not exceed search_page_limit_max".into()));
+        }
         Ok(())
+    }
+
+    /// The search index's bounds, built from these limits in this one place.
+    pub fn search_limits(&self) -> SearchLimits {
+        SearchLimits {
+            query_bytes_max: self.search_query_bytes_max,
+            query_terms_max: self.search_query_terms_max,
+            wildcard_expansion_max: self.search_wildcard_expansion_max,
+            wildcard_scan_max: self.search_wildcard_scan_max,
+            page_limit_max: self.search_page_limit_max,
+            page_limit_default: self.search_page_limit_default,
+            label_bytes_max: self.party_label_bytes_max,
+        }
     }
 
     /// One line per limit, for the startup log.
@@ -212,5 +274,16 @@ mod tests {
         assert!(no_follows.validate().unwrap_err().0.contains("follows_per_session_max"));
         let many_ids = Limits { follow_ids_per_request_max: FOLLOW_IDS_PER_REQUEST_CEILING + 1, ..Limits::default() };
         assert!(many_ids.validate().unwrap_err().0.contains("follow_ids_per_request_max"));
+        let big_page = Limits { search_page_limit_max: 101, ..Limits::default() };
+        assert!(big_page.validate().unwrap_err().0.contains("search_page_limit_max"));
+        let bad_default = Limits { search_page_limit_max: 5, ..Limits::default() };
+        assert!(bad_default.validate().unwrap_err().0.contains("search_page_limit_default"));
+        let long_query = Limits { search_query_bytes_max: SEARCH_QUERY_BYTES_CEILING + 1, ..Limits::default() };
+        assert!(long_query.validate().unwrap_err().0.contains("search_query_bytes_max"));
+    }
+
+    #[test]
+    fn default_search_limits_match_the_index_defaults() {
+        assert_eq!(Limits::default().search_limits(), SearchLimits::default());
     }
 }

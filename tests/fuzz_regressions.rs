@@ -56,6 +56,15 @@ fn every_request() -> Vec<(&'static str, Request)> {
         ),
         ("party_get", party(PartyRequest::Get { party_id })),
         ("party_mine", party(PartyRequest::MyParties)),
+        (
+            "party_search",
+            party(PartyRequest::Search {
+                query: r#"+label.mode:duo -open:false label.skill:>=10^2 "a b" x*"#.into(),
+                open: Some(true),
+                limit: Some(5),
+                cursor: None,
+            }),
+        ),
         ("status_update", Request::Status(StatusRequest::Update { status: Some("in lobby".into()) })),
         ("status_offline", Request::Status(StatusRequest::Update { status: None })),
         (

@@ -1,4 +1,5 @@
-//! Invalid UTF-8 and absurd lengths in every string field of every request, over real sockets.
+//! Invalid UTF-8 and absurd lengths in every string field of every request (search included),
+//! over real sockets.
 //! A string that is not UTF-8 fails FlatBuffers verification: error 100, the connection stays
 //! open and nothing changes. A string too long for its field gets that field's error; one too
 //! long for a frame closes the connection with 1009. In every case the party and the statuses
@@ -36,6 +37,16 @@ fn requests_with(text: &str, party_id: PartyId, target: &Presence) -> Vec<(&'sta
             party(PartyRequest::Remove { party_id, presence: presence(target.user_id.as_str(), text) }),
         ),
         ("promote.presence.user_id", party(PartyRequest::Promote { party_id, presence: presence(text, "B") })),
+        ("search.query", party(PartyRequest::Search { query: text.to_owned(), open: None, limit: None, cursor: None })),
+        (
+            "search.cursor",
+            party(PartyRequest::Search {
+                query: String::new(),
+                open: None,
+                limit: None,
+                cursor: Some(text.to_owned()),
+            }),
+        ),
         ("status.status", Request::Status(StatusRequest::Update { status: Some(text.to_owned()) })),
         (
             "follow.user_ids",
@@ -112,7 +123,8 @@ fn strings_too_long_for_their_field_get_that_fields_error_and_change_nothing() {
     for (field, request) in requests_with(&long, w.party_id, &bob) {
         match w.alice.request(&request).unwrap() {
             Err(error) => assert!(
-                [ErrorCode::BadInput, ErrorCode::LimitExceeded].contains(&error.code),
+                // A cursor longer than any the server issues is garbage: its field's error is 232.
+                [ErrorCode::BadInput, ErrorCode::LimitExceeded, ErrorCode::SearchCursorInvalid].contains(&error.code),
                 "{field}: unexpected error {:?}: {}",
                 error.code,
                 error.message

@@ -9,11 +9,15 @@
 //! - no other event reached a non-member: membership events go to members after the step, and
 //!   "removed" goes only to a session that was a member or requester before and is not after;
 //! - no event reaches a disconnected session, and a disconnected session is in no party;
-//! - disconnecting everyone leaves empty tables.
+//! - disconnecting everyone leaves empty tables;
+//! - every search (followed to its last page) agrees with a brute-force evaluation of its query
+//!   over the party table, lists only live non-hidden parties with their current member count,
+//!   and changes nothing.
 //!
 //! `cargo test` runs `SEEDS` seeds × `STEPS` steps. Replay one seed with
 //! `HUDDLE_SIM_SEED=<n> cargo test --test sim -- --nocapture` (optionally `HUDDLE_SIM_STEPS`).
-//! A canary proves that the invariant sweep catches a planted index corruption.
+//! Canaries prove that the invariant sweep catches a planted session-index corruption and a
+//! search index out of step with the party table.
 
 use huddle::sim::party::{run, Sim, Stats};
 
@@ -36,6 +40,8 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
         total.refused += stats.refused;
         total.events += stats.events;
         total.deliveries += stats.deliveries;
+        total.searches += stats.searches;
+        total.search_results += stats.search_results;
         for (name, n) in stats.errors {
             *total.errors.entry(name).or_default() += n;
         }
@@ -45,6 +51,11 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     assert!(total.refused > total.requests / 20, "too few refused requests: {total:?}");
     assert!(total.requests - total.refused > total.requests / 4, "too few successful requests: {total:?}");
     assert!(total.deliveries > total.events, "events reached several recipients: {total:?}");
+    // Searches ran, returned parties, and were refused for each reason the workload provokes.
+    assert!(total.search_results > total.searches / 2, "searches returned parties: {total:?}");
+    for error in ["SearchQueryInvalid", "SearchCursorMismatch", "SearchQueryTooBroad"] {
+        assert!(total.errors.get(error).is_some_and(|n| *n > 0), "no {error}: {total:?}");
+    }
 }
 
 #[test]
@@ -70,4 +81,20 @@ fn canary_the_invariant_sweep_catches_a_corrupted_index() {
     assert!(planted, "the simulation never created a party to corrupt");
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.core.assert_invariants()));
     assert!(caught.is_err(), "a corrupted index went unnoticed");
+}
+
+#[test]
+fn canary_the_invariant_sweep_catches_a_search_index_out_of_step() {
+    let mut sim = Sim::new(2);
+    let mut planted = false;
+    for step in 0..2_000 {
+        sim.step(step);
+        planted = sim.core.debug_corrupt_search_index();
+        if planted {
+            break;
+        }
+    }
+    assert!(planted, "the simulation never created a visible party");
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.core.assert_invariants()));
+    assert!(caught.is_err(), "a search index out of step with the party table went unnoticed");
 }

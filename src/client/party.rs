@@ -1,9 +1,11 @@
-//! Client helpers for every party operation (SPEC P-1 … P-12). Each waits for its reply and
+//! Client helpers for every party operation (SPEC P-1 … P-12) and party search. Each waits for its reply and
 //! returns `Ok(Ok(result))`, `Ok(Err(error reply))`, or `Err` when the connection failed or the
 //! reply did not fit the request. Events that arrive meanwhile stay queued for `wait_event`.
 
 use super::{Client, ClientError};
-use crate::core::{Cid, PartyId, PartyReply, PartyRequest, PartySnapshot, PartySummary, Presence, Reply, Request};
+use crate::core::{
+    Cid, PartyId, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, Presence, Reply, Request,
+};
 use crate::wire::ErrorReply;
 use bytes::Bytes;
 
@@ -115,6 +117,25 @@ impl Client {
         Ok(match self.party_request(PartyRequest::MyParties)? {
             Ok(PartyReply::MyParties(parties)) => Ok(parties),
             Ok(other) => return unexpected("my parties", other),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// one page of matching non-hidden parties, best first, and the cursor of the next
+    /// page (present only when more results exist). `query` "" = all; `open` `None` = both;
+    /// `limit` `None` = the server's default page; `cursor` from the previous page of the same
+    /// query, filter and limit.
+    pub fn party_search(
+        &mut self,
+        query: &str,
+        open: Option<bool>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> PartyResult<(Vec<PartyListing>, Option<String>)> {
+        let request = PartyRequest::Search { query: query.to_owned(), open, limit, cursor: cursor.map(str::to_owned) };
+        Ok(match self.party_request(request)? {
+            Ok(PartyReply::SearchResult { parties, cursor }) => Ok((parties, cursor)),
+            Ok(other) => return unexpected("search", other),
             Err(e) => Err(e),
         })
     }

@@ -23,7 +23,7 @@ mod status;
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, PartyId, Presence, SessionId, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
-pub use party::{PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
+pub use party::{PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 
 use crate::limits::Limits;
@@ -92,6 +92,15 @@ pub enum CoreError {
     PartyPresenceMismatch,
     /// Following would take the session past `follows_per_session_max` followed users.
     FollowLimitReached { following: usize, adding: usize, max: usize },
+    /// Q-2: the search query does not parse; the error says what is wrong and at which byte.
+    SearchQueryInvalid(search::QueryError),
+    /// Q-1: the cursor was issued for another query, open filter or limit.
+    SearchCursorMismatch,
+    /// Q-1: the cursor is not one this server issued (garbage, truncated, or too long).
+    SearchCursorInvalid,
+    /// A wildcard term of the query matches (or would have to inspect) more indexed values than
+    /// `search_wildcard_expansion_max` / `search_wildcard_scan_max` allow.
+    SearchQueryTooBroad { byte_pos: usize, values_max: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -120,6 +129,16 @@ impl std::fmt::Display for CoreError {
                 f,
                 "follow limit reached: following {following} users, this request adds {adding}, \
                  follows_per_session_max is {max}; nothing was followed"
+            ),
+            CoreError::SearchQueryInvalid(error) => write!(f, "invalid search query: {error}"),
+            CoreError::SearchCursorMismatch => {
+                write!(f, "the cursor belongs to another query, open filter or limit; start again without it")
+            }
+            CoreError::SearchCursorInvalid => write!(f, "the cursor is not one this server issued"),
+            CoreError::SearchQueryTooBroad { byte_pos, values_max } => write!(
+                f,
+                "search query too broad: the wildcard term at byte {byte_pos} matches or scans more than \
+                 {values_max} distinct values; give it a longer literal prefix"
             ),
         }
     }
@@ -153,7 +172,7 @@ impl Core {
     pub fn new(limits: Limits, seed: [u8; 32]) -> Core {
         Core {
             sessions: Sessions::with_capacity(limits.connections_max),
-            parties: Parties::default(),
+            parties: Parties::new(&limits),
             statuses: Statuses::default(),
             limits,
             ids: IdGenerator::new(seed),
@@ -292,6 +311,12 @@ impl Core {
     /// Corrupts the party index (for the canary test); returns false when nothing could be.
     pub fn debug_corrupt_party_index(&mut self) -> bool {
         self.parties.corrupt_index()
+    }
+
+    /// Test hook for the search canary: see `Parties::corrupt_search_index`.
+    #[doc(hidden)]
+    pub fn debug_corrupt_search_index(&mut self) -> bool {
+        self.parties.corrupt_search_index()
     }
 
     /// Whether `session` follows `user_id` (tests and the simulation's model checks).

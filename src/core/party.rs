@@ -6,6 +6,10 @@
 //! - `of_session`: for every session that is in a party or has asked to join one, those parties
 //!   in the order it joined (or asked), so a disconnect finds its parties without a scan.
 //!
+//! - `search`: the label search index (SPEC Q-1 … Q-4, see [`crate::core::search`]) over every
+//!   non-hidden party, kept in step with `by_id` by every operation that changes a party, so
+//!   the very next search sees the change (Q-3). Hidden parties are never in it.
+//!
 //! Every operation validates first and mutates after: a rejected request returns its error
 //! before touching any table, so it leaves no trace. An operation that succeeds queues its one
 //! reply first and then its events, each event once with all its recipients in member (join)
@@ -14,6 +18,7 @@
 //! Decisions where SPEC is silent are listed in the README's "Parties" section; the comments
 //! below name them where they are made.
 
+use super::search::{parse_query, PartyDoc, Query, SearchError, SearchIndex};
 use super::{Cid, CoreError, Event, IdGenerator, Outbox, PartyId, Presence, Reply, SessionId};
 use crate::limits::Limits;
 use bytes::Bytes;
@@ -46,6 +51,10 @@ pub enum PartyRequest {
     Get { party_id: PartyId },
     /// P-11: the calling session's parties.
     MyParties,
+    /// Q-1: anyone may search. `query` empty = every non-hidden party; `open` keeps only open
+    /// (`Some(true)`) or closed (`Some(false)`) parties; `limit` `None` = the default page;
+    /// `cursor` (empty = none) continues a previous search with the same query, filter and limit.
+    Search { query: String, open: Option<bool>, limit: Option<u32>, cursor: Option<String> },
 }
 
 /// A whole party as members see it.
@@ -76,6 +85,17 @@ pub struct PartySummary {
     pub leader: Presence,
 }
 
+/// One party in a search result (Q-1): what a player needs to pick a party to join.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartyListing {
+    pub party_id: PartyId,
+    pub open: bool,
+    pub max_size: u16,
+    pub member_count: u16,
+    /// A JSON object, or empty for none.
+    pub label: String,
+}
+
 /// The successful result of a party request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PartyReply {
@@ -89,6 +109,8 @@ pub enum PartyReply {
     Ok { party_id: PartyId },
     /// The session's parties in the order it joined them.
     MyParties(Vec<PartySummary>),
+    /// Q-1: one page of search results, best first; `cursor` is present only when more exist.
+    SearchResult { parties: Vec<PartyListing>, cursor: Option<String> },
 }
 
 /// Why a session stopped being a member or requester of a party.
@@ -176,6 +198,16 @@ impl Party {
         }
     }
 
+    fn listing(&self) -> PartyListing {
+        PartyListing {
+            party_id: self.id,
+            open: self.open,
+            max_size: self.max_size,
+            member_count: self.members.len() as u16,
+            label: self.label.clone(),
+        }
+    }
+
     fn summary(&self) -> PartySummary {
         PartySummary {
             party_id: self.id,
@@ -208,11 +240,76 @@ enum Slot {
     Requested,
 }
 
+/// The search index seen through party ids: the index itself knows only `u128` keys and
+/// [`PartyDoc`]s, the party layer only [`PartyId`]s and [`Party`]s. Every method keeps the
+/// rule "hidden parties are never indexed" in one place.
+struct PartyIndex {
+    index: SearchIndex,
+}
+
+impl PartyIndex {
+    /// Indexes the party's current settings, label and member count (or drops it if hidden).
+    /// Create, and updates that change the label or hidden flag.
+    fn upsert(&mut self, party: &Party) {
+        if party.hidden {
+            self.index.remove(party.id.0);
+            return;
+        }
+        let doc = PartyDoc {
+            open: party.open,
+            max_size: u32::from(party.max_size),
+            member_count: party.members.len() as u32,
+            label: Some(&party.label),
+        };
+        // Invariant: `check_label` accepted this label with the index's own rules (a JSON
+        // object within `party_label_bytes_max`, which is the index's `label_bytes_max`), so a
+        // refusal here means the two disagree: a bug, never input.
+        if let Err(error) = self.index.upsert(party.id.0, doc) {
+            log::error!("search index refused the label of party {}: {error}", party.id);
+            panic!("search index refused the label of party {} that check_label accepted: {error}", party.id);
+        }
+    }
+
+    /// An update that changed only the open flag: no need to re-flatten the label.
+    fn set_open(&mut self, party: &Party) {
+        if !party.hidden {
+            let indexed = self.index.set_open(party.id.0, party.open);
+            debug_assert!(indexed, "non-hidden party {} is indexed", party.id);
+        }
+    }
+
+    /// Join, accept, leave, kick, disconnect: only the member count changed.
+    fn set_member_count(&mut self, party: &Party) {
+        if !party.hidden {
+            let indexed = self.index.set_member_count(party.id.0, party.members.len() as u32);
+            debug_assert!(indexed, "non-hidden party {} is indexed", party.id);
+        }
+    }
+
+    /// Close, last member gone.
+    fn remove(&mut self, party_id: PartyId) {
+        self.index.remove(party_id.0);
+    }
+
+    /// One page: party ids best first, and the next page's cursor.
+    fn search(
+        &self,
+        query: &Query,
+        open: Option<bool>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<PartyId>, Option<String>), SearchError> {
+        let page = self.index.search(query, open, limit, cursor)?;
+        Ok((page.keys.into_iter().map(PartyId).collect(), page.cursor))
+    }
+}
+
 /// The party tables.
-#[derive(Default)]
 pub(crate) struct Parties {
     by_id: HashMap<PartyId, Party>,
     of_session: HashMap<SessionId, SessionParties>,
+    /// Every non-hidden party, for search (Q-1). About 1 KiB per labelled party (see the README).
+    search: PartyIndex,
 }
 
 fn reply(out: &mut Outbox, me: &Presence, cid: Cid, reply: PartyReply) {
@@ -231,6 +328,8 @@ fn check_presence(named: &Presence, actual: &Presence) -> Result<(), CoreError> 
     Ok(())
 }
 
+/// P-1 / P-10 label rules. They are also exactly what the search index accepts (a JSON object
+/// of at most `party_label_bytes_max` bytes), so indexing a label that passed cannot fail.
 fn check_label(label: &str, hidden: bool, limits: &Limits) -> Result<(), CoreError> {
     if label.is_empty() {
         return Ok(());
@@ -253,6 +352,14 @@ fn check_label(label: &str, hidden: bool, limits: &Limits) -> Result<(), CoreErr
 }
 
 impl Parties {
+    pub fn new(limits: &Limits) -> Parties {
+        Parties {
+            by_id: HashMap::new(),
+            of_session: HashMap::new(),
+            search: PartyIndex { index: SearchIndex::new(limits.search_limits()) },
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -290,6 +397,9 @@ impl Parties {
                     .map_or(Vec::new(), |s| s.member_of.iter().map(|id| self.by_id[id].summary()).collect());
                 reply(out, me, cid, PartyReply::MyParties(parties));
                 Ok(())
+            }
+            PartyRequest::Search { query, open, limit, cursor } => {
+                self.search(limits, me, cid, &query, open, limit, cursor.as_deref(), out)
             }
         };
         if let Err(error) = result {
@@ -426,6 +536,7 @@ impl Parties {
             pending: VecDeque::new(),
         };
         let snapshot = party.snapshot();
+        self.search.upsert(&party);
         self.by_id.insert(id, party);
         self.index(me.session_id, id, Slot::Member);
         reply(out, me, cid, PartyReply::Info(snapshot));
@@ -456,12 +567,13 @@ impl Parties {
             if pending_here.is_none() {
                 self.check_room_for_one_more(limits, me.session_id)?;
             }
-            let party = self.party_mut(party_id);
+            let party = self.by_id.get_mut(&party_id).expect("validated above");
             if let Some(i) = pending_here {
                 party.pending.remove(i);
             }
             party.members.push(me.clone());
             let snapshot = party.snapshot();
+            self.search.set_member_count(party);
             if pending_here.is_some() {
                 self.unindex(me.session_id, party_id, Slot::Requested);
             }
@@ -516,10 +628,11 @@ impl Parties {
             return Err(CoreError::PartyFull); // the request stays queued
         }
 
-        let party = self.party_mut(party_id);
+        let party = self.by_id.get_mut(&party_id).expect("validated above");
         let joiner = party.pending.remove(i).expect("index from pending_index");
         party.members.push(joiner.clone());
         let snapshot = party.snapshot();
+        self.search.set_member_count(party);
         // The slot moves from requested to member: the session's count is unchanged.
         self.unindex(joiner.session_id, party_id, Slot::Requested);
         self.index(joiner.session_id, party_id, Slot::Member);
@@ -548,8 +661,9 @@ impl Parties {
         }
         if let Some(i) = party.member_index(named.session_id) {
             check_presence(named, &party.members[i])?;
-            let party = self.party_mut(party_id);
+            let party = self.by_id.get_mut(&party_id).expect("validated above");
             let kicked = party.members.remove(i);
+            self.search.set_member_count(party);
             self.unindex(kicked.session_id, party_id, Slot::Member);
             reply(out, me, cid, PartyReply::Ok { party_id });
             event(out, [kicked.session_id], PartyEvent::Removed { party_id, reason: RemovedReason::Kicked });
@@ -597,10 +711,11 @@ impl Parties {
         };
         let gone = party.members.remove(i);
         self.unindex(session, party_id, Slot::Member);
-        let party = self.party_mut(party_id);
+        let party = self.by_id.get_mut(&party_id).expect("party exists");
         if party.members.is_empty() {
             // Last member gone = party gone (P-6); requesters would otherwise wait forever.
             let party = self.by_id.remove(&party_id).expect("party exists");
+            self.search.remove(party_id);
             for p in &party.pending {
                 self.unindex(p.session_id, party_id, Slot::Requested);
             }
@@ -608,6 +723,7 @@ impl Parties {
             event(out, requesters, PartyEvent::Removed { party_id, reason: RemovedReason::Closed });
             return;
         }
+        self.search.set_member_count(party);
         let leader_left = party.leader == session;
         if leader_left {
             // Longest tenure = earliest in join order.
@@ -654,6 +770,7 @@ impl Parties {
     fn close(&mut self, me: &Presence, cid: Cid, party_id: PartyId, out: &mut Outbox) -> Result<(), CoreError> {
         self.find_as_leader(party_id, me.session_id)?;
         let party = self.by_id.remove(&party_id).expect("validated above");
+        self.search.remove(party_id);
         for m in &party.members {
             self.unindex(m.session_id, party_id, Slot::Member);
         }
@@ -711,10 +828,17 @@ impl Parties {
         let new_label = label.unwrap_or_else(|| party.label.clone());
         check_label(&new_label, new_hidden, limits)?;
 
-        let party = self.party_mut(party_id);
+        let party = self.by_id.get_mut(&party_id).expect("validated above");
+        let reindex = party.hidden != new_hidden || party.label != new_label;
         party.open = new_open;
         party.hidden = new_hidden;
         party.label = new_label;
+        // Q-3: the index follows before the reply, so the requester's next search sees it.
+        if reindex {
+            self.search.upsert(party);
+        } else {
+            self.search.set_open(party);
+        }
         reply(out, me, cid, PartyReply::Ok { party_id });
         let updated = PartyEvent::Updated {
             party_id,
@@ -731,6 +855,56 @@ impl Parties {
     fn get(&mut self, me: &Presence, cid: Cid, party_id: PartyId, out: &mut Outbox) -> Result<(), CoreError> {
         let party = self.find_as_member(party_id, me.session_id)?;
         reply(out, me, cid, PartyReply::Info(party.snapshot()));
+        Ok(())
+    }
+
+    /// Q-1: one page of the non-hidden parties matching `query`, best first. Anyone may search.
+    /// Limits are checked in the order a client can fix them: page size, query length, syntax,
+    /// then the cursor and wildcard breadth (which the index reports).
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        limits: &Limits,
+        me: &Presence,
+        cid: Cid,
+        query: &str,
+        open: Option<bool>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+        out: &mut Outbox,
+    ) -> Result<(), CoreError> {
+        let limit = limit.map_or(limits.search_page_limit_default, |l| l as usize);
+        if limit == 0 || limit > limits.search_page_limit_max {
+            return Err(CoreError::BadInput(format!(
+                "limit must be 1..={} (search_page_limit_max), got {limit}",
+                limits.search_page_limit_max
+            )));
+        }
+        if query.len() > limits.search_query_bytes_max {
+            return Err(CoreError::LimitExceeded(format!(
+                "search query of {} bytes is over search_query_bytes_max {}",
+                query.len(),
+                limits.search_query_bytes_max
+            )));
+        }
+        let query = parse_query(query, self.search.index.limits()).map_err(CoreError::SearchQueryInvalid)?;
+        // An empty cursor means none, as an empty label means none: clients that always send
+        // the field (Nakama's do) need not special-case the first page.
+        let cursor = cursor.filter(|c| !c.is_empty());
+        let (ids, cursor) = self.search.search(&query, open, limit, cursor).map_err(|error| match error {
+            SearchError::CursorMismatch => CoreError::SearchCursorMismatch,
+            SearchError::BadCursor => CoreError::SearchCursorInvalid,
+            SearchError::WildcardTooBroad { byte_pos, terms_max } => {
+                CoreError::SearchQueryTooBroad { byte_pos, values_max: terms_max }
+            }
+            // Checked above against the same limit; kept total rather than unreachable.
+            SearchError::BadLimit { limit, limit_max } => {
+                CoreError::BadInput(format!("limit must be 1..={limit_max}, got {limit}"))
+            }
+        })?;
+        // Invariant: the index holds exactly the live non-hidden parties (check_invariants).
+        let parties = ids.iter().map(|id| self.by_id.get(id).expect("indexed party exists").listing()).collect();
+        reply(out, me, cid, PartyReply::SearchResult { parties, cursor });
         Ok(())
     }
 
@@ -802,6 +976,26 @@ impl Parties {
         }
         assert_eq!(members_total, indexed_members, "member index disagrees with the parties");
         assert_eq!(pending_total, indexed_pending, "request index disagrees with the parties");
+        self.check_search_index();
+    }
+
+    /// Q-3 as an invariant: the search index holds every non-hidden party with its current
+    /// open flag, max_size and member count, and nothing else.
+    fn check_search_index(&self) {
+        let index = &self.search.index;
+        let mut visible = 0;
+        for (id, party) in &self.by_id {
+            let built_ins = index.built_ins(id.0);
+            if party.hidden {
+                assert!(built_ins.is_none(), "hidden party {id} is in the search index");
+                continue;
+            }
+            visible += 1;
+            let expected = (party.open, f64::from(party.max_size), party.members.len() as f64);
+            assert_eq!(built_ins, Some(expected), "party {id}: search index disagrees with the table");
+        }
+        assert_eq!(index.len(), visible, "the search index holds a party that is gone");
+        index.check_invariants();
     }
 
     /// Table sizes: (parties, sessions indexed).
@@ -841,6 +1035,7 @@ impl Parties {
             party.pending.len().hash(&mut h);
             party.pending.iter().for_each(|p| presence(&mut h, p));
         }
+        self.search.index.len().hash(&mut h);
         let mut sessions: Vec<&SessionId> = self.of_session.keys().collect();
         sessions.sort();
         for s in sessions {
@@ -848,6 +1043,20 @@ impl Parties {
             (s, &entry.member_of, &entry.requested).hash(&mut h);
         }
         h.finish()
+    }
+
+    /// Test hook: gives the first indexed party (in id order) a wrong member count in the search
+    /// index, so the canary can prove that `check_invariants` notices. Returns whether there was
+    /// a party to corrupt.
+    pub fn corrupt_search_index(&mut self) -> bool {
+        for id in self.ids() {
+            let party = &self.by_id[&id];
+            if !party.hidden {
+                let wrong = party.members.len() as u32 + 1;
+                return self.search.index.set_member_count(id.0, wrong);
+            }
+        }
+        false
     }
 
     /// Test hook: forgets one membership in the session index, so the canary can prove that
@@ -943,6 +1152,35 @@ mod tests {
         };
         assert_eq!(out.recipients(recipients.clone()), &[s[0], s[2]]);
         assert_eq!(sent.as_ptr(), data.as_ptr(), "the payload is shared, not copied");
+    }
+
+    #[test]
+    fn check_label_accepts_exactly_what_the_search_index_accepts() {
+        // The party layer relies on this to treat an index refusal as a bug (PartyIndex::upsert).
+        let limits = Limits { party_label_bytes_max: 24, ..Limits::default() };
+        let labels = [
+            "",
+            "{}",
+            r#"{"a":1}"#,
+            r#"{"a":{"b":[1,"x",true,null]}}"#,
+            r#"{"pad":"xxxxxxxxxxxxxxx"}"#,
+            r#"{"pad":"xxxxxxxxxxxxxxxx"}"#,
+            "[1]",
+            "1",
+            "\"s\"",
+            "null",
+            "{not json",
+            r#"{"a":1}x"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":-0}"#,
+            " {} ",
+        ];
+        for label in labels {
+            let mut index = SearchIndex::new(limits.search_limits());
+            let doc = PartyDoc { open: true, max_size: 4, member_count: 1, label: Some(label) };
+            let indexed = index.upsert(1, doc).is_ok();
+            assert_eq!(check_label(label, false, &limits).is_ok(), indexed, "{label:?}");
+        }
     }
 
     #[test]

@@ -9,14 +9,23 @@
 //! - no other event reached a non-member: membership events go to members after the step, and
 //!   "removed" goes only to a session that was a member or requester before and is not after;
 //! - no event reaches a disconnected session, and a disconnected session is in no party;
-//! - disconnecting everyone leaves empty tables.
+//! - disconnecting everyone leaves empty tables;
+//! - search (Q-1 … Q-3): random queries over the labels the simulation creates (every syntax
+//!   form, malformed ones too), random open filters and small limits, following every cursor to
+//!   the end. Each page lists only live, non-hidden parties that pass the open filter, with the
+//!   table's open flag, max_size, member count and label; the pages together are exactly what
+//!   a brute-force evaluation of the parsed query over the party table returns, in order (score
+//!   descending, then id), each party once; a search changes nothing and causes no event; a
+//!   cursor replayed with another filter or limit is refused.
 //!
 //! `tests/sim.rs` runs it over many seeds; `fuzz/fuzz_targets/core_ops.rs` over fuzz inputs.
 
 use super::Rng;
+use crate::core::search::query::{FieldRef, Occur, RangeOp, ValueMatch};
+use crate::core::search::{parse_query, Query};
 use crate::core::{
-    Cid, ConnectOptions, Core, Event, Identity, Millis, Outbox, Output, PartyEvent, PartyId, PartyReply, PartyRequest,
-    Presence, RemovedReason, Reply, Request, SessionId, UserId, Username,
+    Cid, ConnectOptions, Core, CoreError, Event, Identity, Millis, Outbox, Output, PartyEvent, PartyId, PartyListing,
+    PartyReply, PartyRequest, PartySnapshot, Presence, RemovedReason, Reply, Request, SessionId, UserId, Username,
 };
 use crate::limits::Limits;
 use bytes::Bytes;
@@ -65,10 +74,17 @@ pub struct Sim {
     /// Every party id ever created, so requests also name parties that are gone.
     known: Vec<PartyId>,
     next_cid: u64,
-    weights: [u64; 14],
+    weights: [u64; OPS],
     limits: Limits,
     stats: Stats,
 }
+
+/// Operations: connect, disconnect, the 12 party requests, search.
+const OPS: usize = 15;
+
+/// Label values the simulation writes and queries: few, so terms hit.
+const WORDS: [&str; 5] = ["a", "b", "ab", "ba", "a b"];
+const NUMBERS: [&str; 6] = ["-1", "0", "1", "2", "2.5", "10"];
 
 #[derive(Default, Debug)]
 pub struct Stats {
@@ -78,6 +94,9 @@ pub struct Stats {
     pub deliveries: u64,
     /// Refusals by error, to see that the workload reaches every rule.
     pub errors: BTreeMap<String, u64>,
+    /// Searches run (each followed to its last page) and parties they returned in all.
+    pub searches: u64,
+    pub search_results: u64,
 }
 
 impl Sim {
@@ -92,11 +111,16 @@ impl Sim {
             parties_per_session_max: rng.range(1, 4),
             party_data_bytes_max: rng.range(4, 32),
             party_label_bytes_max: rng.range(8, 64),
+            search_page_limit_max: rng.range(3, 100),
+            search_page_limit_default: 3,
+            // Small, so that wildcards over the few label values are sometimes refused (233).
+            search_wildcard_expansion_max: rng.range(1, 4),
+            search_wildcard_scan_max: rng.range(2, 16),
             ..Limits::default()
         };
         let slots = rng.range(12, 40);
         let users = rng.range(2, slots);
-        let mut weights = [0u64; 14];
+        let mut weights = [0u64; OPS];
         for w in &mut weights {
             *w = rng.range(1, 10) as u64;
         }
@@ -143,6 +167,9 @@ impl Sim {
         }
         let party_id = self.pick_party();
         let me = self.pick_actor(op, party_id, &connected);
+        if op == OPS - 1 {
+            return self.search(me);
+        }
         let request = match op {
             2 => PartyRequest::Create {
                 open: self.rng.chance(50),
@@ -186,10 +213,195 @@ impl Sim {
 
     fn label(&mut self) -> String {
         match self.rng.below(10) {
-            0..=4 => String::new(),
-            5..=7 => format!(r#"{{"k":{}}}"#, self.rng.below(1000)),
+            0..=3 => String::new(),
+            4..=7 => {
+                // A few of the fields the queries ask about; often within the label limit.
+                let mut fields = Vec::new();
+                if self.rng.chance(50) {
+                    fields.push(format!(r#""k":{}"#, self.pick_str(&NUMBERS)));
+                }
+                if self.rng.chance(50) {
+                    fields.push(format!(r#""m":"{}""#, self.pick_str(&WORDS)));
+                }
+                if self.rng.chance(30) {
+                    let tags: Vec<String> =
+                        (0..self.rng.below(3)).map(|_| format!(r#""{}""#, self.pick_str(&WORDS))).collect();
+                    fields.push(format!(r#""t":[{}]"#, tags.join(",")));
+                }
+                if self.rng.chance(30) {
+                    fields.push(format!(r#""f":{}"#, self.rng.chance(50)));
+                }
+                if self.rng.chance(20) {
+                    fields.push(format!(r#""n":{{"k":{}}}"#, self.pick_str(&NUMBERS)));
+                }
+                format!("{{{}}}", fields.join(","))
+            }
             8 => format!(r#"{{"pad":"{}"}}"#, "x".repeat(self.rng.below(80))),
             _ => "[1]".into(),
+        }
+    }
+
+    fn pick_str(&mut self, items: &[&'static str]) -> &'static str {
+        self.rng.pick(items).expect("non-empty")
+    }
+
+    /// A random query over the simulation's label fields: every syntax form, sometimes malformed.
+    fn query(&mut self) -> String {
+        let mut terms = Vec::new();
+        for _ in 0..self.rng.below(4) {
+            let occur = ["", "", "+", "-"][self.rng.below(4)];
+            let number = self.pick_str(&NUMBERS);
+            let word = self.pick_str(&WORDS);
+            let op = [">", ">=", "<", "<="][self.rng.below(4)];
+            let term = match self.rng.below(14) {
+                0 => format!("label.k:{number}"),
+                1 => format!("label.k:{op}{number}"),
+                2 | 3 => match word {
+                    "a b" => r#"label.m:"a b""#.to_owned(),
+                    _ => format!("label.m:{word}"),
+                },
+                4 => format!("label.m:{}", ["a*", "?b", "*", "b?", "*a", r"a\ b"][self.rng.below(6)]),
+                5 => format!("label.t:{}", if word == "a b" { r"a\ b" } else { word }),
+                6 => format!("label.f:{}", self.rng.chance(50)),
+                7 => format!("label.n.k:{op}{number}"),
+                8 => format!("open:{}", self.rng.chance(50)),
+                9 => format!("max_size:{op}{}", self.rng.range(1, self.limits.party_members_max)),
+                10 => format!("member_count:{}{}", ["", ">=", "<"][self.rng.below(3)], self.rng.range(1, 3)),
+                11 => {
+                    if self.rng.chance(50) {
+                        word.replace(' ', r"\ ")
+                    } else {
+                        number.to_owned()
+                    }
+                }
+                12 => format!("label.missing:{word}"),
+                // Malformed: each of these must be refused with 230.
+                _ => ["label.k:", "bad:x", r#"label.m:"a"#, "label.k:>x", "label.m:a^", "\\"][self.rng.below(6)]
+                    .to_owned(),
+            };
+            let boost = if self.rng.chance(20) { ["^0.5", "^2", "^3", "^0"][self.rng.below(4)] } else { "" };
+            terms.push(format!("{occur}{term}{boost}"));
+        }
+        terms.join(" ")
+    }
+
+    /// Q-1: one search followed to its last page, checked page by page and as a whole against
+    /// a brute-force evaluation over the party table.
+    fn search(&mut self, me: Presence) {
+        self.stats.searches += 1;
+        let query = self.query();
+        let open = if self.rng.chance(60) { None } else { Some(self.rng.chance(50)) };
+        let page_max = self.limits.search_page_limit_max;
+        let limit = match self.rng.below(20) {
+            0 => Some(0),
+            1 => Some(page_max as u32 + 1),
+            2..=4 => None,
+            _ => Some(self.rng.range(1, page_max.min(6)) as u32),
+        };
+        let limit_ok = limit.is_none_or(|l| (1..=page_max).contains(&(l as usize)));
+        let parsed = parse_query(&query, &self.limits.search_limits());
+        let parties: Vec<PartySnapshot> =
+            self.core.debug_party_ids().into_iter().filter_map(|id| self.core.debug_party(id)).collect();
+
+        let mut cursor: Option<String> = None;
+        let mut listed: Vec<PartyId> = Vec::new();
+        let pages_max = parties.len() + 2;
+        for _ in 0..pages_max {
+            let request = PartyRequest::Search { query: query.clone(), open, limit, cursor: cursor.clone() };
+            let result = match self.search_once(&me, request) {
+                Err(error) => {
+                    assert!(cursor.is_none(), "a later page of {query:?} failed: {error:?}");
+                    match (&error, &parsed) {
+                        (CoreError::BadInput(_), _) => assert!(!limit_ok, "{query:?} limit {limit:?}: {error:?}"),
+                        (CoreError::SearchQueryInvalid(got), Err(want)) => assert_eq!(got, want),
+                        // Only the index knows how many values a wildcard expands to.
+                        (CoreError::SearchQueryTooBroad { .. }, Ok(parsed)) => assert!(
+                            parsed.clauses().iter().any(|c| matches!(c.value, ValueMatch::Wildcard(_))),
+                            "{query:?} refused as too broad without a wildcard"
+                        ),
+                        _ => panic!("search {query:?} {open:?} {limit:?} refused with {error:?}"),
+                    }
+                    return;
+                }
+                Ok(result) => result,
+            };
+            assert!(limit_ok, "limit {limit:?} accepted");
+            let Ok(parsed) = &parsed else { panic!("malformed query {query:?} accepted") };
+            let (page, next) = result;
+            let page_len = limit.map_or(self.limits.search_page_limit_default, |l| l as usize);
+            assert!(page.len() <= page_len, "page over its limit");
+            assert!(next.is_none() || page.len() == page_len, "a cursor after a short page");
+            for listing in &page {
+                let party = parties.iter().find(|p| p.party_id == listing.party_id);
+                let party = party.unwrap_or_else(|| panic!("search returned a party that is gone: {listing:?}"));
+                assert!(!party.hidden, "search returned hidden party {}", party.party_id);
+                assert!(open.is_none_or(|open| open == party.open), "open filter {open:?} let {listing:?} through");
+                let expected = PartyListing {
+                    party_id: party.party_id,
+                    open: party.open,
+                    max_size: party.max_size,
+                    member_count: party.members.len() as u16,
+                    label: party.label.clone(),
+                };
+                assert_eq!(*listing, expected, "a listing disagrees with the party table");
+                assert!(!listed.contains(&listing.party_id), "{} listed twice by {query:?}", listing.party_id);
+                listed.push(listing.party_id);
+            }
+            self.stats.search_results += page.len() as u64;
+            let Some(next) = next else {
+                let expected = brute_force(parsed, open, &parties);
+                assert_eq!(listed, expected, "search {query:?} open {open:?} limit {limit:?}");
+                if query.trim().is_empty() && open.is_none() {
+                    let visible = parties.iter().filter(|p| !p.hidden).count();
+                    assert_eq!(listed.len(), visible, "the empty query lists every non-hidden party");
+                }
+                return;
+            };
+            if self.rng.chance(10) {
+                // A cursor is valid only with its own query, filter and limit.
+                let other = PartyRequest::Search {
+                    query: query.clone(),
+                    open: Some(!open.unwrap_or(false)),
+                    limit,
+                    cursor: Some(next.clone()),
+                };
+                let refused = self.search_once(&me, other);
+                assert_eq!(refused.map(|_| ()), Err(CoreError::SearchCursorMismatch));
+            }
+            cursor = Some(next);
+        }
+        panic!("search {query:?} did not end within {pages_max} pages");
+    }
+
+    /// Runs one search request: one reply, no event, nothing changed.
+    fn search_once(
+        &mut self,
+        me: &Presence,
+        request: PartyRequest,
+    ) -> Result<(Vec<PartyListing>, Option<String>), CoreError> {
+        self.stats.requests += 1;
+        let digest_before = self.core.debug_party_digest();
+        let cid = Cid(self.next_cid);
+        self.next_cid += 1;
+        self.core.handle_request(me.session_id, cid, Request::Party(request), Millis(0), &mut self.out);
+        // No invariant sweep here: a search mutates nothing (the digest says so), and the step's
+        // callers sweep after every step (`handle_request` itself does in debug builds).
+        assert_eq!(self.core.debug_party_digest(), digest_before, "a search changed the tables");
+        let outputs = std::mem::take(&mut self.out);
+        let [Output::Reply { to, cid: got, result }] = outputs.outputs() else {
+            panic!("a search causes exactly one reply and no event: {:?}", outputs.outputs())
+        };
+        assert_eq!((*to, *got), (me.session_id, cid));
+        match result {
+            Ok(Reply::Party(PartyReply::SearchResult { parties, cursor })) => Ok((parties.clone(), cursor.clone())),
+            Ok(other) => panic!("search replied {other:?}"),
+            Err(error) => {
+                self.stats.refused += 1;
+                let name = format!("{error:?}");
+                let name = name.split(['(', ' ']).next().unwrap_or_default().to_owned();
+                *self.stats.errors.entry(name).or_default() += 1;
+                Err(error.clone())
+            }
         }
     }
 
@@ -405,6 +617,97 @@ impl Sim {
         assert_eq!(self.core.debug_party_table_sizes(), (0, 0), "disconnecting everyone empties the tables");
         assert_eq!(self.core.party_count(), 0);
     }
+}
+
+/// A party's indexed values, flattened as SPEC Q-2 says (independently of the index's code).
+#[derive(Default)]
+struct Flat {
+    /// (field with its `label.` prefix, keyword)
+    keywords: Vec<(String, String)>,
+    numbers: Vec<(String, f64)>,
+}
+
+fn flatten(path: &str, value: &serde_json::Value, flat: &mut Flat) {
+    use serde_json::Value;
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => flat.keywords.push((path.to_owned(), b.to_string())),
+        Value::Number(n) => flat.numbers.push((path.to_owned(), n.as_f64().expect("no arbitrary precision"))),
+        Value::String(text) => flat.keywords.push((path.to_owned(), text.clone())),
+        Value::Array(items) => items.iter().for_each(|item| flatten(path, item, flat)),
+        Value::Object(fields) => {
+            for (name, item) in fields {
+                flatten(&format!("{path}.{name}"), item, flat);
+            }
+        }
+    }
+}
+
+/// What the index must return for `query` over `parties`: every matching non-hidden party,
+/// score descending, then id ascending.
+fn brute_force(query: &Query, open_filter: Option<bool>, parties: &[PartySnapshot]) -> Vec<PartyId> {
+    let mut found: Vec<(f64, PartyId)> = Vec::new();
+    for party in parties.iter().filter(|p| !p.hidden && open_filter.is_none_or(|open| open == p.open)) {
+        let mut flat = Flat::default();
+        if !party.label.is_empty() {
+            let label: serde_json::Value = serde_json::from_str(&party.label).expect("stored labels are JSON");
+            flatten("label", &label, &mut flat);
+        }
+        let member_count = party.members.len() as f64;
+        let matches = |field: &FieldRef, value: &ValueMatch| -> bool {
+            let (keywords, numbers): (Vec<&str>, Vec<f64>) = match field {
+                FieldRef::AnyLabel => (
+                    flat.keywords.iter().map(|(_, k)| k.as_str()).collect(),
+                    flat.numbers.iter().map(|(_, n)| *n).collect(),
+                ),
+                FieldRef::Label(name) => (
+                    flat.keywords.iter().filter(|(f, _)| **f == **name).map(|(_, k)| k.as_str()).collect(),
+                    flat.numbers.iter().filter(|(f, _)| **f == **name).map(|(_, n)| *n).collect(),
+                ),
+                FieldRef::Open => (vec![if party.open { "true" } else { "false" }], vec![]),
+                FieldRef::MaxSize => (vec![], vec![f64::from(party.max_size)]),
+                FieldRef::MemberCount => (vec![], vec![member_count]),
+            };
+            match value {
+                ValueMatch::Exact { text, number } => {
+                    keywords.contains(&&**text) || number.is_some_and(|n| numbers.contains(&n))
+                }
+                ValueMatch::Wildcard(pattern) => keywords.iter().any(|k| pattern.matches(k)),
+                ValueMatch::Range { op, number } => numbers.iter().any(|n| match op {
+                    RangeOp::Greater => n > number,
+                    RangeOp::GreaterOrEqual => n >= number,
+                    RangeOp::Less => n < number,
+                    RangeOp::LessOrEqual => n <= number,
+                }),
+            }
+        };
+        let (mut score, mut must_ok, mut has_must, mut has_should, mut any_should) = (0.0, true, false, false, false);
+        for clause in query.clauses() {
+            let hit = matches(&clause.field, &clause.value);
+            match clause.occur {
+                Occur::Must => {
+                    has_must = true;
+                    must_ok &= hit;
+                    if hit {
+                        score += clause.boost;
+                    }
+                }
+                Occur::MustNot => must_ok &= !hit,
+                Occur::Should => {
+                    has_should = true;
+                    if hit {
+                        any_should = true;
+                        score += clause.boost;
+                    }
+                }
+            }
+        }
+        if must_ok && (has_must || !has_should || any_should) {
+            found.push((score, party.party_id));
+        }
+    }
+    found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    found.into_iter().map(|(_, id)| id).collect()
 }
 
 pub fn run(seed: u64, steps: usize) -> Stats {

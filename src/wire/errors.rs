@@ -30,6 +30,19 @@ pub enum DecodeError {
         len: usize,
         max: usize,
     },
+    /// A string longer than any configurable limit allows (a search query over
+    /// `SEARCH_QUERY_BYTES_CEILING`), refused before it is copied. A limit, like the core's own
+    /// check against the configured value, so both answer 300.
+    TooLarge {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    /// A search cursor longer than any the server issues: garbage, refused before it is copied.
+    CursorTooLong {
+        len: usize,
+        max: usize,
+    },
 }
 
 impl DecodeError {
@@ -43,6 +56,8 @@ impl DecodeError {
             DecodeError::TextFrame => ErrorCode::TextFrameUnsupported,
             DecodeError::TooMany { .. } => ErrorCode::LimitExceeded,
             DecodeError::TooLong { .. } => ErrorCode::BadInput,
+            DecodeError::TooLarge { .. } => ErrorCode::LimitExceeded,
+            DecodeError::CursorTooLong { .. } => ErrorCode::SearchCursorInvalid,
         }
     }
 }
@@ -63,6 +78,15 @@ impl std::fmt::Display for DecodeError {
                 write!(f, "{field} has {len} entries; at most {max} are accepted")
             }
             DecodeError::TooLong { field, len, max } => write!(f, "{field} is {len} bytes; at most {max}"),
+            DecodeError::TooLarge { field, len, max } => {
+                write!(f, "{field} is {len} bytes; at most {max} are accepted")
+            }
+            DecodeError::CursorTooLong { len, max } => {
+                write!(
+                    f,
+                    "the cursor is {len} bytes, longer than any this server issues ({max}); it is not one of ours"
+                )
+            }
         }
     }
 }
@@ -86,6 +110,10 @@ pub(crate) fn core_error_code(error: &CoreError) -> ErrorCode {
         CoreError::PartyTooManyParties(_) => ErrorCode::PartyTooManyParties,
         CoreError::PartyPresenceMismatch => ErrorCode::PartyPresenceMismatch,
         CoreError::FollowLimitReached { .. } => ErrorCode::FollowLimitReached,
+        CoreError::SearchQueryInvalid(_) => ErrorCode::SearchQueryInvalid,
+        CoreError::SearchCursorMismatch => ErrorCode::SearchCursorMismatch,
+        CoreError::SearchCursorInvalid => ErrorCode::SearchCursorInvalid,
+        CoreError::SearchQueryTooBroad { .. } => ErrorCode::SearchQueryTooBroad,
     }
 }
 

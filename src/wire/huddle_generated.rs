@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 300;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 24] = [
   ErrorCode::Unspecified,
   ErrorCode::MalformedEnvelope,
   ErrorCode::MissingCid,
@@ -36,6 +36,10 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
   ErrorCode::PartyTooManyParties,
   ErrorCode::PartyPresenceMismatch,
   ErrorCode::FollowLimitReached,
+  ErrorCode::SearchQueryInvalid,
+  ErrorCode::SearchCursorMismatch,
+  ErrorCode::SearchCursorInvalid,
+  ErrorCode::SearchQueryTooBroad,
   ErrorCode::LimitExceeded,
 ];
 
@@ -85,6 +89,16 @@ impl ErrorCode {
   /// Status (220-229): following these users would take the session past
   /// follows_per_session_max followed users; nothing was followed. Unfollow some first.
   pub const FollowLimitReached: Self = Self(220);
+  /// Search (230-239): the query does not parse; the message says what is wrong and at which
+  /// byte.
+  pub const SearchQueryInvalid: Self = Self(230);
+  /// Search: the cursor was issued for another query, open filter or limit.
+  pub const SearchCursorMismatch: Self = Self(231);
+  /// Search: the cursor is not one this server issued.
+  pub const SearchCursorInvalid: Self = Self(232);
+  /// Search: a wildcard term matches (or would have to inspect) too many distinct values;
+  /// give it a longer literal prefix.
+  pub const SearchQueryTooBroad: Self = Self(233);
   /// A request-rate or size limit was exceeded; the message names the limit.
   pub const LimitExceeded: Self = Self(300);
 
@@ -110,6 +124,10 @@ impl ErrorCode {
     Self::PartyTooManyParties,
     Self::PartyPresenceMismatch,
     Self::FollowLimitReached,
+    Self::SearchQueryInvalid,
+    Self::SearchCursorMismatch,
+    Self::SearchCursorInvalid,
+    Self::SearchQueryTooBroad,
     Self::LimitExceeded,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -134,6 +152,10 @@ impl ErrorCode {
       Self::PartyTooManyParties => Some("PartyTooManyParties"),
       Self::PartyPresenceMismatch => Some("PartyPresenceMismatch"),
       Self::FollowLimitReached => Some("FollowLimitReached"),
+      Self::SearchQueryInvalid => Some("SearchQueryInvalid"),
+      Self::SearchCursorMismatch => Some("SearchCursorMismatch"),
+      Self::SearchCursorInvalid => Some("SearchCursorInvalid"),
+      Self::SearchQueryTooBroad => Some("SearchQueryTooBroad"),
       Self::LimitExceeded => Some("LimitExceeded"),
       _ => None,
     }
@@ -288,10 +310,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for PartyRemovedReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_MESSAGE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_MESSAGE: u8 = 35;
+pub const ENUM_MAX_MESSAGE: u8 = 37;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_MESSAGE: [Message; 36] = [
+pub const ENUM_VALUES_MESSAGE: [Message; 38] = [
   Message::NONE,
   Message::Welcome,
   Message::Error,
@@ -328,6 +350,8 @@ pub const ENUM_VALUES_MESSAGE: [Message; 36] = [
   Message::StatusUnfollow,
   Message::StatusUnfollowed,
   Message::StatusPresenceEvent,
+  Message::PartySearch,
+  Message::PartySearchResult,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -371,9 +395,11 @@ impl Message {
   pub const StatusUnfollow: Self = Self(33);
   pub const StatusUnfollowed: Self = Self(34);
   pub const StatusPresenceEvent: Self = Self(35);
+  pub const PartySearch: Self = Self(36);
+  pub const PartySearchResult: Self = Self(37);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 35;
+  pub const ENUM_MAX: u8 = 37;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
@@ -411,6 +437,8 @@ impl Message {
     Self::StatusUnfollow,
     Self::StatusUnfollowed,
     Self::StatusPresenceEvent,
+    Self::PartySearch,
+    Self::PartySearchResult,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -451,6 +479,8 @@ impl Message {
       Self::StatusUnfollow => Some("StatusUnfollow"),
       Self::StatusUnfollowed => Some("StatusUnfollowed"),
       Self::StatusPresenceEvent => Some("StatusPresenceEvent"),
+      Self::PartySearch => Some("PartySearch"),
+      Self::PartySearchResult => Some("PartySearchResult"),
       _ => None,
     }
   }
@@ -4174,6 +4204,437 @@ impl ::core::fmt::Debug for PartyJoined<'_> {
       ds.finish()
   }
 }
+pub enum PartySearchOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request: anyone may search the non-hidden parties. `query` absent or empty = all;
+/// `open` absent = both; `limit` absent = search_page_limit_default, else 1..=search_page_limit_max;
+/// `cursor` absent or empty = first page. Reply: PartySearchResult.
+pub struct PartySearch<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartySearch<'a> {
+  type Inner = PartySearch<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartySearch<'a> {
+  pub const VT_QUERY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPEN: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LIMIT: ::flatbuffers::VOffsetT = 8;
+  pub const VT_CURSOR: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartySearch { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartySearchArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartySearch<'bldr>> {
+    let mut builder = PartySearchBuilder::new(_fbb);
+    if let Some(x) = args.cursor { builder.add_cursor(x); }
+    if let Some(x) = args.limit { builder.add_limit(x); }
+    if let Some(x) = args.query { builder.add_query(x); }
+    if let Some(x) = args.open { builder.add_open(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn query(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartySearch::VT_QUERY, None)}
+  }
+  #[inline]
+  pub fn open(&self) -> Option<bool> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartySearch::VT_OPEN, None)}
+  }
+  #[inline]
+  pub fn limit(&self) -> Option<u32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(PartySearch::VT_LIMIT, None)}
+  }
+  #[inline]
+  pub fn cursor(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartySearch::VT_CURSOR, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartySearch<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("query", Self::VT_QUERY, false)?
+     .visit_field::<bool>("open", Self::VT_OPEN, false)?
+     .visit_field::<u32>("limit", Self::VT_LIMIT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("cursor", Self::VT_CURSOR, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartySearchArgs<'a> {
+    pub query: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub open: Option<bool>,
+    pub limit: Option<u32>,
+    pub cursor: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartySearchArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartySearchArgs {
+      query: None,
+      open: None,
+      limit: None,
+      cursor: None,
+    }
+  }
+}
+
+pub struct PartySearchBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartySearchBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_query(&mut self, query: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartySearch::VT_QUERY, query);
+  }
+  #[inline]
+  pub fn add_open(&mut self, open: bool) {
+    self.fbb_.push_slot_always::<bool>(PartySearch::VT_OPEN, open);
+  }
+  #[inline]
+  pub fn add_limit(&mut self, limit: u32) {
+    self.fbb_.push_slot_always::<u32>(PartySearch::VT_LIMIT, limit);
+  }
+  #[inline]
+  pub fn add_cursor(&mut self, cursor: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartySearch::VT_CURSOR, cursor);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartySearchBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartySearchBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartySearch<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartySearch<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartySearch");
+      ds.field("query", &self.query());
+      ds.field("open", &self.open());
+      ds.field("limit", &self.limit());
+      ds.field("cursor", &self.cursor());
+      ds.finish()
+  }
+}
+pub enum PartyListingOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One party in a search result.
+pub struct PartyListing<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyListing<'a> {
+  type Inner = PartyListing<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyListing<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPEN: ::flatbuffers::VOffsetT = 6;
+  pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MEMBER_COUNT: ::flatbuffers::VOffsetT = 10;
+  pub const VT_LABEL: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyListing { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyListingArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyListing<'bldr>> {
+    let mut builder = PartyListingBuilder::new(_fbb);
+    if let Some(x) = args.label { builder.add_label(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_member_count(args.member_count);
+    builder.add_max_size(args.max_size);
+    builder.add_open(args.open);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyListing::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn open(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyListing::VT_OPEN, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn max_size(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PartyListing::VT_MAX_SIZE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn member_count(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PartyListing::VT_MEMBER_COUNT, Some(0)).unwrap()}
+  }
+  /// JSON object, or empty for none.
+  #[inline]
+  pub fn label(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyListing::VT_LABEL, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyListing<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<bool>("open", Self::VT_OPEN, false)?
+     .visit_field::<u16>("max_size", Self::VT_MAX_SIZE, false)?
+     .visit_field::<u16>("member_count", Self::VT_MEMBER_COUNT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyListingArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub open: bool,
+    pub max_size: u16,
+    pub member_count: u16,
+    pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyListingArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyListingArgs {
+      party_id: None,
+      open: false,
+      max_size: 0,
+      member_count: 0,
+      label: None,
+    }
+  }
+}
+
+pub struct PartyListingBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyListingBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyListing::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_open(&mut self, open: bool) {
+    self.fbb_.push_slot::<bool>(PartyListing::VT_OPEN, open, false);
+  }
+  #[inline]
+  pub fn add_max_size(&mut self, max_size: u16) {
+    self.fbb_.push_slot::<u16>(PartyListing::VT_MAX_SIZE, max_size, 0);
+  }
+  #[inline]
+  pub fn add_member_count(&mut self, member_count: u16) {
+    self.fbb_.push_slot::<u16>(PartyListing::VT_MEMBER_COUNT, member_count, 0);
+  }
+  #[inline]
+  pub fn add_label(&mut self, label: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyListing::VT_LABEL, label);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyListingBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyListingBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyListing<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyListing<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyListing");
+      ds.field("party_id", &self.party_id());
+      ds.field("open", &self.open());
+      ds.field("max_size", &self.max_size());
+      ds.field("member_count", &self.member_count());
+      ds.field("label", &self.label());
+      ds.finish()
+  }
+}
+pub enum PartySearchResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to PartySearch: best first (score, then party id). `cursor` is present only when more
+/// results exist; pass it back with the same query, open filter and limit for the next page.
+pub struct PartySearchResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartySearchResult<'a> {
+  type Inner = PartySearchResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartySearchResult<'a> {
+  pub const VT_PARTIES: ::flatbuffers::VOffsetT = 4;
+  pub const VT_CURSOR: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartySearchResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartySearchResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartySearchResult<'bldr>> {
+    let mut builder = PartySearchResultBuilder::new(_fbb);
+    if let Some(x) = args.cursor { builder.add_cursor(x); }
+    if let Some(x) = args.parties { builder.add_parties(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn parties(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyListing<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyListing>>>>(PartySearchResult::VT_PARTIES, None)}
+  }
+  #[inline]
+  pub fn cursor(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartySearchResult::VT_CURSOR, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartySearchResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<PartyListing>>>>("parties", Self::VT_PARTIES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("cursor", Self::VT_CURSOR, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartySearchResultArgs<'a> {
+    pub parties: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyListing<'a>>>>>,
+    pub cursor: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartySearchResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartySearchResultArgs {
+      parties: None,
+      cursor: None,
+    }
+  }
+}
+
+pub struct PartySearchResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartySearchResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_parties(&mut self, parties: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<PartyListing<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartySearchResult::VT_PARTIES, parties);
+  }
+  #[inline]
+  pub fn add_cursor(&mut self, cursor: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartySearchResult::VT_CURSOR, cursor);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartySearchResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartySearchResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartySearchResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartySearchResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartySearchResult");
+      ds.field("parties", &self.parties());
+      ds.field("cursor", &self.cursor());
+      ds.finish()
+  }
+}
 pub enum StatusPresenceOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -5555,6 +6016,36 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_search(&self) -> Option<PartySearch<'a>> {
+    if self.message_type() == Message::PartySearch {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartySearch::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_search_result(&self) -> Option<PartySearchResult<'a>> {
+    if self.message_type() == Message::PartySearchResult {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartySearchResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -5601,6 +6092,8 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Message::StatusUnfollow => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusUnfollow>>("Message::StatusUnfollow", pos),
           Message::StatusUnfollowed => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusUnfollowed>>("Message::StatusUnfollowed", pos),
           Message::StatusPresenceEvent => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusPresenceEvent>>("Message::StatusPresenceEvent", pos),
+          Message::PartySearch => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartySearch>>("Message::PartySearch", pos),
+          Message::PartySearchResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartySearchResult>>("Message::PartySearchResult", pos),
           _ => Ok(()),
         }
      })?
@@ -5902,6 +6395,20 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Message::StatusPresenceEvent => {
           if let Some(x) = self.message_as_status_presence_event() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartySearch => {
+          if let Some(x) = self.message_as_party_search() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartySearchResult => {
+          if let Some(x) = self.message_as_party_search_result() {
             ds.field("message", &x)
           } else {
             ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -4,13 +4,18 @@
 
 use super::{fb, DecodeError, Encoder, ServerMessage};
 use crate::core::{
-    Cid, Event, PartyEvent, PartyId, PartyReply, PartyRequest, PartySnapshot, PartySummary, Presence, RemovedReason,
-    Reply, Request,
+    Cid, Event, PartyEvent, PartyId, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, Presence,
+    RemovedReason, Reply, Request,
 };
+use crate::limits::SEARCH_QUERY_BYTES_CEILING;
 use bytes::Bytes;
 use flatbuffers::{UnionWIPOffset, WIPOffset};
 
 type Body = (fb::Message, WIPOffset<UnionWIPOffset>);
+
+/// Longest search cursor the decoder copies. The server's cursors are 44 characters; 64 leaves
+/// room for a future format while a longer one is refused as garbage before it is copied.
+pub const SEARCH_CURSOR_BYTES_MAX: usize = 64;
 
 pub(super) fn party_id_to_wire(id: PartyId) -> fb::PartyId {
     fb::PartyId::new((id.0 >> 64) as u64, id.0 as u64)
@@ -110,6 +115,28 @@ pub(super) fn decode_request(envelope: &fb::Envelope<'_>, frame: &Bytes) -> Opti
                 PartyRequest::Get { party_id: party_id_from_wire(m.party_id())? }
             }
             fb::Message::PartyMyList => PartyRequest::MyParties,
+            fb::Message::PartySearch => {
+                let m = envelope.message_as_party_search().ok_or_else(missing)?;
+                // Both strings are bounded before they are copied out of the frame.
+                let query = m.query().unwrap_or_default();
+                if query.len() > SEARCH_QUERY_BYTES_CEILING {
+                    return Err(DecodeError::TooLarge {
+                        field: "query",
+                        len: query.len(),
+                        max: SEARCH_QUERY_BYTES_CEILING,
+                    });
+                }
+                let cursor = m.cursor();
+                if let Some(cursor) = cursor.filter(|c| c.len() > SEARCH_CURSOR_BYTES_MAX) {
+                    return Err(DecodeError::CursorTooLong { len: cursor.len(), max: SEARCH_CURSOR_BYTES_MAX });
+                }
+                PartyRequest::Search {
+                    query: query.to_owned(),
+                    open: m.open(),
+                    limit: m.limit(),
+                    cursor: cursor.map(str::to_owned),
+                }
+            }
             fb::Message::PartyInfo
             | fb::Message::PartyJoinPending
             | fb::Message::PartyJoinRequestList
@@ -121,7 +148,8 @@ pub(super) fn decode_request(envelope: &fb::Envelope<'_>, frame: &Bytes) -> Opti
             | fb::Message::PartyRemoved
             | fb::Message::PartyData
             | fb::Message::PartyUpdated
-            | fb::Message::PartyJoined => {
+            | fb::Message::PartyJoined
+            | fb::Message::PartySearchResult => {
                 return Err(DecodeError::NotARequest(envelope.message_type().variant_name().unwrap_or("unknown")))
             }
             _ => return Ok(None),
@@ -180,6 +208,21 @@ impl Encoder {
         )
     }
 
+    fn party_listing(&mut self, listing: &PartyListing) -> WIPOffset<fb::PartyListing<'static>> {
+        let label = self.builder.create_string(&listing.label);
+        let party_id = party_id_to_wire(listing.party_id);
+        fb::PartyListing::create(
+            &mut self.builder,
+            &fb::PartyListingArgs {
+                party_id: Some(&party_id),
+                open: listing.open,
+                max_size: listing.max_size,
+                member_count: listing.member_count,
+                label: Some(label),
+            },
+        )
+    }
+
     pub(super) fn party_reply(&mut self, reply: &PartyReply) -> Body {
         match reply {
             PartyReply::Info(snapshot) => (fb::Message::PartyInfo, self.party_info(snapshot).as_union_value()),
@@ -211,6 +254,16 @@ impl Encoder {
                     &fb::PartyMyListResultArgs { parties: Some(parties) },
                 );
                 (fb::Message::PartyMyListResult, m.as_union_value())
+            }
+            PartyReply::SearchResult { parties, cursor } => {
+                let offsets: Vec<_> = parties.iter().map(|p| self.party_listing(p)).collect();
+                let parties = self.builder.create_vector(&offsets);
+                let cursor = cursor.as_deref().map(|c| self.builder.create_string(c));
+                let m = fb::PartySearchResult::create(
+                    &mut self.builder,
+                    &fb::PartySearchResultArgs { parties: Some(parties), cursor },
+                );
+                (fb::Message::PartySearchResult, m.as_union_value())
             }
         }
     }
@@ -379,6 +432,15 @@ impl Encoder {
                 fb::Message::PartyMyList,
                 fb::PartyMyList::create(&mut self.builder, &fb::PartyMyListArgs {}).as_union_value(),
             ),
+            PartyRequest::Search { query, open, limit, cursor } => {
+                let query = self.builder.create_string(query);
+                let cursor = cursor.as_deref().map(|c| self.builder.create_string(c));
+                let m = fb::PartySearch::create(
+                    &mut self.builder,
+                    &fb::PartySearchArgs { query: Some(query), open: *open, limit: *limit, cursor },
+                );
+                (fb::Message::PartySearch, m.as_union_value())
+            }
         }
     }
 }
@@ -446,6 +508,20 @@ pub(super) fn decode_server_message(envelope: &fb::Envelope<'_>) -> Option<Resul
                     });
                 }
                 reply(PartyReply::MyParties(parties))
+            }
+            fb::Message::PartySearchResult => {
+                let m = envelope.message_as_party_search_result().ok_or_else(missing)?;
+                let mut parties = Vec::new();
+                for l in m.parties().iter().flatten() {
+                    parties.push(PartyListing {
+                        party_id: party_id_from_wire(l.party_id())?,
+                        open: l.open(),
+                        max_size: l.max_size(),
+                        member_count: l.member_count(),
+                        label: l.label().unwrap_or_default().to_owned(),
+                    });
+                }
+                reply(PartyReply::SearchResult { parties, cursor: m.cursor().map(str::to_owned) })
             }
             fb::Message::PartyPresence => {
                 let m = envelope.message_as_party_presence().ok_or_else(missing)?;
@@ -554,6 +630,14 @@ mod tests {
             PartyRequest::Update { party_id: ID, open: None, hidden: Some(true), label: None },
             PartyRequest::Get { party_id: ID },
             PartyRequest::MyParties,
+            PartyRequest::Search {
+                query: r#"+label.mode:ctf -open:false "a b"^2"#.into(),
+                open: Some(false),
+                limit: Some(0),
+                cursor: Some("c".repeat(44)),
+            },
+            PartyRequest::Search { query: String::new(), open: None, limit: None, cursor: None },
+            PartyRequest::Search { query: "x".into(), open: Some(true), limit: Some(u32::MAX), cursor: None },
         ];
         let mut encoder = Encoder::new();
         for request in requests {
@@ -608,6 +692,20 @@ mod tests {
             PartyReply::Ok { party_id: ID },
             PartyReply::MyParties(vec![summary.clone(), PartySummary { party_id: PartyId(1), ..summary }]),
             PartyReply::MyParties(vec![]),
+            PartyReply::SearchResult {
+                parties: vec![
+                    PartyListing { party_id: ID, open: true, max_size: 8, member_count: 3, label: r#"{"a":1}"#.into() },
+                    PartyListing {
+                        party_id: PartyId(2),
+                        open: false,
+                        max_size: 256,
+                        member_count: 256,
+                        label: "".into(),
+                    },
+                ],
+                cursor: Some("AQ".into()),
+            },
+            PartyReply::SearchResult { parties: vec![], cursor: None },
         ];
         let mut encoder = Encoder::new();
         for r in replies {
@@ -657,6 +755,15 @@ mod tests {
             (CoreError::PartyTooManyParties(16), ErrorCode::PartyTooManyParties),
             (CoreError::PartyPresenceMismatch, ErrorCode::PartyPresenceMismatch),
             (CoreError::LimitExceeded("x".into()), ErrorCode::LimitExceeded),
+            (
+                CoreError::SearchQueryInvalid(
+                    crate::core::search::parse_query("label.a:", &Default::default()).unwrap_err(),
+                ),
+                ErrorCode::SearchQueryInvalid,
+            ),
+            (CoreError::SearchCursorMismatch, ErrorCode::SearchCursorMismatch),
+            (CoreError::SearchCursorInvalid, ErrorCode::SearchCursorInvalid),
+            (CoreError::SearchQueryTooBroad { byte_pos: 3, values_max: 256 }, ErrorCode::SearchQueryTooBroad),
         ];
         for (error, code) in cases {
             let frame = Encoder::new().reply(Cid(3), &Err(error.clone())).to_vec();
@@ -666,6 +773,30 @@ mod tests {
             assert_eq!(reply.code, code, "{error:?}");
             assert_eq!(reply.message, error.to_string());
         }
+    }
+
+    #[test]
+    fn search_strings_are_bounded_before_they_are_copied() {
+        use super::super::ErrorCode;
+        let mut encoder = Encoder::new();
+        let long_query = Request::Party(PartyRequest::Search {
+            query: "a".repeat(SEARCH_QUERY_BYTES_CEILING + 1),
+            open: None,
+            limit: None,
+            cursor: None,
+        });
+        let frame = Bytes::copy_from_slice(encoder.request(Cid(2), &long_query));
+        let (cid, error) = decode(&frame, &verifier_options(1 << 20)).unwrap_err();
+        assert_eq!((cid, error.code()), (Cid(2), ErrorCode::LimitExceeded), "{error}");
+        let long_cursor = Request::Party(PartyRequest::Search {
+            query: String::new(),
+            open: None,
+            limit: None,
+            cursor: Some("A".repeat(SEARCH_CURSOR_BYTES_MAX + 1)),
+        });
+        let frame = Bytes::copy_from_slice(encoder.request(Cid(3), &long_cursor));
+        let (cid, error) = decode(&frame, &options()).unwrap_err();
+        assert_eq!((cid, error.code()), (Cid(3), ErrorCode::SearchCursorInvalid), "{error}");
     }
 
     #[test]

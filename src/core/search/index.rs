@@ -420,6 +420,13 @@ impl SearchIndex {
         self.by_key.contains_key(&key)
     }
 
+    /// The built-in fields the index holds for a party: `(open, max_size, member_count)`. For
+    /// the party layer's consistency check (its table and the index must agree).
+    pub fn built_ins(&self, key: u128) -> Option<(bool, f64, f64)> {
+        let doc = &self.docs[*self.by_key.get(&key)? as usize];
+        Some((doc.open, number_from_ordered_bits(doc.max_size), number_from_ordered_bits(doc.member_count)))
+    }
+
     /// Inserts a party or replaces everything the index knows about it. A refused label leaves
     /// the index untouched (the party keeps its previous entry, if any).
     pub fn upsert(&mut self, key: u128, party: PartyDoc<'_>) -> Result<(), LabelError> {
@@ -1541,6 +1548,15 @@ fn ordered_bits(number: f64) -> u64 {
         !bits
     } else {
         bits | (1 << 63)
+    }
+}
+
+/// The inverse of `ordered_bits`.
+fn number_from_ordered_bits(bits: u64) -> f64 {
+    if bits >> 63 == 1 {
+        f64::from_bits(bits & !(1 << 63))
+    } else {
+        f64::from_bits(!bits)
     }
 }
 
