@@ -7,7 +7,7 @@
 use crate::auth::{self, Claims, TokenKey};
 use crate::core::{Cid, Core, Identity, Millis, Outbox, Output, SessionId, UserId, Username};
 use crate::limits::Limits;
-use crate::net::conn::{classify, Inbound, WsIo};
+use crate::net::conn::{classify, ConnReader, Inbound, ReadScratch, WsIo};
 use crate::net::handshake::{self, Outcome};
 use crate::net::outbound::OutboundQueue;
 use crate::wire::{self, Encoder, ServerMessage};
@@ -127,13 +127,24 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
     let mut encoder = Encoder::new();
     let mut out = OutboundQueue::default();
     let mut drained = false;
+    let mut pending = Vec::new();
+    // The loop-wide read batch, sized by the input so frames straddle its edges; and after
+    // every `frames_per_turn` frames the loop "moves on" and leftovers go to `pending`, as the
+    // driver does when a connection's frame budget is spent.
+    let mut scratch = ReadScratch::new(1 + usize::from(mode >> 3) * 13);
+    let frames_per_turn = 1 + usize::from(mode >> 5);
     let session = SessionId::new(0, 1);
     let identity = Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
     core.connect(session, identity, options, Millis(0), &mut outbox);
     check_outputs(&mut outbox, &mut encoder, &verifier);
 
     for step in 0..FRAMES_PER_INPUT_MAX {
-        let result = ws.read(&mut WsIo { socket: &mut socket, out: &mut out, drained: &mut drained });
+        if step % frames_per_turn == 0 {
+            scratch.stash_into(&mut pending);
+        }
+        let reader =
+            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        let result = ws.read(&mut WsIo { reader, out: &mut out });
         match classify(result) {
             Inbound::Binary(frame) => match wire::decode_request(&frame, &verifier) {
                 Ok((cid, request)) => {

@@ -22,9 +22,13 @@ pub struct Limits {
     /// overhead many times over while bounding what one frame can make the server buffer.
     /// Past it: close 1009 "message too big".
     pub message_bytes_max: usize,
-    /// Socket read size per read call and the initial read buffer of each connection. Small,
-    /// because every idle connection holds one (the idle-memory target is 4 KiB a session).
+    /// tungstenite's initial frame buffer per connection, and the most it takes from the loop's
+    /// read batch per call. Small, because every idle connection holds one (the idle-memory
+    /// target is 4 KiB a session); it grows on demand for a large frame.
     pub read_buffer_bytes: usize,
+    /// Bytes one `recv` may bring in, into a buffer the whole loop shares: a busy connection
+    /// costs one syscall per turn, and no connection keeps a socket-sized buffer of its own.
+    pub read_batch_bytes: usize,
     /// Frames read from one connection per loop turn before the loop moves on to the others.
     pub frames_per_turn_max: usize,
     /// Bytes queued for one connection that it has not read yet. Past it the connection is
@@ -123,7 +127,8 @@ impl Default for Limits {
             handshake_bytes_max: 8 * 1024,
             handshake_timeout_ms: 5_000,
             message_bytes_max: 16 * 1024,
-            read_buffer_bytes: 2 * 1024,
+            read_buffer_bytes: 256,
+            read_batch_bytes: 64 * 1024,
             frames_per_turn_max: 64,
             outbound_bytes_max: 1024 * 1024,
             write_bytes_per_turn_max: 256 * 1024,
@@ -173,6 +178,7 @@ impl Limits {
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("message_bytes_max", self.message_bytes_max as u64),
             ("read_buffer_bytes", self.read_buffer_bytes as u64),
+            ("read_batch_bytes", self.read_batch_bytes as u64),
             ("frames_per_turn_max", self.frames_per_turn_max as u64),
             ("outbound_bytes_max", self.outbound_bytes_max as u64),
             ("write_bytes_per_turn_max", self.write_bytes_per_turn_max as u64),

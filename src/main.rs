@@ -30,6 +30,7 @@ SERVE OPTIONS:
     --handshake-timeout-ms N     time allowed for the WebSocket upgrade [default: 5000]
     --requests-per-second-max N  sustained requests per second per connection [default: 250]
     --requests-burst-max N       requests a connection may send at once above that [default: 500]
+    --read-buffer-bytes N        per-connection frame buffer (grows for large frames) [default: 256]
 
 TOKEN OPTIONS:
     --user-id ID                 the token's uid claim (required)
@@ -122,6 +123,7 @@ fn serve(args: &[String]) -> Result<(), String> {
             "--handshake-timeout-ms",
             "--requests-per-second-max",
             "--requests-burst-max",
+            "--read-buffer-bytes",
         ],
     )?;
     let listen: SocketAddr =
@@ -141,6 +143,9 @@ fn serve(args: &[String]) -> Result<(), String> {
     }
     if let Some(n) = flags.number("--requests-per-second-max")? {
         limits.requests_per_second_max = n;
+    }
+    if let Some(n) = flags.number("--read-buffer-bytes")? {
+        limits.read_buffer_bytes = n;
     }
     if let Some(n) = flags.number("--requests-burst-max")? {
         limits.requests_burst_max = n;

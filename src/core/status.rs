@@ -20,7 +20,7 @@
 use super::{CoreError, Event, Outbox, Presence, SessionId, UserId, Username};
 use crate::auth::CLAIM_BYTES_MAX;
 use crate::limits::Limits;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// A status request of a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub(crate) struct Statuses {
     sessions: HashMap<SessionId, SessionStatus>,
     followers: HashMap<UserId, BTreeSet<SessionId>>,
     user_sessions: HashMap<UserId, Vec<SessionId>>,
-    by_username: HashMap<Username, BTreeMap<UserId, usize>>,
+    by_username: HashMap<Username, UserCounts>,
     /// Sessions whose status is `Some`, kept to cross-check the table.
     visible_count: usize,
 }
@@ -91,8 +91,7 @@ impl Statuses {
     pub fn connect(&mut self, presence: Presence, visible: bool) -> Option<StatusFanout> {
         let session = presence.session_id;
         self.user_sessions.entry(presence.user_id.clone()).or_default().push(session);
-        *self.by_username.entry(presence.username.clone()).or_default().entry(presence.user_id.clone()).or_default() +=
-            1;
+        self.by_username.entry(presence.username.clone()).or_default().add(&presence.user_id);
         let entry = SessionStatus { presence: presence.clone(), status: None, follows: HashSet::new() };
         let previous = self.sessions.insert(session, entry);
         debug_assert!(previous.is_none(), "session {session} connected twice");
@@ -118,12 +117,7 @@ impl Statuses {
             }
         }
         if let Some(users) = self.by_username.get_mut(&entry.presence.username) {
-            if let Some(count) = users.get_mut(user_id) {
-                *count -= 1;
-                if *count == 0 {
-                    users.remove(user_id);
-                }
-            }
+            users.remove_one(user_id);
             if users.is_empty() {
                 self.by_username.remove(&entry.presence.username);
             }
@@ -196,7 +190,8 @@ impl Statuses {
         // caller's own user. Unknown usernames resolve to nobody: there is no user to follow yet.
         let mut seen: HashSet<&UserId> = HashSet::with_capacity(user_ids.len() + usernames.len());
         let mut targets: Vec<UserId> = Vec::with_capacity(user_ids.len() + usernames.len());
-        let resolved = usernames.iter().filter_map(|name| self.by_username.get(name)).flat_map(|users| users.keys());
+        let resolved =
+            usernames.iter().filter_map(|name| self.by_username.get(name)).flat_map(|users| users.user_ids());
         for user_id in user_ids.iter().chain(resolved) {
             if user_id != own && seen.insert(user_id) {
                 targets.push(user_id.clone());
@@ -347,7 +342,7 @@ impl Statuses {
                     continue;
                 }
                 let with_name = names.iter().filter(|n| *n == name).count();
-                let indexed = self.by_username.get(*name).and_then(|users| users.get(user_id)).copied();
+                let indexed = self.by_username.get(*name).and_then(|users| users.count(user_id));
                 assert_eq!(indexed, Some(with_name), "username index count of {name:?} for {user_id:?}");
             }
         }
@@ -355,9 +350,50 @@ impl Statuses {
         let mut named = 0;
         for (name, users) in &self.by_username {
             assert!(!users.is_empty(), "empty username entry kept for {name:?}");
-            named += users.values().sum::<usize>();
+            named += users.total();
         }
         assert_eq!(named, self.sessions.len(), "username index counts sessions that are gone");
+    }
+}
+
+/// The connected users carrying one username, in user-id order, each with its number of
+/// connected sessions. Nearly every username belongs to one user, so a sorted vector (one
+/// small allocation) replaces a map whose first node alone would cost about 300 bytes a session.
+#[derive(Default)]
+struct UserCounts(Vec<(UserId, usize)>);
+
+impl UserCounts {
+    fn add(&mut self, user_id: &UserId) {
+        match self.0.binary_search_by(|(u, _)| u.cmp(user_id)) {
+            Ok(i) => self.0[i].1 += 1,
+            Err(i) => self.0.insert(i, (user_id.clone(), 1)),
+        }
+    }
+
+    /// One session of `user_id` left; the user goes when its last session does.
+    fn remove_one(&mut self, user_id: &UserId) {
+        if let Ok(i) = self.0.binary_search_by(|(u, _)| u.cmp(user_id)) {
+            self.0[i].1 -= 1;
+            if self.0[i].1 == 0 {
+                self.0.remove(i);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn count(&self, user_id: &UserId) -> Option<usize> {
+        self.0.binary_search_by(|(u, _)| u.cmp(user_id)).ok().map(|i| self.0[i].1)
+    }
+
+    fn user_ids(&self) -> impl Iterator<Item = &UserId> {
+        self.0.iter().map(|(u, _)| u)
+    }
+
+    fn total(&self) -> usize {
+        self.0.iter().map(|(_, n)| n).sum()
     }
 }
 

@@ -42,6 +42,9 @@ pub(crate) struct Conn {
     /// only say WouldBlock until the next readable edge. Skipping it saves a syscall per
     /// connection per turn; any byte that arrives later raises a new edge (and clears this).
     pub read_drained: bool,
+    /// Bytes read from the socket but not yet given to tungstenite when the loop moved on
+    /// (frame budget spent). Empty, and unallocated, almost always.
+    pub pending: Vec<u8>,
 }
 
 impl Conn {
@@ -53,25 +56,117 @@ impl Conn {
     }
 }
 
-/// The stream tungstenite sees: reads come straight from the socket, writes (pongs, close
-/// frames) land in the outbound queue behind any frames already queued, so our pre-framed
-/// events and tungstenite's control frames never interleave mid-frame, and every byte counts
-/// against the same output limit.
-pub(crate) struct WsIo<'a, S: Read = TcpStream> {
-    pub socket: &'a mut S,
-    pub out: &'a mut OutboundQueue,
-    /// The connection's `read_drained`.
-    pub drained: &'a mut bool,
+/// The bytes of one large `recv`, shared by every connection of the loop. Reading a connection
+/// fills it once (up to `read_batch_bytes`), tungstenite takes frames out of it, and whatever is
+/// left when the loop moves on is copied into that connection's `pending`. So a connection holds
+/// no read buffer of its own while idle (only tungstenite's small frame buffer), and a busy one
+/// costs one `recv` per turn rather than one per few frames.
+pub(crate) struct ReadScratch {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
 }
 
-impl<S: Read> Read for WsIo<'_, S> {
+impl ReadScratch {
+    pub fn new(bytes: usize) -> ReadScratch {
+        ReadScratch { buf: vec![0; bytes.max(1)].into_boxed_slice(), start: 0, end: 0 }
+    }
+
+    /// Keeps the unread bytes for the connection they came from (read first next time).
+    pub fn stash_into(&mut self, pending: &mut Vec<u8>) {
+        pending.extend_from_slice(&self.buf[self.start..self.end]);
+        self.discard();
+    }
+
+    /// Drops the unread bytes (their connection is closing).
+    pub fn discard(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    fn take_into(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        n
+    }
+}
+
+/// A connection's byte source, in order: bytes stashed from an earlier turn, the loop's
+/// scratch, then one large `recv` into the scratch. After a short `recv` the kernel queue was
+/// empty, so it answers WouldBlock without a syscall until the next readable edge (which
+/// clears `drained`).
+pub(crate) struct ConnReader<'a, S: Read = TcpStream> {
+    pub socket: &'a mut S,
+    pub drained: &'a mut bool,
+    pub pending: &'a mut Vec<u8>,
+    pub scratch: &'a mut ReadScratch,
+}
+
+impl<S: Read> Read for ConnReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_until_short(self.socket, buf, self.drained)
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            if self.pending.is_empty() {
+                *self.pending = Vec::new(); // release it: pending is the exception, not the rule
+            }
+            return Ok(n);
+        }
+        if self.scratch.start < self.scratch.end {
+            return Ok(self.scratch.take_into(buf));
+        }
+        if *self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.socket.read(&mut self.scratch.buf)?;
+        if n > 0 && n < self.scratch.buf.len() {
+            *self.drained = true;
+        }
+        self.scratch.start = 0;
+        self.scratch.end = n;
+        Ok(self.scratch.take_into(buf))
+    }
+}
+
+/// For tungstenite calls that only write (close, ping, flush): there is nothing to read.
+pub(crate) struct NoRead;
+
+impl Read for NoRead {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// The stream tungstenite sees: reads come from `reader`, writes (pongs, close frames) land in
+/// the outbound queue behind any frames already queued, so our pre-framed events and
+/// tungstenite's control frames never interleave mid-frame, and every byte counts against the
+/// same output limit.
+pub(crate) struct WsIo<'a, R: Read> {
+    pub reader: R,
+    pub out: &'a mut OutboundQueue,
+}
+
+impl<R: Read> Read for WsIo<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl<R: Read> Write for WsIo<'_, R> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.push(bytes::Bytes::copy_from_slice(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 /// One read of an edge-triggered socket: after a short read, answer WouldBlock without asking
-/// the kernel (see `Conn::read_drained`).
+/// the kernel (see `Conn::read_drained`). Used for the upgrade request.
 pub(crate) fn read_until_short(socket: &mut impl Read, buf: &mut [u8], drained: &mut bool) -> io::Result<usize> {
     if *drained {
         return Err(io::ErrorKind::WouldBlock.into());
@@ -81,17 +176,6 @@ pub(crate) fn read_until_short(socket: &mut impl Read, buf: &mut [u8], drained: 
         *drained = true;
     }
     Ok(n)
-}
-
-impl<S: Read> Write for WsIo<'_, S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.push(bytes::Bytes::copy_from_slice(buf));
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// What one `WebSocketContext::read` result means for the connection. Shared by the driver and
@@ -142,5 +226,64 @@ pub(crate) fn classify(result: tungstenite::Result<Message>) -> Inbound {
             },
         ),
         Err(_) => Inbound::Gone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that hands out its chunks one per read, then WouldBlock.
+    struct Chunks(Vec<Vec<u8>>);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let chunk = self.0.remove(0);
+            assert!(chunk.len() <= buf.len(), "the test feeds chunks that fit the scratch");
+            buf[..chunk.len()].copy_from_slice(&chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    fn read_all(reader: &mut ConnReader<'_, Chunks>, step: usize) -> (Vec<u8>, io::ErrorKind) {
+        let mut got = Vec::new();
+        loop {
+            let mut buf = vec![0; step];
+            match reader.read(&mut buf) {
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => return (got, e.kind()),
+            }
+        }
+    }
+
+    #[test]
+    fn pending_bytes_come_before_new_ones_and_a_short_recv_stops_further_syscalls() {
+        let mut scratch = ReadScratch::new(8);
+        let mut socket = Chunks(vec![b"abcdefgh".to_vec(), b"ijk".to_vec(), b"never".to_vec()]);
+        let (mut drained, mut pending) = (false, Vec::new());
+        // Turn 1: take 5 bytes of a full 8-byte recv, then the loop moves on.
+        let mut reader =
+            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        let mut buf = [0u8; 5];
+        assert_eq!(reader.read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf, b"abcde");
+        scratch.stash_into(&mut pending);
+        assert_eq!(pending, b"fgh");
+        // Turn 2: the stash first, then a short recv ("ijk"), then WouldBlock without reading "never".
+        let mut reader =
+            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        let (got, end) = read_all(&mut reader, 2);
+        assert_eq!((got.as_slice(), end), (&b"fghijk"[..], io::ErrorKind::WouldBlock));
+        assert!(drained, "a short recv marks the socket drained");
+        assert_eq!(socket.0.len(), 1, "no syscall after the short recv");
+        assert_eq!(pending.capacity(), 0, "an emptied stash is released");
+        // A new edge clears `drained`; the next recv goes to the kernel again.
+        drained = false;
+        let mut reader =
+            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        assert_eq!(read_all(&mut reader, 16).0, b"never");
     }
 }

@@ -24,7 +24,7 @@ use crate::core::{CloseReason, Core, Identity, Millis, Outbox, Output, SessionId
 use crate::limits::Limits;
 use crate::wire::{self, DecodeError, Encoder};
 use bytes::Bytes;
-use conn::{Conn, Inbound, Phase, WsIo};
+use conn::{Conn, ConnReader, Inbound, NoRead, Phase, ReadScratch, WsIo};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use ratelimit::{Admission, RequestBudget, RequestRefusal};
@@ -84,6 +84,17 @@ impl ServerHandle {
     }
 }
 
+/// How one connection's frame reading ended this turn.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ReadEnd {
+    /// Nothing more to read until the next readable edge.
+    Drained,
+    /// `frames_per_turn_max` reached; read again next turn.
+    BudgetSpent,
+    /// The connection is closing or gone.
+    Closed,
+}
+
 /// A connection named with its generation, so work listed for a slot never reaches the
 /// connection that takes the slot over.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -100,6 +111,8 @@ pub struct Server {
     /// Next generation of each slot; bumped when a connection leaves the slot.
     generations: Vec<u32>,
     core: Core,
+    /// One `recv` buffer for every connection (see `conn::ReadScratch`).
+    scratch: ReadScratch,
     encoder: Encoder,
     outbox: Outbox,
     limits: Limits,
@@ -150,6 +163,7 @@ impl Server {
             conns: Slab::new(),
             generations: Vec::new(),
             core: Core::new(limits.clone(), crate::auth::random_bytes()?),
+            scratch: ReadScratch::new(limits.read_batch_bytes),
             encoder: Encoder::new(),
             outbox: Outbox::new(),
             verifier: wire::verifier_options(limits.message_bytes_max),
@@ -360,6 +374,7 @@ impl Server {
                 ping_outstanding: false,
                 soft_exceeded_since: None,
                 read_drained: false,
+                pending: Vec::new(),
             });
             self.handshake_deadlines.push_back((deadline, ConnRef { slot, generation }));
             self.counters.accepted_total += 1;
@@ -452,17 +467,45 @@ impl Server {
     }
 
     fn read_frames(&mut self, at: ConnRef, now: Millis) {
+        let end = self.read_frames_until(at, now);
+        // Whatever the scratch still holds came from this connection: keep it for the
+        // connection's next turn, or drop it with the connection.
+        let open = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation && c.session().is_some());
+        match (end, open) {
+            (ReadEnd::Closed, _) | (_, None) => self.scratch.discard(),
+            (ReadEnd::Drained | ReadEnd::BudgetSpent, Some(conn)) => self.scratch.stash_into(&mut conn.pending),
+        }
+        if end == ReadEnd::BudgetSpent {
+            // More may be buffered, and an edge-triggered poll will not say so.
+            if let Some(conn) = self.conn_mut(at) {
+                if !conn.read_listed {
+                    conn.read_listed = true;
+                    self.read_list.push(at);
+                }
+            }
+        }
+    }
+
+    /// Reads and handles frames of one open connection until it has nothing more, its frame
+    /// budget is spent, or it closes.
+    fn read_frames_until(&mut self, at: ConnRef, now: Millis) -> ReadEnd {
         for _ in 0..self.limits.frames_per_turn_max {
             let limits = &self.limits;
             // Borrow the slab alone, so the limits stay readable below.
             let Some(conn) = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation) else {
-                return;
+                return ReadEnd::Closed;
             };
             let Phase::Open { ws, session } = &mut conn.phase else {
-                return;
+                return ReadEnd::Closed;
             };
             let session = *session;
-            let mut io = WsIo { socket: &mut conn.socket, out: &mut conn.out, drained: &mut conn.read_drained };
+            let reader = ConnReader {
+                socket: &mut conn.socket,
+                drained: &mut conn.read_drained,
+                pending: &mut conn.pending,
+                scratch: &mut self.scratch,
+            };
+            let mut io = WsIo { reader, out: &mut conn.out };
             let inbound = conn::classify(ws.read(&mut io));
             let control_queued = !conn.out.is_empty();
             if matches!(inbound, Inbound::Binary(_) | Inbound::Text | Inbound::Control | Inbound::PeerClosed) {
@@ -489,7 +532,8 @@ impl Server {
                         self.limits.requests_per_second_max,
                         self.limits.rate_limited_close_ms
                     );
-                    return self.close_with(at, CloseCode::Policy, "request rate limit", now);
+                    self.close_with(at, CloseCode::Policy, "request rate limit", now);
+                    return ReadEnd::Closed;
                 }
                 Inbound::Binary(frame) => {
                     self.counters.frames_in_total += 1;
@@ -513,32 +557,26 @@ impl Server {
                     // tungstenite queued its close reply; push it into our queue, then linger.
                     if let Some(conn) = self.conn_mut(at) {
                         if let Phase::Open { ws, .. } = &mut conn.phase {
-                            let _ = ws.flush(&mut WsIo {
-                                socket: &mut conn.socket,
-                                out: &mut conn.out,
-                                drained: &mut conn.read_drained,
-                            });
+                            let _ = ws.flush(&mut WsIo { reader: NoRead, out: &mut conn.out });
                         }
                     }
                     self.enter_closing(at, now);
-                    return;
+                    return ReadEnd::Closed;
                 }
                 Inbound::Control | Inbound::Interrupted => {}
-                Inbound::Drained => return,
+                Inbound::Drained => return ReadEnd::Drained,
                 Inbound::CloseWith(code, reason) => {
                     log::debug!("session {session}: closing with {}: {reason}", u16::from(code));
-                    return self.close_with(at, code, reason, now);
+                    self.close_with(at, code, reason, now);
+                    return ReadEnd::Closed;
                 }
-                Inbound::Gone => return self.list_reap(at),
+                Inbound::Gone => {
+                    self.list_reap(at);
+                    return ReadEnd::Closed;
+                }
             }
         }
-        // Frame budget spent: more may be buffered, and an edge-triggered poll will not say so.
-        if let Some(conn) = self.conn_mut(at) {
-            if !conn.read_listed {
-                conn.read_listed = true;
-                self.read_list.push(at);
-            }
-        }
+        ReadEnd::BudgetSpent
     }
 
     /// Reads and discards what a closing peer still sends, until its FIN.
@@ -673,10 +711,7 @@ impl Server {
         };
         if let Phase::Open { ws, .. } = &mut conn.phase {
             let frame = CloseFrame { code, reason: reason.into() };
-            let _ = ws.close(
-                &mut WsIo { socket: &mut conn.socket, out: &mut conn.out, drained: &mut conn.read_drained },
-                Some(frame),
-            );
+            let _ = ws.close(&mut WsIo { reader: NoRead, out: &mut conn.out }, Some(frame));
         }
         self.enter_closing(at, now);
     }
@@ -751,10 +786,7 @@ impl Server {
             conn.ping_outstanding = false;
         } else if !conn.ping_outstanding {
             conn.ping_outstanding = true;
-            let _ = ws.write(
-                &mut WsIo { socket: &mut conn.socket, out: &mut conn.out, drained: &mut conn.read_drained },
-                Message::Ping(Bytes::new()),
-            );
+            let _ = ws.write(&mut WsIo { reader: NoRead, out: &mut conn.out }, Message::Ping(Bytes::new()));
             self.list_flush(at.slot);
         } else {
             self.counters.keepalive_timeouts_total += 1;
