@@ -75,6 +75,16 @@ impl std::fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 /// Checks signature, algorithm, expiry and claims. `now_unix_s` comes from the caller's clock.
+///
+/// ```
+/// use huddle::auth::{mint, verify, Claims, TokenError, TokenKey};
+/// let key = TokenKey::new("server-key");
+/// let claims = Claims { user_id: "alice".into(), username: "Alice".into(), expires_at_unix_s: 2_000_000_000 };
+/// let token = mint(&claims, &key);
+/// assert_eq!(verify(&token, &key, 1_700_000_000), Ok(claims));
+/// assert_eq!(verify(&token, &key, 2_000_000_000), Err(TokenError::Expired));
+/// assert_eq!(verify(&token, &TokenKey::new("other"), 1_700_000_000), Err(TokenError::BadSignature));
+/// ```
 pub fn verify(token: &str, key: &TokenKey, now_unix_s: u64) -> Result<Claims, TokenError> {
     if token.is_empty() {
         return Err(TokenError::Missing);
