@@ -14,7 +14,8 @@
 //! - [`core`] owns every domain rule and all domain state. It never touches a socket, a clock or
 //!   FlatBuffers bytes: the driver passes `(session, cid, request, now)` and executes the
 //!   [`core::Output`]s it gets back, in order. Feature rules live one file each
-//!   (`core/party.rs`, `core/status.rs`); identities are newtypes (`core/ids.rs`).
+//!   (`core/party.rs`, `core/status.rs`), the label query language and search index in
+//!   `core/search/`; identities are newtypes (`core/ids.rs`).
 //! - [`wire`] is the only module that knows the schema (`schema/huddle.fbs`): verify-with-bounds
 //!   decode of client frames, one reusable encoder, client-side decoding, and the single mapping of
 //!   every error enum to a wire code (`wire/errors.rs`).
@@ -24,8 +25,9 @@
 //!   request rate limits, keepalive, slow-consumer cut-off and graceful shutdown. It decides
 //!   nothing about parties or statuses.
 //! - [`limits`] holds every bound in one struct; [`client`] is a blocking client for tests,
-//!   examples and tools; [`sim`] and [`fuzzing`] hold the simulations and fuzz entry points that
-//!   `tests/` and `fuzz/` drive.
+//!   examples and tools; [`load`] is the `huddle-load` harness (its own mio client loop);
+//!   [`sim`] and [`fuzzing`] hold the simulations and fuzz entry points that `tests/` and `fuzz/`
+//!   drive.
 //!
 //! # Driver contract
 //!
