@@ -4,6 +4,8 @@
 //! delivered message (`Throughput::Elements` = recipients), for parties of 4 and of 64, with
 //! 64-byte payloads as in SPEC §7.
 
+mod support;
+
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use huddle::core::{
@@ -11,7 +13,7 @@ use huddle::core::{
     UserId, Username,
 };
 use huddle::limits::Limits;
-use huddle::net::frame;
+use huddle::net::outbound::OutboundQueue;
 use huddle::wire::{self, Encoder};
 
 fn party_of(size: usize) -> (Core, Vec<SessionId>, huddle::core::PartyId) {
@@ -48,27 +50,17 @@ fn fanout(c: &mut Criterion) {
         let request = Request::Party(PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(vec![0xab; 64]) });
         let request_frame = Bytes::copy_from_slice(Encoder::new().request(Cid(9), &request));
         // Stand-ins for the per-connection outbound queues.
-        let mut queues: Vec<Vec<Bytes>> = vec![Vec::with_capacity(1); size];
+        let mut queues: Vec<OutboundQueue> = (0..size).map(|_| OutboundQueue::default()).collect();
         group.throughput(Throughput::Elements((size - 1) as u64));
         group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
             b.iter(|| {
                 let (cid, request) = wire::decode_request(&request_frame, &verifier).expect("valid frame");
                 core.handle_request(sessions[0], cid, request, Millis(0), &mut out);
-                out.drain(|output, recipients| match output {
-                    Output::Reply { to, cid, result } => {
-                        queues[to.slot() as usize].push(frame::binary(encoder.reply(cid, &result)));
-                    }
-                    Output::Event { event, .. } => {
-                        let framed = frame::binary(encoder.event(&event));
-                        for to in recipients {
-                            queues[to.slot() as usize].push(framed.clone());
-                        }
-                    }
-                    Output::Close { .. } => unreachable!(),
-                });
+                support::deliver(&mut out, &mut encoder, &mut queues);
+                // What a flush does once the bytes are written: release each queue's references.
                 for q in &mut queues {
                     black_box(&q);
-                    q.clear();
+                    q.truncate_unstarted();
                 }
             });
         });

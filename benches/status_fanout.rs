@@ -7,12 +7,13 @@
 //!
 //! `cargo bench --bench status_fanout -- --warm-up-time 1 --measurement-time 3`
 
+mod support;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use huddle::core::{
-    Cid, ConnectOptions, Core, Identity, Millis, Outbox, Output, Request, SessionId, StatusRequest, UserId, Username,
+    Cid, ConnectOptions, Core, Identity, Millis, Outbox, Request, SessionId, StatusRequest, UserId, Username,
 };
 use huddle::limits::Limits;
-use huddle::net::frame;
 use huddle::net::outbound::OutboundQueue;
 use huddle::wire::Encoder;
 use std::hint::black_box;
@@ -45,21 +46,8 @@ fn status_fanout(c: &mut Criterion) {
             turn += 1;
             let status = Some(statuses[turn % 2].to_owned());
             core.handle_request(star, Cid(2), Request::Status(StatusRequest::Update { status }), Millis(0), &mut out);
-            let mut delivered = 0;
-            out.drain(|output, recipients| match output {
-                Output::Reply { to, cid, result } => {
-                    queues[to.slot() as usize].push(frame::binary(encoder.reply(cid, &result)));
-                }
-                Output::Event { event, .. } => {
-                    let framed = frame::binary(encoder.event(&event));
-                    for to in recipients {
-                        queues[to.slot() as usize].push(framed.clone());
-                        delivered += 1;
-                    }
-                }
-                Output::Close { .. } => unreachable!("no close in this workload"),
-            });
-            assert_eq!(delivered, FOLLOWERS + 1);
+            let delivered = support::deliver(&mut out, &mut encoder, &mut queues);
+            assert_eq!(delivered, FOLLOWERS as usize + 1);
             // What a flush does once the bytes are written: release each queue's references.
             for queue in &mut queues {
                 queue.truncate_unstarted();

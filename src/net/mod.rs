@@ -544,14 +544,14 @@ impl Server {
                             requests_per_second_max: self.limits.requests_per_second_max,
                         };
                         let framed = frame::binary(self.encoder.refusal(cid, &refusal));
-                        self.send(session, framed);
+                        self.send(session, framed, now);
                     } else {
                         self.handle_frame(session, &frame, now);
                     }
                 }
                 Inbound::Text => {
                     self.counters.frames_in_total += 1;
-                    self.reply_decode_error(session, crate::core::Cid::NONE, &DecodeError::TextFrame);
+                    self.reply_decode_error(session, crate::core::Cid::NONE, &DecodeError::TextFrame, now);
                 }
                 Inbound::PeerClosed => {
                     // tungstenite queued its close reply; push it into our queue, then linger.
@@ -603,15 +603,15 @@ impl Server {
                 self.core.handle_request(session, cid, request, now, &mut self.outbox);
                 self.apply_outputs(now);
             }
-            Err((cid, error)) => self.reply_decode_error(session, cid, &error),
+            Err((cid, error)) => self.reply_decode_error(session, cid, &error, now),
         }
     }
 
-    fn reply_decode_error(&mut self, session: SessionId, cid: crate::core::Cid, error: &DecodeError) {
+    fn reply_decode_error(&mut self, session: SessionId, cid: crate::core::Cid, error: &DecodeError, now: Millis) {
         self.counters.decode_errors_total += 1;
         log::trace!("session {session}: undecodable frame: {error}");
         let framed = frame::binary(self.encoder.decode_error(cid, error));
-        self.send(session, framed);
+        self.send(session, framed, now);
     }
 
     /// Executes the outbox, then disconnects from the core every session that left the Open
@@ -635,13 +635,13 @@ impl Server {
         match output {
             Output::Reply { to, cid, result } => {
                 let framed = frame::binary(self.encoder.reply(cid, &result));
-                self.send_at(to, framed, now);
+                self.send(to, framed, now);
             }
             Output::Event { event, .. } => {
                 // Encoded and framed once; each recipient's queue gets a refcounted clone.
                 let framed = frame::binary(self.encoder.event(&event));
                 for &to in recipients {
-                    self.send_at(to, framed.clone(), now);
+                    self.send(to, framed.clone(), now);
                 }
             }
             Output::Close { session, reason } => {
@@ -652,13 +652,8 @@ impl Server {
         }
     }
 
-    fn send(&mut self, to: SessionId, framed: Bytes) {
-        let now = self.now();
-        self.send_at(to, framed, now);
-    }
-
     /// Queues a framed message for an open session; enforces the output limit.
-    fn send_at(&mut self, to: SessionId, framed: Bytes, now: Millis) {
+    fn send(&mut self, to: SessionId, framed: Bytes, now: Millis) {
         let at = ConnRef { slot: to.slot() as usize, generation: to.generation() };
         let outbound_bytes_max = self.limits.outbound_bytes_max;
         // Borrow the slab alone, so the counters stay usable below.
