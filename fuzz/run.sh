@@ -16,8 +16,10 @@ for target in $targets; do
   echo "--- fuzzing $target for ${seconds}s"
   log="$scratch.log"
   set +e
-  cargo fuzz run -O "$target" "$scratch" "corpus/$target" "regressions/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 >"$log" 2>&1
+  # -timeout: one input stuck that long is a hang (a failure); max_total_time cannot stop it,
+  # so the outer timeout bounds the whole target whatever happens.
+  timeout $((seconds + 180)) cargo fuzz run -O "$target" "$scratch" "corpus/$target" "regressions/$target" -- \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 >"$log" 2>&1
   status=$?
   set -e
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|ERROR|SUMMARY|panicked|Test unit written' "$log" || true

@@ -252,3 +252,28 @@ fn graceful_shutdown_sends_every_client_a_close_frame() {
     }
     server.stop().expect("run returns Ok after a graceful shutdown");
 }
+
+#[test]
+fn c2_token_minted_by_the_binary_is_accepted_by_the_server() {
+    let server = TestServer::start();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
+        .args(["token", "--user-id", "carol", "--username", "Carol", "--token-key", KEY])
+        .output()
+        .expect("run huddle token");
+    assert!(output.status.success(), "huddle token failed: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.lines().last().expect("the token alone on the last line").trim();
+    let client = server.try_connect(token).expect("the server accepts a token the binary minted");
+    assert_eq!(client.presence().user_id.as_str(), "carol");
+    assert_eq!(client.presence().username.as_str(), "Carol");
+    // The same binary with another key mints a token this server refuses.
+    let other = std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
+        .args(["token", "--user-id", "carol", "--token-key", "not-the-server-key"])
+        .output()
+        .unwrap();
+    let foreign = String::from_utf8(other.stdout).unwrap();
+    assert!(matches!(
+        server.try_connect(foreign.lines().last().unwrap().trim()),
+        Err(huddle::client::ClientError::Refused { status: 401, .. })
+    ));
+}

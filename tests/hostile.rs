@@ -81,11 +81,13 @@ fn half_a_frame_then_silence_is_dropped_by_keepalive_while_others_are_served() {
 
 #[test]
 fn keepalive_pings_a_quiet_client_that_answers_and_keeps_it() {
-    let server = TestServer::with_limits(Limits { keepalive_interval_ms: 100, ..Limits::default() });
+    // 400 ms: short enough for several pings in the test, long enough that a busy CI machine's
+    // scheduling stalls do not look like a dead peer.
+    let server = TestServer::with_limits(Limits { keepalive_interval_ms: 400, ..Limits::default() });
     let mut quiet = server.connect("alice");
     // Reading for a while answers the server's pings (tungstenite replies with pongs) without
     // sending any request.
-    let until = Instant::now() + Duration::from_millis(600);
+    let until = Instant::now() + Duration::from_millis(2_000);
     while Instant::now() < until {
         let _ = quiet.next(Duration::from_millis(50));
     }
@@ -161,17 +163,29 @@ fn sustained_flood_ignoring_rate_limit_errors_is_closed() {
     assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1008, "request rate limit"));
 }
 
+/// A spawned server that cannot outlive a failing test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The real binary: 100 clients, SIGTERM, every client gets the close frame, exit code 0.
 #[test]
 fn sigterm_with_100_clients_closes_all_and_exits_zero() {
     let _watchdog = Watchdog::start(Duration::from_secs(60));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY])
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start huddle");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start huddle"),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let log_reader = std::thread::spawn(move || {
         let mut log = Vec::new();
@@ -188,13 +202,13 @@ fn sigterm_with_100_clients_closes_all_and_exits_zero() {
         .map(|i| Client::connect(&addr, &token(&format!("u{i}")), ConnectOptions::default()).unwrap())
         .collect();
     // SAFETY: kill(2) with the pid of our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
     for client in &mut clients {
         let frame = client.wait_closed(WAIT).unwrap().expect("close frame");
         assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1001, "server shutting down"));
     }
     drop(clients);
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     let log = log_reader.join().unwrap();
     assert!(status.success(), "exit status {status}; log:\n{}", log.join("\n"));
     assert!(log.iter().any(|l| l.contains("shutdown complete")), "log:\n{}", log.join("\n"));

@@ -22,7 +22,7 @@ fn run(server: &TestServer, args: &str) -> Report {
         ["--url", &format!("ws://{}/ws", server.addr), "--token-key", KEY, "--duration", "0.5", "--warmup", "0.2"]
             .map(str::to_owned),
     );
-    argv.extend(["--drain", "2", "--server-pid", &std::process::id().to_string()].map(str::to_owned));
+    argv.extend(["--drain", "15", "--server-pid", &std::process::id().to_string()].map(str::to_owned));
     let mut options = Options::parse(&argv).unwrap_or_else(|e| panic!("{args}: {e}"));
     options.worker_exe = Some(env!("CARGO_BIN_EXE_huddle-load").into());
     let report = load::run(&options).unwrap_or_else(|e| panic!("{args}: {e}"));

@@ -24,7 +24,7 @@ mod sweep;
 use crate::auth::{self, TokenKey};
 use hist::{Latency, Percentiles};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -271,13 +271,17 @@ pub(crate) fn resolve_target(url: &str) -> Result<Target, String> {
         None => (rest, "/ws"),
     };
     let path = path.split('?').next().unwrap_or("/ws").to_owned();
-    let addrs: Vec<SocketAddr> = authority
-        .to_socket_addrs()
-        .or_else(|_| format!("{authority}:80").to_socket_addrs())
-        .map_err(|e| format!("--url {url}: {e}"))?
-        .collect();
-    let addr = *addrs.first().ok_or_else(|| format!("--url {url}: no address"))?;
-    if !addrs.iter().all(|a| is_loopback(a.ip())) {
+    // IP literals and `localhost` only: resolving any other name would send a DNS query off
+    // the machine before the loopback check could refuse it.
+    let with_port = |a: &str| if a.ends_with(']') || !a.contains(':') { format!("{a}:80") } else { a.to_owned() };
+    let addr: SocketAddr = match authority.strip_prefix("localhost") {
+        Some("") => SocketAddr::from(([127, 0, 0, 1], 80)),
+        Some(port) => format!("127.0.0.1{port}").parse().map_err(|e| format!("--url {url}: {e}"))?,
+        None => with_port(authority)
+            .parse()
+            .map_err(|_| format!("--url {url}: give an IP address or localhost (names are not resolved)"))?,
+    };
+    if !is_loopback(addr.ip()) {
         return Err(format!("refusing {url}: huddle-load only targets loopback (127.0.0.0/8 or ::1)"));
     }
     Ok(Target { addr, host: authority.to_owned(), path })
@@ -297,7 +301,9 @@ pub(crate) fn source_address(g: usize, total: usize, conns_per_source: usize) ->
     if total <= conns_per_source {
         return None;
     }
-    Some(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + (g / conns_per_source) as u32))
+    // Capped so that even one connection per source never leaves 127.0.0.0/8.
+    let block = (g / conns_per_source.max(1)).min(0x00ff_fffd) as u32;
+    Some(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + block))
 }
 
 pub(crate) fn load_key(o: &Options) -> Result<TokenKey, String> {
