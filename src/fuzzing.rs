@@ -127,7 +127,8 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
     let mut encoder = Encoder::new();
     let mut out = OutboundQueue::default();
     let mut drained = false;
-    let mut pending = Vec::new();
+    let mut pending = bytes::BytesMut::new();
+    let mut recvs_left = 1u32;
     // The loop-wide read batch, sized by the input so frames straddle its edges; and after
     // every `frames_per_turn` frames the loop "moves on" and leftovers go to `pending`, as the
     // driver does when a connection's frame budget is spent.
@@ -140,10 +141,17 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
 
     for step in 0..FRAMES_PER_INPUT_MAX {
         if step % frames_per_turn == 0 {
+            // A new turn for this connection: leftovers stashed, one `recv` allowed again.
             scratch.stash_into(&mut pending);
+            recvs_left = 1;
         }
-        let reader =
-            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        let reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs_left,
+            pending: &mut pending,
+            scratch: &mut scratch,
+        };
         let result = ws.read(&mut WsIo { reader, out: &mut out });
         match classify(result) {
             Inbound::Binary(frame) => match wire::decode_request(&frame, &verifier) {
@@ -167,7 +175,10 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
             }
             Inbound::Control | Inbound::Interrupted => {}
             // More bytes "arrive": a new readable edge, as the driver sees it.
-            Inbound::Drained if !socket.data.is_empty() => drained = false,
+            Inbound::Drained if !socket.data.is_empty() => {
+                drained = false;
+                recvs_left = 1;
+            }
             Inbound::CloseWith(_, reason) => {
                 report.closed_with = Some(reason);
                 break;

@@ -135,8 +135,10 @@ fn serve(args: &[String]) -> Result<(), String> {
     if let Some(n) = flags.number("--message-bytes-max")? {
         limits.message_bytes_max = n;
     }
-    if let Some(n) = flags.number("--outbound-bytes-max")? {
+    if let Some(n) = flags.number::<usize>("--outbound-bytes-max")? {
         limits.outbound_bytes_max = n;
+        // The soft limit is a fraction of the hard one; never let it exceed a lowered hard limit.
+        limits.outbound_soft_bytes_max = limits.outbound_soft_bytes_max.min(n);
     }
     if let Some(n) = flags.number("--handshake-timeout-ms")? {
         limits.handshake_timeout_ms = n;
@@ -225,8 +227,11 @@ fn token(args: &[String]) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| "the system clock is before 1970")?
         .as_secs();
-    let claims =
-        Claims { user_id: user_id.to_owned(), username: username.to_owned(), expires_at_unix_s: now + expires_in_s };
+    let claims = Claims {
+        user_id: user_id.to_owned(),
+        username: username.to_owned(),
+        expires_at_unix_s: now.saturating_add(expires_in_s),
+    };
     for (field, value) in [("--user-id", &claims.user_id), ("--username", &claims.username)] {
         if value.is_empty() || value.len() > auth::CLAIM_BYTES_MAX {
             return Err(format!("{field} must be 1..={} bytes", auth::CLAIM_BYTES_MAX));

@@ -279,3 +279,33 @@ fn member_that_never_reads_is_cut_off_and_the_party_keeps_flowing() {
     let frame = mallory.wait_closed(WAIT).expect("mallory's stream ends with a close").expect("a close frame");
     assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1008, "output buffer limit"));
 }
+
+/// WebSocket pings from a client that never reads: every pong counts against the output limit
+/// like any other frame, so the client is cut off instead of growing its queue without bound.
+#[test]
+fn ping_flood_without_reading_is_cut_off_by_the_output_limit() {
+    let server = TestServer::with_limits(Limits {
+        outbound_bytes_max: 64 * 1024,
+        outbound_soft_bytes_max: 32 * 1024,
+        ..Limits::default()
+    });
+    let mut bystander = server.connect("bob");
+    let mut ws = raw_ws(&server, "mallory");
+    // 1,000 masked pings with 125-byte payloads (the largest a control frame may carry).
+    let mask = [1u8, 2, 3, 4];
+    let mut chunk = Vec::new();
+    for _ in 0..1000 {
+        chunk.extend_from_slice(&[0x89, 0x80 | 125]);
+        chunk.extend_from_slice(&mask);
+        chunk.extend((0..125u8).map(|i| i ^ mask[usize::from(i) % 4]));
+    }
+    let stream = ws.get_mut();
+    for _ in 0..2_000 {
+        if server.stats().slow_consumers_total > 0 || stream.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let stats = server.wait_stats("the ping flooder cut off", |s| s.slow_consumers_total == 1);
+    assert!(stats.outbound_bytes_queued_conn_max <= 64 * 1024 + 131, "{stats:?}");
+    ping_ok(&mut bystander);
+}

@@ -4,7 +4,7 @@
 use super::outbound::OutboundQueue;
 use super::ratelimit::RequestBudget;
 use crate::core::{Millis, SessionId};
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -42,9 +42,12 @@ pub(crate) struct Conn {
     /// only say WouldBlock until the next readable edge. Skipping it saves a syscall per
     /// connection per turn; any byte that arrives later raises a new edge (and clears this).
     pub read_drained: bool,
+    /// The peer's FIN was reported: never skip the read that returns EOF, even after a short
+    /// read (data and FIN can arrive in one edge).
+    pub peer_closed: bool,
     /// Bytes read from the socket but not yet given to tungstenite when the loop moved on
     /// (frame budget spent). Empty, and unallocated, almost always.
-    pub pending: Vec<u8>,
+    pub pending: BytesMut,
 }
 
 impl Conn {
@@ -73,7 +76,7 @@ impl ReadScratch {
     }
 
     /// Keeps the unread bytes for the connection they came from (read first next time).
-    pub fn stash_into(&mut self, pending: &mut Vec<u8>) {
+    pub fn stash_into(&mut self, pending: &mut BytesMut) {
         pending.extend_from_slice(&self.buf[self.start..self.end]);
         self.discard();
     }
@@ -99,7 +102,9 @@ impl ReadScratch {
 pub(crate) struct ConnReader<'a, S: Read = TcpStream> {
     pub socket: &'a mut S,
     pub drained: &'a mut bool,
-    pub pending: &'a mut Vec<u8>,
+    /// `recv`s this reader may still make (the driver allows one per connection per turn).
+    pub recvs_left: &'a mut u32,
+    pub pending: &'a mut BytesMut,
     pub scratch: &'a mut ReadScratch,
 }
 
@@ -108,19 +113,30 @@ impl<S: Read> Read for ConnReader<'_, S> {
         if !self.pending.is_empty() {
             let n = buf.len().min(self.pending.len());
             buf[..n].copy_from_slice(&self.pending[..n]);
-            self.pending.drain(..n);
+            self.pending.advance(n); // O(1): no memmove of the rest
             if self.pending.is_empty() {
-                *self.pending = Vec::new(); // release it: pending is the exception, not the rule
+                *self.pending = BytesMut::new(); // release it: pending is the exception, not the rule
             }
             return Ok(n);
         }
         if self.scratch.start < self.scratch.end {
             return Ok(self.scratch.take_into(buf));
         }
-        if *self.drained {
+        if *self.drained || *self.recvs_left == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = self.socket.read(&mut self.scratch.buf)?;
+        *self.recvs_left -= 1;
+        let n = match self.socket.read(&mut self.scratch.buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // The kernel has nothing: "drained", so the driver waits for the next edge
+                // instead of listing the connection again for another empty turn.
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    *self.drained = true;
+                }
+                return Err(e);
+            }
+        };
         if n > 0 && n < self.scratch.buf.len() {
             *self.drained = true;
         }
@@ -263,18 +279,29 @@ mod tests {
     fn pending_bytes_come_before_new_ones_and_a_short_recv_stops_further_syscalls() {
         let mut scratch = ReadScratch::new(8);
         let mut socket = Chunks(vec![b"abcdefgh".to_vec(), b"ijk".to_vec(), b"never".to_vec()]);
-        let (mut drained, mut pending) = (false, Vec::new());
+        let (mut drained, mut pending) = (false, BytesMut::new());
+        let mut recvs = 9u32;
         // Turn 1: take 5 bytes of a full 8-byte recv, then the loop moves on.
-        let mut reader =
-            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+        };
         let mut buf = [0u8; 5];
         assert_eq!(reader.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf, b"abcde");
         scratch.stash_into(&mut pending);
-        assert_eq!(pending, b"fgh");
+        assert_eq!(&pending[..], b"fgh");
         // Turn 2: the stash first, then a short recv ("ijk"), then WouldBlock without reading "never".
-        let mut reader =
-            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+        };
         let (got, end) = read_all(&mut reader, 2);
         assert_eq!((got.as_slice(), end), (&b"fghijk"[..], io::ErrorKind::WouldBlock));
         assert!(drained, "a short recv marks the socket drained");
@@ -282,8 +309,37 @@ mod tests {
         assert_eq!(pending.capacity(), 0, "an emptied stash is released");
         // A new edge clears `drained`; the next recv goes to the kernel again.
         drained = false;
-        let mut reader =
-            ConnReader { socket: &mut socket, drained: &mut drained, pending: &mut pending, scratch: &mut scratch };
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+        };
         assert_eq!(read_all(&mut reader, 16).0, b"never");
+    }
+}
+
+#[cfg(test)]
+mod recv_budget_tests {
+    use super::*;
+
+    #[test]
+    fn a_spent_recv_budget_answers_would_block_without_reading() {
+        let mut scratch = ReadScratch::new(4);
+        let mut socket: &[u8] = b"abcdefgh";
+        let (mut drained, mut pending, mut recvs) = (false, BytesMut::new(), 1u32);
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+        };
+        let mut buf = [0u8; 8];
+        assert_eq!(reader.read(&mut buf).unwrap(), 4, "one full recv");
+        assert_eq!(reader.read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert!(!drained, "not drained: the budget, not the kernel, stopped it");
+        assert_eq!(socket, b"efgh", "the second recv never happened");
     }
 }

@@ -132,8 +132,12 @@ fn check(
         }
     }
     if token.is_none() {
-        if let Some(bearer) = header("authorization").and_then(|v| v.trim().strip_prefix("Bearer ")) {
-            token = Some(bearer.trim().to_owned());
+        // The auth scheme is case-insensitive (RFC 9110 §11.1).
+        let authorization = header("authorization").map(str::trim).unwrap_or("");
+        if let Some((scheme, bearer)) = authorization.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                token = Some(bearer.trim().to_owned());
+            }
         }
     }
     let token = token.ok_or(Rejection::Unauthorized(TokenError::Missing))?;

@@ -223,10 +223,13 @@ impl Server {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(slot) {
                                 conn.read_drained = false; // a fresh edge: the kernel has bytes
+                                conn.peer_closed |= event.is_read_closed();
                             }
                             self.list_read(slot);
                         }
-                        if event.is_writable() || event.is_error() {
+                        // Edge-triggered EPOLLOUT comes with every EPOLLIN: list only real work.
+                        let has_output = self.conns.get(slot).is_some_and(|c| !c.out.is_empty());
+                        if (event.is_writable() && has_output) || event.is_error() {
                             self.list_flush(slot);
                         }
                     }
@@ -374,7 +377,8 @@ impl Server {
                 ping_outstanding: false,
                 soft_exceeded_since: None,
                 read_drained: false,
-                pending: Vec::new(),
+                peer_closed: false,
+                pending: Default::default(),
             });
             self.handshake_deadlines.push_back((deadline, ConnRef { slot, generation }));
             self.counters.accepted_total += 1;
@@ -412,6 +416,9 @@ impl Server {
             // evaluate() refuses at bytes_max, so there is always room here.
             let room = bytes_max.saturating_sub(start).clamp(1, 2048);
             received.resize(start + room, 0);
+            if conn.peer_closed {
+                conn.read_drained = false; // see the same line in read_frames_until
+            }
             let read = conn::read_until_short(&mut conn.socket, &mut received[start..], &mut conn.read_drained);
             received.truncate(start + *read.as_ref().unwrap_or(&0));
             match read {
@@ -420,6 +427,12 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return self.list_reap(at),
+            }
+            // Parse only once the head can be complete (or is too long): re-parsing everything
+            // after every few bytes would make a slow sender cost quadratic CPU.
+            let head_ended = received[start.saturating_sub(3)..].windows(4).any(|w| w == b"\r\n\r\n");
+            if !head_ended && received.len() < bytes_max {
+                continue;
             }
             match handshake::evaluate(received, bytes_max, &self.token_key, unix_now_s()) {
                 handshake::Outcome::Incomplete => continue,
@@ -489,6 +502,10 @@ impl Server {
     /// Reads and handles frames of one open connection until it has nothing more, its frame
     /// budget is spent, or it closes.
     fn read_frames_until(&mut self, at: ConnRef, now: Millis) -> ReadEnd {
+        // One `recv` per connection per turn: tungstenite loops inside one `read` over frames
+        // that complete no message (a stream of empty continuation fragments), so without this
+        // a fast sender could keep the loop on its connection forever.
+        let mut recvs_left = 1u32;
         for _ in 0..self.limits.frames_per_turn_max {
             let limits = &self.limits;
             // Borrow the slab alone, so the limits stay readable below.
@@ -499,15 +516,21 @@ impl Server {
                 return ReadEnd::Closed;
             };
             let session = *session;
+            if conn.peer_closed {
+                // The FIN may have come with the data: read on until the kernel says EOF.
+                conn.read_drained = false;
+            }
+            let queued_before = conn.out.bytes_queued();
             let reader = ConnReader {
                 socket: &mut conn.socket,
                 drained: &mut conn.read_drained,
+                recvs_left: &mut recvs_left,
                 pending: &mut conn.pending,
                 scratch: &mut self.scratch,
             };
             let mut io = WsIo { reader, out: &mut conn.out };
             let inbound = conn::classify(ws.read(&mut io));
-            let control_queued = !conn.out.is_empty();
+            let control_queued = conn.out.bytes_queued() > queued_before;
             if matches!(inbound, Inbound::Binary(_) | Inbound::Text | Inbound::Control | Inbound::PeerClosed) {
                 conn.last_heard_at = now;
                 conn.ping_outstanding = false;
@@ -521,8 +544,10 @@ impl Server {
                 ),
                 _ => Admission::Allowed,
             };
-            if control_queued {
-                self.list_flush(at.slot);
+            // A pong or close reply counts against the output limits like any frame of ours, or
+            // a client pinging without reading would grow its queue without bound.
+            if control_queued && !self.queued_more(at, now) {
+                return ReadEnd::Closed;
             }
             match inbound {
                 Inbound::Binary(_) | Inbound::Text if admission == Admission::Abusive => {
@@ -564,6 +589,10 @@ impl Server {
                     return ReadEnd::Closed;
                 }
                 Inbound::Control | Inbound::Interrupted => {}
+                // Out of this turn's `recv` rather than out of bytes: come back next turn.
+                Inbound::Drained if recvs_left == 0 && !self.conn_mut(at).is_some_and(|c| c.read_drained) => {
+                    return ReadEnd::BudgetSpent
+                }
                 Inbound::Drained => return ReadEnd::Drained,
                 Inbound::CloseWith(code, reason) => {
                     log::debug!("session {session}: closing with {}: {reason}", u16::from(code));
@@ -655,7 +684,6 @@ impl Server {
     /// Queues a framed message for an open session; enforces the output limit.
     fn send(&mut self, to: SessionId, framed: Bytes, now: Millis) {
         let at = ConnRef { slot: to.slot() as usize, generation: to.generation() };
-        let outbound_bytes_max = self.limits.outbound_bytes_max;
         // Borrow the slab alone, so the counters stay usable below.
         let Some(conn) = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation) else {
             return;
@@ -665,21 +693,35 @@ impl Server {
         }
         conn.out.push(framed);
         self.counters.frames_out_total += 1;
-        let queued = conn.out.bytes_queued();
-        let soft_expired = if queued > self.limits.outbound_soft_bytes_max {
-            let since = *conn.soft_exceeded_since.get_or_insert(now);
-            now.saturating_sub(since) >= self.limits.outbound_soft_duration_ms
-        } else {
-            false
+        self.queued_more(at, now);
+    }
+
+    /// After bytes were added to a connection's queue (our frames, or tungstenite's pongs and
+    /// close replies): enforce the hard and soft output limits, else list it for flushing.
+    /// Returns false when the connection was cut off.
+    fn queued_more(&mut self, at: ConnRef, now: Millis) -> bool {
+        let (hard, soft, soft_ms) = (
+            self.limits.outbound_bytes_max,
+            self.limits.outbound_soft_bytes_max,
+            self.limits.outbound_soft_duration_ms,
+        );
+        let Some(conn) = self.conns.get_mut(at.slot).filter(|c| c.generation == at.generation) else {
+            return false;
         };
-        if queued > outbound_bytes_max || soft_expired {
+        let queued = conn.out.bytes_queued();
+        let soft_expired = queued > soft && {
+            let since = *conn.soft_exceeded_since.get_or_insert(now);
+            now.saturating_sub(since) >= soft_ms
+        };
+        if queued > hard || soft_expired {
             self.cut_off_slow_consumer(at, now);
-            return;
+            return false;
         }
         if !conn.flush_listed {
             conn.flush_listed = true;
             self.flush_list.push(at);
         }
+        true
     }
 
     /// Redis's `client-output-buffer-limit`: a client that cannot keep up loses its unsent
@@ -861,7 +903,14 @@ impl Server {
             self.conns.iter().map(|(slot, c)| ConnRef { slot, generation: c.generation }).collect();
         for at in open {
             match self.conn_mut(at).map(|c| matches!(c.phase, Phase::Handshake { .. })) {
-                Some(true) => self.list_reap(at),
+                Some(true) => {
+                    // Out of Handshake now, so a read later this turn cannot still upgrade it.
+                    if let Some(conn) = self.conn_mut(at) {
+                        conn.phase = Phase::Closing { write_shut: true };
+                    }
+                    self.counters.handshakes_open -= 1;
+                    self.list_reap(at);
+                }
                 Some(false) => self.close_with(at, CloseCode::Away, "server shutting down", now),
                 None => {}
             }
