@@ -23,7 +23,7 @@ impl IdGenerator {
     }
 
     /// 16 fresh pseudo-random bytes.
-    pub fn next_bytes(&mut self) -> [u8; 16] {
+    fn next_bytes(&mut self) -> [u8; 16] {
         self.counter += 1;
         let digest = Sha256::new().chain_update(self.seed).chain_update(self.counter.to_le_bytes()).finalize();
         let mut out = [0u8; 16];

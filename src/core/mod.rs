@@ -198,7 +198,13 @@ impl Core {
         out: &mut Outbox,
     ) {
         let presence = Presence { user_id: identity.user_id, session_id: session, username: identity.username };
-        self.sessions.insert(presence.clone());
+        if !self.sessions.insert(presence.clone()) {
+            // A driver bug, not client input. Refusing keeps every table consistent, in release
+            // builds too, where the tables would otherwise silently diverge.
+            debug_assert!(false, "slot of {session} connected twice without a disconnect");
+            log::error!("session {session}: slot already connected; connect ignored");
+            return;
+        }
         out.event_to(session, Event::Welcome { presence: presence.clone() });
         // C-3: visible at once; the join reaches followers and own sessions after the welcome.
         if let Some(fanout) = self.statuses.connect(presence, options.status_visible) {

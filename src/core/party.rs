@@ -159,6 +159,15 @@ struct Party {
 }
 
 impl Party {
+    /// A leader (by rotation or promotion) decides on join requests from now on: send it the
+    /// whole pending list, if there is one.
+    fn send_pending_to_leader(&self, out: &mut Outbox) {
+        if !self.pending.is_empty() {
+            let presences = self.pending.iter().cloned().collect();
+            event(out, [self.leader], PartyEvent::JoinRequest { party_id: self.id, presences });
+        }
+    }
+
     fn member_index(&self, session: SessionId) -> Option<usize> {
         self.members.iter().position(|m| m.session_id == session)
     }
@@ -328,6 +337,18 @@ fn check_presence(named: &Presence, actual: &Presence) -> Result<(), CoreError> 
     Ok(())
 }
 
+/// The position of the presence a request names in `list`, matched by session id (P-12), with
+/// its user id and username checked.
+fn find_named<'a>(list: impl IntoIterator<Item = &'a Presence>, named: &Presence) -> Result<usize, CoreError> {
+    let (i, found) = list
+        .into_iter()
+        .enumerate()
+        .find(|(_, p)| p.session_id == named.session_id)
+        .ok_or(CoreError::PartyPresenceNotFound)?;
+    check_presence(named, found)?;
+    Ok(i)
+}
+
 /// P-1 / P-10 label rules. They are also exactly what the search index accepts (a JSON object
 /// of at most `party_label_bytes_max` bytes), so indexing a label that passed cannot fail.
 fn check_label(label: &str, hidden: bool, limits: &Limits) -> Result<(), CoreError> {
@@ -416,12 +437,7 @@ impl Parties {
         let requested = entry.requested.clone();
         let member_of = entry.member_of.clone();
         for party_id in requested {
-            if let Some(party) = self.by_id.get_mut(&party_id) {
-                if let Some(i) = party.pending_index(session) {
-                    party.pending.remove(i);
-                }
-            }
-            self.unindex(session, party_id, Slot::Requested);
+            self.withdraw_request(party_id, session);
         }
         for party_id in member_of {
             self.remove_member(party_id, session, out);
@@ -466,6 +482,30 @@ impl Parties {
     fn party_mut(&mut self, party_id: PartyId) -> &mut Party {
         // Callers validated that the party exists in the same request.
         self.by_id.get_mut(&party_id).expect("party validated before mutation")
+    }
+
+    /// Removes a party from every table (by id, search, each member's and requester's index)
+    /// and hands it back for the events that announce its end.
+    fn dissolve(&mut self, party_id: PartyId) -> Party {
+        let party = self.by_id.remove(&party_id).expect("party validated before dissolving");
+        self.search.remove(party_id);
+        for m in &party.members {
+            self.unindex(m.session_id, party_id, Slot::Member);
+        }
+        for p in &party.pending {
+            self.unindex(p.session_id, party_id, Slot::Requested);
+        }
+        party
+    }
+
+    /// A session's pending join request goes, silently (leave, or disconnect).
+    fn withdraw_request(&mut self, party_id: PartyId, session: SessionId) {
+        if let Some(party) = self.by_id.get_mut(&party_id) {
+            if let Some(i) = party.pending_index(session) {
+                party.pending.remove(i);
+            }
+        }
+        self.unindex(session, party_id, Slot::Requested);
     }
 
     fn index(&mut self, session: SessionId, party_id: PartyId, slot: Slot) {
@@ -622,13 +662,13 @@ impl Parties {
         out: &mut Outbox,
     ) -> Result<(), CoreError> {
         let party = self.find_as_leader(party_id, me.session_id)?;
-        let i = party.pending_index(named.session_id).ok_or(CoreError::PartyPresenceNotFound)?;
-        check_presence(named, &party.pending[i])?;
+        let i = find_named(&party.pending, named)?;
         if party.is_full() {
             return Err(CoreError::PartyFull); // the request stays queued
         }
 
-        let party = self.by_id.get_mut(&party_id).expect("validated above");
+        // `by_id` alone (not party_mut), so the search index can be updated while this is held.
+        let party = self.by_id.get_mut(&party_id).expect("party validated before mutation");
         let joiner = party.pending.remove(i).expect("index from pending_index");
         party.members.push(joiner.clone());
         let snapshot = party.snapshot();
@@ -659,9 +699,15 @@ impl Parties {
         if named.session_id == me.session_id {
             return Err(CoreError::PartyCannotRemoveSelf);
         }
-        if let Some(i) = party.member_index(named.session_id) {
-            check_presence(named, &party.members[i])?;
-            let party = self.by_id.get_mut(&party_id).expect("validated above");
+        // Members first, then pending requests.
+        let member = match find_named(&party.members, named) {
+            Ok(i) => Some(i),
+            Err(CoreError::PartyPresenceNotFound) => None,
+            Err(mismatch) => return Err(mismatch),
+        };
+        if let Some(i) = member {
+            // `by_id` alone (not party_mut), so the search index can be updated while this is held.
+            let party = self.by_id.get_mut(&party_id).expect("party validated before mutation");
             let kicked = party.members.remove(i);
             self.search.set_member_count(party);
             self.unindex(kicked.session_id, party_id, Slot::Member);
@@ -675,8 +721,7 @@ impl Parties {
             );
             return Ok(());
         }
-        let i = party.pending_index(named.session_id).ok_or(CoreError::PartyPresenceNotFound)?;
-        check_presence(named, &party.pending[i])?;
+        let i = find_named(&party.pending, named)?;
         let party = self.party_mut(party_id);
         let rejected = party.pending.remove(i).expect("index from pending_index");
         self.unindex(rejected.session_id, party_id, Slot::Requested);
@@ -689,13 +734,12 @@ impl Parties {
     fn leave(&mut self, me: &Presence, cid: Cid, party_id: PartyId, out: &mut Outbox) -> Result<(), CoreError> {
         let party = self.find(party_id)?;
         let member = party.is_member(me.session_id);
-        let pending = party.pending_index(me.session_id);
+        let pending = party.pending_index(me.session_id).is_some();
         reply(out, me, cid, PartyReply::Ok { party_id });
         if member {
             self.remove_member(party_id, me.session_id, out);
-        } else if let Some(i) = pending {
-            self.party_mut(party_id).pending.remove(i);
-            self.unindex(me.session_id, party_id, Slot::Requested);
+        } else if pending {
+            self.withdraw_request(party_id, me.session_id);
         }
         Ok(())
     }
@@ -711,14 +755,11 @@ impl Parties {
         };
         let gone = party.members.remove(i);
         self.unindex(session, party_id, Slot::Member);
-        let party = self.by_id.get_mut(&party_id).expect("party exists");
+        // `by_id` alone (not party_mut), so the search index can be updated while this is held.
+        let party = self.by_id.get_mut(&party_id).expect("party validated before mutation");
         if party.members.is_empty() {
             // Last member gone = party gone (P-6); requesters would otherwise wait forever.
-            let party = self.by_id.remove(&party_id).expect("party exists");
-            self.search.remove(party_id);
-            for p in &party.pending {
-                self.unindex(p.session_id, party_id, Slot::Requested);
-            }
+            let party = self.dissolve(party_id);
             let requesters = party.pending.iter().map(|p| p.session_id);
             event(out, requesters, PartyEvent::Removed { party_id, reason: RemovedReason::Closed });
             return;
@@ -732,9 +773,8 @@ impl Parties {
             event(out, party.member_sessions(), PartyEvent::Leader { party_id, leader });
         }
         event(out, party.member_sessions(), PartyEvent::Presence { party_id, joins: Vec::new(), leaves: vec![gone] });
-        if leader_left && !party.pending.is_empty() {
-            let presences = party.pending.iter().cloned().collect();
-            event(out, [party.leader], PartyEvent::JoinRequest { party_id, presences });
+        if leader_left {
+            party.send_pending_to_leader(out);
         }
     }
 
@@ -748,8 +788,7 @@ impl Parties {
         out: &mut Outbox,
     ) -> Result<(), CoreError> {
         let party = self.find_as_leader(party_id, me.session_id)?;
-        let i = party.member_index(named.session_id).ok_or(CoreError::PartyPresenceNotFound)?;
-        check_presence(named, &party.members[i])?;
+        let i = find_named(&party.members, named)?;
         reply(out, me, cid, PartyReply::Ok { party_id });
         if named.session_id == me.session_id {
             return Ok(());
@@ -759,24 +798,14 @@ impl Parties {
         let leader = party.members[i].clone();
         event(out, party.member_sessions(), PartyEvent::Leader { party_id, leader });
         // The new leader decides on join requests from now on, so it needs the queue.
-        if !party.pending.is_empty() {
-            let presences = party.pending.iter().cloned().collect();
-            event(out, [party.leader], PartyEvent::JoinRequest { party_id, presences });
-        }
+        party.send_pending_to_leader(out);
         Ok(())
     }
 
     /// P-8: every member and every pending requester is told `closed`; the party is gone.
     fn close(&mut self, me: &Presence, cid: Cid, party_id: PartyId, out: &mut Outbox) -> Result<(), CoreError> {
         self.find_as_leader(party_id, me.session_id)?;
-        let party = self.by_id.remove(&party_id).expect("validated above");
-        self.search.remove(party_id);
-        for m in &party.members {
-            self.unindex(m.session_id, party_id, Slot::Member);
-        }
-        for p in &party.pending {
-            self.unindex(p.session_id, party_id, Slot::Requested);
-        }
+        let party = self.dissolve(party_id);
         reply(out, me, cid, PartyReply::Ok { party_id });
         let everyone = party.member_sessions().chain(party.pending.iter().map(|p| p.session_id));
         event(out, everyone, PartyEvent::Removed { party_id, reason: RemovedReason::Closed });

@@ -31,16 +31,19 @@ impl Sessions {
         }
     }
 
-    pub fn insert(&mut self, presence: Presence) {
+    /// Files a new session; false (and nothing changed) when its slot is already taken, which
+    /// only a driver bug can cause.
+    pub fn insert(&mut self, presence: Presence) -> bool {
         let slot = presence.session_id.slot() as usize;
         if self.by_slot.len() <= slot {
             self.by_slot.resize_with(slot + 1, || None);
         }
-        let previous = self.by_slot[slot].replace(SessionEntry { presence });
-        debug_assert!(previous.is_none(), "slot {slot} connected twice without a disconnect");
-        if previous.is_none() {
-            self.len += 1;
+        if self.by_slot[slot].is_some() {
+            return false;
         }
+        self.by_slot[slot] = Some(SessionEntry { presence });
+        self.len += 1;
+        true
     }
 
     pub fn remove(&mut self, id: SessionId) -> Option<SessionEntry> {
