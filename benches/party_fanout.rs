@@ -9,8 +9,8 @@ mod support;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use huddle::core::{
-    Cid, ConnectOptions, Core, Identity, Millis, Outbox, Output, PartyReply, PartyRequest, Reply, Request, SessionId,
-    UserId, Username,
+    Cid, ConnectOptions, Core, Identity, Millis, Now, Outbox, Output, PartyReply, PartyRequest, Reply, Request,
+    SessionId, UserId, Username,
 };
 use huddle::limits::Limits;
 use huddle::net::outbound::OutboundQueue;
@@ -23,18 +23,24 @@ fn party_of(size: usize) -> (Core, Vec<SessionId>, huddle::core::PartyId) {
     for (i, &s) in sessions.iter().enumerate() {
         let identity =
             Identity { user_id: UserId::new(&format!("user-{i}")), username: Username::new(&format!("User{i}")) };
-        core.connect(s, identity, ConnectOptions::default(), Millis(0), &mut out);
+        core.connect(s, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut out);
     }
     out.clear();
     let create = PartyRequest::Create { open: true, max_size: size as u32, label: String::new(), hidden: false };
-    core.handle_request(sessions[0], Cid(1), Request::Party(create), Millis(0), &mut out);
+    core.handle_request(sessions[0], Cid(1), Request::Party(create), Now::simulated(Millis(0)), &mut out);
     let Output::Reply { result: Ok(Reply::Party(PartyReply::Info(snapshot))), .. } = &out.outputs()[0] else {
         panic!("create failed")
     };
     let party_id = snapshot.party_id;
     out.clear();
     for &s in &sessions[1..] {
-        core.handle_request(s, Cid(2), Request::Party(PartyRequest::Join { party_id }), Millis(0), &mut out);
+        core.handle_request(
+            s,
+            Cid(2),
+            Request::Party(PartyRequest::Join { party_id }),
+            Now::simulated(Millis(0)),
+            &mut out,
+        );
     }
     out.clear();
     (core, sessions, party_id)
@@ -55,7 +61,7 @@ fn fanout(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
             b.iter(|| {
                 let (cid, request) = wire::decode_request(&request_frame, &verifier).expect("valid frame");
-                core.handle_request(sessions[0], cid, request, Millis(0), &mut out);
+                core.handle_request(sessions[0], cid, request, Now::simulated(Millis(0)), &mut out);
                 support::deliver(&mut out, &mut encoder, &mut queues);
                 // What a flush does once the bytes are written: release each queue's references.
                 for q in &mut queues {

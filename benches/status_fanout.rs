@@ -11,7 +11,7 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use huddle::core::{
-    Cid, ConnectOptions, Core, Identity, Millis, Outbox, Request, SessionId, StatusRequest, UserId, Username,
+    Cid, ConnectOptions, Core, Identity, Millis, Now, Outbox, Request, SessionId, StatusRequest, UserId, Username,
 };
 use huddle::limits::Limits;
 use huddle::net::outbound::OutboundQueue;
@@ -26,12 +26,18 @@ fn status_fanout(c: &mut Criterion) {
     let mut out = Outbox::new();
     let star = SessionId::new(0, 1);
     let identity = |id: &str| Identity { user_id: UserId::new(id), username: Username::new(id) };
-    core.connect(star, identity("star"), ConnectOptions { status_visible: true }, Millis(0), &mut out);
+    core.connect(star, identity("star"), ConnectOptions { status_visible: true }, Now::simulated(Millis(0)), &mut out);
     for slot in 1..=FOLLOWERS {
         let session = SessionId::new(slot, 1);
-        core.connect(session, identity(&format!("fan{slot}")), ConnectOptions::default(), Millis(0), &mut out);
+        core.connect(
+            session,
+            identity(&format!("fan{slot}")),
+            ConnectOptions::default(),
+            Now::simulated(Millis(0)),
+            &mut out,
+        );
         let follow = StatusRequest::Follow { user_ids: vec![UserId::new("star")], usernames: vec![] };
-        core.handle_request(session, Cid(1), Request::Status(follow), Millis(0), &mut out);
+        core.handle_request(session, Cid(1), Request::Status(follow), Now::simulated(Millis(0)), &mut out);
     }
     out.clear();
     let mut queues: Vec<OutboundQueue> = (0..=FOLLOWERS).map(|_| OutboundQueue::default()).collect();
@@ -45,7 +51,13 @@ fn status_fanout(c: &mut Criterion) {
         b.iter(|| {
             turn += 1;
             let status = Some(statuses[turn % 2].to_owned());
-            core.handle_request(star, Cid(2), Request::Status(StatusRequest::Update { status }), Millis(0), &mut out);
+            core.handle_request(
+                star,
+                Cid(2),
+                Request::Status(StatusRequest::Update { status }),
+                Now::simulated(Millis(0)),
+                &mut out,
+            );
             let delivered = support::deliver(&mut out, &mut encoder, &mut queues);
             assert_eq!(delivered, FOLLOWERS as usize + 1);
             // What a flush does once the bytes are written: release each queue's references.

@@ -5,7 +5,7 @@
 #![doc(hidden)]
 
 use crate::auth::{self, Claims, TokenKey};
-use crate::core::{Cid, Core, Identity, Millis, Outbox, Output, SessionId, UserId, Username};
+use crate::core::{Cid, Core, Identity, Millis, Now, Outbox, Output, SessionId, UserId, Username};
 use crate::limits::Limits;
 use crate::net::conn::{classify, ConnReader, Inbound, ReadScratch, WsIo};
 use crate::net::handshake::{self, Outcome};
@@ -136,7 +136,7 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
     let frames_per_turn = 1 + usize::from(mode >> 5);
     let session = SessionId::new(0, 1);
     let identity = Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
-    core.connect(session, identity, options, Millis(0), &mut outbox);
+    core.connect(session, identity, options, Now::simulated(Millis(0)), &mut outbox);
     check_outputs(&mut outbox, &mut encoder, &verifier);
 
     for step in 0..FRAMES_PER_INPUT_MAX {
@@ -157,7 +157,7 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
             Inbound::Binary(frame) => match wire::decode_request(&frame, &verifier) {
                 Ok((cid, request)) => {
                     report.requests += 1;
-                    core.handle_request(session, cid, request, Millis(step as u64), &mut outbox);
+                    core.handle_request(session, cid, request, Now::simulated(Millis(step as u64)), &mut outbox);
                     assert_eq!(outbox.reply_count(), 1, "exactly one reply per request");
                     check_outputs(&mut outbox, &mut encoder, &verifier);
                 }
@@ -186,7 +186,7 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
             Inbound::Drained | Inbound::PeerClosed | Inbound::Gone => break,
         }
     }
-    core.disconnect(session, Millis(0), &mut outbox);
+    core.disconnect(session, Now::simulated(Millis(0)), &mut outbox);
     check_outputs(&mut outbox, &mut encoder, &verifier);
     assert_eq!(core.session_count(), 0);
     core.check_invariants();

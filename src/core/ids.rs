@@ -111,6 +111,35 @@ impl Millis {
     }
 }
 
+/// Wall-clock time in Unix milliseconds, for timestamps users see (chat, history, invitation
+/// expiry shown to clients). Never used to measure a duration: the wall clock can jump; deadlines
+/// use [`Millis`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMillis(pub u64);
+
+/// The two clocks, read once by the driver and passed into every core entry point: `mono` for
+/// deadlines and rates, `wall` for timestamps users see.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    pub mono: Millis,
+    pub wall: UnixMillis,
+}
+
+impl Now {
+    /// Where simulated wall clocks start: 2026-01-01T00:00:00Z, so simulated timestamps look real.
+    pub const SIMULATED_EPOCH: UnixMillis = UnixMillis(1_767_225_600_000);
+
+    pub fn new(mono: Millis, wall: UnixMillis) -> Now {
+        Now { mono, wall }
+    }
+
+    /// Tests and simulations: a wall clock that moves with the monotonic one from
+    /// [`Now::SIMULATED_EPOCH`], so replays are exact.
+    pub fn simulated(mono: Millis) -> Now {
+        Now { mono, wall: UnixMillis(Now::SIMULATED_EPOCH.0 + mono.0) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 //! socket, a clock or FlatBuffers bytes, so unit tests, the simulation and fuzzers drive it
 //! directly.
 
+mod error;
 mod idgen;
 mod ids;
 mod outbox;
@@ -20,8 +21,9 @@ pub mod search;
 mod session;
 mod status;
 
+pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
-pub use ids::{Cid, Millis, PartyId, Presence, SessionId, UserId, Username};
+pub use ids::{Cid, Millis, Now, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
 pub use party::{PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
@@ -58,90 +60,12 @@ pub enum Event {
     Party(PartyEvent),
     /// Status joins and leaves of a followed user or of the session's own user (SPEC S-3).
     Status(StatusEvent),
-}
-
-/// Why a request was refused. Mapped to a wire error code in exactly one place
-/// (`wire::errors`); the Display text is the error reply's message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CoreError {
-    /// A field's value is not acceptable; the text says which and why.
-    BadInput(String),
-    /// A size or count limit; the text names it.
-    LimitExceeded(String),
-    /// No party with that id (never existed, or its last member left).
-    PartyNotFound,
-    /// The party has `max_size` members.
-    PartyFull,
-    /// A leader-only operation from a member who is not the leader (P-12).
-    PartyNotLeader,
-    /// A members-only (or leader-only) operation from a session that is not a member.
-    PartyNotMember,
-    /// The user already has a pending join request for this party (P-2).
-    PartyJoinRequestDuplicate,
-    /// Another session of the user is already a member of this closed party (P-2).
-    PartyAlreadyMember,
-    /// The leader named its own session in a remove (P-4).
-    PartyCannotRemoveSelf,
-    /// The named presence is not a member or pending requester, as the operation needs.
-    PartyPresenceNotFound,
-    /// The closed party has `max_size` pending join requests (P-2).
-    PartyJoinRequestsFull,
-    /// The session is in, or has asked to join, `parties_per_session_max` parties.
-    PartyTooManyParties(usize),
-    /// The named presence's session matched but its user id or username did not (P-12).
-    PartyPresenceMismatch,
-    /// Following would take the session past `follows_per_session_max` followed users.
-    FollowLimitReached { following: usize, adding: usize, max: usize },
-    /// Q-2: the search query does not parse; the error says what is wrong and at which byte.
-    SearchQueryInvalid(search::QueryError),
-    /// Q-1: the cursor was issued for another query, open filter or limit.
-    SearchCursorMismatch,
-    /// Q-1: the cursor is not one this server issued (garbage, truncated, or too long).
-    SearchCursorInvalid,
-    /// A wildcard term of the query matches (or would have to inspect) more indexed values than
-    /// `search_wildcard_expansion_max` / `search_wildcard_scan_max` allow.
-    SearchQueryTooBroad { byte_pos: usize, values_max: usize },
-}
-
-impl std::fmt::Display for CoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CoreError::BadInput(why) => write!(f, "bad input: {why}"),
-            CoreError::LimitExceeded(why) => write!(f, "limit exceeded: {why}"),
-            CoreError::PartyNotFound => write!(f, "party not found"),
-            CoreError::PartyFull => write!(f, "party is full"),
-            CoreError::PartyNotLeader => write!(f, "only the party leader may do this"),
-            CoreError::PartyNotMember => write!(f, "not a member of this party"),
-            CoreError::PartyJoinRequestDuplicate => write!(f, "this user already asked to join the party"),
-            CoreError::PartyAlreadyMember => write!(f, "this user is already a member of the party"),
-            CoreError::PartyCannotRemoveSelf => write!(f, "the leader cannot remove itself; leave instead"),
-            CoreError::PartyPresenceNotFound => {
-                write!(f, "the named presence is not in the party (or has no pending request)")
-            }
-            CoreError::PartyJoinRequestsFull => write!(f, "the party's join request queue is full"),
-            CoreError::PartyTooManyParties(max) => {
-                write!(f, "this session is in or asked to join parties_per_session_max {max} parties")
-            }
-            CoreError::PartyPresenceMismatch => {
-                write!(f, "the named presence's user_id or username does not match its session")
-            }
-            CoreError::FollowLimitReached { following, adding, max } => write!(
-                f,
-                "follow limit reached: following {following} users, this request adds {adding}, \
-                 follows_per_session_max is {max}; nothing was followed"
-            ),
-            CoreError::SearchQueryInvalid(error) => write!(f, "invalid search query: {error}"),
-            CoreError::SearchCursorMismatch => {
-                write!(f, "the cursor belongs to another query, open filter or limit; start again without it")
-            }
-            CoreError::SearchCursorInvalid => write!(f, "the cursor is not one this server issued"),
-            CoreError::SearchQueryTooBroad { byte_pos, values_max } => write!(
-                f,
-                "search query too broad: the wildcard term at byte {byte_pos} matches or scans more than \
-                 {values_max} distinct values; give it a longer literal prefix"
-            ),
-        }
-    }
+    /// Fire-and-forget party data (`cid` 0, SPEC P-9) was refused: there is no reply to carry the
+    /// error, so it comes as an event naming the party the data was for.
+    PartyDataRefused {
+        party_id: PartyId,
+        error: CoreError,
+    },
 }
 
 /// Who a connecting session is, as its verified token says.
@@ -194,7 +118,7 @@ impl Core {
         session: SessionId,
         identity: Identity,
         options: ConnectOptions,
-        _now: Millis,
+        _now: Now,
         out: &mut Outbox,
     ) {
         let presence = Presence { user_id: identity.user_id, session_id: session, username: identity.username };
@@ -215,7 +139,7 @@ impl Core {
 
     /// The session's connection ended (any cause: SPEC C-6). Idempotent for unknown sessions, so
     /// a driver racing a close against a request cannot corrupt the tables.
-    pub fn disconnect(&mut self, session: SessionId, _now: Millis, out: &mut Outbox) {
+    pub fn disconnect(&mut self, session: SessionId, _now: Now, out: &mut Outbox) {
         if self.sessions.remove(session).is_none() {
             return;
         }
@@ -229,7 +153,7 @@ impl Core {
 
     /// One decoded request of a connected session. Appends exactly one `Output::Reply` with
     /// `cid`, before any event the request causes.
-    pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, _now: Millis, out: &mut Outbox) {
+    pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, _now: Now, out: &mut Outbox) {
         let replies_before = out.reply_count();
         let Some(entry) = self.sessions.get(session) else {
             // A driver bug, not client input: requests only come from upgraded connections.
@@ -255,6 +179,17 @@ impl Core {
         debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");
         self.check_invariants();
     }
+
+    /// The earliest monotonic time at which [`Core::handle_timeout`] has work (an invitation
+    /// expiring, …), or `None` when no timer is armed. The driver sleeps no later than this.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        None
+    }
+
+    /// Runs every timer due at `now.mono`; their events go into `out` like a request's. Calling it
+    /// early or twice is harmless.
+    pub fn handle_timeout(&mut self, _now: Now, _out: &mut Outbox) {}
 
     /// Runs every table's consistency checks. Debug builds call it after each mutating entry
     /// point; the simulation calls it after every step.

@@ -1106,7 +1106,7 @@ impl Parties {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{ConnectOptions, Core, Identity, Millis, Output, Request, UserId, Username};
+    use crate::core::{ConnectOptions, Core, Identity, Millis, Now, Output, Request, UserId, Username};
 
     fn core_with(n: u32) -> (Core, Vec<SessionId>) {
         let mut core = Core::new(Limits::default(), [3; 32]);
@@ -1115,14 +1115,14 @@ mod tests {
         for (i, s) in sessions.iter().enumerate() {
             let identity =
                 Identity { user_id: UserId::new(&format!("u{i}")), username: Username::new(&format!("U{i}")) };
-            core.connect(*s, identity, ConnectOptions::default(), Millis(0), &mut out);
+            core.connect(*s, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut out);
         }
         (core, sessions)
     }
 
     fn run(core: &mut Core, session: SessionId, request: PartyRequest) -> Outbox {
         let mut out = Outbox::new();
-        core.handle_request(session, Cid(1), Request::Party(request), Millis(0), &mut out);
+        core.handle_request(session, Cid(1), Request::Party(request), Now::simulated(Millis(0)), &mut out);
         out
     }
 

@@ -192,7 +192,7 @@ fn setup_round(
                     match result {
                         Ok(reply) => on_reply(i, reply),
                         Err(e) => {
-                            failure.get_or_insert(format!("error {}: {}", e.code.0, e.message));
+                            failure.get_or_insert(format!("error {}: {}", e.code.number(), e.message));
                         }
                     }
                 }

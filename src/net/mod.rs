@@ -20,7 +20,7 @@ mod stats;
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::auth::TokenKey;
-use crate::core::{CloseReason, Core, Identity, Millis, Outbox, Output, SessionId, UserId, Username};
+use crate::core::{CloseReason, Core, Identity, Millis, Now, Outbox, Output, SessionId, UnixMillis, UserId, Username};
 use crate::limits::Limits;
 use crate::wire::{self, DecodeError, Encoder};
 use bytes::Bytes;
@@ -267,6 +267,13 @@ impl Server {
         Millis(self.started.elapsed().as_millis() as u64)
     }
 
+    /// Both clocks for the core: the loop's monotonic `now` and the wall clock. A wall clock set
+    /// before 1970 reads as 0 rather than failing: it only stamps what users see.
+    fn core_now(&self, now: Millis) -> Now {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Now::new(now, UnixMillis(wall))
+    }
+
     fn poll_timeout(&self) -> Option<Duration> {
         let work_left = !self.read_list.is_empty()
             || !self.flush_list.is_empty()
@@ -470,7 +477,7 @@ impl Server {
                 log::debug!("session {session} open for user {}", claims.user_id);
                 let identity =
                     Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
-                self.core.connect(session, identity, options, now, &mut self.outbox);
+                self.core.connect(session, identity, options, self.core_now(now), &mut self.outbox);
                 self.apply_outputs(now);
                 self.list_flush(at.slot);
                 // Frames may have arrived with the upgrade request.
@@ -568,7 +575,7 @@ impl Server {
                         let refusal = RequestRefusal::RateLimited {
                             requests_per_second_max: self.limits.requests_per_second_max,
                         };
-                        let framed = frame::binary(self.encoder.refusal(cid, &refusal));
+                        let framed = frame::binary(self.encoder.error(cid, refusal.code(), &refusal.to_string()));
                         self.send(session, framed, now);
                     } else {
                         self.handle_frame(session, &frame, now);
@@ -629,7 +636,7 @@ impl Server {
     fn handle_frame(&mut self, session: SessionId, frame: &Bytes, now: Millis) {
         match wire::decode_request(frame, &self.verifier) {
             Ok((cid, request)) => {
-                self.core.handle_request(session, cid, request, now, &mut self.outbox);
+                self.core.handle_request(session, cid, request, self.core_now(now), &mut self.outbox);
                 self.apply_outputs(now);
             }
             Err((cid, error)) => self.reply_decode_error(session, cid, &error, now),
@@ -651,7 +658,7 @@ impl Server {
                 let Some(session) = self.pending_disconnects.pop() else {
                     return;
                 };
-                self.core.disconnect(session, now, &mut self.outbox);
+                self.core.disconnect(session, self.core_now(now), &mut self.outbox);
                 continue;
             }
             let mut outbox = std::mem::take(&mut self.outbox);

@@ -1,13 +1,21 @@
 //! Per-connection request budget: a token bucket, plus the rule that a client refused
 //! continuously for too long is closed rather than answered forever.
 
-use crate::core::Millis;
+use crate::core::{ErrorCode, Millis};
 
-/// A request the driver refused before the core saw it. Mapped to a wire code in
-/// `wire::errors`, like every other error.
+/// A request the driver refused before the core saw it. Its [`RequestRefusal::code`] is what the
+/// client reads, whatever the connection's codec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestRefusal {
     RateLimited { requests_per_second_max: u32 },
+}
+
+impl RequestRefusal {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RequestRefusal::RateLimited { .. } => ErrorCode::LimitExceeded,
+        }
+    }
 }
 
 impl std::fmt::Display for RequestRefusal {

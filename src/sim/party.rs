@@ -24,8 +24,9 @@ use super::Rng;
 use crate::core::search::query::{FieldRef, Occur, RangeOp, ValueMatch};
 use crate::core::search::{parse_query, Query};
 use crate::core::{
-    Cid, ConnectOptions, Core, CoreError, Event, Identity, Millis, Outbox, Output, PartyEvent, PartyId, PartyListing,
-    PartyReply, PartyRequest, PartySnapshot, Presence, RemovedReason, Reply, Request, SessionId, UserId, Username,
+    Cid, ConnectOptions, Core, CoreError, Event, Identity, Millis, Now, Outbox, Output, PartyEvent, PartyId,
+    PartyListing, PartyReply, PartyRequest, PartySnapshot, Presence, RemovedReason, Reply, Request, SessionId, UserId,
+    Username,
 };
 use crate::limits::Limits;
 use bytes::Bytes;
@@ -383,7 +384,7 @@ impl Sim {
         let digest_before = self.core.debug_party_digest();
         let cid = Cid(self.next_cid);
         self.next_cid += 1;
-        self.core.handle_request(me.session_id, cid, Request::Party(request), Millis(0), &mut self.out);
+        self.core.handle_request(me.session_id, cid, Request::Party(request), Now::simulated(Millis(0)), &mut self.out);
         // No invariant sweep here: a search mutates nothing (the digest says so), and the step's
         // callers sweep after every step (`handle_request` itself does in debug builds).
         assert_eq!(self.core.debug_party_digest(), digest_before, "a search changed the tables");
@@ -459,7 +460,7 @@ impl Sim {
             Identity { user_id: UserId::new(&format!("u{user}")), username: Username::new(&format!("U{user}")) };
         let presence =
             Presence { user_id: identity.user_id.clone(), session_id: session, username: identity.username.clone() };
-        self.core.connect(session, identity, ConnectOptions::default(), Millis(0), &mut self.out);
+        self.core.connect(session, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut self.out);
         assert_eq!(self.out.outputs().len(), 1, "connect emits only the welcome");
         assert!(
             matches!(&self.out.outputs()[0], Output::Event { event: Event::Welcome { presence: p }, .. } if *p == presence)
@@ -472,7 +473,7 @@ impl Sim {
     fn disconnect(&mut self, session: SessionId) {
         let before = View::of(&self.core);
         self.slots[session.slot() as usize] = None;
-        self.core.disconnect(session, Millis(0), &mut self.out);
+        self.core.disconnect(session, Now::simulated(Millis(0)), &mut self.out);
         self.core.assert_invariants();
         let after = View::of(&self.core);
         assert!(!after.in_any(session), "a disconnected session is in no party");
@@ -491,7 +492,13 @@ impl Sim {
             PartyRequest::Data { party_id, .. } => Some(*party_id),
             _ => None,
         };
-        self.core.handle_request(me.session_id, cid, Request::Party(request.clone()), Millis(0), &mut self.out);
+        self.core.handle_request(
+            me.session_id,
+            cid,
+            Request::Party(request.clone()),
+            Now::simulated(Millis(0)),
+            &mut self.out,
+        );
         self.core.assert_invariants();
         let after = View::of(&self.core);
 

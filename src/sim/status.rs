@@ -19,8 +19,8 @@
 
 use super::Rng;
 use crate::core::{
-    Cid, ConnectOptions, Core, CoreError, Event, Identity, Millis, Outbox, Output, Presence, Reply, Request, SessionId,
-    StatusEvent, StatusPresence, StatusReply, StatusRequest, UserId, Username,
+    Cid, ConnectOptions, Core, CoreError, Event, Identity, Millis, Now, Outbox, Output, Presence, Reply, Request,
+    SessionId, StatusEvent, StatusPresence, StatusReply, StatusRequest, UserId, Username,
 };
 use crate::limits::Limits;
 use std::collections::{BTreeMap, BTreeSet};
@@ -214,7 +214,13 @@ impl Sim {
             Presence { user_id: self.users[user].clone(), session_id: session, username: self.usernames[name].clone() };
         let visible = self.rng.chance(40);
         let identity = Identity { user_id: presence.user_id.clone(), username: presence.username.clone() };
-        self.core.connect(session, identity, ConnectOptions { status_visible: visible }, self.now, &mut self.out);
+        self.core.connect(
+            session,
+            identity,
+            ConnectOptions { status_visible: visible },
+            Now::simulated(self.now),
+            &mut self.out,
+        );
 
         self.model.connects += 1;
         self.model.sessions.insert(
@@ -245,7 +251,7 @@ impl Sim {
     }
 
     fn disconnect(&mut self, session: SessionId) {
-        self.core.disconnect(session, self.now, &mut self.out);
+        self.core.disconnect(session, Now::simulated(self.now), &mut self.out);
         let gone = self.model.sessions.remove(&session).unwrap();
         let mut expected = Vec::new();
         if let Some(status) = gone.status {
@@ -267,14 +273,20 @@ impl Sim {
 
     fn disconnect_stale(&mut self) {
         let stale = self.gone[self.rng.below(self.gone.len())];
-        self.core.disconnect(stale, self.now, &mut self.out);
+        self.core.disconnect(stale, Now::simulated(self.now), &mut self.out);
         self.compare(vec![], "stale disconnect");
     }
 
     fn request(&mut self, session: SessionId, request: StatusRequest) {
         let cid = Cid(self.next_cid);
         self.next_cid += 1;
-        self.core.handle_request(session, cid, Request::Status(request.clone()), self.now, &mut self.out);
+        self.core.handle_request(
+            session,
+            cid,
+            Request::Status(request.clone()),
+            Now::simulated(self.now),
+            &mut self.out,
+        );
         let (result, events) = self.predict(session, request);
         if result.is_err() {
             self.stats.rejected += 1;

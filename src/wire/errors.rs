@@ -1,8 +1,20 @@
-//! The one place where errors of every layer become wire error codes.
+//! Decode errors, and the FlatBuffers codec's one mapping from the codec-neutral
+//! [`ErrorCode`] to the schema's `fb::ErrorCode`.
 
-use super::ErrorCode;
-use crate::core::CoreError;
-use crate::net::ratelimit::RequestRefusal;
+use super::fb;
+use crate::core::ErrorCode;
+
+/// The schema's code for a codec-neutral one: the same number (the test below checks every code
+/// against the generated enum, name and number).
+pub(crate) fn fb_code(code: ErrorCode) -> fb::ErrorCode {
+    fb::ErrorCode(code.number())
+}
+
+/// The codec-neutral code of a schema code; a number this build does not know (a newer server)
+/// reads as `Unspecified`.
+pub(crate) fn from_fb_code(code: fb::ErrorCode) -> ErrorCode {
+    ErrorCode::from_number(code.0).unwrap_or(ErrorCode::Unspecified)
+}
 
 /// Why a client frame could not be turned into a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,33 +105,22 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// The wire code of a rule error.
-pub(crate) fn core_error_code(error: &CoreError) -> ErrorCode {
-    match error {
-        CoreError::BadInput(_) => ErrorCode::BadInput,
-        CoreError::LimitExceeded(_) => ErrorCode::LimitExceeded,
-        CoreError::PartyNotFound => ErrorCode::PartyNotFound,
-        CoreError::PartyFull => ErrorCode::PartyFull,
-        CoreError::PartyNotLeader => ErrorCode::PartyNotLeader,
-        CoreError::PartyNotMember => ErrorCode::PartyNotMember,
-        CoreError::PartyJoinRequestDuplicate => ErrorCode::PartyJoinRequestDuplicate,
-        CoreError::PartyAlreadyMember => ErrorCode::PartyAlreadyMember,
-        CoreError::PartyCannotRemoveSelf => ErrorCode::PartyCannotRemoveSelf,
-        CoreError::PartyPresenceNotFound => ErrorCode::PartyPresenceNotFound,
-        CoreError::PartyJoinRequestsFull => ErrorCode::PartyJoinRequestsFull,
-        CoreError::PartyTooManyParties(_) => ErrorCode::PartyTooManyParties,
-        CoreError::PartyPresenceMismatch => ErrorCode::PartyPresenceMismatch,
-        CoreError::FollowLimitReached { .. } => ErrorCode::FollowLimitReached,
-        CoreError::SearchQueryInvalid(_) => ErrorCode::SearchQueryInvalid,
-        CoreError::SearchCursorMismatch => ErrorCode::SearchCursorMismatch,
-        CoreError::SearchCursorInvalid => ErrorCode::SearchCursorInvalid,
-        CoreError::SearchQueryTooBroad { .. } => ErrorCode::SearchQueryTooBroad,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The wire code of a request the driver refused.
-pub(crate) fn refusal_code(refusal: &RequestRefusal) -> ErrorCode {
-    match refusal {
-        RequestRefusal::RateLimited { .. } => ErrorCode::LimitExceeded,
+    #[test]
+    fn every_neutral_code_is_the_schema_code_of_the_same_name_and_number() {
+        for code in ErrorCode::ALL {
+            let wire = fb_code(*code);
+            assert_eq!(wire.variant_name(), Some(format!("{code:?}").as_str()), "{code}");
+            assert_eq!(from_fb_code(wire), *code);
+        }
+        for wire in fb::ErrorCode::ENUM_VALUES {
+            assert!(
+                *wire == fb::ErrorCode::Unspecified || from_fb_code(*wire) != ErrorCode::Unspecified,
+                "{wire:?} has no neutral code"
+            );
+        }
     }
 }

@@ -9,10 +9,10 @@ mod errors;
 mod party;
 mod status;
 
+/// Stable error codes (codec-neutral; the schema's `enum ErrorCode` carries the same numbers).
+pub use crate::core::ErrorCode;
 pub use errors::DecodeError;
 pub use huddle_generated::huddle::fb;
-/// Stable wire error codes (`enum ErrorCode` in the schema).
-pub use huddle_generated::huddle::fb::ErrorCode;
 
 use crate::core::{Cid, CoreError, Event, Presence, Reply, Request, SessionId, UserId, Username};
 use bytes::Bytes;
@@ -113,7 +113,7 @@ impl Encoder {
             Ok(reply) => self.reply_body(reply),
             Err(error) => {
                 let text = error.to_string();
-                self.error_body(errors::core_error_code(error), &text)
+                self.error_body(error.code(), &text)
             }
         };
         self.finish(cid, kind, message)
@@ -127,11 +127,11 @@ impl Encoder {
         self.finish(cid, kind, message)
     }
 
-    /// An error reply for a request the driver refused (rate limit).
-    pub fn refusal(&mut self, cid: Cid, refusal: &crate::net::ratelimit::RequestRefusal) -> &[u8] {
+    /// An error reply from any layer that refused a request before the core saw it (the
+    /// driver's rate limit): its code and the message the client reads.
+    pub fn error(&mut self, cid: Cid, code: ErrorCode, message: &str) -> &[u8] {
         self.builder.reset();
-        let text = refusal.to_string();
-        let (kind, message) = self.error_body(errors::refusal_code(refusal), &text);
+        let (kind, message) = self.error_body(code, message);
         self.finish(cid, kind, message)
     }
 
@@ -150,6 +150,10 @@ impl Encoder {
             }
             Event::Party(event) => self.party_event(event),
             Event::Status(event) => self.status_event(event),
+            Event::PartyDataRefused { party_id, error } => {
+                let text = format!("party data for party {party_id} refused: {error}");
+                self.error_body(error.code(), &text)
+            }
         };
         self.finish(Cid::NONE, kind, message)
     }
@@ -177,7 +181,10 @@ impl Encoder {
 
     fn error_body(&mut self, code: ErrorCode, text: &str) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
         let message = self.builder.create_string(text);
-        let error = fb::Error::create(&mut self.builder, &fb::ErrorArgs { code, message: Some(message) });
+        let error = fb::Error::create(
+            &mut self.builder,
+            &fb::ErrorArgs { code: errors::fb_code(code), message: Some(message) },
+        );
         (fb::Message::Error, error.as_union_value())
     }
 
@@ -218,7 +225,10 @@ pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<
         }
         fb::Message::Error => {
             let error = envelope.message_as_error().ok_or(DecodeError::MissingField("message"))?;
-            reply(Err(ErrorReply { code: error.code(), message: error.message().unwrap_or_default().to_owned() }))
+            reply(Err(ErrorReply {
+                code: errors::from_fb_code(error.code()),
+                message: error.message().unwrap_or_default().to_owned(),
+            }))
         }
         fb::Message::Pong => reply(Ok(Reply::Pong)),
         kind @ (fb::Message::StatusUpdated | fb::Message::StatusFollowed | fb::Message::StatusUnfollowed) => {

@@ -1,0 +1,198 @@
+//! Errors of the core and the codec-neutral error codes every layer maps its errors to.
+//!
+//! [`ErrorCode`] carries the numbers of the schema's `enum ErrorCode` (`schema/huddle.fbs`): 1xx
+//! frame problems, 2xx rule refusals, 3xx limits. Each layer's error enum has a `code()` beside it
+//! (`CoreError` here, `wire::DecodeError`, `net::ratelimit::RequestRefusal`); each codec maps an
+//! `ErrorCode` to its own representation once (the FlatBuffers codec by number, checked against
+//! the generated enum by a test in `wire`).
+
+use super::search;
+
+/// Stable error codes, codec-neutral. The numbers are the wire's and never change meaning;
+/// new codes are appended in the range of their family.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum ErrorCode {
+    Unspecified = 0,
+    MalformedEnvelope = 100,
+    MissingCid = 101,
+    UnknownMessage = 102,
+    NotARequest = 103,
+    TextFrameUnsupported = 104,
+    BadInput = 200,
+    PartyNotFound = 201,
+    PartyFull = 202,
+    PartyNotLeader = 203,
+    PartyNotMember = 204,
+    PartyJoinRequestDuplicate = 205,
+    PartyAlreadyMember = 206,
+    PartyCannotRemoveSelf = 207,
+    PartyPresenceNotFound = 208,
+    PartyJoinRequestsFull = 209,
+    PartyTooManyParties = 210,
+    PartyPresenceMismatch = 211,
+    FollowLimitReached = 220,
+    SearchQueryInvalid = 230,
+    SearchCursorMismatch = 231,
+    SearchCursorInvalid = 232,
+    SearchQueryTooBroad = 233,
+    LimitExceeded = 300,
+}
+
+impl ErrorCode {
+    /// Every code, in number order (tests walk it against each codec).
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::Unspecified,
+        ErrorCode::MalformedEnvelope,
+        ErrorCode::MissingCid,
+        ErrorCode::UnknownMessage,
+        ErrorCode::NotARequest,
+        ErrorCode::TextFrameUnsupported,
+        ErrorCode::BadInput,
+        ErrorCode::PartyNotFound,
+        ErrorCode::PartyFull,
+        ErrorCode::PartyNotLeader,
+        ErrorCode::PartyNotMember,
+        ErrorCode::PartyJoinRequestDuplicate,
+        ErrorCode::PartyAlreadyMember,
+        ErrorCode::PartyCannotRemoveSelf,
+        ErrorCode::PartyPresenceNotFound,
+        ErrorCode::PartyJoinRequestsFull,
+        ErrorCode::PartyTooManyParties,
+        ErrorCode::PartyPresenceMismatch,
+        ErrorCode::FollowLimitReached,
+        ErrorCode::SearchQueryInvalid,
+        ErrorCode::SearchCursorMismatch,
+        ErrorCode::SearchCursorInvalid,
+        ErrorCode::SearchQueryTooBroad,
+        ErrorCode::LimitExceeded,
+    ];
+
+    /// The wire number.
+    pub fn number(self) -> u16 {
+        self as u16
+    }
+
+    /// The code with this number; `None` for a number this build does not know (a newer server).
+    pub fn from_number(number: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|code| code.number() == number)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} ({})", self, self.number())
+    }
+}
+
+/// Why a request was refused. Mapped to a wire error code in exactly one place
+/// (`wire::errors`); the Display text is the error reply's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreError {
+    /// A field's value is not acceptable; the text says which and why.
+    BadInput(String),
+    /// A size or count limit; the text names it.
+    LimitExceeded(String),
+    /// No party with that id (never existed, or its last member left).
+    PartyNotFound,
+    /// The party has `max_size` members.
+    PartyFull,
+    /// A leader-only operation from a member who is not the leader (P-12).
+    PartyNotLeader,
+    /// A members-only (or leader-only) operation from a session that is not a member.
+    PartyNotMember,
+    /// The user already has a pending join request for this party (P-2).
+    PartyJoinRequestDuplicate,
+    /// Another session of the user is already a member of this closed party (P-2).
+    PartyAlreadyMember,
+    /// The leader named its own session in a remove (P-4).
+    PartyCannotRemoveSelf,
+    /// The named presence is not a member or pending requester, as the operation needs.
+    PartyPresenceNotFound,
+    /// The closed party has `max_size` pending join requests (P-2).
+    PartyJoinRequestsFull,
+    /// The session is in, or has asked to join, `parties_per_session_max` parties.
+    PartyTooManyParties(usize),
+    /// The named presence's session matched but its user id or username did not (P-12).
+    PartyPresenceMismatch,
+    /// Following would take the session past `follows_per_session_max` followed users.
+    FollowLimitReached { following: usize, adding: usize, max: usize },
+    /// Q-2: the search query does not parse; the error says what is wrong and at which byte.
+    SearchQueryInvalid(search::QueryError),
+    /// Q-1: the cursor was issued for another query, open filter or limit.
+    SearchCursorMismatch,
+    /// Q-1: the cursor is not one this server issued (garbage, truncated, or too long).
+    SearchCursorInvalid,
+    /// A wildcard term of the query matches (or would have to inspect) more indexed values than
+    /// `search_wildcard_expansion_max` / `search_wildcard_scan_max` allow.
+    SearchQueryTooBroad { byte_pos: usize, values_max: usize },
+}
+
+impl std::fmt::Display for CoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoreError::BadInput(why) => write!(f, "bad input: {why}"),
+            CoreError::LimitExceeded(why) => write!(f, "limit exceeded: {why}"),
+            CoreError::PartyNotFound => write!(f, "party not found"),
+            CoreError::PartyFull => write!(f, "party is full"),
+            CoreError::PartyNotLeader => write!(f, "only the party leader may do this"),
+            CoreError::PartyNotMember => write!(f, "not a member of this party"),
+            CoreError::PartyJoinRequestDuplicate => write!(f, "this user already asked to join the party"),
+            CoreError::PartyAlreadyMember => write!(f, "this user is already a member of the party"),
+            CoreError::PartyCannotRemoveSelf => write!(f, "the leader cannot remove itself; leave instead"),
+            CoreError::PartyPresenceNotFound => {
+                write!(f, "the named presence is not in the party (or has no pending request)")
+            }
+            CoreError::PartyJoinRequestsFull => write!(f, "the party's join request queue is full"),
+            CoreError::PartyTooManyParties(max) => {
+                write!(f, "this session is in or asked to join parties_per_session_max {max} parties")
+            }
+            CoreError::PartyPresenceMismatch => {
+                write!(f, "the named presence's user_id or username does not match its session")
+            }
+            CoreError::FollowLimitReached { following, adding, max } => write!(
+                f,
+                "follow limit reached: following {following} users, this request adds {adding}, \
+                 follows_per_session_max is {max}; nothing was followed"
+            ),
+            CoreError::SearchQueryInvalid(error) => write!(f, "invalid search query: {error}"),
+            CoreError::SearchCursorMismatch => {
+                write!(f, "the cursor belongs to another query, open filter or limit; start again without it")
+            }
+            CoreError::SearchCursorInvalid => write!(f, "the cursor is not one this server issued"),
+            CoreError::SearchQueryTooBroad { byte_pos, values_max } => write!(
+                f,
+                "search query too broad: the wildcard term at byte {byte_pos} matches or scans more than \
+                 {values_max} distinct values; give it a longer literal prefix"
+            ),
+        }
+    }
+}
+
+impl CoreError {
+    /// The codec-neutral code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::BadInput(_) => ErrorCode::BadInput,
+            CoreError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            CoreError::PartyNotFound => ErrorCode::PartyNotFound,
+            CoreError::PartyFull => ErrorCode::PartyFull,
+            CoreError::PartyNotLeader => ErrorCode::PartyNotLeader,
+            CoreError::PartyNotMember => ErrorCode::PartyNotMember,
+            CoreError::PartyJoinRequestDuplicate => ErrorCode::PartyJoinRequestDuplicate,
+            CoreError::PartyAlreadyMember => ErrorCode::PartyAlreadyMember,
+            CoreError::PartyCannotRemoveSelf => ErrorCode::PartyCannotRemoveSelf,
+            CoreError::PartyPresenceNotFound => ErrorCode::PartyPresenceNotFound,
+            CoreError::PartyJoinRequestsFull => ErrorCode::PartyJoinRequestsFull,
+            CoreError::PartyTooManyParties(_) => ErrorCode::PartyTooManyParties,
+            CoreError::PartyPresenceMismatch => ErrorCode::PartyPresenceMismatch,
+            CoreError::FollowLimitReached { .. } => ErrorCode::FollowLimitReached,
+            CoreError::SearchQueryInvalid(_) => ErrorCode::SearchQueryInvalid,
+            CoreError::SearchCursorMismatch => ErrorCode::SearchCursorMismatch,
+            CoreError::SearchCursorInvalid => ErrorCode::SearchCursorInvalid,
+            CoreError::SearchQueryTooBroad { .. } => ErrorCode::SearchQueryTooBroad,
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
