@@ -7,8 +7,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -209,10 +208,32 @@ pub fn default_key_file() -> PathBuf {
     PathBuf::from("huddle-token.key")
 }
 
+/// What [`load_key`] does when the key file does not exist.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MissingKeyFile {
+    /// Create it with a new random key: the server's first start, and tools using the default
+    /// file (they then share the key the server will read).
+    Create,
+    /// Refuse with `NotFound`: a file named on purpose (`huddle token --key-file`) that is not
+    /// there is a mistake, and a token signed with a key made up on the spot is useless.
+    Refuse,
+}
+
 /// The key by precedence: `flag` (`--token-key`), then `env` (the value of `HUDDLE_TOKEN_KEY`,
-/// passed in so tests do not depend on the process environment), then the key file, created with
-/// 32 random bytes (hex) and mode 0600 when it does not exist yet.
+/// passed in so tests do not depend on the process environment), then the key file, created
+/// with 32 random bytes (hex, mode 0600 on Unix) when it does not exist yet.
 pub fn load_or_create_key(flag: Option<&str>, env: Option<&str>, key_file: &Path) -> io::Result<(TokenKey, KeySource)> {
+    load_key(flag, env, key_file, MissingKeyFile::Create)
+}
+
+/// The key by precedence as in [`load_or_create_key`]; `missing` says whether a key file that
+/// does not exist is created or refused.
+pub fn load_key(
+    flag: Option<&str>,
+    env: Option<&str>,
+    key_file: &Path,
+    missing: MissingKeyFile,
+) -> io::Result<(TokenKey, KeySource)> {
     if let Some(key) = flag.filter(|k| !k.is_empty()) {
         return Ok((TokenKey::new(key.as_bytes()), KeySource::Flag));
     }
@@ -230,20 +251,24 @@ pub fn load_or_create_key(flag: Option<&str>, env: Option<&str>, key_file: &Path
             }
             Ok((TokenKey::new(key.as_bytes()), KeySource::ExistingFile(key_file.to_path_buf())))
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound && missing == MissingKeyFile::Refuse => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no such key file (start the server once to create one, or name the server's)",
+        )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::create_dir_all(dir)?;
             }
             let key = random_hex(32)?;
-            // create_new: two processes starting at once cannot both win and disagree.
-            match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(key_file) {
+            match create_private_file(key_file) {
                 Ok(mut file) => {
                     file.write_all(key.as_bytes())?;
                     file.write_all(b"\n")?;
                     file.sync_all()?;
                     Ok((TokenKey::new(key.into_bytes()), KeySource::CreatedFile(key_file.to_path_buf())))
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create_key(None, None, key_file),
+                // Another process created it first: use theirs, so both agree.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_key(None, None, key_file, missing),
                 Err(e) => Err(e),
             }
         }
@@ -251,10 +276,24 @@ pub fn load_or_create_key(flag: Option<&str>, env: Option<&str>, key_file: &Path
     }
 }
 
-/// `n` bytes from the kernel's CSPRNG.
+/// Creates `path` for a secret: `create_new`, so two processes starting at once cannot both win
+/// and disagree; readable by the owner only on Unix (0600). Elsewhere the file gets the
+/// directory's default permissions (on Windows, the user profile's ACL).
+fn create_private_file(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// `N` bytes from the OS's CSPRNG.
 pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("the OS random source failed: {e}")))?;
     Ok(bytes)
 }
 
@@ -366,13 +405,16 @@ mod tests {
 
     #[test]
     fn key_file_is_created_once_with_mode_0600_and_reused() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("huddle-key-test-{}", std::process::id()));
         let path = dir.join("nested").join("token.key");
         let _ = fs::remove_dir_all(&dir);
         let (first, source) = load_or_create_key(None, None, &path).unwrap();
         assert_eq!(source, KeySource::CreatedFile(path.clone()));
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
         let (second, source) = load_or_create_key(None, None, &path).unwrap();
         assert_eq!(source, KeySource::ExistingFile(path.clone()));
         assert_eq!(first.0, second.0);
@@ -381,5 +423,16 @@ mod tests {
         let (env, source) = load_or_create_key(None, Some("env"), &path).unwrap();
         assert_eq!((env.0.as_slice(), source), (&b"env"[..], KeySource::Environment));
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_key_file_is_refused_when_asked_and_never_created() {
+        let path = std::env::temp_dir().join(format!("huddle-no-key-{}", std::process::id())).join("token.key");
+        let error = load_key(None, None, &path, MissingKeyFile::Refuse).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        assert!(!path.exists(), "refusing creates nothing");
+        assert!(path.parent().is_some_and(|dir| !dir.exists()), "not even the folder");
+        let (key, _) = load_key(Some("flag"), None, &path, MissingKeyFile::Refuse).unwrap();
+        assert_eq!(key.0, b"flag", "a key given directly needs no file");
     }
 }

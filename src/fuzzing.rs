@@ -5,21 +5,16 @@
 #![doc(hidden)]
 
 use crate::auth::{self, Claims, TokenKey};
-use crate::core::{Cid, Core, Identity, Millis, Now, Outbox, Output, SessionId, UserId, Username};
+use crate::core::Millis;
 use crate::limits::Limits;
-use crate::net::conn::{classify, ConnReader, Inbound, ReadScratch, WsIo};
-use crate::net::handshake::{self, Outcome};
-use crate::net::outbound::OutboundQueue;
-use crate::wire::{self, Encoder, ServerMessage};
+use crate::net::{Driver, ListenerId, ListenerKind, ListenerLimits, Transport};
+use crate::wire::{self, Encoder, ErrorCode, ServerMessage};
 use bytes::Bytes;
-use std::io::{self, Read};
-use tungstenite::protocol::{Role, WebSocketContext};
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
 
 const FUZZ_KEY: &str = "fuzz-key";
-/// The clock the fuzz harness pretends it is (tokens minted for it never expire).
-const FUZZ_NOW_UNIX_S: u64 = 1_000_000;
-/// Frames one input may drive, so a fuzz case always ends.
-const FRAMES_PER_INPUT_MAX: usize = 4096;
 
 fn fuzz_limits() -> Limits {
     // Small limits make the fuzzer reach the edges quickly.
@@ -54,165 +49,214 @@ fn mint_upgrade() -> Vec<u8> {
     .into_bytes()
 }
 
-/// An in-memory socket that hands out `chunk` bytes per read and says WouldBlock between reads,
-/// so every parser must resume mid-request and mid-frame, as on a real non-blocking socket.
-struct Trickle<'a> {
-    data: &'a [u8],
+/// Turns the driver gets per input byte before a connection whose peer hung up counts as stuck
+/// (two per chunk read, since reads alternate with WouldBlock), plus room for the close linger.
+const TURNS_PER_INPUT_BYTE: usize = 4;
+const TURNS_PER_INPUT_MIN: usize = 4096;
+/// Simulated time of one driver turn, and the jump between inputs that lets every deadline
+/// of the last input pass, so each input starts with an idle driver.
+const TURN_MS: u64 = 1;
+const BETWEEN_INPUTS_MS: u64 = 3_600_000;
+
+/// An in-memory stream in place of a socket: it hands out `chunk` bytes per read and says
+/// WouldBlock between reads, so every parser must resume mid-request and mid-frame as on a real
+/// non-blocking socket, then EOF (the peer hung up); it keeps everything the server writes.
+struct MemStream(Rc<RefCell<MemState>>);
+
+struct MemState {
+    input: Vec<u8>,
+    at: usize,
     chunk: usize,
     block_next: bool,
+    written: Vec<u8>,
+    write_shut: bool,
 }
 
-impl Read for Trickle<'_> {
+impl Read for MemStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.block_next && !self.data.is_empty() {
-            self.block_next = false;
+        let mut state = self.0.borrow_mut();
+        let left = state.input.len() - state.at;
+        if state.block_next && left > 0 {
+            state.block_next = false;
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        self.block_next = true;
-        let n = self.data.len().min(self.chunk).min(buf.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
+        state.block_next = true;
+        let n = left.min(state.chunk).min(buf.len());
+        let at = state.at;
+        buf[..n].copy_from_slice(&state.input[at..at + n]);
+        state.at += n;
         Ok(n)
     }
 }
 
-/// Raw bytes into one connection's read path: the upgrade request, then WebSocket frames, then
-/// decode and the core, with replies encoded as the driver would. The first byte picks the mode:
-/// bit 0 set = a valid upgrade is prepended (so the rest are frames); the other bits pick the
-/// read chunk size.
-pub fn connection_bytes(input: &[u8]) -> ConnReport {
-    let mut report = ConnReport::default();
-    let Some((&mode, rest)) = input.split_first() else { return report };
-    let stream = if mode & 1 == 1 { [canned_upgrade(), rest].concat() } else { rest.to_vec() };
-    let mut socket = Trickle { data: &stream, chunk: 1 + usize::from(mode >> 1) * 7, block_next: false };
-    let limits = fuzz_limits();
-    let key = TokenKey::new(FUZZ_KEY);
-
-    // The handshake, grown read by read as the driver grows it.
-    let mut received = Vec::new();
-    let (consumed, claims, options) = loop {
-        let start = received.len();
-        let room = limits.handshake_bytes_max.saturating_sub(start).clamp(1, 2048);
-        received.resize(start + room, 0);
-        let read = socket.read(&mut received[start..]);
-        received.truncate(start + *read.as_ref().unwrap_or(&0));
-        match read {
-            Ok(0) => return report,
-            Ok(_) => {}
-            Err(_) => continue,
-        }
-        match handshake::evaluate(&received, limits.handshake_bytes_max, &key, FUZZ_NOW_UNIX_S) {
-            Outcome::Incomplete => continue,
-            Outcome::Reject { response, .. } => {
-                assert!(response.starts_with(b"HTTP/1.1 4"), "a refusal is a 4xx response");
-                report.rejected = true;
-                return report;
-            }
-            Outcome::Accept { response, consumed, claims, options } => {
-                assert!(response.starts_with(b"HTTP/1.1 101 "));
-                report.upgraded = true;
-                break (consumed, claims, options);
-            }
-        }
-    };
-
-    let mut ws = WebSocketContext::from_partially_read(
-        received[consumed..].to_vec(),
-        Role::Server,
-        Some(crate::net::websocket_config(&limits)),
-    );
-    let verifier = wire::verifier_options(limits.message_bytes_max);
-    let mut core = Core::new(limits.clone(), [7; 32]);
-    let mut outbox = Outbox::new();
-    let mut encoder = Encoder::new();
-    let mut out = OutboundQueue::default();
-    let mut drained = false;
-    let mut pending = bytes::BytesMut::new();
-    let mut recvs_left = 1u32;
-    // The loop-wide read batch, sized by the input so frames straddle its edges; and after
-    // every `frames_per_turn` frames the loop "moves on" and leftovers go to `pending`, as the
-    // driver does when a connection's frame budget is spent.
-    let mut scratch = ReadScratch::new(1 + usize::from(mode >> 3) * 13);
-    let frames_per_turn = 1 + usize::from(mode >> 5);
-    let session = SessionId::new(0, 1);
-    let identity = Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
-    core.connect(session, identity, options, Now::simulated(Millis(0)), &mut outbox);
-    check_outputs(&mut outbox, &mut encoder, &verifier);
-
-    for step in 0..FRAMES_PER_INPUT_MAX {
-        if step % frames_per_turn == 0 {
-            // A new turn for this connection: leftovers stashed, one `recv` allowed again.
-            scratch.stash_into(&mut pending);
-            recvs_left = 1;
-        }
-        let reader = ConnReader {
-            socket: &mut socket,
-            drained: &mut drained,
-            recvs_left: &mut recvs_left,
-            pending: &mut pending,
-            scratch: &mut scratch,
-        };
-        let result = ws.read(&mut WsIo { reader, out: &mut out });
-        match classify(result) {
-            Inbound::Binary(frame) => match wire::decode_request(&frame, &verifier) {
-                Ok((cid, request)) => {
-                    report.requests += 1;
-                    core.handle_request(session, cid, request, Now::simulated(Millis(step as u64)), &mut outbox);
-                    assert_eq!(outbox.reply_count(), 1, "exactly one reply per request");
-                    check_outputs(&mut outbox, &mut encoder, &verifier);
-                }
-                Err((cid, error)) => {
-                    report.decode_errors += 1;
-                    let reply = encoder.decode_error(cid, &error).to_vec();
-                    assert!(matches!(
-                        wire::decode_server_message(&reply, &verifier),
-                        Ok(ServerMessage::Reply { result: Err(_), .. })
-                    ));
-                }
-            },
-            Inbound::Text => {
-                let _ = encoder.decode_error(Cid::NONE, &wire::DecodeError::TextFrame);
-            }
-            Inbound::Control | Inbound::Interrupted => {}
-            // More bytes "arrive": a new readable edge, as the driver sees it.
-            Inbound::Drained if !socket.data.is_empty() => {
-                drained = false;
-                recvs_left = 1;
-            }
-            Inbound::CloseWith(_, reason) => {
-                report.closed_with = Some(reason);
-                break;
-            }
-            Inbound::Drained | Inbound::PeerClosed | Inbound::Gone => break,
-        }
+impl Write for MemStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut state = self.0.borrow_mut();
+        assert!(!state.write_shut, "the driver wrote after half-closing");
+        state.written.extend_from_slice(buf);
+        Ok(buf.len())
     }
-    core.disconnect(session, Now::simulated(Millis(0)), &mut outbox);
-    check_outputs(&mut outbox, &mut encoder, &verifier);
-    assert_eq!(core.session_count(), 0);
-    core.check_invariants();
-    report
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        bufs.iter().map(|b| self.write(b)).sum()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for MemStream {
+    fn shutdown_write(&mut self) {
+        self.0.borrow_mut().write_shut = true;
+    }
+}
+
+/// One driver per fuzzing thread, reused by every input: building a core and encoder per input
+/// was most of the cost of an execution. Each input is one connection that ends with its input
+/// (EOF), after which the driver must be idle again, so no input sees another's state.
+struct ConnHarness {
+    driver: Driver<MemStream>,
+    now: Millis,
+}
+
+thread_local! {
+    static CONN_HARNESS: RefCell<Option<ConnHarness>> = const { RefCell::new(None) };
+}
+
+/// Raw bytes into one connection of the driver's own read path: the request head and upgrade,
+/// then WebSocket frames, dispatch and the core, with everything the server writes checked as
+/// a client would read it. The first byte picks the mode: bit 0 set = a valid upgrade is
+/// prepended (so the rest are frames); the other bits pick the read chunk size, the loop's
+/// `recv` batch size and the frames read per turn.
+pub fn connection_bytes(input: &[u8]) -> ConnReport {
+    let Some((&mode, rest)) = input.split_first() else { return ConnReport::default() };
+    CONN_HARNESS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let harness = cell.get_or_insert_with(|| ConnHarness {
+            driver: Driver::new(fuzz_limits(), TokenKey::new(FUZZ_KEY), [7; 32]),
+            now: Millis(0),
+        });
+        harness.run(mode, rest)
+    })
+}
+
+impl ConnHarness {
+    fn run(&mut self, mode: u8, rest: &[u8]) -> ConnReport {
+        let stream = if mode & 1 == 1 { [canned_upgrade(), rest].concat() } else { rest.to_vec() };
+        let turns_max = TURNS_PER_INPUT_MIN + TURNS_PER_INPUT_BYTE * stream.len();
+        let state = Rc::new(RefCell::new(MemState {
+            input: stream,
+            at: 0,
+            chunk: 1 + usize::from(mode >> 1) * 7,
+            block_next: false,
+            written: Vec::new(),
+            write_shut: false,
+        }));
+        // The loop-wide read batch, sized by the input so frames straddle its edges; and a
+        // frame budget per turn, after which leftovers wait in the connection's stash.
+        self.driver.reshape_reads_for_fuzzing(1 + usize::from(mode >> 3) * 13, 1 + usize::from(mode >> 5));
+        let before = *self.driver.counters();
+        let limits = fuzz_limits();
+        let id = self.driver.insert(
+            MemStream(state.clone()),
+            ListenerId(0),
+            ListenerKind::Game,
+            &ListenerLimits::game(&limits),
+            self.now,
+        );
+        let mut turns = 0;
+        while self.driver.connection_count() > 0 {
+            turns += 1;
+            assert!(turns <= turns_max, "a connection whose peer hung up was still open after {turns_max} turns");
+            // Every turn is a readable edge: bytes are left, or the EOF is.
+            self.driver.note_ready(id.slot() as usize, true, true, false, false);
+            self.now = self.now.saturating_add(TURN_MS);
+            self.driver.turn(self.now, |_, _| {});
+        }
+        // Let every deadline of this input pass, then the driver must be idle again.
+        self.now = self.now.saturating_add(BETWEEN_INPUTS_MS);
+        self.driver.turn(self.now, |_, _| {});
+        self.driver.assert_idle();
+        let after = *self.driver.counters();
+        let written = std::mem::take(&mut state.borrow_mut().written);
+        let mut report = read_server_bytes(&written);
+        report.requests = (after.requests_total - before.requests_total) as usize;
+        report.decode_errors = (after.decode_errors_total - before.decode_errors_total) as usize - report.text_replies;
+        report
+    }
 }
 
 /// How far one `connection_bytes` input got, so tests can prove their seeds reach each layer.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ConnReport {
+    /// The upgrade was refused with a 4xx response.
     pub rejected: bool,
+    /// The server answered 101 and the session opened.
     pub upgraded: bool,
+    /// Requests that decoded and reached the core.
     pub requests: usize,
+    /// Binary frames that did not decode (each answered with an error reply).
     pub decode_errors: usize,
-    pub closed_with: Option<&'static str>,
+    /// Error replies to text frames.
+    pub text_replies: usize,
+    /// The reason of the server's close frame, when it gave one.
+    pub closed_with: Option<String>,
 }
 
-/// Encodes every output as the driver would and checks the client can decode it.
-fn check_outputs(outbox: &mut Outbox, encoder: &mut Encoder, verifier: &flatbuffers::VerifierOptions) {
-    outbox.drain(|output, _recipients| {
-        let bytes = match &output {
-            Output::Reply { cid, result, .. } => encoder.reply(*cid, result).to_vec(),
-            Output::Event { event, .. } => encoder.event(event).to_vec(),
-            Output::Close { .. } => return,
-        };
-        if let Err(e) = wire::decode_server_message(&bytes, verifier) {
-            panic!("server output does not decode: {e}: {output:?}");
+/// Reads what the server wrote as a client would: the HTTP response, then unmasked frames, each
+/// complete, every binary one a message the client decodes.
+fn read_server_bytes(written: &[u8]) -> ConnReport {
+    let mut report = ConnReport::default();
+    if written.is_empty() {
+        return report; // no complete head before the peer hung up: dropped without a response
+    }
+    let head_len = written.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4);
+    let Some(head_len) = head_len else { panic!("server response without a complete head: {written:?}") };
+    if written.starts_with(b"HTTP/1.1 101 ") {
+        report.upgraded = true;
+    } else {
+        assert!(written.starts_with(b"HTTP/1.1 4"), "a refusal is a 4xx response");
+        report.rejected = true;
+        return report;
+    }
+    let verifier = wire::verifier_options(fuzz_limits().message_bytes_max);
+    let mut frames = &written[head_len..];
+    while !frames.is_empty() {
+        let (opcode, payload, rest) = split_server_frame(frames);
+        frames = rest;
+        match opcode {
+            0x2 => match wire::decode_server_message(payload, &verifier) {
+                Ok(ServerMessage::Reply { result: Err(error), .. })
+                    if error.code == ErrorCode::TextFrameUnsupported =>
+                {
+                    report.text_replies += 1
+                }
+                Ok(_) => {}
+                Err(e) => panic!("server frame does not decode: {e}"),
+            },
+            0x8 => {
+                let reason = payload.get(2..).unwrap_or_default();
+                let reason = std::str::from_utf8(reason).expect("close reasons are UTF-8");
+                report.closed_with = Some(reason.to_owned()).filter(|r| !r.is_empty());
+            }
+            0x9 | 0xA => {}
+            other => panic!("server sent opcode {other:#x}"),
         }
-    });
+    }
+    report
+}
+
+/// One whole server frame: final, unmasked, no reserved bits (RFC 6455 §5.2).
+fn split_server_frame(bytes: &[u8]) -> (u8, &[u8], &[u8]) {
+    assert!(bytes.len() >= 2, "a truncated server frame header");
+    assert_eq!(bytes[0] & 0xF0, 0x80, "server frames are final with no reserved bits");
+    assert_eq!(bytes[1] & 0x80, 0, "server frames are unmasked");
+    let (len, header) = match bytes[1] & 0x7F {
+        126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+        127 => (u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes")) as usize, 10),
+        len => (usize::from(len), 2),
+    };
+    assert!(bytes.len() >= header + len, "a truncated server frame");
+    (bytes[0] & 0x0F, &bytes[header..header + len], &bytes[header + len..])
 }

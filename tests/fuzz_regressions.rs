@@ -180,8 +180,8 @@ fn conn_bytes_seeds_reach_every_layer() {
     assert_eq!((mixed.requests, mixed.decode_errors), (1, 0), "text frames are answered without a decode");
     assert_eq!(run("ws_ping").requests, 1, "a WebSocket ping does not disturb the request after it");
     assert_eq!(run("garbage_frame").decode_errors, 1);
-    assert_eq!(run("unmasked").closed_with, Some("unmasked client frame"));
-    assert_eq!(run("oversize").closed_with, Some("message too big"));
+    assert_eq!(run("unmasked").closed_with.as_deref(), Some("unmasked client frame"));
+    assert_eq!(run("oversize").closed_with.as_deref(), Some("message too big"));
     assert!(fuzzing::connection_bytes(b"\x00GET / HTTP/1.1\r\n\r\n").rejected);
     let all = run("every_request");
     assert_eq!((all.requests, all.decode_errors), (every_request().len(), 0), "every request kind reaches the core");

@@ -34,7 +34,7 @@ pub(crate) fn run(o: &Options) -> Result<Report, String> {
     let echo_cpu = o.echo_cpu;
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
         if let Some(cpu) = echo_cpu {
-            crate::net::pin_current_thread(cpu)?;
+            crate::os::pin_current_thread(cpu)?;
         }
         let (mut s, _) = listener.accept()?;
         s.set_nodelay(true)?;

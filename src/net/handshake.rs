@@ -1,17 +1,16 @@
-//! The HTTP/1.1 upgrade to WebSocket (RFC 6455 §4.2), as a pure function of the bytes received
-//! so far: authentication (SPEC C-2) happens here, before any session exists. Done by hand with
-//! httparse rather than tungstenite's handshake machine so that the byte limit, the deadline and
-//! the token check stay in the driver's hands and no callback state needs sharing.
+//! The WebSocket upgrade of the game listener (RFC 6455 §4.2), as a pure function of a parsed
+//! request head: authentication (SPEC C-2) happens here, before any session exists. The head is
+//! read by the shared bounded reader (`net::http`), so the byte limit, the deadline and the
+//! token check stay in the driver's hands and no callback state needs sharing.
 
+use super::http::{self, Head, HeadError, Status};
 use crate::auth::{self, Claims, TokenError, TokenKey};
 use crate::core::ConnectOptions;
 
-/// Headers read from an upgrade request; browsers send about 15.
-const HEADERS_MAX: usize = 32;
 /// The only path that upgrades.
 pub const WS_PATH: &str = "/ws";
 
-/// What to do with the bytes received so far.
+/// What to do with a complete request head.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Not a whole request yet: read more (the caller enforces the deadline).
@@ -35,13 +34,27 @@ pub enum Rejection {
 
 impl Rejection {
     pub fn status(&self) -> (u16, &'static str) {
+        let Status(code, reason) = self.http_status();
+        (code, reason)
+    }
+
+    fn http_status(&self) -> Status {
         match self {
-            Rejection::TooLarge => (431, "Request Header Fields Too Large"),
-            Rejection::BadRequest(_) => (400, "Bad Request"),
-            Rejection::NotFound => (404, "Not Found"),
-            Rejection::MethodNotAllowed => (405, "Method Not Allowed"),
-            Rejection::UnsupportedVersion => (426, "Upgrade Required"),
-            Rejection::Unauthorized(_) => (401, "Unauthorized"),
+            Rejection::TooLarge => Status::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Rejection::BadRequest(_) => Status::BAD_REQUEST,
+            Rejection::NotFound => Status::NOT_FOUND,
+            Rejection::MethodNotAllowed => Status::METHOD_NOT_ALLOWED,
+            Rejection::UnsupportedVersion => Status::UPGRADE_REQUIRED,
+            Rejection::Unauthorized(_) => Status::UNAUTHORIZED,
+        }
+    }
+}
+
+impl From<HeadError> for Rejection {
+    fn from(error: HeadError) -> Rejection {
+        match error {
+            HeadError::TooLarge => Rejection::TooLarge,
+            HeadError::Malformed => Rejection::BadRequest("not an HTTP/1.1 request"),
         }
     }
 }
@@ -60,68 +73,53 @@ impl std::fmt::Display for Rejection {
 }
 
 /// Parses `received` (everything read so far) and decides. `bytes_max` is the handshake limit;
-/// `now_unix_s` is the caller's clock for token expiry.
+/// `now_unix_s` is the caller's clock for token expiry. The driver parses with its own reader and
+/// calls [`upgrade`]; this whole-buffer form serves tests and tools.
 pub fn evaluate(received: &[u8], bytes_max: usize, key: &TokenKey, now_unix_s: u64) -> Outcome {
-    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
-    let mut request = httparse::Request::new(&mut headers);
-    let consumed = match request.parse(received) {
-        Ok(httparse::Status::Complete(consumed)) => consumed,
-        Ok(httparse::Status::Partial) if received.len() >= bytes_max => return reject(Rejection::TooLarge),
-        Ok(httparse::Status::Partial) => return Outcome::Incomplete,
-        Err(httparse::Error::TooManyHeaders) => return reject(Rejection::TooLarge),
-        Err(_) => return reject(Rejection::BadRequest("not an HTTP/1.1 request")),
-    };
-    if consumed > bytes_max {
-        return reject(Rejection::TooLarge);
+    match http::parse_head(received, bytes_max) {
+        Ok(Some(head)) => upgrade(&head, key, now_unix_s),
+        Ok(None) => Outcome::Incomplete,
+        Err(error) => reject(error.into()),
     }
-    match check(&request, key, now_unix_s) {
+}
+
+/// Decides on a complete head: a 101 with the session's claims, or a refusal to send.
+pub fn upgrade(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Outcome {
+    match check(head, key, now_unix_s) {
         Ok((claims, options, accept_key)) => {
-            let response = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
-            );
-            Outcome::Accept { response: response.into_bytes(), consumed, claims, options }
+            let headers =
+                format!("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n");
+            let response = http::response(Status::SWITCHING_PROTOCOLS, &headers, None);
+            Outcome::Accept { response, consumed: head.len, claims, options }
         }
         Err(rejection) => reject(rejection),
     }
 }
 
-fn check(
-    request: &httparse::Request<'_, '_>,
-    key: &TokenKey,
-    now_unix_s: u64,
-) -> Result<(Claims, ConnectOptions, String), Rejection> {
-    if request.method != Some("GET") {
+fn check(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Result<(Claims, ConnectOptions, String), Rejection> {
+    if head.method != "GET" {
         return Err(Rejection::MethodNotAllowed);
     }
-    let target = request.path.unwrap_or("");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != WS_PATH {
+    if head.path != WS_PATH {
         return Err(Rejection::NotFound);
     }
-    let header = |name: &str| {
-        request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| std::str::from_utf8(h.value).unwrap_or(""))
-    };
-    if !header("upgrade").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket"))) {
+    if !head.header_has_token("upgrade", "websocket") {
         return Err(Rejection::BadRequest("Upgrade: websocket header missing"));
     }
-    if !header("connection").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))) {
+    if !head.header_has_token("connection", "upgrade") {
         return Err(Rejection::BadRequest("Connection: Upgrade header missing"));
     }
-    if header("sec-websocket-version").map(str::trim) != Some("13") {
+    if head.header("sec-websocket-version").map(str::trim) != Some("13") {
         return Err(Rejection::UnsupportedVersion);
     }
-    let ws_key = header("sec-websocket-key").map(str::trim).filter(|k| !k.is_empty());
+    let ws_key = head.header("sec-websocket-key").map(str::trim).filter(|k| !k.is_empty());
     let Some(ws_key) = ws_key else {
         return Err(Rejection::BadRequest("Sec-WebSocket-Key header missing"));
     };
 
     let mut token = None;
     let mut options = ConnectOptions::default();
-    for pair in query.split('&') {
+    for pair in head.query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "token" => {
@@ -133,7 +131,7 @@ fn check(
     }
     if token.is_none() {
         // The auth scheme is case-insensitive (RFC 9110 §11.1).
-        let authorization = header("authorization").map(str::trim).unwrap_or("");
+        let authorization = head.header("authorization").map(str::trim).unwrap_or("");
         if let Some((scheme, bearer)) = authorization.split_once(' ') {
             if scheme.eq_ignore_ascii_case("bearer") {
                 token = Some(bearer.trim().to_owned());
@@ -145,15 +143,13 @@ fn check(
     Ok((claims, options, tungstenite::handshake::derive_accept_key(ws_key.as_bytes())))
 }
 
-fn reject(reason: Rejection) -> Outcome {
-    let (code, text) = reason.status();
+/// The refusal response for `reason`: its status, a one-line text body, and `Connection: close`.
+pub fn reject(reason: Rejection) -> Outcome {
     let body = format!("{reason}\n");
-    let extra = if code == 426 { "Sec-WebSocket-Version: 13\r\n" } else { "" };
-    let response = format!(
-        "HTTP/1.1 {code} {text}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    Outcome::Reject { response: response.into_bytes(), reason }
+    let extra = if reason == Rejection::UnsupportedVersion { "Sec-WebSocket-Version: 13\r\n" } else { "" };
+    let headers = format!("{extra}Connection: close\r\n");
+    let response = http::response(reason.http_status(), &headers, Some(("text/plain; charset=utf-8", body.as_bytes())));
+    Outcome::Reject { response, reason }
 }
 
 /// Decodes `%XX` escapes (and `+` as space, as forms send it). `None` on a broken escape or

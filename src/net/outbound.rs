@@ -1,10 +1,117 @@
-//! A connection's outbound queue: whole WebSocket frames as refcounted `Bytes`, so one event
-//! framed once sits in every recipient's queue without a copy. The queue's byte count is the
-//! single truth for the slow-consumer limit.
+//! The outbound queue and its limits. A connection's queue holds whole frames as refcounted
+//! `Bytes`, so one event framed once sits in every recipient's queue without a copy; the queue's
+//! byte count is the single truth for the slow-consumer limits (hard, and soft for a duration,
+//! as Redis's `client-output-buffer-limit`). Listed connections are flushed with `writev`, up to
+//! a byte bound per turn; a closing one is half-closed once its last byte is out.
 
+use super::conn::{Conn, Phase, Transport};
+use super::driver::Driver;
+use super::ws::CLOSE_POLICY;
+use crate::core::{Millis, SessionId};
+use crate::limits::Limits;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+
+/// After bytes were added to `conn`'s queue: false when the hard limit is passed or the soft one
+/// has been for too long (the caller cuts the connection off), else lists it for flushing.
+/// Takes the driver's parts rather than the driver, so a sender that already holds the
+/// connection needs no second lookup.
+pub(super) fn output_within_limits<S>(
+    conn: &mut Conn<S>,
+    limits: &Limits,
+    flush_list: &mut Vec<SessionId>,
+    now: Millis,
+) -> bool {
+    let queued = conn.out.bytes_queued();
+    let soft_expired = queued > limits.outbound_soft_bytes_max && {
+        let since = *conn.soft_exceeded_since.get_or_insert(now);
+        now.saturating_sub(since) >= limits.outbound_soft_duration_ms
+    };
+    if queued > limits.outbound_bytes_max || soft_expired {
+        return false;
+    }
+    if !conn.flush_listed {
+        conn.flush_listed = true;
+        flush_list.push(conn.id);
+    }
+    true
+}
+
+impl<S: Transport> Driver<S> {
+    /// After bytes were added to a connection's queue (tungstenite's pongs and close replies):
+    /// enforce the output limits, else list it for flushing. Returns false when the connection
+    /// was cut off.
+    pub(super) fn queued_more(&mut self, id: SessionId, now: Millis) -> bool {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return false;
+        };
+        if output_within_limits(conn, &self.limits, &mut self.flush_list, now) {
+            return true;
+        }
+        self.cut_off_slow_consumer(id, now);
+        false
+    }
+
+    /// Redis's `client-output-buffer-limit`: a client that cannot keep up loses its unsent
+    /// frames and its connection, with one warning; nobody else notices.
+    pub(super) fn cut_off_slow_consumer(&mut self, id: SessionId, now: Millis) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let queued = conn.out.bytes_queued();
+        let soft_for_ms = conn.soft_exceeded_since.map_or(0, |since| now.saturating_sub(since));
+        conn.out.truncate_unstarted();
+        self.counters.slow_consumers_total += 1;
+        log::warn!(
+            "slot {} cut off as a slow consumer: {queued} bytes queued (outbound_bytes_max {}, over outbound_soft_bytes_max {} for {soft_for_ms} ms)",
+            id.slot(),
+            self.limits.outbound_bytes_max,
+            self.limits.outbound_soft_bytes_max
+        );
+        self.close_with(id, CLOSE_POLICY, "output buffer limit", now);
+    }
+
+    /// Writes every listed connection's queue, up to `write_bytes_per_turn_max` each.
+    pub(crate) fn flush_listed(&mut self, now: Millis) {
+        let list = std::mem::take(&mut self.flush_list);
+        let budget = self.limits.write_bytes_per_turn_max;
+        let soft_bytes_max = self.limits.outbound_soft_bytes_max;
+        for &id in &list {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            conn.flush_listed = false;
+            match conn.out.write_to(&mut conn.socket, budget) {
+                Ok(flushed) if !flushed.blocked && !conn.out.is_empty() => {
+                    // Budget spent, socket still writable: no edge will come, so list it again.
+                    conn.flush_listed = true;
+                    self.flush_list.push(id);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::debug!("slot {}: write failed: {e}", id.slot());
+                    // Nothing more can reach this peer; leave Open so the core forgets it now.
+                    self.enter_closing(id, now);
+                    self.list_reap(id);
+                    continue;
+                }
+            }
+            if conn.out.bytes_queued() <= soft_bytes_max {
+                conn.soft_exceeded_since = None;
+            }
+            if let Phase::Closing { write_shut, .. } = &mut conn.phase {
+                if conn.out.is_empty() && !*write_shut {
+                    *write_shut = true;
+                    // Our FIN after the last byte; the peer's FIN (or the linger deadline) ends it.
+                    conn.socket.shutdown_write();
+                }
+            }
+        }
+        if self.flush_list.is_empty() {
+            self.flush_list = list;
+            self.flush_list.clear();
+        }
+    }
+}
 
 /// iovecs per `writev`: enough to drain a typical turn's backlog in one call, few enough to
 /// build on the stack.

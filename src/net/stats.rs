@@ -44,6 +44,8 @@ stats! {
     accepted_total,
     /// Connections accepted and closed at once because `connections_max` was reached.
     refused_total,
+    /// Upgrades completed: sessions opened.
+    upgrades_total,
     /// Upgrade requests answered with an HTTP error (401 and the rest).
     upgrades_rejected_total,
     handshake_timeouts_total,
@@ -55,6 +57,9 @@ stats! {
     keepalive_timeouts_total,
     frames_in_total,
     frames_out_total,
+    /// Requests decoded and handed to the core.
+    requests_total,
+    /// Frames answered with a decode error (text frames included).
     decode_errors_total,
     turns_total,
 }

@@ -2,7 +2,7 @@
 //! client frame into a typed [`Request`], encode a reply or event once into bytes, and the
 //! mirror images of both for clients. Every decode runs the verifier with explicit bounds.
 
-#[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, non_camel_case_types, mismatched_lifetime_syntaxes)]
+#[allow(clippy::all, clippy::pedantic, unsafe_code, unsafe_op_in_unsafe_fn, non_camel_case_types, mismatched_lifetime_syntaxes)]
 #[rustfmt::skip]
 mod huddle_generated;
 mod errors;
