@@ -174,6 +174,8 @@ impl Drop for KillOnDrop {
 }
 
 /// The real binary: 100 clients, SIGTERM, every client gets the close frame, exit code 0.
+// SIGTERM and libc exist on Unix only (the server is tested on Linux).
+#[cfg(unix)]
 #[test]
 fn sigterm_with_100_clients_closes_all_and_exits_zero() {
     let _watchdog = Watchdog::start(Duration::from_secs(60));
