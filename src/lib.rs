@@ -19,11 +19,20 @@
 //! - [`wire`] is the only module that knows the schema (`schema/huddle.fbs`): verify-with-bounds
 //!   decode of client frames, one reusable encoder, client-side decoding, and the single mapping of
 //!   every error enum to a wire code (`wire/errors.rs`).
-//! - [`net`] is the mio driver: one `Poll` on one thread, a `Slab` of connections with a
-//!   generation per slot, the HTTP upgrade with authentication ([`auth`]), tungstenite framing
-//!   over the connection's own buffers, byte-counted outbound queues flushed with `writev`,
-//!   request rate limits, keepalive, slow-consumer cut-off and graceful shutdown. It decides
-//!   nothing about parties or statuses.
+//! - [`net`] is the mio driver: one `Poll` on one thread, a table of listeners (each with a
+//!   kind and its own limits: game clients today, the admin API next), one table of connections
+//!   named by their core `SessionId` (slab slot + generation, one checked lookup), and one turn
+//!   of work: read (a bounded HTTP/1.1 head reader shared by every listener kind, then
+//!   tungstenite framing over the connection's own buffers), dispatch (frame → codec → core →
+//!   outputs, the one place in `net` that calls [`wire`]), the core's timers, deadlines (head, linger,
+//!   keepalive), byte-counted outbound queues flushed with `writev` (slow-consumer limits), and
+//!   the reap. The HTTP upgrade authenticates with [`auth`]; request rate limits, keepalive and
+//!   graceful shutdown live there too. It decides nothing about parties or statuses. The
+//!   socket-independent half (`Driver`) also runs under the `conn_bytes` fuzz target over
+//!   in-memory streams, so the fuzzer tests the server's own read path.
+//! - [`os`] holds every OS call beyond `std` and `mio` (CPU pinning, the open-file limit,
+//!   shutdown signals): the crate's only `unsafe`, behind `cfg(target_os = "linux")`, so the
+//!   server builds on macOS and Windows too (tested on Linux only).
 //! - [`limits`] holds every bound in one struct; [`client`] is a blocking client for tests,
 //!   examples and tools; [`load`] is the `huddle-load` harness (its own mio client loop);
 //!   [`sim`] and [`fuzzing`] hold the simulations and fuzz entry points that `tests/` and `fuzz/`
@@ -34,8 +43,9 @@
 //! The driver calls [`core::Core::connect`] once a session's upgrade completes,
 //! [`core::Core::handle_request`] for every decoded request (the core appends exactly one reply,
 //! before any event that request caused) and [`core::Core::disconnect`] exactly once when the
-//! connection ends for any reason. Outputs are executed in order; an event is encoded and framed
-//! once and the same bytes are queued for each recipient.
+//! connection ends for any reason. It sleeps no later than [`core::Core::poll_timeout`] and
+//! calls [`core::Core::handle_timeout`] when that time has come. Outputs are executed in order;
+//! an event is encoded and framed once and the same bytes are queued for each recipient.
 #![deny(unsafe_code)]
 
 pub mod auth;
