@@ -25,9 +25,12 @@
 //!   request rate limits, keepalive, slow-consumer cut-off and graceful shutdown. It decides
 //!   nothing about parties or statuses.
 //! - [`limits`] holds every bound in one struct; [`client`] is a blocking client for tests,
-//!   examples and tools; [`load`] is the `huddle-load` harness (its own mio client loop);
-//!   [`sim`] and [`fuzzing`] hold the simulations and fuzz entry points that `tests/` and `fuzz/`
-//!   drive.
+//!   examples and tools; [`sim`] and [`fuzzing`] hold the simulations and fuzz entry points that
+//!   `tests/` and `fuzz/` drive.
+//!
+//! The load harness is its own crate in this workspace (`load/`, `huddle-load`); it speaks the
+//! protocol through the public [`auth`], [`core`], [`wire`] and [`net`] items, so this library
+//! carries no harness code and no histogram dependency.
 //!
 //! # Driver contract
 //!
@@ -41,7 +44,6 @@ pub mod client;
 pub mod core;
 pub mod fuzzing;
 pub mod limits;
-pub mod load;
 pub mod net;
 pub mod sim;
 pub mod wire;

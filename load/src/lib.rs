@@ -21,8 +21,8 @@ pub mod procfs;
 mod scenarios;
 mod sweep;
 
-use crate::auth::{self, TokenKey};
 use hist::{Latency, Percentiles};
+use huddle::auth::{self, TokenKey};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
