@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+#[cfg(target_os = "linux")]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() || matches!(args[0].as_str(), "--help" | "-h" | "help") {
@@ -31,4 +32,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Elsewhere the library is empty (see its crate docs) and the binary says why.
+#[cfg(not(target_os = "linux"))]
+fn main() -> ExitCode {
+    eprintln!("huddle-load: runs on Linux only (it samples the server through /proc and binds many loopback source addresses)");
+    ExitCode::FAILURE
 }

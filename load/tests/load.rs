@@ -3,6 +3,8 @@
 //! Seconds and small counts; no timing assertions (the harness measures speed, tests do not).
 //! One run spreads its sessions over two worker processes of the built `huddle-load` binary,
 //! so the READY / GO / REPORT protocol and the histogram merge are exercised end to end.
+//! The harness runs on Linux only (see its crate docs), so do these runs.
+#![cfg(target_os = "linux")]
 
 // The server crate's end-to-end helpers (a real server on 127.0.0.1:0, its key, the watchdog),
 // shared rather than copied so both crates' tests start servers the same way.
