@@ -34,9 +34,12 @@
 //!   shutdown signals): the crate's only `unsafe`, behind `cfg(target_os = "linux")`, so the
 //!   server builds on macOS and Windows too (tested on Linux only).
 //! - [`limits`] holds every bound in one struct; [`client`] is a blocking client for tests,
-//!   examples and tools; [`load`] is the `huddle-load` harness (its own mio client loop);
-//!   [`sim`] and [`fuzzing`] hold the simulations and fuzz entry points that `tests/` and `fuzz/`
-//!   drive.
+//!   examples and tools; [`sim`] and [`fuzzing`] hold the simulations and fuzz entry points that
+//!   `tests/` and `fuzz/` drive.
+//!
+//! The load harness is its own crate in this workspace (`load/`, `huddle-load`); it speaks the
+//! protocol through the public [`auth`], [`core`], [`wire`] and [`net`] items, so this library
+//! carries no harness code and no histogram dependency.
 //!
 //! # Driver contract
 //!
@@ -53,9 +56,6 @@ pub mod client;
 pub mod core;
 pub mod fuzzing;
 pub mod limits;
-// The load harness moves to its own crate; until then its raw-socket code keeps its `unsafe`.
-#[allow(unsafe_code)]
-pub mod load;
 pub mod net;
 pub mod os;
 pub mod sim;

@@ -3,12 +3,17 @@
 //! Seconds and small counts; no timing assertions (the harness measures speed, tests do not).
 //! One run spreads its sessions over two worker processes of the built `huddle-load` binary,
 //! so the READY / GO / REPORT protocol and the histogram merge are exercised end to end.
+//! The harness runs on Linux only (see its crate docs), so do these runs.
+#![cfg(target_os = "linux")]
 
+// The server crate's end-to-end helpers (a real server on 127.0.0.1:0, its key, the watchdog),
+// shared rather than copied so both crates' tests start servers the same way.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::{TestServer, Watchdog, KEY};
 use huddle::limits::Limits;
-use huddle::load::{self, Options, Report};
+use huddle_load::{Options, Report};
 use std::time::Duration;
 
 fn server() -> TestServer {
@@ -25,7 +30,7 @@ fn run(server: &TestServer, args: &str) -> Report {
     argv.extend(["--drain", "15", "--server-pid", &std::process::id().to_string()].map(str::to_owned));
     let mut options = Options::parse(&argv).unwrap_or_else(|e| panic!("{args}: {e}"));
     options.worker_exe = Some(env!("CARGO_BIN_EXE_huddle-load").into());
-    let report = load::run(&options).unwrap_or_else(|e| panic!("{args}: {e}"));
+    let report = huddle_load::run(&options).unwrap_or_else(|e| panic!("{args}: {e}"));
     assert_eq!(report.errors, 0, "{args}: {}", report.table());
     assert_eq!(report.lost, 0, "{args}: {}", report.table());
     report
@@ -99,9 +104,8 @@ fn idle_holds_sessions_and_reports_memory() {
 
 #[test]
 fn calibrate_measures_a_round_trip_floor() {
-    let report =
-        load::run(&Options::parse(&["calibrate", "--duration", "0.3", "--warmup", "0.1"].map(str::to_owned)).unwrap())
-            .unwrap();
+    let options = Options::parse(&["calibrate", "--duration", "0.3", "--warmup", "0.1"].map(str::to_owned)).unwrap();
+    let report = huddle_load::run(&options).unwrap();
     assert!(report.latency_us.count > 0);
     assert!(report.latency_us.p50 > 0.0);
 }
@@ -123,6 +127,6 @@ fn sweep_writes_a_plot_and_a_table() {
 #[test]
 fn refuses_targets_off_loopback() {
     let options = Options::parse(&["fanout", "--url", "ws://10.1.2.3:7350/ws"].map(str::to_owned)).unwrap();
-    let error = load::run(&options).unwrap_err();
+    let error = huddle_load::run(&options).unwrap_err();
     assert!(error.contains("loopback"), "{error}");
 }

@@ -12,6 +12,35 @@
 //! parent merges histograms and sums counts. With one process the worker runs in a thread of
 //! the caller, so tests exercise the same code path. Every run is bounded by `--duration`, a
 //! drain deadline and connect deadlines, and stops by itself.
+//!
+//! # What this crate owns, and what it takes from `huddle`
+//!
+//! This crate (`huddle-load`, in `load/` of the workspace) owns everything about generating load
+//! and measuring it; the server library carries none of it:
+//!
+//! - this file: the command line ([`Options`], [`USAGE`]), the run ([`run`]), worker processes
+//!   and the merged [`Report`];
+//! - `scenarios.rs`: each scenario's worker side; `fleet.rs`: the non-blocking WebSocket client
+//!   connections on one mio `Poll`; [`pace`]: the open-loop schedule; [`hist`]: latency
+//!   histograms; [`procfs`]: clocks and `/proc` samples of the server;
+//! - `calibrate.rs`: the raw-TCP round-trip floor (no huddle at all); `sweep.rs`: the rate sweep
+//!   and its SVG plot.
+//!
+//! It speaks huddle's protocol only through the server crate's public API, never a copy:
+//! [`huddle::auth`] to resolve the server's key and mint tokens, [`huddle::core`]'s request and
+//! event types, [`huddle::wire`] to encode requests and decode replies and events (the hot
+//! receive path reads the generated `huddle::wire::fb` tables directly, so `flatbuffers` is pinned
+//! to the server's exact version), `huddle::net::frame::binary` to size an event's frame, and
+//! `huddle::os::pin_current_thread` to pin the calibrate echo thread.
+//!
+//! # Linux only
+//!
+//! The harness samples the server through `/proc` and opens its connections with Linux socket
+//! options (`SOCK_NONBLOCK`, `IP_BIND_ADDRESS_NO_PORT` to spread them over 127.0.0.x sources),
+//! so on any other system this library is empty and the binary says so. That keeps `cargo
+//! build` and `cargo test` at the workspace root working where the server itself builds (macOS,
+//! Windows) without a `cfg` on every line here.
+#![cfg(target_os = "linux")]
 
 mod calibrate;
 mod fleet;
@@ -21,8 +50,8 @@ pub mod procfs;
 mod scenarios;
 mod sweep;
 
-use crate::auth::{self, TokenKey};
 use hist::{Latency, Percentiles};
+use huddle::auth::{self, TokenKey};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -7,11 +7,11 @@ use super::hist::Latency;
 use super::pace::Schedule;
 use super::procfs::{now_ns, thread_cpu_ns};
 use super::{load_key, resolve_target, source_address, Link, Options, Scenario, WorkerResult};
-use crate::auth::{self, Claims, TokenKey};
-use crate::core::{PartyId, PartyReply, PartyRequest, Reply, Request, StatusRequest, UserId};
-use crate::wire::{self, fb, ServerMessage};
 use bytes::Bytes;
 use flatbuffers::VerifierOptions;
+use huddle::auth::{self, Claims, TokenKey};
+use huddle::core::{PartyId, PartyReply, PartyRequest, Reply, Request, StatusRequest, UserId};
+use huddle::wire::{self, fb, ServerMessage};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

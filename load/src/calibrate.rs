@@ -7,8 +7,8 @@
 use super::hist::Latency;
 use super::procfs::now_ns;
 use super::{Options, Report};
-use crate::core::{Event, PartyEvent, PartyId, Presence, SessionId, UserId, Username};
-use crate::wire::Encoder;
+use huddle::core::{Event, PartyEvent, PartyId, Presence, SessionId, UserId, Username};
+use huddle::wire::Encoder;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
@@ -24,7 +24,7 @@ pub(crate) fn party_data_frame_bytes(payload_bytes: usize) -> usize {
         op_code: 1,
         data: bytes::Bytes::from(vec![0u8; payload_bytes]),
     });
-    crate::net::frame::binary(Encoder::new().event(&event)).len()
+    huddle::net::frame::binary(Encoder::new().event(&event)).len()
 }
 
 pub(crate) fn run(o: &Options) -> Result<Report, String> {
@@ -34,7 +34,7 @@ pub(crate) fn run(o: &Options) -> Result<Report, String> {
     let echo_cpu = o.echo_cpu;
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
         if let Some(cpu) = echo_cpu {
-            crate::os::pin_current_thread(cpu)?;
+            huddle::os::pin_current_thread(cpu)?;
         }
         let (mut s, _) = listener.accept()?;
         s.set_nodelay(true)?;

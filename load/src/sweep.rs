@@ -194,7 +194,7 @@ fn fmt_count(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::hist::Percentiles;
+    use crate::hist::Percentiles;
 
     fn step(offered: u64, delivered: f64, p99: f64) -> Report {
         Report {

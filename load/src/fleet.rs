@@ -4,11 +4,11 @@
 //! The WebSocket layer is hand-rolled and minimal: an HTTP upgrade request, masked binary
 //! client frames (RFC 6455 §5.3), and a parser for the server's unmasked frames that answers
 //! pings and notices close frames. Requests are encoded with the server's own
-//! [`Encoder`](crate::wire::Encoder). Output is buffered per connection and written once per
+//! [`Encoder`](huddle::wire::Encoder). Output is buffered per connection and written once per
 //! turn, so a burst of sends costs one `write` per connection.
 
-use crate::core::{Cid, Request};
-use crate::wire::Encoder;
+use huddle::core::{Cid, Request};
+use huddle::wire::Encoder;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
