@@ -19,6 +19,7 @@ use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD;
 use serde::ser::Serializer;
 use serde::Serialize;
+use std::io::Write;
 
 /// Most frames one reply or event becomes (a create: its reply, the `party` message Nakama also
 /// pushes, and the creator's own presence event).
@@ -263,9 +264,8 @@ impl NakamaEncoder {
         match cid {
             CidText::Absent => {}
             CidText::Number(number) => {
-                self.buf.extend_from_slice(b"\"cid\":\"");
-                self.buf.extend_from_slice(number.to_string().as_bytes());
-                self.buf.push(b'"');
+                // Writing into a Vec cannot fail.
+                let _ = write!(self.buf, "\"cid\":\"{number}\"");
             }
             CidText::Text(text) => {
                 self.buf.extend_from_slice(b"\"cid\":");
