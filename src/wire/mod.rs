@@ -6,6 +6,7 @@
 #[rustfmt::skip]
 mod huddle_generated;
 mod errors;
+pub mod nakama;
 mod party;
 mod status;
 
