@@ -164,9 +164,10 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
                 Err((cid, error)) => {
                     report.decode_errors += 1;
                     let reply = encoder.decode_error(cid, &error).to_vec();
+                    // With a readable cid it is that request's reply; without, an error event.
                     assert!(matches!(
                         wire::decode_server_message(&reply, &verifier),
-                        Ok(ServerMessage::Reply { result: Err(_), .. })
+                        Ok(ServerMessage::Reply { result: Err(_), .. } | ServerMessage::ErrorEvent(_))
                     ));
                 }
             },

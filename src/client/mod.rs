@@ -1,6 +1,10 @@
 //! A blocking client (std::net + tungstenite) for tests, examples and tools: connect with a
 //! token, send requests and wait for their replies by cid, wait for events with a deadline.
 //! Not for the hot path of a load test (the load harness has its own mio client).
+//!
+//! An `Error` with cid 0 answers no request that had a cid (fire-and-forget party data refused,
+//! P-9; a frame whose cid the server could not read, C-5), so the client never takes it for a
+//! reply: it is queued as an error event for [`Client::wait_error_event`].
 
 mod party;
 
@@ -73,6 +77,8 @@ pub struct Client {
     next_cid: u64,
     /// Events that arrived while waiting for something else, oldest first.
     events: VecDeque<Event>,
+    /// Errors with cid 0 that arrived while waiting for something else, oldest first.
+    error_events: VecDeque<ErrorReply>,
     /// This session, from the welcome event.
     presence: Presence,
 }
@@ -117,6 +123,7 @@ impl Client {
             verifier: wire::verifier_options(CLIENT_MESSAGE_BYTES_MAX),
             next_cid: 1,
             events: VecDeque::new(),
+            error_events: VecDeque::new(),
             presence: Presence {
                 user_id: crate::core::UserId::new(""),
                 session_id: crate::core::SessionId::new(0, 0),
@@ -140,9 +147,16 @@ impl Client {
     pub fn send(&mut self, request: &Request) -> Result<Cid, ClientError> {
         let cid = Cid(self.next_cid);
         self.next_cid += 1;
-        let frame = self.encoder.request(cid, request).to_vec();
-        self.send_raw(Message::Binary(frame.into()))?;
+        self.send_with_cid(cid, request)?;
         Ok(cid)
+    }
+
+    /// Sends `request` under a cid of the caller's choosing, without waiting. `Cid::NONE` on
+    /// party data is fire-and-forget (P-9); on anything else the server answers 101 with cid 0
+    /// (tests use it for that).
+    pub fn send_with_cid(&mut self, cid: Cid, request: &Request) -> Result<(), ClientError> {
+        let frame = self.encoder.request(cid, request).to_vec();
+        self.send_raw(Message::Binary(frame.into()))
     }
 
     /// Sends any WebSocket message as is (tests use it for garbage and text frames).
@@ -168,14 +182,19 @@ impl Client {
                     )))
                 }
                 ServerMessage::Event(event) => self.events.push_back(event),
+                ServerMessage::ErrorEvent(error) => self.error_events.push_back(error),
             }
         }
     }
 
-    /// The next reply or event, whichever comes first (buffered events first).
+    /// The next reply, event or error event, whichever comes first (buffered events first, then
+    /// buffered error events).
     pub fn next(&mut self, timeout: Duration) -> Result<ServerMessage, ClientError> {
         if let Some(event) = self.events.pop_front() {
             return Ok(ServerMessage::Event(event));
+        }
+        if let Some(error) = self.error_events.pop_front() {
+            return Ok(ServerMessage::ErrorEvent(error));
         }
         self.next_message(Instant::now() + timeout)
     }
@@ -190,6 +209,7 @@ impl Client {
             match self.next_message(deadline) {
                 Ok(ServerMessage::Event(event)) if matches(&event) => return Ok(event),
                 Ok(ServerMessage::Event(event)) => self.events.push_back(event),
+                Ok(ServerMessage::ErrorEvent(error)) => self.error_events.push_back(error),
                 Ok(ServerMessage::Reply { cid, result }) => {
                     return Err(ClientError::Unexpected(format!(
                         "reply for cid {} while waiting for an event: {result:?}",
@@ -202,9 +222,37 @@ impl Client {
         }
     }
 
+    /// Waits for the next error event (an `Error` with cid 0; earlier ones first). Events that
+    /// arrive meanwhile stay queued for `wait_event`; a reply is unexpected.
+    pub fn wait_error_event(&mut self, timeout: Duration) -> Result<ErrorReply, ClientError> {
+        if let Some(error) = self.error_events.pop_front() {
+            return Ok(error);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next_message(deadline) {
+                Ok(ServerMessage::ErrorEvent(error)) => return Ok(error),
+                Ok(ServerMessage::Event(event)) => self.events.push_back(event),
+                Ok(ServerMessage::Reply { cid, result }) => {
+                    return Err(ClientError::Unexpected(format!(
+                        "reply for cid {} while waiting for an error event: {result:?}",
+                        cid.0
+                    )))
+                }
+                Err(ClientError::Timeout(_)) => return Err(ClientError::Timeout("error event")),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Events received and not yet taken, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
         self.events.drain(..).collect()
+    }
+
+    /// Error events received and not yet taken, oldest first.
+    pub fn take_error_events(&mut self) -> Vec<ErrorReply> {
+        self.error_events.drain(..).collect()
     }
 
     /// Waits until the server closes the connection; returns its close frame.
@@ -213,6 +261,7 @@ impl Client {
         loop {
             match self.next_message(deadline) {
                 Ok(ServerMessage::Event(event)) => self.events.push_back(event),
+                Ok(ServerMessage::ErrorEvent(error)) => self.error_events.push_back(error),
                 Ok(ServerMessage::Reply { .. }) => {}
                 Err(ClientError::Closed(frame)) => return Ok(frame),
                 Err(e) => return Err(e),
