@@ -51,6 +51,7 @@
 #[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, non_camel_case_types, mismatched_lifetime_syntaxes)]
 #[rustfmt::skip]
 mod huddle_generated;
+mod codec;
 mod connection;
 mod dispatch;
 mod envelope;
@@ -62,6 +63,7 @@ mod status;
 
 /// Stable error codes (codec-neutral; the schema's `enum ErrorCode` carries the same numbers).
 pub use crate::core::ErrorCode;
+pub use codec::{ClientFrame, Codec, CodecKind, Codecs, ConnCodec, Emit, FlatBuffersCodec, Frame, FrameKind};
 pub use envelope::FILE_IDENTIFIER;
 pub use errors::DecodeError;
 pub use huddle_generated::huddle::fb;
