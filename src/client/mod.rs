@@ -16,6 +16,7 @@ use crate::wire::{self, DecodeError, Encoder, ErrorReply, ServerMessage};
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
@@ -204,22 +205,10 @@ impl Client {
         if let Some(i) = self.events.iter().position(&matches) {
             return Ok(self.events.remove(i).expect("index from position"));
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.next_message(deadline) {
-                Ok(ServerMessage::Event(event)) if matches(&event) => return Ok(event),
-                Ok(ServerMessage::Event(event)) => self.events.push_back(event),
-                Ok(ServerMessage::ErrorEvent(error)) => self.error_events.push_back(error),
-                Ok(ServerMessage::Reply { cid, result }) => {
-                    return Err(ClientError::Unexpected(format!(
-                        "reply for cid {} while waiting for an event: {result:?}",
-                        cid.0
-                    )))
-                }
-                Err(ClientError::Timeout(_)) => return Err(ClientError::Timeout("event")),
-                Err(e) => return Err(e),
-            }
-        }
+        self.wait_unsolicited(timeout, "event", |message| match message {
+            ServerMessage::Event(event) if matches(&event) => ControlFlow::Break(event),
+            other => ControlFlow::Continue(other),
+        })
     }
 
     /// Waits for the next error event (an `Error` with cid 0; earlier ones first). Events that
@@ -228,19 +217,37 @@ impl Client {
         if let Some(error) = self.error_events.pop_front() {
             return Ok(error);
         }
+        self.wait_unsolicited(timeout, "error event", |message| match message {
+            ServerMessage::ErrorEvent(error) => ControlFlow::Break(error),
+            other => ControlFlow::Continue(other),
+        })
+    }
+
+    /// Reads until `take` accepts a message (`Break`); events and error events it passes on
+    /// (`Continue`) are queued, a reply is unexpected (nothing was asked).
+    fn wait_unsolicited<T>(
+        &mut self,
+        timeout: Duration,
+        what: &'static str,
+        take: impl Fn(ServerMessage) -> ControlFlow<T, ServerMessage>,
+    ) -> Result<T, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
-            match self.next_message(deadline) {
-                Ok(ServerMessage::ErrorEvent(error)) => return Ok(error),
-                Ok(ServerMessage::Event(event)) => self.events.push_back(event),
-                Ok(ServerMessage::Reply { cid, result }) => {
+            let message = match self.next_message(deadline) {
+                Ok(message) => message,
+                Err(ClientError::Timeout(_)) => return Err(ClientError::Timeout(what)),
+                Err(e) => return Err(e),
+            };
+            match take(message) {
+                ControlFlow::Break(found) => return Ok(found),
+                ControlFlow::Continue(ServerMessage::Event(event)) => self.events.push_back(event),
+                ControlFlow::Continue(ServerMessage::ErrorEvent(error)) => self.error_events.push_back(error),
+                ControlFlow::Continue(ServerMessage::Reply { cid, result }) => {
                     return Err(ClientError::Unexpected(format!(
-                        "reply for cid {} while waiting for an error event: {result:?}",
+                        "reply for cid {} while waiting for an {what}: {result:?}",
                         cid.0
                     )))
                 }
-                Err(ClientError::Timeout(_)) => return Err(ClientError::Timeout("error event")),
-                Err(e) => return Err(e),
             }
         }
     }
