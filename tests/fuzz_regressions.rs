@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use huddle::core::{Cid, PartyId, PartyRequest, Presence, Request, SessionId, StatusRequest, UserId, Username};
 use huddle::fuzzing;
-use huddle::wire::Encoder;
+use huddle::wire::{fb, Encoder};
 use std::path::Path;
 
 /// A masked client frame (RFC 6455 §5.3) with a fixed mask, as a browser would send it.
@@ -84,6 +84,23 @@ fn seeds_decode_envelope() -> Vec<(&'static str, Vec<u8>)> {
         every_request().into_iter().map(|(name, r)| (name, encoder.request(Cid(1), &r).to_vec())).collect();
     seeds.push(("empty", vec![]));
     seeds.push(("junk", b"\x0c\x00\x00\x00".to_vec()));
+    // P-9: party data without a cid, the one request that may omit it.
+    let party_data = every_request().into_iter().find(|(name, _)| *name == "party_data").expect("party_data seed").1;
+    seeds.push(("party_data_fire_and_forget", encoder.request(Cid::NONE, &party_data).to_vec()));
+    // C-5: an envelope whose cid reads but whose body does not verify (payload length past the end).
+    let mut broken = encoder.request(Cid(3), &party_data).to_vec();
+    let at = broken.windows(5).position(|w| w == b"state").expect("payload in frame");
+    broken[at - 4..at].copy_from_slice(&u32::MAX.to_le_bytes());
+    seeds.push(("party_data_broken_body", broken));
+    // A frame without the file identifier, as another FlatBuffers library may write it.
+    let mut builder = flatbuffers::FlatBufferBuilder::new();
+    let ping = fb::Ping::create(&mut builder, &fb::PingArgs {}).as_union_value();
+    let envelope = fb::Envelope::create(
+        &mut builder,
+        &fb::EnvelopeArgs { cid: 2, message_type: fb::Message::Ping, message: Some(ping) },
+    );
+    builder.finish(envelope, None);
+    seeds.push(("ping_without_identifier", builder.finished_data().to_vec()));
     seeds
 }
 

@@ -98,8 +98,13 @@ fn invalid_utf8_in_every_string_field_is_refused_and_changes_nothing() {
         w.alice.send_raw(Message::Binary(frame.into())).unwrap();
         let reply = loop {
             match w.alice.next(WAIT).unwrap() {
-                ServerMessage::Reply { result, .. } => break result,
+                ServerMessage::Reply { cid, result } => {
+                    // C-5: the envelope verifies as far as its cid, so the error carries it.
+                    assert_eq!(cid, Cid(77), "{field}: the error reply carries the request's cid");
+                    break result;
+                }
                 ServerMessage::Event(_) => continue, // earlier events (bob joined, statuses)
+                ServerMessage::ErrorEvent(error) => panic!("{field}: error without the request's cid: {error:?}"),
             }
         };
         match reply {

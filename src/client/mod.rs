@@ -1,6 +1,10 @@
 //! A blocking client (std::net + tungstenite) for tests, examples and tools: connect with a
 //! token, send requests and wait for their replies by cid, wait for events with a deadline.
 //! Not for the hot path of a load test (the load harness has its own mio client).
+//!
+//! An `Error` with cid 0 answers no request that had a cid (fire-and-forget party data refused,
+//! P-9; a frame whose cid the server could not read, C-5), so the client never takes it for a
+//! reply: it is queued as an error event for [`Client::wait_error_event`].
 
 mod party;
 
@@ -12,6 +16,7 @@ use crate::wire::{self, DecodeError, Encoder, ErrorReply, ServerMessage};
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
@@ -73,6 +78,8 @@ pub struct Client {
     next_cid: u64,
     /// Events that arrived while waiting for something else, oldest first.
     events: VecDeque<Event>,
+    /// Errors with cid 0 that arrived while waiting for something else, oldest first.
+    error_events: VecDeque<ErrorReply>,
     /// This session, from the welcome event.
     presence: Presence,
 }
@@ -117,6 +124,7 @@ impl Client {
             verifier: wire::verifier_options(CLIENT_MESSAGE_BYTES_MAX),
             next_cid: 1,
             events: VecDeque::new(),
+            error_events: VecDeque::new(),
             presence: Presence {
                 user_id: crate::core::UserId::new(""),
                 session_id: crate::core::SessionId::new(0, 0),
@@ -140,9 +148,16 @@ impl Client {
     pub fn send(&mut self, request: &Request) -> Result<Cid, ClientError> {
         let cid = Cid(self.next_cid);
         self.next_cid += 1;
-        let frame = self.encoder.request(cid, request).to_vec();
-        self.send_raw(Message::Binary(frame.into()))?;
+        self.send_with_cid(cid, request)?;
         Ok(cid)
+    }
+
+    /// Sends `request` under a cid of the caller's choosing, without waiting. `Cid::NONE` on
+    /// party data is fire-and-forget (P-9); on anything else the server answers 101 with cid 0
+    /// (tests use it for that).
+    pub fn send_with_cid(&mut self, cid: Cid, request: &Request) -> Result<(), ClientError> {
+        let frame = self.encoder.request(cid, request).to_vec();
+        self.send_raw(Message::Binary(frame.into()))
     }
 
     /// Sends any WebSocket message as is (tests use it for garbage and text frames).
@@ -168,14 +183,19 @@ impl Client {
                     )))
                 }
                 ServerMessage::Event(event) => self.events.push_back(event),
+                ServerMessage::ErrorEvent(error) => self.error_events.push_back(error),
             }
         }
     }
 
-    /// The next reply or event, whichever comes first (buffered events first).
+    /// The next reply, event or error event, whichever comes first (buffered events first, then
+    /// buffered error events).
     pub fn next(&mut self, timeout: Duration) -> Result<ServerMessage, ClientError> {
         if let Some(event) = self.events.pop_front() {
             return Ok(ServerMessage::Event(event));
+        }
+        if let Some(error) = self.error_events.pop_front() {
+            return Ok(ServerMessage::ErrorEvent(error));
         }
         self.next_message(Instant::now() + timeout)
     }
@@ -185,19 +205,49 @@ impl Client {
         if let Some(i) = self.events.iter().position(&matches) {
             return Ok(self.events.remove(i).expect("index from position"));
         }
+        self.wait_unsolicited(timeout, "event", |message| match message {
+            ServerMessage::Event(event) if matches(&event) => ControlFlow::Break(event),
+            other => ControlFlow::Continue(other),
+        })
+    }
+
+    /// Waits for the next error event (an `Error` with cid 0; earlier ones first). Events that
+    /// arrive meanwhile stay queued for `wait_event`; a reply is unexpected.
+    pub fn wait_error_event(&mut self, timeout: Duration) -> Result<ErrorReply, ClientError> {
+        if let Some(error) = self.error_events.pop_front() {
+            return Ok(error);
+        }
+        self.wait_unsolicited(timeout, "error event", |message| match message {
+            ServerMessage::ErrorEvent(error) => ControlFlow::Break(error),
+            other => ControlFlow::Continue(other),
+        })
+    }
+
+    /// Reads until `take` accepts a message (`Break`); events and error events it passes on
+    /// (`Continue`) are queued, a reply is unexpected (nothing was asked).
+    fn wait_unsolicited<T>(
+        &mut self,
+        timeout: Duration,
+        what: &'static str,
+        take: impl Fn(ServerMessage) -> ControlFlow<T, ServerMessage>,
+    ) -> Result<T, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
-            match self.next_message(deadline) {
-                Ok(ServerMessage::Event(event)) if matches(&event) => return Ok(event),
-                Ok(ServerMessage::Event(event)) => self.events.push_back(event),
-                Ok(ServerMessage::Reply { cid, result }) => {
+            let message = match self.next_message(deadline) {
+                Ok(message) => message,
+                Err(ClientError::Timeout(_)) => return Err(ClientError::Timeout(what)),
+                Err(e) => return Err(e),
+            };
+            match take(message) {
+                ControlFlow::Break(found) => return Ok(found),
+                ControlFlow::Continue(ServerMessage::Event(event)) => self.events.push_back(event),
+                ControlFlow::Continue(ServerMessage::ErrorEvent(error)) => self.error_events.push_back(error),
+                ControlFlow::Continue(ServerMessage::Reply { cid, result }) => {
                     return Err(ClientError::Unexpected(format!(
-                        "reply for cid {} while waiting for an event: {result:?}",
+                        "reply for cid {} while waiting for an {what}: {result:?}",
                         cid.0
                     )))
                 }
-                Err(ClientError::Timeout(_)) => return Err(ClientError::Timeout("event")),
-                Err(e) => return Err(e),
             }
         }
     }
@@ -207,12 +257,18 @@ impl Client {
         self.events.drain(..).collect()
     }
 
+    /// Error events received and not yet taken, oldest first.
+    pub fn take_error_events(&mut self) -> Vec<ErrorReply> {
+        self.error_events.drain(..).collect()
+    }
+
     /// Waits until the server closes the connection; returns its close frame.
     pub fn wait_closed(&mut self, timeout: Duration) -> Result<Option<CloseFrame>, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.next_message(deadline) {
                 Ok(ServerMessage::Event(event)) => self.events.push_back(event),
+                Ok(ServerMessage::ErrorEvent(error)) => self.error_events.push_back(error),
                 Ok(ServerMessage::Reply { .. }) => {}
                 Err(ClientError::Closed(frame)) => return Ok(frame),
                 Err(e) => return Err(e),

@@ -96,6 +96,19 @@ impl Client {
         self.send(&Request::Party(PartyRequest::Data { party_id, op_code, data: Bytes::copy_from_slice(data) }))
     }
 
+    /// P-9 fire-and-forget: sent with cid 0, so no reply comes on success. A refusal (not a
+    /// member, no such party, too large) comes back as an error event naming the party: see
+    /// [`Client::wait_error_event`].
+    pub fn party_data_fire_and_forget(
+        &mut self,
+        party_id: PartyId,
+        op_code: i64,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
+        let request = Request::Party(PartyRequest::Data { party_id, op_code, data: Bytes::copy_from_slice(data) });
+        self.send_with_cid(Cid::NONE, &request)
+    }
+
     /// P-10 (leader): `None` keeps a field; `Some("")` clears the label.
     pub fn party_update(
         &mut self,

@@ -4,12 +4,12 @@
 //! reaches the connection that takes the slot over. [`ConnTable::get_mut`] is the one
 //! generation-checked lookup.
 
-use super::dispatch::Codec;
 use super::http::HeadReader;
 use super::listener::{ListenerId, ListenerKind};
 use super::outbound::OutboundQueue;
 use super::ratelimit::RequestBudget;
 use crate::core::{Millis, SessionId};
+use crate::wire::ConnCodec;
 use bytes::BytesMut;
 use slab::Slab;
 use std::io::{Read, Write};
@@ -35,7 +35,7 @@ pub(crate) enum Phase {
     Head(HeadReader),
     /// Upgraded to WebSocket: `ws` parses frames; the core knows the connection's id as a
     /// session; `codec` encodes and decodes its messages.
-    Open { ws: Box<WebSocketContext>, codec: Codec },
+    Open { ws: Box<WebSocketContext>, codec: ConnCodec },
     /// A final response or close frame is queued: flush it, half-close, wait for the peer's
     /// FIN (so our last bytes are not lost to a reset) until the linger deadline, then drop.
     Closing { write_shut: bool },

@@ -5,104 +5,63 @@
 //! open meanwhile (a slow consumer cut off mid-fan-out) are disconnected from the core here too,
 //! and the core's timers run here when due.
 
-use super::conn::{Phase, Transport};
+use super::conn::{ConnTable, Phase, Transport};
 use super::driver::Driver;
 use super::frame;
 use super::outbound::output_within_limits;
 use super::ratelimit::RequestRefusal;
-use crate::core::{Cid, CloseReason, ConnectOptions, CoreError, Event, Identity, Millis, Output, Reply, SessionId};
-use crate::wire::{self, DecodeError, DecodedRequest, Encoder};
+use crate::core::{Cid, CloseReason, ConnectOptions, ErrorCode, Event, Identity, Millis, Output, SessionId};
+use crate::wire::{ClientFrame, CodecKind, Codecs, ConnCodec, DecodeError, Frame};
 use bytes::Bytes;
-use flatbuffers::VerifierOptions;
 
-/// How a connection's messages are encoded. Chosen at the upgrade and kept in the connection's
-/// open phase; only FlatBuffers exists today (a second codec joins as a variant).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Codec {
-    FlatBuffers,
+/// Frames of one event, encoded at most once per codec in use among its recipients. Kept by the
+/// driver for its buffers, so fan-out allocates no list of its own once warm.
+#[derive(Default)]
+pub(crate) struct EventFrames {
+    by_kind: [Vec<Bytes>; CodecKind::ALL.len()],
+    encoded: [bool; CodecKind::ALL.len()],
 }
 
-/// The codecs of the loop, each with its reusable encoder and its decoding bounds.
-pub(crate) struct Codecs {
-    flatbuffers: Encoder,
-    verifier: VerifierOptions,
-}
-
-impl Codecs {
-    pub fn new(message_bytes_max: usize) -> Codecs {
-        Codecs { flatbuffers: Encoder::new(), verifier: wire::verifier_options(message_bytes_max) }
-    }
-
-    fn decode(&self, codec: Codec, frame: &Bytes) -> Result<DecodedRequest, (Cid, DecodeError)> {
-        match codec {
-            Codec::FlatBuffers => wire::decode_request(frame, &self.verifier),
+impl EventFrames {
+    fn clear(&mut self) {
+        for frames in &mut self.by_kind {
+            frames.clear();
         }
-    }
-
-    /// The cid of a frame that will not be decoded (a refused request), or `Cid::NONE`.
-    fn peek_cid(&self, codec: Codec, frame: &[u8]) -> Cid {
-        match codec {
-            Codec::FlatBuffers => wire::peek_cid(frame, &self.verifier),
-        }
-    }
-
-    fn reply(&mut self, codec: Codec, cid: Cid, result: &Result<Reply, CoreError>) -> Bytes {
-        match codec {
-            Codec::FlatBuffers => frame::binary(self.flatbuffers.reply(cid, result)),
-        }
-    }
-
-    fn event(&mut self, codec: Codec, event: &Event) -> Bytes {
-        match codec {
-            Codec::FlatBuffers => frame::binary(self.flatbuffers.event(event)),
-        }
-    }
-
-    fn decode_error(&mut self, codec: Codec, cid: Cid, error: &DecodeError) -> Bytes {
-        match codec {
-            Codec::FlatBuffers => frame::binary(self.flatbuffers.decode_error(cid, error)),
-        }
-    }
-
-    fn refusal(&mut self, codec: Codec, cid: Cid, refusal: &RequestRefusal) -> Bytes {
-        match codec {
-            Codec::FlatBuffers => frame::binary(self.flatbuffers.error(cid, refusal.code(), &refusal.to_string())),
-        }
+        self.encoded = [false; CodecKind::ALL.len()];
     }
 }
 
 impl<S: Transport> Driver<S> {
-    /// A binary frame of an open session: decode, run, answer.
-    pub(super) fn dispatch_frame(&mut self, id: SessionId, codec: Codec, frame: &Bytes, now: Millis) {
-        match self.codecs.decode(codec, frame) {
+    /// A message of an open session: decode with its codec, run, answer.
+    pub(super) fn dispatch_frame(&mut self, id: SessionId, message: ClientFrame<'_>, now: Millis) {
+        let Some(codec) = open_codec(&mut self.conns, id) else {
+            return;
+        };
+        match self.codecs.decode_request(codec, message) {
             Ok((cid, request)) => {
                 self.counters.requests_total += 1;
                 self.core.handle_request(id, cid, request, self.core_now(now), &mut self.outbox);
                 self.apply_outputs(now);
             }
-            Err((cid, error)) => self.reply_decode_error(id, codec, cid, &error, now),
+            Err((cid, error)) => self.reply_decode_error(id, cid, &error, now),
         }
     }
 
-    /// A frame over the request rate limit: an error reply with its cid, not executed.
-    pub(super) fn refuse_rate_limited(&mut self, id: SessionId, codec: Codec, frame: &Bytes, now: Millis) {
+    /// A message over the request rate limit: an error reply with its cid, not executed.
+    pub(super) fn refuse_rate_limited(&mut self, id: SessionId, message: ClientFrame<'_>, now: Millis) {
         self.counters.rate_limited_total += 1;
-        let cid = self.codecs.peek_cid(codec, frame);
+        let Some(codec) = open_codec(&mut self.conns, id) else {
+            return;
+        };
+        let cid = self.codecs.peek_cid(codec, message);
         let refusal = RequestRefusal::RateLimited { requests_per_second_max: self.limits.requests_per_second_max };
-        let framed = self.codecs.refusal(codec, cid, &refusal);
-        self.send(id, framed, now);
+        self.send_error(id, cid, refusal.code(), &refusal.to_string(), now);
     }
 
-    /// A text frame (SPEC C-1: binary envelopes only) gets an error reply.
-    pub(super) fn answer_text_frame(&mut self, id: SessionId, codec: Codec, now: Millis) {
-        self.reply_decode_error(id, codec, Cid::NONE, &DecodeError::TextFrame, now);
-    }
-
-    fn reply_decode_error(&mut self, id: SessionId, codec: Codec, cid: Cid, error: &DecodeError, now: Millis) {
+    fn reply_decode_error(&mut self, id: SessionId, cid: Cid, error: &DecodeError, now: Millis) {
         self.counters.decode_errors_total += 1;
-        log::trace!("session {id}: undecodable frame: {error}");
-        let framed = self.codecs.decode_error(codec, cid, error);
-        self.send(id, framed, now);
+        log::trace!("session {id}: undecodable message: {error}");
+        self.send_error(id, cid, error.code(), &error.to_string(), now);
     }
 
     /// The upgrade completed: the core learns of the session (its welcome goes out now).
@@ -139,16 +98,9 @@ impl<S: Transport> Driver<S> {
     fn execute(&mut self, output: Output, recipients: &[SessionId], now: Millis) {
         match output {
             Output::Reply { to, cid, result } => {
-                self.send_encoded(to, now, |codecs, codec| codecs.reply(codec, cid, &result));
+                self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_reply(codec, cid, &result, emit));
             }
-            Output::Event { event, .. } => {
-                // Encoded and framed once; each recipient's queue gets a refcounted clone. With a
-                // second codec, once per codec in use among the recipients.
-                let framed = self.codecs.event(Codec::FlatBuffers, &event);
-                for &to in recipients {
-                    self.send(to, framed.clone(), now);
-                }
-            }
+            Output::Event { event, .. } => self.fan_out(&event, recipients, now),
             Output::Close { session, reason } => {
                 let CloseReason::Policy(text) = reason;
                 self.close_with(session, super::ws::CLOSE_POLICY, text, now);
@@ -156,25 +108,80 @@ impl<S: Transport> Driver<S> {
         }
     }
 
-    /// Queues a framed message for an open session; enforces the output limits.
-    fn send(&mut self, to: SessionId, framed: Bytes, now: Millis) {
-        self.send_encoded(to, now, |_, _| framed);
+    /// An event to every recipient: encoded and framed once per codec in use among them (the
+    /// first recipient of a codec pays for it), each recipient's queue gets refcounted clones.
+    fn fan_out(&mut self, event: &Event, recipients: &[SessionId], now: Millis) {
+        let mut frames = std::mem::take(&mut self.event_frames);
+        frames.clear();
+        for &to in recipients {
+            let Some(conn) = self.conns.get_mut(to) else {
+                continue;
+            };
+            let Phase::Open { codec, .. } = &mut conn.phase else {
+                continue;
+            };
+            let kind = codec.kind().index();
+            if !frames.encoded[kind] {
+                frames.encoded[kind] = true;
+                let list = &mut frames.by_kind[kind];
+                self.codecs
+                    .encode_event(codec.kind(), event, None, &mut |frame: Frame<'_>| list.push(frame::framed(frame)));
+            }
+            if frames.by_kind[kind].is_empty() {
+                continue; // this codec sends nothing for this event
+            }
+            for framed in &frames.by_kind[kind] {
+                conn.out.push(framed.clone());
+                self.counters.frames_out_total += 1;
+            }
+            if !output_within_limits(conn, &self.limits, &mut self.flush_list, now) {
+                self.cut_off_slow_consumer(to, now);
+            }
+        }
+        self.event_frames = frames;
     }
 
-    /// Encodes with the session's own codec and queues the frame, with one lookup of the
+    /// An error of any layer to one open session, in its codec.
+    fn send_error(&mut self, to: SessionId, cid: Cid, code: ErrorCode, message: &str, now: Millis) {
+        self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_error(codec, cid, code, message, emit));
+    }
+
+    /// Encodes with the session's own codec and queues the frames, with one lookup of the
     /// connection; a session that is closing or gone gets nothing (the core hears of it through
     /// `pending_disconnects`).
-    fn send_encoded(&mut self, to: SessionId, now: Millis, encode: impl FnOnce(&mut Codecs, Codec) -> Bytes) {
+    fn send_encoded(
+        &mut self,
+        to: SessionId,
+        now: Millis,
+        encode: impl FnOnce(&mut Codecs, &mut ConnCodec, &mut dyn FnMut(Frame<'_>)),
+    ) {
         let Some(conn) = self.conns.get_mut(to) else {
             return;
         };
-        let Phase::Open { codec, .. } = conn.phase else {
+        let Phase::Open { codec, .. } = &mut conn.phase else {
             return;
         };
-        conn.out.push(encode(&mut self.codecs, codec));
-        self.counters.frames_out_total += 1;
+        let out = &mut conn.out;
+        let mut frames = 0;
+        encode(&mut self.codecs, codec, &mut |frame: Frame<'_>| {
+            out.push(frame::framed(frame));
+            frames += 1;
+        });
+        if frames == 0 {
+            return;
+        }
+        self.counters.frames_out_total += frames;
         if !output_within_limits(conn, &self.limits, &mut self.flush_list, now) {
             self.cut_off_slow_consumer(to, now);
         }
+    }
+}
+
+/// The codec state of an open session (borrowing the connection table alone, so the driver's
+/// codecs stay usable beside it).
+fn open_codec<S>(conns: &mut ConnTable<S>, id: SessionId) -> Option<&mut ConnCodec> {
+    match &mut conns.get_mut(id)?.phase {
+        Phase::Open { codec, .. } => Some(codec),
+        _ => None,
     }
 }

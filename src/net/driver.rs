@@ -8,7 +8,7 @@
 
 use super::conn::{Conn, ConnTable, Phase, Transport};
 use super::deadlines::Deadlines;
-use super::dispatch::Codecs;
+use super::dispatch::EventFrames;
 use super::http::HeadReader;
 use super::listener::{ListenerId, ListenerKind, ListenerLimits};
 use super::ratelimit::RequestBudget;
@@ -18,6 +18,7 @@ use super::ws::{self, CLOSE_AWAY};
 use crate::auth::TokenKey;
 use crate::core::{Core, Millis, Now, Outbox, SessionId, UnixMillis};
 use crate::limits::Limits;
+use crate::wire::Codecs;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::WebSocketConfig;
 
@@ -30,6 +31,8 @@ pub(crate) struct Driver<S> {
     /// The core's outputs, executed in order by dispatch; kept for its buffers.
     pub(super) outbox: Outbox,
     pub(super) codecs: Codecs,
+    /// One event's frames per codec during a fan-out (dispatch), kept for its buffers.
+    pub(super) event_frames: EventFrames,
     /// One `recv` buffer for every connection (see `read::ReadScratch`).
     pub(super) scratch: ReadScratch,
     pub(super) limits: Limits,
@@ -58,6 +61,7 @@ impl<S: Transport> Driver<S> {
             core: Core::new(limits.clone(), seed),
             outbox: Outbox::new(),
             codecs: Codecs::new(limits.message_bytes_max),
+            event_frames: EventFrames::default(),
             scratch: ReadScratch::new(limits.read_batch_bytes),
             ws_config: ws::websocket_config(&limits),
             limits,

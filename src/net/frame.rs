@@ -4,12 +4,30 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 const FIN_BINARY: u8 = 0x82;
+const FIN_TEXT: u8 = 0x81;
 
 /// `payload` as one final binary frame.
 pub fn binary(payload: &[u8]) -> Bytes {
+    with_opcode(FIN_BINARY, payload)
+}
+
+/// `payload` (UTF-8, the codec's promise) as one final text frame.
+pub fn text(payload: &[u8]) -> Bytes {
+    with_opcode(FIN_TEXT, payload)
+}
+
+/// A codec's frame as WebSocket bytes.
+pub fn framed(frame: crate::wire::Frame<'_>) -> Bytes {
+    match frame.kind {
+        crate::wire::FrameKind::Binary => binary(frame.payload),
+        crate::wire::FrameKind::Text => text(frame.payload),
+    }
+}
+
+fn with_opcode(first_byte: u8, payload: &[u8]) -> Bytes {
     let len = payload.len();
     let mut frame = BytesMut::with_capacity(len + 10);
-    frame.put_u8(FIN_BINARY);
+    frame.put_u8(first_byte);
     if len < 126 {
         frame.put_u8(len as u8);
     } else if len <= u16::MAX as usize {

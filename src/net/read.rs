@@ -12,6 +12,7 @@ use super::http::HeadProgress;
 use super::ratelimit::Admission;
 use super::ws::{self, Inbound, NoRead, WsIo};
 use crate::core::{Millis, SessionId};
+use crate::wire::ClientFrame;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Read};
 
@@ -114,10 +115,9 @@ impl<S: Transport> Driver<S> {
             let Some(conn) = self.conns.get_mut(id) else {
                 return ReadEnd::Closed;
             };
-            let Phase::Open { ws, codec } = &mut conn.phase else {
+            let Phase::Open { ws, .. } = &mut conn.phase else {
                 return ReadEnd::Closed;
             };
-            let codec = *codec;
             if conn.peer_closed {
                 // The FIN may have come with the data: read on until the kernel says EOF.
                 conn.read_drained = false;
@@ -132,12 +132,12 @@ impl<S: Transport> Driver<S> {
             };
             let inbound = ws::classify(ws.read(&mut WsIo { reader, out: &mut conn.out }));
             let control_queued = conn.out.bytes_queued() > queued_before;
-            if matches!(inbound, Inbound::Binary(_) | Inbound::Text | Inbound::Control | Inbound::PeerClosed) {
+            if matches!(inbound, Inbound::Binary(_) | Inbound::Text(_) | Inbound::Control | Inbound::PeerClosed) {
                 conn.last_heard_at = now;
                 conn.ping_outstanding = false;
             }
             let admission = match inbound {
-                Inbound::Binary(_) | Inbound::Text => conn.budget.admit(
+                Inbound::Binary(_) | Inbound::Text(_) => conn.budget.admit(
                     now,
                     limits.requests_per_second_max,
                     limits.requests_burst_max,
@@ -151,7 +151,7 @@ impl<S: Transport> Driver<S> {
                 return ReadEnd::Closed;
             }
             match inbound {
-                Inbound::Binary(_) | Inbound::Text if admission == Admission::Abusive => {
+                Inbound::Binary(_) | Inbound::Text(_) if admission == Admission::Abusive => {
                     self.counters.rate_limited_total += 1;
                     log::warn!(
                         "session {id} closed: refused by requests_per_second_max {} for {} ms",
@@ -163,15 +163,21 @@ impl<S: Transport> Driver<S> {
                 }
                 Inbound::Binary(frame) => {
                     self.counters.frames_in_total += 1;
+                    let message = ClientFrame::Binary(&frame);
                     if admission == Admission::Refused {
-                        self.refuse_rate_limited(id, codec, &frame, now);
+                        self.refuse_rate_limited(id, message, now);
                     } else {
-                        self.dispatch_frame(id, codec, &frame, now);
+                        self.dispatch_frame(id, message, now);
                     }
                 }
-                Inbound::Text => {
+                Inbound::Text(text) => {
                     self.counters.frames_in_total += 1;
-                    self.answer_text_frame(id, codec, now);
+                    let message = ClientFrame::Text(&text);
+                    if admission == Admission::Refused {
+                        self.refuse_rate_limited(id, message, now);
+                    } else {
+                        self.dispatch_frame(id, message, now);
+                    }
                 }
                 Inbound::PeerClosed => {
                     // tungstenite queued its close reply; push it into our queue, then linger.

@@ -9,12 +9,12 @@
 //! pre-framed never interleave with tungstenite's own mid-frame.
 
 use super::conn::{Phase, Transport};
-use super::dispatch::Codec;
 use super::driver::Driver;
 use super::handshake::{self, Outcome, Rejection};
 use super::outbound::OutboundQueue;
 use crate::core::{Identity, Millis, SessionId, UserId, Username};
 use crate::limits::Limits;
+use crate::wire::{CodecKind, ConnCodec};
 use bytes::Bytes;
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -75,7 +75,7 @@ impl<S: Transport> Driver<S> {
                 conn.out.push(Bytes::from(response));
                 let ws = WebSocketContext::from_partially_read(rest, Role::Server, Some(self.ws_config));
                 // Only FlatBuffers exists today; the upgrade request will choose (`?format=`).
-                let codec = Codec::FlatBuffers;
+                let codec = ConnCodec::new(CodecKind::FlatBuffers);
                 conn.phase = Phase::Open { ws: Box::new(ws), codec };
                 conn.last_heard_at = now;
                 self.counters.upgrades_total += 1;
@@ -156,8 +156,8 @@ impl<R: Read> Write for WsIo<'_, R> {
 pub(crate) enum Inbound {
     /// A binary frame: one request envelope to decode.
     Binary(Bytes),
-    /// A text frame: answered with an error (SPEC C-1).
-    Text,
+    /// A text message: the connection's codec decides (FlatBuffers answers 104, SPEC C-1).
+    Text(tungstenite::Utf8Bytes),
     /// The peer started the close handshake; tungstenite has queued its reply.
     PeerClosed,
     /// A ping or pong, already handled by tungstenite (a pong may be queued).
@@ -177,7 +177,7 @@ pub(crate) fn classify(result: tungstenite::Result<Message>) -> Inbound {
     use tungstenite::Error as E;
     match result {
         Ok(Message::Binary(frame)) => Inbound::Binary(frame),
-        Ok(Message::Text(_)) => Inbound::Text,
+        Ok(Message::Text(text)) => Inbound::Text(text),
         Ok(Message::Close(_)) => Inbound::PeerClosed,
         Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Inbound::Control,
         Err(E::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Inbound::Drained,

@@ -21,6 +21,7 @@ pub(crate) fn from_fb_code(code: fb::ErrorCode) -> ErrorCode {
 pub enum DecodeError {
     /// FlatBuffers verification failed; the text is the verifier's.
     Malformed(String),
+    /// A request other than party data sent with cid 0 (C-5, P-9).
     MissingCid,
     /// A union type this server does not know (0 = none given).
     UnknownMessage(u8),
@@ -28,33 +29,20 @@ pub enum DecodeError {
     NotARequest(&'static str),
     /// A required field is absent.
     MissingField(&'static str),
+    /// An enum field holds a value this build does not know (a `Toggle` of 3, say).
+    UnknownEnumValue { field: &'static str, value: u32 },
     /// A text WebSocket frame (C-1: only binary FlatBuffers frames are requests).
     TextFrame,
     /// A list longer than the decoder accepts, refused before anything is allocated for it.
-    TooMany {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    TooMany { field: &'static str, len: usize, max: usize },
     /// A string longer than any valid value of its field (a presence's user id or username).
-    TooLong {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    TooLong { field: &'static str, len: usize, max: usize },
     /// A string longer than any configurable limit allows (a search query over
     /// `SEARCH_QUERY_BYTES_CEILING`), refused before it is copied. A limit, like the core's own
     /// check against the configured value, so both answer 300.
-    TooLarge {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    TooLarge { field: &'static str, len: usize, max: usize },
     /// A search cursor longer than any the server issues: garbage, refused before it is copied.
-    CursorTooLong {
-        len: usize,
-        max: usize,
-    },
+    CursorTooLong { len: usize, max: usize },
 }
 
 impl DecodeError {
@@ -65,6 +53,7 @@ impl DecodeError {
             DecodeError::UnknownMessage(_) => ErrorCode::UnknownMessage,
             DecodeError::NotARequest(_) => ErrorCode::NotARequest,
             DecodeError::MissingField(_) => ErrorCode::BadInput,
+            DecodeError::UnknownEnumValue { .. } => ErrorCode::BadInput,
             DecodeError::TextFrame => ErrorCode::TextFrameUnsupported,
             DecodeError::TooMany { .. } => ErrorCode::LimitExceeded,
             DecodeError::TooLong { .. } => ErrorCode::BadInput,
@@ -78,13 +67,16 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::Malformed(why) => write!(f, "frame is not a valid huddle Envelope: {why}"),
-            DecodeError::MissingCid => write!(f, "request has no cid (it must be non-zero)"),
+            DecodeError::MissingCid => {
+                write!(f, "request has no cid (it must be non-zero; only party data may be sent without one)")
+            }
             DecodeError::UnknownMessage(0) => write!(f, "envelope carries no message"),
             DecodeError::UnknownMessage(kind) => write!(f, "unknown message type {kind}"),
             DecodeError::NotARequest(name) => {
                 write!(f, "{name} is sent by the server, not a request")
             }
             DecodeError::MissingField(field) => write!(f, "required field {field} is missing"),
+            DecodeError::UnknownEnumValue { field, value } => write!(f, "{field} has the unknown value {value}"),
             DecodeError::TextFrame => write!(f, "text frames are not supported; send binary FlatBuffers envelopes"),
             DecodeError::TooMany { field, len, max } => {
                 write!(f, "{field} has {len} entries; at most {max} are accepted")

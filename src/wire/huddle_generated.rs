@@ -53,7 +53,8 @@ impl ErrorCode {
   pub const Unspecified: Self = Self(0);
   /// The frame is not a valid Envelope (FlatBuffers verification failed).
   pub const MalformedEnvelope: Self = Self(100);
-  /// The envelope has no correlation id (cid must be non-zero on requests).
+  /// The envelope has no correlation id (cid must be non-zero on requests; only PartyDataSend may
+  /// omit it, to send fire-and-forget party data, SPEC P-9).
   pub const MissingCid: Self = Self(101);
   /// The union type is unknown to this server (a newer client?) or absent.
   pub const UnknownMessage: Self = Self(102);
@@ -211,6 +212,98 @@ impl<'a> ::flatbuffers::Verifiable for ErrorCode {
 }
 
 impl ::flatbuffers::SimpleToVerifyInSlice for ErrorCode {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_TOGGLE: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_TOGGLE: u8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_TOGGLE: [Toggle; 3] = [
+  Toggle::No,
+  Toggle::Yes,
+  Toggle::Unset,
+];
+
+/// A yes/no field that may be left out. `No` and `Yes` have the bytes of `false` and `true`, and a
+/// field declared `Toggle = Unset` is absent on the wire when unset, so it reads like an optional
+/// bool in every language.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct Toggle(pub u8);
+#[allow(non_upper_case_globals)]
+impl Toggle {
+  pub const No: Self = Self(0);
+  pub const Yes: Self = Self(1);
+  /// Not given: an update keeps the current value; a search does not filter on it.
+  pub const Unset: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::No,
+    Self::Yes,
+    Self::Unset,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::No => Some("No"),
+      Self::Yes => Some("Yes"),
+      Self::Unset => Some("Unset"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for Toggle {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for Toggle {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for Toggle {
+    type Output = Toggle;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for Toggle {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for Toggle {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for Toggle {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PARTY_REMOVED_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
@@ -536,6 +629,103 @@ impl<'a> ::flatbuffers::Verifiable for Message {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for Message {}
 pub struct MessageUnionTableOffset {}
+
+/// An unsigned number that may be left out: a struct field of a table is absent when not written,
+/// in every language, and takes the bytes of a plain `uint` field when present.
+// struct UintValue, aligned to 4
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq)]
+pub struct UintValue(pub [u8; 4]);
+impl Default for UintValue { 
+  fn default() -> Self { 
+    Self([0; 4])
+  }
+}
+impl ::core::fmt::Debug for UintValue {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    f.debug_struct("UintValue")
+      .field("value", &self.value())
+      .finish()
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for UintValue {}
+impl<'a> ::flatbuffers::Follow<'a> for UintValue {
+  type Inner = &'a UintValue;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { <&'a UintValue>::follow(buf, loc) }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for &'a UintValue {
+  type Inner = &'a UintValue;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { ::flatbuffers::follow_cast_ref::<UintValue>(buf, loc) }
+  }
+}
+impl<'b> ::flatbuffers::Push for UintValue {
+    type Output = UintValue;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        let src = unsafe { ::core::slice::from_raw_parts(self as *const UintValue as *const u8, <Self as ::flatbuffers::Push>::size()) };
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn alignment() -> ::flatbuffers::PushAlignment {
+        ::flatbuffers::PushAlignment::new(4)
+    }
+}
+
+impl<'a> ::flatbuffers::Verifiable for UintValue {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.in_buffer::<Self>(pos)
+  }
+}
+
+impl<'a> UintValue {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    value: u32,
+  ) -> Self {
+    let mut s = Self([0; 4]);
+    s.set_value(value);
+    s
+  }
+
+  pub fn value(&self) -> u32 {
+    let mut mem = ::core::mem::MaybeUninit::<<u32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[0..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_value(&mut self, x: u32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[0..].as_mut_ptr(),
+        ::core::mem::size_of::<<u32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+}
 
 /// A party's id: 128 random bits. Clients display it as 32 lowercase hex digits, `hi` first.
 // struct PartyId, aligned to 8
@@ -2464,7 +2654,8 @@ impl ::core::fmt::Debug for PartyClose<'_> {
 pub enum PartyDataSendOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// Request (P-9, members only). Reply: PartyOk.
+/// Request (P-9, members only). Reply: PartyOk. Sent with cid 0 it is fire-and-forget: no reply on
+/// success, and a refusal comes back as an Error with cid 0 whose message names the party.
 pub struct PartyDataSend<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -2595,7 +2786,8 @@ impl ::core::fmt::Debug for PartyDataSend<'_> {
 pub enum PartyUpdateOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// Request (P-10, leader only): absent fields keep their value; label "" clears it. Reply: PartyOk.
+/// Request (P-10, leader only): `Unset` (or absent) fields keep their value; label absent keeps it,
+/// "" clears it. Reply: PartyOk.
 pub struct PartyUpdate<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -2626,8 +2818,8 @@ impl<'a> PartyUpdate<'a> {
     let mut builder = PartyUpdateBuilder::new(_fbb);
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
-    if let Some(x) = args.hidden { builder.add_hidden(x); }
-    if let Some(x) = args.open { builder.add_open(x); }
+    builder.add_hidden(args.hidden);
+    builder.add_open(args.open);
     builder.finish()
   }
 
@@ -2640,18 +2832,18 @@ impl<'a> PartyUpdate<'a> {
     unsafe { self._tab.get::<PartyId>(PartyUpdate::VT_PARTY_ID, None)}
   }
   #[inline]
-  pub fn open(&self) -> Option<bool> {
+  pub fn open(&self) -> Toggle {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(PartyUpdate::VT_OPEN, None)}
+    unsafe { self._tab.get::<Toggle>(PartyUpdate::VT_OPEN, Some(Toggle::Unset)).unwrap()}
   }
   #[inline]
-  pub fn hidden(&self) -> Option<bool> {
+  pub fn hidden(&self) -> Toggle {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(PartyUpdate::VT_HIDDEN, None)}
+    unsafe { self._tab.get::<Toggle>(PartyUpdate::VT_HIDDEN, Some(Toggle::Unset)).unwrap()}
   }
   #[inline]
   pub fn label(&self) -> Option<&'a str> {
@@ -2669,8 +2861,8 @@ impl ::flatbuffers::Verifiable for PartyUpdate<'_> {
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
      .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
-     .visit_field::<bool>("open", Self::VT_OPEN, false)?
-     .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
+     .visit_field::<Toggle>("open", Self::VT_OPEN, false)?
+     .visit_field::<Toggle>("hidden", Self::VT_HIDDEN, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
      .finish();
     Ok(())
@@ -2678,8 +2870,8 @@ impl ::flatbuffers::Verifiable for PartyUpdate<'_> {
 }
 pub struct PartyUpdateArgs<'a> {
     pub party_id: Option<&'a PartyId>,
-    pub open: Option<bool>,
-    pub hidden: Option<bool>,
+    pub open: Toggle,
+    pub hidden: Toggle,
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for PartyUpdateArgs<'a> {
@@ -2687,8 +2879,8 @@ impl<'a> Default for PartyUpdateArgs<'a> {
   fn default() -> Self {
     PartyUpdateArgs {
       party_id: None,
-      open: None,
-      hidden: None,
+      open: Toggle::Unset,
+      hidden: Toggle::Unset,
       label: None,
     }
   }
@@ -2704,12 +2896,12 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyUpdateBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<&PartyId>(PartyUpdate::VT_PARTY_ID, party_id);
   }
   #[inline]
-  pub fn add_open(&mut self, open: bool) {
-    self.fbb_.push_slot_always::<bool>(PartyUpdate::VT_OPEN, open);
+  pub fn add_open(&mut self, open: Toggle) {
+    self.fbb_.push_slot::<Toggle>(PartyUpdate::VT_OPEN, open, Toggle::Unset);
   }
   #[inline]
-  pub fn add_hidden(&mut self, hidden: bool) {
-    self.fbb_.push_slot_always::<bool>(PartyUpdate::VT_HIDDEN, hidden);
+  pub fn add_hidden(&mut self, hidden: Toggle) {
+    self.fbb_.push_slot::<Toggle>(PartyUpdate::VT_HIDDEN, hidden, Toggle::Unset);
   }
   #[inline]
   pub fn add_label(&mut self, label: ::flatbuffers::WIPOffset<&'b  str>) {
@@ -4208,7 +4400,7 @@ pub enum PartySearchOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
 /// Request: anyone may search the non-hidden parties. `query` absent or empty = all;
-/// `open` absent = both; `limit` absent = search_page_limit_default, else 1..=search_page_limit_max;
+/// `open` Unset = both; `limit` absent = search_page_limit_default, else 1..=search_page_limit_max;
 /// `cursor` absent or empty = first page. Reply: PartySearchResult.
 pub struct PartySearch<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
@@ -4241,7 +4433,7 @@ impl<'a> PartySearch<'a> {
     if let Some(x) = args.cursor { builder.add_cursor(x); }
     if let Some(x) = args.limit { builder.add_limit(x); }
     if let Some(x) = args.query { builder.add_query(x); }
-    if let Some(x) = args.open { builder.add_open(x); }
+    builder.add_open(args.open);
     builder.finish()
   }
 
@@ -4254,18 +4446,18 @@ impl<'a> PartySearch<'a> {
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartySearch::VT_QUERY, None)}
   }
   #[inline]
-  pub fn open(&self) -> Option<bool> {
+  pub fn open(&self) -> Toggle {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(PartySearch::VT_OPEN, None)}
+    unsafe { self._tab.get::<Toggle>(PartySearch::VT_OPEN, Some(Toggle::Unset)).unwrap()}
   }
   #[inline]
-  pub fn limit(&self) -> Option<u32> {
+  pub fn limit(&self) -> Option<&'a UintValue> {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<u32>(PartySearch::VT_LIMIT, None)}
+    unsafe { self._tab.get::<UintValue>(PartySearch::VT_LIMIT, None)}
   }
   #[inline]
   pub fn cursor(&self) -> Option<&'a str> {
@@ -4283,8 +4475,8 @@ impl ::flatbuffers::Verifiable for PartySearch<'_> {
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("query", Self::VT_QUERY, false)?
-     .visit_field::<bool>("open", Self::VT_OPEN, false)?
-     .visit_field::<u32>("limit", Self::VT_LIMIT, false)?
+     .visit_field::<Toggle>("open", Self::VT_OPEN, false)?
+     .visit_field::<UintValue>("limit", Self::VT_LIMIT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("cursor", Self::VT_CURSOR, false)?
      .finish();
     Ok(())
@@ -4292,8 +4484,8 @@ impl ::flatbuffers::Verifiable for PartySearch<'_> {
 }
 pub struct PartySearchArgs<'a> {
     pub query: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub open: Option<bool>,
-    pub limit: Option<u32>,
+    pub open: Toggle,
+    pub limit: Option<&'a UintValue>,
     pub cursor: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for PartySearchArgs<'a> {
@@ -4301,7 +4493,7 @@ impl<'a> Default for PartySearchArgs<'a> {
   fn default() -> Self {
     PartySearchArgs {
       query: None,
-      open: None,
+      open: Toggle::Unset,
       limit: None,
       cursor: None,
     }
@@ -4318,12 +4510,12 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartySearchBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartySearch::VT_QUERY, query);
   }
   #[inline]
-  pub fn add_open(&mut self, open: bool) {
-    self.fbb_.push_slot_always::<bool>(PartySearch::VT_OPEN, open);
+  pub fn add_open(&mut self, open: Toggle) {
+    self.fbb_.push_slot::<Toggle>(PartySearch::VT_OPEN, open, Toggle::Unset);
   }
   #[inline]
-  pub fn add_limit(&mut self, limit: u32) {
-    self.fbb_.push_slot_always::<u32>(PartySearch::VT_LIMIT, limit);
+  pub fn add_limit(&mut self, limit: &UintValue) {
+    self.fbb_.push_slot_always::<&UintValue>(PartySearch::VT_LIMIT, limit);
   }
   #[inline]
   pub fn add_cursor(&mut self, cursor: ::flatbuffers::WIPOffset<&'b  str>) {
@@ -5469,7 +5661,8 @@ impl<'a> Envelope<'a> {
 
 
   /// Correlation id: set by the client on every request (non-zero), echoed on its reply,
-  /// zero/absent on events.
+  /// zero/absent on events. Fire-and-forget party data (PartyDataSend) is the one request sent
+  /// with cid 0 (SPEC P-9); an Error with cid 0 answers no request that had a cid.
   #[inline]
   pub fn cid(&self) -> u64 {
     // Safety:
@@ -6482,16 +6675,28 @@ pub unsafe fn root_as_envelope_unchecked(buf: &[u8]) -> Envelope<'_> {
 pub unsafe fn size_prefixed_root_as_envelope_unchecked(buf: &[u8]) -> Envelope<'_> {
   unsafe { ::flatbuffers::size_prefixed_root_unchecked::<Envelope>(buf) }
 }
+pub const ENVELOPE_IDENTIFIER: &str = "HUDL";
+
+#[inline]
+pub fn envelope_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, ENVELOPE_IDENTIFIER, false)
+}
+
+#[inline]
+pub fn envelope_size_prefixed_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, ENVELOPE_IDENTIFIER, true)
+}
+
 #[inline]
 pub fn finish_envelope_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
     fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
     root: ::flatbuffers::WIPOffset<Envelope<'a>>) {
-  fbb.finish(root, None);
+  fbb.finish(root, Some(ENVELOPE_IDENTIFIER));
 }
 
 #[inline]
 pub fn finish_size_prefixed_envelope_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>, root: ::flatbuffers::WIPOffset<Envelope<'a>>) {
-  fbb.finish_size_prefixed(root, None);
+  fbb.finish_size_prefixed(root, Some(ENVELOPE_IDENTIFIER));
 }
 }  // pub mod fb
 }  // pub mod huddle

@@ -1,23 +1,82 @@
-//! The only module that knows the FlatBuffers schema (`schema/huddle.fbs`): verify and decode a
-//! client frame into a typed [`Request`], encode a reply or event once into bytes, and the
-//! mirror images of both for clients. Every decode runs the verifier with explicit bounds.
+//! The FlatBuffers codec: the only module that knows the schema (`schema/huddle.fbs`). It
+//! verifies and decodes a client frame into a typed [`Request`], encodes a reply or an event once
+//! into bytes, and does the mirror images of both for clients. Every decode runs the verifier
+//! with explicit bounds.
+//!
+//! # Rooms
+//!
+//! - One file per message family, as the core has them: `connection.rs` (welcome, errors,
+//!   ping/pong), `party.rs`, `status.rs`, `search.rs`. Each lists the union members it claims,
+//!   with their decoders; `dispatch.rs` joins the lists into one table indexed by union tag, and a
+//!   test fails when a member of the schema's `Message` is claimed by no family or by two.
+//! - `envelope.rs`: the file identifier ("HUDL", written on every frame, optional on input) and
+//!   reading the cid of a frame whose body does not verify (C-5).
+//! - `fields.rs`: field types several families share (presences, party ids, `Toggle`,
+//!   `UintValue`); `errors.rs`: [`DecodeError`] and the one mapping of [`ErrorCode`] to the
+//!   schema's codes.
+//! - `codec.rs`: the [`Codec`] interface a connection's codec implements, and
+//!   [`FlatBuffersCodec`], this module behind it.
+//!
+//! # Codecs per connection
+//!
+//! The driver owns one [`Codecs`] (one instance of every codec, each with its reusable scratch
+//! buffers) and stores a [`ConnCodec`] in each open connection, chosen at the upgrade. Then:
+//!
+//! - **A data message** (binary or text) from connection `c`:
+//!   `codecs.decode_request(&mut c.codec, ClientFrame::Binary(&frame))` (or `Text(&str)`). `Ok((cid,
+//!   request))` goes to `core.handle_request`; `Err((cid, error))` is answered with
+//!   `codecs.encode_error(&mut c.codec, cid, error.code(), &error.to_string(), emit)`: the cid is
+//!   the request's whenever it could be read (C-5), else [`Cid::NONE`].
+//! - **A message refused unread** (the request rate limit): `codecs.peek_cid(..)`, then
+//!   `encode_error` as above.
+//! - **`Output::Reply { to, cid, result }`**: `codecs.encode_reply(&mut conn(to).codec, cid,
+//!   &result, emit)`. A reply may become zero, one or several frames (Nakama answers a join with
+//!   an ack and a `party` message); send them in order.
+//! - **`Output::Event { event, recipients }`**: for each [`CodecKind`] in use among the recipients,
+//!   `codecs.encode_event(kind, &event, sole, emit)` once, where `sole` is the connection's
+//!   `ConnCodec` when exactly one recipient speaks that codec (a codec may tailor a one-recipient
+//!   event, as Nakama's `party` message names its `self`) and `None` otherwise. Frame each emitted
+//!   payload once and queue a clone of the framed bytes for every recipient of that codec. A codec
+//!   may emit nothing (JSON sessions get no huddle-only events, no welcome).
+//!
+//! `emit` receives [`Frame`]s borrowed from the codec's scratch buffer: frame each one
+//! (`frame.kind` says binary or text) before the call returns, e.g. into a reusable
+//! `Vec<Bytes>` the driver drains afterwards. On the party-data path this costs what the free
+//! functions cost: one encode into the reused builder, one framed buffer.
+//!
+//! The free functions ([`decode_request`], [`peek_cid`], [`Encoder`]) stay for the driver until
+//! it moves to [`Codecs`], and for clients, benches and the load harness, which speak
+//! FlatBuffers only.
 
 #[allow(clippy::all, clippy::pedantic, unsafe_code, unsafe_op_in_unsafe_fn, non_camel_case_types, mismatched_lifetime_syntaxes)]
 #[rustfmt::skip]
 mod huddle_generated;
+mod codec;
+mod connection;
+mod dispatch;
+mod envelope;
 mod errors;
+mod fields;
 pub mod nakama;
 mod party;
+mod search;
 mod status;
 
 /// Stable error codes (codec-neutral; the schema's `enum ErrorCode` carries the same numbers).
 pub use crate::core::ErrorCode;
+pub use codec::{ClientFrame, Codec, CodecKind, Codecs, ConnCodec, Emit, FlatBuffersCodec, Frame, FrameKind};
+pub use envelope::FILE_IDENTIFIER;
 pub use errors::DecodeError;
 pub use huddle_generated::huddle::fb;
+pub use search::SEARCH_CURSOR_BYTES_MAX;
 
-use crate::core::{Cid, CoreError, Event, Presence, Reply, Request, SessionId, UserId, Username};
+use crate::core::{Cid, CoreError, Event, Reply, Request};
 use bytes::Bytes;
-use flatbuffers::{FlatBufferBuilder, VerifierOptions, WIPOffset};
+use dispatch::Claim;
+use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, VerifierOptions, WIPOffset};
+
+/// A message body on its way into an envelope: its union tag and offset.
+type Body = (fb::Message, WIPOffset<UnionWIPOffset>);
 
 /// Bounds on what the verifier will walk, derived from the frame-size limit.
 pub fn verifier_options(message_bytes_max: usize) -> VerifierOptions {
@@ -36,34 +95,27 @@ pub fn verifier_options(message_bytes_max: usize) -> VerifierOptions {
 pub type DecodedRequest = (Cid, Request);
 
 /// Verifies and decodes one client frame. On failure returns the cid when the envelope verified
-/// far enough to read it (else [`Cid::NONE`]) with what was wrong. Takes `Bytes` so that
-/// payload fields (party data) can be sliced out of the frame without a copy.
+/// far enough to read it (else [`Cid::NONE`]) with what was wrong: a frame whose body is broken
+/// still gets its error under its own cid (C-5). Takes `Bytes` so that payload fields (party
+/// data) can be sliced out of the frame without a copy.
+///
+/// Every request needs a non-zero cid (101) except party data, which may be sent with cid 0,
+/// fire-and-forget (P-9): it decodes as a request with [`Cid::NONE`].
 pub fn decode_request(frame: &Bytes, options: &VerifierOptions) -> Result<DecodedRequest, (Cid, DecodeError)> {
-    let envelope = flatbuffers::root_with_opts::<fb::Envelope>(options, frame)
-        .map_err(|e| (Cid::NONE, DecodeError::Malformed(e.to_string())))?;
+    let envelope = envelope::verified(frame, options)?;
     let cid = Cid(envelope.cid());
-    if cid == Cid::NONE {
+    let kind = envelope.message_type();
+    let claim = dispatch::claim(kind);
+    if cid == Cid::NONE && !matches!(claim, Some(Claim::RequestOrFireAndForget(_))) {
         return Err((cid, DecodeError::MissingCid));
     }
-    let request = match envelope.message_type() {
-        fb::Message::Ping => Request::Ping,
-        kind @ (fb::Message::StatusUpdate | fb::Message::StatusFollow | fb::Message::StatusUnfollow) => {
-            status::decode_request(&envelope, kind).map_err(|e| (cid, e))?
+    match claim {
+        Some(Claim::Request(decode) | Claim::RequestOrFireAndForget(decode)) => {
+            decode(&envelope, frame).map(|request| (cid, request)).map_err(|e| (cid, e))
         }
-        kind @ (fb::Message::StatusUpdated
-        | fb::Message::StatusFollowed
-        | fb::Message::StatusUnfollowed
-        | fb::Message::StatusPresenceEvent) => return Err((cid, DecodeError::NotARequest(message_name(kind)))),
-        fb::Message::Welcome | fb::Message::Error | fb::Message::Pong => {
-            return Err((cid, DecodeError::NotARequest(message_name(envelope.message_type()))))
-        }
-        fb::Message::NONE => return Err((cid, DecodeError::UnknownMessage(0))),
-        other => match party::decode_request(&envelope, frame) {
-            Some(request) => request.map_err(|e| (cid, e))?,
-            None => return Err((cid, DecodeError::UnknownMessage(other.0))),
-        },
-    };
-    Ok((cid, request))
+        Some(Claim::Server(_)) => Err((cid, DecodeError::NotARequest(message_name(kind)))),
+        None => Err((cid, DecodeError::UnknownMessage(kind.0))),
+    }
 }
 
 fn message_name(message: fb::Message) -> &'static str {
@@ -71,9 +123,10 @@ fn message_name(message: fb::Message) -> &'static str {
 }
 
 /// The cid of a frame, if the envelope verifies far enough to read it (else [`Cid::NONE`]):
-/// a refused request still gets its reply under its own cid.
+/// a request refused unread (rate limit) still gets its reply under its own cid. Verifies only
+/// the envelope table and its cid field, so it costs the same whatever the frame carries.
 pub fn peek_cid(frame: &[u8], options: &VerifierOptions) -> Cid {
-    flatbuffers::root_with_opts::<fb::Envelope>(options, frame).map(|e| Cid(e.cid())).unwrap_or(Cid::NONE)
+    envelope::read_cid(frame, options).unwrap_or(Cid::NONE)
 }
 
 /// An error reply as a client sees it.
@@ -86,12 +139,20 @@ pub struct ErrorReply {
 /// A decoded server frame, on the client side.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ServerMessage {
-    Reply { cid: Cid, result: Result<Reply, ErrorReply> },
+    /// The reply to the request with this cid (never 0).
+    Reply {
+        cid: Cid,
+        result: Result<Reply, ErrorReply>,
+    },
     Event(Event),
+    /// An `Error` with cid 0: it answers no request that carried a cid. Either fire-and-forget
+    /// party data was refused (P-9; the message names the party), or the server could not read the
+    /// cid of a frame (C-5), or a text frame was refused (104).
+    ErrorEvent(ErrorReply),
 }
 
 /// Encodes server and client messages, reusing one builder so steady-state encoding allocates
-/// nothing but the output it returns.
+/// nothing but the output it returns. Every frame carries the file identifier.
 pub struct Encoder {
     builder: FlatBufferBuilder<'static>,
 }
@@ -110,45 +171,33 @@ impl Encoder {
     /// The reply to request `cid`. The returned bytes live until the next call.
     pub fn reply(&mut self, cid: Cid, result: &Result<Reply, CoreError>) -> &[u8] {
         self.builder.reset();
-        let (kind, message) = match result {
-            Ok(reply) => self.reply_body(reply),
-            Err(error) => {
-                let text = error.to_string();
-                self.error_body(error.code(), &text)
-            }
+        let body = match result {
+            Ok(Reply::Pong) => self.pong(),
+            Ok(Reply::Party(reply)) => self.party_reply(reply),
+            Ok(Reply::Status(reply)) => self.status_reply(reply),
+            Err(error) => self.error_body(error.code(), &error.to_string()),
         };
-        self.finish(cid, kind, message)
+        self.finish(cid, body)
     }
 
     /// An error reply for a frame that did not decode.
     pub fn decode_error(&mut self, cid: Cid, error: &DecodeError) -> &[u8] {
-        self.builder.reset();
-        let text = error.to_string();
-        let (kind, message) = self.error_body(error.code(), &text);
-        self.finish(cid, kind, message)
+        self.error(cid, error.code(), &error.to_string())
     }
 
-    /// An error reply from any layer that refused a request before the core saw it (the
-    /// driver's rate limit): its code and the message the client reads.
+    /// An error reply from any layer that refused a request before the core saw it (a decode
+    /// error, the driver's rate limit): its code and the message the client reads.
     pub fn error(&mut self, cid: Cid, code: ErrorCode, message: &str) -> &[u8] {
         self.builder.reset();
-        let (kind, message) = self.error_body(code, message);
-        self.finish(cid, kind, message)
+        let body = self.error_body(code, message);
+        self.finish(cid, body)
     }
 
     /// An event (no cid). Encoded once however many sessions receive it.
     pub fn event(&mut self, event: &Event) -> &[u8] {
         self.builder.reset();
-        let (kind, message) = match event {
-            Event::Welcome { presence } => {
-                let presence = self.presence(presence);
-                let server_version = self.builder.create_string(env!("CARGO_PKG_VERSION"));
-                let welcome = fb::Welcome::create(
-                    &mut self.builder,
-                    &fb::WelcomeArgs { presence: Some(presence), server_version: Some(server_version) },
-                );
-                (fb::Message::Welcome, welcome.as_union_value())
-            }
+        let body = match event {
+            Event::Welcome { presence } => self.welcome(presence),
             Event::Party(event) => self.party_event(event),
             Event::Status(event) => self.status_event(event),
             Event::PartyDataRefused { party_id, error } => {
@@ -156,111 +205,81 @@ impl Encoder {
                 self.error_body(error.code(), &text)
             }
         };
-        self.finish(Cid::NONE, kind, message)
+        self.finish(Cid::NONE, body)
     }
 
-    /// A client's request frame.
+    /// A client's request frame. `Cid::NONE` on party data sends it fire-and-forget (P-9).
     pub fn request(&mut self, cid: Cid, request: &Request) -> &[u8] {
         self.builder.reset();
-        let (kind, message) = match request {
-            Request::Ping => {
-                (fb::Message::Ping, fb::Ping::create(&mut self.builder, &fb::PingArgs {}).as_union_value())
-            }
+        let body = match request {
+            Request::Ping => self.ping(),
             Request::Party(request) => self.party_request(request),
             Request::Status(request) => self.status_request(request),
         };
-        self.finish(cid, kind, message)
+        self.finish(cid, body)
     }
 
-    fn reply_body(&mut self, reply: &Reply) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
-        match reply {
-            Reply::Pong => (fb::Message::Pong, fb::Pong::create(&mut self.builder, &fb::PongArgs {}).as_union_value()),
-            Reply::Party(reply) => self.party_reply(reply),
-            Reply::Status(reply) => self.status_reply(reply),
-        }
-    }
-
-    fn error_body(&mut self, code: ErrorCode, text: &str) -> (fb::Message, WIPOffset<flatbuffers::UnionWIPOffset>) {
-        let message = self.builder.create_string(text);
-        let error = fb::Error::create(
-            &mut self.builder,
-            &fb::ErrorArgs { code: errors::fb_code(code), message: Some(message) },
-        );
-        (fb::Message::Error, error.as_union_value())
-    }
-
-    fn presence(&mut self, presence: &Presence) -> WIPOffset<fb::Presence<'static>> {
-        let user_id = self.builder.create_string(presence.user_id.as_str());
-        let username = self.builder.create_string(presence.username.as_str());
-        fb::Presence::create(
-            &mut self.builder,
-            &fb::PresenceArgs {
-                user_id: Some(user_id),
-                session_id: presence.session_id.to_wire(),
-                username: Some(username),
-            },
-        )
-    }
-
-    fn finish(&mut self, cid: Cid, kind: fb::Message, message: WIPOffset<flatbuffers::UnionWIPOffset>) -> &[u8] {
+    fn finish(&mut self, cid: Cid, (kind, message): Body) -> &[u8] {
         let envelope = fb::Envelope::create(
             &mut self.builder,
             &fb::EnvelopeArgs { cid: cid.0, message_type: kind, message: Some(message) },
         );
-        self.builder.finish(envelope, None);
+        self.builder.finish(envelope, Some(FILE_IDENTIFIER));
         self.builder.finished_data()
+    }
+}
+
+/// Helpers the family files' tests share.
+#[cfg(test)]
+mod testing {
+    use super::*;
+
+    /// A hand-built message body in an envelope, finished without the file identifier (as a
+    /// client of the previous schema, or another FlatBuffers library, may write it).
+    pub(super) fn hand_built(
+        mut builder: FlatBufferBuilder<'_>,
+        cid: u64,
+        kind: fb::Message,
+        body: WIPOffset<UnionWIPOffset>,
+    ) -> Bytes {
+        let envelope =
+            fb::Envelope::create(&mut builder, &fb::EnvelopeArgs { cid, message_type: kind, message: Some(body) });
+        builder.finish(envelope, None);
+        Bytes::copy_from_slice(builder.finished_data())
+    }
+
+    /// Encodes `request` as a client does and checks the server decodes the same value.
+    pub(super) fn request_round_trips(request: Request) {
+        let frame = Bytes::copy_from_slice(Encoder::new().request(Cid(77), &request));
+        assert_eq!(decode_request(&frame, &verifier_options(1 << 20)), Ok((Cid(77), request.clone())), "{request:?}");
+    }
+
+    /// Encodes `reply` as the server does and checks the client decodes the same value.
+    pub(super) fn reply_round_trips(reply: Reply) {
+        let frame = Encoder::new().reply(Cid(9), &Ok(reply.clone())).to_vec();
+        assert_eq!(
+            decode_server_message(&frame, &verifier_options(1 << 20)),
+            Ok(ServerMessage::Reply { cid: Cid(9), result: Ok(reply.clone()) }),
+            "{reply:?}"
+        );
     }
 }
 
 /// Verifies and decodes one server frame (client side).
 pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<ServerMessage, DecodeError> {
-    let envelope = flatbuffers::root_with_opts::<fb::Envelope>(options, frame)
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    let cid = Cid(envelope.cid());
-    let reply = |result| Ok(ServerMessage::Reply { cid, result });
-    match envelope.message_type() {
-        fb::Message::Welcome => {
-            let welcome = envelope.message_as_welcome().ok_or(DecodeError::MissingField("message"))?;
-            let presence = decode_presence(welcome.presence().ok_or(DecodeError::MissingField("presence"))?)?;
-            Ok(ServerMessage::Event(Event::Welcome { presence }))
-        }
-        fb::Message::Error => {
-            let error = envelope.message_as_error().ok_or(DecodeError::MissingField("message"))?;
-            reply(Err(ErrorReply {
-                code: errors::from_fb_code(error.code()),
-                message: error.message().unwrap_or_default().to_owned(),
-            }))
-        }
-        fb::Message::Pong => reply(Ok(Reply::Pong)),
-        kind @ (fb::Message::StatusUpdated | fb::Message::StatusFollowed | fb::Message::StatusUnfollowed) => {
-            reply(Ok(Reply::Status(status::decode_reply(&envelope, kind)?)))
-        }
-        fb::Message::StatusPresenceEvent => Ok(ServerMessage::Event(Event::Status(status::decode_event(&envelope)?))),
-        fb::Message::Ping => Err(DecodeError::NotARequest("Ping")),
-        other => party::decode_server_message(&envelope).unwrap_or(Err(DecodeError::UnknownMessage(other.0))),
+    let envelope = envelope::verified(frame, options).map_err(|(_, e)| e)?;
+    match dispatch::claim(envelope.message_type()) {
+        Some(Claim::Server(decode)) => decode(&envelope),
+        // A request type, NONE, or a tag this build does not know (a newer server).
+        _ => Err(DecodeError::UnknownMessage(envelope.message_type().0)),
     }
-}
-
-/// A presence as requests name it. User ids and usernames come from token claims, so nothing
-/// longer than a claim can name a real session: refuse it here, before any rule sees it.
-fn decode_presence(presence: fb::Presence<'_>) -> Result<Presence, DecodeError> {
-    fn claim<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, DecodeError> {
-        let value = value.ok_or(DecodeError::MissingField(field))?;
-        if value.len() > crate::auth::CLAIM_BYTES_MAX {
-            return Err(DecodeError::TooLong { field, len: value.len(), max: crate::auth::CLAIM_BYTES_MAX });
-        }
-        Ok(value)
-    }
-    Ok(Presence {
-        user_id: UserId::new(claim(presence.user_id(), "presence.user_id")?),
-        session_id: SessionId::from_wire(presence.session_id()),
-        username: Username::new(claim(presence.username(), "presence.username")?),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{PartyId, PartyRequest, Presence, SessionId, UserId, Username};
+    use testing::hand_built;
 
     fn options() -> VerifierOptions {
         verifier_options(16 * 1024)
@@ -302,7 +321,9 @@ mod tests {
     fn garbage_and_truncated_frames_are_malformed_not_panics() {
         let good = Bytes::copy_from_slice(Encoder::new().request(Cid(1), &Request::Ping));
         for len in 0..good.len() {
-            assert!(decode_request(&good.slice(..len), &options()).is_err(), "prefix of {len} bytes");
+            let (cid, _) = decode_request(&good.slice(..len), &options()).unwrap_err();
+            // A prefix that still holds the envelope table gets its error under cid 1 (C-5).
+            assert!(cid == Cid::NONE || cid == Cid(1), "prefix of {len} bytes: {cid:?}");
         }
         for garbage in [&b"\xff\xff\xff\xff"[..], b"hello world, not flatbuffers", &[0u8; 64]] {
             assert!(decode_request(&Bytes::copy_from_slice(garbage), &options()).is_err());
@@ -330,12 +351,7 @@ mod tests {
         assert_eq!(error.code(), ErrorCode::MissingCid);
         let mut builder = FlatBufferBuilder::new();
         let pong = fb::Pong::create(&mut builder, &fb::PongArgs {}).as_union_value();
-        let env = fb::Envelope::create(
-            &mut builder,
-            &fb::EnvelopeArgs { cid: 9, message_type: fb::Message::Pong, message: Some(pong) },
-        );
-        builder.finish(env, None);
-        let (cid, error) = decode_request(&Bytes::copy_from_slice(builder.finished_data()), &options()).unwrap_err();
+        let (cid, error) = decode_request(&hand_built(builder, 9, fb::Message::Pong, pong), &options()).unwrap_err();
         assert_eq!((cid, error.code()), (Cid(9), ErrorCode::NotARequest));
     }
 
@@ -343,12 +359,79 @@ mod tests {
     fn unknown_union_type_from_a_newer_client_is_named() {
         let mut builder = FlatBufferBuilder::new();
         let ping = fb::Ping::create(&mut builder, &fb::PingArgs {}).as_union_value();
-        let env = fb::Envelope::create(
-            &mut builder,
-            &fb::EnvelopeArgs { cid: 3, message_type: fb::Message(200), message: Some(ping) },
-        );
-        builder.finish(env, None);
-        let (cid, error) = decode_request(&Bytes::copy_from_slice(builder.finished_data()), &options()).unwrap_err();
+        let (cid, error) = decode_request(&hand_built(builder, 3, fb::Message(200), ping), &options()).unwrap_err();
         assert_eq!((cid, error.code()), (Cid(3), ErrorCode::UnknownMessage));
+    }
+
+    fn party_data(cid: Cid) -> Bytes {
+        let request =
+            Request::Party(PartyRequest::Data { party_id: PartyId(5), op_code: 2, data: Bytes::from_static(b"pos") });
+        Bytes::copy_from_slice(Encoder::new().request(cid, &request))
+    }
+
+    /// A frame whose envelope verifies but whose body does not: party data whose payload length
+    /// points past the end of the frame.
+    fn broken_body(cid: Cid) -> Bytes {
+        let mut frame = party_data(cid).to_vec();
+        let payload_at = frame.windows(3).position(|w| w == b"pos").unwrap();
+        frame[payload_at - 4..payload_at].copy_from_slice(&1_000_000u32.to_le_bytes());
+        Bytes::from(frame)
+    }
+
+    #[test]
+    fn c5_an_unverifiable_body_is_answered_under_the_envelopes_cid() {
+        let (cid, error) = decode_request(&broken_body(Cid(77)), &options()).unwrap_err();
+        assert_eq!((cid, error.code()), (Cid(77), ErrorCode::MalformedEnvelope), "{error}");
+        assert_eq!(peek_cid(&broken_body(Cid(77)), &options()), Cid(77));
+        // The same frame with its envelope's vtable offset broken: the cid cannot be read.
+        let mut frame = broken_body(Cid(77)).to_vec();
+        let table = u32::from_le_bytes(frame[0..4].try_into().unwrap()) as usize;
+        frame[table..table + 4].copy_from_slice(&i32::MAX.to_le_bytes());
+        let (cid, error) = decode_request(&Bytes::from(frame.clone()), &options()).unwrap_err();
+        assert_eq!((cid, error.code()), (Cid::NONE, ErrorCode::MalformedEnvelope));
+        assert_eq!(peek_cid(&frame, &options()), Cid::NONE);
+    }
+
+    #[test]
+    fn p9_party_data_may_go_without_a_cid_and_nothing_else_may() {
+        let (cid, request) = decode_request(&party_data(Cid::NONE), &options()).expect("fire-and-forget data");
+        assert_eq!(cid, Cid::NONE);
+        assert!(matches!(request, Request::Party(PartyRequest::Data { op_code: 2, .. })), "{request:?}");
+        for request in [
+            Request::Ping,
+            Request::Party(PartyRequest::Leave { party_id: PartyId(5) }),
+            Request::Party(PartyRequest::MyParties),
+            Request::Status(crate::core::StatusRequest::Update { status: None }),
+        ] {
+            let frame = Bytes::copy_from_slice(Encoder::new().request(Cid::NONE, &request));
+            assert_eq!(decode_request(&frame, &options()), Err((Cid::NONE, DecodeError::MissingCid)), "{request:?}");
+        }
+        // Fire-and-forget data with a broken body: the error can only go out under cid 0.
+        let (cid, error) = decode_request(&broken_body(Cid::NONE), &options()).unwrap_err();
+        assert_eq!((cid, error.code()), (Cid::NONE, ErrorCode::MalformedEnvelope));
+    }
+
+    #[test]
+    fn p9_a_refusal_of_fire_and_forget_data_is_an_error_event_naming_the_party() {
+        let party_id = PartyId(0xabc);
+        let frame =
+            Encoder::new().event(&Event::PartyDataRefused { party_id, error: CoreError::PartyNotMember }).to_vec();
+        let Ok(ServerMessage::ErrorEvent(error)) = decode_server_message(&frame, &options()) else {
+            panic!("expected an error event");
+        };
+        assert_eq!(error.code, ErrorCode::PartyNotMember);
+        assert!(error.message.contains(&party_id.to_string()), "{}", error.message);
+        // An error with a cid stays the reply to that request.
+        let frame = Encoder::new().error(Cid(4), ErrorCode::LimitExceeded, "x").to_vec();
+        assert!(matches!(
+            decode_server_message(&frame, &options()),
+            Ok(ServerMessage::Reply { cid: Cid(4), result: Err(_) })
+        ));
+    }
+
+    #[test]
+    fn a_client_refuses_requests_as_server_messages() {
+        let frame = Encoder::new().request(Cid(3), &Request::Ping).to_vec();
+        assert_eq!(decode_server_message(&frame, &options()), Err(DecodeError::UnknownMessage(fb::Message::Ping.0)));
     }
 }

@@ -1,40 +1,258 @@
 //! Party messages on the wire (SPEC P-1 … P-12): server-side request decode and reply/event
-//! encode, and their mirror images for clients. Party ids travel as `struct PartyId { hi, lo }`
-//! (the u128's high and low halves).
+//! encode, and their mirror images for clients. Party search (Q-1) has its own file.
 
-use super::{fb, DecodeError, Encoder, ServerMessage};
-use crate::core::{
-    Cid, Event, PartyEvent, PartyId, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, Presence,
-    RemovedReason, Reply, Request,
+use super::dispatch::{Claim, Claims};
+use super::fields::{
+    party_id_from_wire, party_id_to_wire, presence_from_wire, presences_from_wire, toggle_from_wire, toggle_to_wire,
 };
-use crate::limits::SEARCH_QUERY_BYTES_CEILING;
+use super::{fb, Body, DecodeError, Encoder, ServerMessage};
+use crate::core::{
+    Cid, Event, PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason, Reply, Request,
+};
 use bytes::Bytes;
-use flatbuffers::{UnionWIPOffset, WIPOffset};
 
-type Body = (fb::Message, WIPOffset<UnionWIPOffset>);
+pub(super) const CLAIMS: Claims = &[
+    (fb::Message::PartyCreate, Claim::Request(decode_create)),
+    (fb::Message::PartyJoin, Claim::Request(decode_join)),
+    (fb::Message::PartyJoinRequestListGet, Claim::Request(decode_join_requests)),
+    (fb::Message::PartyAccept, Claim::Request(decode_accept)),
+    (fb::Message::PartyRemove, Claim::Request(decode_remove)),
+    (fb::Message::PartyLeave, Claim::Request(decode_leave)),
+    (fb::Message::PartyPromote, Claim::Request(decode_promote)),
+    (fb::Message::PartyClose, Claim::Request(decode_close)),
+    // P-9: real-time state nobody waits an ack for may be sent with cid 0.
+    (fb::Message::PartyDataSend, Claim::RequestOrFireAndForget(decode_data_send)),
+    (fb::Message::PartyUpdate, Claim::Request(decode_update)),
+    (fb::Message::PartyGet, Claim::Request(decode_get)),
+    (fb::Message::PartyMyList, Claim::Request(decode_my_list)),
+    (fb::Message::PartyInfo, Claim::Server(decode_info)),
+    (fb::Message::PartyJoinPending, Claim::Server(decode_join_pending)),
+    (fb::Message::PartyJoinRequestList, Claim::Server(decode_join_request_list)),
+    (fb::Message::PartyOk, Claim::Server(decode_ok)),
+    (fb::Message::PartyMyListResult, Claim::Server(decode_my_list_result)),
+    (fb::Message::PartyPresence, Claim::Server(decode_presence_event)),
+    (fb::Message::PartyJoinRequest, Claim::Server(decode_join_request_event)),
+    (fb::Message::PartyLeader, Claim::Server(decode_leader)),
+    (fb::Message::PartyRemoved, Claim::Server(decode_removed)),
+    (fb::Message::PartyData, Claim::Server(decode_data)),
+    (fb::Message::PartyUpdated, Claim::Server(decode_updated)),
+    (fb::Message::PartyJoined, Claim::Server(decode_joined)),
+];
 
-/// Longest search cursor the decoder copies. The server's cursors are 44 characters; 64 leaves
-/// room for a future format while a longer one is refused as garbage before it is copied.
-pub const SEARCH_CURSOR_BYTES_MAX: usize = 64;
-
-pub(super) fn party_id_to_wire(id: PartyId) -> fb::PartyId {
-    fb::PartyId::new((id.0 >> 64) as u64, id.0 as u64)
+/// A message body the envelope's type says is there.
+fn body<T>(message: Option<T>) -> Result<T, DecodeError> {
+    message.ok_or(DecodeError::MissingField("message"))
 }
 
-fn party_id_from_wire(id: Option<&fb::PartyId>) -> Result<PartyId, DecodeError> {
-    let id = id.ok_or(DecodeError::MissingField("party_id"))?;
-    Ok(PartyId((u128::from(id.hi()) << 64) | u128::from(id.lo())))
+fn party(request: PartyRequest) -> Result<Request, DecodeError> {
+    Ok(Request::Party(request))
 }
 
-fn presence_from_wire(presence: Option<fb::Presence<'_>>, field: &'static str) -> Result<Presence, DecodeError> {
-    super::decode_presence(presence.ok_or(DecodeError::MissingField(field))?)
+// ---- requests (server side) ----
+
+fn decode_create(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_create())?;
+    party(PartyRequest::Create {
+        open: m.open(),
+        max_size: m.max_size(),
+        label: m.label().unwrap_or_default().to_owned(),
+        hidden: m.hidden(),
+    })
 }
 
-fn presences_from_wire(
-    list: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::Presence<'_>>>>,
-) -> Result<Vec<Presence>, DecodeError> {
-    list.map_or(Ok(Vec::new()), |list| list.iter().map(super::decode_presence).collect())
+fn decode_join(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    party(PartyRequest::Join { party_id: party_id_from_wire(body(envelope.message_as_party_join())?.party_id())? })
 }
+
+fn decode_join_requests(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_join_request_list_get())?;
+    party(PartyRequest::JoinRequests { party_id: party_id_from_wire(m.party_id())? })
+}
+
+fn decode_accept(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_accept())?;
+    party(PartyRequest::Accept {
+        party_id: party_id_from_wire(m.party_id())?,
+        presence: presence_from_wire(m.presence(), "presence")?,
+    })
+}
+
+fn decode_remove(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_remove())?;
+    party(PartyRequest::Remove {
+        party_id: party_id_from_wire(m.party_id())?,
+        presence: presence_from_wire(m.presence(), "presence")?,
+    })
+}
+
+fn decode_leave(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    party(PartyRequest::Leave { party_id: party_id_from_wire(body(envelope.message_as_party_leave())?.party_id())? })
+}
+
+fn decode_promote(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_promote())?;
+    party(PartyRequest::Promote {
+        party_id: party_id_from_wire(m.party_id())?,
+        presence: presence_from_wire(m.presence(), "presence")?,
+    })
+}
+
+fn decode_close(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    party(PartyRequest::Close { party_id: party_id_from_wire(body(envelope.message_as_party_close())?.party_id())? })
+}
+
+fn decode_data_send(envelope: &fb::Envelope<'_>, frame: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_data_send())?;
+    // The payload stays in the frame's buffer: a refcounted slice, not a copy (P-9).
+    let data = m.data().map_or_else(Bytes::new, |d| frame.slice_ref(d.bytes()));
+    party(PartyRequest::Data { party_id: party_id_from_wire(m.party_id())?, op_code: m.op_code(), data })
+}
+
+fn decode_update(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_update())?;
+    party(PartyRequest::Update {
+        party_id: party_id_from_wire(m.party_id())?,
+        open: toggle_from_wire(m.open(), "open")?,
+        hidden: toggle_from_wire(m.hidden(), "hidden")?,
+        label: m.label().map(str::to_owned),
+    })
+}
+
+fn decode_get(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    party(PartyRequest::Get { party_id: party_id_from_wire(body(envelope.message_as_party_get())?.party_id())? })
+}
+
+fn decode_my_list(_: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    party(PartyRequest::MyParties)
+}
+
+// ---- replies and events (client side) ----
+
+fn reply(envelope: &fb::Envelope<'_>, reply: PartyReply) -> Result<ServerMessage, DecodeError> {
+    Ok(ServerMessage::Reply { cid: Cid(envelope.cid()), result: Ok(Reply::Party(reply)) })
+}
+
+fn event(event: PartyEvent) -> Result<ServerMessage, DecodeError> {
+    Ok(ServerMessage::Event(Event::Party(event)))
+}
+
+fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnapshot, DecodeError> {
+    Ok(PartySnapshot {
+        party_id: party_id_from_wire(info.party_id())?,
+        open: info.open(),
+        hidden: info.hidden(),
+        max_size: info.max_size(),
+        label: info.label().unwrap_or_default().to_owned(),
+        leader: presence_from_wire(info.leader(), "leader")?,
+        members: presences_from_wire(info.members())?,
+    })
+}
+
+fn decode_info(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    reply(envelope, PartyReply::Info(party_info_from_wire(body(envelope.message_as_party_info())?)?))
+}
+
+fn decode_join_pending(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_join_pending())?;
+    reply(envelope, PartyReply::JoinPending { party_id: party_id_from_wire(m.party_id())? })
+}
+
+fn decode_join_request_list(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_join_request_list())?;
+    reply(
+        envelope,
+        PartyReply::JoinRequests {
+            party_id: party_id_from_wire(m.party_id())?,
+            presences: presences_from_wire(m.presences())?,
+        },
+    )
+}
+
+fn decode_ok(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_ok())?;
+    reply(envelope, PartyReply::Ok { party_id: party_id_from_wire(m.party_id())? })
+}
+
+fn decode_my_list_result(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_my_list_result())?;
+    let mut parties = Vec::new();
+    for s in m.parties().iter().flatten() {
+        parties.push(PartySummary {
+            party_id: party_id_from_wire(s.party_id())?,
+            open: s.open(),
+            hidden: s.hidden(),
+            max_size: s.max_size(),
+            member_count: s.member_count(),
+            label: s.label().unwrap_or_default().to_owned(),
+            leader: presence_from_wire(s.leader(), "leader")?,
+        });
+    }
+    reply(envelope, PartyReply::MyParties(parties))
+}
+
+fn decode_presence_event(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_presence())?;
+    event(PartyEvent::Presence {
+        party_id: party_id_from_wire(m.party_id())?,
+        joins: presences_from_wire(m.joins())?,
+        leaves: presences_from_wire(m.leaves())?,
+    })
+}
+
+fn decode_join_request_event(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_join_request())?;
+    event(PartyEvent::JoinRequest {
+        party_id: party_id_from_wire(m.party_id())?,
+        presences: presences_from_wire(m.presences())?,
+    })
+}
+
+fn decode_leader(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_leader())?;
+    event(PartyEvent::Leader {
+        party_id: party_id_from_wire(m.party_id())?,
+        leader: presence_from_wire(m.leader(), "leader")?,
+    })
+}
+
+fn decode_removed(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_removed())?;
+    let reason = match m.reason() {
+        fb::PartyRemovedReason::Kicked => RemovedReason::Kicked,
+        fb::PartyRemovedReason::Closed => RemovedReason::Closed,
+        fb::PartyRemovedReason::Rejected => RemovedReason::Rejected,
+        other => return Err(DecodeError::UnknownEnumValue { field: "reason", value: other.0.into() }),
+    };
+    event(PartyEvent::Removed { party_id: party_id_from_wire(m.party_id())?, reason })
+}
+
+fn decode_data(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_data())?;
+    event(PartyEvent::Data {
+        party_id: party_id_from_wire(m.party_id())?,
+        sender: presence_from_wire(m.sender(), "sender")?,
+        op_code: m.op_code(),
+        data: Bytes::copy_from_slice(m.data().map(|d| d.bytes()).unwrap_or_default()),
+    })
+}
+
+fn decode_updated(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_updated())?;
+    event(PartyEvent::Updated {
+        party_id: party_id_from_wire(m.party_id())?,
+        open: m.open(),
+        hidden: m.hidden(),
+        max_size: m.max_size(),
+        label: m.label().unwrap_or_default().to_owned(),
+    })
+}
+
+fn decode_joined(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_joined())?;
+    event(PartyEvent::Joined(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?))
+}
+
+// ---- encoding ----
 
 fn reason_to_wire(reason: RemovedReason) -> fb::PartyRemovedReason {
     match reason {
@@ -44,134 +262,8 @@ fn reason_to_wire(reason: RemovedReason) -> fb::PartyRemovedReason {
     }
 }
 
-/// Decodes a party request (server side). `None`: not a party request.
-pub(super) fn decode_request(envelope: &fb::Envelope<'_>, frame: &Bytes) -> Option<Result<Request, DecodeError>> {
-    let missing = || DecodeError::MissingField("message");
-    let request = (|| -> Result<Option<PartyRequest>, DecodeError> {
-        Ok(Some(match envelope.message_type() {
-            fb::Message::PartyCreate => {
-                let m = envelope.message_as_party_create().ok_or_else(missing)?;
-                PartyRequest::Create {
-                    open: m.open(),
-                    max_size: m.max_size(),
-                    label: m.label().unwrap_or_default().to_owned(),
-                    hidden: m.hidden(),
-                }
-            }
-            fb::Message::PartyJoin => {
-                let m = envelope.message_as_party_join().ok_or_else(missing)?;
-                PartyRequest::Join { party_id: party_id_from_wire(m.party_id())? }
-            }
-            fb::Message::PartyJoinRequestListGet => {
-                let m = envelope.message_as_party_join_request_list_get().ok_or_else(missing)?;
-                PartyRequest::JoinRequests { party_id: party_id_from_wire(m.party_id())? }
-            }
-            fb::Message::PartyAccept => {
-                let m = envelope.message_as_party_accept().ok_or_else(missing)?;
-                PartyRequest::Accept {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    presence: presence_from_wire(m.presence(), "presence")?,
-                }
-            }
-            fb::Message::PartyRemove => {
-                let m = envelope.message_as_party_remove().ok_or_else(missing)?;
-                PartyRequest::Remove {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    presence: presence_from_wire(m.presence(), "presence")?,
-                }
-            }
-            fb::Message::PartyLeave => {
-                let m = envelope.message_as_party_leave().ok_or_else(missing)?;
-                PartyRequest::Leave { party_id: party_id_from_wire(m.party_id())? }
-            }
-            fb::Message::PartyPromote => {
-                let m = envelope.message_as_party_promote().ok_or_else(missing)?;
-                PartyRequest::Promote {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    presence: presence_from_wire(m.presence(), "presence")?,
-                }
-            }
-            fb::Message::PartyClose => {
-                let m = envelope.message_as_party_close().ok_or_else(missing)?;
-                PartyRequest::Close { party_id: party_id_from_wire(m.party_id())? }
-            }
-            fb::Message::PartyDataSend => {
-                let m = envelope.message_as_party_data_send().ok_or_else(missing)?;
-                // The payload stays in the frame's buffer: a refcounted slice, not a copy (P-9).
-                let data = m.data().map_or_else(Bytes::new, |d| frame.slice_ref(d.bytes()));
-                PartyRequest::Data { party_id: party_id_from_wire(m.party_id())?, op_code: m.op_code(), data }
-            }
-            fb::Message::PartyUpdate => {
-                let m = envelope.message_as_party_update().ok_or_else(missing)?;
-                PartyRequest::Update {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    open: m.open(),
-                    hidden: m.hidden(),
-                    label: m.label().map(str::to_owned),
-                }
-            }
-            fb::Message::PartyGet => {
-                let m = envelope.message_as_party_get().ok_or_else(missing)?;
-                PartyRequest::Get { party_id: party_id_from_wire(m.party_id())? }
-            }
-            fb::Message::PartyMyList => PartyRequest::MyParties,
-            fb::Message::PartySearch => {
-                let m = envelope.message_as_party_search().ok_or_else(missing)?;
-                // Both strings are bounded before they are copied out of the frame.
-                let query = m.query().unwrap_or_default();
-                if query.len() > SEARCH_QUERY_BYTES_CEILING {
-                    return Err(DecodeError::TooLarge {
-                        field: "query",
-                        len: query.len(),
-                        max: SEARCH_QUERY_BYTES_CEILING,
-                    });
-                }
-                let cursor = m.cursor();
-                if let Some(cursor) = cursor.filter(|c| c.len() > SEARCH_CURSOR_BYTES_MAX) {
-                    return Err(DecodeError::CursorTooLong { len: cursor.len(), max: SEARCH_CURSOR_BYTES_MAX });
-                }
-                PartyRequest::Search {
-                    query: query.to_owned(),
-                    open: m.open(),
-                    limit: m.limit(),
-                    cursor: cursor.map(str::to_owned),
-                }
-            }
-            fb::Message::PartyInfo
-            | fb::Message::PartyJoinPending
-            | fb::Message::PartyJoinRequestList
-            | fb::Message::PartyOk
-            | fb::Message::PartyMyListResult
-            | fb::Message::PartyPresence
-            | fb::Message::PartyJoinRequest
-            | fb::Message::PartyLeader
-            | fb::Message::PartyRemoved
-            | fb::Message::PartyData
-            | fb::Message::PartyUpdated
-            | fb::Message::PartyJoined
-            | fb::Message::PartySearchResult => {
-                return Err(DecodeError::NotARequest(envelope.message_type().variant_name().unwrap_or("unknown")))
-            }
-            _ => return Ok(None),
-        }))
-    })();
-    match request {
-        Ok(Some(request)) => Some(Ok(Request::Party(request))),
-        Ok(None) => None,
-        Err(e) => Some(Err(e)),
-    }
-}
-
 impl Encoder {
-    fn presences(
-        &mut self,
-        presences: &[Presence],
-    ) -> WIPOffset<flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<fb::Presence<'static>>>> {
-        let offsets: Vec<_> = presences.iter().map(|p| self.presence(p)).collect();
-        self.builder.create_vector(&offsets)
-    }
-
-    fn party_info(&mut self, snapshot: &PartySnapshot) -> WIPOffset<fb::PartyInfo<'static>> {
+    fn party_info(&mut self, snapshot: &PartySnapshot) -> flatbuffers::WIPOffset<fb::PartyInfo<'static>> {
         let label = self.builder.create_string(&snapshot.label);
         let leader = self.presence(&snapshot.leader);
         let members = self.presences(&snapshot.members);
@@ -190,7 +282,7 @@ impl Encoder {
         )
     }
 
-    fn party_summary(&mut self, summary: &PartySummary) -> WIPOffset<fb::PartySummary<'static>> {
+    fn party_summary(&mut self, summary: &PartySummary) -> flatbuffers::WIPOffset<fb::PartySummary<'static>> {
         let label = self.builder.create_string(&summary.label);
         let leader = self.presence(&summary.leader);
         let party_id = party_id_to_wire(summary.party_id);
@@ -204,21 +296,6 @@ impl Encoder {
                 member_count: summary.member_count,
                 label: Some(label),
                 leader: Some(leader),
-            },
-        )
-    }
-
-    fn party_listing(&mut self, listing: &PartyListing) -> WIPOffset<fb::PartyListing<'static>> {
-        let label = self.builder.create_string(&listing.label);
-        let party_id = party_id_to_wire(listing.party_id);
-        fb::PartyListing::create(
-            &mut self.builder,
-            &fb::PartyListingArgs {
-                party_id: Some(&party_id),
-                open: listing.open,
-                max_size: listing.max_size,
-                member_count: listing.member_count,
-                label: Some(label),
             },
         )
     }
@@ -255,16 +332,7 @@ impl Encoder {
                 );
                 (fb::Message::PartyMyListResult, m.as_union_value())
             }
-            PartyReply::SearchResult { parties, cursor } => {
-                let offsets: Vec<_> = parties.iter().map(|p| self.party_listing(p)).collect();
-                let parties = self.builder.create_vector(&offsets);
-                let cursor = cursor.as_deref().map(|c| self.builder.create_string(c));
-                let m = fb::PartySearchResult::create(
-                    &mut self.builder,
-                    &fb::PartySearchResultArgs { parties: Some(parties), cursor },
-                );
-                (fb::Message::PartySearchResult, m.as_union_value())
-            }
+            PartyReply::SearchResult { parties, cursor } => self.search_result(parties, cursor.as_deref()),
         }
     }
 
@@ -419,7 +487,12 @@ impl Encoder {
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyUpdate::create(
                     &mut self.builder,
-                    &fb::PartyUpdateArgs { party_id: Some(&id), open: *open, hidden: *hidden, label },
+                    &fb::PartyUpdateArgs {
+                        party_id: Some(&id),
+                        open: toggle_to_wire(*open),
+                        hidden: toggle_to_wire(*hidden),
+                        label,
+                    },
                 );
                 (fb::Message::PartyUpdate, m.as_union_value())
             }
@@ -433,159 +506,18 @@ impl Encoder {
                 fb::PartyMyList::create(&mut self.builder, &fb::PartyMyListArgs {}).as_union_value(),
             ),
             PartyRequest::Search { query, open, limit, cursor } => {
-                let query = self.builder.create_string(query);
-                let cursor = cursor.as_deref().map(|c| self.builder.create_string(c));
-                let m = fb::PartySearch::create(
-                    &mut self.builder,
-                    &fb::PartySearchArgs { query: Some(query), open: *open, limit: *limit, cursor },
-                );
-                (fb::Message::PartySearch, m.as_union_value())
+                self.search_request(query, *open, *limit, cursor.as_deref())
             }
         }
     }
 }
 
-fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnapshot, DecodeError> {
-    Ok(PartySnapshot {
-        party_id: party_id_from_wire(info.party_id())?,
-        open: info.open(),
-        hidden: info.hidden(),
-        max_size: info.max_size(),
-        label: info.label().unwrap_or_default().to_owned(),
-        leader: presence_from_wire(info.leader(), "leader")?,
-        members: presences_from_wire(info.members())?,
-    })
-}
-
-fn reason_from_wire(reason: fb::PartyRemovedReason) -> Result<RemovedReason, DecodeError> {
-    match reason {
-        fb::PartyRemovedReason::Kicked => Ok(RemovedReason::Kicked),
-        fb::PartyRemovedReason::Closed => Ok(RemovedReason::Closed),
-        fb::PartyRemovedReason::Rejected => Ok(RemovedReason::Rejected),
-        _ => Err(DecodeError::MissingField("reason")),
-    }
-}
-
-/// Decodes a party reply or event (client side). `None`: not a party message.
-pub(super) fn decode_server_message(envelope: &fb::Envelope<'_>) -> Option<Result<ServerMessage, DecodeError>> {
-    let cid = Cid(envelope.cid());
-    let missing = || DecodeError::MissingField("message");
-    let reply = |r: PartyReply| ServerMessage::Reply { cid, result: Ok(Reply::Party(r)) };
-    let event = |e: PartyEvent| ServerMessage::Event(Event::Party(e));
-    let message = (|| -> Result<Option<ServerMessage>, DecodeError> {
-        Ok(Some(match envelope.message_type() {
-            fb::Message::PartyInfo => {
-                let m = envelope.message_as_party_info().ok_or_else(missing)?;
-                reply(PartyReply::Info(party_info_from_wire(m)?))
-            }
-            fb::Message::PartyJoinPending => {
-                let m = envelope.message_as_party_join_pending().ok_or_else(missing)?;
-                reply(PartyReply::JoinPending { party_id: party_id_from_wire(m.party_id())? })
-            }
-            fb::Message::PartyJoinRequestList => {
-                let m = envelope.message_as_party_join_request_list().ok_or_else(missing)?;
-                reply(PartyReply::JoinRequests {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    presences: presences_from_wire(m.presences())?,
-                })
-            }
-            fb::Message::PartyOk => {
-                let m = envelope.message_as_party_ok().ok_or_else(missing)?;
-                reply(PartyReply::Ok { party_id: party_id_from_wire(m.party_id())? })
-            }
-            fb::Message::PartyMyListResult => {
-                let m = envelope.message_as_party_my_list_result().ok_or_else(missing)?;
-                let mut parties = Vec::new();
-                for s in m.parties().iter().flatten() {
-                    parties.push(PartySummary {
-                        party_id: party_id_from_wire(s.party_id())?,
-                        open: s.open(),
-                        hidden: s.hidden(),
-                        max_size: s.max_size(),
-                        member_count: s.member_count(),
-                        label: s.label().unwrap_or_default().to_owned(),
-                        leader: presence_from_wire(s.leader(), "leader")?,
-                    });
-                }
-                reply(PartyReply::MyParties(parties))
-            }
-            fb::Message::PartySearchResult => {
-                let m = envelope.message_as_party_search_result().ok_or_else(missing)?;
-                let mut parties = Vec::new();
-                for l in m.parties().iter().flatten() {
-                    parties.push(PartyListing {
-                        party_id: party_id_from_wire(l.party_id())?,
-                        open: l.open(),
-                        max_size: l.max_size(),
-                        member_count: l.member_count(),
-                        label: l.label().unwrap_or_default().to_owned(),
-                    });
-                }
-                reply(PartyReply::SearchResult { parties, cursor: m.cursor().map(str::to_owned) })
-            }
-            fb::Message::PartyPresence => {
-                let m = envelope.message_as_party_presence().ok_or_else(missing)?;
-                event(PartyEvent::Presence {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    joins: presences_from_wire(m.joins())?,
-                    leaves: presences_from_wire(m.leaves())?,
-                })
-            }
-            fb::Message::PartyJoinRequest => {
-                let m = envelope.message_as_party_join_request().ok_or_else(missing)?;
-                event(PartyEvent::JoinRequest {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    presences: presences_from_wire(m.presences())?,
-                })
-            }
-            fb::Message::PartyLeader => {
-                let m = envelope.message_as_party_leader().ok_or_else(missing)?;
-                event(PartyEvent::Leader {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    leader: presence_from_wire(m.leader(), "leader")?,
-                })
-            }
-            fb::Message::PartyRemoved => {
-                let m = envelope.message_as_party_removed().ok_or_else(missing)?;
-                event(PartyEvent::Removed {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    reason: reason_from_wire(m.reason())?,
-                })
-            }
-            fb::Message::PartyData => {
-                let m = envelope.message_as_party_data().ok_or_else(missing)?;
-                event(PartyEvent::Data {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    sender: presence_from_wire(m.sender(), "sender")?,
-                    op_code: m.op_code(),
-                    data: Bytes::copy_from_slice(m.data().map(|d| d.bytes()).unwrap_or_default()),
-                })
-            }
-            fb::Message::PartyUpdated => {
-                let m = envelope.message_as_party_updated().ok_or_else(missing)?;
-                event(PartyEvent::Updated {
-                    party_id: party_id_from_wire(m.party_id())?,
-                    open: m.open(),
-                    hidden: m.hidden(),
-                    max_size: m.max_size(),
-                    label: m.label().unwrap_or_default().to_owned(),
-                })
-            }
-            fb::Message::PartyJoined => {
-                let m = envelope.message_as_party_joined().ok_or_else(missing)?;
-                event(PartyEvent::Joined(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?))
-            }
-            _ => return Ok(None),
-        }))
-    })();
-    message.transpose()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{hand_built, reply_round_trips, request_round_trips};
     use super::super::{decode_request as decode, decode_server_message as decode_server, verifier_options};
     use super::*;
-    use crate::core::{CoreError, SessionId, UserId, Username};
+    use crate::core::{CoreError, PartyId, Presence, SessionId, UserId, Username};
 
     fn presence(n: u32) -> Presence {
         Presence {
@@ -630,20 +562,9 @@ mod tests {
             PartyRequest::Update { party_id: ID, open: None, hidden: Some(true), label: None },
             PartyRequest::Get { party_id: ID },
             PartyRequest::MyParties,
-            PartyRequest::Search {
-                query: r#"+label.mode:ctf -open:false "a b"^2"#.into(),
-                open: Some(false),
-                limit: Some(0),
-                cursor: Some("c".repeat(44)),
-            },
-            PartyRequest::Search { query: String::new(), open: None, limit: None, cursor: None },
-            PartyRequest::Search { query: "x".into(), open: Some(true), limit: Some(u32::MAX), cursor: None },
         ];
-        let mut encoder = Encoder::new();
         for request in requests {
-            let request = Request::Party(request);
-            let frame = Bytes::copy_from_slice(encoder.request(Cid(77), &request));
-            assert_eq!(decode(&frame, &options()), Ok((Cid(77), request.clone())), "{request:?}");
+            request_round_trips(Request::Party(request));
         }
     }
 
@@ -663,12 +584,7 @@ mod tests {
     fn missing_party_id_is_named() {
         let mut builder = flatbuffers::FlatBufferBuilder::new();
         let join = fb::PartyJoin::create(&mut builder, &fb::PartyJoinArgs { party_id: None }).as_union_value();
-        let env = fb::Envelope::create(
-            &mut builder,
-            &fb::EnvelopeArgs { cid: 4, message_type: fb::Message::PartyJoin, message: Some(join) },
-        );
-        builder.finish(env, None);
-        let (cid, error) = decode(&Bytes::copy_from_slice(builder.finished_data()), &options()).unwrap_err();
+        let (cid, error) = decode(&hand_built(builder, 4, fb::Message::PartyJoin, join), &options()).unwrap_err();
         assert_eq!(cid, Cid(4));
         assert_eq!(error, DecodeError::MissingField("party_id"));
     }
@@ -692,29 +608,9 @@ mod tests {
             PartyReply::Ok { party_id: ID },
             PartyReply::MyParties(vec![summary.clone(), PartySummary { party_id: PartyId(1), ..summary }]),
             PartyReply::MyParties(vec![]),
-            PartyReply::SearchResult {
-                parties: vec![
-                    PartyListing { party_id: ID, open: true, max_size: 8, member_count: 3, label: r#"{"a":1}"#.into() },
-                    PartyListing {
-                        party_id: PartyId(2),
-                        open: false,
-                        max_size: 256,
-                        member_count: 256,
-                        label: "".into(),
-                    },
-                ],
-                cursor: Some("AQ".into()),
-            },
-            PartyReply::SearchResult { parties: vec![], cursor: None },
         ];
-        let mut encoder = Encoder::new();
-        for r in replies {
-            let frame = encoder.reply(Cid(9), &Ok(Reply::Party(r.clone()))).to_vec();
-            assert_eq!(
-                decode_server(&frame, &options()),
-                Ok(ServerMessage::Reply { cid: Cid(9), result: Ok(Reply::Party(r.clone())) }),
-                "{r:?}"
-            );
+        for reply in replies {
+            reply_round_trips(Reply::Party(reply));
         }
     }
 
@@ -776,33 +672,46 @@ mod tests {
     }
 
     #[test]
-    fn search_strings_are_bounded_before_they_are_copied() {
-        use super::super::ErrorCode;
-        let mut encoder = Encoder::new();
-        let long_query = Request::Party(PartyRequest::Search {
-            query: "a".repeat(SEARCH_QUERY_BYTES_CEILING + 1),
-            open: None,
-            limit: None,
-            cursor: None,
-        });
-        let frame = Bytes::copy_from_slice(encoder.request(Cid(2), &long_query));
-        let (cid, error) = decode(&frame, &verifier_options(1 << 20)).unwrap_err();
-        assert_eq!((cid, error.code()), (Cid(2), ErrorCode::LimitExceeded), "{error}");
-        let long_cursor = Request::Party(PartyRequest::Search {
-            query: String::new(),
-            open: None,
-            limit: None,
-            cursor: Some("A".repeat(SEARCH_CURSOR_BYTES_MAX + 1)),
-        });
-        let frame = Bytes::copy_from_slice(encoder.request(Cid(3), &long_cursor));
-        let (cid, error) = decode(&frame, &options()).unwrap_err();
-        assert_eq!((cid, error.code()), (Cid(3), ErrorCode::SearchCursorInvalid), "{error}");
-    }
-
-    #[test]
     fn server_only_party_messages_are_not_requests() {
         let frame = Encoder::new().reply(Cid(5), &Ok(Reply::Party(PartyReply::Ok { party_id: ID }))).to_vec();
         let (cid, error) = decode(&Bytes::from(frame), &options()).unwrap_err();
         assert_eq!((cid, error), (Cid(5), DecodeError::NotARequest("PartyOk")));
+    }
+
+    /// Builds a PartyUpdate table by hand with raw bytes for `open` and `hidden` (`None`: left
+    /// out), as a client of the previous schema (`bool = null`) or a buggy one would.
+    fn raw_update(open: Option<u8>, hidden: Option<u8>) -> Bytes {
+        let mut builder = flatbuffers::FlatBufferBuilder::new();
+        let id = super::party_id_to_wire(ID);
+        let table = builder.start_table();
+        builder.push_slot_always(fb::PartyUpdate::VT_PARTY_ID, id);
+        if let Some(open) = open {
+            builder.push_slot_always::<u8>(fb::PartyUpdate::VT_OPEN, open);
+        }
+        if let Some(hidden) = hidden {
+            builder.push_slot_always::<u8>(fb::PartyUpdate::VT_HIDDEN, hidden);
+        }
+        let update = builder.end_table(table).as_union_value();
+        hand_built(builder, 31, fb::Message::PartyUpdate, update)
+    }
+
+    #[test]
+    fn an_update_written_with_the_previous_optional_bools_decodes_the_same() {
+        for (open, hidden) in [(Some(0), None), (Some(1), Some(0)), (None, Some(1)), (None, None)] {
+            let expected = Request::Party(PartyRequest::Update {
+                party_id: ID,
+                open: open.map(|b| b == 1),
+                hidden: hidden.map(|b| b == 1),
+                label: None,
+            });
+            assert_eq!(decode(&raw_update(open, hidden), &options()), Ok((Cid(31), expected)));
+        }
+    }
+
+    #[test]
+    fn an_unknown_toggle_value_is_bad_input_under_the_requests_cid() {
+        let (cid, error) = decode(&raw_update(Some(1), Some(9)), &options()).unwrap_err();
+        assert_eq!((cid, &error), (Cid(31), &DecodeError::UnknownEnumValue { field: "hidden", value: 9 }));
+        assert_eq!(error.code(), super::super::ErrorCode::BadInput);
     }
 }

@@ -2,39 +2,48 @@
 //! replies and events, and the client-side mirrors. Lists from clients are bounded before
 //! anything is allocated for them.
 
-use super::{fb, DecodeError, Encoder};
-use crate::core::{Presence, Request, SessionId, UserId, Username};
+use super::dispatch::{Claim, Claims};
+use super::fields::presence_from_wire;
+use super::{fb, Body, DecodeError, Encoder, ServerMessage};
+use crate::core::{Cid, Event, Reply, Request, UserId, Username};
 use crate::core::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 use crate::limits::FOLLOW_IDS_PER_REQUEST_CEILING;
-use flatbuffers::{ForwardsUOffset, UnionWIPOffset, Vector, WIPOffset};
+use bytes::Bytes;
+use flatbuffers::{ForwardsUOffset, Vector, WIPOffset};
 
-type Body = (fb::Message, WIPOffset<UnionWIPOffset>);
+pub(super) const CLAIMS: Claims = &[
+    (fb::Message::StatusUpdate, Claim::Request(decode_update)),
+    (fb::Message::StatusUpdated, Claim::Server(decode_updated)),
+    (fb::Message::StatusFollow, Claim::Request(decode_follow)),
+    (fb::Message::StatusFollowed, Claim::Server(decode_followed)),
+    (fb::Message::StatusUnfollow, Claim::Request(decode_unfollow)),
+    (fb::Message::StatusUnfollowed, Claim::Server(decode_unfollowed)),
+    (fb::Message::StatusPresenceEvent, Claim::Server(decode_presence_event)),
+];
 
-/// Decodes a status request (`kind` is one of the status request types).
-pub(super) fn decode_request(envelope: &fb::Envelope<'_>, kind: fb::Message) -> Result<Request, DecodeError> {
-    let missing = DecodeError::MissingField("message");
-    let request = match kind {
-        fb::Message::StatusUpdate => {
-            let update = envelope.message_as_status_update().ok_or(missing)?;
-            StatusRequest::Update { status: update.status().map(str::to_owned) }
-        }
-        fb::Message::StatusFollow => {
-            let follow = envelope.message_as_status_follow().ok_or(missing)?;
-            let user_ids = bounded(follow.user_ids(), "user_ids", 0)?;
-            let usernames = bounded(follow.usernames(), "usernames", user_ids.map_or(0, |v| v.len()))?;
-            StatusRequest::Follow {
-                user_ids: user_ids.iter().flatten().map(UserId::new).collect(),
-                usernames: usernames.iter().flatten().map(Username::new).collect(),
-            }
-        }
-        fb::Message::StatusUnfollow => {
-            let unfollow = envelope.message_as_status_unfollow().ok_or(missing)?;
-            let user_ids = bounded(unfollow.user_ids(), "user_ids", 0)?;
-            StatusRequest::Unfollow { user_ids: user_ids.iter().flatten().map(UserId::new).collect() }
-        }
-        _ => return Err(DecodeError::UnknownMessage(kind.0)),
-    };
-    Ok(Request::Status(request))
+fn body<T>(message: Option<T>) -> Result<T, DecodeError> {
+    message.ok_or(DecodeError::MissingField("message"))
+}
+
+fn decode_update(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let update = body(envelope.message_as_status_update())?;
+    Ok(Request::Status(StatusRequest::Update { status: update.status().map(str::to_owned) }))
+}
+
+fn decode_follow(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let follow = body(envelope.message_as_status_follow())?;
+    let user_ids = bounded(follow.user_ids(), "user_ids", 0)?;
+    let usernames = bounded(follow.usernames(), "usernames", user_ids.map_or(0, |v| v.len()))?;
+    Ok(Request::Status(StatusRequest::Follow {
+        user_ids: user_ids.iter().flatten().map(UserId::new).collect(),
+        usernames: usernames.iter().flatten().map(Username::new).collect(),
+    }))
+}
+
+fn decode_unfollow(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let unfollow = body(envelope.message_as_status_unfollow())?;
+    let user_ids = bounded(unfollow.user_ids(), "user_ids", 0)?;
+    Ok(Request::Status(StatusRequest::Unfollow { user_ids: user_ids.iter().flatten().map(UserId::new).collect() }))
 }
 
 /// A string list of at most the decoder's ceiling (counting `before` entries of the same
@@ -135,23 +144,29 @@ impl Encoder {
     }
 }
 
-/// Client side: decodes a status reply (`kind` is one of the status reply types).
-pub(super) fn decode_reply(envelope: &fb::Envelope<'_>, kind: fb::Message) -> Result<StatusReply, DecodeError> {
-    match kind {
-        fb::Message::StatusUpdated => Ok(StatusReply::Updated),
-        fb::Message::StatusUnfollowed => Ok(StatusReply::Unfollowed),
-        fb::Message::StatusFollowed => {
-            let followed = envelope.message_as_status_followed().ok_or(DecodeError::MissingField("message"))?;
-            Ok(StatusReply::Followed { presences: decode_status_presences(followed.presences())? })
-        }
-        _ => Err(DecodeError::UnknownMessage(kind.0)),
-    }
+fn reply(envelope: &fb::Envelope<'_>, reply: StatusReply) -> Result<ServerMessage, DecodeError> {
+    Ok(ServerMessage::Reply { cid: Cid(envelope.cid()), result: Ok(Reply::Status(reply)) })
 }
 
-/// Client side: decodes a status presence event.
-pub(super) fn decode_event(envelope: &fb::Envelope<'_>) -> Result<StatusEvent, DecodeError> {
-    let event = envelope.message_as_status_presence_event().ok_or(DecodeError::MissingField("message"))?;
-    Ok(StatusEvent { joins: decode_status_presences(event.joins())?, leaves: decode_status_presences(event.leaves())? })
+fn decode_updated(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    reply(envelope, StatusReply::Updated)
+}
+
+fn decode_unfollowed(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    reply(envelope, StatusReply::Unfollowed)
+}
+
+fn decode_followed(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let followed = body(envelope.message_as_status_followed())?;
+    reply(envelope, StatusReply::Followed { presences: decode_status_presences(followed.presences())? })
+}
+
+fn decode_presence_event(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let event = body(envelope.message_as_status_presence_event())?;
+    Ok(ServerMessage::Event(Event::Status(StatusEvent {
+        joins: decode_status_presences(event.joins())?,
+        leaves: decode_status_presences(event.leaves())?,
+    })))
 }
 
 fn decode_status_presences(
@@ -160,13 +175,8 @@ fn decode_status_presences(
     list.iter()
         .flatten()
         .map(|p| {
-            let presence = p.presence().ok_or(DecodeError::MissingField("status_presence.presence"))?;
             Ok(StatusPresence {
-                presence: Presence {
-                    user_id: UserId::new(presence.user_id().ok_or(DecodeError::MissingField("presence.user_id"))?),
-                    session_id: SessionId::from_wire(presence.session_id()),
-                    username: Username::new(presence.username().ok_or(DecodeError::MissingField("presence.username"))?),
-                },
+                presence: presence_from_wire(p.presence(), "status_presence.presence")?,
                 status: p.status().ok_or(DecodeError::MissingField("status_presence.status"))?.to_owned(),
             })
         })
@@ -175,10 +185,10 @@ fn decode_status_presences(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{hand_built, reply_round_trips, request_round_trips};
     use super::super::{decode_request as decode, decode_server_message, verifier_options, ServerMessage};
     use super::*;
-    use crate::core::{Cid, Event, Reply};
-    use bytes::Bytes;
+    use crate::core::{Presence, SessionId};
     use flatbuffers::FlatBufferBuilder;
 
     fn options() -> flatbuffers::VerifierOptions {
@@ -197,18 +207,11 @@ mod tests {
     }
 
     fn round_trip_request(request: StatusRequest) {
-        let request = Request::Status(request);
-        let frame = Bytes::copy_from_slice(Encoder::new().request(Cid(11), &request));
-        assert_eq!(decode(&frame, &options()), Ok((Cid(11), request)));
+        request_round_trips(Request::Status(request));
     }
 
     fn round_trip_reply(reply: StatusReply) {
-        let reply = Reply::Status(reply);
-        let frame = Encoder::new().reply(Cid(12), &Ok(reply.clone())).to_vec();
-        assert_eq!(
-            decode_server_message(&frame, &options()),
-            Ok(ServerMessage::Reply { cid: Cid(12), result: Ok(reply) })
-        );
+        reply_round_trips(Reply::Status(reply));
     }
 
     #[test]
@@ -271,16 +274,7 @@ mod tests {
         let ids = builder.create_vector(&vec![id; FOLLOW_IDS_PER_REQUEST_CEILING + 1]);
         let follow =
             fb::StatusFollow::create(&mut builder, &fb::StatusFollowArgs { user_ids: Some(ids), usernames: None });
-        let envelope = fb::Envelope::create(
-            &mut builder,
-            &fb::EnvelopeArgs {
-                cid: 8,
-                message_type: fb::Message::StatusFollow,
-                message: Some(follow.as_union_value()),
-            },
-        );
-        builder.finish(envelope, None);
-        let frame = Bytes::copy_from_slice(builder.finished_data());
+        let frame = hand_built(builder, 8, fb::Message::StatusFollow, follow.as_union_value());
         let (cid, error) = decode(&frame, &verifier_options(1 << 20)).unwrap_err();
         assert_eq!(cid, Cid(8));
         assert_eq!(error.code(), super::super::ErrorCode::LimitExceeded);
