@@ -36,7 +36,6 @@
 use super::Options;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -56,6 +55,10 @@ pub(crate) const BODY_BYTES_MAX: usize = 1 << 20;
 /// Connections the floor holds at once: more than one process may open here (20,000 files),
 /// so the bound never refuses a harness run, only a runaway.
 const CONNECTIONS_MAX: usize = 65_536;
+/// Party numbers the floor accepts: the harness numbers parties densely from 0 and a party has
+/// at least two members, so its numbers stay below half the connections. The party table is a
+/// plain vector indexed by number, the cheapest lookup there is.
+const PARTY_NUMBERS_MAX: usize = CONNECTIONS_MAX;
 /// Members of one party; the harness refuses `--party-size` above the same number.
 const PARTY_MEMBERS_MAX: usize = 256;
 /// huddle's default `accepts_per_turn_max`, so both accept connection storms alike.
@@ -115,8 +118,8 @@ struct Floor {
     accept_ready: bool,
     conns: Vec<Option<FloorConn>>,
     free: Vec<usize>,
-    /// Members of each party, in join order.
-    parties: HashMap<u32, Vec<usize>>,
+    /// Members of each party by party number, in join order.
+    parties: Vec<Vec<usize>>,
     read_list: Vec<usize>,
     /// Connections whose last read filled the batch: read again next turn.
     read_again: Vec<usize>,
@@ -150,7 +153,7 @@ pub(crate) fn serve(o: &Options) -> Result<(), String> {
         accept_ready: true,
         conns: Vec::new(),
         free: Vec::new(),
-        parties: HashMap::new(),
+        parties: Vec::new(),
         read_list: Vec::new(),
         read_again: Vec::new(),
         flush_list: Vec::new(),
@@ -339,11 +342,18 @@ impl Floor {
             KIND_JOIN => {
                 let party: [u8; 4] = body.get(1..5).and_then(|p| p.try_into().ok()).ok_or("join without a party")?;
                 let party = u32::from_le_bytes(party);
+                let number = party as usize;
+                if number >= PARTY_NUMBERS_MAX {
+                    return Err(format!("party number {party} over {PARTY_NUMBERS_MAX}"));
+                }
                 let conn = self.conns[from].as_mut().expect("Invariant: a handled frame's connection exists");
                 if conn.party.is_some() {
                     return Err("a second join".into());
                 }
-                let members = self.parties.entry(party).or_default();
+                if self.parties.len() <= number {
+                    self.parties.resize_with(number + 1, Vec::new);
+                }
+                let members = &mut self.parties[number];
                 if members.len() >= PARTY_MEMBERS_MAX {
                     return Err(format!("party {party} is full ({PARTY_MEMBERS_MAX})"));
                 }
@@ -354,7 +364,7 @@ impl Floor {
             kind @ (KIND_DATA_ACKED | KIND_DATA_FIRE) => {
                 let conn = self.conns[from].as_ref().expect("Invariant: a handled frame's connection exists");
                 let party = conn.party.ok_or("data before a join")?;
-                let members = self.parties.get(&party).map(Vec::as_slice).unwrap_or_default();
+                let members = &self.parties[party as usize];
                 for &member in members {
                     if member != from {
                         queue_to(
@@ -419,12 +429,7 @@ impl Floor {
             };
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if let Some(party) = conn.party {
-                if let Some(members) = self.parties.get_mut(&party) {
-                    members.retain(|&m| m != slot);
-                    if members.is_empty() {
-                        self.parties.remove(&party);
-                    }
-                }
+                self.parties[party as usize].retain(|&m| m != slot);
             }
             self.free.push(slot);
         }
