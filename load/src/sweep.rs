@@ -89,13 +89,18 @@ pub(crate) fn run(o: &Options) -> Result<Report, String> {
     std::fs::write(&o.svg, svg).map_err(|e| format!("writing {}: {e}", o.svg.display()))?;
     let peak = sustained_peak(steps.iter()).unwrap_or(&steps[0]).clone();
     let floor_peak = sustained_peak(steps.iter().filter_map(|s| s.floor.as_deref())).cloned();
-    Ok(Report {
+    let report = Report {
         scenario: "sweep",
         steps,
         svg: Some(o.svg.display().to_string()),
         floor: floor_peak.map(Box::new),
         ..peak
-    })
+    };
+    if o.json {
+        // The table's summary is not in the JSON's shape: say it on stderr too.
+        eprint!("{}", summary(&report));
+    }
+    Ok(report)
 }
 
 /// The step with the highest offered rate that held.
