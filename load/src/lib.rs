@@ -553,6 +553,7 @@ impl WorkerResult {
             "unsent": self.unsent,
             "blocked_turns": self.blocked_turns,
             "busy_percent": w.busy_percent,
+            "cpu_percent": w.cpu_percent,
             "turns": w.turns.serialize(),
             "turn_max_ns": w.turn_max_ns,
             "turn_max_at_ms": w.turn_max_at_ms,
@@ -583,6 +584,7 @@ impl WorkerResult {
             blocked_turns: n("blocked_turns"),
             watched: LoopFigures {
                 busy_percent: f("busy_percent"),
+                cpu_percent: f("cpu_percent"),
                 turns: Latency::deserialize(v["turns"].as_str().unwrap_or(""))?,
                 turn_max_ns: n("turn_max_ns"),
                 turn_max_at_ms: f("turn_max_at_ms"),
@@ -614,7 +616,11 @@ impl WorkerResult {
         self.unsent += other.unsent;
         self.blocked_turns += other.blocked_turns;
         let (w, o) = (&mut self.watched, other.watched);
-        w.busy_percent = w.busy_percent.max(o.busy_percent);
+        // The busiest worker's figures, together: its CPU share explains its busy share.
+        if o.busy_percent > w.busy_percent {
+            w.busy_percent = o.busy_percent;
+            w.cpu_percent = o.cpu_percent;
+        }
         w.turns.merge(&o.turns);
         if o.turn_max_ns > w.turn_max_ns {
             w.turn_max_ns = o.turn_max_ns;
@@ -816,6 +822,7 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         harness_send_lag_us: total.send_lag.percentiles(),
         harness: HarnessFigures {
             busy_percent: total.watched.busy_percent,
+            cpu_percent: total.watched.cpu_percent,
             recv_backlog_bytes_max: total.watched.recv_backlog_bytes_max,
             recv_backlog_ms: total.watched.recv_backlog_ms,
             turn_us: total.watched.turns.percentiles(),

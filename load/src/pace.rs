@@ -64,6 +64,33 @@ impl Schedule {
         self.total().saturating_sub(self.next)
     }
 
+    /// Messages still owed at `now_ns` whose intended time is at or after `from_ns`, as
+    /// `(lateness_ns, count)` groups of nearly equal lateness, at most `groups_max` of them: how
+    /// late the sender is on what it never sent, without a sample per message.
+    pub fn owed_lateness(&self, from_ns: u64, now_ns: u64, groups_max: u64) -> Vec<(u64, u64)> {
+        let total = self.total();
+        // The first owed message intended at or after `from_ns`.
+        let first = if from_ns <= self.start_ns {
+            self.next
+        } else {
+            let k = (u128::from(from_ns - self.start_ns) * u128::from(self.rate_per_s)).div_ceil(1_000_000_000) as u64;
+            k.max(self.next)
+        };
+        if first >= total {
+            return Vec::new();
+        }
+        let owed = total - first;
+        let per_group = owed.div_ceil(groups_max.max(1));
+        (first..total)
+            .step_by(per_group as usize)
+            .map(|k| {
+                let count = per_group.min(total - k);
+                // The group's middle message stands for the group.
+                (now_ns.saturating_sub(self.intended_ns(k + count / 2)), count)
+            })
+            .collect()
+    }
+
     /// Whether every message has been taken.
     pub fn finished(&self) -> bool {
         self.next >= self.total()
@@ -115,6 +142,21 @@ mod tests {
         assert_eq!(s.due(S, u64::MAX), 120..1001);
         assert_eq!(s.due(S, 5), 1001..1001);
         assert_eq!(s.owed(), s.total() - 1001);
+    }
+
+    #[test]
+    fn owed_messages_are_as_late_as_the_schedule_says() {
+        let mut s = Schedule::new(0, 2 * S, 1000);
+        assert_eq!(s.due(S, 500), 0..500);
+        // At the end, 1,500 messages are owed (500 ms to 2 s); only those from 1 s on count.
+        let groups = s.owed_lateness(S, 2 * S, 10);
+        assert_eq!(groups.iter().map(|g| g.1).sum::<u64>(), 1000);
+        assert_eq!(groups.len(), 10);
+        // The first group (1.0 to 1.1 s) is about 950 ms late, the last about 50 ms.
+        assert!((940_000_000..960_000_000).contains(&groups[0].0), "{groups:?}");
+        assert!((40_000_000..60_000_000).contains(&groups[9].0), "{groups:?}");
+        assert!(s.owed_lateness(0, 2 * S, 10).iter().map(|g| g.1).sum::<u64>() == 1500);
+        assert!(s.owed_lateness(3 * S, 4 * S, 10).is_empty());
     }
 
     #[test]

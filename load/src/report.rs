@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 
 /// A loop busy this share of the window had no slack left to read deliveries when they came.
 const HARNESS_BUSY_PERCENT_MAX: f64 = 90.0;
+/// A busy loop that had a CPU for less than this share of its busy time was mostly waiting for
+/// one: other processes took the harness's core, and the report says the machine was not quiet.
+const HARNESS_CPU_SHARE_OF_BUSY_MIN: f64 = 0.5;
 /// Lateness of the harness itself (sending behind its schedule, or deliveries left unread in
 /// its sockets) counts against it when it is at least this long …
 const HARNESS_LATE_US_MIN: f64 = 1000.0;
@@ -25,6 +28,8 @@ const QUEUE_GROWTH_SHARE_MAX: f64 = 0.01;
 pub struct HarnessFigures {
     /// The busiest worker's share of the window spent working rather than waiting in poll.
     pub busy_percent: f64,
+    /// That worker's share of the window on a CPU.
+    pub cpu_percent: f64,
     /// The largest total of bytes one worker found unread in its sockets in one probe pass.
     pub recv_backlog_bytes_max: u64,
     /// The same in milliseconds of that worker's incoming traffic.
@@ -92,29 +97,27 @@ pub struct Report {
 /// Why the harness, not the server, limited a run, if it did.
 pub(crate) fn harness_bound(r: &Report) -> Option<String> {
     let h = &r.harness;
-    // Messages never sent were never measured: whatever held them back, the figures do not
-    // cover the offered load. Held back by full connections alone (the server not reading)
-    // takes 1 MiB of unwritten output per connection, seconds of backlog with many
-    // connections; a sweep's steps stop long before.
-    if h.unsent > 0 {
-        let held_back = match h.blocked_turns {
-            0 => String::new(),
-            turns => {
-                format!(" ({turns} turns were held back by a full connection: the server was not keeping up either)")
-            }
-        };
-        return Some(format!(
-            "it fell behind its schedule: {} scheduled messages were never sent{held_back}",
-            h.unsent
-        ));
-    }
     if h.busy_percent >= HARNESS_BUSY_PERCENT_MAX {
-        return Some(format!("its loop was busy {:.0} % of the window", h.busy_percent));
+        return Some(format!("its loop was busy {:.0} % of the window{}", h.busy_percent, not_quiet(h)));
     }
     let p99 = r.latency_us.p99;
     let lag = r.harness_send_lag_us.p99;
     if lag >= HARNESS_LATE_US_MIN && lag >= HARNESS_LATE_SHARE_MIN * p99 {
-        return Some(format!("it sent late: send lag p99 {lag:.0} µs against latency p99 {p99:.0} µs"));
+        // Messages still owed at the window's end are in the lag, as late as they were then.
+        let unsent = match h.unsent {
+            0 => String::new(),
+            n => format!(", {n} scheduled messages never sent"),
+        };
+        // Held back by full connections alone (the server not reading) takes 1 MiB of unwritten
+        // output per connection, seconds of backlog with many connections.
+        let held_back = match h.blocked_turns {
+            0 => String::new(),
+            turns => format!(" ({turns} turns held back by a full connection: the server was not keeping up either)"),
+        };
+        return Some(format!(
+            "it sent late: send lag p99 {lag:.0} µs against latency p99 {p99:.0} µs{unsent}{held_back}{}",
+            not_quiet(h)
+        ));
     }
     let backlog_us = h.recv_backlog_ms * 1000.0;
     if backlog_us >= HARNESS_LATE_US_MIN && backlog_us >= HARNESS_LATE_SHARE_MIN * p99 {
@@ -124,6 +127,19 @@ pub(crate) fn harness_bound(r: &Report) -> Option<String> {
         ));
     }
     None
+}
+
+/// A note when the harness's loop was busy mostly waiting for a CPU (other processes ran on its
+/// core), else nothing.
+fn not_quiet(h: &HarnessFigures) -> String {
+    if h.busy_percent > 0.0 && h.cpu_percent < HARNESS_CPU_SHARE_OF_BUSY_MIN * h.busy_percent {
+        format!(
+            "; it had a CPU only {:.0} % of the window while busy {:.0} %: the machine was not quiet",
+            h.cpu_percent, h.busy_percent
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Whether outstanding deliveries grew by more than [`QUEUE_GROWTH_SHARE_MAX`] of those
@@ -188,6 +204,7 @@ impl Report {
                 "bound": h.bound.is_some(),
                 "bound_why": h.bound,
                 "busy_percent": round1(h.busy_percent),
+                "cpu_percent": round1(h.cpu_percent),
                 "recv_backlog_bytes_max": h.recv_backlog_bytes_max,
                 "recv_backlog_ms": round3(h.recv_backlog_ms),
                 "turn_us": percentiles_json(&h.turn_us),
@@ -315,8 +332,8 @@ impl Report {
         let h = &self.harness;
         let _ = writeln!(
             s,
-            "harness loop          busy {:.0} %; receive backlog up to {} bytes ({:.2} ms of traffic)",
-            h.busy_percent, h.recv_backlog_bytes_max, h.recv_backlog_ms
+            "harness loop          busy {:.0} % (on a CPU {:.0} %); receive backlog up to {} bytes ({:.2} ms of traffic)",
+            h.busy_percent, h.cpu_percent, h.recv_backlog_bytes_max, h.recv_backlog_ms
         );
         if h.unsent > 0 || h.blocked_turns > 0 {
             let _ = writeln!(
@@ -395,6 +412,7 @@ impl Report {
             Some(1),
         );
         row("harness busy %", Some(self.harness.busy_percent), Some(floor.harness.busy_percent), Some(0));
+        row("harness on a CPU %", Some(self.harness.cpu_percent), Some(floor.harness.cpu_percent), Some(0));
         row("harness backlog ms", Some(self.harness.recv_backlog_ms), Some(floor.harness.recv_backlog_ms), Some(2));
         if self.verbose {
             row("harness turn p99.9 µs", Some(self.harness.turn_us.p999), Some(floor.harness.turn_us.p999), Some(1));
@@ -452,13 +470,15 @@ mod tests {
     fn the_harness_is_bound_when_busy_or_late_against_the_tail() {
         let mut r = report(100.0, 400.0, 1000.0);
         assert_eq!(harness_bound(&r), None);
+        // A few messages owed at the window's end, a normal lag: not bound.
         r.harness.unsent = 7;
-        assert!(harness_bound(&r).unwrap().contains("never sent"));
-        r.harness.blocked_turns = 3;
-        assert!(harness_bound(&r).unwrap().contains("not keeping up either"));
-        r.harness.unsent = 0;
+        assert_eq!(harness_bound(&r), None);
         r.harness.busy_percent = 95.0;
+        r.harness.cpu_percent = 90.0;
         assert!(harness_bound(&r).unwrap().contains("busy"));
+        assert!(!harness_bound(&r).unwrap().contains("not quiet"));
+        r.harness.cpu_percent = 20.0;
+        assert!(harness_bound(&r).unwrap().contains("not quiet"));
         r.harness.busy_percent = 10.0;
         // Late, but a small share of a long tail: the server's tail.
         r.latency_us.p99 = 50_000.0;
@@ -466,6 +486,9 @@ mod tests {
         assert_eq!(harness_bound(&r), None);
         r.harness_send_lag_us.p99 = 20_000.0;
         assert!(harness_bound(&r).unwrap().contains("sent late"));
+        assert!(harness_bound(&r).unwrap().contains("7 scheduled messages never sent"));
+        r.harness.blocked_turns = 3;
+        assert!(harness_bound(&r).unwrap().contains("not keeping up either"));
         r.harness_send_lag_us.p99 = 0.0;
         r.harness.recv_backlog_ms = 30.0;
         assert!(harness_bound(&r).unwrap().contains("unread"));

@@ -435,7 +435,14 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         if cpu_end.is_none() && now >= window_end {
             cpu_end = Some(thread_cpu_ns());
             outstanding_end = outstanding(sent_total, delivered_total, refused);
-            unsent = schedule.as_ref().map_or(0, Schedule::owed);
+            if let Some(s) = &schedule {
+                // What the schedule still owes is never sent: it counts in the send lag as
+                // late as it is now, or a harness too slow to send would show no lag at all.
+                unsent = s.owed();
+                for (lateness_ns, count) in s.owed_lateness(window_start, now, 1000) {
+                    send_lag.record_n_ns(lateness_ns, count);
+                }
+            }
             drain_deadline = Some(now + o.drain.as_nanos() as u64);
         }
         let mut send = |fleet: &mut Fleet, conn: usize, intended: u64, in_flight: &mut [usize]| {

@@ -9,6 +9,7 @@
 //! most once per [`BACKLOG_PROBE_INTERVAL_NS`].
 
 use super::hist::Latency;
+use super::procfs::thread_cpu_ns;
 
 /// How often the loop probes a few sockets' receive queues. A millisecond keeps the probe's
 /// cost under 1 % of a core (16 `ioctl`s of about 0.5 µs each) while a full pass over 1,000
@@ -30,14 +31,21 @@ pub(crate) struct LoopWatch {
     turn_max_at_ns: u64,
     bytes_read_at_start: Option<u64>,
     bytes_read_at_end: Option<u64>,
+    /// The loop thread's CPU time when the window began and ended.
+    cpu_ns_at_start: Option<u64>,
+    cpu_ns_at_end: Option<u64>,
     backlog_bytes_max: u64,
 }
 
 /// What a [`LoopWatch`] saw, as the worker reports it.
 #[derive(Default)]
 pub struct LoopFigures {
-    /// Share of the window the loop spent working rather than waiting in poll, in percent.
+    /// Share of the window the loop spent working rather than waiting in poll, in percent
+    /// (wall-clock time: a loop preempted by other processes counts as busy, it is late alike).
     pub busy_percent: f64,
+    /// Share of the window the loop's thread had a CPU, in percent. Far below `busy_percent`,
+    /// the loop waited for a CPU it should have had: the machine was not quiet.
+    pub cpu_percent: f64,
     /// Work per loop turn.
     pub turns: Latency,
     pub turn_max_ns: u64,
@@ -61,6 +69,8 @@ impl LoopWatch {
             turn_max_at_ns: 0,
             bytes_read_at_start: None,
             bytes_read_at_end: None,
+            cpu_ns_at_start: None,
+            cpu_ns_at_end: None,
             backlog_bytes_max: 0,
         }
     }
@@ -74,9 +84,11 @@ impl LoopWatch {
     pub(crate) fn before_poll(&mut self, now_ns: u64, bytes_read_total: u64) {
         if now_ns >= self.window_start_ns && self.bytes_read_at_start.is_none() {
             self.bytes_read_at_start = Some(bytes_read_total);
+            self.cpu_ns_at_start = Some(thread_cpu_ns());
         }
         if now_ns >= self.window_end_ns && self.bytes_read_at_end.is_none() {
             self.bytes_read_at_end = Some(bytes_read_total);
+            self.cpu_ns_at_end = Some(thread_cpu_ns());
         }
         let Some(started) = self.turn_started_ns.take() else {
             return;
@@ -107,9 +119,14 @@ impl LoopWatch {
         self.backlog_bytes_max = self.backlog_bytes_max.max(bytes);
     }
 
-    /// The figures, with `bytes_read_total` as the count at the window's end if no turn
-    /// began after it (a run that drained at once).
+    /// The figures, with `bytes_read_total` (and the thread's CPU time now) as the counts at
+    /// the window's end if no turn began after it (a run that drained at once). Called on the
+    /// loop's own thread.
     pub(crate) fn figures(self, bytes_read_total: u64) -> LoopFigures {
+        let cpu_ns = match self.cpu_ns_at_start {
+            Some(start) => self.cpu_ns_at_end.unwrap_or_else(thread_cpu_ns).saturating_sub(start),
+            None => 0,
+        };
         let window_ns = self.window_end_ns.saturating_sub(self.window_start_ns).max(1);
         let window_ms = window_ns as f64 / 1e6;
         let read_in_window = match (self.bytes_read_at_start, self.bytes_read_at_end) {
@@ -120,6 +137,7 @@ impl LoopWatch {
             if read_in_window > 0 { self.backlog_bytes_max as f64 / (read_in_window as f64 / window_ms) } else { 0.0 };
         LoopFigures {
             busy_percent: (self.busy_ns as f64 / window_ns as f64 * 100.0).min(100.0),
+            cpu_percent: (cpu_ns as f64 / window_ns as f64 * 100.0).min(100.0),
             turns: self.turns,
             turn_max_ns: self.turn_max_ns,
             turn_max_at_ms: self.turn_max_at_ns as f64 / 1e6,
@@ -154,6 +172,7 @@ mod tests {
         let f = w.figures(99_999);
         assert_eq!(f.turns.count(), 2);
         assert!((f.busy_percent - 40.0).abs() < 1e-9, "{}", f.busy_percent);
+        assert!((0.0..=100.0).contains(&f.cpu_percent), "{}", f.cpu_percent);
         assert_eq!(f.turn_max_ns, 30 * MS);
         assert!((f.turn_max_at_ms - 50.0).abs() < 1e-9);
         assert_eq!(f.recv_backlog_bytes_max, 500);
