@@ -98,9 +98,9 @@ SCENARIOS:
     idle        --connections sessions with a status and --follows follows each, held for
                 --duration; reports the server's RSS per connection (needs --server-pid)
     calibrate   raw TCP ping-pong on loopback with --payload-sized messages: the round-trip floor
-    sweep       fanout at increasing rates, one sustained step each (>= 8 s), until one does
-                not hold (p99, errors, losses, delivery short of the offer, growing queues);
-                reports the highest rate that held; writes --svg
+    sweep       fanout at increasing rates, one sustained step of --duration each (8 s or more
+                for figures), until one does not hold (p99, errors, losses, delivery short of
+                the offer, growing queues); reports the highest rate that held; writes --svg
 
 COMMON OPTIONS:
     --url URL                 ws://127.0.0.1:7350/ws (loopback only)
@@ -117,7 +117,7 @@ COMMON OPTIONS:
     --server-rps-max N        the server's requests_per_second_max, to refuse rates it would
                               throttle [default: 250]
     --drain S                 seconds to wait for in-flight messages after the run [default: 2]
-    --quiet                   print nothing while measuring (the harness then does nothing periodic)
+    --quiet                   print nothing while measuring (no progress line wakes the harness)
     --verbose                 also the harness's loop-turn durations, and when in the window the
                               longest turn and the slowest delivery happened
 
