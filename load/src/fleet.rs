@@ -316,6 +316,10 @@ impl Fleet {
             return;
         }
         self.probe_last_ns = now;
+        if self.probe_next >= self.conns.len() {
+            self.probe_next = 0; // the fleet shrank since the last probe
+            self.probe_pass_bytes = 0;
+        }
         for _ in 0..BACKLOG_PROBE_SOCKETS {
             let c = &self.conns[self.probe_next];
             if c.state != ConnState::Closed {

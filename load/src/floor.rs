@@ -364,6 +364,7 @@ impl Floor {
             kind @ (KIND_DATA_ACKED | KIND_DATA_FIRE) => {
                 let conn = self.conns[from].as_ref().expect("Invariant: a handled frame's connection exists");
                 let party = conn.party.ok_or("data before a join")?;
+                // Invariant: a connection's party is set only by a join that sized the table.
                 let members = &self.parties[party as usize];
                 for &member in members {
                     if member != from {
