@@ -1,19 +1,29 @@
-//! Many non-blocking WebSocket client connections on one mio `Poll`: the load harness's own
-//! client, because the blocking `huddle::client` costs a thread per connection.
+//! Many non-blocking client connections on one mio `Poll`: the load harness's own client,
+//! because the blocking `huddle::client` costs a thread per connection.
 //!
-//! The WebSocket layer is hand-rolled and minimal: an HTTP upgrade request, masked binary
-//! client frames (RFC 6455 §5.3), and a parser for the server's unmasked frames that answers
-//! pings and notices close frames. Requests are encoded with the server's own
-//! [`Encoder`](huddle::wire::Encoder). Output is buffered per connection and written once per
-//! turn, so a burst of sends costs one `write` per connection.
+//! Two framings, one client, so huddle and its floor are driven the same way and differ only
+//! in the bytes around each message ([`Framing`]):
+//!
+//! - WebSocket, towards huddle, hand-rolled and minimal: an HTTP upgrade request, masked
+//!   binary client frames (RFC 6455 §5.3), and a parser for the server's unmasked frames that
+//!   answers pings and notices close frames. Requests are encoded with the server's own
+//!   [`Encoder`](huddle::wire::Encoder).
+//! - Length-prefixed, towards the floor (`floor.rs`): a `u32` body length, then the body.
+//!
+//! Output is buffered per connection and written once per turn, so a burst of sends costs one
+//! `write` per connection. In steady state nothing here allocates per message: buffers keep
+//! their capacity, the readiness list is reused, and partial frames carry over in place.
 
+use super::floor;
+use super::procfs::now_ns;
+use super::watch::{LoopWatch, BACKLOG_PROBE_INTERVAL_NS, BACKLOG_PROBE_SOCKETS};
 use huddle::core::{Cid, Request};
 use huddle::wire::Encoder;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 /// Bytes read per `read` call; one shared buffer, so idle connections hold none.
@@ -23,6 +33,21 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const CONNECTS_IN_FLIGHT_MAX: usize = 256;
 /// A server frame larger than this is a protocol error here (party snapshots are far smaller).
 const SERVER_FRAME_BYTES_MAX: usize = 1 << 20;
+/// Output a connection may hold unwritten before the scenarios stop queueing to it for the
+/// turn ([`Fleet::out_full`]): far above what a healthy server leaves in a turn (a few frames),
+/// small enough that a server that stopped reading cannot make the harness hoard memory.
+const OUT_BYTES_FULL: usize = 1 << 20;
+
+/// How messages are framed on the wire.
+#[derive(Clone, Debug)]
+pub enum Framing {
+    /// huddle: an HTTP upgrade to WebSocket at `path` (with the session's token), then masked
+    /// binary frames; the server's first frame is its welcome.
+    WebSocket { host: String, path: String },
+    /// The floor: no handshake; `u32` little-endian body length, then the body; the server's
+    /// first frame is its welcome.
+    LengthPrefixed,
+}
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConnState {
@@ -55,14 +80,23 @@ pub enum Incoming<'a> {
 pub struct Fleet {
     poll: Poll,
     events: Events,
+    /// This turn's readiness, `(connection, readable, writable)`; reused so a turn allocates nothing.
+    ready: Vec<(usize, bool, bool)>,
     conns: Vec<Conn>,
     encoder: Encoder,
     scratch: Vec<u8>,
     flush_list: Vec<usize>,
     mask_state: u32,
     target: SocketAddr,
-    host: String,
-    path: String,
+    framing: Framing,
+    /// Everything read so far, for the watch's bytes-per-ms.
+    bytes_read_total: u64,
+    watch: Option<LoopWatch>,
+    /// Receive-queue probe: the next connection to probe, the running total of this pass, and
+    /// when the last probe ran.
+    probe_next: usize,
+    probe_pass_bytes: u64,
+    probe_last_ns: u64,
     pub welcomed: usize,
     pub closed: usize,
     /// Connections that failed before their welcome, with the first reason seen.
@@ -71,18 +105,23 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(target: SocketAddr, host: &str, path: &str) -> io::Result<Fleet> {
+    pub fn new(target: SocketAddr, framing: Framing) -> io::Result<Fleet> {
         Ok(Fleet {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
+            ready: Vec::with_capacity(4096),
             conns: Vec::new(),
             encoder: Encoder::new(),
             scratch: vec![0; READ_CHUNK_BYTES],
             flush_list: Vec::new(),
             mask_state: 0x9E37_79B9,
             target,
-            host: host.to_owned(),
-            path: path.to_owned(),
+            framing,
+            bytes_read_total: 0,
+            watch: None,
+            probe_next: 0,
+            probe_pass_bytes: 0,
+            probe_last_ns: 0,
             welcomed: 0,
             closed: 0,
             failed: 0,
@@ -98,23 +137,30 @@ impl Fleet {
         self.conns[conn].state
     }
 
-    /// Starts a connection (bound to `source` first when given) and queues its upgrade request.
-    /// Returns its index, which is also its mio token.
+    /// Starts a connection (bound to `source` first when given) and, over WebSocket, queues
+    /// its upgrade request with `token` (the floor takes none). Returns its index, which is
+    /// also its mio token.
     pub fn connect(&mut self, source: Option<Ipv4Addr>, token: &str, status: bool) -> io::Result<usize> {
         let mut stream = connect_nonblocking(source, self.target)?;
         let index = self.conns.len();
         self.poll.registry().register(&mut stream, Token(index), Interest::READABLE | Interest::WRITABLE)?;
-        let status = if status { "&status=true" } else { "" };
-        let request = format!(
-            "GET {}?token={token}{status} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            self.path, self.host
-        );
+        let out = match &self.framing {
+            Framing::WebSocket { host, path } => {
+                let status = if status { "&status=true" } else { "" };
+                format!(
+                    "GET {path}?token={token}{status} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                     Sec-WebSocket-Version: 13\r\n\r\n"
+                )
+                .into_bytes()
+            }
+            Framing::LengthPrefixed => Vec::new(),
+        };
         self.conns.push(Conn {
             stream,
             state: ConnState::Connecting,
             pending_in: Vec::new(),
-            out: request.into_bytes(),
+            out,
             out_listed: false,
             welcomed: false,
         });
@@ -161,21 +207,33 @@ impl Fleet {
         Ok(())
     }
 
-    /// Queues one request as a masked binary frame.
+    /// Queues one huddle request, encoded with the server's codec (WebSocket framing only).
     pub fn send(&mut self, conn: usize, cid: u64, request: &Request) {
-        let payload = self.encoder.request(Cid(cid), request);
-        self.mask_state ^= self.mask_state << 13;
-        self.mask_state ^= self.mask_state >> 17;
-        self.mask_state ^= self.mask_state << 5;
-        let c = &mut self.conns[conn];
-        if c.state == ConnState::Closed {
-            return;
-        }
-        push_client_frame(&mut c.out, 0x2, payload, self.mask_state.to_be_bytes());
-        if !c.out_listed {
-            c.out_listed = true;
-            self.flush_list.push(conn);
-        }
+        debug_assert!(matches!(self.framing, Framing::WebSocket { .. }), "requests are huddle's");
+        let body = self.encoder.request(Cid(cid), request);
+        queue_body(&mut self.conns, &mut self.flush_list, &mut self.mask_state, &self.framing, conn, body);
+    }
+
+    /// Queues one message body, already encoded, in this fleet's framing.
+    pub fn send_body(&mut self, conn: usize, body: &[u8]) {
+        queue_body(&mut self.conns, &mut self.flush_list, &mut self.mask_state, &self.framing, conn, body);
+    }
+
+    /// Whether `conn` holds so much unwritten output that nothing more should be queued to it
+    /// this turn (the server is not reading it fast enough).
+    pub fn out_full(&self, conn: usize) -> bool {
+        self.conns[conn].out.len() >= OUT_BYTES_FULL
+    }
+
+    /// Starts watching this fleet's loop over the measured window (see `watch.rs`).
+    pub fn watch(&mut self, window_start_ns: u64, window_end_ns: u64) {
+        self.watch = Some(LoopWatch::new(window_start_ns, window_end_ns));
+    }
+
+    /// What the watch saw, if the loop was watched.
+    pub fn watched(&mut self) -> Option<super::watch::LoopFigures> {
+        let bytes_read_total = self.bytes_read_total;
+        self.watch.take().map(|w| w.figures(bytes_read_total))
     }
 
     /// Closes every connection (a FIN each); the server notices and cleans up.
@@ -193,24 +251,42 @@ impl Fleet {
     /// readable, hand each frame to `on_frame`, and write what that turn queued (pongs).
     pub fn turn(&mut self, timeout: Duration, on_frame: &mut impl FnMut(usize, Incoming<'_>)) -> Result<(), String> {
         self.flush();
-        match self.poll.poll(&mut self.events, Some(timeout)) {
+        if self.watch.is_some() {
+            // Probed before poll, when the loop has read all it was told of: what is unread now
+            // arrived while the loop was busy, not just now.
+            let now = now_ns();
+            self.probe_backlog(now);
+            if let Some(watch) = &mut self.watch {
+                watch.before_poll(now, self.bytes_read_total);
+            }
+        }
+        let polled = self.poll.poll(&mut self.events, Some(timeout));
+        if let Some(watch) = &mut self.watch {
+            watch.after_poll(now_ns());
+        }
+        match polled {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(format!("poll: {e}")),
         }
-        let ready: Vec<(usize, bool, bool)> = self
-            .events
-            .iter()
-            .map(|e| (e.token().0, e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable()))
-            .collect();
-        for (index, readable, writable) in ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(
+            self.events
+                .iter()
+                .map(|e| (e.token().0, e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())),
+        );
+        for &(index, readable, writable) in &ready {
             if index >= self.conns.len() {
                 continue;
             }
             if writable && self.conns[index].state == ConnState::Connecting {
                 match self.conns[index].stream.take_error() {
                     Ok(None) => {
-                        self.conns[index].state = ConnState::Upgrading;
+                        self.conns[index].state = match self.framing {
+                            Framing::WebSocket { .. } => ConnState::Upgrading,
+                            Framing::LengthPrefixed => ConnState::Open,
+                        };
                         self.list_flush(index);
                     }
                     Ok(Some(e)) | Err(e) => {
@@ -225,8 +301,37 @@ impl Fleet {
                 self.read(index, on_frame);
             }
         }
+        self.ready = ready;
         self.flush();
         Ok(())
+    }
+
+    /// Probes the receive queues of the next few connections, at most once per
+    /// [`BACKLOG_PROBE_INTERVAL_NS`]; a completed pass over all of them is one backlog sample.
+    fn probe_backlog(&mut self, now: u64) {
+        let Some(watch) = &mut self.watch else {
+            return;
+        };
+        if !watch.probing(now) || now < self.probe_last_ns + BACKLOG_PROBE_INTERVAL_NS || self.conns.is_empty() {
+            return;
+        }
+        self.probe_last_ns = now;
+        if self.probe_next >= self.conns.len() {
+            self.probe_next = 0; // the fleet shrank since the last probe
+            self.probe_pass_bytes = 0;
+        }
+        for _ in 0..BACKLOG_PROBE_SOCKETS {
+            let c = &self.conns[self.probe_next];
+            if c.state != ConnState::Closed {
+                self.probe_pass_bytes += unread_bytes(&c.stream);
+            }
+            self.probe_next += 1;
+            if self.probe_next == self.conns.len() {
+                watch.backlog_pass(self.probe_pass_bytes);
+                self.probe_next = 0;
+                self.probe_pass_bytes = 0;
+            }
+        }
     }
 
     fn list_flush(&mut self, index: usize) {
@@ -291,13 +396,16 @@ impl Fleet {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.fail(index, format!("read: {e}"), on_frame),
             };
+            self.bytes_read_total += n as u64;
             // Parse from the scratch buffer directly unless a partial frame is carried over.
+            // Both buffers are moved out and back (no copy, no allocation) so `parse` can
+            // borrow the fleet; the carry keeps its capacity across turns.
             let mut carried = std::mem::take(&mut self.conns[index].pending_in);
             let result = if carried.is_empty() {
                 let scratch = std::mem::take(&mut self.scratch);
                 let r = self.parse(index, &scratch[..n], on_frame);
                 if let Ok(c) = r {
-                    self.conns[index].pending_in.extend_from_slice(&scratch[c..n]);
+                    carried.extend_from_slice(&scratch[c..n]);
                 }
                 self.scratch = scratch;
                 r.map(|_| ())
@@ -306,10 +414,12 @@ impl Fleet {
                 let r = self.parse(index, &carried, on_frame);
                 if let Ok(consumed) = r {
                     carried.drain(..consumed);
-                    self.conns[index].pending_in = carried;
                 }
                 r.map(|_| ())
             };
+            if self.conns[index].state != ConnState::Closed {
+                self.conns[index].pending_in = carried;
+            }
             if let Err(why) = result {
                 return self.fail(index, why, on_frame);
             }
@@ -344,7 +454,13 @@ impl Fleet {
             at = end + 4;
         }
         while self.conns[index].state == ConnState::Open {
-            let Some((opcode, header, len)) = parse_server_header(&bytes[at..])? else {
+            let header = match self.framing {
+                Framing::WebSocket { .. } => parse_server_header(&bytes[at..])?,
+                Framing::LengthPrefixed => {
+                    floor::parse_header(&bytes[at..])?.map(|len| (0x2, floor::HEADER_BYTES, len))
+                }
+            };
+            let Some((opcode, header, len)) = header else {
                 break;
             };
             if bytes.len() - at < header + len {
@@ -408,6 +524,48 @@ fn parse_server_header(bytes: &[u8]) -> Result<Option<(u8, usize, usize)>, Strin
     Ok(Some((opcode, header, len)))
 }
 
+/// Appends `body` to connection `conn`'s output in `framing` and lists it for the next flush.
+/// A free function over the fleet's fields, so a body borrowed from the fleet's encoder can be
+/// queued without a copy.
+fn queue_body(
+    conns: &mut [Conn],
+    flush_list: &mut Vec<usize>,
+    mask_state: &mut u32,
+    framing: &Framing,
+    conn: usize,
+    body: &[u8],
+) {
+    let c = &mut conns[conn];
+    if c.state == ConnState::Closed {
+        return;
+    }
+    match framing {
+        Framing::WebSocket { .. } => {
+            *mask_state ^= *mask_state << 13;
+            *mask_state ^= *mask_state >> 17;
+            *mask_state ^= *mask_state << 5;
+            push_client_frame(&mut c.out, 0x2, body, mask_state.to_be_bytes());
+        }
+        Framing::LengthPrefixed => floor::push_frame(&mut c.out, &[body]),
+    }
+    if !c.out_listed {
+        c.out_listed = true;
+        flush_list.push(conn);
+    }
+}
+
+/// Bytes waiting unread in a socket's receive queue (`FIONREAD`); 0 if the kernel will not say.
+fn unread_bytes(stream: &TcpStream) -> u64 {
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int we own, on a descriptor the stream keeps open.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut waiting) };
+    if rc == 0 {
+        waiting.max(0) as u64
+    } else {
+        0
+    }
+}
+
 /// Appends a final client frame: masked, as RFC 6455 §5.1 requires of clients.
 pub fn push_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
     out.push(0x80 | opcode);
@@ -422,7 +580,12 @@ pub fn push_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
     out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    let start = out.len();
+    out.extend_from_slice(payload);
+    // In place, a byte at a time: the compiler turns this into wide XORs.
+    for (i, b) in out[start..].iter_mut().enumerate() {
+        *b ^= mask[i & 3];
+    }
 }
 
 /// A non-blocking TCP connect, bound to `source` first when given (how one host spreads

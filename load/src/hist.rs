@@ -39,6 +39,12 @@ impl Latency {
         self.hist.saturating_record(ns.clamp(1, LATENCY_NS_MAX));
     }
 
+    /// Records `count` samples of `ns` at once.
+    pub fn record_n_ns(&mut self, ns: u64, count: u64) {
+        // Clamped into the bounds, so only a count overflow could fail: saturate instead.
+        let _ = self.hist.record_n(ns.clamp(1, LATENCY_NS_MAX), count);
+    }
+
     pub fn count(&self) -> u64 {
         self.hist.len()
     }

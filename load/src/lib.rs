@@ -2,9 +2,23 @@
 //! many WebSocket sessions on mio (one event loop per worker), measures what it delivers and
 //! how late, and reports a table or one JSON object.
 //!
-//! Scenarios (see [`Scenario`]): `fanout`, `churn`, `status`, `idle`, `calibrate`, `sweep`.
-//! Latency is measured open loop: every message carries the time it was *meant* to be sent, so
-//! a stalled sender or server shows up in the latency of every message it delayed.
+//! Scenarios (see [`Scenario`]): `fanout`, `game`, `churn`, `status`, `idle`, `calibrate`,
+//! `sweep`. Latency is measured open loop: every message carries the time it was *meant* to be
+//! sent, so a stalled sender or server shows up in the latency of every message it delayed.
+//!
+//! # Beside the floor
+//!
+//! The fan-out family (`fanout`, `game`, `sweep`) runs `--against huddle`, `floor` or `both`.
+//! The floor (`floor.rs`) is a raw-TCP fan-out server of huddle's loop shape with no WebSocket
+//! and no encoding, started by the harness as a pinned process of its own (the hidden
+//! `floor-server` subcommand) and killed at the end; the same sessions code drives it with the
+//! same schedule, connections, parties and payload, only the framing differs. `both` measures
+//! huddle and then the floor in one invocation and reports each figure with its ratio: what
+//! huddle costs above moving the same bytes through the kernel on this machine (SPEC §7).
+//!
+//! Every report also says whether the harness itself was the bottleneck (`watch.rs`: its loop's
+//! busy share, its send lag, bytes left unread in its sockets) and whether queues grew over
+//! the window (outstanding deliveries at the end against the start).
 //!
 //! `--processes P` spreads connections over P worker processes (the binary re-executes itself
 //! with `--worker I/P`). Workers set up, print `READY`, wait for `GO <start_ns>` on stdin, run,
@@ -23,8 +37,9 @@
 //! - `scenarios.rs`: each scenario's worker side; `fleet.rs`: the non-blocking WebSocket client
 //!   connections on one mio `Poll`; [`pace`]: the open-loop schedule; [`hist`]: latency
 //!   histograms; [`procfs`]: clocks and `/proc` samples of the server;
-//! - `calibrate.rs`: the raw-TCP round-trip floor (no huddle at all); `sweep.rs`: the rate sweep
-//!   and its SVG plot.
+//! - `calibrate.rs`: the raw-TCP round-trip floor (no huddle at all); `floor.rs`: the raw-TCP
+//!   fan-out floor server; `sweep.rs`: the rate sweep and its SVG plot; `report.rs`: the
+//!   report, its table and JSON; `watch.rs`: the harness's watch on its own loop.
 //!
 //! It speaks huddle's protocol only through the server crate's public API, never a copy:
 //! [`huddle::auth`] to resolve the server's key and mint tokens, [`huddle::core`]'s request and
@@ -44,13 +59,20 @@
 
 mod calibrate;
 mod fleet;
+mod floor;
 pub mod hist;
 pub mod pace;
 pub mod procfs;
+mod report;
 mod scenarios;
 mod sweep;
+mod watch;
 
-use hist::{Latency, Percentiles};
+pub use report::{HarnessFigures, Report};
+pub use watch::LoopFigures;
+
+use floor::FloorProcess;
+use hist::Latency;
 use huddle::auth::{self, TokenKey};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -68,12 +90,17 @@ USAGE:
 SCENARIOS:
     fanout      parties of --party-size; every member sends --payload bytes of party data;
                 --rate messages/s in total (0 = each sender keeps --window requests in flight)
+    game        the game shape: --connections [10000] sessions in parties of --party-size [4],
+                each sending --payload [64] bytes --hz [20] times a second, fire-and-forget,
+                against huddle and then the floor (--against both) unless told otherwise
     churn       pairs cycle create -> join -> leave -> close; --rate operations/s (0 = back to back)
     status      sessions follow --follows others and change statuses at --rate updates/s
     idle        --connections sessions with a status and --follows follows each, held for
                 --duration; reports the server's RSS per connection (needs --server-pid)
     calibrate   raw TCP ping-pong on loopback with --payload-sized messages: the round-trip floor
-    sweep       fanout at increasing rates until latency or errors break down; writes --svg
+    sweep       fanout at increasing rates, one sustained step of --duration each (8 s or more
+                for figures), until one does not hold (p99, errors, losses, delivery short of
+                the offer, growing queues); reports the highest rate that held; writes --svg
 
 COMMON OPTIONS:
     --url URL                 ws://127.0.0.1:7350/ws (loopback only)
@@ -90,9 +117,21 @@ COMMON OPTIONS:
     --server-rps-max N        the server's requests_per_second_max, to refuse rates it would
                               throttle [default: 250]
     --drain S                 seconds to wait for in-flight messages after the run [default: 2]
+    --quiet                   print nothing while measuring (no progress line wakes the harness)
+    --verbose                 also the harness's loop-turn durations, and when in the window the
+                              longest turn and the slowest delivery happened
 
-FANOUT / SWEEP:
+FANOUT / GAME / SWEEP:
     --party-size K [4]  --payload BYTES [64]  --rate R [10000]  --window W [8]
+    --against huddle|floor|both
+                              huddle at --url; the harness's own raw-TCP floor server; or huddle,
+                              then the floor, each figure with its huddle/floor ratio
+                              [default: huddle; game: both]
+    --floor-cpu N             pin the floor server to CPU N [default: the CPU of --server-pid, else 0]
+    --mode ack|fire           ack: each message gets a reply; fire: sent with cid 0, no reply on
+                              success (SPEC P-9) [default: ack; game: fire]
+    --fire-and-forget         the same as --mode fire
+    --hz H                    game: messages per session per second [20]; the rate is connections x H
     --rates R1,R2,...         sweep: explicit rates, else --rate-start [20000] times --rate-factor [1.5]
     --steps-max N [12]  --p99-max-us US [20000]  --svg PATH [sweep.svg]
 STATUS / IDLE:
@@ -104,22 +143,69 @@ CALIBRATE:
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Scenario {
     Fanout,
+    Game,
     Churn,
     Status,
     Idle,
     Calibrate,
     Sweep,
+    /// Hidden: the floor server process the harness starts (`floor.rs`).
+    FloorServer,
 }
 
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Fanout => "fanout",
+            Scenario::Game => "game",
             Scenario::Churn => "churn",
             Scenario::Status => "status",
             Scenario::Idle => "idle",
             Scenario::Calibrate => "calibrate",
             Scenario::Sweep => "sweep",
+            Scenario::FloorServer => "floor-server",
+        }
+    }
+
+    /// Party data fan-out: the scenarios that can run against the floor.
+    pub fn is_fanout(self) -> bool {
+        matches!(self, Scenario::Fanout | Scenario::Game | Scenario::Sweep)
+    }
+}
+
+/// The server under test.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Against {
+    Huddle,
+    Floor,
+    /// huddle, then the floor, in one invocation (the parent's choice; a worker measures one).
+    Both,
+}
+
+impl Against {
+    pub fn name(self) -> &'static str {
+        match self {
+            Against::Huddle => "huddle",
+            Against::Floor => "floor",
+            Against::Both => "both",
+        }
+    }
+}
+
+/// How party data is sent.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SendMode {
+    /// With a cid: every message gets its reply.
+    Ack,
+    /// With cid 0: no reply on success, a refusal comes back as an error event (SPEC P-9).
+    Fire,
+}
+
+impl SendMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SendMode::Ack => "ack",
+            SendMode::Fire => "fire",
         }
     }
 }
@@ -152,6 +238,16 @@ pub struct Options {
     pub p99_max_us: f64,
     pub svg: PathBuf,
     pub echo_cpu: Option<usize>,
+    pub against: Against,
+    pub mode: SendMode,
+    /// The CPU the floor server is pinned to (and, for `floor-server`, its own).
+    pub floor_cpu: Option<usize>,
+    /// Internal: where the floor listens (workers), or where to listen (`floor-server`).
+    pub floor_addr: Option<SocketAddr>,
+    /// `game`: messages per session per second.
+    pub hz: u64,
+    pub verbose: bool,
+    pub quiet: bool,
     /// Internal: this process is worker `I` of `P`.
     pub worker: Option<(usize, usize)>,
     /// The executable to start workers from (default: this one). Tests point it at the built
@@ -165,6 +261,8 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let scenario = match args.first().map(String::as_str) {
             Some("fanout") => Scenario::Fanout,
+            Some("game") => Scenario::Game,
+            Some("floor-server") => Scenario::FloorServer,
             Some("churn") => Scenario::Churn,
             Some("status") => Scenario::Status,
             Some("idle") => Scenario::Idle,
@@ -173,10 +271,11 @@ impl Options {
             Some(other) => return Err(format!("unknown scenario {other:?}")),
             None => return Err("a scenario is required".into()),
         };
+        let game = scenario == Scenario::Game;
         let mut o = Options {
             scenario,
             url: "ws://127.0.0.1:7350/ws".into(),
-            connections: 400,
+            connections: if game { 10_000 } else { 400 },
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             drain: Duration::from_secs(2),
@@ -199,18 +298,37 @@ impl Options {
             p99_max_us: 20_000.0,
             svg: PathBuf::from("sweep.svg"),
             echo_cpu: None,
+            against: if game { Against::Both } else { Against::Huddle },
+            mode: if game { SendMode::Fire } else { SendMode::Ack },
+            floor_cpu: None,
+            floor_addr: None,
+            hz: 20,
+            verbose: false,
+            quiet: false,
             worker: None,
             worker_exe: None,
             args: args.to_vec(),
         };
+        let mut rate_given = false;
         let mut i = 1;
         while i < args.len() {
             let (name, inline) = match args[i].split_once('=') {
                 Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                 None => (args[i].clone(), None),
             };
-            if name == "--json" {
-                o.json = true;
+            let flag = match name.as_str() {
+                "--json" => Some(&mut o.json),
+                "--verbose" => Some(&mut o.verbose),
+                "--quiet" => Some(&mut o.quiet),
+                _ => None,
+            };
+            if let Some(flag) = flag {
+                *flag = true;
+                i += 1;
+                continue;
+            }
+            if name == "--fire-and-forget" {
+                o.mode = SendMode::Fire;
                 i += 1;
                 continue;
             }
@@ -244,7 +362,10 @@ impl Options {
                 "--server-rps-max" => o.server_rps_max = num(&value)?,
                 "--party-size" => o.party_size = num(&value)? as usize,
                 "--payload" => o.payload_bytes = num(&value)? as usize,
-                "--rate" => o.rate = num(&value)?,
+                "--rate" => {
+                    o.rate = num(&value)?;
+                    rate_given = true;
+                }
                 "--window" => o.window = num(&value)?.max(1) as usize,
                 "--follows" => o.follows = num(&value)? as usize,
                 "--rates" => {
@@ -262,6 +383,31 @@ impl Options {
                 "--p99-max-us" => o.p99_max_us = num(&value)? as f64,
                 "--svg" => o.svg = PathBuf::from(value),
                 "--echo-cpu" => o.echo_cpu = Some(num(&value)? as usize),
+                "--against" => {
+                    o.against = match value.as_str() {
+                        "huddle" => Against::Huddle,
+                        "floor" => Against::Floor,
+                        "both" => Against::Both,
+                        _ => return Err(format!("--against huddle|floor|both, not {value:?}")),
+                    }
+                }
+                "--mode" => {
+                    o.mode = match value.as_str() {
+                        "ack" => SendMode::Ack,
+                        "fire" => SendMode::Fire,
+                        _ => return Err(format!("--mode ack|fire, not {value:?}")),
+                    }
+                }
+                "--floor-cpu" => o.floor_cpu = Some(num(&value)? as usize),
+                "--floor-addr" => {
+                    let addr: SocketAddr =
+                        value.parse().map_err(|_| format!("--floor-addr: not an address: {value}"))?;
+                    if !is_loopback(addr.ip()) {
+                        return Err(format!("--floor-addr {addr}: loopback only"));
+                    }
+                    o.floor_addr = Some(addr);
+                }
+                "--hz" => o.hz = num(&value)?.max(1),
                 "--worker" => {
                     let (w, p) = value.split_once('/').ok_or("--worker I/P")?;
                     o.worker = Some((num(w)? as usize, num(p)? as usize));
@@ -269,8 +415,20 @@ impl Options {
                 _ => return Err(format!("unknown option {name}")),
             }
         }
-        if o.party_size < 2 && matches!(o.scenario, Scenario::Fanout | Scenario::Sweep) {
+        if game && !rate_given {
+            o.rate = o.connections as u64 * o.hz;
+        }
+        if o.party_size < 2 && o.scenario.is_fanout() {
             return Err("--party-size must be at least 2 (data is never echoed to its sender)".into());
+        }
+        if o.against != Against::Huddle && !o.scenario.is_fanout() {
+            return Err("--against floor|both is for fanout, game and sweep".into());
+        }
+        if o.mode == SendMode::Fire && !o.scenario.is_fanout() {
+            return Err("--mode fire is for fanout, game and sweep (party data)".into());
+        }
+        if o.mode == SendMode::Fire && o.rate == 0 {
+            return Err("--rate 0 keeps a window of requests awaiting replies: it needs --mode ack".into());
         }
         if o.party_size > 256 {
             return Err("--party-size must be at most 256".into());
@@ -358,13 +516,27 @@ pub struct WorkerResult {
     /// The worker's own CPU time during the window.
     pub harness_cpu_ns: u64,
     pub latency: Latency,
+    /// The slowest delivery, and when (ms into the window) it was meant to be sent.
+    pub latency_max_ns: u64,
+    pub latency_max_at_ms: f64,
     /// How late the harness sent scheduled messages (actual minus intended send time): when
     /// this grows, the harness, not the server, is the bottleneck.
     pub send_lag: Latency,
+    /// Outstanding deliveries (sent, neither delivered nor refused) at the window's end minus
+    /// at its start.
+    pub outstanding_growth: i64,
+    /// Scheduled messages the worker never sent (its schedule ran out before it caught up).
+    pub unsent: u64,
+    /// Turns in which a connection's unwritten output was full, holding sends back: the server,
+    /// not the harness, was not keeping up.
+    pub blocked_turns: u64,
+    /// The worker's watch on its own loop.
+    pub watched: LoopFigures,
 }
 
 impl WorkerResult {
     fn to_line(&self) -> String {
+        let w = &self.watched;
         let json = serde_json::json!({
             "connections": self.connections,
             "sent": self.sent,
@@ -374,7 +546,19 @@ impl WorkerResult {
             "first_error": self.first_error,
             "harness_cpu_ns": self.harness_cpu_ns,
             "hist": self.latency.serialize(),
+            "latency_max_ns": self.latency_max_ns,
+            "latency_max_at_ms": self.latency_max_at_ms,
             "lag": self.send_lag.serialize(),
+            "outstanding_growth": self.outstanding_growth,
+            "unsent": self.unsent,
+            "blocked_turns": self.blocked_turns,
+            "busy_percent": w.busy_percent,
+            "cpu_percent": w.cpu_percent,
+            "turns": w.turns.serialize(),
+            "turn_max_ns": w.turn_max_ns,
+            "turn_max_at_ms": w.turn_max_at_ms,
+            "recv_backlog_bytes_max": w.recv_backlog_bytes_max,
+            "recv_backlog_ms": w.recv_backlog_ms,
         });
         format!("REPORT {json}")
     }
@@ -382,6 +566,7 @@ impl WorkerResult {
     fn from_json(text: &str) -> Result<WorkerResult, String> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("worker report: {e}"))?;
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
         Ok(WorkerResult {
             connections: n("connections"),
             sent: n("sent"),
@@ -391,11 +576,26 @@ impl WorkerResult {
             first_error: v["first_error"].as_str().map(str::to_owned),
             harness_cpu_ns: n("harness_cpu_ns"),
             latency: Latency::deserialize(v["hist"].as_str().unwrap_or(""))?,
+            latency_max_ns: n("latency_max_ns"),
+            latency_max_at_ms: f("latency_max_at_ms"),
             send_lag: Latency::deserialize(v["lag"].as_str().unwrap_or(""))?,
+            outstanding_growth: v["outstanding_growth"].as_i64().unwrap_or(0),
+            unsent: n("unsent"),
+            blocked_turns: n("blocked_turns"),
+            watched: LoopFigures {
+                busy_percent: f("busy_percent"),
+                cpu_percent: f("cpu_percent"),
+                turns: Latency::deserialize(v["turns"].as_str().unwrap_or(""))?,
+                turn_max_ns: n("turn_max_ns"),
+                turn_max_at_ms: f("turn_max_at_ms"),
+                recv_backlog_bytes_max: n("recv_backlog_bytes_max"),
+                recv_backlog_ms: f("recv_backlog_ms"),
+            },
         })
     }
 
-    /// Adds another worker's counts and samples into this one.
+    /// Adds another worker's counts and samples into this one. Counts add up; the harness's
+    /// saturation figures keep the worst worker's (one saturated worker taints the run).
     pub fn merge(&mut self, other: WorkerResult) {
         self.connections += other.connections;
         self.sent += other.sent;
@@ -407,7 +607,27 @@ impl WorkerResult {
             self.first_error = other.first_error;
         }
         self.latency.merge(&other.latency);
+        if other.latency_max_ns > self.latency_max_ns {
+            self.latency_max_ns = other.latency_max_ns;
+            self.latency_max_at_ms = other.latency_max_at_ms;
+        }
         self.send_lag.merge(&other.send_lag);
+        self.outstanding_growth += other.outstanding_growth;
+        self.unsent += other.unsent;
+        self.blocked_turns += other.blocked_turns;
+        let (w, o) = (&mut self.watched, other.watched);
+        // The busiest worker's figures, together: its CPU share explains its busy share.
+        if o.busy_percent > w.busy_percent {
+            w.busy_percent = o.busy_percent;
+            w.cpu_percent = o.cpu_percent;
+        }
+        w.turns.merge(&o.turns);
+        if o.turn_max_ns > w.turn_max_ns {
+            w.turn_max_ns = o.turn_max_ns;
+            w.turn_max_at_ms = o.turn_max_at_ms;
+        }
+        w.recv_backlog_bytes_max = w.recv_backlog_bytes_max.max(o.recv_backlog_bytes_max);
+        w.recv_backlog_ms = w.recv_backlog_ms.max(o.recv_backlog_ms);
     }
 }
 
@@ -448,127 +668,6 @@ impl Link for ThreadLink {
     }
 }
 
-/// The result of a run, as printed.
-#[derive(Clone, Debug, Default)]
-pub struct Report {
-    pub scenario: &'static str,
-    pub connections: u64,
-    pub processes: usize,
-    pub duration_s: f64,
-    pub offered_per_sec: u64,
-    pub party_size: usize,
-    pub payload_bytes: usize,
-    pub sent_per_sec: f64,
-    pub delivered_per_sec: f64,
-    pub errors: u64,
-    pub lost: u64,
-    pub first_error: Option<String>,
-    pub latency_us: Percentiles,
-    /// Lateness of the harness's own sends against their schedule.
-    pub harness_send_lag_us: Percentiles,
-    pub server_cpu_us_per_delivered: Option<f64>,
-    pub server_cpu_percent: Option<f64>,
-    pub server_rss_bytes: Option<u64>,
-    pub rss_per_connection_bytes: Option<f64>,
-    pub harness_cpu_us_per_delivered: Option<f64>,
-    /// What "delivered" counts in this scenario.
-    pub unit: &'static str,
-    /// Sweep: one report per rate.
-    pub steps: Vec<Report>,
-    pub svg: Option<String>,
-}
-
-impl Report {
-    pub fn to_json(&self) -> serde_json::Value {
-        let l = &self.latency_us;
-        serde_json::json!({
-            "scenario": self.scenario,
-            "connections": self.connections,
-            "processes": self.processes,
-            "duration_s": self.duration_s,
-            "offered_per_sec": self.offered_per_sec,
-            "party_size": self.party_size,
-            "payload_bytes": self.payload_bytes,
-            "unit": self.unit,
-            "sent_per_sec": round1(self.sent_per_sec),
-            "delivered_per_sec": round1(self.delivered_per_sec),
-            "errors": self.errors,
-            "lost": self.lost,
-            "first_error": self.first_error,
-            "latency_us": {
-                "p50": l.p50, "p90": l.p90, "p99": l.p99, "p999": l.p999, "max": l.max, "count": l.count,
-            },
-            "harness_send_lag_us": {
-                "p50": self.harness_send_lag_us.p50,
-                "p99": self.harness_send_lag_us.p99,
-                "max": self.harness_send_lag_us.max,
-            },
-            "server_cpu_us_per_delivered": self.server_cpu_us_per_delivered.map(round3),
-            "server_cpu_percent": self.server_cpu_percent.map(round1),
-            "server_rss_bytes": self.server_rss_bytes,
-            "rss_per_connection_bytes": self.rss_per_connection_bytes.map(round1),
-            "harness_cpu_us_per_delivered": self.harness_cpu_us_per_delivered.map(round3),
-            "steps": self.steps.iter().map(Report::to_json).collect::<Vec<_>>(),
-            "svg": self.svg,
-        })
-    }
-
-    pub fn table(&self) -> String {
-        let mut s = String::new();
-        let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
-        if !self.steps.is_empty() {
-            s.push_str(&sweep::table(&self.steps));
-            if let Some(svg) = &self.svg {
-                s.push_str(&format!("plot: {svg}\n"));
-            }
-            return s;
-        }
-        let l = &self.latency_us;
-        s.push_str(&format!("scenario              {}\n", self.scenario));
-        s.push_str(&format!("connections           {} ({} process(es))\n", self.connections, self.processes));
-        s.push_str(&format!("duration              {:.1} s\n", self.duration_s));
-        if self.offered_per_sec > 0 {
-            s.push_str(&format!("offered               {} /s\n", self.offered_per_sec));
-        }
-        s.push_str(&format!("sent                  {:.0} /s\n", self.sent_per_sec));
-        s.push_str(&format!("delivered             {:.0} {}/s\n", self.delivered_per_sec, self.unit));
-        s.push_str(&format!("errors                {}   lost {}\n", self.errors, self.lost));
-        if let Some(e) = &self.first_error {
-            s.push_str(&format!("first error           {e}\n"));
-        }
-        s.push_str(&format!(
-            "latency µs            p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})\n",
-            l.p50, l.p90, l.p99, l.p999, l.max, l.count
-        ));
-        s.push_str(&format!(
-            "server CPU            {} µs per delivered, {} % of a core\n",
-            opt(self.server_cpu_us_per_delivered, 3),
-            opt(self.server_cpu_percent, 1)
-        ));
-        s.push_str(&format!(
-            "harness               {} µs CPU per delivered; sends late by p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs\n",
-            opt(self.harness_cpu_us_per_delivered, 3),
-            self.harness_send_lag_us.p50,
-            self.harness_send_lag_us.p99,
-            self.harness_send_lag_us.max
-        ));
-        s.push_str(&format!(
-            "server RSS            {} bytes, {} bytes per connection\n",
-            self.server_rss_bytes.map_or("-".to_owned(), |v| v.to_string()),
-            opt(self.rss_per_connection_bytes, 0)
-        ));
-        s
-    }
-}
-
-fn round1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
-}
-
 /// Runs the scenario `o` names and returns its report. Progress goes to stderr.
 pub fn run(o: &Options) -> Result<Report, String> {
     if let Some((index, count)) = o.worker {
@@ -578,17 +677,57 @@ pub fn run(o: &Options) -> Result<Report, String> {
         return Ok(Report::default());
     }
     match o.scenario {
+        Scenario::FloorServer => floor::serve(o).map(|()| Report::default()),
         Scenario::Calibrate => calibrate::run(o),
         Scenario::Sweep => sweep::run(o),
-        _ => run_distributed(o),
+        Scenario::Fanout | Scenario::Game => {
+            // The floor process, if this run starts one, lives until the end of this block.
+            let mut floor = None;
+            match o.against {
+                Against::Huddle | Against::Floor => run_side(o, o.against, &mut floor),
+                Against::Both => {
+                    let huddle = run_side(o, Against::Huddle, &mut floor)?;
+                    // Let the server reap the huddle sessions before the floor's connect.
+                    std::thread::sleep(Duration::from_millis(500));
+                    let beside = run_side(o, Against::Floor, &mut floor)?;
+                    Ok(Report { floor: Some(Box::new(beside)), ..huddle })
+                }
+            }
+        }
+        Scenario::Churn | Scenario::Status | Scenario::Idle => run_distributed(o),
+    }
+}
+
+/// Runs `o` against one server: huddle at `--url`, or the floor (started into `floor` on first
+/// use, so a sweep keeps one floor process for all its steps).
+pub(crate) fn run_side(o: &Options, side: Against, floor: &mut Option<FloorProcess>) -> Result<Report, String> {
+    match side {
+        Against::Floor => {
+            if floor.is_none() {
+                *floor = Some(FloorProcess::start(o)?);
+            }
+            let f = floor.as_ref().expect("Invariant: started above");
+            run_distributed(&Options {
+                against: Against::Floor,
+                floor_addr: Some(f.addr),
+                server_pid: Some(f.pid),
+                ..o.clone()
+            })
+        }
+        Against::Huddle => run_distributed(&Options { against: Against::Huddle, ..o.clone() }),
+        Against::Both => Err("one side at a time".into()),
     }
 }
 
 /// Runs the workers (threads for one process, child processes for more), starts them
 /// together, samples the server around the measured window, and merges their results.
+/// `o.against` is the one server measured: huddle, or the floor at `o.floor_addr`.
 pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
-    resolve_target(&o.url)?;
-    check_rate(o)?;
+    debug_assert!(o.against != Against::Both, "the parent splits `both` into its sides");
+    if o.against == Against::Huddle {
+        resolve_target(&o.url)?;
+        check_rate(o)?;
+    }
     let before = o.server_pid.map(procfs::sample).transpose().map_err(|e| format!("--server-pid: {e}"))?;
     let processes = o.processes.max(1);
     let mut workers: Vec<WorkerHandle> = Vec::new();
@@ -608,16 +747,19 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         };
         for index in 0..processes {
             let mut cmd = Command::new(&exe);
-            // A sweep step's rate is not in the command line it was started with: pass it last,
-            // so it overrides.
+            // A sweep step's rate and the side measured are not in the command line the run
+            // was started with: pass them last, so they override.
             cmd.args(&o.args)
                 .arg("--rate")
                 .arg(o.rate.to_string())
+                .arg("--against")
+                .arg(o.against.name())
                 .arg("--worker")
-                .arg(format!("{index}/{processes}"))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
+                .arg(format!("{index}/{processes}"));
+            if let Some(addr) = o.floor_addr {
+                cmd.arg("--floor-addr").arg(addr.to_string());
+            }
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
             let mut child = cmd.spawn().map_err(|e| format!("starting worker {index} ({}): {e}", exe.display()))?;
             let stdout = BufReader::new(child.stdout.take().expect("stdout was piped"));
             workers.push(WorkerHandle::Process { child, stdout });
@@ -628,8 +770,9 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
     }
     let ready = o.server_pid.map(procfs::sample).transpose().map_err(|e| format!("--server-pid: {e}"))?;
     eprintln!(
-        "huddle-load: {} connections ready; running {} s after {} s warm-up",
+        "huddle-load: {} connections to {} ready; running {} s after {} s warm-up",
         o.connections,
+        o.against.name(),
         o.duration.as_secs_f64(),
         o.warmup.as_secs_f64()
     );
@@ -641,6 +784,10 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
     let window_end = window_start + o.duration.as_nanos() as u64;
     sleep_until(window_start);
     let cpu_start = o.server_pid.and_then(|pid| procfs::sample(pid).ok());
+    if o.quiet {
+        // One sleep: nothing of the harness wakes during the window but its workers.
+        sleep_until(window_end);
+    }
     while procfs::now_ns() < window_end {
         sleep_until((procfs::now_ns() + 1_000_000_000).min(window_end));
         if procfs::now_ns() < window_end {
@@ -653,12 +800,16 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         total.merge(w.finish().map_err(|e| format!("worker {i}: {e}"))?);
     }
     let duration_s = o.duration.as_secs_f64();
+    let fanout = o.scenario.is_fanout();
+    let offered_per_sec = if matches!(o.scenario, Scenario::Idle) { 0 } else { o.rate };
     let mut report = Report {
         scenario: o.scenario.name(),
+        against: o.against.name(),
+        mode: if fanout { o.mode.name() } else { "" },
         connections: total.connections,
         processes,
         duration_s,
-        offered_per_sec: if matches!(o.scenario, Scenario::Idle) { 0 } else { o.rate },
+        offered_per_sec,
         party_size: o.party_size,
         payload_bytes: o.payload_bytes,
         sent_per_sec: total.sent as f64 / duration_s,
@@ -667,13 +818,35 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         lost: total.lost,
         first_error: total.first_error.clone(),
         latency_us: total.latency.percentiles(),
+        latency_max_at_ms: total.latency_max_at_ms,
         harness_send_lag_us: total.send_lag.percentiles(),
+        harness: HarnessFigures {
+            busy_percent: total.watched.busy_percent,
+            cpu_percent: total.watched.cpu_percent,
+            recv_backlog_bytes_max: total.watched.recv_backlog_bytes_max,
+            recv_backlog_ms: total.watched.recv_backlog_ms,
+            turn_us: total.watched.turns.percentiles(),
+            turn_max_at_ms: total.watched.turn_max_at_ms,
+            unsent: total.unsent,
+            blocked_turns: total.blocked_turns,
+            bound: None,
+        },
+        queue_growth: total.outstanding_growth,
+        queues_grew: fanout
+            && report::queues_grew(
+                total.outstanding_growth,
+                offered_per_sec,
+                duration_s,
+                o.party_size,
+                total.connections,
+            ),
         unit: match o.scenario {
             Scenario::Churn => "replies",
             Scenario::Status => "events",
             Scenario::Idle => "",
             _ => "msgs",
         },
+        verbose: o.verbose,
         ..Report::default()
     };
     if total.delivered > 0 {
@@ -688,12 +861,15 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         report.server_rss_bytes = Some(b.rss_bytes);
     }
     if let (Some(before), Some(ready)) = (before, ready) {
+        // The server's memory for these sessions: what it grew by while they connected and set
+        // up (before the load, so queues in flight are not counted).
+        report.rss_per_connection_bytes =
+            Some(ready.rss_bytes.saturating_sub(before.rss_bytes) as f64 / total.connections.max(1) as f64);
         if o.scenario == Scenario::Idle {
             report.server_rss_bytes = Some(ready.rss_bytes);
-            report.rss_per_connection_bytes =
-                Some(ready.rss_bytes.saturating_sub(before.rss_bytes) as f64 / total.connections.max(1) as f64);
         }
     }
+    report.harness.bound = report::harness_bound(&report);
     Ok(report)
 }
 
@@ -783,7 +959,7 @@ fn check_rate(o: &Options) -> Result<(), String> {
     }
     let senders = o.connections as u64;
     let per_conn = match o.scenario {
-        Scenario::Fanout | Scenario::Sweep | Scenario::Status => o.rate as f64 / senders as f64,
+        Scenario::Fanout | Scenario::Game | Scenario::Sweep | Scenario::Status => o.rate as f64 / senders as f64,
         // Each pair member sends two of the four operations of a cycle.
         Scenario::Churn => o.rate as f64 / senders as f64,
         _ => 0.0,

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         }
     };
     match huddle_load::run(&options) {
-        Ok(_) if options.worker.is_some() => ExitCode::SUCCESS,
+        // A worker printed its own report line; the floor server prints nothing more.
+        Ok(_) if options.worker.is_some() || options.scenario == huddle_load::Scenario::FloorServer => {
+            ExitCode::SUCCESS
+        }
         Ok(report) => {
             if options.json {
                 println!("{}", report.to_json());

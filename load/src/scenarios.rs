@@ -1,37 +1,54 @@
 //! The scenarios' worker side: each sets up its share of sessions, says it is ready, waits for
 //! the common start, drives its load over one [`Fleet`], drains, and returns its counts and
 //! latency histogram.
+//!
+//! The fan-out family (`fanout`, `game`, each sweep step) runs the same sessions code against
+//! huddle or the floor: only the setup (huddle's create and join requests, or the floor's join
+//! message), the encoded message ([`DataTemplate`]) and the reading of what comes back
+//! ([`classify`], [`classify_floor`]) differ.
 
-use super::fleet::{Fleet, Incoming};
+use super::fleet::{Fleet, Framing, Incoming};
+use super::floor;
 use super::hist::Latency;
 use super::pace::Schedule;
 use super::procfs::{now_ns, thread_cpu_ns};
-use super::{load_key, resolve_target, source_address, Link, Options, Scenario, WorkerResult};
+use super::{load_key, resolve_target, source_address, Against, Link, Options, Scenario, SendMode, WorkerResult};
 use bytes::Bytes;
 use flatbuffers::VerifierOptions;
 use huddle::auth::{self, Claims, TokenKey};
-use huddle::core::{PartyId, PartyReply, PartyRequest, Reply, Request, StatusRequest, UserId};
-use huddle::wire::{self, fb, ServerMessage};
+use huddle::core::{Cid, PartyId, PartyReply, PartyRequest, Reply, Request, StatusRequest, UserId};
+use huddle::wire::{self, fb, Encoder, ServerMessage};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Time allowed to open every connection of a worker and finish setup requests.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Scheduled messages one loop turn may send. After a stall the schedule may owe thousands;
+/// sending them all in one turn would leave deliveries unread for as long, so the rest waits
+/// for the next turn (and shows as send lag). 4,096 messages are well under a millisecond of
+/// the harness's work, and more than a turn owes at any rate it can sustain.
+const SENDS_PER_TURN_MAX: u64 = 4096;
+/// huddle's error code for a request without a cid: what a server without fire-and-forget
+/// party data (SPEC P-9) answers to `--mode fire`.
+const ERROR_MISSING_CID: u16 = 101;
+const FIRE_UNSUPPORTED: &str = "server does not support fire-and-forget party data: it answered cid 0 with error 101 \
+                                (missing cid); run with --mode ack";
 
 pub(crate) fn run_worker(o: &Options, index: usize, count: usize, link: &mut dyn Link) -> Result<WorkerResult, String> {
     let ctx = Ctx::new(o, index, count)?;
     match o.scenario {
-        Scenario::Fanout | Scenario::Sweep => fanout(&ctx, link),
+        Scenario::Fanout | Scenario::Game | Scenario::Sweep => fanout(&ctx, link),
         Scenario::Churn => churn(&ctx, link),
         Scenario::Status => status(&ctx, link, false),
         Scenario::Idle => status(&ctx, link, true),
-        Scenario::Calibrate => Err("calibrate has no workers".into()),
+        Scenario::Calibrate | Scenario::FloorServer => Err(format!("{} has no workers", o.scenario.name())),
     }
 }
 
 struct Ctx<'a> {
     o: &'a Options,
-    key: TokenKey,
+    /// huddle's token key; the floor takes no tokens.
+    key: Option<TokenKey>,
     /// Global user indices of this worker's sessions, in order.
     users: Vec<usize>,
     verifier: VerifierOptions,
@@ -42,7 +59,7 @@ impl<'a> Ctx<'a> {
     fn new(o: &'a Options, index: usize, count: usize) -> Result<Ctx<'a>, String> {
         let n = o.connections;
         let users: Vec<usize> = match o.scenario {
-            Scenario::Fanout | Scenario::Sweep => {
+            Scenario::Fanout | Scenario::Game | Scenario::Sweep => {
                 // Whole parties per worker, so every delivery stays inside one worker's clock.
                 let k = o.party_size;
                 let parties = n / k;
@@ -59,23 +76,26 @@ impl<'a> Ctx<'a> {
         if users.is_empty() {
             return Err(format!("worker {index} of {count} has no sessions: raise --connections"));
         }
-        Ok(Ctx {
-            o,
-            key: load_key(o)?,
-            users,
-            verifier: wire::verifier_options(1 << 20),
-            target: resolve_target(&o.url)?,
-        })
+        let (key, target) = match (o.against, o.floor_addr) {
+            (Against::Floor, Some(addr)) => (None, super::Target { addr, host: String::new(), path: String::new() }),
+            (Against::Floor, None) => return Err("a floor worker needs --floor-addr".into()),
+            _ => (Some(load_key(o)?), resolve_target(&o.url)?),
+        };
+        Ok(Ctx { o, key, users, verifier: wire::verifier_options(1 << 20), target })
     }
 
     fn user_id(g: usize) -> String {
         format!("load-{g}")
     }
 
+    /// A token for global user `g` (empty towards the floor, which takes none).
     fn token(&self, g: usize) -> String {
+        let Some(key) = &self.key else {
+            return String::new();
+        };
         let claims =
             Claims { user_id: Ctx::user_id(g), username: format!("Load{g}"), expires_at_unix_s: unix_now_s() + 86_400 };
-        auth::mint(&claims, &self.key)
+        auth::mint(&claims, key)
     }
 
     fn open(&self, fleet: &mut Fleet, status: bool) -> Result<(), String> {
@@ -95,7 +115,11 @@ impl<'a> Ctx<'a> {
     }
 
     fn fleet(&self) -> Result<Fleet, String> {
-        Fleet::new(self.target.addr, &self.target.host, &self.target.path).map_err(|e| format!("poll: {e}"))
+        let framing = match self.o.against {
+            Against::Floor => Framing::LengthPrefixed,
+            _ => Framing::WebSocket { host: self.target.host.clone(), path: self.target.path.clone() },
+        };
+        Fleet::new(self.target.addr, framing).map_err(|e| format!("poll: {e}"))
     }
 
     /// `(window_start, window_end)` for a start time.
@@ -121,8 +145,13 @@ enum Msg<'a> {
     /// A status event: the first joined status, the harness's send stamp when it parses.
     StatusStamp(Option<u64>),
     Ok,
-    Error(String),
+    Error {
+        code: u16,
+        text: String,
+    },
     Other(ServerMessage),
+    /// Nothing the scenarios count (the floor's welcome).
+    Ignored,
 }
 
 fn classify<'a>(frame: &'a [u8], verifier: &VerifierOptions) -> Result<Msg<'a>, String> {
@@ -140,9 +169,20 @@ fn classify<'a>(frame: &'a [u8], verifier: &VerifierOptions) -> Result<Msg<'a>, 
         fb::Message::PartyOk | fb::Message::StatusUpdated => Ok(Msg::Ok),
         fb::Message::Error => {
             let e = envelope.message_as_error().ok_or("error without body")?;
-            Ok(Msg::Error(format!("error {}: {}", e.code().0, e.message().unwrap_or_default())))
+            let code = e.code().0;
+            Ok(Msg::Error { code, text: format!("error {code}: {}", e.message().unwrap_or_default()) })
         }
         _ => wire::decode_server_message(frame, verifier).map(Msg::Other).map_err(|e| e.to_string()),
+    }
+}
+
+/// The floor's frames, in the same terms (see `floor.rs` for the protocol).
+fn classify_floor(body: &[u8]) -> Result<Msg<'_>, String> {
+    match body.first() {
+        Some(&floor::KIND_DELIVERY) => Ok(Msg::PartyData(&body[1..])),
+        Some(&floor::KIND_ACK) => Ok(Msg::Ok),
+        Some(&floor::KIND_WELCOME) => Ok(Msg::Ignored),
+        other => Err(format!("unknown floor frame kind {other:?}")),
     }
 }
 
@@ -161,20 +201,19 @@ impl Tally {
     }
 }
 
-/// Runs setup requests: sends `request(i)` for every session index `i` in `which`, then waits
-/// until each has its reply; `on_reply(i, reply)` sees each successful one. Any error reply or
-/// lost connection fails the setup.
+/// Runs one setup round: `send(fleet, i)` for every session index `i` in `which`, then turns
+/// the loop until each has its reply. `reply(i, frame)` reads a frame of session `i`:
+/// `Some(Ok(()))` when it is the awaited reply, `Some(Err(why))` when it refuses, `None` for
+/// anything else. Any refusal or lost connection fails the setup.
 fn setup_round(
-    ctx: &Ctx<'_>,
     fleet: &mut Fleet,
     which: &[usize],
-    mut request: impl FnMut(usize) -> Request,
-    mut on_reply: impl FnMut(usize, Reply),
+    mut send: impl FnMut(&mut Fleet, usize),
+    mut reply: impl FnMut(usize, &[u8]) -> Option<Result<(), String>>,
 ) -> Result<(), String> {
     let mut waiting = vec![false; fleet.len()];
     for &i in which {
-        // cid = session index + 1: unique within the round.
-        fleet.send(i, i as u64 + 1, &request(i));
+        send(fleet, i);
         waiting[i] = true;
     }
     let mut left = which.len();
@@ -185,22 +224,16 @@ fn setup_round(
             return Err(format!("setup: {left} replies missing after {SETUP_TIMEOUT:?}"));
         }
         fleet.turn(Duration::from_millis(10), &mut |i, incoming| match incoming {
-            Incoming::Frame(frame) => match wire::decode_server_message(frame, &ctx.verifier) {
-                Ok(ServerMessage::Reply { cid, result }) if waiting[i] && cid.0 == i as u64 + 1 => {
+            Incoming::Frame(frame) if waiting[i] => {
+                if let Some(result) = reply(i, frame) {
                     waiting[i] = false;
                     left -= 1;
-                    match result {
-                        Ok(reply) => on_reply(i, reply),
-                        Err(e) => {
-                            failure.get_or_insert(format!("error {}: {}", e.code.number(), e.message));
-                        }
+                    if let Err(why) = result {
+                        failure.get_or_insert(why);
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    failure.get_or_insert(format!("undecodable frame: {e}"));
-                }
-            },
+            }
+            Incoming::Frame(_) => {}
             Incoming::Closed(why) => {
                 failure.get_or_insert(why.to_owned());
             }
@@ -212,30 +245,93 @@ fn setup_round(
     }
 }
 
-/// How long to wait for the next scheduled send: sleep in poll while it is far, spin (zero
-/// timeout) for the last millisecond, since poll's timeout has millisecond granularity and a
-/// late send would be charged to the server as latency.
-fn poll_timeout(next_ns: Option<u64>, now: u64) -> Duration {
-    match next_ns {
-        Some(next) if next <= now + 1_200_000 => Duration::ZERO,
-        Some(next) => Duration::from_nanos(next - now - 1_000_000).min(Duration::from_millis(50)),
-        None => Duration::from_millis(5),
+/// A huddle setup round: sends `request(i)` (cid = session index + 1, unique within the round)
+/// for every session index `i` in `which` and waits for each reply; `on_reply(i, reply)` sees
+/// each successful one.
+fn huddle_setup_round(
+    ctx: &Ctx<'_>,
+    fleet: &mut Fleet,
+    which: &[usize],
+    mut request: impl FnMut(usize) -> Request,
+    mut on_reply: impl FnMut(usize, Reply),
+) -> Result<(), String> {
+    let verifier = &ctx.verifier;
+    setup_round(
+        fleet,
+        which,
+        |fleet, i| fleet.send(i, i as u64 + 1, &request(i)),
+        |i, frame| match wire::decode_server_message(frame, verifier) {
+            Ok(ServerMessage::Reply { cid, result }) if cid.0 == i as u64 + 1 => Some(match result {
+                Ok(reply) => {
+                    on_reply(i, reply);
+                    Ok(())
+                }
+                Err(e) => Err(format!("error {}: {}", e.code.number(), e.message)),
+            }),
+            Ok(_) => None,
+            Err(e) => Some(Err(format!("undecodable frame: {e}"))),
+        },
+    )
+}
+
+/// One party's party-data message, encoded once at setup; each send writes its stamp (the
+/// intended send time) into the first 8 bytes of the payload in place. Encoding per send would
+/// cost the harness an allocation and a FlatBuffers build per message, time taken from reading
+/// deliveries on time.
+struct DataTemplate {
+    body: Vec<u8>,
+    stamp_at: usize,
+}
+
+impl DataTemplate {
+    /// Marks where the stamp goes while the template is encoded; found once, then overwritten.
+    const MARK: [u8; 8] = *b"\xA5stamp\x5A\xC3";
+
+    /// huddle's `PartyDataSend` to `party_id`: cid 1 when acknowledged (the harness matches
+    /// acks by connection, not by cid), cid 0 when fire-and-forget.
+    fn huddle(encoder: &mut Encoder, party_id: PartyId, payload_bytes: usize, mode: SendMode) -> Result<Self, String> {
+        let mut data = vec![0u8; payload_bytes];
+        data[..8].copy_from_slice(&Self::MARK);
+        let cid = match mode {
+            SendMode::Ack => Cid(1),
+            SendMode::Fire => Cid::NONE,
+        };
+        let request = Request::Party(PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(data) });
+        let body = encoder.request(cid, &request).to_vec();
+        let found: Vec<usize> = body.windows(8).enumerate().filter(|(_, w)| *w == Self::MARK).map(|(i, _)| i).collect();
+        match found[..] {
+            [stamp_at] => Ok(DataTemplate { body, stamp_at }),
+            _ => Err(format!("the stamp mark occurs {} times in an encoded party data request", found.len())),
+        }
+    }
+
+    /// The floor's data frame body: its kind, then the payload.
+    fn floor(payload_bytes: usize, mode: SendMode) -> Self {
+        let mut body = vec![0u8; 1 + payload_bytes];
+        body[0] = match mode {
+            SendMode::Ack => floor::KIND_DATA_ACKED,
+            SendMode::Fire => floor::KIND_DATA_FIRE,
+        };
+        DataTemplate { body, stamp_at: 1 }
+    }
+
+    fn stamped(&mut self, intended_ns: u64) -> &[u8] {
+        self.body[self.stamp_at..self.stamp_at + 8].copy_from_slice(&intended_ns.to_le_bytes());
+        &self.body
     }
 }
 
-/// Party fan-out: parties of K, every member sends party data; latency from intended send time
-/// to each delivery.
-fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
+/// huddle parties: each party's first session creates it, the others join; one data template
+/// per party.
+fn huddle_parties(ctx: &Ctx<'_>, fleet: &mut Fleet) -> Result<Vec<DataTemplate>, String> {
     let o = ctx.o;
     let k = o.party_size;
     let n = ctx.users.len();
-    let mut fleet = ctx.fleet()?;
-    ctx.open(&mut fleet, false)?;
     let leaders: Vec<usize> = (0..n).step_by(k).collect();
     let mut party_of: Vec<Option<PartyId>> = vec![None; n / k];
-    setup_round(
+    huddle_setup_round(
         ctx,
-        &mut fleet,
+        fleet,
         &leaders,
         |_| {
             Request::Party(PartyRequest::Create { open: true, max_size: k as u32, label: String::new(), hidden: false })
@@ -249,25 +345,83 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
     let party_of: Vec<PartyId> =
         party_of.into_iter().map(|p| p.ok_or("a create reply without a party")).collect::<Result<_, _>>()?;
     let members: Vec<usize> = (0..n).filter(|i| i % k != 0).collect();
-    setup_round(
+    huddle_setup_round(
         ctx,
-        &mut fleet,
+        fleet,
         &members,
         |i| Request::Party(PartyRequest::Join { party_id: party_of[i / k] }),
         |_, _| {},
     )?;
+    let mut encoder = Encoder::new();
+    party_of.iter().map(|&party_id| DataTemplate::huddle(&mut encoder, party_id, o.payload_bytes, o.mode)).collect()
+}
+
+/// Floor parties: every session joins its global party number (sessions of one party are in
+/// one worker, but the floor needs no coordination either way); one data template per party.
+fn floor_parties(ctx: &Ctx<'_>, fleet: &mut Fleet) -> Result<Vec<DataTemplate>, String> {
+    let o = ctx.o;
+    let k = o.party_size;
+    let all: Vec<usize> = (0..ctx.users.len()).collect();
+    let party = |i: usize| u32::try_from(ctx.users[i] / k).expect("Invariant: party numbers fit in u32");
+    setup_round(
+        fleet,
+        &all,
+        |fleet, i| fleet.send_body(i, &floor::join_body(party(i))),
+        |_, body| match classify_floor(body) {
+            Ok(Msg::Ok) => Some(Ok(())),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        },
+    )?;
+    Ok((0..ctx.users.len() / k).map(|_| DataTemplate::floor(o.payload_bytes, o.mode)).collect())
+}
+
+/// How long to wait for the next scheduled send: sleep in poll while it is far, spin (zero
+/// timeout) for the last millisecond, since poll's timeout has millisecond granularity and a
+/// late send would be charged to the server as latency.
+fn poll_timeout(next_ns: Option<u64>, now: u64) -> Duration {
+    match next_ns {
+        Some(next) if next <= now + 1_200_000 => Duration::ZERO,
+        Some(next) => Duration::from_nanos(next - now - 1_000_000).min(Duration::from_millis(50)),
+        None => Duration::from_millis(5),
+    }
+}
+
+/// Party fan-out against huddle or the floor: parties of K, every member sends party data;
+/// latency from intended send time to each delivery. In fire mode nothing is acknowledged, so
+/// loss is counted from what was sent: every message not refused must reach K - 1 members.
+fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
+    let o = ctx.o;
+    let k = o.party_size;
+    let n = ctx.users.len();
+    let mut fleet = ctx.fleet()?;
+    ctx.open(&mut fleet, false)?;
+    let mut templates = match o.against {
+        Against::Floor => floor_parties(ctx, &mut fleet)?,
+        _ => huddle_parties(ctx, &mut fleet)?,
+    };
+    let side = o.against;
 
     link.ready();
     let go = link.wait_go()?;
     let (window_start, window_end) = ctx.window(go);
+    fleet.watch(window_start, window_end);
+    let fire = o.mode == SendMode::Fire;
+    let recipients = k as u64 - 1;
     let mut schedule = (o.rate > 0).then(|| Schedule::new(go, window_end, ctx.local_rate()));
     let mut in_flight = vec![0usize; n];
-    let mut payload = vec![0u8; o.payload_bytes];
     let mut latency = Latency::new();
     let mut send_lag = Latency::new();
+    let (mut latency_max_ns, mut latency_max_at_ns) = (0u64, 0u64);
     let mut tally = Tally::default();
     let (mut sent_total, mut sent_window, mut delivered_total, mut delivered_window) = (0u64, 0u64, 0u64, 0u64);
-    let mut next_cid = 1u64 << 32;
+    // Data messages the server refused: never delivered, by design.
+    let mut refused = 0u64;
+    let outstanding =
+        |sent: u64, delivered: u64, refused: u64| (sent.saturating_sub(refused) * recipients) as i64 - delivered as i64;
+    let (mut outstanding_start, mut outstanding_end) = (0i64, 0i64);
+    // Scheduled messages never sent, and turns in which a full connection held sends back.
+    let (mut unsent, mut blocked_turns) = (0u64, 0u64);
     let mut rr = 0usize;
     let mut cpu_start = None;
     let mut cpu_end = None;
@@ -276,20 +430,23 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         let now = now_ns();
         if cpu_start.is_none() && now >= window_start {
             cpu_start = Some(thread_cpu_ns());
+            outstanding_start = outstanding(sent_total, delivered_total, refused);
         }
         if cpu_end.is_none() && now >= window_end {
             cpu_end = Some(thread_cpu_ns());
+            outstanding_end = outstanding(sent_total, delivered_total, refused);
+            if let Some(s) = &schedule {
+                // What the schedule still owes is never sent: it counts in the send lag as
+                // late as it is now, or a harness too slow to send would show no lag at all.
+                unsent = s.owed();
+                for (lateness_ns, count) in s.owed_lateness(window_start, now, 1000) {
+                    send_lag.record_n_ns(lateness_ns, count);
+                }
+            }
             drain_deadline = Some(now + o.drain.as_nanos() as u64);
         }
         let mut send = |fleet: &mut Fleet, conn: usize, intended: u64, in_flight: &mut [usize]| {
-            payload[..8].copy_from_slice(&intended.to_le_bytes());
-            let data = Bytes::copy_from_slice(&payload);
-            next_cid += 1;
-            fleet.send(
-                conn,
-                next_cid,
-                &Request::Party(PartyRequest::Data { party_id: party_of[conn / k], op_code: 1, data }),
-            );
+            fleet.send_body(conn, templates[conn / k].stamped(intended));
             in_flight[conn] += 1;
             sent_total += 1;
             if (window_start..window_end).contains(&intended) {
@@ -300,9 +457,15 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         if now < window_end {
             match &mut schedule {
                 Some(schedule) => {
-                    for m in schedule.due(now) {
+                    for m in schedule.due(now, SENDS_PER_TURN_MAX) {
+                        let conn = (m % n as u64) as usize;
+                        if fleet.out_full(conn) {
+                            schedule.put_back(m);
+                            blocked_turns += 1;
+                            break;
+                        }
                         let intended = schedule.intended_ns(m);
-                        send(&mut fleet, (m % n as u64) as usize, intended, &mut in_flight);
+                        send(&mut fleet, conn, intended, &mut in_flight);
                     }
                 }
                 None => {
@@ -310,18 +473,24 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                     for _ in 0..n {
                         let conn = rr % n;
                         rr += 1;
-                        while in_flight[conn] < o.window {
+                        while in_flight[conn] < o.window && !fleet.out_full(conn) {
                             send(&mut fleet, conn, now, &mut in_flight);
                         }
                     }
                 }
             }
         } else {
-            let expected = (tally.acked) * (k as u64 - 1);
-            let all_answered = tally.acked + tally.errors >= sent_total;
+            let answered = tally.acked + refused;
+            // Acknowledged: each ack promises K - 1 deliveries, and every request is answered.
+            // Fire-and-forget: every message not refused promises them.
+            let (expected, all_answered) = if fire {
+                (sent_total.saturating_sub(refused) * recipients, true)
+            } else {
+                (tally.acked * recipients, answered >= sent_total)
+            };
             if (all_answered && delivered_total >= expected) || drain_deadline.is_some_and(|d| now >= d) {
                 let lost = expected.saturating_sub(delivered_total);
-                let unanswered = sent_total.saturating_sub(tally.acked + tally.errors);
+                let unanswered = if fire { 0 } else { sent_total.saturating_sub(answered) };
                 if unanswered > 0 {
                     tally.first_error.get_or_insert(format!("{unanswered} requests unanswered at the drain deadline"));
                 }
@@ -335,7 +504,13 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                     first_error: tally.first_error,
                     harness_cpu_ns: cpu_end.unwrap_or(0).saturating_sub(cpu_start.unwrap_or(0)),
                     latency,
+                    latency_max_ns,
+                    latency_max_at_ms: latency_max_at_ns as f64 / 1e6,
                     send_lag,
+                    outstanding_growth: outstanding_end - outstanding_start,
+                    unsent,
+                    blocked_turns,
+                    watched: fleet.watched().unwrap_or_default(),
                 });
             }
         }
@@ -345,28 +520,42 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
             poll_timeout(schedule.as_ref().and_then(Schedule::next_ns), now)
         };
         let verifier = &ctx.verifier;
-        fleet.turn(timeout, &mut |conn, incoming| match incoming {
-            Incoming::Frame(frame) => match classify(frame, verifier) {
+        fleet.turn(timeout, &mut |conn, incoming| {
+            let msg = match incoming {
+                Incoming::Frame(frame) if side == Against::Floor => classify_floor(frame),
+                Incoming::Frame(frame) => classify(frame, verifier),
+                Incoming::Closed(why) => return tally.error(why.to_owned()),
+            };
+            match msg {
                 Ok(Msg::PartyData(data)) if data.len() >= 8 => {
                     let intended = u64::from_le_bytes(data[..8].try_into().expect("8 bytes checked"));
                     delivered_total += 1;
                     if (window_start..window_end).contains(&intended) {
                         delivered_window += 1;
-                        latency.record_ns(now_ns().saturating_sub(intended));
+                        let ns = now_ns().saturating_sub(intended);
+                        latency.record_ns(ns);
+                        if ns > latency_max_ns {
+                            latency_max_ns = ns;
+                            latency_max_at_ns = intended - window_start;
+                        }
                     }
                 }
                 Ok(Msg::Ok) => {
                     tally.acked += 1;
                     in_flight[conn] = in_flight[conn].saturating_sub(1);
                 }
-                Ok(Msg::Error(e)) => {
-                    tally.error(e);
+                Ok(Msg::Error { code, text }) => {
+                    refused += 1;
+                    if fire && code == ERROR_MISSING_CID {
+                        tally.error(FIRE_UNSUPPORTED.to_owned());
+                    } else {
+                        tally.error(text);
+                    }
                     in_flight[conn] = in_flight[conn].saturating_sub(1);
                 }
                 Ok(_) => {}
                 Err(e) => tally.error(format!("undecodable frame: {e}")),
-            },
-            Incoming::Closed(why) => tally.error(why.to_owned()),
+            }
         })?;
     }
 }
@@ -395,6 +584,7 @@ fn churn(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
     link.ready();
     let go = link.wait_go()?;
     let (window_start, window_end) = ctx.window(go);
+    fleet.watch(window_start, window_end);
     // Four operations per cycle.
     let mut schedule = (o.rate > 0).then(|| Schedule::new(go, window_end, (ctx.local_rate() / 4).max(1)));
     let mut pairs: Vec<Pair> =
@@ -418,7 +608,7 @@ fn churn(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
             match &mut schedule {
                 Some(s) => {
                     let count = pairs.len() as u64;
-                    for m in s.due(now) {
+                    for m in s.due(now, SENDS_PER_TURN_MAX) {
                         pairs[(m % count) as usize].backlog.push_back(s.intended_ns(m));
                     }
                 }
@@ -492,7 +682,8 @@ fn churn(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                     first_error: tally.first_error,
                     harness_cpu_ns: cpu_end.unwrap_or(0).saturating_sub(cpu_start.unwrap_or(0)),
                     latency,
-                    send_lag: Latency::new(),
+                    watched: fleet.watched().unwrap_or_default(),
+                    ..WorkerResult::default()
                 });
             }
         }
@@ -505,7 +696,7 @@ fn churn(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         fleet.turn(timeout, &mut |conn, incoming| match incoming {
             Incoming::Frame(frame) => match classify(frame, verifier) {
                 Ok(Msg::Ok) => replies.push((conn, Ok(None))),
-                Ok(Msg::Error(e)) => replies.push((conn, Err(e))),
+                Ok(Msg::Error { text, .. }) => replies.push((conn, Err(text))),
                 Ok(Msg::Other(ServerMessage::Reply { result: Ok(Reply::Party(PartyReply::Info(s))), .. })) => {
                     replies.push((conn, Ok(Some(s.party_id))))
                 }
@@ -533,7 +724,7 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
     let follows = o.follows.min(total - 1);
     let all: Vec<usize> = (0..n).collect();
     if follows > 0 {
-        setup_round(
+        huddle_setup_round(
             ctx,
             &mut fleet,
             &all,
@@ -548,6 +739,7 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
     link.ready();
     let go = link.wait_go()?;
     let (window_start, window_end) = ctx.window(go);
+    fleet.watch(window_start, window_end);
     let mut schedule = (!idle && o.rate > 0).then(|| Schedule::new(go, window_end, ctx.local_rate()));
     let mut latency = Latency::new();
     let mut send_lag = Latency::new();
@@ -566,7 +758,7 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
         }
         if now < window_end {
             if let Some(s) = &mut schedule {
-                for m in s.due(now) {
+                for m in s.due(now, SENDS_PER_TURN_MAX) {
                     let intended = s.intended_ns(m);
                     cid += 1;
                     let update = StatusRequest::Update { status: Some(intended.to_string()) };
@@ -596,6 +788,8 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
                     harness_cpu_ns: cpu_end.unwrap_or(0).saturating_sub(cpu_start.unwrap_or(0)),
                     latency,
                     send_lag,
+                    watched: fleet.watched().unwrap_or_default(),
+                    ..WorkerResult::default()
                 });
             }
         }
@@ -608,7 +802,7 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
         fleet.turn(timeout, &mut |_, incoming| match incoming {
             Incoming::Frame(frame) => match classify(frame, verifier) {
                 Ok(Msg::Ok) => tally.acked += 1,
-                Ok(Msg::Error(e)) => tally.error(e),
+                Ok(Msg::Error { text, .. }) => tally.error(text),
                 Ok(Msg::StatusStamp(stamp)) => {
                     if let Some(intended) = stamp {
                         delivered_total += 1;

@@ -3,7 +3,14 @@
 //! Seconds and small counts; no timing assertions (the harness measures speed, tests do not).
 //! One run spreads its sessions over two worker processes of the built `huddle-load` binary,
 //! so the READY / GO / REPORT protocol and the histogram merge are exercised end to end.
-//! The harness runs on Linux only (see its crate docs), so do these runs.
+//!
+//! The floor runs start the harness's own floor server (a child process of the built binary)
+//! and check what a user reads off the report: nothing lost at a trivial rate, the floor's
+//! figures and the huddle/floor ratios present beside huddle's, the game shape at a tiny
+//! scale, and the harness calling itself the bottleneck when asked for a rate no harness can
+//! send (50 million messages a second over two connections: it cannot even take them off its
+//! schedule, whatever the machine). The harness runs on Linux only (see its crate docs), so do
+//! these runs.
 #![cfg(target_os = "linux")]
 
 // The server crate's end-to-end helpers (a real server on 127.0.0.1:0, its key, the watchdog),
@@ -21,19 +28,32 @@ fn server() -> TestServer {
     TestServer::with_limits(Limits { connections_max: 1000, ..Limits::default() })
 }
 
-fn run(server: &TestServer, args: &str) -> Report {
+/// Runs `args` for half a second after a short warm-up, against `server` when given (the floor
+/// needs none), and returns the report whatever it says.
+fn run_report(server: Option<&TestServer>, args: &str) -> Report {
     let mut argv: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
-    argv.extend(
-        ["--url", &format!("ws://{}/ws", server.addr), "--token-key", KEY, "--duration", "0.5", "--warmup", "0.2"]
-            .map(str::to_owned),
-    );
+    if let Some(server) = server {
+        argv.extend(["--url", &format!("ws://{}/ws", server.addr)].map(str::to_owned));
+    }
+    argv.extend(["--token-key", KEY, "--duration", "0.5", "--warmup", "0.2"].map(str::to_owned));
     argv.extend(["--drain", "15", "--server-pid", &std::process::id().to_string()].map(str::to_owned));
     let mut options = Options::parse(&argv).unwrap_or_else(|e| panic!("{args}: {e}"));
     options.worker_exe = Some(env!("CARGO_BIN_EXE_huddle-load").into());
-    let report = huddle_load::run(&options).unwrap_or_else(|e| panic!("{args}: {e}"));
-    assert_eq!(report.errors, 0, "{args}: {}", report.table());
-    assert_eq!(report.lost, 0, "{args}: {}", report.table());
+    huddle_load::run(&options).unwrap_or_else(|e| panic!("{args}: {e}"))
+}
+
+/// [`run_report`], asserting that nothing failed and nothing was lost (on every side).
+fn run_on(server: Option<&TestServer>, args: &str) -> Report {
+    let report = run_report(server, args);
+    for side in std::iter::once(&report).chain(report.floor.as_deref()) {
+        assert_eq!(side.errors, 0, "{args} ({}): {}", side.against, report.table());
+        assert_eq!(side.lost, 0, "{args} ({}): {}", side.against, report.table());
+    }
     report
+}
+
+fn run(server: &TestServer, args: &str) -> Report {
+    run_on(Some(server), args)
 }
 
 #[test]
@@ -115,7 +135,9 @@ fn sweep_writes_a_plot_and_a_table() {
     let _watchdog = Watchdog::start(Duration::from_secs(60));
     let server = server();
     let svg = std::env::temp_dir().join(format!("huddle-load-sweep-{}.svg", std::process::id()));
-    let args = format!("sweep --connections 8 --party-size 4 --rates 100,200 --svg {}", svg.display());
+    // A p99 bound no loaded test machine reaches: both steps must hold.
+    let args =
+        format!("sweep --connections 40 --party-size 4 --rates 100,200 --p99-max-us 100000000 --svg {}", svg.display());
     let report = run(&server, &args);
     assert_eq!(report.steps.len(), 2, "{}", report.table());
     let plot = std::fs::read_to_string(&svg).unwrap();
@@ -129,4 +151,134 @@ fn refuses_targets_off_loopback() {
     let options = Options::parse(&["fanout", "--url", "ws://10.1.2.3:7350/ws"].map(str::to_owned)).unwrap();
     let error = huddle_load::run(&options).unwrap_err();
     assert!(error.contains("loopback"), "{error}");
+}
+
+#[test]
+fn fanout_against_the_floor_delivers_everything() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let report = run_on(None, "fanout --against floor --connections 16 --party-size 4 --rate 400");
+    assert_eq!(report.against, "floor");
+    assert_eq!(report.connections, 16);
+    assert!(report.delivered_per_sec > 0.0, "{}", report.table());
+    assert!(report.latency_us.count > 0, "{}", report.table());
+    // The floor's own process was sampled, not the test's.
+    assert!(report.server_rss_bytes.unwrap_or(0) > 0, "{}", report.table());
+}
+
+#[test]
+fn the_floor_over_two_worker_processes_and_fire_and_forget() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let report = run_on(
+        None,
+        "fanout --against floor --fire-and-forget --connections 16 --party-size 4 --rate 400 --processes 2",
+    );
+    assert_eq!((report.against, report.mode, report.processes), ("floor", "fire", 2));
+    assert!(report.latency_us.count > 0, "{}", report.table());
+}
+
+#[test]
+fn both_reports_huddle_beside_the_floor_with_ratios() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let server = server();
+    let report = run(&server, "fanout --against both --connections 16 --party-size 4 --rate 400");
+    let json = report.to_json();
+    assert_eq!(json["against"], "huddle", "{json}");
+    assert_eq!(json["floor"]["against"], "floor", "{json}");
+    for side in [&json, &json["floor"]] {
+        assert!(side["delivered_per_sec"].as_f64().unwrap() > 0.0, "{json}");
+        assert!(side["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{json}");
+    }
+    for key in ["delivered_per_sec", "sent_per_sec"] {
+        assert!(json["ratio"][key].as_f64().is_some_and(|r| r > 0.0), "ratio {key}: {json}");
+    }
+    for p in ["p50", "p99", "max"] {
+        assert!(json["ratio"]["latency_us"][p].as_f64().is_some_and(|r| r > 0.0), "ratio {p}: {json}");
+    }
+    assert!(report.table().contains("huddle/floor"), "{}", report.table());
+}
+
+#[test]
+fn game_shape_at_a_tiny_scale_against_the_floor_loses_nothing() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    // Game defaults: parties of 4, 64 bytes at 20 Hz per session, fire-and-forget.
+    let report = run_on(None, "game --against floor --connections 200");
+    assert_eq!((report.scenario, report.mode, report.party_size), ("game", "fire", 4));
+    assert_eq!(report.offered_per_sec, 200 * 20);
+    assert!(report.latency_us.count > 0, "{}", report.table());
+    assert!(report.rss_per_connection_bytes.is_some(), "{}", report.table());
+}
+
+#[test]
+fn game_shape_acknowledged_beside_the_floor() {
+    let _watchdog = Watchdog::start(Duration::from_secs(90));
+    let server = server();
+    let report = run(&server, "game --mode ack --connections 200");
+    let floor = report.floor.as_deref().expect("game runs against both by default");
+    assert_eq!((report.against, floor.against), ("huddle", "floor"));
+    assert!(report.latency_us.count > 0 && floor.latency_us.count > 0, "{}", report.table());
+    assert!(report.rss_per_connection_bytes.is_some() && floor.rss_per_connection_bytes.is_some());
+}
+
+#[test]
+fn fire_and_forget_against_huddle_delivers_or_says_the_server_lacks_it() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let server = server();
+    let report = run_report(Some(&server), "fanout --mode fire --connections 16 --party-size 4 --rate 400");
+    if report.errors > 0 {
+        // A server without SPEC P-9 answers cid 0 with error 101: every message, named clearly.
+        let error = report.first_error.clone().unwrap_or_default();
+        assert!(error.contains("does not support fire-and-forget"), "{}", report.table());
+        assert_eq!(report.delivered_per_sec, 0.0, "{}", report.table());
+    } else {
+        assert_eq!(report.lost, 0, "{}", report.table());
+        assert!(report.latency_us.count > 0, "{}", report.table());
+    }
+}
+
+#[test]
+fn an_impossible_rate_marks_the_harness_as_the_bottleneck() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let report =
+        run_report(None, "fanout --against floor --fire-and-forget --connections 2 --party-size 2 --rate 50000000");
+    let json = report.to_json();
+    assert_eq!(json["harness"]["bound"], true, "{}", report.table());
+    assert!(json["harness"]["bound_why"].as_str().is_some_and(|why| !why.is_empty()), "{json}");
+    assert!(report.table().contains("harness bound         YES"), "{}", report.table());
+}
+
+#[test]
+fn a_sweep_beside_the_floor_compares_every_step() {
+    let _watchdog = Watchdog::start(Duration::from_secs(90));
+    let server = server();
+    let svg = std::env::temp_dir().join(format!("huddle-load-sweep-both-{}.svg", std::process::id()));
+    let args = format!(
+        "sweep --against both --connections 40 --party-size 4 --rates 100,200 --p99-max-us 100000000 --svg {}",
+        svg.display()
+    );
+    let report = run(&server, &args);
+    assert_eq!(report.steps.len(), 2, "{}", report.table());
+    for step in &report.steps {
+        assert_eq!(step.held, Some(true), "{}", report.table());
+        let floor = step.floor.as_deref().expect("every step runs the floor beside");
+        assert_eq!((floor.errors, floor.lost), (0, 0), "{}", report.table());
+        assert!(floor.delivered_per_sec > 0.0, "{}", report.table());
+    }
+    // The summary is the highest rate that held, with the floor's own peak beside it.
+    assert_eq!(report.offered_per_sec, 200);
+    assert_eq!(report.floor.as_deref().map(|f| f.offered_per_sec), Some(200));
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.contains("stroke-dasharray"), "the floor's curves are dashed");
+    let _ = std::fs::remove_file(&svg);
+    assert!(report.table().contains("ratio"), "{}", report.table());
+}
+
+#[test]
+fn floor_options_are_checked() {
+    let parse = |s: &str| Options::parse(&s.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+    assert!(parse("status --against floor").unwrap_err().contains("--against"));
+    assert!(parse("fanout --against nowhere").is_err());
+    assert!(parse("fanout --mode fire --rate 0").unwrap_err().contains("--mode ack"));
+    assert!(parse("fanout --floor-addr 10.0.0.1:9").unwrap_err().contains("loopback"));
+    let game = parse("game --connections 400 --hz 10").unwrap();
+    assert_eq!((game.rate, game.party_size), (4000, 4));
 }
