@@ -137,7 +137,7 @@ pub(crate) fn serve(o: &Options) -> Result<(), String> {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
     let cpu = o.floor_cpu.unwrap_or(0);
-    huddle::net::pin_current_thread(cpu).map_err(|e| format!("floor: pinning to CPU {cpu}: {e}"))?;
+    huddle::os::pin_current_thread(cpu).map_err(|e| format!("floor: pinning to CPU {cpu}: {e}"))?;
     let listen = o.floor_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut listener = TcpListener::bind(listen).map_err(|e| format!("floor: bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
