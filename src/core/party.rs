@@ -18,7 +18,7 @@
 //! Decisions where SPEC is silent are listed in the README's "Parties" section; the comments
 //! below name them where they are made.
 
-use super::search::{parse_query, PartyDoc, Query, SearchError, SearchIndex};
+use super::search::{parse_query, PartyDoc, Query, SearchError, SearchIndex, SearchLimits};
 use super::{Cid, CoreError, Event, IdGenerator, Outbox, PartyId, Presence, Reply, SessionId};
 use crate::limits::Limits;
 use bytes::Bytes;
@@ -377,7 +377,7 @@ impl Parties {
         Parties {
             by_id: HashMap::new(),
             of_session: HashMap::new(),
-            search: PartyIndex { index: SearchIndex::new(limits.search_limits()) },
+            search: PartyIndex { index: SearchIndex::new(SearchLimits::from(limits)) },
         }
     }
 
@@ -1205,7 +1205,7 @@ mod tests {
             " {} ",
         ];
         for label in labels {
-            let mut index = SearchIndex::new(limits.search_limits());
+            let mut index = SearchIndex::new(SearchLimits::from(&limits));
             let doc = PartyDoc { open: true, max_size: 4, member_count: 1, label: Some(label) };
             let indexed = index.upsert(1, doc).is_ok();
             assert_eq!(check_label(label, false, &limits).is_ok(), indexed, "{label:?}");

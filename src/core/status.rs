@@ -18,7 +18,7 @@
 //! with no duplicates and no dedup pass.
 
 use super::{CoreError, Event, Outbox, Presence, SessionId, UserId, Username};
-use crate::auth::CLAIM_BYTES_MAX;
+
 use crate::limits::Limits;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -420,8 +420,8 @@ fn check_names(count: usize, limits: &Limits) -> Result<(), CoreError> {
 /// client bug worth reporting rather than storing.
 fn check_ids<'a>(names: impl Iterator<Item = &'a str>, field: &str) -> Result<(), CoreError> {
     for (i, name) in names.enumerate() {
-        if name.is_empty() || name.len() > CLAIM_BYTES_MAX {
-            return Err(CoreError::BadInput(format!("{field}[{i}] must be 1..={CLAIM_BYTES_MAX} bytes")));
+        if name.is_empty() || name.len() > UserId::BYTES_MAX {
+            return Err(CoreError::BadInput(format!("{field}[{i}] must be 1..={} bytes", UserId::BYTES_MAX)));
         }
     }
     Ok(())

@@ -22,7 +22,7 @@
 
 use super::Rng;
 use crate::core::search::query::{FieldRef, Occur, RangeOp, ValueMatch};
-use crate::core::search::{parse_query, Query};
+use crate::core::search::{parse_query, Query, SearchLimits};
 use crate::core::{
     Cid, ConnectOptions, Core, CoreError, Event, Identity, Millis, Now, Outbox, Output, PartyEvent, PartyId,
     PartyListing, PartyReply, PartyRequest, PartySnapshot, Presence, RemovedReason, Reply, Request, SessionId, UserId,
@@ -300,7 +300,7 @@ impl Sim {
             _ => Some(self.rng.range(1, page_max.min(6)) as u32),
         };
         let limit_ok = limit.is_none_or(|l| (1..=page_max).contains(&(l as usize)));
-        let parsed = parse_query(&query, &self.limits.search_limits());
+        let parsed = parse_query(&query, &SearchLimits::from(&self.limits));
         let parties: Vec<PartySnapshot> =
             self.core.debug_party_ids().into_iter().filter_map(|id| self.core.debug_party(id)).collect();
 

@@ -245,8 +245,8 @@ pub fn decode_server_message(frame: &[u8], options: &VerifierOptions) -> Result<
 fn decode_presence(presence: fb::Presence<'_>) -> Result<Presence, DecodeError> {
     fn claim<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, DecodeError> {
         let value = value.ok_or(DecodeError::MissingField(field))?;
-        if value.len() > crate::auth::CLAIM_BYTES_MAX {
-            return Err(DecodeError::TooLong { field, len: value.len(), max: crate::auth::CLAIM_BYTES_MAX });
+        if value.len() > UserId::BYTES_MAX {
+            return Err(DecodeError::TooLong { field, len: value.len(), max: UserId::BYTES_MAX });
         }
         Ok(value)
     }
