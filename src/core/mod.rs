@@ -5,7 +5,7 @@
 //! | `mod.rs` | [`Core`]: the entry points, dispatch of a request to its feature, the driver contract, the cross-table sweep |
 //! | `context.rs` | the per-call context every handler gets (limits, clocks, session table, id generator, event sink) |
 //! | `outbox.rs` | [`Outbox`]: outputs in order; the reply slot reserved before a handler runs; the event sink |
-//! | `session.rs` | connected sessions, user → sessions (connect order), username → users (C-2, C-4, C-6) |
+//! | `session.rs` | connected sessions, user → sessions (connect order), username → users |
 //! | `party/` | parties (SPEC §2, P-1 … P-12) and party search (Q-1 … Q-4), a file per sub-state (see its docs) |
 //! | `status.rs` | statuses and follows (SPEC §4, S-1 … S-3, C-3) |
 //! | `search/` | the label query language and the inverted index behind party search |
@@ -15,9 +15,9 @@
 //!
 //! # One handler contract
 //!
-//! A feature handler takes the requester's presence, its request and a [`context`] (`Ctx`:
-//! limits, `now`, the session table, the id generator and an event sink) and returns
-//! `Result<ItsReply, CoreError>`. Before it runs, [`Core::handle_request`] reserves the reply's
+//! A feature handler takes the requester's presence, its request and one context
+//! (`context.rs`: limits, `now`, the session table, the id generator and an event sink) and
+//! returns `Result<ItsReply, CoreError>`. Before it runs, [`Core::handle_request`] reserves the reply's
 //! place in the outbox; events the handler queues land after that place, and the result fills
 //! it. So every request gets exactly one reply, before the events it caused, by construction,
 //! at no cost per request (no event buffer to copy). A refused request queues no event (rules

@@ -10,7 +10,7 @@
 //! labels, data and statuses of a few bytes, a handful of follows and ids per request, small
 //! search pages and wildcard budgets), a population of users (several sessions per user, some
 //! users sharing a username, a few "ghost" users who never connect), random operation weights,
-//! and then draws every operation from one grammar ([`Op`]): connects (visible or not),
+//! and then draws every operation from one grammar (`Op`): connects (visible or not),
 //! disconnects (some of stale sessions), every party request (with and without a cid for
 //! party data), searches followed to their last page, status updates, follows and unfollows,
 //! pings, and timer probes armed and cancelled. Time advances a few milliseconds per step (some
