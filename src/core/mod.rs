@@ -400,70 +400,17 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    /// A core with `n` sessions of distinct users, and a party of all of them.
-    fn party_of(n: u32) -> (Core, Vec<SessionId>, PartyId) {
-        let mut core = Core::new(Limits::default(), [5; 32]);
-        let mut out = Outbox::new();
-        let sessions: Vec<SessionId> = (0..n).map(|slot| SessionId::new(slot, 1)).collect();
-        for (i, &s) in sessions.iter().enumerate() {
-            let identity = Identity { user_id: UserId::new(&format!("u{i}")), username: Username::new("U") };
-            core.connect(s, identity, ConnectOptions::default(), Now::default(), &mut out);
-        }
-        let create = PartyRequest::Create { open: true, max_size: n, label: String::new(), hidden: false };
-        core.handle_request(sessions[0], Cid(1), Request::Party(create), Now::default(), &mut out);
-        let party_id = core.debug_party_ids()[0];
-        for &s in &sessions[1..] {
-            core.handle_request(s, Cid(2), Request::Party(PartyRequest::Join { party_id }), Now::default(), &mut out);
-        }
-        (core, sessions, party_id)
-    }
-
-    fn data(party_id: PartyId, bytes: usize) -> Request {
-        Request::Party(PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(vec![1; bytes]) })
-    }
-
-    #[test]
-    fn party_data_without_a_cid_gets_no_reply_and_a_refusal_comes_as_an_event() {
-        let (mut core, s, party_id) = party_of(3);
-        let mut out = Outbox::new();
-        core.handle_request(s[1], Cid::NONE, data(party_id, 4), Now::default(), &mut out);
-        let [Output::Event { recipients, event: Event::Party(PartyEvent::Data { .. }) }] = out.outputs() else {
-            panic!("only the data event, no reply: {:?}", out.outputs())
-        };
-        assert_eq!(out.recipients(recipients.clone()), [s[0], s[2]]);
-        assert_eq!(out.reply_count(), 0);
-
-        // Refused (too large, then for a party that does not exist): one event to the sender,
-        // naming the party, and nothing else.
-        let too_large = core.limits().party_data_bytes_max + 1;
-        let gone = PartyId(7);
-        for (request, party) in [(data(party_id, too_large), party_id), (data(gone, 1), gone)] {
-            let mut out = Outbox::new();
-            core.handle_request(s[1], Cid::NONE, request, Now::default(), &mut out);
-            let [Output::Event { recipients, event: Event::PartyDataRefused { party_id, error } }] = out.outputs()
-            else {
-                panic!("one refusal event: {:?}", out.outputs())
-            };
-            assert_eq!(out.recipients(recipients.clone()), [s[1]]);
-            assert_eq!(*party_id, party);
-            assert!(matches!(error, CoreError::LimitExceeded(_) | CoreError::PartyNotFound), "{error:?}");
-            assert_eq!(out.reply_count(), 0);
-        }
-
-        // With a cid, the same data gets its reply first, then the event.
-        let mut out = Outbox::new();
-        core.handle_request(s[1], Cid(9), data(party_id, 4), Now::default(), &mut out);
-        assert!(matches!(out.outputs(), [Output::Reply { cid: Cid(9), result: Ok(_), .. }, Output::Event { .. }]));
-    }
 
     #[test]
     #[cfg(debug_assertions)]
     #[should_panic(expected = "without a cid reached the core")]
-    fn any_other_request_without_a_cid_is_a_driver_bug_in_debug_builds() {
-        let (mut core, s, _) = party_of(1);
-        core.handle_request(s[0], Cid::NONE, Request::Ping, Now::default(), &mut Outbox::new());
+    fn any_request_but_party_data_without_a_cid_is_a_driver_bug_in_debug_builds() {
+        let mut core = Core::new(Limits::default(), [5; 32]);
+        let mut out = Outbox::new();
+        let (session, user) =
+            (SessionId::new(0, 1), Identity { user_id: UserId::new("u"), username: Username::new("U") });
+        core.connect(session, user, ConnectOptions::default(), Now::default(), &mut out);
+        core.handle_request(session, Cid::NONE, Request::Ping, Now::default(), &mut out);
     }
 
     #[test]

@@ -82,7 +82,13 @@ pub fn fuzz_core_ops(data: &[u8]) {
 /// Runs one seed for `steps` steps, then disconnects everyone. A failing check panics with
 /// the seed and step named on stderr.
 pub fn run(seed: u64, steps: usize) -> Stats {
+    run_counting(seed, steps, Stats::default())
+}
+
+/// [`run`], counting on from `stats` (to total many seeds).
+pub fn run_counting(seed: u64, steps: usize, stats: Stats) -> Stats {
     let mut sim = Sim::new(seed);
+    sim.stats = stats;
     for step in 0..steps {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()));
         if let Err(panic) = result {
@@ -123,32 +129,35 @@ enum Op {
     EarlyTimeout,
 }
 
-const OPS: [Op; 24] = [
-    Op::Connect,
-    Op::Disconnect,
-    Op::DisconnectStale,
-    Op::Ping,
-    Op::Party(PartyOp::Create),
-    Op::Party(PartyOp::Join),
-    Op::Party(PartyOp::JoinRequests),
-    Op::Party(PartyOp::Accept),
-    Op::Party(PartyOp::Remove),
-    Op::Party(PartyOp::Leave),
-    Op::Party(PartyOp::Promote),
-    Op::Party(PartyOp::Close),
-    Op::Party(PartyOp::Data),
-    Op::Party(PartyOp::DataWithoutCid),
-    Op::Party(PartyOp::Update),
-    Op::Party(PartyOp::Get),
-    Op::Party(PartyOp::MyParties),
-    Op::Search,
-    Op::StatusUpdate,
-    Op::Follow,
-    Op::Unfollow,
-    Op::ArmProbe,
-    Op::CancelProbe,
-    Op::EarlyTimeout,
-];
+const OPS: [Op; 24] = {
+    use PartyOp::*;
+    [
+        Op::Connect,
+        Op::Disconnect,
+        Op::DisconnectStale,
+        Op::Ping,
+        Op::Party(Create),
+        Op::Party(Join),
+        Op::Party(JoinRequests),
+        Op::Party(Accept),
+        Op::Party(Remove),
+        Op::Party(Leave),
+        Op::Party(Promote),
+        Op::Party(Close),
+        Op::Party(Data),
+        Op::Party(DataWithoutCid),
+        Op::Party(Update),
+        Op::Party(Get),
+        Op::Party(MyParties),
+        Op::Search,
+        Op::StatusUpdate,
+        Op::Follow,
+        Op::Unfollow,
+        Op::ArmProbe,
+        Op::CancelProbe,
+        Op::EarlyTimeout,
+    ]
+};
 
 #[derive(Default, Debug)]
 pub struct Stats {
@@ -175,24 +184,6 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn add(&mut self, other: &Stats) {
-        self.requests += other.requests;
-        self.refused += other.refused;
-        self.events += other.events;
-        self.deliveries += other.deliveries;
-        for (name, n) in &other.errors {
-            *self.errors.entry(name.clone()).or_default() += n;
-        }
-        self.searches += other.searches;
-        self.search_results += other.search_results;
-        self.data_without_cid += other.data_without_cid;
-        self.data_without_cid_refused += other.data_without_cid_refused;
-        self.status_events += other.status_events;
-        self.status_rejected += other.status_rejected;
-        self.follows += other.follows;
-        self.probes_fired += other.probes_fired;
-    }
-
     fn refusal(&mut self, error: &CoreError) {
         self.refused += 1;
         let name = format!("{error:?}");

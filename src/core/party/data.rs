@@ -2,7 +2,7 @@
 //! session with the payload shared (`Bytes`, a slice of the request frame: no copy). It changes
 //! no table, so it records nothing and its commit is a length check.
 
-use super::{send, Parties, PartyEvent, PartyReply};
+use super::{send, Outcome, Parties, PartyEvent, PartyReply};
 use crate::core::context::Ctx;
 use crate::core::{CoreError, PartyId, Presence};
 use bytes::Bytes;
@@ -10,14 +10,7 @@ use bytes::Bytes;
 impl Parties {
     /// P-9, members only. With a cid the reply is `Ok`; sent without one (fire and forget),
     /// the core drops the reply and turns a refusal into an event (see `Core::handle_request`).
-    pub(super) fn data(
-        &self,
-        me: &Presence,
-        party_id: PartyId,
-        op_code: i64,
-        data: Bytes,
-        ctx: &mut Ctx,
-    ) -> Result<PartyReply, CoreError> {
+    pub(super) fn data(&self, me: &Presence, party_id: PartyId, op_code: i64, data: Bytes, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_member(party_id, me.session_id)?;
         let data_bytes_max = ctx.limits.party_data_bytes_max;
         if data.len() > data_bytes_max {

@@ -4,7 +4,7 @@
 
 use super::changes::EndReason;
 use super::requests::find_named;
-use super::{send, Parties, PartyEvent, PartyReply, RemovedReason};
+use super::{send, Outcome, Parties, PartyEvent, PartyReply, RemovedReason};
 use crate::core::context::Ctx;
 use crate::core::outbox::Events;
 use crate::core::{CoreError, PartyId, Presence, SessionId};
@@ -13,7 +13,7 @@ impl Parties {
     /// P-2. A member asking again gets the snapshot (a no-op); a closed party queues a request
     /// (`requests.rs`); an open one takes the session at once, even if it had asked while the
     /// party was closed.
-    pub(super) fn join(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Result<PartyReply, CoreError> {
+    pub(super) fn join(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find(party_id)?;
         if party.is_member(me.session_id) {
             return Ok(PartyReply::Info(party.snapshot()));
@@ -40,13 +40,7 @@ impl Parties {
 
     /// P-4 (kick a member) and P-3 (reject a pending request), leader only. Members are
     /// matched first, then pending requests.
-    pub(super) fn remove(
-        &mut self,
-        me: &Presence,
-        party_id: PartyId,
-        named: &Presence,
-        ctx: &mut Ctx,
-    ) -> Result<PartyReply, CoreError> {
+    pub(super) fn remove(&mut self, me: &Presence, party_id: PartyId, named: &Presence, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         if named.session_id == me.session_id {
             return Err(CoreError::PartyCannotRemoveSelf);
@@ -69,7 +63,7 @@ impl Parties {
     }
 
     /// P-5. Not a member: a no-op success; a pending request of the session is withdrawn.
-    pub(super) fn leave(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Result<PartyReply, CoreError> {
+    pub(super) fn leave(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find(party_id)?;
         if party.is_member(me.session_id) {
             self.remove_member(party_id, me.session_id, &mut ctx.events);
@@ -127,13 +121,7 @@ impl Parties {
     }
 
     /// P-7, leader only. Promoting the current leader is a no-op success without an event.
-    pub(super) fn promote(
-        &mut self,
-        me: &Presence,
-        party_id: PartyId,
-        named: &Presence,
-        ctx: &mut Ctx,
-    ) -> Result<PartyReply, CoreError> {
+    pub(super) fn promote(&mut self, me: &Presence, party_id: PartyId, named: &Presence, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let i = find_named(&party.members, named)?;
         if named.session_id == me.session_id {
@@ -149,7 +137,7 @@ impl Parties {
 
     /// P-8, leader only: every member and every pending requester is told `closed`; the party
     /// is gone.
-    pub(super) fn close(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Result<PartyReply, CoreError> {
+    pub(super) fn close(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         self.table.find_as_leader(party_id, me.session_id)?;
         let party = self.table.dissolve(party_id, EndReason::Closed);
         let everyone = party.member_sessions().chain(party.pending.iter().map(|p| p.session_id));
@@ -158,7 +146,7 @@ impl Parties {
     }
 
     /// P-11, members only.
-    pub(super) fn get(&self, me: &Presence, party_id: PartyId) -> Result<PartyReply, CoreError> {
+    pub(super) fn get(&self, me: &Presence, party_id: PartyId) -> Outcome {
         let party = self.table.find_as_member(party_id, me.session_id)?;
         Ok(PartyReply::Info(party.snapshot()))
     }

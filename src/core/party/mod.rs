@@ -184,6 +184,10 @@ pub enum PartyEvent {
     Joined(PartySnapshot),
 }
 
+/// What a party rule returns: its reply, or why the request was refused (and then it changed
+/// nothing).
+type Outcome = Result<PartyReply, CoreError>;
+
 /// The party tables and the search index over them.
 pub(crate) struct Parties {
     table: PartyTable,
@@ -206,7 +210,7 @@ impl Parties {
 
     /// One party request of `me`: the rule's reply, its events on `ctx.events`, then the
     /// commit of what it changed.
-    pub fn handle(&mut self, me: &Presence, request: PartyRequest, ctx: &mut Ctx) -> Result<PartyReply, CoreError> {
+    pub fn handle(&mut self, me: &Presence, request: PartyRequest, ctx: &mut Ctx) -> Outcome {
         let result = match request {
             PartyRequest::Data { party_id, op_code, data } => self.data(me, party_id, op_code, data, ctx),
             PartyRequest::Create { open, max_size, label, hidden } => {
@@ -325,16 +329,21 @@ mod tests {
         }
     }
 
+    /// `sessions` connected sessions of distinct users; the first creates an open party with a
+    /// seat for each of them, and the next `members - 1` join it in order.
+    fn party_of(sessions: u32, members: usize) -> (Core, Vec<SessionId>, PartyId) {
+        let (mut core, s) = core_with(sessions);
+        let create = PartyRequest::Create { open: true, max_size: sessions, label: String::new(), hidden: false };
+        let party_id = created(&run(&mut core, s[0], create));
+        for &session in &s[1..members] {
+            run(&mut core, session, PartyRequest::Join { party_id });
+        }
+        (core, s, party_id)
+    }
+
     #[test]
     fn leader_leaving_orders_reply_then_leader_then_leaves_then_pending_list() {
-        let (mut core, s) = core_with(4);
-        let party_id = created(&run(
-            &mut core,
-            s[0],
-            PartyRequest::Create { open: true, max_size: 4, label: String::new(), hidden: false },
-        ));
-        run(&mut core, s[1], PartyRequest::Join { party_id });
-        run(&mut core, s[2], PartyRequest::Join { party_id });
+        let (mut core, s, party_id) = party_of(4, 3);
         run(&mut core, s[0], PartyRequest::Update { party_id, open: Some(false), hidden: None, label: None });
         run(&mut core, s[3], PartyRequest::Join { party_id });
         let out = run(&mut core, s[0], PartyRequest::Leave { party_id });
@@ -356,14 +365,7 @@ mod tests {
 
     #[test]
     fn party_data_is_one_event_to_every_other_member_and_shares_the_payload() {
-        let (mut core, s) = core_with(3);
-        let party_id = created(&run(
-            &mut core,
-            s[0],
-            PartyRequest::Create { open: true, max_size: 3, label: String::new(), hidden: false },
-        ));
-        run(&mut core, s[1], PartyRequest::Join { party_id });
-        run(&mut core, s[2], PartyRequest::Join { party_id });
+        let (mut core, s, party_id) = party_of(3, 3);
         let data = Bytes::from(vec![5u8; 32]);
         let out = run(&mut core, s[1], PartyRequest::Data { party_id, op_code: 3, data: data.clone() });
         assert_eq!(out.outputs().len(), 2);
@@ -429,5 +431,43 @@ mod tests {
             assert!(matches!(out.outputs(), [Output::Reply { result: Err(_), .. }]), "{request:?}");
             assert_eq!(core.debug_party_digest(), digest, "{request:?} changed the tables");
         }
+    }
+
+    /// Party data of `bytes` bytes, sent by `session` with `cid`.
+    fn send_data(core: &mut Core, session: SessionId, cid: Cid, party_id: PartyId, bytes: usize) -> Outbox {
+        let mut out = Outbox::new();
+        let data = PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(vec![1; bytes]) };
+        core.handle_request(session, cid, Request::Party(data), Now::simulated(Millis(0)), &mut out);
+        out
+    }
+
+    #[test]
+    fn party_data_without_a_cid_gets_no_reply_and_a_refusal_comes_as_an_event() {
+        let (mut core, s, party_id) = party_of(3, 3);
+        let out = send_data(&mut core, s[1], Cid::NONE, party_id, 4);
+        let [Output::Event { recipients, event: Event::Party(PartyEvent::Data { .. }) }] = out.outputs() else {
+            panic!("only the data event, no reply: {:?}", out.outputs())
+        };
+        assert_eq!(out.recipients(recipients.clone()), [s[0], s[2]]);
+        assert_eq!(out.reply_count(), 0);
+
+        // Refused (too large, then for a party that does not exist): one event to the sender,
+        // naming the party, and nothing else.
+        let too_large = core.limits().party_data_bytes_max + 1;
+        for (party, bytes) in [(party_id, too_large), (PartyId(7), 1)] {
+            let out = send_data(&mut core, s[1], Cid::NONE, party, bytes);
+            let [Output::Event { recipients, event: Event::PartyDataRefused { party_id, error } }] = out.outputs()
+            else {
+                panic!("one refusal event: {:?}", out.outputs())
+            };
+            assert_eq!(out.recipients(recipients.clone()), [s[1]]);
+            assert_eq!(*party_id, party);
+            assert!(matches!(error, CoreError::LimitExceeded(_) | CoreError::PartyNotFound), "{error:?}");
+            assert_eq!(out.reply_count(), 0);
+        }
+
+        // With a cid, the same data gets its reply first, then the event.
+        let out = send_data(&mut core, s[1], Cid(9), party_id, 4);
+        assert!(matches!(out.outputs(), [Output::Reply { cid: Cid(9), result: Ok(_), .. }, Output::Event { .. }]));
     }
 }

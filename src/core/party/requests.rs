@@ -2,7 +2,7 @@
 //! accept and reject. Requests are linked in the session index (they count toward
 //! `parties_per_session_max`) but are not in a member's snapshot, so they record no change.
 
-use super::{send, Parties, PartyEvent, PartyReply, RemovedReason};
+use super::{send, Outcome, Parties, PartyEvent, PartyReply, RemovedReason};
 use crate::core::context::Ctx;
 use crate::core::{CoreError, PartyId, Presence};
 
@@ -32,12 +32,7 @@ pub(super) fn find_named<'a>(
 impl Parties {
     /// P-2 for a closed party that is not full (`join` checked both): the request queues and
     /// the leader hears of it.
-    pub(super) fn ask_to_join(
-        &mut self,
-        me: &Presence,
-        party_id: PartyId,
-        ctx: &mut Ctx,
-    ) -> Result<PartyReply, CoreError> {
+    pub(super) fn ask_to_join(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find(party_id)?;
         if party.members.iter().any(|m| m.user_id == me.user_id) {
             return Err(CoreError::PartyAlreadyMember);
@@ -56,7 +51,7 @@ impl Parties {
     }
 
     /// P-3, leader only: the pending list, oldest first.
-    pub(super) fn join_requests(&self, me: &Presence, party_id: PartyId) -> Result<PartyReply, CoreError> {
+    pub(super) fn join_requests(&self, me: &Presence, party_id: PartyId) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let presences = party.pending.iter().cloned().collect();
         Ok(PartyReply::JoinRequests { party_id, presences })
@@ -64,13 +59,7 @@ impl Parties {
 
     /// P-3, leader only: a pending request becomes a membership. The new member learns the
     /// roster from its snapshot; the others from a presence event.
-    pub(super) fn accept(
-        &mut self,
-        me: &Presence,
-        party_id: PartyId,
-        named: &Presence,
-        ctx: &mut Ctx,
-    ) -> Result<PartyReply, CoreError> {
+    pub(super) fn accept(&mut self, me: &Presence, party_id: PartyId, named: &Presence, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let i = find_named(&party.pending, named)?;
         if party.is_full() {
@@ -89,12 +78,7 @@ impl Parties {
 
     /// P-3, leader only: a pending request is turned down (`Remove` naming a requester; the
     /// leader's checks were made by `remove`).
-    pub(super) fn reject(
-        &mut self,
-        party_id: PartyId,
-        named: &Presence,
-        ctx: &mut Ctx,
-    ) -> Result<PartyReply, CoreError> {
+    pub(super) fn reject(&mut self, party_id: PartyId, named: &Presence, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find(party_id)?;
         let i = find_named(&party.pending, named)?;
         let rejected = self.table.remove_request(party_id, i);

@@ -5,7 +5,7 @@
 
 use super::changes::PartyChange;
 use super::table::{Party, PartyTable};
-use super::PartyReply;
+use super::{Outcome, PartyReply};
 use crate::core::search::{parse_query, BuiltIns, LabelError, PreparedLabel, SearchError, SearchIndex, SearchLimits};
 use crate::core::{CoreError, PartyId};
 use crate::limits::Limits;
@@ -76,7 +76,7 @@ impl PartySearch {
     /// one page of the non-hidden parties matching the query, best first. Anyone may
     /// search. Limits are checked in the order a client can fix them: page size, query length,
     /// syntax, then the cursor and wildcard breadth (which the index reports).
-    pub fn search(&self, table: &PartyTable, params: SearchParams, limits: &Limits) -> Result<PartyReply, CoreError> {
+    pub fn search(&self, table: &PartyTable, params: SearchParams, limits: &Limits) -> Outcome {
         let SearchParams { query, open, limit, cursor } = params;
         let limit = limit.map_or(limits.search_page_limit_default, |l| l as usize);
         if limit == 0 || limit > limits.search_page_limit_max {

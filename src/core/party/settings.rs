@@ -4,7 +4,7 @@
 //! change list, so indexing it cannot fail.
 
 use super::table::{Party, Settings};
-use super::{send, Parties, PartyEvent, PartyReply};
+use super::{send, Outcome, Parties, PartyEvent, PartyReply};
 use crate::core::context::Ctx;
 use crate::core::search::{LabelError, PreparedLabel};
 use crate::core::{CoreError, PartyId, Presence};
@@ -48,7 +48,7 @@ impl Parties {
     }
 
     /// P-1: a new party with `me` as its only member and leader.
-    pub(super) fn create(&mut self, me: &Presence, new: NewParty, ctx: &mut Ctx) -> Result<PartyReply, CoreError> {
+    pub(super) fn create(&mut self, me: &Presence, new: NewParty, ctx: &mut Ctx) -> Outcome {
         let NewParty { open, max_size, label, hidden } = new;
         let limits = ctx.limits;
         if max_size == 0 || max_size as usize > limits.party_members_max {
@@ -69,13 +69,7 @@ impl Parties {
 
     /// P-10, leader only: absent fields keep their value; the resulting party may not be
     /// hidden and labelled. Every member (the leader too) gets the new settings.
-    pub(super) fn update(
-        &mut self,
-        me: &Presence,
-        party_id: PartyId,
-        patch: SettingsPatch,
-        ctx: &mut Ctx,
-    ) -> Result<PartyReply, CoreError> {
+    pub(super) fn update(&mut self, me: &Presence, party_id: PartyId, patch: SettingsPatch, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let open = patch.open.unwrap_or(party.open);
         let hidden = patch.hidden.unwrap_or(party.hidden);
