@@ -188,5 +188,5 @@ fn conn_bytes_seeds_reach_every_layer() {
 
 #[test]
 fn core_ops_inputs_keep_every_invariant() {
-    check_target("core_ops", seeds_core_ops(), huddle::sim::fuzz_core_ops);
+    check_target("core_ops", seeds_core_ops(), fuzzing::core_ops);
 }

@@ -1,8 +1,8 @@
 //! One deterministic simulation of the whole core (no sockets, no clock, no threads): parties,
 //! party search, statuses and follows, and core timers, in one shared world, so that bugs that
 //! cross features can show. It lives in the crate so that `tests/sim.rs` (seeded, many seeds)
-//! and the `core_ops` fuzz target (the fuzzer's bytes) share one operation grammar and one set
-//! of checks. Not part of the API.
+//! and the `core_ops` fuzz target (`fuzzing::core_ops`, the fuzzer's bytes) share one operation
+//! grammar and one set of checks. Not part of the API.
 //!
 //! # The world
 //!
@@ -63,21 +63,6 @@ use crate::core::{
 use crate::limits::Limits;
 use party::PartyOp;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Steps one fuzz input may drive, so every case ends.
-const FUZZ_STEPS_MAX: usize = 2_000;
-
-/// The `core_ops` fuzz target: the fuzzer's bytes are the simulation's choices. Every check of
-/// the simulation applies; a failed check panics, which the fuzzer reports.
-pub fn fuzz_core_ops(data: &[u8]) {
-    let mut sim = Sim::with_rng(Rng::from_bytes(data), 0);
-    let mut steps = 0;
-    while !sim.exhausted() && steps < FUZZ_STEPS_MAX {
-        sim.step();
-        steps += 1;
-    }
-    sim.disconnect_everyone();
-}
 
 /// Runs one seed for `steps` steps, then disconnects everyone. A failing check panics with
 /// the seed and step named on stderr.
@@ -225,7 +210,11 @@ impl Sim {
 
     /// A simulation whose every choice comes from `rng` (a seed, or a fuzzer's bytes).
     pub fn with_rng(mut rng: Rng, seed: u64) -> Sim {
+        let slots = rng.range(8, 40);
         let limits = Limits {
+            // The driver never has more slots than connections; it also keeps the core's
+            // session table (preallocated up to this) small, so a fuzz input starts cheaply.
+            connections_max: slots,
             party_members_max: rng.range(2, 8),
             parties_per_session_max: rng.range(1, 4),
             party_data_bytes_max: rng.range(4, 32),
@@ -241,7 +230,6 @@ impl Sim {
             ..Limits::default()
         };
         limits.validate().expect("simulation limits are valid");
-        let slots = rng.range(8, 40);
         let user_count = rng.range(2, 16);
         let name_count = rng.range(1, user_count);
         let mut weights = [0u64; OPS.len()];
