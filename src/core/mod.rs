@@ -17,7 +17,7 @@
 //!
 //! A feature handler takes the requester's presence, its request and one context
 //! (`context.rs`: limits, `now`, the session table, the id generator and an event sink) and
-//! returns `Result<ItsReply, CoreError>`. Before it runs, [`Core::handle_request`] reserves the reply's
+//! returns `Result<Reply, CoreError>` (its own reply type wrapped in [`Reply`]). Before it runs, [`Core::handle_request`] reserves the reply's
 //! place in the outbox; events the handler queues land after that place, and the result fills
 //! it. So every request gets exactly one reply, before the events it caused, by construction,
 //! at no cost per request (no event buffer to copy). A refused request queues no event (rules
@@ -214,20 +214,20 @@ impl Core {
             log::error!("request from unknown session {session}; dropped");
             return;
         };
-        let request = match (cid, request) {
-            (Cid::NONE, Request::Party(data @ PartyRequest::Data { party_id, .. })) => {
-                // P-9, fire and forget: no reply on success; a refusal has no reply to travel
-                // in, so it comes as an event naming the party.
-                let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
-                if let Err(error) = parties.handle(me, data, &mut ctx) {
-                    ctx.events.send_to(session, Event::PartyDataRefused { party_id, error });
-                }
-                debug_assert_eq!(out.reply_count(), replies_before, "fire-and-forget data gets no reply");
-                self.check_invariants();
-                return;
+        if cid == Cid::NONE && matches!(request, Request::Party(PartyRequest::Data { .. })) {
+            // P-9, fire and forget: no reply on success; a refusal has no reply to travel in,
+            // so it comes as an event naming the party.
+            let Request::Party(data @ PartyRequest::Data { party_id, .. }) = request else {
+                unreachable!("matched just above");
+            };
+            let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+            if let Err(error) = parties.handle(me, data, &mut ctx) {
+                ctx.events.send_to(session, Event::PartyDataRefused { party_id, error });
             }
-            (_, request) => request,
-        };
+            debug_assert_eq!(out.reply_count(), replies_before, "fire-and-forget data gets no reply");
+            self.check_invariants();
+            return;
+        }
         // The wire refuses every other request without a cid (101) before it gets here. Should
         // one slip through in a release build, it is answered like any request, with cid 0.
         debug_assert!(cid != Cid::NONE, "{request:?} without a cid reached the core; the wire refuses it");
@@ -235,8 +235,8 @@ impl Core {
         let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
         let result = match request {
             Request::Ping => Ok(Reply::Pong),
-            Request::Party(request) => parties.handle(me, request, &mut ctx).map(Reply::Party),
-            Request::Status(request) => statuses.handle(me, request, &mut ctx).map(Reply::Status),
+            Request::Party(request) => parties.handle(me, request, &mut ctx),
+            Request::Status(request) => statuses.handle(me, request, &mut ctx),
         };
         out.fill_reply(slot, result);
         debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");

@@ -20,7 +20,7 @@
 use super::context::Ctx;
 use super::outbox::Events;
 use super::session::Sessions;
-use super::{CoreError, Event, Presence, SessionId, UserId, Username};
+use super::{CoreError, Event, Presence, Reply, SessionId, UserId, Username};
 use crate::limits::Limits;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -106,9 +106,14 @@ impl Statuses {
         self.publish(&presence.user_id, event, ctx.sessions, &mut ctx.events);
     }
 
-    /// One status request of `me`. Validates first, then mutates: an error leaves every table
-    /// as it was. Events (after the reply) go to `ctx.events`.
-    pub fn handle(&mut self, me: &Presence, request: StatusRequest, ctx: &mut Ctx) -> Result<StatusReply, CoreError> {
+    /// One status request of `me`: its reply wrapped as the core's [`Reply`], as every feature
+    /// handler returns it. Validates first, then mutates: an error leaves every table as it
+    /// was. Events (after the reply) go to `ctx.events`.
+    pub fn handle(&mut self, me: &Presence, request: StatusRequest, ctx: &mut Ctx) -> Result<Reply, CoreError> {
+        self.rule(me, request, ctx).map(Reply::Status)
+    }
+
+    fn rule(&mut self, me: &Presence, request: StatusRequest, ctx: &mut Ctx) -> Result<StatusReply, CoreError> {
         let limits = ctx.limits;
         match request {
             StatusRequest::Update { status } => {
@@ -331,7 +336,7 @@ fn check_ids<'a>(names: impl Iterator<Item = &'a str>, field: &str, bytes_max: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Cid, ConnectOptions, Core, Identity, Millis, Now, Outbox, Output, Reply, Request};
+    use crate::core::{Cid, ConnectOptions, Core, Identity, Millis, Now, Outbox, Output, Request};
 
     fn connect(core: &mut Core, user: &str, slot: u32) -> Presence {
         let presence = Presence {

@@ -2,7 +2,7 @@
 //! session with the payload shared (`Bytes`, a slice of the request frame: no copy). It changes
 //! no table, so it records nothing and its commit is a length check.
 
-use super::{send, Outcome, Parties, PartyEvent, PartyReply};
+use super::{done, send, Outcome, Parties, PartyEvent, PartyReply};
 use crate::core::context::Ctx;
 use crate::core::{CoreError, PartyId, Presence};
 use bytes::Bytes;
@@ -21,6 +21,6 @@ impl Parties {
         }
         let others = party.member_sessions().filter(|s| *s != me.session_id);
         send(&mut ctx.events, others, PartyEvent::Data { party_id, sender: me.clone(), op_code, data });
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 }

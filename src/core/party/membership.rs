@@ -4,7 +4,7 @@
 
 use super::changes::EndReason;
 use super::requests::find_named;
-use super::{send, Outcome, Parties, PartyEvent, PartyReply, RemovedReason};
+use super::{done, send, Outcome, Parties, PartyEvent, PartyReply, RemovedReason};
 use crate::core::context::Ctx;
 use crate::core::outbox::Events;
 use crate::core::{CoreError, PartyId, Presence, SessionId};
@@ -16,7 +16,7 @@ impl Parties {
     pub(super) fn join(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find(party_id)?;
         if party.is_member(me.session_id) {
-            return Ok(PartyReply::Info(party.snapshot()));
+            return done(PartyReply::Info(party.snapshot()));
         }
         if party.is_full() {
             return Err(CoreError::PartyFull);
@@ -35,7 +35,7 @@ impl Parties {
         let party = self.table.add_member(party_id, me.clone());
         let others = party.member_sessions().filter(|s| *s != me.session_id);
         send(&mut ctx.events, others, PartyEvent::Presence { party_id, joins: vec![me.clone()], leaves: Vec::new() });
-        Ok(PartyReply::Info(party.snapshot()))
+        done(PartyReply::Info(party.snapshot()))
     }
 
     /// P-4 (kick a member) and P-3 (reject a pending request), leader only. Members are
@@ -59,7 +59,7 @@ impl Parties {
             party.member_sessions(),
             PartyEvent::Presence { party_id, joins: Vec::new(), leaves: vec![kicked] },
         );
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 
     /// P-5. Not a member: a no-op success; a pending request of the session is withdrawn.
@@ -70,7 +70,7 @@ impl Parties {
         } else if party.pending_index(me.session_id).is_some() {
             self.table.withdraw_request(party_id, me.session_id);
         }
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 
     /// C-6: the session leaves every party it is in (in the order it joined them) and its
@@ -125,14 +125,14 @@ impl Parties {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let i = find_named(&party.members, named)?;
         if named.session_id == me.session_id {
-            return Ok(PartyReply::Ok { party_id });
+            return done(PartyReply::Ok { party_id });
         }
         let leader = party.members[i].clone();
         let party = self.table.set_leader(party_id, leader.session_id);
         send(&mut ctx.events, party.member_sessions(), PartyEvent::Leader { party_id, leader });
         // The new leader decides on join requests from now on, so it needs the queue.
         send_pending_to_leader(party, &mut ctx.events);
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 
     /// P-8, leader only: every member and every pending requester is told `closed`; the party
@@ -142,13 +142,13 @@ impl Parties {
         let party = self.table.dissolve(party_id, EndReason::Closed);
         let everyone = party.member_sessions().chain(party.pending.iter().map(|p| p.session_id));
         send(&mut ctx.events, everyone, PartyEvent::Removed { party_id, reason: RemovedReason::Closed });
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 
     /// P-11, members only.
     pub(super) fn get(&self, me: &Presence, party_id: PartyId) -> Outcome {
         let party = self.table.find_as_member(party_id, me.session_id)?;
-        Ok(PartyReply::Info(party.snapshot()))
+        done(PartyReply::Info(party.snapshot()))
     }
 
     /// P-11: the session's parties in the order it joined them.

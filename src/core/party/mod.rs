@@ -58,7 +58,7 @@ mod table;
 
 use super::context::Ctx;
 use super::outbox::Events;
-use super::{CoreError, Event, PartyId, Presence, SessionId};
+use super::{CoreError, Event, PartyId, Presence, Reply, SessionId};
 use crate::limits::Limits;
 use bytes::Bytes;
 use search::PartySearch;
@@ -184,9 +184,15 @@ pub enum PartyEvent {
     Joined(PartySnapshot),
 }
 
-/// What a party rule returns: its reply, or why the request was refused (and then it changed
-/// nothing).
-type Outcome = Result<PartyReply, CoreError>;
+/// What a party rule returns, as every feature handler does: its reply wrapped as the core's
+/// [`Reply`], or why the request was refused (and then it changed nothing).
+type Outcome = Result<Reply, CoreError>;
+
+/// A party rule's reply, wrapped (built in place: party data is the hot path).
+#[inline]
+fn done(reply: PartyReply) -> Outcome {
+    Ok(Reply::Party(reply))
+}
 
 /// The party tables and the search index over them.
 pub(crate) struct Parties {
@@ -227,7 +233,7 @@ impl Parties {
                 self.update(me, party_id, settings::SettingsPatch { open, hidden, label }, ctx)
             }
             PartyRequest::Get { party_id } => self.get(me, party_id),
-            PartyRequest::MyParties => Ok(self.my_parties(me)),
+            PartyRequest::MyParties => done(self.my_parties(me)),
             PartyRequest::Search { query, open, limit, cursor } => {
                 self.search.search(&self.table, search::SearchParams { query, open, limit, cursor }, ctx.limits)
             }

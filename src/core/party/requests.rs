@@ -2,7 +2,7 @@
 //! accept and reject. Requests are linked in the session index (they count toward
 //! `parties_per_session_max`) but are not in a member's snapshot, so they record no change.
 
-use super::{send, Outcome, Parties, PartyEvent, PartyReply, RemovedReason};
+use super::{done, send, Outcome, Parties, PartyEvent, PartyReply, RemovedReason};
 use crate::core::context::Ctx;
 use crate::core::{CoreError, PartyId, Presence};
 
@@ -47,14 +47,14 @@ impl Parties {
 
         let party = self.table.add_request(party_id, me.clone());
         send(&mut ctx.events, [party.leader], PartyEvent::JoinRequest { party_id, presences: vec![me.clone()] });
-        Ok(PartyReply::JoinPending { party_id })
+        done(PartyReply::JoinPending { party_id })
     }
 
     /// P-3, leader only: the pending list, oldest first.
     pub(super) fn join_requests(&self, me: &Presence, party_id: PartyId) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let presences = party.pending.iter().cloned().collect();
-        Ok(PartyReply::JoinRequests { party_id, presences })
+        done(PartyReply::JoinRequests { party_id, presences })
     }
 
     /// P-3, leader only: a pending request becomes a membership. The new member learns the
@@ -73,7 +73,7 @@ impl Parties {
         let joiner_session = joiner.session_id;
         let others = party.member_sessions().filter(|s| *s != joiner_session);
         send(&mut ctx.events, others, PartyEvent::Presence { party_id, joins: vec![joiner], leaves: Vec::new() });
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 
     /// P-3, leader only: a pending request is turned down (`Remove` naming a requester; the
@@ -83,6 +83,6 @@ impl Parties {
         let i = find_named(&party.pending, named)?;
         let rejected = self.table.remove_request(party_id, i);
         send(&mut ctx.events, [rejected.session_id], PartyEvent::Removed { party_id, reason: RemovedReason::Rejected });
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 }

@@ -5,7 +5,7 @@
 
 use super::changes::PartyChange;
 use super::table::{Party, PartyTable};
-use super::{Outcome, PartyReply};
+use super::{done, Outcome, PartyReply};
 use crate::core::search::{parse_query, BuiltIns, LabelError, PreparedLabel, SearchError, SearchIndex, SearchLimits};
 use crate::core::{CoreError, PartyId};
 use crate::limits::Limits;
@@ -110,7 +110,7 @@ impl PartySearch {
         // Invariant: the index holds exactly the live non-hidden parties (check_invariants).
         let parties =
             page.keys.into_iter().map(|key| table.get(PartyId(key)).expect("indexed party exists").listing()).collect();
-        Ok(PartyReply::SearchResult { parties, cursor: page.cursor })
+        done(PartyReply::SearchResult { parties, cursor: page.cursor })
     }
 
     /// Q-3 as an invariant: the index holds every non-hidden party with its current open flag,

@@ -4,7 +4,7 @@
 //! change list, so indexing it cannot fail.
 
 use super::table::{Party, Settings};
-use super::{send, Outcome, Parties, PartyEvent, PartyReply};
+use super::{done, send, Outcome, Parties, PartyEvent, PartyReply};
 use crate::core::context::Ctx;
 use crate::core::search::{LabelError, PreparedLabel};
 use crate::core::{CoreError, PartyId, Presence};
@@ -64,7 +64,7 @@ impl Parties {
         // Invariant: party_members_max ≤ 256 (Limits::validate), so max_size fits u16.
         let party = Party::new(id, me.clone(), max_size as u16, Settings { open, hidden, label });
         let party = self.table.create(party, prepared);
-        Ok(PartyReply::Info(party.snapshot()))
+        done(PartyReply::Info(party.snapshot()))
     }
 
     /// P-10, leader only: absent fields keep their value; the resulting party may not be
@@ -91,6 +91,6 @@ impl Parties {
             label: party.label.clone(),
         };
         send(&mut ctx.events, party.member_sessions(), updated);
-        Ok(PartyReply::Ok { party_id })
+        done(PartyReply::Ok { party_id })
     }
 }
