@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Longest `uid` or `usn` accepted: both are copied into every presence, so they are bounded.
-/// 128 bytes covers UUIDs and Nakama's username limit.
-pub const CLAIM_BYTES_MAX: usize = 128;
+/// Longest `uid` or `usn` accepted: the identities' own bound ([`crate::core::UserId::BYTES_MAX`]).
+pub const CLAIM_BYTES_MAX: usize = crate::core::UserId::BYTES_MAX;
 /// Longest token accepted. The handshake limit bounds it too; this keeps `verify` safe on its own.
 pub const TOKEN_BYTES_MAX: usize = 4096;
 

@@ -47,6 +47,20 @@ pub fn decode_envelope(data: &[u8]) {
     let _ = wire::decode_server_message(data, &options);
 }
 
+/// The `core_ops` target: the fuzzer's bytes are the choices of the core simulation
+/// ([`crate::sim`]), so it drives the same grammar with the same checks as `tests/sim.rs`; a
+/// failed check panics, which the fuzzer reports. Steps are bounded so every input ends.
+pub fn core_ops(data: &[u8]) {
+    const STEPS_MAX: usize = 2_000;
+    let mut sim = crate::sim::Sim::with_rng(crate::sim::Rng::from_bytes(data), 0);
+    let mut steps = 0;
+    while !sim.exhausted() && steps < STEPS_MAX {
+        sim.step();
+        steps += 1;
+    }
+    sim.disconnect_everyone();
+}
+
 /// A valid upgrade request for the fuzz key, so inputs can reach the frame layer. Minted once:
 /// signing per input would halve the fuzzer's speed.
 pub fn canned_upgrade() -> &'static [u8] {

@@ -1,7 +1,8 @@
 //! Every bound the server enforces, in one place, with its unit and the reason for its default.
 //! The README's limits table mirrors this file; `Limits::validate` runs at startup.
-
-use crate::core::search::SearchLimits;
+//!
+//! This module imports nothing from the crate: every other layer reads its bounds from here
+//! (the search index converts its own `SearchLimits` from [`Limits`] in `core::search`).
 
 /// All configurable bounds. Units are the last word of each name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,19 +241,6 @@ impl Limits {
         Ok(())
     }
 
-    /// The search index's bounds, built from these limits in this one place.
-    pub fn search_limits(&self) -> SearchLimits {
-        SearchLimits {
-            query_bytes_max: self.search_query_bytes_max,
-            query_terms_max: self.search_query_terms_max,
-            wildcard_expansion_max: self.search_wildcard_expansion_max,
-            wildcard_scan_max: self.search_wildcard_scan_max,
-            page_limit_max: self.search_page_limit_max,
-            page_limit_default: self.search_page_limit_default,
-            label_bytes_max: self.party_label_bytes_max,
-        }
-    }
-
     /// One line per limit, for the startup log.
     pub fn describe(&self) -> String {
         format!("{self:?}")
@@ -286,10 +274,5 @@ mod tests {
         assert!(bad_default.validate().unwrap_err().0.contains("search_page_limit_default"));
         let long_query = Limits { search_query_bytes_max: SEARCH_QUERY_BYTES_CEILING + 1, ..Limits::default() };
         assert!(long_query.validate().unwrap_err().0.contains("search_query_bytes_max"));
-    }
-
-    #[test]
-    fn default_search_limits_match_the_index_defaults() {
-        assert_eq!(Limits::default().search_limits(), SearchLimits::default());
     }
 }

@@ -129,16 +129,15 @@ fn seeds_conn_bytes() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn seeds_core_ops() -> Vec<(&'static str, Vec<u8>)> {
-    // Choices from a seeded generator, for each simulation (first byte: 0 parties, 1 statuses).
+    // Choices from a seeded generator, as the seeded simulation draws them.
     let choices = |seed: u64, len: usize| {
         let mut rng = huddle::sim::Rng::seeded(seed);
         (0..len / 8).flat_map(|_| rng.next_u64().to_le_bytes()).collect::<Vec<u8>>()
     };
     vec![
-        ("parties_short", [vec![0u8], choices(1, 256)].concat()),
-        ("parties_long", [vec![0u8], choices(2, 4096)].concat()),
-        ("statuses_short", [vec![1u8], choices(3, 256)].concat()),
-        ("statuses_long", [vec![1u8], choices(4, 4096)].concat()),
+        ("world_short", choices(1, 256)),
+        ("world_long", choices(2, 4096)),
+        ("world_longer", choices(3, 8192)),
         ("empty", vec![]),
     ]
 }
@@ -206,5 +205,5 @@ fn conn_bytes_seeds_reach_every_layer() {
 
 #[test]
 fn core_ops_inputs_keep_every_invariant() {
-    check_target("core_ops", seeds_core_ops(), huddle::sim::fuzz_core_ops);
+    check_target("core_ops", seeds_core_ops(), fuzzing::core_ops);
 }

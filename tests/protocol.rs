@@ -82,7 +82,6 @@ fn c5_an_error_for_a_frame_whose_cid_cannot_be_read_has_cid_zero() {
 }
 
 #[test]
-#[ignore = "needs the core side of P-9 (house-core)"]
 fn p9_fire_and_forget_data_reaches_the_other_members_and_the_sender_gets_nothing() {
     let server = TestServer::start();
     let mut alice = server.connect("alice");
@@ -109,7 +108,6 @@ fn p9_fire_and_forget_data_reaches_the_other_members_and_the_sender_gets_nothing
 }
 
 #[test]
-#[ignore = "needs the core side of P-9 (house-core)"]
 fn p9_refused_fire_and_forget_data_is_an_error_event_with_cid_zero_naming_the_party() {
     let server = TestServer::start();
     let mut alice = server.connect("alice");

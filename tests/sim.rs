@@ -1,33 +1,32 @@
-//! Deterministic simulation of the party core (no sockets): seeded random sequences of
-//! connect, disconnect and every party request over dozens of sessions (several per user), with
-//! small randomized limits and operation weights per seed. After every step it runs the core's
-//! own invariant sweep (`assert_invariants`) and the harness's checks:
+//! The deterministic simulation of the whole core (`huddle::sim`; its module docs list every
+//! check): parties, party search, statuses and follows and core timers in one shared world,
+//! seeded random operations from one grammar over dozens of sessions (several per user, some
+//! users sharing a username), small randomized limits and operation weights per seed, time
+//! advancing step by step, and after every step the core's own invariant sweep plus the
+//! harness's checks: one reply first per request (none for party data without a cid), refusals
+//! change nothing anywhere, no event reaches a non-member or a disconnected session, party data
+//! reaches every other member once, searches agree with a brute-force evaluation, a model
+//! predicts every status output exactly, timers fire when and in the order the model says, and
+//! disconnecting everyone leaves empty tables.
 //!
-//! - every request got exactly one reply, first, to its session, with its cid;
-//! - a refused request changed nothing (party-table digest before = after) and caused no event;
-//! - party data reached exactly the other member sessions, in join order (never the sender);
-//! - no other event reached a non-member: membership events go to members after the step, and
-//!   "removed" goes only to a session that was a member or requester before and is not after;
-//! - no event reaches a disconnected session, and a disconnected session is in no party;
-//! - disconnecting everyone leaves empty tables;
-//! - every search (followed to its last page) agrees with a brute-force evaluation of its query
-//!   over the party table, lists only live non-hidden parties with their current member count,
-//!   and changes nothing.
-//!
-//! `cargo test` runs `SEEDS` seeds × `STEPS` steps. Replay one seed with
+//! `cargo test` runs `SEEDS` seeds × `STEPS` steps (a few seconds). Replay one seed with
 //! `HUDDLE_SIM_SEED=<n> cargo test --test sim -- --nocapture` (optionally `HUDDLE_SIM_STEPS`).
-//! Canaries prove that the invariant sweep catches a planted session-index corruption and a
-//! search index out of step with the party table.
+//! Canaries prove that the invariant sweep catches a planted corruption of the party index,
+//! the search index, the follow index and the session table.
 
-use huddle::sim::party::{run, Sim, Stats};
+use huddle::sim::{run, run_counting, Sim, Stats};
 
 const SEEDS: u64 = 120;
 const STEPS: usize = 1_000;
 
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name} must be an integer")))
+}
+
 #[test]
 fn simulation_keeps_every_invariant_over_many_seeds() {
-    let steps = std::env::var("HUDDLE_SIM_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(STEPS);
-    if let Some(seed) = std::env::var("HUDDLE_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    let steps = env_u64("HUDDLE_SIM_STEPS").map_or(STEPS, |s| s as usize);
+    if let Some(seed) = env_u64("HUDDLE_SIM_SEED") {
         let stats = run(seed, steps);
         eprintln!("seed {seed}: {stats:?}");
         return;
@@ -35,19 +34,10 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     let started = std::time::Instant::now();
     let mut total = Stats::default();
     for seed in 0..SEEDS {
-        let stats = run(seed, steps);
-        total.requests += stats.requests;
-        total.refused += stats.refused;
-        total.events += stats.events;
-        total.deliveries += stats.deliveries;
-        total.searches += stats.searches;
-        total.search_results += stats.search_results;
-        for (name, n) in stats.errors {
-            *total.errors.entry(name).or_default() += n;
-        }
+        total = run_counting(seed, steps, total);
     }
     eprintln!("{SEEDS} seeds x {steps} steps in {:?}: {total:?}", started.elapsed());
-    // The workload must exercise both paths, or the checks above prove little.
+    // The workload must exercise both paths of every feature, or the checks above prove little.
     assert!(total.refused > total.requests / 20, "too few refused requests: {total:?}");
     assert!(total.requests - total.refused > total.requests / 4, "too few successful requests: {total:?}");
     assert!(total.deliveries > total.events, "events reached several recipients: {total:?}");
@@ -56,6 +46,14 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     for error in ["SearchQueryInvalid", "SearchCursorMismatch", "SearchQueryTooBroad"] {
         assert!(total.errors.get(error).is_some_and(|n| *n > 0), "no {error}: {total:?}");
     }
+    // Statuses and follows.
+    assert!(total.status_events > 1000, "too few status events: {total:?}");
+    assert!(total.status_rejected > 100, "too few rejected status requests: {total:?}");
+    assert!(total.follows > 1000, "too few follows: {total:?}");
+    // Fire-and-forget party data, accepted and refused; timers fired.
+    assert!(total.data_without_cid_refused > 0, "no refused fire-and-forget data: {total:?}");
+    assert!(total.data_without_cid > 2 * total.data_without_cid_refused, "too little accepted fire-and-forget data");
+    assert!(total.probes_fired > 1000, "too few timers fired: {total:?}");
 }
 
 #[test]
@@ -65,36 +63,46 @@ fn same_seed_same_outcome() {
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }
 
-#[test]
-fn canary_the_invariant_sweep_catches_a_corrupted_index() {
-    let mut sim = Sim::new(1);
+/// Runs `sim` until `plant` succeeds (it returns whether there was something to corrupt),
+/// then requires the full sweep to notice. The sweep is called directly, so the canaries also
+/// work in release builds.
+fn canary(seed: u64, what: &str, mut plant: impl FnMut(&mut Sim) -> bool) {
+    let mut sim = Sim::new(seed);
     let mut planted = false;
-    for step in 0..2_000 {
-        sim.step(step);
-        if sim.core.debug_party_table_sizes().0 > 0 {
-            planted = sim.core.debug_corrupt_party_index();
-            if planted {
-                break;
-            }
-        }
-    }
-    assert!(planted, "the simulation never created a party to corrupt");
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.core.assert_invariants()));
-    assert!(caught.is_err(), "a corrupted index went unnoticed");
-}
-
-#[test]
-fn canary_the_invariant_sweep_catches_a_search_index_out_of_step() {
-    let mut sim = Sim::new(2);
-    let mut planted = false;
-    for step in 0..2_000 {
-        sim.step(step);
-        planted = sim.core.debug_corrupt_search_index();
+    for _ in 0..2_000 {
+        sim.step();
+        planted = plant(&mut sim);
         if planted {
             break;
         }
     }
-    assert!(planted, "the simulation never created a visible party");
+    assert!(planted, "the simulation never had a {what} to corrupt");
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.core.assert_invariants()));
-    assert!(caught.is_err(), "a search index out of step with the party table went unnoticed");
+    assert!(caught.is_err(), "a corrupted {what} went unnoticed");
+}
+
+#[test]
+fn canary_the_invariant_sweep_catches_a_corrupted_index() {
+    canary(1, "party index", |sim| sim.core.debug_party_table_sizes().0 > 0 && sim.core.debug_corrupt_party_index());
+}
+
+#[test]
+fn canary_the_invariant_sweep_catches_a_search_index_out_of_step() {
+    canary(2, "search index", |sim| sim.core.debug_corrupt_search_index());
+}
+
+#[test]
+fn canary_a_corrupted_follow_index_is_caught() {
+    canary(3, "follow index", |sim| {
+        let ready = sim.has_follows();
+        if ready {
+            sim.core.corrupt_status_index_for_test();
+        }
+        ready
+    });
+}
+
+#[test]
+fn canary_a_corrupted_session_table_is_caught() {
+    canary(4, "session table", |sim| sim.core.debug_corrupt_session_index());
 }

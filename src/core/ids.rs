@@ -47,6 +47,11 @@ impl fmt::Display for SessionId {
 pub struct UserId(Arc<str>);
 
 impl UserId {
+    /// Longest user id: it is copied into every presence and event that names the user, so it
+    /// is bounded. 128 bytes covers UUIDs and any id an account system hands out. Tokens
+    /// (`auth`), the wire's presences and follow requests all check against this.
+    pub const BYTES_MAX: usize = 128;
+
     pub fn new(id: &str) -> UserId {
         UserId(Arc::from(id))
     }
@@ -61,6 +66,10 @@ impl UserId {
 pub struct Username(Arc<str>);
 
 impl Username {
+    /// Longest username, for the same reason as [`UserId::BYTES_MAX`]; 128 bytes is Nakama's
+    /// username bound.
+    pub const BYTES_MAX: usize = 128;
+
     pub fn new(name: &str) -> Username {
         Username(Arc::from(name))
     }
@@ -69,6 +78,9 @@ impl Username {
         &self.0
     }
 }
+
+// Tokens carry both as claims checked against one bound (`auth::CLAIM_BYTES_MAX`).
+const _: () = assert!(UserId::BYTES_MAX == Username::BYTES_MAX);
 
 /// A session of a user: who is behind a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]

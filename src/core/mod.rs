@@ -1,17 +1,46 @@
-//! The sans-IO core: every domain rule and all domain state, and nothing else. Sessions
-//! (`session.rs`), parties (`party.rs`, SPEC §2) and statuses with follows (`status.rs`, SPEC §4)
-//! each keep their rules and tables in one file; this module dispatches requests to them and
-//! runs their invariant checks.
+//! The sans-IO core: every domain rule and all domain state, and nothing else.
 //!
-//! The driver contract (see `net`): the driver owns sockets and the clock; it calls
+//! | file | owns |
+//! | --- | --- |
+//! | `mod.rs` | [`Core`]: the entry points, dispatch of a request to its feature, the driver contract, the cross-table sweep |
+//! | `context.rs` | the per-call context every handler gets (limits, clocks, session table, id generator, event sink) |
+//! | `outbox.rs` | [`Outbox`]: outputs in order; the reply slot reserved before a handler runs; the event sink |
+//! | `session.rs` | connected sessions, user → sessions (connect order), username → users |
+//! | `party/` | parties (SPEC §2, P-1 … P-12) and party search (Q-1 … Q-4), a file per sub-state (see its docs) |
+//! | `status.rs` | statuses and follows (SPEC §4, S-1 … S-3, C-3) |
+//! | `search/` | the label query language and the inverted index behind party search |
+//! | `timers.rs` | armed deadlines, fired by [`Core::handle_timeout`] |
+//! | `error.rs` | [`CoreError`] and the codec-neutral [`ErrorCode`] |
+//! | `ids.rs`, `idgen.rs` | identity and time newtypes, unguessable party ids |
+//!
+//! # One handler contract
+//!
+//! A feature handler takes the requester's presence, its request and one context
+//! (`context.rs`: limits, `now`, the session table, the id generator and an event sink) and
+//! returns `Result<Reply, CoreError>` (its own reply type wrapped in [`Reply`]). Before it runs, [`Core::handle_request`] reserves the reply's
+//! place in the outbox; events the handler queues land after that place, and the result fills
+//! it. So every request gets exactly one reply, before the events it caused, by construction,
+//! at no cost per request (no event buffer to copy). A refused request queues no event (rules
+//! validate before they mutate).
+//!
+//! # Driver contract
+//!
+//! The driver owns sockets and clocks; the core never reads either. The driver calls
 //! [`Core::connect`] when a session's WebSocket upgrade completes, [`Core::handle_request`] for
 //! every decoded request, and [`Core::disconnect`] exactly once when the connection ends, for
-//! any reason. Each call appends [`Output`]s to a caller-owned [`Outbox`], which the driver
-//! executes in order: the requester's reply always precedes the events its request caused, and
-//! every event reaches its recipients in the order the outbox lists it. The core never touches a
-//! socket, a clock or FlatBuffers bytes, so unit tests, the simulation and fuzzers drive it
-//! directly.
+//! any reason, each with [`Now`] read once per loop turn (a monotonic `mono` that never goes
+//! back, and the wall clock). Between turns it sleeps no later than the earliest of its own
+//! deadlines and [`Core::poll_timeout`], and then calls [`Core::handle_timeout`] (early or
+//! repeated calls are harmless). Each call appends [`Output`]s to a caller-owned [`Outbox`],
+//! which the driver executes in order: the requester's reply always precedes the events its
+//! request caused, and every event reaches its recipients in the order the outbox lists it.
+//! Party data sent without a cid (SPEC P-9, fire and forget) is the one request without a
+//! reply: it gets nothing on success and an [`Event::PartyDataRefused`] on refusal. Any other
+//! request must carry a cid (the wire refuses it with 101 before the core sees it). Because
+//! nothing here touches a socket, a clock or FlatBuffers bytes, unit tests, the simulation and
+//! fuzzers drive the core directly.
 
+mod context;
 mod error;
 mod idgen;
 mod ids;
@@ -20,6 +49,7 @@ mod party;
 pub mod search;
 mod session;
 mod status;
+mod timers;
 
 pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
@@ -27,11 +57,15 @@ pub use ids::{Cid, Millis, Now, PartyId, Presence, SessionId, UnixMillis, UserId
 pub use outbox::{CloseReason, Outbox, Output};
 pub use party::{PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
+pub use timers::TimerId;
 
 use crate::limits::Limits;
+use context::Ctx;
+use outbox::Events;
 use party::Parties;
 use session::Sessions;
 use status::Statuses;
+use timers::Timers;
 
 /// A decoded client request. Feature requests join as variants.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +116,15 @@ pub struct ConnectOptions {
     pub status_visible: bool,
 }
 
+/// What a core timer does when it fires.
+#[derive(Debug)]
+enum Timeout {
+    /// A timer armed by the simulation through [`Core::debug_arm_probe`], to drive the timer
+    /// facility before any rule arms one (invitation expiry will): firing records its tag and
+    /// the time it fired, and changes nothing else.
+    Probe { tag: u64 },
+}
+
 pub struct Core {
     limits: Limits,
     sessions: Sessions,
@@ -89,6 +132,10 @@ pub struct Core {
     statuses: Statuses,
     /// Source of unguessable ids (party ids), seeded by the driver.
     ids: IdGenerator,
+    timers: Timers<Timeout>,
+    /// Probes fired and not yet taken by [`Core::debug_take_fired_probes`]: (tag, fired at).
+    /// Empty unless a test arms probes.
+    fired_probes: Vec<(u64, Millis)>,
 }
 
 impl Core {
@@ -100,6 +147,8 @@ impl Core {
             statuses: Statuses::default(),
             limits,
             ids: IdGenerator::new(seed),
+            timers: Timers::default(),
+            fired_probes: Vec::new(),
         }
     }
 
@@ -118,7 +167,7 @@ impl Core {
         session: SessionId,
         identity: Identity,
         options: ConnectOptions,
-        _now: Now,
+        now: Now,
         out: &mut Outbox,
     ) {
         let presence = Presence { user_id: identity.user_id, session_id: session, username: identity.username };
@@ -130,66 +179,93 @@ impl Core {
             return;
         }
         out.event_to(session, Event::Welcome { presence: presence.clone() });
+        let Core { limits, sessions, statuses, ids, .. } = self;
+        let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
         // C-3: visible at once; the join reaches followers and own sessions after the welcome.
-        if let Some(fanout) = self.statuses.connect(presence, options.status_visible) {
-            self.statuses.publish(fanout, out);
-        }
+        statuses.connect(&presence, options.status_visible, &mut ctx);
         self.check_invariants();
     }
 
     /// The session's connection ended (any cause: SPEC C-6). Idempotent for unknown sessions, so
     /// a driver racing a close against a request cannot corrupt the tables.
-    pub fn disconnect(&mut self, session: SessionId, _now: Now, out: &mut Outbox) {
-        if self.sessions.remove(session).is_none() {
+    pub fn disconnect(&mut self, session: SessionId, now: Now, out: &mut Outbox) {
+        // Out of the session table first: nothing the disconnect causes reaches the session.
+        let Some(presence) = self.sessions.remove(session) else {
             return;
-        }
-        self.parties.disconnect(session, out);
+        };
+        let Core { limits, sessions, parties, statuses, ids, .. } = self;
+        let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+        parties.disconnect(session, &mut ctx);
         // C-6: the status leaves (to followers and the user's other sessions), follows die.
-        if let Some(fanout) = self.statuses.disconnect(session) {
-            self.statuses.publish(fanout, out);
-        }
+        statuses.disconnect(&presence, &mut ctx);
         self.check_invariants();
     }
 
     /// One decoded request of a connected session. Appends exactly one `Output::Reply` with
-    /// `cid`, before any event the request causes.
-    pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, _now: Now, out: &mut Outbox) {
+    /// `cid`, before any event the request causes, except for party data without a cid (SPEC
+    /// P-9, fire and forget): no reply on success, an [`Event::PartyDataRefused`] to the sender
+    /// on refusal.
+    pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, now: Now, out: &mut Outbox) {
         let replies_before = out.reply_count();
-        let Some(entry) = self.sessions.get(session) else {
+        let Core { limits, sessions, parties, statuses, ids, .. } = self;
+        let Some(me) = sessions.presence(session) else {
             // A driver bug, not client input: requests only come from upgraded connections.
             debug_assert!(false, "request from unknown session {session}");
             log::error!("request from unknown session {session}; dropped");
             return;
         };
-        match request {
-            Request::Ping => out.reply(session, cid, Ok(Reply::Pong)),
-            Request::Party(request) => {
-                self.parties.handle(&mut self.ids, &self.limits, &entry.presence, cid, request, out)
+        if cid == Cid::NONE && matches!(request, Request::Party(PartyRequest::Data { .. })) {
+            // P-9, fire and forget: no reply on success; a refusal has no reply to travel in,
+            // so it comes as an event naming the party.
+            let Request::Party(data @ PartyRequest::Data { party_id, .. }) = request else {
+                unreachable!("matched just above");
+            };
+            let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+            if let Err(error) = parties.handle(me, data, &mut ctx) {
+                ctx.events.send_to(session, Event::PartyDataRefused { party_id, error });
             }
-            Request::Status(request) => {
-                let mut status_fanout = None;
-                let result =
-                    self.statuses.handle(session, request, &self.limits, &mut status_fanout).map(Reply::Status);
-                out.reply(session, cid, result);
-                if let Some(fanout) = status_fanout {
-                    self.statuses.publish(fanout, out);
-                }
-            }
+            debug_assert_eq!(out.reply_count(), replies_before, "fire-and-forget data gets no reply");
+            self.check_invariants();
+            return;
         }
+        // The wire refuses every other request without a cid (101) before it gets here. Should
+        // one slip through in a release build, it is answered like any request, with cid 0.
+        debug_assert!(cid != Cid::NONE, "{request:?} without a cid reached the core; the wire refuses it");
+        let slot = out.reserve_reply(session, cid);
+        let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+        let result = match request {
+            Request::Ping => Ok(Reply::Pong),
+            Request::Party(request) => parties.handle(me, request, &mut ctx),
+            Request::Status(request) => statuses.handle(me, request, &mut ctx),
+        };
+        out.fill_reply(slot, result);
         debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");
         self.check_invariants();
     }
 
-    /// The earliest monotonic time at which [`Core::handle_timeout`] has work (an invitation
-    /// expiring, …), or `None` when no timer is armed. The driver sleeps no later than this.
+    /// The earliest monotonic time at which [`Core::handle_timeout`] has work, or `None` when
+    /// no timer is armed. The driver sleeps no later than this (a deadline in the past means
+    /// "now"); ask again after every call into the core, since any call may arm a timer.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Millis> {
-        None
+        self.timers.next_deadline()
     }
 
-    /// Runs every timer due at `now.mono`; their events go into `out` like a request's. Calling it
-    /// early or twice is harmless.
-    pub fn handle_timeout(&mut self, _now: Now, _out: &mut Outbox) {}
+    /// Runs every timer due at `now.mono`, in deadline order (equal deadlines in the order they
+    /// were armed); their events go into `out` like a request's. Calling it early or twice is
+    /// harmless. A timer armed while timers run waits for the next call, so one call's work is
+    /// bounded by the timers armed before it.
+    pub fn handle_timeout(&mut self, now: Now, out: &mut Outbox) {
+        let mark = self.timers.mark();
+        let Core { limits, sessions, ids, timers, fired_probes, .. } = self;
+        let ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+        while let Some((_, timeout)) = timers.pop_due(now.mono, mark) {
+            match timeout {
+                Timeout::Probe { tag } => fired_probes.push((tag, ctx.now.mono)),
+            }
+        }
+        self.check_invariants();
+    }
 
     /// Runs every table's consistency checks. Debug builds call it after each mutating entry
     /// point; the simulation calls it after every step.
@@ -203,15 +279,13 @@ impl Core {
     /// canary call this directly so they also work in release builds).
     #[doc(hidden)]
     pub fn assert_invariants(&self) {
-        {
-            self.sessions.check_invariants();
-            self.parties.check_invariants(&self.limits);
-            for session in self.parties.sessions() {
-                assert!(self.sessions.get(session).is_some(), "disconnected session {session} still in a party table");
-            }
-            let presence = |id| self.sessions.get(id).map(|entry| entry.presence.clone());
-            self.statuses.check_invariants(&self.limits, self.sessions.len(), presence);
+        self.sessions.check_invariants();
+        self.parties.check_invariants(&self.limits);
+        for session in self.parties.sessions() {
+            assert!(self.sessions.get(session).is_some(), "disconnected session {session} still in a party table");
         }
+        self.statuses.check_invariants(&self.limits, &self.sessions);
+        self.timers.check_invariants();
     }
 
     /// Number of parties.
@@ -245,7 +319,19 @@ impl Core {
     #[doc(hidden)]
     /// A hash of the party tables, equal before and after any rejected request.
     pub fn debug_party_digest(&self) -> u64 {
-        self.parties.digest()
+        use std::hash::Hasher;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.parties.digest(&mut hasher);
+        hasher.finish()
+    }
+
+    #[doc(hidden)]
+    /// A hash of the status tables, equal before and after any rejected request.
+    pub fn debug_status_digest(&self) -> u64 {
+        use std::hash::Hasher;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.statuses.digest(&mut hasher);
+        hasher.finish()
     }
 
     #[doc(hidden)]
@@ -254,10 +340,17 @@ impl Core {
         self.parties.corrupt_index()
     }
 
-    /// Test hook for the search canary: see `Parties::corrupt_search_index`.
+    /// Test hook for the search canary: see `PartySearch::corrupt_for_test`.
     #[doc(hidden)]
     pub fn debug_corrupt_search_index(&mut self) -> bool {
         self.parties.corrupt_search_index()
+    }
+
+    /// Test hook for the session-table canary: lists a session twice among its user's
+    /// sessions. Returns false when nobody is connected.
+    #[doc(hidden)]
+    pub fn debug_corrupt_session_index(&mut self) -> bool {
+        self.sessions.corrupt_for_test()
     }
 
     /// Whether `session` follows `user_id` (tests and the simulation's model checks).
@@ -283,5 +376,58 @@ impl Core {
     #[doc(hidden)]
     pub fn corrupt_status_index_for_test(&mut self) {
         self.statuses.corrupt_for_test();
+    }
+
+    /// Arms a probe timer (see `Timeout::Probe`) for the simulation's timer checks.
+    #[doc(hidden)]
+    pub fn debug_arm_probe(&mut self, deadline: Millis, tag: u64) -> TimerId {
+        self.timers.arm(deadline, Timeout::Probe { tag })
+    }
+
+    /// Cancels a timer; false when it already fired or was cancelled.
+    #[doc(hidden)]
+    pub fn debug_cancel_timer(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id).is_some()
+    }
+
+    /// The probes fired since the last call, in firing order: (tag, `now.mono` of the firing).
+    #[doc(hidden)]
+    pub fn debug_take_fired_probes(&mut self) -> Vec<(u64, Millis)> {
+        std::mem::take(&mut self.fired_probes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "without a cid reached the core")]
+    fn any_request_but_party_data_without_a_cid_is_a_driver_bug_in_debug_builds() {
+        let mut core = Core::new(Limits::default(), [5; 32]);
+        let mut out = Outbox::new();
+        let (session, user) =
+            (SessionId::new(0, 1), Identity { user_id: UserId::new("u"), username: Username::new("U") });
+        core.connect(session, user, ConnectOptions::default(), Now::default(), &mut out);
+        core.handle_request(session, Cid::NONE, Request::Ping, Now::default(), &mut out);
+    }
+
+    #[test]
+    fn timers_fire_through_the_driver_contract() {
+        let mut core = Core::new(Limits::default(), [5; 32]);
+        assert_eq!(core.poll_timeout(), None, "no timer armed");
+        let cancelled = core.debug_arm_probe(Millis(10), 1);
+        core.debug_arm_probe(Millis(20), 2);
+        core.debug_arm_probe(Millis(10), 3);
+        assert!(core.debug_cancel_timer(cancelled));
+        assert_eq!(core.poll_timeout(), Some(Millis(10)));
+        let mut out = Outbox::new();
+        core.handle_timeout(Now::simulated(Millis(9)), &mut out);
+        assert!(core.debug_take_fired_probes().is_empty(), "early calls are harmless");
+        core.handle_timeout(Now::simulated(Millis(25)), &mut out);
+        assert_eq!(core.debug_take_fired_probes(), [(3, Millis(25)), (2, Millis(25))]);
+        assert_eq!(core.poll_timeout(), None);
+        assert!(out.is_empty(), "probes cause no output");
     }
 }

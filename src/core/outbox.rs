@@ -1,4 +1,8 @@
-//! What the core asks the driver to do, in order.
+//! What the core asks the driver to do, in order, and the two halves feature code writes it
+//! through: the reply slot the core reserves before a handler runs ([`ReplySlot`]), and the
+//! event sink handed to the handler ([`Events`]), which can queue events but never a reply.
+//! Since the slot is reserved first, the one reply precedes every event its request caused by
+//! construction, with no event buffer of its own to copy from (party data is the hot path).
 
 use super::{Cid, CoreError, Event, Reply, SessionId};
 use std::ops::Range;
@@ -35,9 +39,35 @@ impl Outbox {
         Outbox::default()
     }
 
-    pub fn reply(&mut self, to: SessionId, cid: Cid, result: Result<Reply, CoreError>) {
+    /// Reserves the place of the reply to request `cid` of `to`, before anything the request
+    /// causes: every output queued after this comes after the reply. [`Outbox::fill_reply`]
+    /// writes the result; until then the slot holds a placeholder the driver never sees (the
+    /// core fills every slot before it returns).
+    pub(crate) fn reserve_reply(&mut self, to: SessionId, cid: Cid) -> ReplySlot {
+        let slot = ReplySlot { output: self.outputs.len(), recipients: self.recipients.len() };
+        self.outputs.push(Output::Reply { to, cid, result: Ok(Reply::Pong) });
+        slot
+    }
+
+    /// Writes the reply into its reserved slot. A refused request caused nothing (rules
+    /// validate before they mutate), so any event queued after the slot would be a bug: debug
+    /// builds assert there is none, release builds drop them so that no event announces a
+    /// change that a refusal says did not happen.
+    pub(crate) fn fill_reply(&mut self, slot: ReplySlot, result: Result<Reply, CoreError>) {
+        if result.is_err() {
+            debug_assert_eq!(self.outputs.len(), slot.output + 1, "a refused request queued events");
+            self.outputs.truncate(slot.output + 1);
+            self.recipients.truncate(slot.recipients);
+        }
+        let Some(Output::Reply { result: reserved, .. }) = self.outputs.get_mut(slot.output) else {
+            unreachable!("Invariant: a reserved slot holds a reply until it is filled");
+        };
+        let placeholder = std::mem::replace(reserved, result);
+        debug_assert_eq!(placeholder, Ok(Reply::Pong), "a reply slot filled twice");
+        // The placeholder owns nothing; skipping its drop glue keeps the hot path (party data)
+        // as cheap as pushing the reply directly.
+        std::mem::forget(placeholder);
         self.replies += 1;
-        self.outputs.push(Output::Reply { to, cid, result });
     }
 
     pub fn event_to(&mut self, to: SessionId, event: Event) {
@@ -97,5 +127,36 @@ impl Outbox {
         self.outputs.clear();
         self.recipients.clear();
         self.replies = 0;
+    }
+}
+
+/// Where a request's reply goes, reserved before its handler runs. Not `Clone`: each slot is
+/// filled exactly once.
+#[must_use = "a reserved reply slot must be filled"]
+#[derive(Debug)]
+pub(crate) struct ReplySlot {
+    output: usize,
+    recipients: usize,
+}
+
+/// The event half of the outbox, handed to feature code: events only, never a reply, so a
+/// handler cannot reply twice or out of order. Borrowed for one request, disconnect or timer.
+pub(crate) struct Events<'a> {
+    out: &'a mut Outbox,
+}
+
+impl<'a> Events<'a> {
+    pub fn new(out: &'a mut Outbox) -> Events<'a> {
+        Events { out }
+    }
+
+    /// Queues `event` once for every session `recipients` yields, in that order (dropped when
+    /// there is none).
+    pub fn send(&mut self, recipients: impl IntoIterator<Item = SessionId>, event: Event) {
+        self.out.event(recipients, event);
+    }
+
+    pub fn send_to(&mut self, to: SessionId, event: Event) {
+        self.out.event_to(to, event);
     }
 }

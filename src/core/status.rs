@@ -2,13 +2,13 @@
 //!
 //! Tables, all keyed by connected sessions (every connected session has an entry, visible or
 //! not, because follows and "the user's own sessions" do not depend on visibility):
-//! - `sessions`: session → its presence, its status (`None` = not visible) and the users it
-//!   follows;
+//! - `sessions`: session → its status (`None` = not visible) and the users it follows;
 //! - `followers`: followed user → the sessions following it, so one status change costs
-//!   O(followers); it mirrors the sessions' follow sets, so a disconnect costs O(own follows);
-//! - `user_sessions`: user → its connected sessions in connect order (the user's own sessions
-//!   receive its status events; follow replies list them in this order);
-//! - `by_username`: username → the connected user ids carrying it (follow by username).
+//!   O(followers); it mirrors the sessions' follow sets, so a disconnect costs O(own follows).
+//!
+//! Who is connected as whom, a user's sessions in connect order (they receive the user's status
+//! events; follow replies list them in that order) and username → users (follow by username)
+//! come from the shared session table (`core/session.rs`) through the request context.
 //!
 //! Determinism: no hash-map iteration order reaches an output. Follower sets are ordered by
 //! session id, a user's sessions keep connect order, follow replies keep request order.
@@ -17,8 +17,10 @@
 //! and the user's own sessions are disjoint: an event's recipient list is their concatenation,
 //! with no duplicates and no dedup pass.
 
-use super::{CoreError, Event, Outbox, Presence, SessionId, UserId, Username};
-use crate::auth::CLAIM_BYTES_MAX;
+use super::context::Ctx;
+use super::outbox::Events;
+use super::session::Sessions;
+use super::{CoreError, Event, Presence, Reply, SessionId, UserId, Username};
 use crate::limits::Limits;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -60,15 +62,7 @@ pub struct StatusEvent {
     pub leaves: Vec<StatusPresence>,
 }
 
-/// An event still to be sent: the user whose status changed decides the recipients.
-#[derive(Debug)]
-pub(crate) struct StatusFanout {
-    user_id: UserId,
-    event: StatusEvent,
-}
-
 struct SessionStatus {
-    presence: Presence,
     /// `None`: not visible (never set, or appearing offline).
     status: Option<String>,
     /// Users this session follows. Only ever iterated to unindex on disconnect, where order
@@ -80,66 +74,47 @@ struct SessionStatus {
 pub(crate) struct Statuses {
     sessions: HashMap<SessionId, SessionStatus>,
     followers: HashMap<UserId, BTreeSet<SessionId>>,
-    user_sessions: HashMap<UserId, Vec<SessionId>>,
-    by_username: HashMap<Username, UserCounts>,
     /// Sessions whose status is `Some`, kept to cross-check the table.
     visible_count: usize,
 }
 
 impl Statuses {
-    /// Registers a connected session; `visible` (C-3) gives it the empty status at once.
-    pub fn connect(&mut self, presence: Presence, visible: bool) -> Option<StatusFanout> {
+    /// Registers a session that just connected (it is in `ctx.sessions` already); `visible`
+    /// (C-3) gives it the empty status at once, announced to its followers and own sessions.
+    pub fn connect(&mut self, presence: &Presence, visible: bool, ctx: &mut Ctx) {
         let session = presence.session_id;
-        self.user_sessions.entry(presence.user_id.clone()).or_default().push(session);
-        self.by_username.entry(presence.username.clone()).or_default().add(&presence.user_id);
-        let entry = SessionStatus { presence: presence.clone(), status: None, follows: HashSet::new() };
-        let previous = self.sessions.insert(session, entry);
+        let previous = self.sessions.insert(session, SessionStatus { status: None, follows: HashSet::new() });
         debug_assert!(previous.is_none(), "session {session} connected twice");
         if visible {
-            self.set_status(session, Some(String::new()))
-        } else {
-            None
+            self.set_status(presence, Some(String::new()), ctx);
         }
     }
 
-    /// Forgets a session (C-6): its follows die, and a visible status leaves with its last value.
-    /// Unknown sessions are ignored.
-    pub fn disconnect(&mut self, session: SessionId) -> Option<StatusFanout> {
-        let entry = self.sessions.remove(&session)?;
+    /// Forgets a session that just disconnected (already gone from `ctx.sessions`, so its own
+    /// event does not reach it): C-6, its follows die, and a visible status leaves with its
+    /// last value. Unknown sessions are ignored.
+    pub fn disconnect(&mut self, presence: &Presence, ctx: &mut Ctx) {
+        let session = presence.session_id;
+        let Some(entry) = self.sessions.remove(&session) else { return };
         for user_id in &entry.follows {
             unindex_follower(&mut self.followers, user_id, session);
         }
-        let user_id = &entry.presence.user_id;
-        if let Some(sessions) = self.user_sessions.get_mut(user_id) {
-            sessions.retain(|&s| s != session);
-            if sessions.is_empty() {
-                self.user_sessions.remove(user_id);
-            }
-        }
-        if let Some(users) = self.by_username.get_mut(&entry.presence.username) {
-            users.remove_one(user_id);
-            if users.is_empty() {
-                self.by_username.remove(&entry.presence.username);
-            }
-        }
-        let status = entry.status?;
+        let Some(status) = entry.status else { return };
         self.visible_count -= 1;
-        let leave = StatusPresence { presence: entry.presence, status };
-        Some(StatusFanout {
-            user_id: leave.presence.user_id.clone(),
-            event: StatusEvent { joins: vec![], leaves: vec![leave] },
-        })
+        let leave = StatusPresence { presence: presence.clone(), status };
+        let event = StatusEvent { joins: vec![], leaves: vec![leave] };
+        self.publish(&presence.user_id, event, ctx.sessions, &mut ctx.events);
     }
 
-    /// One status request. Validates first, then mutates: an error leaves every table as it
-    /// was. The event to send after the reply, if any, goes to `fanout`.
-    pub fn handle(
-        &mut self,
-        session: SessionId,
-        request: StatusRequest,
-        limits: &Limits,
-        fanout: &mut Option<StatusFanout>,
-    ) -> Result<StatusReply, CoreError> {
+    /// One status request of `me`: its reply wrapped as the core's [`Reply`], as every feature
+    /// handler returns it. Validates first, then mutates: an error leaves every table as it
+    /// was. Events (after the reply) go to `ctx.events`.
+    pub fn handle(&mut self, me: &Presence, request: StatusRequest, ctx: &mut Ctx) -> Result<Reply, CoreError> {
+        self.rule(me, request, ctx).map(Reply::Status)
+    }
+
+    fn rule(&mut self, me: &Presence, request: StatusRequest, ctx: &mut Ctx) -> Result<StatusReply, CoreError> {
+        let limits = ctx.limits;
         match request {
             StatusRequest::Update { status } => {
                 if let Some(text) = &status {
@@ -151,13 +126,14 @@ impl Statuses {
                         )));
                     }
                 }
-                *fanout = self.set_status(session, status);
+                self.set_status(me, status, ctx);
                 Ok(StatusReply::Updated)
             }
-            StatusRequest::Follow { user_ids, usernames } => self.follow(session, user_ids, usernames, limits),
+            StatusRequest::Follow { user_ids, usernames } => self.follow(me, user_ids, usernames, ctx),
             StatusRequest::Unfollow { user_ids } => {
                 check_names(user_ids.len(), limits)?;
-                check_ids(user_ids.iter().map(UserId::as_str), "user_ids")?;
+                check_ids(user_ids.iter().map(UserId::as_str), "user_ids", UserId::BYTES_MAX)?;
+                let session = me.session_id;
                 let Some(entry) = self.sessions.get_mut(&session) else {
                     return Ok(StatusReply::Unfollowed);
                 };
@@ -173,25 +149,26 @@ impl Statuses {
 
     fn follow(
         &mut self,
-        session: SessionId,
+        me: &Presence,
         user_ids: Vec<UserId>,
         usernames: Vec<Username>,
-        limits: &Limits,
+        ctx: &Ctx,
     ) -> Result<StatusReply, CoreError> {
+        let limits = ctx.limits;
         check_names(user_ids.len() + usernames.len(), limits)?;
-        check_ids(user_ids.iter().map(UserId::as_str), "user_ids")?;
-        check_ids(usernames.iter().map(Username::as_str), "usernames")?;
+        check_ids(user_ids.iter().map(UserId::as_str), "user_ids", UserId::BYTES_MAX)?;
+        check_ids(usernames.iter().map(Username::as_str), "usernames", Username::BYTES_MAX)?;
+        let session = me.session_id;
         let Some(entry) = self.sessions.get(&session) else {
             return Ok(StatusReply::Followed { presences: vec![] });
         };
-        let own = &entry.presence.user_id;
+        let own = &me.user_id;
         // The users this request names, in request order (ids, then usernames in the order
         // given, each resolving to its connected user ids in id order), once each, without the
         // caller's own user. Unknown usernames resolve to nobody: there is no user to follow yet.
         let mut seen: HashSet<&UserId> = HashSet::with_capacity(user_ids.len() + usernames.len());
         let mut targets: Vec<UserId> = Vec::with_capacity(user_ids.len() + usernames.len());
-        let resolved =
-            usernames.iter().filter_map(|name| self.by_username.get(name)).flat_map(|users| users.user_ids());
+        let resolved = usernames.iter().flat_map(|name| ctx.sessions.users_named(name));
         for user_id in user_ids.iter().chain(resolved) {
             if user_id != own && seen.insert(user_id) {
                 targets.push(user_id.clone());
@@ -207,11 +184,11 @@ impl Statuses {
         }
         let mut presences = Vec::new();
         for user_id in &targets {
-            for other in self.user_sessions.get(user_id).into_iter().flatten() {
-                // Invariant: every session in user_sessions has an entry.
-                let other = &self.sessions[other];
-                if let Some(status) = &other.status {
-                    presences.push(StatusPresence { presence: other.presence.clone(), status: status.clone() });
+            for &other in ctx.sessions.sessions_of(user_id) {
+                // Invariant: every connected session has a status entry (check_invariants).
+                if let Some(status) = &self.sessions[&other].status {
+                    let presence = ctx.sessions.presence(other).expect("Invariant: listed sessions are connected");
+                    presences.push(StatusPresence { presence: presence.clone(), status: status.clone() });
                 }
             }
         }
@@ -225,12 +202,12 @@ impl Statuses {
         Ok(StatusReply::Followed { presences })
     }
 
-    /// Sets a session's status; returns the event it causes (none when nothing changes).
-    fn set_status(&mut self, session: SessionId, status: Option<String>) -> Option<StatusFanout> {
-        let entry = self.sessions.get_mut(&session)?;
+    /// Sets a session's status and announces the change (nothing when nothing changes).
+    fn set_status(&mut self, presence: &Presence, status: Option<String>, ctx: &mut Ctx) {
+        let Some(entry) = self.sessions.get_mut(&presence.session_id) else { return };
         if entry.status == status {
             // Same status again, or offline while offline: nobody would learn anything.
-            return None;
+            return;
         }
         let old = std::mem::replace(&mut entry.status, status.clone());
         match (&old, &status) {
@@ -238,20 +215,19 @@ impl Statuses {
             (Some(_), None) => self.visible_count -= 1,
             _ => {}
         }
-        let presence = &entry.presence;
         let with = |status: Option<String>| {
             status.map(|status| StatusPresence { presence: presence.clone(), status }).into_iter().collect()
         };
         let event = StatusEvent { joins: with(status), leaves: with(old) };
-        Some(StatusFanout { user_id: presence.user_id.clone(), event })
+        self.publish(&presence.user_id, event, ctx.sessions, &mut ctx.events);
     }
 
-    /// Queues a status event for the sessions following its user and the user's own sessions
-    /// (including the one that changed, which gets it after its reply).
-    pub fn publish(&self, fanout: StatusFanout, out: &mut Outbox) {
-        let followers = self.followers.get(&fanout.user_id).into_iter().flatten();
-        let own = self.user_sessions.get(&fanout.user_id).into_iter().flatten();
-        out.event(followers.chain(own).copied(), Event::Status(fanout.event));
+    /// Queues a status event of `user_id` for the sessions following it and the user's own
+    /// sessions (including the one that changed, which gets it after its reply).
+    fn publish(&self, user_id: &UserId, event: StatusEvent, sessions: &Sessions, events: &mut Events) {
+        let followers = self.followers.get(user_id).into_iter().flatten();
+        let own = sessions.sessions_of(user_id);
+        events.send(followers.chain(own).copied(), Event::Status(event));
     }
 
     pub fn len(&self) -> usize {
@@ -268,28 +244,32 @@ impl Statuses {
         self.sessions.get(&session).and_then(|e| e.status.as_deref())
     }
 
+    /// A hash of every table, independent of `HashMap` order.
+    pub fn digest(&self, hasher: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        let mut sessions: Vec<(&SessionId, &SessionStatus)> = self.sessions.iter().collect();
+        sessions.sort_by_key(|(id, _)| **id);
+        for (id, entry) in sessions {
+            let mut follows: Vec<&UserId> = entry.follows.iter().collect();
+            follows.sort();
+            (id, &entry.status, follows).hash(hasher);
+        }
+    }
+
     /// Test hook for the simulation's canary: breaks the mirror between the two follow indexes
-    /// (or, with no follows at all, the user → sessions index) so the checker must notice.
+    /// (or, with no follows at all, the visible count) so the checker must notice.
     pub fn corrupt_for_test(&mut self) {
         if let Some(set) = self.followers.values_mut().next() {
             let first = *set.iter().next().expect("no empty follower sets");
             set.remove(&first);
-        } else if let Some(sessions) = self.user_sessions.values_mut().next() {
-            sessions.push(sessions[0]);
         } else {
             self.visible_count += 1;
         }
     }
 
-    /// Consistency of every table, alone and against the session table (`session_presence`
-    /// answers "is this session connected, and as whom"; `session_count` is its size).
-    pub fn check_invariants(
-        &self,
-        limits: &Limits,
-        session_count: usize,
-        session_presence: impl Fn(SessionId) -> Option<Presence>,
-    ) {
-        assert_eq!(self.sessions.len(), session_count, "status table and session table differ in size");
+    /// Consistency of every table, alone and against the session table.
+    pub fn check_invariants(&self, limits: &Limits, sessions: &Sessions) {
+        assert_eq!(self.sessions.len(), sessions.len(), "status table and session table differ in size");
         // Each check walks one side and looks every entry up in the other index, then compares
         // totals: an injection between finite sets of equal size is a bijection, so the indexes
         // mirror each other exactly without building a copy of either (this runs after every
@@ -297,19 +277,14 @@ impl Statuses {
         let mut visible = 0;
         let mut follow_pairs = 0;
         for (&session, entry) in &self.sessions {
-            let presence = &entry.presence;
-            assert_eq!(presence.session_id, session, "status entry filed under another session");
-            assert_eq!(
-                session_presence(session).as_ref(),
-                Some(presence),
-                "status entry of {session} disagrees with the session table"
-            );
+            let presence = sessions.presence(session);
+            assert!(presence.is_some(), "status entry of {session}, which is not connected");
             if let Some(status) = &entry.status {
                 visible += 1;
                 assert!(status.len() <= limits.status_bytes_max, "status of {session} over status_bytes_max");
             }
             assert!(entry.follows.len() <= limits.follows_per_session_max, "{session} follows too many users");
-            assert!(!entry.follows.contains(&presence.user_id), "{session} follows its own user");
+            assert!(!presence.is_some_and(|p| entry.follows.contains(&p.user_id)), "{session} follows its own user");
             for user_id in &entry.follows {
                 follow_pairs += 1;
                 assert!(
@@ -317,11 +292,6 @@ impl Statuses {
                     "{session} follows {user_id:?} but the followers index does not say so"
                 );
             }
-            let own = self
-                .user_sessions
-                .get(&presence.user_id)
-                .map_or(0, |list| list.iter().filter(|&&s| s == session).count());
-            assert_eq!(own, 1, "{session} is not listed exactly once among its user's sessions");
         }
         assert_eq!(visible, self.visible_count, "visible session count drifted");
         let mut indexed_pairs = 0;
@@ -330,70 +300,6 @@ impl Statuses {
             indexed_pairs += set.len();
         }
         assert_eq!(follow_pairs, indexed_pairs, "the followers index lists follows no session has");
-        let mut listed = 0;
-        for (user_id, sessions) in &self.user_sessions {
-            assert!(!sessions.is_empty(), "empty session list kept for {user_id:?}");
-            listed += sessions.len();
-            // Usernames: each of this user's names counts exactly its sessions with that name.
-            // (Invariant checked above: every listed session has an entry.)
-            let names: Vec<&Username> = sessions.iter().map(|s| &self.sessions[s].presence.username).collect();
-            for (i, name) in names.iter().enumerate() {
-                if names[..i].contains(name) {
-                    continue;
-                }
-                let with_name = names.iter().filter(|n| *n == name).count();
-                let indexed = self.by_username.get(*name).and_then(|users| users.count(user_id));
-                assert_eq!(indexed, Some(with_name), "username index count of {name:?} for {user_id:?}");
-            }
-        }
-        assert_eq!(listed, self.sessions.len(), "user → sessions index lists sessions that are gone");
-        let mut named = 0;
-        for (name, users) in &self.by_username {
-            assert!(!users.is_empty(), "empty username entry kept for {name:?}");
-            named += users.total();
-        }
-        assert_eq!(named, self.sessions.len(), "username index counts sessions that are gone");
-    }
-}
-
-/// The connected users carrying one username, in user-id order, each with its number of
-/// connected sessions. Nearly every username belongs to one user, so a sorted vector (one
-/// small allocation) replaces a map whose first node alone would cost about 300 bytes a session.
-#[derive(Default)]
-struct UserCounts(Vec<(UserId, usize)>);
-
-impl UserCounts {
-    fn add(&mut self, user_id: &UserId) {
-        match self.0.binary_search_by(|(u, _)| u.cmp(user_id)) {
-            Ok(i) => self.0[i].1 += 1,
-            Err(i) => self.0.insert(i, (user_id.clone(), 1)),
-        }
-    }
-
-    /// One session of `user_id` left; the user goes when its last session does.
-    fn remove_one(&mut self, user_id: &UserId) {
-        if let Ok(i) = self.0.binary_search_by(|(u, _)| u.cmp(user_id)) {
-            self.0[i].1 -= 1;
-            if self.0[i].1 == 0 {
-                self.0.remove(i);
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn count(&self, user_id: &UserId) -> Option<usize> {
-        self.0.binary_search_by(|(u, _)| u.cmp(user_id)).ok().map(|i| self.0[i].1)
-    }
-
-    fn user_ids(&self) -> impl Iterator<Item = &UserId> {
-        self.0.iter().map(|(u, _)| u)
-    }
-
-    fn total(&self) -> usize {
-        self.0.iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -416,12 +322,12 @@ fn check_names(count: usize, limits: &Limits) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Ids and usernames come from tokens (1..=128 bytes), so anything else names nobody and is a
-/// client bug worth reporting rather than storing.
-fn check_ids<'a>(names: impl Iterator<Item = &'a str>, field: &str) -> Result<(), CoreError> {
+/// Ids and usernames come from tokens (1..=`BYTES_MAX` bytes), so anything else names nobody
+/// and is a client bug worth reporting rather than storing.
+fn check_ids<'a>(names: impl Iterator<Item = &'a str>, field: &str, bytes_max: usize) -> Result<(), CoreError> {
     for (i, name) in names.enumerate() {
-        if name.is_empty() || name.len() > CLAIM_BYTES_MAX {
-            return Err(CoreError::BadInput(format!("{field}[{i}] must be 1..={CLAIM_BYTES_MAX} bytes")));
+        if name.is_empty() || name.len() > bytes_max {
+            return Err(CoreError::BadInput(format!("{field}[{i}] must be 1..={bytes_max} bytes")));
         }
     }
     Ok(())
@@ -430,53 +336,48 @@ fn check_ids<'a>(names: impl Iterator<Item = &'a str>, field: &str) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Output;
+    use crate::core::{Cid, ConnectOptions, Core, Identity, Millis, Now, Outbox, Output, Request};
 
-    fn presence(user: &str, slot: u32) -> Presence {
-        Presence {
+    fn connect(core: &mut Core, user: &str, slot: u32) -> Presence {
+        let presence = Presence {
             user_id: UserId::new(user),
             session_id: SessionId::new(slot, 1),
             username: Username::new(&user.to_uppercase()),
-        }
+        };
+        let identity = Identity { user_id: presence.user_id.clone(), username: presence.username.clone() };
+        core.connect(presence.session_id, identity, ConnectOptions::default(), Now::default(), &mut Outbox::new());
+        presence
     }
 
-    fn sent(statuses: &Statuses, fanout: Option<StatusFanout>) -> Vec<(Vec<SessionId>, StatusEvent)> {
+    /// The outputs of one status request.
+    fn request(core: &mut Core, me: &Presence, request: StatusRequest) -> Vec<(Vec<SessionId>, Output)> {
         let mut out = Outbox::new();
-        if let Some(fanout) = fanout {
-            statuses.publish(fanout, &mut out);
-        }
-        let mut events = Vec::new();
-        out.drain(|output, recipients| {
-            if let Output::Event { event: Event::Status(event), .. } = output {
-                events.push((recipients.to_vec(), event));
-            }
-        });
-        events
+        core.handle_request(me.session_id, Cid(1), Request::Status(request), Now::simulated(Millis(1)), &mut out);
+        let mut outputs = Vec::new();
+        out.drain(|output, recipients| outputs.push((recipients.to_vec(), output)));
+        outputs
     }
 
     #[test]
     fn change_is_one_event_with_old_in_leaves_and_new_in_joins_to_followers_then_own_sessions() {
-        let limits = Limits::default();
-        let mut statuses = Statuses::default();
-        let (alice, alice2, bob) = (presence("alice", 0), presence("alice", 1), presence("bob", 2));
-        assert!(statuses.connect(alice.clone(), false).is_none());
-        statuses.connect(alice2.clone(), false);
-        statuses.connect(bob.clone(), false);
-        let mut fanout = None;
+        let mut core = Core::new(Limits::default(), [1; 32]);
+        let (alice, alice2, bob) =
+            (connect(&mut core, "alice", 0), connect(&mut core, "alice", 1), connect(&mut core, "bob", 2));
         let follow = StatusRequest::Follow { user_ids: vec![UserId::new("alice")], usernames: vec![] };
-        statuses.handle(bob.session_id, follow, &limits, &mut fanout).unwrap();
+        request(&mut core, &bob, follow);
         let update = |s: &str| StatusRequest::Update { status: Some(s.into()) };
-        statuses.handle(alice.session_id, update("a"), &limits, &mut fanout).unwrap();
-        statuses.handle(alice.session_id, update("b"), &limits, &mut fanout).unwrap();
-        let events = sent(&statuses, fanout.take());
-        assert_eq!(events.len(), 1);
-        let (recipients, event) = &events[0];
+        request(&mut core, &alice, update("a"));
+        let outputs = request(&mut core, &alice, update("b"));
+        let [(_, Output::Reply { result: Ok(Reply::Status(StatusReply::Updated)), .. }), (recipients, Output::Event { event: Event::Status(event), .. })] =
+            &outputs[..]
+        else {
+            panic!("expected the reply, then one status event: {outputs:?}")
+        };
         assert_eq!(recipients, &[bob.session_id, alice.session_id, alice2.session_id]);
         assert_eq!(event.leaves, vec![StatusPresence { presence: alice.clone(), status: "a".into() }]);
         assert_eq!(event.joins, vec![StatusPresence { presence: alice.clone(), status: "b".into() }]);
-        statuses.handle(alice.session_id, update("b"), &limits, &mut fanout).unwrap();
-        assert!(fanout.is_none(), "the same status again changes nothing and sends nothing");
-        statuses
-            .check_invariants(&limits, 3, |s| [&alice, &alice2, &bob].into_iter().find(|p| p.session_id == s).cloned());
+        let again = request(&mut core, &alice, update("b"));
+        assert_eq!(again.len(), 1, "the same status again changes nothing and sends nothing: {again:?}");
+        core.assert_invariants();
     }
 }

@@ -1,46 +1,50 @@
-//! Deterministic simulation of the party core (no sockets): seeded random sequences of
-//! connect, disconnect and every party request over dozens of sessions (several per user), with
-//! small randomized limits and operation weights per seed. After every step it runs the core's
-//! own invariant sweep (`assert_invariants`) and the harness's checks:
-//!
-//! - every request got exactly one reply, first, to its session, with its cid;
-//! - a refused request changed nothing (party-table digest before = after) and caused no event;
-//! - party data reached exactly the other member sessions, in join order (never the sender);
-//! - no other event reached a non-member: membership events go to members after the step, and
-//!   "removed" goes only to a session that was a member or requester before and is not after;
-//! - no event reaches a disconnected session, and a disconnected session is in no party;
-//! - disconnecting everyone leaves empty tables;
-//! - search (Q-1 … Q-3): random queries over the labels the simulation creates (every syntax
-//!   form, malformed ones too), random open filters and small limits, following every cursor to
-//!   the end. Each page lists only live, non-hidden parties that pass the open filter, with the
-//!   table's open flag, max_size, member count and label; the pages together are exactly what
-//!   a brute-force evaluation of the parsed query over the party table returns, in order (score
-//!   descending, then id), each party once; a search changes nothing and causes no event; a
-//!   cursor replayed with another filter or limit is refused.
-//!
-//! `tests/sim.rs` runs it over many seeds; `fuzz/fuzz_targets/core_ops.rs` over fuzz inputs.
+//! The party half of the simulation's grammar and checks: every party request, party data
+//! with and without a cid, and searches checked against a brute-force evaluation over the
+//! party table. See the module docs of `sim` for the list of checks.
 
-use super::Rng;
+use super::Sim;
 use crate::core::search::query::{FieldRef, Occur, RangeOp, ValueMatch};
-use crate::core::search::{parse_query, Query};
+use crate::core::search::{parse_query, Query, SearchLimits};
 use crate::core::{
-    Cid, ConnectOptions, Core, CoreError, Event, Identity, Millis, Now, Outbox, Output, PartyEvent, PartyId,
-    PartyListing, PartyReply, PartyRequest, PartySnapshot, Presence, RemovedReason, Reply, Request, SessionId, UserId,
-    Username,
+    Core, CoreError, Event, Output, PartyEvent, PartyId, PartyListing, PartyReply, PartyRequest, PartySnapshot,
+    Presence, RemovedReason, Reply, Request, SessionId, Username,
 };
-use crate::limits::Limits;
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// The party requests of the grammar.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum PartyOp {
+    Create,
+    Join,
+    JoinRequests,
+    Accept,
+    Remove,
+    Leave,
+    Promote,
+    Close,
+    Data,
+    /// Party data with cid 0 (SPEC P-9, fire and forget).
+    DataWithoutCid,
+    Update,
+    Get,
+    MyParties,
+}
+
+/// Label values the simulation writes and queries: few, so terms hit.
+const WORDS: [&str; 5] = ["a", "b", "ab", "ba", "a b"];
+const NUMBERS: [&str; 6] = ["-1", "0", "1", "2", "2.5", "10"];
 
 /// Who is in which party, as the core reports it; taken before and after each step.
 #[derive(Clone, Debug, Default, PartialEq)]
-struct View {
+pub(super) struct View {
     members: BTreeMap<PartyId, Vec<SessionId>>,
     pending: BTreeMap<PartyId, Vec<SessionId>>,
 }
 
 impl View {
-    fn of(core: &Core) -> View {
+    pub(super) fn of(core: &Core) -> View {
         let mut view = View::default();
         for id in core.debug_party_ids() {
             let party = core.debug_party(id).expect("listed party exists");
@@ -59,120 +63,17 @@ impl View {
         self.pending.get(&party).is_some_and(|p| p.contains(&session))
     }
 
-    fn in_any(&self, session: SessionId) -> bool {
+    pub(super) fn in_any(&self, session: SessionId) -> bool {
         self.members.values().chain(self.pending.values()).any(|s| s.contains(&session))
     }
 }
 
-pub struct Sim {
-    rng: Rng,
-    pub core: Core,
-    out: Outbox,
-    /// Connected session per slot, with the next generation of each slot.
-    slots: Vec<Option<Presence>>,
-    generations: Vec<u32>,
-    users: usize,
-    /// Every party id ever created, so requests also name parties that are gone.
-    known: Vec<PartyId>,
-    next_cid: u64,
-    weights: [u64; OPS],
-    limits: Limits,
-    stats: Stats,
-}
-
-/// Operations: connect, disconnect, the 12 party requests, search.
-const OPS: usize = 15;
-
-/// Label values the simulation writes and queries: few, so terms hit.
-const WORDS: [&str; 5] = ["a", "b", "ab", "ba", "a b"];
-const NUMBERS: [&str; 6] = ["-1", "0", "1", "2", "2.5", "10"];
-
-#[derive(Default, Debug)]
-pub struct Stats {
-    pub requests: u64,
-    pub refused: u64,
-    pub events: u64,
-    pub deliveries: u64,
-    /// Refusals by error, to see that the workload reaches every rule.
-    pub errors: BTreeMap<String, u64>,
-    /// Searches run (each followed to its last page) and parties they returned in all.
-    pub searches: u64,
-    pub search_results: u64,
-}
-
 impl Sim {
-    pub fn new(seed: u64) -> Sim {
-        Sim::with_rng(Rng::seeded(seed), seed)
-    }
-
-    /// A simulation whose every choice comes from `rng` (a seed, or a fuzzer's bytes).
-    pub fn with_rng(mut rng: Rng, seed: u64) -> Sim {
-        let limits = Limits {
-            party_members_max: rng.range(2, 8),
-            parties_per_session_max: rng.range(1, 4),
-            party_data_bytes_max: rng.range(4, 32),
-            party_label_bytes_max: rng.range(8, 64),
-            search_page_limit_max: rng.range(3, 100),
-            search_page_limit_default: 3,
-            // Small, so that wildcards over the few label values are sometimes refused (233).
-            search_wildcard_expansion_max: rng.range(1, 4),
-            search_wildcard_scan_max: rng.range(2, 16),
-            ..Limits::default()
-        };
-        let slots = rng.range(12, 40);
-        let users = rng.range(2, slots);
-        let mut weights = [0u64; OPS];
-        for w in &mut weights {
-            *w = rng.range(1, 10) as u64;
-        }
-        let mut seed_bytes = [0u8; 32];
-        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        Sim {
-            core: Core::new(limits.clone(), seed_bytes),
-            rng,
-            out: Outbox::new(),
-            slots: vec![None; slots],
-            generations: vec![1; slots],
-            users,
-            known: vec![PartyId(0xdead_beef)],
-            next_cid: 1,
-            weights,
-            limits,
-            stats: Stats::default(),
-        }
-    }
-
-    fn connected(&self) -> Vec<Presence> {
-        self.slots.iter().flatten().cloned().collect()
-    }
-
-    pub fn step(&mut self, step: usize) {
-        let total: u64 = self.weights.iter().sum();
-        let mut roll = self.rng.next_u64() % total;
-        let mut op = 0;
-        while roll >= self.weights[op] {
-            roll -= self.weights[op];
-            op += 1;
-        }
-        // Keep a few parties alive, or most requests would only exercise "not found".
-        if op > 1 && self.core.party_count() < 3 && self.rng.chance(70) {
-            op = 2;
-        }
-        let connected = self.connected();
-        if op == 0 || connected.len() < 2 {
-            return self.connect();
-        }
-        if op == 1 {
-            let victim = self.rng.pick(&connected).expect("non-empty");
-            return self.disconnect(victim.session_id);
-        }
+    pub(super) fn party_op(&mut self, op: PartyOp) {
         let party_id = self.pick_party();
-        let me = self.pick_actor(op, party_id, &connected);
-        if op == OPS - 1 {
-            return self.search(me);
-        }
+        let me = self.pick_actor(op, party_id);
         let request = match op {
-            2 => PartyRequest::Create {
+            PartyOp::Create => PartyRequest::Create {
                 open: self.rng.chance(50),
                 max_size: if self.rng.chance(10) {
                     [0, self.limits.party_members_max + 1][self.rng.below(2)] as u32
@@ -182,34 +83,125 @@ impl Sim {
                 label: self.label(),
                 hidden: self.rng.chance(15),
             },
-            3 => PartyRequest::Join { party_id },
-            4 => PartyRequest::JoinRequests { party_id },
-            5 => PartyRequest::Accept { party_id, presence: self.pick_presence(party_id, true) },
-            6 => {
+            PartyOp::Join => PartyRequest::Join { party_id },
+            PartyOp::JoinRequests => PartyRequest::JoinRequests { party_id },
+            PartyOp::Accept => PartyRequest::Accept { party_id, presence: self.pick_named(party_id, true) },
+            PartyOp::Remove => {
                 let pending = self.rng.chance(50);
-                PartyRequest::Remove { party_id, presence: self.pick_presence(party_id, pending) }
+                PartyRequest::Remove { party_id, presence: self.pick_named(party_id, pending) }
             }
-            7 => PartyRequest::Leave { party_id },
-            8 => PartyRequest::Promote { party_id, presence: self.pick_presence(party_id, false) },
-            9 => PartyRequest::Close { party_id },
-            10 => {
+            PartyOp::Leave => PartyRequest::Leave { party_id },
+            PartyOp::Promote => PartyRequest::Promote { party_id, presence: self.pick_named(party_id, false) },
+            PartyOp::Close => PartyRequest::Close { party_id },
+            PartyOp::Data | PartyOp::DataWithoutCid => {
                 let len = self.rng.below(self.limits.party_data_bytes_max + 4);
-                PartyRequest::Data {
-                    party_id,
-                    op_code: self.rng.next_u64() as i64,
-                    data: Bytes::from(vec![step as u8; len]),
+                let data = Bytes::from(vec![self.next_cid as u8; len]);
+                let request = PartyRequest::Data { party_id, op_code: self.rng.next_u64() as i64, data };
+                if op == PartyOp::DataWithoutCid {
+                    return self.data_without_cid(me, request);
                 }
+                request
             }
-            11 => PartyRequest::Update {
+            PartyOp::Update => PartyRequest::Update {
                 party_id,
                 open: self.rng.chance(50).then(|| self.rng.chance(50)),
                 hidden: self.rng.chance(30).then(|| self.rng.chance(50)),
                 label: self.rng.chance(40).then(|| self.label()),
             },
-            12 => PartyRequest::Get { party_id },
-            _ => PartyRequest::MyParties,
+            PartyOp::Get => PartyRequest::Get { party_id },
+            PartyOp::MyParties => PartyRequest::MyParties,
         };
-        self.request(me, request);
+        self.party_request(me, request);
+    }
+
+    /// One party request with a cid: one reply first; a refusal changes nothing and causes no
+    /// event; a success changes no status; party data reaches every other member once.
+    fn party_request(&mut self, me: Presence, request: PartyRequest) {
+        self.stats.requests += 1;
+        let before = View::of(&self.core);
+        let (party_digest, status_digest) = self.digests();
+        let cid = self.next_cid();
+        self.core.handle_request(me.session_id, cid, Request::Party(request.clone()), self.now(), &mut self.out);
+        let after = View::of(&self.core);
+        self.check_recipients_connected();
+        let result = self.reply_first(me.session_id, cid, &request);
+        assert_eq!(self.core.debug_status_digest(), status_digest, "{request:?} changed a status");
+        match &result {
+            Err(error) => {
+                self.stats.refusal(error);
+                assert_eq!(self.core.debug_party_digest(), party_digest, "refused {request:?} changed the tables");
+                assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
+            }
+            Ok(Reply::Party(PartyReply::Info(snapshot))) => {
+                assert_eq!(Some(snapshot), self.core.debug_party(snapshot.party_id).as_ref(), "snapshot is current");
+                assert!(snapshot.members.contains(&me), "the requester is in the party it got");
+                if matches!(request, PartyRequest::Create { .. }) {
+                    assert!(!self.known_parties.contains(&snapshot.party_id), "party ids are fresh");
+                    self.known_parties.push(snapshot.party_id);
+                }
+            }
+            Ok(_) => {}
+        }
+        if let (PartyRequest::Data { party_id, .. }, Ok(_)) = (&request, &result) {
+            self.check_data_delivery(1, &me, *party_id, &before);
+        }
+        let promote = matches!(request, PartyRequest::Promote { .. });
+        let outputs = 1..self.out.outputs().len();
+        self.check_party_events(outputs, Some(&me), promote, &before, &after);
+        self.out.clear();
+    }
+
+    /// P-9 without a cid: no reply; on success exactly the data event, on refusal one
+    /// `PartyDataRefused` to the sender naming the party, and nothing changed.
+    fn data_without_cid(&mut self, me: Presence, request: PartyRequest) {
+        let PartyRequest::Data { party_id, .. } = request else { unreachable!("called with party data") };
+        self.stats.requests += 1;
+        self.stats.data_without_cid += 1;
+        let before = View::of(&self.core);
+        let digests = self.digests();
+        self.core.handle_request(
+            me.session_id,
+            crate::core::Cid::NONE,
+            Request::Party(request),
+            self.now(),
+            &mut self.out,
+        );
+        self.check_recipients_connected();
+        assert_eq!(self.out.reply_count(), 0, "fire-and-forget data gets no reply: {:?}", self.out.outputs());
+        assert_eq!(self.digests(), digests, "party data changed a table");
+        match self.out.outputs() {
+            [Output::Event { recipients, event: Event::PartyDataRefused { party_id: refused, error } }] => {
+                assert_eq!(self.out.recipients(recipients.clone()), [me.session_id], "the refusal goes to the sender");
+                assert_eq!(*refused, party_id, "the refusal names the party");
+                let error = error.clone();
+                self.stats.data_without_cid_refused += 1;
+                self.stats.refusal(&error);
+            }
+            _ => {
+                assert!(before.is_member(party_id, me.session_id), "data accepted from a non-member");
+                self.check_data_delivery(0, &me, party_id, &before);
+                let outputs = 0..self.out.outputs().len();
+                self.check_party_events(outputs, Some(&me), false, &before, &before);
+            }
+        }
+        self.out.clear();
+    }
+
+    /// Accepted party data: the output at `at` (and nothing after it) is one data event from
+    /// `me` to every other member session in join order; no event at all when alone.
+    fn check_data_delivery(&mut self, at: usize, me: &Presence, party_id: PartyId, before: &View) {
+        let expected: Vec<SessionId> =
+            before.members[&party_id].iter().copied().filter(|s| *s != me.session_id).collect();
+        let delivered: Vec<SessionId> = match self.out.outputs().get(at) {
+            Some(Output::Event { recipients, event: Event::Party(PartyEvent::Data { sender, .. }) }) => {
+                assert_eq!(sender, me);
+                self.out.recipients(recipients.clone()).to_vec()
+            }
+            None => vec![],
+            other => panic!("party data caused {other:?}"),
+        };
+        assert_eq!(delivered, expected, "party data goes to every other member session, once");
+        assert!(self.out.outputs().len() <= at + 1, "one event for all recipients");
     }
 
     fn label(&mut self) -> String {
@@ -288,7 +280,7 @@ impl Sim {
 
     /// one search followed to its last page, checked page by page and as a whole against
     /// a brute-force evaluation over the party table.
-    fn search(&mut self, me: Presence) {
+    pub(super) fn search(&mut self, me: Presence) {
         self.stats.searches += 1;
         let query = self.query();
         let open = if self.rng.chance(60) { None } else { Some(self.rng.chance(50)) };
@@ -300,7 +292,7 @@ impl Sim {
             _ => Some(self.rng.range(1, page_max.min(6)) as u32),
         };
         let limit_ok = limit.is_none_or(|l| (1..=page_max).contains(&(l as usize)));
-        let parsed = parse_query(&query, &self.limits.search_limits());
+        let parsed = parse_query(&query, &SearchLimits::from(&self.limits));
         let parties: Vec<PartySnapshot> =
             self.core.debug_party_ids().into_iter().filter_map(|id| self.core.debug_party(id)).collect();
 
@@ -381,13 +373,12 @@ impl Sim {
         request: PartyRequest,
     ) -> Result<(Vec<PartyListing>, Option<String>), CoreError> {
         self.stats.requests += 1;
-        let digest_before = self.core.debug_party_digest();
-        let cid = Cid(self.next_cid);
-        self.next_cid += 1;
-        self.core.handle_request(me.session_id, cid, Request::Party(request), Now::simulated(Millis(0)), &mut self.out);
-        // No invariant sweep here: a search mutates nothing (the digest says so), and the step's
-        // callers sweep after every step (`handle_request` itself does in debug builds).
-        assert_eq!(self.core.debug_party_digest(), digest_before, "a search changed the tables");
+        let digests = self.digests();
+        let cid = self.next_cid();
+        self.core.handle_request(me.session_id, cid, Request::Party(request), self.now(), &mut self.out);
+        // No invariant sweep here: a search mutates nothing (the digests say so), and the step
+        // sweeps at its end (`handle_request` itself does in debug builds).
+        assert_eq!(self.digests(), digests, "a search changed a table");
         let outputs = std::mem::take(&mut self.out);
         let [Output::Reply { to, cid: got, result }] = outputs.outputs() else {
             panic!("a search causes exactly one reply and no event: {:?}", outputs.outputs())
@@ -397,10 +388,7 @@ impl Sim {
             Ok(Reply::Party(PartyReply::SearchResult { parties, cursor })) => Ok((parties.clone(), cursor.clone())),
             Ok(other) => panic!("search replied {other:?}"),
             Err(error) => {
-                self.stats.refused += 1;
-                let name = format!("{error:?}");
-                let name = name.split(['(', ' ']).next().unwrap_or_default().to_owned();
-                *self.stats.errors.entry(name).or_default() += 1;
+                self.stats.refusal(error);
                 Err(error.clone())
             }
         }
@@ -413,26 +401,29 @@ impl Sim {
                 return id;
             }
         }
-        self.rng.pick(&self.known).expect("never empty")
+        self.rng.pick(&self.known_parties).expect("never empty")
     }
 
     /// Who sends request `op` on `party_id`: mostly someone entitled to (the leader for
     /// leader-only operations, a member for members-only ones), sometimes anyone.
-    fn pick_actor(&mut self, op: usize, party_id: PartyId, connected: &[Presence]) -> Presence {
+    fn pick_actor(&mut self, op: PartyOp, party_id: PartyId) -> Presence {
         if let Some(party) = self.core.debug_party(party_id) {
             if self.rng.chance(75) {
+                use PartyOp::*;
                 match op {
-                    4 | 5 | 6 | 8 | 9 | 11 => return party.leader,
-                    7 | 10 | 12 | 13 => return self.rng.pick(&party.members).expect("a party has members"),
-                    _ => {}
+                    JoinRequests | Accept | Remove | Promote | Close | Update => return party.leader,
+                    Leave | Data | DataWithoutCid | Get | MyParties => {
+                        return self.rng.pick(&party.members).expect("a party has members")
+                    }
+                    Create | Join => {}
                 }
             }
         }
-        self.rng.pick(connected).expect("non-empty")
+        self.pick_presence_any()
     }
 
     /// A member or pending requester of the party (or anyone), sometimes with a wrong username.
-    fn pick_presence(&mut self, party_id: PartyId, prefer_pending: bool) -> Presence {
+    fn pick_named(&mut self, party_id: PartyId, prefer_pending: bool) -> Presence {
         let candidates = if prefer_pending {
             self.core.debug_party_pending(party_id).unwrap_or_default()
         } else {
@@ -440,7 +431,7 @@ impl Sim {
         };
         let mut presence = match self.rng.pick(&candidates) {
             Some(p) if self.rng.chance(85) => p,
-            _ => self.rng.pick(&self.connected()).expect("someone is connected"),
+            _ => self.pick_presence_any(),
         };
         if self.rng.chance(5) {
             presence.username = Username::new("impostor");
@@ -448,121 +439,23 @@ impl Sim {
         presence
     }
 
-    fn connect(&mut self) {
-        let free: Vec<usize> = (0..self.slots.len()).filter(|s| self.slots[*s].is_none()).collect();
-        let Some(slot) = self.rng.pick(&free) else {
-            return;
-        };
-        let session = SessionId::new(slot as u32, self.generations[slot]);
-        self.generations[slot] += 1;
-        let user = self.rng.below(self.users);
-        let identity =
-            Identity { user_id: UserId::new(&format!("u{user}")), username: Username::new(&format!("U{user}")) };
-        let presence =
-            Presence { user_id: identity.user_id.clone(), session_id: session, username: identity.username.clone() };
-        self.core.connect(session, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut self.out);
-        assert_eq!(self.out.outputs().len(), 1, "connect emits only the welcome");
-        assert!(
-            matches!(&self.out.outputs()[0], Output::Event { event: Event::Welcome { presence: p }, .. } if *p == presence)
-        );
-        self.out.clear();
-        self.slots[slot] = Some(presence);
-        self.core.assert_invariants();
-    }
-
-    fn disconnect(&mut self, session: SessionId) {
-        let before = View::of(&self.core);
-        self.slots[session.slot() as usize] = None;
-        self.core.disconnect(session, Now::simulated(Millis(0)), &mut self.out);
-        self.core.assert_invariants();
-        let after = View::of(&self.core);
-        assert!(!after.in_any(session), "a disconnected session is in no party");
-        assert_eq!(self.out.reply_count(), 0, "a disconnect is not a request");
-        self.check_events(0, None, false, &before, &after);
-        self.out.clear();
-    }
-
-    fn request(&mut self, me: Presence, request: PartyRequest) {
-        self.stats.requests += 1;
-        let before = View::of(&self.core);
-        let digest_before = self.core.debug_party_digest();
-        let cid = Cid(self.next_cid);
-        self.next_cid += 1;
-        let data_sent = match &request {
-            PartyRequest::Data { party_id, .. } => Some(*party_id),
-            _ => None,
-        };
-        self.core.handle_request(
-            me.session_id,
-            cid,
-            Request::Party(request.clone()),
-            Now::simulated(Millis(0)),
-            &mut self.out,
-        );
-        self.core.assert_invariants();
-        let after = View::of(&self.core);
-
-        assert_eq!(self.out.reply_count(), 1, "exactly one reply to {request:?}");
-        let Some(Output::Reply { to, cid: got, result }) = self.out.outputs().first() else {
-            panic!("the reply comes first: {:?}", self.out.outputs())
-        };
-        assert_eq!((*to, *got), (me.session_id, cid));
-        match result {
-            Err(error) => {
-                self.stats.refused += 1;
-                let name = format!("{error:?}");
-                let name = name.split('(').next().unwrap_or_default().to_owned();
-                *self.stats.errors.entry(name).or_default() += 1;
-                assert_eq!(self.core.debug_party_digest(), digest_before, "refused {request:?} changed the tables");
-                assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
-            }
-            Ok(Reply::Party(PartyReply::Info(snapshot))) => {
-                assert_eq!(Some(snapshot), self.core.debug_party(snapshot.party_id).as_ref(), "snapshot is current");
-                assert!(snapshot.members.contains(&me), "the requester is in the party it got");
-                if matches!(request, PartyRequest::Create { .. }) {
-                    assert!(!self.known.contains(&snapshot.party_id), "party ids are fresh");
-                    self.known.push(snapshot.party_id);
-                }
-            }
-            Ok(_) => {}
-        }
-        if let Some(party_id) = data_sent {
-            if result.is_ok() {
-                let expected: Vec<SessionId> =
-                    before.members[&party_id].iter().copied().filter(|s| *s != me.session_id).collect();
-                let delivered: Vec<SessionId> = match self.out.outputs().get(1) {
-                    Some(Output::Event { recipients, event: Event::Party(PartyEvent::Data { sender, .. }) }) => {
-                        assert_eq!(*sender, me);
-                        self.out.recipients(recipients.clone()).to_vec()
-                    }
-                    None => vec![],
-                    other => panic!("party data caused {other:?}"),
-                };
-                assert_eq!(delivered, expected, "party data goes to every other member session, once");
-                assert!(self.out.outputs().len() <= 2, "one event for all recipients");
-            }
-        }
-        let promote = matches!(request, PartyRequest::Promote { .. });
-        self.check_events(1, Some(&me), promote, &before, &after);
-        self.out.clear();
-    }
-
-    /// Who may receive what, for every event after the first `skip` outputs.
-    fn check_events(&mut self, skip: usize, me: Option<&Presence>, promote: bool, before: &View, after: &View) {
+    /// Who may receive what, for the party events at `outputs` of the outbox. Recipients were
+    /// checked to be connected, once each, for every output of the step.
+    pub(super) fn check_party_events(
+        &mut self,
+        outputs: Range<usize>,
+        me: Option<&Presence>,
+        promote: bool,
+        before: &View,
+        after: &View,
+    ) {
         // Parties whose `leaves` event went out in this step: a leader event must come first.
         let mut left_parties: Vec<PartyId> = Vec::new();
-        for output in &self.out.outputs()[skip..] {
+        for output in &self.out.outputs()[outputs] {
             let Output::Event { recipients, event } = output else { panic!("only events after the reply: {output:?}") };
             let recipients = self.out.recipients(recipients.clone());
-            assert!(!recipients.is_empty(), "an event with no recipient");
             self.stats.events += 1;
             self.stats.deliveries += recipients.len() as u64;
-            for to in recipients {
-                assert!(
-                    self.slots[to.slot() as usize].as_ref().is_some_and(|p| p.session_id == *to),
-                    "event to a disconnected session {to}"
-                );
-            }
             let Event::Party(event) = event else { panic!("unexpected event {event:?}") };
             let party = match event {
                 PartyEvent::Presence { party_id, .. }
@@ -614,15 +507,6 @@ impl Sim {
                 }
             }
         }
-    }
-
-    pub fn disconnect_everyone(&mut self) {
-        for presence in self.connected() {
-            self.disconnect(presence.session_id);
-        }
-        assert_eq!(self.core.session_count(), 0);
-        assert_eq!(self.core.debug_party_table_sizes(), (0, 0), "disconnecting everyone empties the tables");
-        assert_eq!(self.core.party_count(), 0);
     }
 }
 
@@ -715,28 +599,4 @@ fn brute_force(query: &Query, open_filter: Option<bool>, parties: &[PartySnapsho
     }
     found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     found.into_iter().map(|(_, id)| id).collect()
-}
-
-pub fn run(seed: u64, steps: usize) -> Stats {
-    let mut sim = Sim::new(seed);
-    for step in 0..steps {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step(step)));
-        if let Err(panic) = result {
-            eprintln!("simulation failed: seed {seed} step {step}; replay with HUDDLE_SIM_SEED={seed}");
-            std::panic::resume_unwind(panic);
-        }
-    }
-    sim.disconnect_everyone();
-    sim.stats
-}
-
-impl Sim {
-    /// Whether the choices are used up (a fuzz input ends).
-    pub fn exhausted(&self) -> bool {
-        self.rng.exhausted()
-    }
-
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
 }

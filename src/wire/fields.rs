@@ -48,8 +48,8 @@ pub(super) fn uint_from_wire(value: Option<&fb::UintValue>) -> Option<u32> {
 pub(super) fn decode_presence(presence: fb::Presence<'_>) -> Result<Presence, DecodeError> {
     fn claim<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, DecodeError> {
         let value = value.ok_or(DecodeError::MissingField(field))?;
-        if value.len() > crate::auth::CLAIM_BYTES_MAX {
-            return Err(DecodeError::TooLong { field, len: value.len(), max: crate::auth::CLAIM_BYTES_MAX });
+        if value.len() > crate::core::UserId::BYTES_MAX {
+            return Err(DecodeError::TooLong { field, len: value.len(), max: crate::core::UserId::BYTES_MAX });
         }
         Ok(value)
     }

@@ -125,8 +125,12 @@ impl std::error::Error for SearchError {}
 /// A label the index refused; the index is left untouched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LabelError {
-    TooLarge { bytes: usize, bytes_max: usize },
-    NotJson,
+    TooLarge {
+        bytes: usize,
+        bytes_max: usize,
+    },
+    /// Not JSON; the text is the parser's reason (line and column).
+    NotJson(String),
     NotObject,
 }
 
@@ -136,10 +140,33 @@ impl fmt::Display for LabelError {
             LabelError::TooLarge { bytes, bytes_max } => {
                 write!(f, "label of {bytes} bytes exceeds {bytes_max}")
             }
-            LabelError::NotJson => write!(f, "label is not valid JSON"),
+            LabelError::NotJson(why) => write!(f, "label is not valid JSON: {why}"),
             LabelError::NotObject => write!(f, "label is not a JSON object"),
         }
     }
+}
+
+/// A label parsed and flattened once ([`SearchIndex::prepare_label`]), ready to be indexed by
+/// [`SearchIndex::upsert_prepared`], which cannot refuse it. Validating and indexing are thus
+/// one parser: whatever the party layer accepted, the index takes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreparedLabel {
+    flat: Vec<(String, FlatValue)>,
+}
+
+impl PreparedLabel {
+    /// No label (SPEC P-1: the empty label).
+    pub fn none() -> PreparedLabel {
+        PreparedLabel::default()
+    }
+}
+
+/// What the index holds about a party besides its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltIns {
+    pub open: bool,
+    pub max_size: u32,
+    pub member_count: u32,
 }
 
 impl std::error::Error for LabelError {}
@@ -241,6 +268,7 @@ struct Field {
 }
 
 /// A label value after flattening.
+#[derive(Debug, Clone, PartialEq)]
 enum FlatValue {
     Keyword(String),
     Number(u64),
@@ -428,12 +456,29 @@ impl SearchIndex {
     }
 
     /// Inserts a party or replaces everything the index knows about it. A refused label leaves
-    /// the index untouched (the party keeps its previous entry, if any).
+    /// the index untouched (the party keeps its previous entry, if any). [`Self::prepare_label`]
+    /// then [`Self::upsert_prepared`], for callers that hold the label only here.
     pub fn upsert(&mut self, key: u128, party: PartyDoc<'_>) -> Result<(), LabelError> {
-        let flat = match party.label {
-            None | Some("") => Vec::new(),
-            Some(label) => flatten_label(label, self.limits.label_bytes_max)?,
-        };
+        let label = self.prepare_label(party.label.unwrap_or_default())?;
+        let built_ins = BuiltIns { open: party.open, max_size: party.max_size, member_count: party.member_count };
+        self.upsert_prepared(key, built_ins, &label);
+        Ok(())
+    }
+
+    /// Parses and flattens a label (a JSON object of at most `label_bytes_max` bytes; empty =
+    /// none) without touching the index: the one check of a label, done before the caller
+    /// changes anything, so indexing it later cannot fail.
+    pub fn prepare_label(&self, label: &str) -> Result<PreparedLabel, LabelError> {
+        if label.is_empty() {
+            return Ok(PreparedLabel::none());
+        }
+        Ok(PreparedLabel { flat: flatten_label(label, self.limits.label_bytes_max)? })
+    }
+
+    /// Inserts a party or replaces everything the index knows about it, with a label prepared
+    /// by [`Self::prepare_label`]. Cannot fail.
+    pub fn upsert_prepared(&mut self, key: u128, party: BuiltIns, label: &PreparedLabel) {
+        let flat = &label.flat;
         let doc_id = match self.by_key.get(&key) {
             Some(&doc_id) => {
                 self.unindex_doc(doc_id);
@@ -459,7 +504,7 @@ impl SearchIndex {
         keywords.push((FIELD_OPEN, if party.open { TERM_TRUE } else { TERM_FALSE }));
         numbers.push(NumberEntry { field: FIELD_MAX_SIZE, value: ordered_bits(f64::from(party.max_size)) });
         numbers.push(NumberEntry { field: FIELD_MEMBER_COUNT, value: ordered_bits(f64::from(party.member_count)) });
-        for (name, value) in &flat {
+        for (name, value) in flat {
             let field = self.intern_field(name);
             match value {
                 FlatValue::Keyword(text) => {
@@ -499,7 +544,6 @@ impl SearchIndex {
         doc.keywords = doc_keywords;
         doc.numbers = numbers;
         self.debug_check_doc(doc_id);
-        Ok(())
     }
 
     /// Updates the member count of an indexed party. Returns false if the key is not indexed.
@@ -1567,7 +1611,8 @@ fn flatten_label(label: &str, label_bytes_max: usize) -> Result<Vec<(String, Fla
         return Err(LabelError::TooLarge { bytes: label.len(), bytes_max: label_bytes_max });
     }
     // serde_json bounds nesting (128 levels), so the recursion below is bounded too.
-    let value: serde_json::Value = serde_json::from_str(label).map_err(|_| LabelError::NotJson)?;
+    let value: serde_json::Value =
+        serde_json::from_str(label).map_err(|error| LabelError::NotJson(error.to_string()))?;
     if !value.is_object() {
         return Err(LabelError::NotObject);
     }
@@ -1979,7 +2024,7 @@ mod tests {
             Err(LabelError::TooLarge { bytes: 2056, bytes_max: 2048 })
         );
         assert_eq!(index.upsert(1, party(false, 2, Some("[1]"))), Err(LabelError::NotObject));
-        assert_eq!(index.upsert(1, party(false, 2, Some("{"))), Err(LabelError::NotJson));
+        assert!(matches!(index.upsert(1, party(false, 2, Some("{"))), Err(LabelError::NotJson(_))));
         assert_eq!(keys(&index, "+label.mode:ranked +open:true"), [1, 2]);
         assert_eq!(index.len(), 5);
         // The empty label means no label.

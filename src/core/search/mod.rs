@@ -14,10 +14,14 @@
 //!   bare terms on purpose, so `true` or `4` do not match every open party or every party of four.
 //!
 //! - **The index** ([`SearchIndex`]), keyed by the party key (the 128 raw bits of the party id).
-//!   The party layer calls [`SearchIndex::upsert`] on create and on every label / open change,
-//!   [`SearchIndex::set_member_count`] on join and leave, [`SearchIndex::set_open`] on update,
-//!   and [`SearchIndex::remove`] on close. Updates are synchronous, so the very next search sees
-//!   them. **Hidden parties are never inserted**: the party layer removes a party from the
+//!   The party layer checks a label once with [`SearchIndex::prepare_label`] (parse, flatten,
+//!   size bound) before it changes anything, and indexes the prepared label with
+//!   [`SearchIndex::upsert_prepared`] (which cannot fail) on create and on every label or
+//!   hidden change, [`SearchIndex::set_member_count`] on join and leave,
+//!   [`SearchIndex::set_open`] on an update of the open flag alone, and [`SearchIndex::remove`]
+//!   when the party ends. All of these run from one place, the party layer's per-request change
+//!   list (`core/party/changes.rs`). Updates are synchronous, so the very next search sees them
+//!   . **Hidden parties are never inserted**: the party layer removes a party from the
 //!   index when it becomes hidden and upserts it when it stops being hidden, so search has no
 //!   notion of hidden.
 //!
@@ -80,46 +84,52 @@
 mod index;
 pub mod query;
 
-pub use index::{LabelError, PartyDoc, SearchError, SearchIndex, SearchPage};
+pub use index::{BuiltIns, LabelError, PartyDoc, PreparedLabel, SearchError, SearchIndex, SearchPage};
 pub use query::{parse_query, Query, QueryError, QueryErrorKind};
 
-/// Bounds on everything a search request or a label controls.
+use crate::limits::Limits;
+
+/// Bounds on everything a search request or a label controls: the search fields of
+/// [`Limits`], where each one's value and reason are documented (defaults and docs live there
+/// only; this is the index's own view of them, so the index does not depend on the rest of the
+/// server's limits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchLimits {
-    /// Longest query text accepted. 1024 bytes holds dozens of realistic terms; longer queries
-    /// only cost parse and match time.
+    /// [`Limits::search_query_bytes_max`].
     pub query_bytes_max: usize,
-    /// Most terms in one query. 64 covers any hand-written or generated filter, and keeps the
-    /// per-candidate check (one lookup per term) bounded.
+    /// [`Limits::search_query_terms_max`].
     pub query_terms_max: usize,
-    /// Most distinct dictionary terms one wildcard term may expand to. Each expansion is a
-    /// posting list to read and a lookup per candidate check; 256 keeps a wildcard search within
-    /// the latency target over 100k parties.
+    /// [`Limits::search_wildcard_expansion_max`].
     pub wildcard_expansion_max: usize,
-    /// Most dictionary terms one wildcard term may inspect (those after its literal prefix), so
-    /// a leading `*` over a field with 100k distinct values is refused instead of scanning them
-    /// all on every search.
+    /// [`Limits::search_wildcard_scan_max`].
     pub wildcard_scan_max: usize,
-    /// Largest page (SPEC Q-1: 1..=100).
+    /// [`Limits::search_page_limit_max`].
     pub page_limit_max: usize,
-    /// Page size when the request names none (SPEC Q-1: 10). The index itself always receives
-    /// an explicit limit; this is here so the request layer reads it from one place.
+    /// [`Limits::search_page_limit_default`]. The index itself always receives an explicit
+    /// limit; this is here so the request layer reads it from one place.
     pub page_limit_default: usize,
-    /// Largest label indexed (SPEC P-1: 2048 bytes). The party layer validates labels first;
-    /// the index checks again so it stays bounded whoever calls it.
+    /// [`Limits::party_label_bytes_max`]. The party layer prepares labels through the index
+    /// ([`SearchIndex::prepare_label`]), so this is the one check of a label's size.
     pub label_bytes_max: usize,
 }
 
-impl Default for SearchLimits {
-    fn default() -> Self {
+impl From<&Limits> for SearchLimits {
+    fn from(limits: &Limits) -> SearchLimits {
         SearchLimits {
-            query_bytes_max: 1024,
-            query_terms_max: 64,
-            wildcard_expansion_max: 256,
-            wildcard_scan_max: 16_384,
-            page_limit_max: 100,
-            page_limit_default: 10,
-            label_bytes_max: 2048,
+            query_bytes_max: limits.search_query_bytes_max,
+            query_terms_max: limits.search_query_terms_max,
+            wildcard_expansion_max: limits.search_wildcard_expansion_max,
+            wildcard_scan_max: limits.search_wildcard_scan_max,
+            page_limit_max: limits.search_page_limit_max,
+            page_limit_default: limits.search_page_limit_default,
+            label_bytes_max: limits.party_label_bytes_max,
         }
+    }
+}
+
+impl Default for SearchLimits {
+    /// The server's default limits, converted.
+    fn default() -> Self {
+        SearchLimits::from(&Limits::default())
     }
 }

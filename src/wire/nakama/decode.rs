@@ -22,7 +22,6 @@
 
 use super::errors::{FieldName, NakamaDecodeError, NakamaOp};
 use super::ids::parse_party_id;
-use crate::auth::CLAIM_BYTES_MAX;
 use crate::core::{Cid, PartyRequest, Presence, Request, StatusRequest, UserId, Username};
 use crate::limits::{Limits, FOLLOW_IDS_PER_REQUEST_CEILING};
 use base64::alphabet;
@@ -664,7 +663,7 @@ fn presence(raw: Raw<'_>, message: &'static str) -> Result<Presence, NakamaDecod
         .map_err(|e| NakamaDecodeError::InvalidJson(format!("{message}.presence: {e}")))?;
     let claim = |raw, field| -> Result<String, NakamaDecodeError> {
         let value = string(raw, FieldName { message, field })?;
-        if value.is_empty() || value.len() > CLAIM_BYTES_MAX {
+        if value.is_empty() || value.len() > UserId::BYTES_MAX {
             // Empty is Nakama's "Invalid presence"; longer than any token claim names nobody.
             return Err(NakamaDecodeError::InvalidPresence);
         }
@@ -713,14 +712,14 @@ fn string_list<'a>(raw: Raw<'a>, field: FieldName, max: usize) -> Result<Vec<Cow
 }
 
 fn user_id(text: &str) -> Result<UserId, NakamaDecodeError> {
-    if text.is_empty() || text.len() > CLAIM_BYTES_MAX {
+    if text.is_empty() || text.len() > UserId::BYTES_MAX {
         return Err(NakamaDecodeError::InvalidUserId);
     }
     Ok(UserId::new(text))
 }
 
 fn username(text: &str) -> Result<Username, NakamaDecodeError> {
-    if text.is_empty() || text.len() > CLAIM_BYTES_MAX {
+    if text.is_empty() || text.len() > UserId::BYTES_MAX {
         return Err(NakamaDecodeError::InvalidUsername);
     }
     Ok(Username::new(text))

@@ -1,0 +1,479 @@
+//! Parties (SPEC P-1 … P-12, Q-1): the party rules and the party tables, a room per sub-state.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `mod.rs` | the request, reply and event types; dispatch of a request to its rule; the sweep |
+//! | `table.rs` | [`Party`](table::Party) and the tables: parties by id, session → parties; every mutation (link, unlink, dissolve), each recorded in the change list; the table invariants |
+//! | `changes.rs` | the per-request change list and its commit: the one place that keeps derived state (the search index) in step with the table |
+//! | `membership.rs` | P-2 open join, P-4 kick, P-5 leave, P-6 leader rotation, P-7 promote, P-8 close, P-11 get and my parties, C-6 disconnect |
+//! | `requests.rs` | P-2 join requests to closed parties, P-3 list, accept and reject |
+//! | `settings.rs` | P-1 create and P-10 update: size, open, hidden, label rules |
+//! | `data.rs` | P-9 party data, the hot path: one lookup, one event, no allocation of its own |
+//! | `search.rs` | Q-1 … Q-4 through [`crate::core::search`]: label preparation, index upkeep, search requests |
+//!
+//! Shape of the tables (`table.rs`):
+//! - `by_id`: each party with its members in join order (so tenure is the index: the first
+//!   member has been there longest) and its pending join requests in arrival order;
+//! - `of_session`: for every session that is in a party or has asked to join one, those parties
+//!   in the order it joined (or asked), so a disconnect finds its parties without a scan.
+//!
+//! Beside them, the search index (`search.rs`) holds every non-hidden party.
+//!
+//! # One contract for every rule
+//!
+//! A rule takes the requester's presence, its request's fields and the request context
+//! ([`Ctx`]: limits, clocks, session table, id generator, event sink) and returns its reply or
+//! a [`CoreError`]. The core reserved the reply's place before the rule runs, so events the rule
+//! queues on `ctx.events` always follow the reply. Every rule validates first and mutates after:
+//! a refused request returns its error before touching any table, so it leaves no trace. Each
+//! event is queued once with all its recipients in member (join) order. Nothing iterates a
+//! `HashMap` into an output.
+//!
+//! # The change list, and what hangs on it
+//!
+//! Rules never touch derived state. Every mutation goes through the table (`table.rs`), which
+//! records what changed in which party (created, a member joined or left, the leader changed,
+//! settings changed, the party ended) in one list per request. After the rule returns,
+//! [`Parties::commit`] walks that list once; today it keeps the search index in step, so the
+//! very next search sees the change (Q-3). The features still to come hang on the same walk,
+//! not on the rules:
+//! - party versions (SPEC L-9): +1 for each party named in the list, once per commit however
+//!   many entries or events the request caused;
+//! - `PartySnapshot` events to the sessions that asked for them, after each commit that
+//!   changed their party;
+//! - history records (SPEC O-3): `Created`, `Leader`, `Joined` and `Left` entries with
+//!   `ctx.now.wall` give leaders over time and members with join and leave times; `Dissolved`
+//!   carries the end reason.
+//!
+//! Decisions where SPEC is silent are listed in the README's "Parties" section; the comments
+//! in the rules name them where they are made.
+
+mod changes;
+mod data;
+mod membership;
+mod requests;
+mod search;
+mod settings;
+mod table;
+
+use super::context::Ctx;
+use super::outbox::Events;
+use super::{CoreError, Event, PartyId, Presence, Reply, SessionId};
+use crate::limits::Limits;
+use bytes::Bytes;
+use search::PartySearch;
+use table::PartyTable;
+
+/// A decoded party request (`Request::Party`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PartyRequest {
+    /// P-1. `label` empty = none.
+    Create { open: bool, max_size: u32, label: String, hidden: bool },
+    /// P-2.
+    Join { party_id: PartyId },
+    /// P-3, leader only: the pending join requests.
+    JoinRequests { party_id: PartyId },
+    /// P-3, leader only.
+    Accept { party_id: PartyId, presence: Presence },
+    /// P-3 (reject a pending request) and P-4 (kick a member), leader only.
+    Remove { party_id: PartyId, presence: Presence },
+    /// P-5. Also withdraws the session's own pending join request.
+    Leave { party_id: PartyId },
+    /// P-7, leader only.
+    Promote { party_id: PartyId, presence: Presence },
+    /// P-8, leader only.
+    Close { party_id: PartyId },
+    /// P-9, members only. `data` is a slice of the request frame (no copy).
+    Data { party_id: PartyId, op_code: i64, data: Bytes },
+    /// P-10, leader only. `None` keeps the current value; `Some("")` clears the label.
+    Update { party_id: PartyId, open: Option<bool>, hidden: Option<bool>, label: Option<String> },
+    /// P-11, members only.
+    Get { party_id: PartyId },
+    /// P-11: the calling session's parties.
+    MyParties,
+    /// Q-1: anyone may search. `query` empty = every non-hidden party; `open` keeps only open
+    /// (`Some(true)`) or closed (`Some(false)`) parties; `limit` `None` = the default page;
+    /// `cursor` (empty = none) continues a previous search with the same query, filter and limit.
+    Search { query: String, open: Option<bool>, limit: Option<u32>, cursor: Option<String> },
+}
+
+/// A whole party as members see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartySnapshot {
+    pub party_id: PartyId,
+    pub open: bool,
+    pub hidden: bool,
+    pub max_size: u16,
+    /// A JSON object, or empty for none.
+    pub label: String,
+    pub leader: Presence,
+    /// Join order, longest tenure first.
+    pub members: Vec<Presence>,
+}
+
+/// A party without its member list: what "my parties" returns, so that a session in many large
+/// parties gets a reply of bounded size (16 full snapshots of 256 members could exceed a client's
+/// output buffer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartySummary {
+    pub party_id: PartyId,
+    pub open: bool,
+    pub hidden: bool,
+    pub max_size: u16,
+    pub member_count: u16,
+    pub label: String,
+    pub leader: Presence,
+}
+
+/// One party in a search result (Q-1): what a player needs to pick a party to join.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartyListing {
+    pub party_id: PartyId,
+    pub open: bool,
+    pub max_size: u16,
+    pub member_count: u16,
+    /// A JSON object, or empty for none.
+    pub label: String,
+}
+
+/// The successful result of a party request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PartyReply {
+    /// Create, open join (or joining a party the session is already in), get.
+    Info(PartySnapshot),
+    /// A closed party queued the join request.
+    JoinPending { party_id: PartyId },
+    /// The pending join requests, in arrival order.
+    JoinRequests { party_id: PartyId, presences: Vec<Presence> },
+    /// Done; nothing more to say.
+    Ok { party_id: PartyId },
+    /// The session's parties in the order it joined them.
+    MyParties(Vec<PartySummary>),
+    /// Q-1: one page of search results, best first; `cursor` is present only when more exist.
+    SearchResult { parties: Vec<PartyListing>, cursor: Option<String> },
+}
+
+/// Why a session stopped being a member or requester of a party.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RemovedReason {
+    /// P-4: the leader removed this member.
+    Kicked,
+    /// P-8: the leader closed the party; also sent to pending requesters of a party that closed
+    /// or whose last member left, so they stop waiting.
+    Closed,
+    /// P-3: the leader rejected this join request.
+    Rejected,
+}
+
+/// Party events. Each is queued once with all its recipients.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PartyEvent {
+    /// Members joined or left.
+    Presence { party_id: PartyId, joins: Vec<Presence>, leaves: Vec<Presence> },
+    /// To the leader: a new join request, or every pending one when it became leader.
+    JoinRequest { party_id: PartyId, presences: Vec<Presence> },
+    /// The leader changed.
+    Leader { party_id: PartyId, leader: Presence },
+    /// The recipient is no longer a member (or requester).
+    Removed { party_id: PartyId, reason: RemovedReason },
+    /// Party data from `sender`.
+    Data { party_id: PartyId, sender: Presence, op_code: i64, data: Bytes },
+    /// The party's settings after an update.
+    Updated { party_id: PartyId, open: bool, hidden: bool, max_size: u16, label: String },
+    /// To a session whose join request was accepted: the party it is now in.
+    Joined(PartySnapshot),
+}
+
+/// What a party rule returns, as every feature handler does: its reply wrapped as the core's
+/// [`Reply`], or why the request was refused (and then it changed nothing).
+type Outcome = Result<Reply, CoreError>;
+
+/// A party rule's reply, wrapped (built in place: party data is the hot path).
+#[inline]
+fn done(reply: PartyReply) -> Outcome {
+    Ok(Reply::Party(reply))
+}
+
+/// The party tables and the search index over them.
+pub(crate) struct Parties {
+    table: PartyTable,
+    search: PartySearch,
+}
+
+/// Queues a party event once for all of `recipients`.
+fn send(events: &mut Events, recipients: impl IntoIterator<Item = SessionId>, event: PartyEvent) {
+    events.send(recipients, Event::Party(event));
+}
+
+impl Parties {
+    pub fn new(limits: &Limits) -> Parties {
+        Parties { table: PartyTable::default(), search: PartySearch::new(limits) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// One party request of `me`: the rule's reply, its events on `ctx.events`, then the
+    /// commit of what it changed.
+    pub fn handle(&mut self, me: &Presence, request: PartyRequest, ctx: &mut Ctx) -> Outcome {
+        let result = match request {
+            PartyRequest::Data { party_id, op_code, data } => self.data(me, party_id, op_code, data, ctx),
+            PartyRequest::Create { open, max_size, label, hidden } => {
+                self.create(me, settings::NewParty { open, max_size, label, hidden }, ctx)
+            }
+            PartyRequest::Join { party_id } => self.join(me, party_id, ctx),
+            PartyRequest::JoinRequests { party_id } => self.join_requests(me, party_id),
+            PartyRequest::Accept { party_id, presence } => self.accept(me, party_id, &presence, ctx),
+            PartyRequest::Remove { party_id, presence } => self.remove(me, party_id, &presence, ctx),
+            PartyRequest::Leave { party_id } => self.leave(me, party_id, ctx),
+            PartyRequest::Promote { party_id, presence } => self.promote(me, party_id, &presence, ctx),
+            PartyRequest::Close { party_id } => self.close(me, party_id, ctx),
+            PartyRequest::Update { party_id, open, hidden, label } => {
+                self.update(me, party_id, settings::SettingsPatch { open, hidden, label }, ctx)
+            }
+            PartyRequest::Get { party_id } => self.get(me, party_id),
+            PartyRequest::MyParties => done(self.my_parties(me)),
+            PartyRequest::Search { query, open, limit, cursor } => {
+                self.search.search(&self.table, search::SearchParams { query, open, limit, cursor }, ctx.limits)
+            }
+        };
+        debug_assert!(result.is_ok() || self.table.changes_pending() == 0, "a refused request changed a table");
+        self.commit();
+        result
+    }
+
+    /// C-6: `session` (already gone from the session table) leaves every party it is in, in
+    /// the order it joined them; its pending join requests vanish silently (the leader's next
+    /// list shows it).
+    pub fn disconnect(&mut self, session: SessionId, ctx: &mut Ctx) {
+        self.leave_everything(session, ctx);
+        self.commit();
+    }
+
+    // ---- checks and inspection ----
+
+    /// Every session the tables name, for the core's cross-table check.
+    pub fn sessions(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.table.sessions()
+    }
+
+    pub fn check_invariants(&self, limits: &Limits) {
+        assert_eq!(self.table.changes_pending(), 0, "a change list was left uncommitted");
+        self.table.check_invariants(limits);
+        self.search.check_invariants(&self.table);
+    }
+
+    /// Table sizes: (parties, sessions indexed).
+    pub fn table_sizes(&self) -> (usize, usize) {
+        self.table.sizes()
+    }
+
+    /// Party ids, sorted.
+    pub fn ids(&self) -> Vec<PartyId> {
+        self.table.ids()
+    }
+
+    pub fn snapshot(&self, party_id: PartyId) -> Option<PartySnapshot> {
+        self.table.get(party_id).map(table::Party::snapshot)
+    }
+
+    pub fn pending(&self, party_id: PartyId) -> Option<Vec<Presence>> {
+        self.table.get(party_id).map(|p| p.pending.iter().cloned().collect())
+    }
+
+    /// A hash of every table, independent of `HashMap` order.
+    pub fn digest(&self, hasher: &mut impl std::hash::Hasher) {
+        self.table.digest(hasher);
+        self.search.digest(hasher);
+    }
+
+    /// Test hook for the search canary: see [`PartySearch::corrupt_for_test`].
+    pub fn corrupt_search_index(&mut self) -> bool {
+        self.search.corrupt_for_test(&self.table)
+    }
+
+    /// Test hook for the party-index canary: see [`PartyTable::corrupt_for_test`].
+    pub fn corrupt_index(&mut self) -> bool {
+        self.table.corrupt_for_test()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::search::{PartyDoc, SearchIndex, SearchLimits};
+    use crate::core::{
+        Cid, ConnectOptions, Core, Identity, Millis, Now, Outbox, Output, Reply, Request, UserId, Username,
+    };
+
+    fn core_with(n: u32) -> (Core, Vec<SessionId>) {
+        connect_all(Core::new(Limits::default(), [3; 32]), n)
+    }
+
+    fn connect_all(mut core: Core, n: u32) -> (Core, Vec<SessionId>) {
+        let mut out = Outbox::new();
+        let sessions: Vec<SessionId> = (0..n).map(|i| SessionId::new(i, 1)).collect();
+        for (i, s) in sessions.iter().enumerate() {
+            let identity =
+                Identity { user_id: UserId::new(&format!("u{i}")), username: Username::new(&format!("U{i}")) };
+            core.connect(*s, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut out);
+        }
+        (core, sessions)
+    }
+
+    fn run(core: &mut Core, session: SessionId, request: PartyRequest) -> Outbox {
+        let mut out = Outbox::new();
+        core.handle_request(session, Cid(1), Request::Party(request), Now::simulated(Millis(0)), &mut out);
+        out
+    }
+
+    fn created(out: &Outbox) -> PartyId {
+        match &out.outputs()[0] {
+            Output::Reply { result: Ok(Reply::Party(PartyReply::Info(s))), .. } => s.party_id,
+            other => panic!("expected a snapshot reply, got {other:?}"),
+        }
+    }
+
+    /// `sessions` connected sessions of distinct users; the first creates an open party with a
+    /// seat for each of them, and the next `members - 1` join it in order.
+    fn party_of(sessions: u32, members: usize) -> (Core, Vec<SessionId>, PartyId) {
+        let (mut core, s) = core_with(sessions);
+        let create = PartyRequest::Create { open: true, max_size: sessions, label: String::new(), hidden: false };
+        let party_id = created(&run(&mut core, s[0], create));
+        for &session in &s[1..members] {
+            run(&mut core, session, PartyRequest::Join { party_id });
+        }
+        (core, s, party_id)
+    }
+
+    #[test]
+    fn leader_leaving_orders_reply_then_leader_then_leaves_then_pending_list() {
+        let (mut core, s, party_id) = party_of(4, 3);
+        run(&mut core, s[0], PartyRequest::Update { party_id, open: Some(false), hidden: None, label: None });
+        run(&mut core, s[3], PartyRequest::Join { party_id });
+        let out = run(&mut core, s[0], PartyRequest::Leave { party_id });
+        let kinds: Vec<String> = out
+            .outputs()
+            .iter()
+            .map(|o| match o {
+                Output::Reply { to, .. } => format!("reply {}", to.slot()),
+                Output::Event { recipients, event: Event::Party(e), .. } => {
+                    let to: Vec<u32> = out.recipients(recipients.clone()).iter().map(|s| s.slot()).collect();
+                    let name = format!("{e:?}");
+                    format!("{} {to:?}", name.split([' ', '{', '(']).next().unwrap())
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["reply 0", "Leader [1, 2]", "Presence [1, 2]", "JoinRequest [1]"]);
+    }
+
+    #[test]
+    fn party_data_is_one_event_to_every_other_member_and_shares_the_payload() {
+        let (mut core, s, party_id) = party_of(3, 3);
+        let data = Bytes::from(vec![5u8; 32]);
+        let out = run(&mut core, s[1], PartyRequest::Data { party_id, op_code: 3, data: data.clone() });
+        assert_eq!(out.outputs().len(), 2);
+        let Output::Event { recipients, event: Event::Party(PartyEvent::Data { data: sent, .. }) } = &out.outputs()[1]
+        else {
+            panic!("expected one data event")
+        };
+        assert_eq!(out.recipients(recipients.clone()), &[s[0], s[2]]);
+        assert_eq!(sent.as_ptr(), data.as_ptr(), "the payload is shared, not copied");
+    }
+
+    #[test]
+    fn create_accepts_exactly_the_labels_the_search_index_accepts() {
+        // One parser: the party layer prepares labels through the index, so a label passes the
+        // party rules exactly when the index takes it, and committing it cannot fail.
+        let limits = Limits { party_label_bytes_max: 24, ..Limits::default() };
+        let labels = [
+            "",
+            "{}",
+            r#"{"a":1}"#,
+            r#"{"a":{"b":[1,"x",true,null]}}"#,
+            r#"{"pad":"xxxxxxxxxxxxxxx"}"#,
+            r#"{"pad":"xxxxxxxxxxxxxxxx"}"#,
+            "[1]",
+            "1",
+            "\"s\"",
+            "null",
+            "{not json",
+            r#"{"a":1}x"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":-0}"#,
+            " {} ",
+        ];
+        for label in labels {
+            let mut index = SearchIndex::new(SearchLimits::from(&limits));
+            let doc = PartyDoc { open: true, max_size: 4, member_count: 1, label: Some(label) };
+            let indexed = index.upsert(1, doc).is_ok();
+            let (mut core, s) = connect_all(Core::new(limits.clone(), [3; 32]), 1);
+            let create = PartyRequest::Create { open: true, max_size: 4, label: label.into(), hidden: false };
+            let out = run(&mut core, s[0], create);
+            let created = matches!(out.outputs()[0], Output::Reply { result: Ok(_), .. });
+            assert_eq!(created, indexed, "{label:?}");
+            core.assert_invariants();
+        }
+    }
+
+    #[test]
+    fn refused_requests_leave_the_tables_as_they_were() {
+        let (mut core, s) = core_with(2);
+        let party_id = created(&run(
+            &mut core,
+            s[0],
+            PartyRequest::Create { open: false, max_size: 2, label: r#"{"a":1}"#.into(), hidden: false },
+        ));
+        let digest = core.debug_party_digest();
+        let refused = [
+            (s[0], PartyRequest::Update { party_id, open: Some(true), hidden: Some(true), label: None }),
+            (s[1], PartyRequest::Close { party_id }),
+            (s[0], PartyRequest::Create { open: true, max_size: 0, label: String::new(), hidden: false }),
+        ];
+        for (session, request) in refused {
+            let out = run(&mut core, session, request.clone());
+            assert!(matches!(out.outputs(), [Output::Reply { result: Err(_), .. }]), "{request:?}");
+            assert_eq!(core.debug_party_digest(), digest, "{request:?} changed the tables");
+        }
+    }
+
+    /// Party data of `bytes` bytes, sent by `session` with `cid`.
+    fn send_data(core: &mut Core, session: SessionId, cid: Cid, party_id: PartyId, bytes: usize) -> Outbox {
+        let mut out = Outbox::new();
+        let data = PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(vec![1; bytes]) };
+        core.handle_request(session, cid, Request::Party(data), Now::simulated(Millis(0)), &mut out);
+        out
+    }
+
+    #[test]
+    fn party_data_without_a_cid_gets_no_reply_and_a_refusal_comes_as_an_event() {
+        let (mut core, s, party_id) = party_of(3, 3);
+        let out = send_data(&mut core, s[1], Cid::NONE, party_id, 4);
+        let [Output::Event { recipients, event: Event::Party(PartyEvent::Data { .. }) }] = out.outputs() else {
+            panic!("only the data event, no reply: {:?}", out.outputs())
+        };
+        assert_eq!(out.recipients(recipients.clone()), [s[0], s[2]]);
+        assert_eq!(out.reply_count(), 0);
+
+        // Refused (too large, then for a party that does not exist): one event to the sender,
+        // naming the party, and nothing else.
+        let too_large = core.limits().party_data_bytes_max + 1;
+        for (party, bytes) in [(party_id, too_large), (PartyId(7), 1)] {
+            let out = send_data(&mut core, s[1], Cid::NONE, party, bytes);
+            let [Output::Event { recipients, event: Event::PartyDataRefused { party_id, error } }] = out.outputs()
+            else {
+                panic!("one refusal event: {:?}", out.outputs())
+            };
+            assert_eq!(out.recipients(recipients.clone()), [s[1]]);
+            assert_eq!(*party_id, party);
+            assert!(matches!(error, CoreError::LimitExceeded(_) | CoreError::PartyNotFound), "{error:?}");
+            assert_eq!(out.reply_count(), 0);
+        }
+
+        // With a cid, the same data gets its reply first, then the event.
+        let out = send_data(&mut core, s[1], Cid(9), party_id, 4);
+        assert!(matches!(out.outputs(), [Output::Reply { cid: Cid(9), result: Ok(_), .. }, Output::Event { .. }]));
+    }
+}

@@ -1,0 +1,96 @@
+//! A party's settings: P-1 create (size, open, hidden, label) and P-10 update (open, hidden,
+//! label; absent fields keep their value). A label is checked once, by the search index's own
+//! parser, before anything changes; the prepared label then travels to the index through the
+//! change list, so indexing it cannot fail.
+
+use super::table::{Party, Settings};
+use super::{done, send, Outcome, Parties, PartyEvent, PartyReply};
+use crate::core::context::Ctx;
+use crate::core::search::{LabelError, PreparedLabel};
+use crate::core::{CoreError, PartyId, Presence};
+
+/// A create request's fields (`PartyRequest::Create`).
+pub(super) struct NewParty {
+    pub open: bool,
+    pub max_size: u32,
+    /// Empty = none.
+    pub label: String,
+    pub hidden: bool,
+}
+
+/// An update request's fields (`PartyRequest::Update`): `None` keeps the current value;
+/// `Some("")` clears the label.
+pub(super) struct SettingsPatch {
+    pub open: Option<bool>,
+    pub hidden: Option<bool>,
+    pub label: Option<String>,
+}
+
+impl Parties {
+    /// P-1 / P-10 label rules: empty is none; a hidden party carries none; otherwise a JSON
+    /// object within `party_label_bytes_max`, as the search index parses it.
+    fn prepare_label(&self, label: &str, hidden: bool) -> Result<PreparedLabel, CoreError> {
+        if label.is_empty() {
+            return Ok(PreparedLabel::none());
+        }
+        if hidden {
+            return Err(CoreError::BadInput("a hidden party cannot carry a label".into()));
+        }
+        self.search.prepare_label(label).map_err(|error| {
+            CoreError::BadInput(match error {
+                LabelError::TooLarge { bytes, bytes_max } => {
+                    format!("label is {bytes} bytes, more than party_label_bytes_max {bytes_max}")
+                }
+                LabelError::NotObject => "label must be a JSON object".into(),
+                LabelError::NotJson(why) => format!("label is not valid JSON: {why}"),
+            })
+        })
+    }
+
+    /// P-1: a new party with `me` as its only member and leader.
+    pub(super) fn create(&mut self, me: &Presence, new: NewParty, ctx: &mut Ctx) -> Outcome {
+        let NewParty { open, max_size, label, hidden } = new;
+        let limits = ctx.limits;
+        if max_size == 0 || max_size as usize > limits.party_members_max {
+            return Err(CoreError::BadInput(format!(
+                "max_size must be 1..={}, got {max_size}",
+                limits.party_members_max
+            )));
+        }
+        let prepared = self.prepare_label(&label, hidden)?;
+        self.table.check_room_for_one_more(limits, me.session_id)?;
+
+        let id = self.table.fresh_id(ctx.ids);
+        // Invariant: party_members_max ≤ 256 (Limits::validate), so max_size fits u16.
+        let party = Party::new(id, me.clone(), max_size as u16, Settings { open, hidden, label });
+        let party = self.table.create(party, prepared);
+        done(PartyReply::Info(party.snapshot()))
+    }
+
+    /// P-10, leader only: absent fields keep their value; the resulting party may not be
+    /// hidden and labelled. Every member (the leader too) gets the new settings.
+    pub(super) fn update(&mut self, me: &Presence, party_id: PartyId, patch: SettingsPatch, ctx: &mut Ctx) -> Outcome {
+        let party = self.table.find_as_leader(party_id, me.session_id)?;
+        let open = patch.open.unwrap_or(party.open);
+        let hidden = patch.hidden.unwrap_or(party.hidden);
+        let label = patch.label.unwrap_or_else(|| party.label.clone());
+        // The label is checked (and the index entry rebuilt) only when the label or the hidden
+        // flag changes: unchanged, they passed these rules when they were set.
+        let prepared = if party.hidden != hidden || party.label != label {
+            Some(self.prepare_label(&label, hidden)?)
+        } else {
+            None
+        };
+
+        let party = self.table.set_settings(party_id, Settings { open, hidden, label }, prepared);
+        let updated = PartyEvent::Updated {
+            party_id,
+            open: party.open,
+            hidden: party.hidden,
+            max_size: party.max_size,
+            label: party.label.clone(),
+        };
+        send(&mut ctx.events, party.member_sessions(), updated);
+        done(PartyReply::Ok { party_id })
+    }
+}
