@@ -172,33 +172,39 @@ impl std::error::Error for LimitsError {}
 
 impl Limits {
     pub fn validate(&self) -> Result<(), LimitsError> {
-        let positive = [
-            ("connections_max", self.connections_max as u64),
-            ("accepts_per_turn_max", self.accepts_per_turn_max as u64),
-            ("handshake_bytes_max", self.handshake_bytes_max as u64),
-            ("handshake_timeout_ms", self.handshake_timeout_ms),
-            ("message_bytes_max", self.message_bytes_max as u64),
-            ("read_buffer_bytes", self.read_buffer_bytes as u64),
-            ("read_batch_bytes", self.read_batch_bytes as u64),
-            ("frames_per_turn_max", self.frames_per_turn_max as u64),
-            ("outbound_bytes_max", self.outbound_bytes_max as u64),
-            ("write_bytes_per_turn_max", self.write_bytes_per_turn_max as u64),
-            ("outbound_soft_bytes_max", self.outbound_soft_bytes_max as u64),
-            ("requests_per_second_max", u64::from(self.requests_per_second_max)),
-            ("requests_burst_max", u64::from(self.requests_burst_max)),
-            ("keepalive_interval_ms", self.keepalive_interval_ms),
-            ("party_members_max", self.party_members_max as u64),
-            ("parties_per_session_max", self.parties_per_session_max as u64),
-            ("party_data_bytes_max", self.party_data_bytes_max as u64),
-            ("follows_per_session_max", self.follows_per_session_max as u64),
-            ("follow_ids_per_request_max", self.follow_ids_per_request_max as u64),
-            ("search_query_bytes_max", self.search_query_bytes_max as u64),
-            ("search_query_terms_max", self.search_query_terms_max as u64),
-            ("search_page_limit_max", self.search_page_limit_max as u64),
-            ("search_page_limit_default", self.search_page_limit_default as u64),
-            ("search_wildcard_expansion_max", self.search_wildcard_expansion_max as u64),
-            ("search_wildcard_scan_max", self.search_wildcard_scan_max as u64),
-        ];
+        // Every field here is a count, a size or a duration for which zero cannot work.
+        macro_rules! named {
+            ($($field:ident),* $(,)?) => {
+                [$((stringify!($field), self.$field as u64)),*]
+            };
+        }
+        let positive = named!(
+            connections_max,
+            accepts_per_turn_max,
+            handshake_bytes_max,
+            handshake_timeout_ms,
+            message_bytes_max,
+            read_buffer_bytes,
+            read_batch_bytes,
+            frames_per_turn_max,
+            outbound_bytes_max,
+            write_bytes_per_turn_max,
+            outbound_soft_bytes_max,
+            requests_per_second_max,
+            requests_burst_max,
+            keepalive_interval_ms,
+            party_members_max,
+            parties_per_session_max,
+            party_data_bytes_max,
+            follows_per_session_max,
+            follow_ids_per_request_max,
+            search_query_bytes_max,
+            search_query_terms_max,
+            search_page_limit_max,
+            search_page_limit_default,
+            search_wildcard_expansion_max,
+            search_wildcard_scan_max,
+        );
         for (name, value) in positive {
             if value == 0 {
                 return Err(LimitsError(format!("{name} must be positive")));

@@ -8,11 +8,26 @@
 
 use super::search;
 
-/// Stable error codes, codec-neutral. The numbers are the wire's and never change meaning;
-/// new codes are appended in the range of their family.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u16)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] and its `ALL` list from one list of names and numbers, so a new code
+/// is written once.
+macro_rules! error_codes {
+    ($($name:ident = $number:literal,)*) => {
+        /// Stable error codes, codec-neutral. The numbers are the wire's and never change meaning;
+        /// new codes are appended in the range of their family.
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u16)]
+        pub enum ErrorCode {
+            $($name = $number,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in number order (tests walk it against each codec).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name),*];
+        }
+    };
+}
+
+error_codes! {
     Unspecified = 0,
     MalformedEnvelope = 100,
     MissingCid = 101,
@@ -40,34 +55,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in number order (tests walk it against each codec).
-    pub const ALL: &'static [ErrorCode] = &[
-        ErrorCode::Unspecified,
-        ErrorCode::MalformedEnvelope,
-        ErrorCode::MissingCid,
-        ErrorCode::UnknownMessage,
-        ErrorCode::NotARequest,
-        ErrorCode::TextFrameUnsupported,
-        ErrorCode::BadInput,
-        ErrorCode::PartyNotFound,
-        ErrorCode::PartyFull,
-        ErrorCode::PartyNotLeader,
-        ErrorCode::PartyNotMember,
-        ErrorCode::PartyJoinRequestDuplicate,
-        ErrorCode::PartyAlreadyMember,
-        ErrorCode::PartyCannotRemoveSelf,
-        ErrorCode::PartyPresenceNotFound,
-        ErrorCode::PartyJoinRequestsFull,
-        ErrorCode::PartyTooManyParties,
-        ErrorCode::PartyPresenceMismatch,
-        ErrorCode::FollowLimitReached,
-        ErrorCode::SearchQueryInvalid,
-        ErrorCode::SearchCursorMismatch,
-        ErrorCode::SearchCursorInvalid,
-        ErrorCode::SearchQueryTooBroad,
-        ErrorCode::LimitExceeded,
-    ];
-
     /// The wire number.
     pub fn number(self) -> u16 {
         self as u16

@@ -41,46 +41,45 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// A user's id, as the token's `uid` claim carries it. Shared, because one user id is copied
-/// into every presence and event that names the user.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(Arc<str>);
+/// A shared, bounded string identity from a token claim: one value is copied into every presence
+/// and event that names its user, so clones share it.
+macro_rules! claim_string {
+    ($(#[$doc:meta])* $name:ident, $(#[$max_doc:meta])* BYTES_MAX = $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
-impl UserId {
+        impl $name {
+            $(#[$max_doc])*
+            pub const BYTES_MAX: usize = $max;
+
+            pub fn new(value: &str) -> $name {
+                $name(Arc::from(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+claim_string!(
+    /// A user's id, as the token's `uid` claim carries it.
+    UserId,
     /// Longest user id: it is copied into every presence and event that names the user, so it
     /// is bounded. 128 bytes covers UUIDs and any id an account system hands out. Tokens
     /// (`auth`), the wire's presences and follow requests all check against this.
-    pub const BYTES_MAX: usize = 128;
+    BYTES_MAX = 128
+);
 
-    pub fn new(id: &str) -> UserId {
-        UserId(Arc::from(id))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A user's display name, from the token's `usn` claim.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Username(Arc<str>);
-
-impl Username {
+claim_string!(
+    /// A user's display name, from the token's `usn` claim.
+    Username,
     /// Longest username, for the same reason as [`UserId::BYTES_MAX`]; 128 bytes is Nakama's
     /// username bound.
-    pub const BYTES_MAX: usize = 128;
-
-    pub fn new(name: &str) -> Username {
-        Username(Arc::from(name))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-// Tokens carry both as claims checked against one bound (`auth::CLAIM_BYTES_MAX`).
-const _: () = assert!(UserId::BYTES_MAX == Username::BYTES_MAX);
+    BYTES_MAX = 128
+);
 
 /// A session of a user: who is behind a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,6 @@ use super::http::HeadProgress;
 use super::ratelimit::Admission;
 use super::ws::{self, Inbound, NoRead, WsIo};
 use crate::core::{Millis, SessionId};
-use crate::wire::ClientFrame;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Read};
 
@@ -161,22 +160,14 @@ impl<S: Transport> Driver<S> {
                     self.close_with(id, ws::CLOSE_POLICY, "request rate limit", now);
                     return ReadEnd::Closed;
                 }
-                Inbound::Binary(frame) => {
+                Inbound::Binary(_) | Inbound::Text(_) => {
                     self.counters.frames_in_total += 1;
-                    let message = ClientFrame::Binary(&frame);
-                    if admission == Admission::Refused {
-                        self.refuse_rate_limited(id, message, now);
-                    } else {
-                        self.dispatch_frame(id, message, now);
-                    }
-                }
-                Inbound::Text(text) => {
-                    self.counters.frames_in_total += 1;
-                    let message = ClientFrame::Text(&text);
-                    if admission == Admission::Refused {
-                        self.refuse_rate_limited(id, message, now);
-                    } else {
-                        self.dispatch_frame(id, message, now);
+                    if let Some(message) = inbound.client_frame() {
+                        if admission == Admission::Refused {
+                            self.refuse_rate_limited(id, message, now);
+                        } else {
+                            self.dispatch_frame(id, message, now);
+                        }
                     }
                 }
                 Inbound::PeerClosed => {
@@ -347,6 +338,16 @@ mod tests {
         }
     }
 
+    fn conn_reader<'a, S: Read>(
+        socket: &'a mut S,
+        drained: &'a mut bool,
+        recvs_left: &'a mut u32,
+        pending: &'a mut BytesMut,
+        scratch: &'a mut ReadScratch,
+    ) -> ConnReader<'a, S> {
+        ConnReader { socket, drained, recvs_left, pending, scratch }
+    }
+
     fn read_all(reader: &mut ConnReader<'_, Chunks>, step: usize) -> (Vec<u8>, io::ErrorKind) {
         let mut got = Vec::new();
         loop {
@@ -365,26 +366,14 @@ mod tests {
         let (mut drained, mut pending) = (false, BytesMut::new());
         let mut recvs = 9u32;
         // Turn 1: take 5 bytes of a full 8-byte recv, then the loop moves on.
-        let mut reader = ConnReader {
-            socket: &mut socket,
-            drained: &mut drained,
-            recvs_left: &mut recvs,
-            pending: &mut pending,
-            scratch: &mut scratch,
-        };
+        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
         let mut buf = [0u8; 5];
         assert_eq!(reader.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf, b"abcde");
         scratch.stash_into(&mut pending);
         assert_eq!(&pending[..], b"fgh");
         // Turn 2: the stash first, then a short recv ("ijk"), then WouldBlock without reading "never".
-        let mut reader = ConnReader {
-            socket: &mut socket,
-            drained: &mut drained,
-            recvs_left: &mut recvs,
-            pending: &mut pending,
-            scratch: &mut scratch,
-        };
+        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
         let (got, end) = read_all(&mut reader, 2);
         assert_eq!((got.as_slice(), end), (&b"fghijk"[..], io::ErrorKind::WouldBlock));
         assert!(drained, "a short recv marks the socket drained");
@@ -392,13 +381,7 @@ mod tests {
         assert_eq!(pending.capacity(), 0, "an emptied stash is released");
         // A new edge clears `drained`; the next recv goes to the kernel again.
         drained = false;
-        let mut reader = ConnReader {
-            socket: &mut socket,
-            drained: &mut drained,
-            recvs_left: &mut recvs,
-            pending: &mut pending,
-            scratch: &mut scratch,
-        };
+        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
         assert_eq!(read_all(&mut reader, 16).0, b"never");
     }
 
@@ -407,13 +390,7 @@ mod tests {
         let mut scratch = ReadScratch::new(4);
         let mut socket: &[u8] = b"abcdefgh";
         let (mut drained, mut pending, mut recvs) = (false, BytesMut::new(), 1u32);
-        let mut reader = ConnReader {
-            socket: &mut socket,
-            drained: &mut drained,
-            recvs_left: &mut recvs,
-            pending: &mut pending,
-            scratch: &mut scratch,
-        };
+        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
         let mut buf = [0u8; 8];
         assert_eq!(reader.read(&mut buf).unwrap(), 4, "one full recv");
         assert_eq!(reader.read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);

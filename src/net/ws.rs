@@ -14,7 +14,7 @@ use super::handshake::{self, Outcome, Rejection};
 use super::outbound::OutboundQueue;
 use crate::core::{Identity, Millis, SessionId, UserId, Username};
 use crate::limits::Limits;
-use crate::wire::{CodecKind, ConnCodec};
+use crate::wire::{ClientFrame, CodecKind, ConnCodec};
 use bytes::Bytes;
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -170,6 +170,17 @@ pub(crate) enum Inbound {
     CloseWith(CloseCode, &'static str),
     /// The stream ended or failed: drop the connection.
     Gone,
+}
+
+impl Inbound {
+    /// The message a codec decodes, for a binary or text message.
+    pub(crate) fn client_frame(&self) -> Option<ClientFrame<'_>> {
+        match self {
+            Inbound::Binary(frame) => Some(ClientFrame::Binary(frame)),
+            Inbound::Text(text) => Some(ClientFrame::Text(text)),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn classify(result: tungstenite::Result<Message>) -> Inbound {
