@@ -12,6 +12,8 @@
 //! socket, a clock or FlatBuffers bytes, so unit tests, the simulation and fuzzers drive it
 //! directly.
 
+mod admin;
+mod ban;
 mod error;
 mod idgen;
 mod ids;
@@ -21,6 +23,7 @@ pub mod search;
 mod session;
 mod status;
 
+pub use admin::{AdminReply, AdminRequest, CLOSE_BANNED, CLOSE_DISCONNECTED_BY_ADMIN};
 pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, Now, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
@@ -29,6 +32,7 @@ pub use party::{PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapsho
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 
 use crate::limits::Limits;
+use ban::Bans;
 use party::Parties;
 use session::Sessions;
 use status::Statuses;
@@ -87,6 +91,8 @@ pub struct Core {
     sessions: Sessions,
     parties: Parties,
     statuses: Statuses,
+    /// Users refused a session until a time (admin API, `admin.rs`).
+    bans: Bans,
     /// Source of unguessable ids (party ids), seeded by the driver.
     ids: IdGenerator,
 }
@@ -98,6 +104,7 @@ impl Core {
             sessions: Sessions::with_capacity(limits.connections_max),
             parties: Parties::new(&limits),
             statuses: Statuses::default(),
+            bans: Bans::default(),
             limits,
             ids: IdGenerator::new(seed),
         }
@@ -211,12 +218,18 @@ impl Core {
             }
             let presence = |id| self.sessions.get(id).map(|entry| entry.presence.clone());
             self.statuses.check_invariants(&self.limits, self.sessions.len(), presence);
+            self.bans.check_invariants(self.limits.admin_bans_max);
         }
     }
 
     /// Number of parties.
     pub fn party_count(&self) -> usize {
         self.parties.len()
+    }
+
+    /// Memberships over every party (a session in two parties counts twice), for metrics.
+    pub fn party_member_count(&self) -> usize {
+        self.parties.member_count()
     }
 
     // ---- inspection for tests and the simulation; not part of the API ----

@@ -385,6 +385,11 @@ impl Parties {
         self.by_id.len()
     }
 
+    /// Memberships over every party. O(parties): for a metrics scrape, not a hot path.
+    pub fn member_count(&self) -> usize {
+        self.by_id.values().map(|party| party.members.len()).sum()
+    }
+
     /// Handles one party request of `me`: exactly one reply, then its events.
     pub fn handle(
         &mut self,

@@ -102,6 +102,11 @@ impl Statuses {
         }
     }
 
+    /// The connected sessions of `user_id`, in connect order.
+    pub fn sessions_of(&self, user_id: &UserId) -> &[SessionId] {
+        self.user_sessions.get(user_id).map_or(&[], Vec::as_slice)
+    }
+
     /// Forgets a session (C-6): its follows die, and a visible status leaves with its last value.
     /// Unknown sessions are ignored.
     pub fn disconnect(&mut self, session: SessionId) -> Option<StatusFanout> {
