@@ -51,6 +51,7 @@
 //! an event is encoded and framed once and the same bytes are queued for each recipient.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod core;
