@@ -3,14 +3,17 @@
 //! and executes the core's outputs in order, a reply to its requester and an event encoded and
 //! framed once, with a refcounted clone queued for each recipient. Sessions that stopped being
 //! open meanwhile (a slow consumer cut off mid-fan-out) are disconnected from the core here too,
-//! and the core's timers run here when due.
+//! the core's timers run here when due, and admin requests (`admin.rs`) reach the core here.
+//! Messages are counted for `/metrics` by kind as they are queued (`metrics.rs`).
 
 use super::conn::{Phase, Transport};
 use super::driver::Driver;
 use super::frame;
+use super::metrics::{self, Limit, SentKind};
 use super::outbound::output_within_limits;
 use super::ratelimit::RequestRefusal;
-use crate::core::{Cid, CloseReason, ConnectOptions, CoreError, Event, Identity, Millis, Output, Reply, SessionId};
+use crate::core::{AdminReply, AdminRequest, Cid, CloseReason, ConnectOptions, CoreError, Event, Identity};
+use crate::core::{Millis, Output, Reply, SessionId, UserId};
 use crate::wire::{self, DecodeError, DecodedRequest, Encoder};
 use bytes::Bytes;
 use flatbuffers::VerifierOptions;
@@ -77,6 +80,7 @@ impl<S: Transport> Driver<S> {
         match self.codecs.decode(codec, frame) {
             Ok((cid, request)) => {
                 self.counters.requests_total += 1;
+                self.metrics.received(&request);
                 self.core.handle_request(id, cid, request, self.core_now(now), &mut self.outbox);
                 self.apply_outputs(now);
             }
@@ -87,8 +91,11 @@ impl<S: Transport> Driver<S> {
     /// A frame over the request rate limit: an error reply with its cid, not executed.
     pub(super) fn refuse_rate_limited(&mut self, id: SessionId, codec: Codec, frame: &Bytes, now: Millis) {
         self.counters.rate_limited_total += 1;
+        self.metrics.limit_trip(Limit::requests_per_second_max);
         let cid = self.codecs.peek_cid(codec, frame);
         let refusal = RequestRefusal::RateLimited { requests_per_second_max: self.limits.requests_per_second_max };
+        self.metrics.error(refusal.code());
+        self.metrics.sent(SentKind::Error, 1);
         let framed = self.codecs.refusal(codec, cid, &refusal);
         self.send(id, framed, now);
     }
@@ -100,6 +107,8 @@ impl<S: Transport> Driver<S> {
 
     fn reply_decode_error(&mut self, id: SessionId, codec: Codec, cid: Cid, error: &DecodeError, now: Millis) {
         self.counters.decode_errors_total += 1;
+        self.metrics.error(error.code());
+        self.metrics.sent(SentKind::Error, 1);
         log::trace!("session {id}: undecodable frame: {error}");
         let framed = self.codecs.decode_error(codec, cid, error);
         self.send(id, framed, now);
@@ -109,6 +118,25 @@ impl<S: Transport> Driver<S> {
     pub(super) fn connect_session(&mut self, id: SessionId, identity: Identity, options: ConnectOptions, now: Millis) {
         self.core.connect(id, identity, options, self.core_now(now), &mut self.outbox);
         self.apply_outputs(now);
+    }
+
+    /// Whether the core admits `user_id` now (not banned): asked before a session is accepted.
+    pub(super) fn user_admitted(&self, user_id: &UserId, now: Millis) -> bool {
+        self.core.admits(user_id, self.core_now(now))
+    }
+
+    /// An admin request for the core; its closes and events go out like a request's.
+    pub(super) fn run_admin(&mut self, request: AdminRequest, now: Millis) -> Result<AdminReply, CoreError> {
+        let result = self.core.handle_admin(request, self.core_now(now), &mut self.outbox);
+        if let Err(error) = &result {
+            if let CoreError::LimitExceeded(message) = error {
+                if let Some(limit) = Limit::named_in(message) {
+                    self.metrics.limit_trip(limit);
+                }
+            }
+        }
+        self.apply_outputs(now);
+        result
     }
 
     /// Runs the core's timers when the earliest is due; their outputs go out like a request's.
@@ -139,9 +167,17 @@ impl<S: Transport> Driver<S> {
     fn execute(&mut self, output: Output, recipients: &[SessionId], now: Millis) {
         match output {
             Output::Reply { to, cid, result } => {
+                self.metrics.sent(metrics::reply_kind(&result), 1);
+                if let Err(error) = &result {
+                    self.metrics.core_error(error);
+                }
                 self.send_encoded(to, now, |codecs, codec| codecs.reply(codec, cid, &result));
             }
             Output::Event { event, .. } => {
+                self.metrics.sent(metrics::event_kind(&event), recipients.len());
+                if let Event::PartyDataRefused { error, .. } = &event {
+                    self.metrics.core_error(error);
+                }
                 // Encoded and framed once; each recipient's queue gets a refcounted clone. With a
                 // second codec, once per codec in use among the recipients.
                 let framed = self.codecs.event(Codec::FlatBuffers, &event);
