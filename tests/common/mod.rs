@@ -30,7 +30,8 @@ impl TestServer {
     }
 
     pub fn with_limits(limits: Limits) -> TestServer {
-        let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), limits, token_key: TokenKey::new(KEY) };
+        let config =
+            ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), limits, token_key: TokenKey::new(KEY), admin: None };
         let server = Server::bind(config).expect("bind 127.0.0.1:0");
         let handle = server.handle();
         let addr = handle.local_addr().to_string();
