@@ -47,7 +47,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (the default command).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a session token the server accepts.
     Token(TokenArgs),
 }
@@ -334,7 +334,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => {
             // Invariant: clap parsed a serve subcommand, so its matches exist.
             let serve_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
-            serve(args, serve_matches)
+            serve(*args, serve_matches)
         }
         None => serve(cli.serve, &matches),
     };
@@ -423,9 +423,10 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     }
     let admin_description = admin.as_ref().map(|(_, description)| description.clone());
     let config = ServerConfig { listen, limits: limits.clone(), token_key, admin: admin.map(|(config, _)| config) };
-    let server = Server::bind(config).map_err(|e| match admin_listen {
-        AdminListen::At(admin) => format!("cannot listen on {listen} (game) and {admin} (admin): {e}"),
-        AdminListen::Off => format!("cannot listen on {listen}: {e}"),
+    // A bind error names its address and listener ("on 127.0.0.1:7351 (admin): …").
+    let server = Server::bind(config).map_err(|e| match e.to_string() {
+        bind if bind.starts_with("on ") => format!("cannot listen {bind}"),
+        other => format!("cannot start: {other}"),
     })?;
     let handle = server.handle();
     let hooked = huddle::os::on_shutdown_signal(move |signal| {

@@ -125,7 +125,7 @@ fn body_length(head: &super::http::Head<'_>, body_bytes_max: usize) -> Result<us
         let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
             .then(|| value.parse::<u64>().ok())
             .flatten()
-            .ok_or_else(|| AdminError::MalformedHead)?;
+            .ok_or(AdminError::MalformedHead)?;
         if length.is_some_and(|l| l != parsed) {
             return Err(AdminError::MalformedHead);
         }

@@ -128,11 +128,9 @@ impl<S: Transport> Driver<S> {
     /// An admin request for the core; its closes and events go out like a request's.
     pub(super) fn run_admin(&mut self, request: AdminRequest, now: Millis) -> Result<AdminReply, CoreError> {
         let result = self.core.handle_admin(request, self.core_now(now), &mut self.outbox);
-        if let Err(error) = &result {
-            if let CoreError::LimitExceeded(message) = error {
-                if let Some(limit) = Limit::named_in(message) {
-                    self.metrics.limit_trip(limit);
-                }
+        if let Err(CoreError::LimitExceeded(message)) = &result {
+            if let Some(limit) = Limit::named_in(message) {
+                self.metrics.limit_trip(limit);
             }
         }
         self.apply_outputs(now);

@@ -99,7 +99,13 @@ impl Listeners {
         assert!(specs.len() < 256, "Invariant: listener ids fit in a byte");
         let mut table = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
-            let mut socket = TcpListener::bind(spec.addr)?;
+            let what = match spec.kind {
+                ListenerKind::Game => "game",
+                ListenerKind::Admin => "admin",
+            };
+            // The error names the address and the listener, so a taken port is easy to find.
+            let mut socket = TcpListener::bind(spec.addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("on {} ({what}): {e}", spec.addr)))?;
             registry.register(&mut socket, token(index), Interest::READABLE)?;
             table.push(Listener {
                 kind: spec.kind,
