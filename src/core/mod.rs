@@ -267,6 +267,12 @@ impl Core {
         self.parties.corrupt_index()
     }
 
+    /// Lifts every ban, so the `admin_bytes` fuzz target starts each input from the same state.
+    #[doc(hidden)]
+    pub fn debug_lift_all_bans(&mut self) {
+        self.bans = Bans::default();
+    }
+
     /// Test hook for the search canary: see `Parties::corrupt_search_index`.
     #[doc(hidden)]
     pub fn debug_corrupt_search_index(&mut self) -> bool {

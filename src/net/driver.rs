@@ -295,6 +295,12 @@ impl<S: Transport> Driver<S> {
         }
     }
 
+    /// Forgets what admin requests left in the core (bans), for the `admin_bytes` fuzz target.
+    #[doc(hidden)]
+    pub(crate) fn forget_admin_state_for_fuzzing(&mut self) {
+        self.core.debug_lift_all_bans();
+    }
+
     /// Asserts that nothing is left of past connections: no connection, no listed work, no
     /// pending deadline or disconnect, no session or party in the core, its invariants intact.
     pub(crate) fn assert_idle(&self) {

@@ -49,6 +49,7 @@ mod ws;
 pub use listener::{ListenerKind, ListenerLimits, ListenerSpec};
 pub use stats::{Stats, StatsSnapshot};
 
+pub(crate) use admin::AdminState;
 pub(crate) use conn::Transport;
 pub(crate) use driver::Driver;
 pub(crate) use listener::ListenerId;
