@@ -32,6 +32,12 @@ impl TokenKey {
     pub fn new(bytes: impl Into<Vec<u8>>) -> TokenKey {
         TokenKey(bytes.into())
     }
+
+    /// The key's bytes: exactly what was configured (a key file's text without surrounding
+    /// whitespace), which a backend signing tokens must use as its HMAC key too.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// What a valid token says.

@@ -4,10 +4,11 @@
 //! re-encodes to the same value, and the core's invariants hold.
 #![doc(hidden)]
 
+use crate::admin::AdminKey;
 use crate::auth::{self, Claims, TokenKey};
 use crate::core::Millis;
 use crate::limits::Limits;
-use crate::net::{Driver, ListenerId, ListenerKind, ListenerLimits, Transport};
+use crate::net::{AdminState, Driver, ListenerId, ListenerKind, ListenerLimits, Transport};
 use crate::wire::{self, Encoder, ErrorCode, ServerMessage};
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -15,6 +16,9 @@ use std::io::{self, Read, Write};
 use std::rc::Rc;
 
 const FUZZ_KEY: &str = "fuzz-key";
+/// The admin key of the `admin_bytes` target's driver (its seeds carry it, so the fuzzer
+/// reaches the routes behind it).
+pub const FUZZ_ADMIN_KEY: &str = "fuzz-admin-key";
 
 fn fuzz_limits() -> Limits {
     // Small limits make the fuzzer reach the edges quickly.
@@ -150,6 +154,7 @@ struct ConnHarness {
 
 thread_local! {
     static CONN_HARNESS: RefCell<Option<ConnHarness>> = const { RefCell::new(None) };
+    static ADMIN_HARNESS: RefCell<Option<ConnHarness>> = const { RefCell::new(None) };
 }
 
 /// Raw bytes into one connection of the driver's own read path: the request head and upgrade,
@@ -169,30 +174,105 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
     })
 }
 
+/// Raw bytes into one admin API connection of the driver: request heads, bodies, keep-alive
+/// and pipelining, routing behind the admin key, and the calls (tokens, bans, disconnects,
+/// metrics, health), with everything the server writes read back as HTTP responses whose error
+/// bodies are JSON. The first byte picks the read chunk size.
+pub fn admin_bytes(input: &[u8]) -> AdminReport {
+    let Some((&mode, rest)) = input.split_first() else { return AdminReport::default() };
+    ADMIN_HARNESS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let harness = cell.get_or_insert_with(|| {
+            let mut driver = Driver::new(fuzz_limits(), TokenKey::new(FUZZ_KEY), [7; 32]);
+            let key = AdminKey::new(FUZZ_ADMIN_KEY.as_bytes());
+            driver.serve_admin(AdminState { key, instance_id: "fuzz".into(), started_at_ms: 0 });
+            ConnHarness { driver, now: Millis(0) }
+        });
+        let written = harness.drive(ListenerKind::Admin, 1 + usize::from(mode) * 3, rest.to_vec());
+        harness.driver.forget_admin_state_for_fuzzing();
+        read_admin_responses(&written)
+    })
+}
+
+/// The statuses of the responses an `admin_bytes` input got, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AdminReport {
+    pub statuses: Vec<u16>,
+}
+
+/// Reads what the server wrote to an admin connection: whole HTTP/1.1 responses, each with a
+/// `Content-Length` body (none for `100 Continue`), every `application/json` body valid JSON.
+fn read_admin_responses(mut written: &[u8]) -> AdminReport {
+    let mut report = AdminReport::default();
+    while !written.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        let head_len = match response.parse(written) {
+            Ok(httparse::Status::Complete(len)) => len,
+            other => panic!("not a whole HTTP response ({other:?}): {:?}", String::from_utf8_lossy(written)),
+        };
+        let status = response.code.expect("a parsed response has a status");
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value))
+        };
+        let body_len: usize = match header("content-length") {
+            Some(len) => len.parse().expect("Content-Length is a number"),
+            None => {
+                assert_eq!(status, 100, "every final response has a Content-Length");
+                0
+            }
+        };
+        assert!(written.len() >= head_len + body_len, "a truncated response body");
+        let body = &written[head_len..head_len + body_len];
+        if header("content-type").is_some_and(|t| t == "application/json") {
+            let json: serde_json::Value = serde_json::from_slice(body).expect("JSON bodies are JSON");
+            if status >= 400 {
+                assert!(json["code"].is_string() && json["message"].is_string(), "errors are {{code, message}}");
+            }
+        }
+        report.statuses.push(status);
+        written = &written[head_len + body_len..];
+    }
+    report
+}
+
 impl ConnHarness {
     fn run(&mut self, mode: u8, rest: &[u8]) -> ConnReport {
         let stream = if mode & 1 == 1 { [canned_upgrade(), rest].concat() } else { rest.to_vec() };
-        let turns_max = TURNS_PER_INPUT_MIN + TURNS_PER_INPUT_BYTE * stream.len();
-        let state = Rc::new(RefCell::new(MemState {
-            input: stream,
-            at: 0,
-            chunk: 1 + usize::from(mode >> 1) * 7,
-            block_next: false,
-            written: Vec::new(),
-            write_shut: false,
-        }));
         // The loop-wide read batch, sized by the input so frames straddle its edges; and a
         // frame budget per turn, after which leftovers wait in the connection's stash.
         self.driver.reshape_reads_for_fuzzing(1 + usize::from(mode >> 3) * 13, 1 + usize::from(mode >> 5));
         let before = *self.driver.counters();
+        let written = self.drive(ListenerKind::Game, 1 + usize::from(mode >> 1) * 7, stream);
+        let after = *self.driver.counters();
+        let mut report = read_server_bytes(&written);
+        report.requests = (after.requests_total - before.requests_total) as usize;
+        report.decode_errors = (after.decode_errors_total - before.decode_errors_total) as usize - report.text_replies;
+        report
+    }
+
+    /// Runs one connection of `kind` that reads `stream` `chunk` bytes at a time, then hangs up,
+    /// until the driver is idle again; returns what the server wrote.
+    fn drive(&mut self, kind: ListenerKind, chunk: usize, stream: Vec<u8>) -> Vec<u8> {
+        let turns_max = TURNS_PER_INPUT_MIN + TURNS_PER_INPUT_BYTE * stream.len();
+        let state = Rc::new(RefCell::new(MemState {
+            input: stream,
+            at: 0,
+            chunk,
+            block_next: false,
+            written: Vec::new(),
+            write_shut: false,
+        }));
         let limits = fuzz_limits();
-        let id = self.driver.insert(
-            MemStream(state.clone()),
-            ListenerId(0),
-            ListenerKind::Game,
-            &ListenerLimits::game(&limits),
-            self.now,
-        );
+        let listener_limits = match kind {
+            ListenerKind::Game => ListenerLimits::game(&limits),
+            ListenerKind::Admin => ListenerLimits::admin(&limits),
+        };
+        let id = self.driver.insert(MemStream(state.clone()), ListenerId(0), kind, &listener_limits, self.now);
         let mut turns = 0;
         while self.driver.connection_count() > 0 {
             turns += 1;
@@ -206,12 +286,8 @@ impl ConnHarness {
         self.now = self.now.saturating_add(BETWEEN_INPUTS_MS);
         self.driver.turn(self.now, |_, _| {});
         self.driver.assert_idle();
-        let after = *self.driver.counters();
         let written = std::mem::take(&mut state.borrow_mut().written);
-        let mut report = read_server_bytes(&written);
-        report.requests = (after.requests_total - before.requests_total) as usize;
-        report.decode_errors = (after.decode_errors_total - before.decode_errors_total) as usize - report.text_replies;
-        report
+        written
     }
 }
 

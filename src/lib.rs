@@ -77,6 +77,7 @@
 //! once and the same bytes are queued for each recipient.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod core;

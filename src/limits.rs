@@ -109,6 +109,30 @@ pub struct Limits {
     /// over a field with 100k distinct values is refused instead of scanned on every search.
     /// Past it: error 233.
     pub search_wildcard_scan_max: usize,
+    /// Connections open on the admin listener at once (O-1); more are accepted and closed at
+    /// once. Operators and a game backend need a handful; 64 leaves room for scrapers and tools
+    /// while bounding what the admin port can hold, whatever reaches it.
+    pub admin_connections_max: usize,
+    /// Bytes of one admin request head. Admin requests carry a path, a few headers and a key,
+    /// well under 1 KiB; 8 KiB matches common HTTP servers. Past it: 431 and close.
+    pub admin_head_bytes_max: usize,
+    /// Bytes of one admin request body (`Content-Length`). The largest body today is a token
+    /// request of a few hundred bytes; 64 KiB leaves room for bulk bodies of later routes while
+    /// bounding what one request makes the loop buffer and parse. Past it: 413 and close.
+    pub admin_body_bytes_max: usize,
+    /// Time for one admin request (head and body) to arrive, counted from the connection's
+    /// accept or its previous response; also how long an idle keep-alive connection is kept.
+    /// 10 s is generous for a backend on the same network and short enough that a slow sender
+    /// (slowloris) holds a connection slot briefly. Past it: 408 (or a silent close when nothing
+    /// of a request had arrived).
+    pub admin_request_timeout_ms: u64,
+    /// Admin requests answered per loop turn, over every admin connection, so a flood on the
+    /// admin port cannot starve game sessions: the rest wait for the next turn. 16 small
+    /// requests cost well under a millisecond.
+    pub admin_requests_per_turn_max: usize,
+    /// User ids banned at once (O-1). About 100 bytes each: 100,000 bans cost about 10 MB.
+    /// Expired bans are dropped before the bound is checked. Past it: 507 and nothing changes.
+    pub admin_bans_max: usize,
 }
 
 /// Hard ceiling for `search_query_bytes_max`: the wire decoder refuses a longer query before
@@ -154,6 +178,12 @@ impl Default for Limits {
             search_page_limit_default: 10,
             search_wildcard_expansion_max: 256,
             search_wildcard_scan_max: 16_384,
+            admin_connections_max: 64,
+            admin_head_bytes_max: 8 * 1024,
+            admin_body_bytes_max: 64 * 1024,
+            admin_request_timeout_ms: 10_000,
+            admin_requests_per_turn_max: 16,
+            admin_bans_max: 100_000,
         }
     }
 }
@@ -204,18 +234,27 @@ impl Limits {
             search_page_limit_default,
             search_wildcard_expansion_max,
             search_wildcard_scan_max,
+            admin_connections_max,
+            admin_head_bytes_max,
+            admin_body_bytes_max,
+            admin_request_timeout_ms,
+            admin_requests_per_turn_max,
+            admin_bans_max,
         );
         for (name, value) in positive {
             if value == 0 {
                 return Err(LimitsError(format!("{name} must be positive")));
             }
         }
-        // Slot numbers travel as u32 inside session ids.
-        if self.connections_max > u32::MAX as usize {
-            return Err(LimitsError("connections_max must fit in 32 bits".into()));
+        // Slot numbers travel as u32 inside session ids; admin connections share the slab.
+        if self.connections_max.saturating_add(self.admin_connections_max) > u32::MAX as usize {
+            return Err(LimitsError("connections_max plus admin_connections_max must fit in 32 bits".into()));
         }
         if self.handshake_bytes_max < 256 {
             return Err(LimitsError("handshake_bytes_max below 256 cannot hold an upgrade request".into()));
+        }
+        if self.admin_head_bytes_max < 256 {
+            return Err(LimitsError("admin_head_bytes_max below 256 cannot hold an admin request head".into()));
         }
         if self.outbound_soft_bytes_max > self.outbound_bytes_max {
             return Err(LimitsError("outbound_soft_bytes_max must not exceed outbound_bytes_max".into()));

@@ -203,6 +203,62 @@ fn conn_bytes_seeds_reach_every_layer() {
     assert_eq!((all.requests, all.decode_errors), (every_request().len(), 0), "every request kind reaches the core");
 }
 
+fn seeds_admin_bytes() -> Vec<(&'static str, Vec<u8>)> {
+    let key = format!("Authorization: Bearer {}\r\n", fuzzing::FUZZ_ADMIN_KEY);
+    let request = |method: &str, path: &str, body: &str| {
+        format!("{method} {path} HTTP/1.1\r\n{key}Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    };
+    let every_route = [
+        request("GET", "/metrics", ""),
+        request("GET", "/healthz", ""),
+        request("POST", "/v1/tokens", r#"{"user_id":"fuzz","username":"Fuzz","expires_in":60}"#),
+        request("DELETE", "/v1/users/fuzz/sessions", ""),
+        request("PUT", "/v1/users/fuzz/ban", r#"{"until":99999999999999}"#),
+        request("DELETE", "/v1/users/fuzz/ban", ""),
+    ]
+    .concat();
+    vec![
+        ("every_route", [vec![40u8], every_route.clone()].concat()),
+        ("every_route_slow", [vec![0u8], every_route].concat()),
+        ("bad_body", [vec![9u8], request("POST", "/v1/tokens", r#"{"user_id":7,"x":[1,{"#)].concat()),
+        (
+            "continue",
+            [
+                vec![3u8],
+                format!(
+                    "POST /v1/tokens HTTP/1.1\r\n{key}Expect: 100-continue\r\nContent-Length: 20\r\n\r\n{{\"user_id\":\"fuzz\"}}  "
+                )
+                .into_bytes(),
+            ]
+            .concat(),
+        ),
+        ("no_key", [vec![5u8], b"DELETE /v1/users/a/ban HTTP/1.1\r\n\r\nGET /nowhere HTTP/1.0\r\n\r\n".to_vec()].concat()),
+        ("chunked", [vec![5u8], b"POST /v1/tokens HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec()].concat()),
+        ("empty", vec![]),
+    ]
+}
+
+fn admin_bytes(data: &[u8]) {
+    fuzzing::admin_bytes(data);
+}
+
+#[test]
+fn admin_bytes_inputs_never_panic_and_every_answer_is_http() {
+    check_target("admin_bytes", seeds_admin_bytes(), admin_bytes);
+}
+
+#[test]
+fn admin_bytes_seeds_reach_every_route() {
+    let seeds: std::collections::HashMap<_, _> = seeds_admin_bytes().into_iter().collect();
+    let statuses = |name: &str| fuzzing::admin_bytes(&seeds[name]).statuses;
+    assert_eq!(statuses("every_route"), [200; 6], "each route answers behind the key");
+    assert_eq!(statuses("every_route_slow"), [200; 6], "a byte at a time, pipelined");
+    assert_eq!(statuses("bad_body"), [400]);
+    assert_eq!(statuses("continue"), [100, 200]);
+    assert_eq!(statuses("no_key"), [401, 401], "the second request is HTTP/1.0 and closes");
+    assert_eq!(statuses("chunked"), [501]);
+}
+
 #[test]
 fn core_ops_inputs_keep_every_invariant() {
     check_target("core_ops", seeds_core_ops(), fuzzing::core_ops);

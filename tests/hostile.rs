@@ -181,7 +181,7 @@ fn sigterm_with_100_clients_closes_all_and_exits_zero() {
     let _watchdog = Watchdog::start(Duration::from_secs(60));
     let mut child = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY])
+            .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY, "--admin-listen", "off"])
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -40,6 +40,8 @@
 //! nothing here touches a socket, a clock or FlatBuffers bytes, unit tests, the simulation and
 //! fuzzers drive the core directly.
 
+mod admin;
+mod ban;
 mod context;
 mod error;
 mod idgen;
@@ -51,6 +53,7 @@ mod session;
 mod status;
 mod timers;
 
+pub use admin::{AdminReply, AdminRequest, CLOSE_BANNED, CLOSE_DISCONNECTED_BY_ADMIN};
 pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, Now, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
@@ -60,6 +63,7 @@ pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 pub use timers::TimerId;
 
 use crate::limits::Limits;
+use ban::Bans;
 use context::Ctx;
 use outbox::Events;
 use party::Parties;
@@ -130,6 +134,8 @@ pub struct Core {
     sessions: Sessions,
     parties: Parties,
     statuses: Statuses,
+    /// Users refused a session until a time (admin API, `admin.rs`).
+    bans: Bans,
     /// Source of unguessable ids (party ids), seeded by the driver.
     ids: IdGenerator,
     timers: Timers<Timeout>,
@@ -145,6 +151,7 @@ impl Core {
             sessions: Sessions::with_capacity(limits.connections_max),
             parties: Parties::new(&limits),
             statuses: Statuses::default(),
+            bans: Bans::default(),
             limits,
             ids: IdGenerator::new(seed),
             timers: Timers::default(),
@@ -286,11 +293,17 @@ impl Core {
         }
         self.statuses.check_invariants(&self.limits, &self.sessions);
         self.timers.check_invariants();
+        self.bans.check_invariants(self.limits.admin_bans_max);
     }
 
     /// Number of parties.
     pub fn party_count(&self) -> usize {
         self.parties.len()
+    }
+
+    /// Memberships over every party (a session in two parties counts twice), for metrics.
+    pub fn party_member_count(&self) -> usize {
+        self.parties.member_count()
     }
 
     // ---- inspection for tests and the simulation; not part of the API ----
@@ -338,6 +351,12 @@ impl Core {
     /// Corrupts the party index (for the canary test); returns false when nothing could be.
     pub fn debug_corrupt_party_index(&mut self) -> bool {
         self.parties.corrupt_index()
+    }
+
+    /// Lifts every ban, so the `admin_bytes` fuzz target starts each input from the same state.
+    #[doc(hidden)]
+    pub fn debug_lift_all_bans(&mut self) {
+        self.bans = Bans::default();
     }
 
     /// Test hook for the search canary: see `PartySearch::corrupt_for_test`.

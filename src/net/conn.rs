@@ -4,6 +4,7 @@
 //! reaches the connection that takes the slot over. [`ConnTable::get_mut`] is the one
 //! generation-checked lookup.
 
+use super::admin::AdminConn;
 use super::http::HeadReader;
 use super::listener::{ListenerId, ListenerKind};
 use super::outbound::OutboundQueue;
@@ -36,6 +37,8 @@ pub(crate) enum Phase {
     /// Upgraded to WebSocket: `ws` parses frames; the core knows the connection's id as a
     /// session; `codec` encodes and decodes its messages.
     Open { ws: Box<WebSocketContext>, codec: ConnCodec },
+    /// An admin API connection (`admin.rs`): HTTP requests, one after another, for its life.
+    Admin(AdminConn),
     /// A final response or close frame is queued: flush it, half-close, wait for the peer's
     /// FIN (so our last bytes are not lost to a reset) until the linger deadline, then drop.
     Closing { write_shut: bool },

@@ -41,7 +41,8 @@ impl DeadlineQueue {
 /// The driver's deadline queues.
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
-    /// A request head must be complete by then (`handshake_timeout_ms` for game clients).
+    /// A request head must be complete by then (`handshake_timeout_ms` for game clients); an
+    /// admin request by then (`admin_request_timeout_ms`, one entry per connection, re-armed).
     pub heads: DeadlineQueue,
     /// A closing connection is dropped by then whether or not the peer closed (`close_linger_ms`).
     pub closings: DeadlineQueue,
@@ -60,10 +61,14 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn expire(&mut self, now: Millis) {
         while let Some((deadline, id)) = self.deadlines.heads.pop_due(now) {
             let Some(conn) = self.conns.get_mut(id) else { continue };
-            // A head read since (keep-alive, later) has a deadline of its own.
+            if let Phase::Admin(_) = conn.phase {
+                self.admin_deadline(id, now);
+                continue;
+            }
             if matches!(&conn.phase, Phase::Head(head) if head.deadline() == deadline) {
                 log::debug!("slot {}: request head not complete within its deadline", id.slot());
                 self.counters.handshake_timeouts_total += 1;
+                self.metrics.limit_trip(super::metrics::Limit::handshake_timeout_ms);
                 self.counters.handshakes_open -= 1;
                 // Out of the head phase, so the reap does not count it twice.
                 conn.phase = Phase::Closing { write_shut: true };

@@ -3,14 +3,17 @@
 //! and executes the core's outputs in order, a reply to its requester and an event encoded and
 //! framed once, with a refcounted clone queued for each recipient. Sessions that stopped being
 //! open meanwhile (a slow consumer cut off mid-fan-out) are disconnected from the core here too,
-//! and the core's timers run here when due.
+//! the core's timers run here when due, and admin requests (`admin.rs`) reach the core here.
+//! Messages are counted for `/metrics` by kind as they are queued (`metrics.rs`).
 
 use super::conn::{ConnTable, Phase, Transport};
 use super::driver::Driver;
 use super::frame;
+use super::metrics::{self, Limit, SentKind};
 use super::outbound::output_within_limits;
 use super::ratelimit::RequestRefusal;
-use crate::core::{Cid, CloseReason, ConnectOptions, ErrorCode, Event, Identity, Millis, Output, SessionId};
+use crate::core::{AdminReply, AdminRequest, Cid, CloseReason, ConnectOptions, CoreError, ErrorCode, Event};
+use crate::core::{Identity, Millis, Output, SessionId, UserId};
 use crate::wire::{ClientFrame, CodecKind, Codecs, ConnCodec, DecodeError, Frame};
 use bytes::Bytes;
 
@@ -40,6 +43,7 @@ impl<S: Transport> Driver<S> {
         match self.codecs.decode_request(codec, message) {
             Ok((cid, request)) => {
                 self.counters.requests_total += 1;
+                self.metrics.received(&request);
                 self.core.handle_request(id, cid, request, self.core_now(now), &mut self.outbox);
                 self.apply_outputs(now);
             }
@@ -50,16 +54,21 @@ impl<S: Transport> Driver<S> {
     /// A message over the request rate limit: an error reply with its cid, not executed.
     pub(super) fn refuse_rate_limited(&mut self, id: SessionId, message: ClientFrame<'_>, now: Millis) {
         self.counters.rate_limited_total += 1;
+        self.metrics.limit_trip(Limit::requests_per_second_max);
         let Some(codec) = open_codec(&mut self.conns, id) else {
             return;
         };
         let cid = self.codecs.peek_cid(codec, message);
         let refusal = RequestRefusal::RateLimited { requests_per_second_max: self.limits.requests_per_second_max };
+        self.metrics.error(refusal.code());
+        self.metrics.sent(SentKind::Error, 1);
         self.send_error(id, cid, refusal.code(), &refusal.to_string(), now);
     }
 
     fn reply_decode_error(&mut self, id: SessionId, cid: Cid, error: &DecodeError, now: Millis) {
         self.counters.decode_errors_total += 1;
+        self.metrics.error(error.code());
+        self.metrics.sent(SentKind::Error, 1);
         log::trace!("session {id}: undecodable message: {error}");
         self.send_error(id, cid, error.code(), &error.to_string(), now);
     }
@@ -68,6 +77,23 @@ impl<S: Transport> Driver<S> {
     pub(super) fn connect_session(&mut self, id: SessionId, identity: Identity, options: ConnectOptions, now: Millis) {
         self.core.connect(id, identity, options, self.core_now(now), &mut self.outbox);
         self.apply_outputs(now);
+    }
+
+    /// Whether the core admits `user_id` now (not banned): asked before a session is accepted.
+    pub(super) fn user_admitted(&self, user_id: &UserId, now: Millis) -> bool {
+        self.core.admits(user_id, self.core_now(now))
+    }
+
+    /// An admin request for the core; its closes and events go out like a request's.
+    pub(super) fn run_admin(&mut self, request: AdminRequest, now: Millis) -> Result<AdminReply, CoreError> {
+        let result = self.core.handle_admin(request, self.core_now(now), &mut self.outbox);
+        if let Err(CoreError::LimitExceeded(message)) = &result {
+            if let Some(limit) = Limit::named_in(message) {
+                self.metrics.limit_trip(limit);
+            }
+        }
+        self.apply_outputs(now);
+        result
     }
 
     /// Runs the core's timers when the earliest is due; their outputs go out like a request's.
@@ -98,9 +124,19 @@ impl<S: Transport> Driver<S> {
     fn execute(&mut self, output: Output, recipients: &[SessionId], now: Millis) {
         match output {
             Output::Reply { to, cid, result } => {
+                self.metrics.sent(metrics::reply_kind(&result), 1);
+                if let Err(error) = &result {
+                    self.metrics.core_error(error);
+                }
                 self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_reply(codec, cid, &result, emit));
             }
-            Output::Event { event, .. } => self.fan_out(&event, recipients, now),
+            Output::Event { event, .. } => {
+                self.metrics.sent(metrics::event_kind(&event), recipients.len());
+                if let Event::PartyDataRefused { error, .. } = &event {
+                    self.metrics.core_error(error);
+                }
+                self.fan_out(&event, recipients, now);
+            }
             Output::Close { session, reason } => {
                 let CloseReason::Policy(text) = reason;
                 self.close_with(session, super::ws::CLOSE_POLICY, text, now);

@@ -6,11 +6,13 @@
 //! `outbound.rs` (queue limits and flushing); this file holds the tables, connection life
 //! (insert, close, reap, shutdown) and the stats.
 
+use super::admin::{AdminConn, AdminState};
 use super::conn::{Conn, ConnTable, Phase, Transport};
 use super::deadlines::Deadlines;
 use super::dispatch::EventFrames;
 use super::http::HeadReader;
 use super::listener::{ListenerId, ListenerKind, ListenerLimits};
+use super::metrics::Metrics;
 use super::ratelimit::RequestBudget;
 use super::read::ReadScratch;
 use super::stats::{Stats, StatsSnapshot};
@@ -49,6 +51,14 @@ pub(crate) struct Driver<S> {
     pub(super) deadlines: Deadlines,
     /// The loop's own tally; counters only grow, gauges are set before publishing.
     pub(super) counters: StatsSnapshot,
+    /// Labelled counters for `/metrics` (`metrics.rs`).
+    pub(super) metrics: Metrics,
+    /// The admin API's key and identity; `None` when no admin listener is configured.
+    pub(super) admin: Option<AdminState>,
+    /// Admin requests this turn may still answer (`admin_requests_per_turn_max`).
+    pub(super) admin_requests_left: usize,
+    /// A graceful shutdown is draining the game connections (`/healthz` says 503).
+    pub(super) draining: bool,
     /// When queue sizes were last summed into the gauges.
     outbound_sampled_at: Millis,
 }
@@ -72,8 +82,22 @@ impl<S: Transport> Driver<S> {
             pending_disconnects: Vec::new(),
             deadlines: Deadlines::default(),
             counters: StatsSnapshot::default(),
+            metrics: Metrics::default(),
+            admin: None,
+            admin_requests_left: 0,
+            draining: false,
             outbound_sampled_at: Millis(0),
         }
+    }
+
+    /// Serves the admin API on connections of the admin listener, with `state`'s key.
+    pub(crate) fn serve_admin(&mut self, state: AdminState) {
+        self.admin = Some(state);
+    }
+
+    /// Records how long one loop turn took (`huddle_loop_turn_seconds`).
+    pub(crate) fn observe_turn(&mut self, turn: std::time::Duration) {
+        self.metrics.loop_turns.observe(turn);
     }
 
     /// Takes in a connection accepted on `listener`: its request head is due within the
@@ -88,13 +112,20 @@ impl<S: Transport> Driver<S> {
     ) -> SessionId {
         let deadline = now.saturating_add(limits.head_timeout_ms);
         let burst = self.limits.requests_burst_max;
+        let phase = match kind {
+            ListenerKind::Game => {
+                self.counters.handshakes_open += 1;
+                Phase::Head(HeadReader::new(limits.head_bytes_max, deadline))
+            }
+            ListenerKind::Admin => Phase::Admin(AdminConn::new(limits.head_bytes_max, deadline)),
+        };
         let id = self.conns.insert(|id| Conn {
             id,
             listener,
             kind,
             socket,
             out: Default::default(),
-            phase: Phase::Head(HeadReader::new(limits.head_bytes_max, deadline)),
+            phase,
             read_listed: false,
             flush_listed: false,
             budget: RequestBudget::new(burst, now),
@@ -107,7 +138,6 @@ impl<S: Transport> Driver<S> {
         });
         self.deadlines.heads.push(deadline, id);
         self.counters.accepted_total += 1;
-        self.counters.handshakes_open += 1;
         id
     }
 
@@ -134,6 +164,7 @@ impl<S: Transport> Driver<S> {
     /// what it sent), run due core timers, act on passed deadlines, flush queued output, and
     /// reap closed connections, handing each one's socket to `release`.
     pub(crate) fn turn(&mut self, now: Millis, release: impl FnMut(S, ListenerId)) {
+        self.admin_requests_left = self.limits.admin_requests_per_turn_max;
         self.read_listed(now);
         self.run_core_timers(now);
         self.expire(now);
@@ -200,7 +231,7 @@ impl<S: Transport> Driver<S> {
             match conn.phase {
                 Phase::Open { .. } => self.pending_disconnects.push(id),
                 Phase::Head(_) => self.counters.handshakes_open -= 1,
-                Phase::Closing { .. } => {}
+                Phase::Admin(_) | Phase::Closing { .. } => {}
             }
             log::debug!("slot {} closed", id.slot());
             release(conn.socket, conn.listener);
@@ -209,18 +240,24 @@ impl<S: Transport> Driver<S> {
         self.apply_outputs(now);
     }
 
-    /// Graceful shutdown of every connection: one still in its head phase is dropped, an open
-    /// one gets a close frame (1001 "server shutting down") and lingers to flush it.
+    /// Graceful shutdown of every game connection: one still in its head phase is dropped, an
+    /// open one gets a close frame (1001 "server shutting down") and lingers to flush it. Admin
+    /// connections keep being served through the drain (`/healthz` answers 503 from now on).
     pub(crate) fn close_all(&mut self, now: Millis) {
+        self.draining = true;
         for id in self.conns.ids() {
             let Some(conn) = self.conns.get_mut(id) else { continue };
-            if let Phase::Head(_) = conn.phase {
-                // Out of the head phase now, so a read later this turn cannot still upgrade it.
-                conn.phase = Phase::Closing { write_shut: true };
-                self.counters.handshakes_open -= 1;
-                self.list_reap(id);
-            } else {
-                self.close_with(id, CLOSE_AWAY, "server shutting down", now);
+            match conn.phase {
+                Phase::Head(_) => {
+                    // Out of the head phase now, so a read later this turn cannot still upgrade it.
+                    conn.phase = Phase::Closing { write_shut: true };
+                    self.counters.handshakes_open -= 1;
+                    self.list_reap(id);
+                }
+                Phase::Admin(_) => {}
+                Phase::Open { .. } | Phase::Closing { .. } => {
+                    self.close_with(id, CLOSE_AWAY, "server shutting down", now)
+                }
             }
         }
         self.apply_outputs(now);
@@ -262,6 +299,12 @@ impl<S: Transport> Driver<S> {
         }
     }
 
+    /// Forgets what admin requests left in the core (bans), for the `admin_bytes` fuzz target.
+    #[doc(hidden)]
+    pub(crate) fn forget_admin_state_for_fuzzing(&mut self) {
+        self.core.debug_lift_all_bans();
+    }
+
     /// Asserts that nothing is left of past connections: no connection, no listed work, no
     /// pending deadline or disconnect, no session or party in the core, its invariants intact.
     pub(crate) fn assert_idle(&self) {
@@ -277,6 +320,11 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn counters(&self) -> &StatsSnapshot {
         &self.counters
     }
+}
+
+pub(super) fn unix_now_ms() -> u64 {
+    // A clock before 1970 is a broken host; treat it as the epoch rather than panic.
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub(super) fn unix_now_s() -> u64 {

@@ -30,6 +30,8 @@ pub enum Rejection {
     MethodNotAllowed,
     UnsupportedVersion,
     Unauthorized(TokenError),
+    /// The token is good, but its user is banned (admin API, SPEC O-1).
+    Banned,
 }
 
 impl Rejection {
@@ -46,6 +48,7 @@ impl Rejection {
             Rejection::MethodNotAllowed => Status::METHOD_NOT_ALLOWED,
             Rejection::UnsupportedVersion => Status::UPGRADE_REQUIRED,
             Rejection::Unauthorized(_) => Status::UNAUTHORIZED,
+            Rejection::Banned => Status::FORBIDDEN,
         }
     }
 }
@@ -68,6 +71,7 @@ impl std::fmt::Display for Rejection {
             Rejection::MethodNotAllowed => write!(f, "upgrade must use GET"),
             Rejection::UnsupportedVersion => write!(f, "only WebSocket version 13 is supported"),
             Rejection::Unauthorized(e) => write!(f, "unauthorized: {e}"),
+            Rejection::Banned => write!(f, "this user is banned"),
         }
     }
 }
@@ -123,7 +127,10 @@ fn check(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Result<(Claims, Co
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "token" => {
-                token = Some(percent_decode(value).ok_or(Rejection::BadRequest("token is not valid percent-encoding"))?)
+                token = Some(
+                    http::percent_decode(value, http::PlusSign::Space)
+                        .ok_or(Rejection::BadRequest("token is not valid percent-encoding"))?,
+                )
             }
             "status" => options.status_visible = matches!(value, "true" | "1"),
             _ => {}
@@ -150,33 +157,6 @@ pub fn reject(reason: Rejection) -> Outcome {
     let headers = format!("{extra}Connection: close\r\n");
     let response = http::response(reason.http_status(), &headers, Some(("text/plain; charset=utf-8", body.as_bytes())));
     Outcome::Reject { response, reason }
-}
-
-/// Decodes `%XX` escapes (and `+` as space, as forms send it). `None` on a broken escape or
-/// bytes that are not UTF-8.
-fn percent_decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -275,13 +255,5 @@ mod tests {
         let no_key =
             String::from_utf8(upgrade(&format!("/ws?token={t}"), "")).unwrap().replace("Sec-WebSocket-Key", "X-Other");
         assert!(matches!(rejection(evaluate(no_key.as_bytes(), 8192, &key(), 10)), Rejection::BadRequest(_)));
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Eb+c").as_deref(), Some("a.b c"));
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%4"), None);
-        assert_eq!(percent_decode("%ff"), None);
     }
 }

@@ -1,11 +1,11 @@
 //! Listeners: a table of bound sockets, each with a kind (what its connections speak) and its
-//! own limits. Game clients are the only kind today; the admin HTTP API (issue 13) is one more
-//! entry in the table and one more arm where a connection's request head completes
-//! (`read::head_complete`), not a second loop or code path. Accepting is bounded per turn, stops
+//! own limits: game clients, and the admin HTTP API (SPEC O-1), one more entry in the table
+//! whose connections take their own phase (`admin.rs`), not a second loop. Accepting is bounded per turn, stops
 //! at the listener's connection limit, and pauses after a transient failure (out of
 //! descriptors) instead of spinning or stopping.
 
 use super::driver::Driver;
+use super::metrics::Limit;
 use crate::core::Millis;
 use crate::limits::Limits;
 use mio::net::{TcpListener, TcpStream};
@@ -23,6 +23,8 @@ const LISTENER_TOKEN_TOP: usize = usize::MAX - 1;
 pub enum ListenerKind {
     /// Game clients: an HTTP upgrade to WebSocket with a session token, then requests.
     Game,
+    /// The admin HTTP API: keep-alive HTTP/1.1 requests with the admin key.
+    Admin,
 }
 
 /// One listener's own bounds.
@@ -46,6 +48,16 @@ impl ListenerLimits {
             accepts_per_turn_max: limits.accepts_per_turn_max,
             head_bytes_max: limits.handshake_bytes_max,
             head_timeout_ms: limits.handshake_timeout_ms,
+        }
+    }
+
+    /// The admin listener's bounds, from the server's limits.
+    pub fn admin(limits: &Limits) -> ListenerLimits {
+        ListenerLimits {
+            connections_max: limits.admin_connections_max,
+            accepts_per_turn_max: limits.accepts_per_turn_max.min(limits.admin_connections_max),
+            head_bytes_max: limits.admin_head_bytes_max,
+            head_timeout_ms: limits.admin_request_timeout_ms,
         }
     }
 }
@@ -87,7 +99,13 @@ impl Listeners {
         assert!(specs.len() < 256, "Invariant: listener ids fit in a byte");
         let mut table = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
-            let mut socket = TcpListener::bind(spec.addr)?;
+            let what = match spec.kind {
+                ListenerKind::Game => "game",
+                ListenerKind::Admin => "admin",
+            };
+            // The error names the address and the listener, so a taken port is easy to find.
+            let mut socket = TcpListener::bind(spec.addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("on {} ({what}): {e}", spec.addr)))?;
             registry.register(&mut socket, token(index), Interest::READABLE)?;
             table.push(Listener {
                 kind: spec.kind,
@@ -115,6 +133,11 @@ impl Listeners {
     /// The bound address of the first listener of `kind`.
     pub fn local_addr(&self, kind: ListenerKind) -> Option<SocketAddr> {
         self.table.iter().find(|l| l.kind == kind).map(|l| l.local_addr)
+    }
+
+    /// Connections open from the listeners of `kind`.
+    pub fn connections_open(&self, kind: ListenerKind) -> usize {
+        self.table.iter().filter(|l| l.kind == kind).map(|l| l.connections_open).sum()
     }
 
     /// A listener can accept right now (the loop must not sleep).
@@ -190,6 +213,10 @@ impl Listener {
             };
             if self.connections_open >= self.limits.connections_max {
                 driver.counters.refused_total += 1;
+                driver.metrics.limit_trip(match self.kind {
+                    ListenerKind::Game => Limit::connections_max,
+                    ListenerKind::Admin => Limit::admin_connections_max,
+                });
                 log::debug!("refused {peer}: connections_max {} reached", self.limits.connections_max);
                 continue; // dropping the socket closes it
             }

@@ -12,8 +12,11 @@
 //!
 //! Rooms:
 //! - `mod.rs`: [`Server`] (bind, the loop turn, shutdown) and its [`ServerHandle`].
-//! - `listener.rs`: the listener table; a listener has a [`ListenerKind`] and its own
-//!   [`ListenerLimits`], so the admin API will be one more entry.
+//! - `listener.rs`: the listener table; a listener has a [`ListenerKind`] (game clients, the
+//!   admin API) and its own [`ListenerLimits`].
+//! - `admin.rs`: admin API connections (keep-alive HTTP requests routed by `crate::admin`,
+//!   executed through the core); `metrics.rs`: the counters behind `/metrics` and their
+//!   Prometheus exposition.
 //! - `driver.rs`: the socket-independent `Driver` (connections, core, one turn's steps), which
 //!   the `conn_bytes` fuzz target drives over memory.
 //! - `conn.rs`: a connection, its phases, and the table with the one generation-checked lookup
@@ -27,6 +30,7 @@
 //! - `outbound.rs`: the outbound queue, its limits and flushing; `frame.rs`: server frames.
 //! - `ratelimit.rs`: the per-connection request budget; `stats.rs`: counters and gauges.
 
+mod admin;
 mod conn;
 mod deadlines;
 mod dispatch;
@@ -35,6 +39,7 @@ pub mod frame;
 pub mod handshake;
 pub mod http;
 mod listener;
+mod metrics;
 pub mod outbound;
 pub mod ratelimit;
 mod read;
@@ -44,10 +49,12 @@ mod ws;
 pub use listener::{ListenerKind, ListenerLimits, ListenerSpec};
 pub use stats::{Stats, StatsSnapshot};
 
+pub(crate) use admin::AdminState;
 pub(crate) use conn::Transport;
 pub(crate) use driver::Driver;
 pub(crate) use listener::ListenerId;
 
+use crate::admin::AdminKey;
 use crate::auth::TokenKey;
 use crate::core::Millis;
 use crate::limits::Limits;
@@ -71,12 +78,28 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub limits: Limits,
     pub token_key: TokenKey,
+    /// The admin API's listener and key (SPEC O-1); `None` serves no admin API.
+    pub admin: Option<AdminConfig>,
+}
+
+/// Where the admin API listens and the key it wants.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub key: AdminKey,
 }
 
 impl ServerConfig {
     /// The listener table this configuration asks for; every listener is one entry.
     pub fn listeners(&self) -> Vec<ListenerSpec> {
-        vec![ListenerSpec { kind: ListenerKind::Game, addr: self.listen, limits: ListenerLimits::game(&self.limits) }]
+        let game =
+            ListenerSpec { kind: ListenerKind::Game, addr: self.listen, limits: ListenerLimits::game(&self.limits) };
+        let admin = self.admin.as_ref().map(|admin| ListenerSpec {
+            kind: ListenerKind::Admin,
+            addr: admin.listen,
+            limits: ListenerLimits::admin(&self.limits),
+        });
+        std::iter::once(game).chain(admin).collect()
     }
 }
 
@@ -87,6 +110,7 @@ pub struct ServerHandle {
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl ServerHandle {
@@ -95,12 +119,18 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// The admin listener's bound address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
 
-    /// Asks the loop to shut down gracefully: stop accepting, send every client a close frame
-    /// ("server shutting down"), flush for at most `shutdown_drain_ms`, then return from `run`.
+    /// Asks the loop to shut down gracefully: stop accepting game clients, send every client a
+    /// close frame ("server shutting down"), flush for at most `shutdown_drain_ms` (the admin
+    /// API keeps answering meanwhile, `/healthz` with 503), then return from `run`.
     pub fn shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
         if let Err(e) = self.waker.wake() {
@@ -114,6 +144,7 @@ pub struct Server {
     listeners: Listeners,
     driver: Driver<TcpStream>,
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     started: Instant,
     shutdown_deadline: Option<Millis>,
     shutdown_drain_ms: u64,
@@ -133,13 +164,24 @@ impl Server {
         let local_addr = listeners
             .local_addr(ListenerKind::Game)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no game listener configured"))?;
+        let admin_addr = listeners.local_addr(ListenerKind::Admin);
         let seed = crate::auth::random_bytes()?;
+        let mut driver = Driver::new(config.limits.clone(), config.token_key, seed);
+        if let Some(admin) = config.admin {
+            let instance: [u8; 16] = crate::auth::random_bytes()?;
+            driver.serve_admin(admin::AdminState {
+                key: admin.key,
+                instance_id: instance.iter().map(|b| format!("{b:02x}")).collect(),
+                started_at_ms: driver::unix_now_ms(),
+            });
+        }
         Ok(Server {
             poll,
             listeners,
             shutdown_drain_ms: config.limits.shutdown_drain_ms,
-            driver: Driver::new(config.limits, config.token_key, seed),
+            driver,
             local_addr,
+            admin_addr,
             started: Instant::now(),
             shutdown_deadline: None,
             stats: Arc::new(Stats::default()),
@@ -159,6 +201,7 @@ impl Server {
             shutdown: self.shutdown.clone(),
             waker: self.waker.clone(),
             local_addr: self.local_addr,
+            admin_addr: self.admin_addr,
         }
     }
 
@@ -174,7 +217,8 @@ impl Server {
                 log::error!("poll failed, stopping: {e}");
                 return Err(e);
             }
-            let now = self.now();
+            let turn_started = Instant::now();
+            let now = self.now_at(turn_started);
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -201,8 +245,10 @@ impl Server {
             });
             self.driver.counters.turns_total += 1;
             self.driver.publish_stats(now, &self.stats);
+            self.driver.observe_turn(turn_started.elapsed());
             if let Some(deadline) = self.shutdown_deadline {
-                let open = self.driver.connection_count();
+                // Admin connections are served through the drain and do not hold it up.
+                let open = self.listeners.connections_open(ListenerKind::Game);
                 if open == 0 || now >= deadline {
                     match open {
                         0 => log::info!("shutdown complete"),
@@ -215,7 +261,11 @@ impl Server {
     }
 
     fn now(&self) -> Millis {
-        Millis(self.started.elapsed().as_millis() as u64)
+        self.now_at(Instant::now())
+    }
+
+    fn now_at(&self, at: Instant) -> Millis {
+        Millis(at.saturating_duration_since(self.started).as_millis() as u64)
     }
 
     /// Zero when work is left over; else until the earliest deadline of the driver, the core, a
@@ -231,7 +281,8 @@ impl Server {
     }
 
     fn begin_shutdown(&mut self, now: Millis) {
-        log::info!("shutting down: closing {} connections", self.driver.connection_count());
+        let open = self.listeners.connections_open(ListenerKind::Game);
+        log::info!("shutting down: closing {open} game connections; the admin API answers until they are gone");
         self.listeners.stop_accepting(ListenerKind::Game, self.poll.registry());
         self.shutdown_deadline = Some(now.saturating_add(self.shutdown_drain_ms));
         self.driver.close_all(now);

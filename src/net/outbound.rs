@@ -61,6 +61,11 @@ impl<S: Transport> Driver<S> {
         let soft_for_ms = conn.soft_exceeded_since.map_or(0, |since| now.saturating_sub(since));
         conn.out.truncate_unstarted();
         self.counters.slow_consumers_total += 1;
+        self.metrics.limit_trip(if queued > self.limits.outbound_bytes_max {
+            super::metrics::Limit::outbound_bytes_max
+        } else {
+            super::metrics::Limit::outbound_soft_bytes_max
+        });
         log::warn!(
             "slot {} cut off as a slow consumer: {queued} bytes queued (outbound_bytes_max {}, over outbound_soft_bytes_max {} for {soft_for_ms} ms)",
             id.slot(),
@@ -80,7 +85,11 @@ impl<S: Transport> Driver<S> {
                 continue;
             };
             conn.flush_listed = false;
-            match conn.out.write_to(&mut conn.socket, budget) {
+            let written = conn.out.write_to(&mut conn.socket, budget);
+            if let Ok(flushed) = &written {
+                self.metrics.bytes_sent_total += flushed.bytes_written as u64;
+            }
+            match written {
                 Ok(flushed) if !flushed.blocked && !conn.out.is_empty() => {
                     // Budget spent, socket still writable: no edge will come, so list it again.
                     conn.flush_listed = true;

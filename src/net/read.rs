@@ -40,6 +40,7 @@ impl<S: Transport> Driver<S> {
             conn.read_listed = false;
             match conn.phase {
                 Phase::Head(_) => self.read_head(id, now),
+                Phase::Admin(_) => self.read_admin(id, now),
                 Phase::Open { .. } => self.read_frames(id, now),
                 Phase::Closing { .. } => self.read_closing(id),
             }
@@ -63,7 +64,10 @@ impl<S: Transport> Driver<S> {
             if conn.peer_closed {
                 conn.read_drained = false; // see the same line in read_frames_until
             }
-            match head.read_from(&mut conn.socket, &mut conn.read_drained) {
+            let before = head.len();
+            let progress = head.read_from(&mut conn.socket, &mut conn.read_drained);
+            self.metrics.bytes_received_total += head.len().saturating_sub(before) as u64;
+            match progress {
                 HeadProgress::Waiting => return,
                 HeadProgress::Gone => return self.list_reap(id),
                 HeadProgress::Ready => {}
@@ -83,6 +87,8 @@ impl<S: Transport> Driver<S> {
         };
         match conn.kind {
             super::listener::ListenerKind::Game => self.upgrade_websocket(id, now),
+            // Admin connections read whole requests in their own phase (`admin.rs`).
+            super::listener::ListenerKind::Admin => true,
         }
     }
 
@@ -152,6 +158,7 @@ impl<S: Transport> Driver<S> {
             match inbound {
                 Inbound::Binary(_) | Inbound::Text(_) if admission == Admission::Abusive => {
                     self.counters.rate_limited_total += 1;
+                    self.metrics.limit_trip(super::metrics::Limit::rate_limited_close_ms);
                     log::warn!(
                         "session {id} closed: refused by requests_per_second_max {} for {} ms",
                         self.limits.requests_per_second_max,
@@ -188,6 +195,9 @@ impl<S: Transport> Driver<S> {
                 Inbound::Drained => return ReadEnd::Drained,
                 Inbound::CloseWith(code, reason) => {
                     log::debug!("session {id}: closing with {}: {reason}", u16::from(code));
+                    if code == tungstenite::protocol::frame::coding::CloseCode::Size {
+                        self.metrics.limit_trip(super::metrics::Limit::message_bytes_max);
+                    }
                     self.close_with(id, code, reason, now);
                     return ReadEnd::Closed;
                 }
@@ -209,7 +219,7 @@ impl<S: Transport> Driver<S> {
             };
             match conn.socket.read(&mut discard) {
                 Ok(0) => return self.list_reap(id),
-                Ok(_) => {}
+                Ok(n) => self.metrics.bytes_received_total += n as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return self.list_reap(id),
@@ -228,11 +238,13 @@ pub(crate) struct ReadScratch {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// Bytes every `recv` into it brought in (`huddle_bytes_received_total`, with heads).
+    pub bytes_read_total: u64,
 }
 
 impl ReadScratch {
     pub fn new(bytes: usize) -> ReadScratch {
-        ReadScratch { buf: vec![0; bytes.max(1)].into_boxed_slice(), start: 0, end: 0 }
+        ReadScratch { buf: vec![0; bytes.max(1)].into_boxed_slice(), start: 0, end: 0, bytes_read_total: 0 }
     }
 
     /// Keeps the unread bytes for the connection they came from (read first next time).
@@ -302,6 +314,7 @@ impl<S: Read> Read for ConnReader<'_, S> {
         }
         self.scratch.start = 0;
         self.scratch.end = n;
+        self.scratch.bytes_read_total += n as u64;
         Ok(self.scratch.take_into(buf))
     }
 }

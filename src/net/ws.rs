@@ -53,7 +53,7 @@ impl<S: Transport> Driver<S> {
         let Phase::Head(head) = &mut conn.phase else {
             return true;
         };
-        let outcome = match head.parse() {
+        let mut outcome = match head.parse() {
             Ok(Some(parsed)) => handshake::upgrade(&parsed, &self.token_key, unix_now_s),
             Ok(None) => return false,
             Err(error) => handshake::reject(Rejection::from(error)),
@@ -61,11 +61,26 @@ impl<S: Transport> Driver<S> {
         if outcome == Outcome::Incomplete {
             return false;
         }
+        if let Outcome::Accept { claims, .. } = &outcome {
+            // A good token of a banned user (admin API): refused at the upgrade, before a session.
+            if !self.user_admitted(&UserId::new(&claims.user_id), now) {
+                outcome = handshake::reject(Rejection::Banned);
+            }
+        }
+        let Some(conn) = self.conns.get_mut(id) else {
+            return true;
+        };
+        let Phase::Head(head) = &mut conn.phase else {
+            return true;
+        };
         self.counters.handshakes_open -= 1;
         match outcome {
             Outcome::Incomplete => {}
             Outcome::Reject { response, reason } => {
                 self.counters.upgrades_rejected_total += 1;
+                if reason == Rejection::TooLarge {
+                    self.metrics.limit_trip(super::metrics::Limit::handshake_bytes_max);
+                }
                 log::debug!("upgrade refused for slot {}: {reason}", id.slot());
                 conn.out.push(Bytes::from(response));
                 self.enter_closing(id, now);

@@ -3,23 +3,28 @@
 //! fails instead of hanging CI. Waits are deadlines on observable state, never sleeps.
 #![allow(dead_code)]
 
+use huddle::admin::AdminKey;
 use huddle::auth::{self, Claims, TokenKey};
 use huddle::client::{Client, ClientError};
 use huddle::core::ConnectOptions;
 use huddle::limits::Limits;
-use huddle::net::{Server, ServerConfig, ServerHandle, StatsSnapshot};
+use huddle::net::{AdminConfig, Server, ServerConfig, ServerHandle, StatsSnapshot};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const KEY: &str = "e2e-test-key";
+/// The admin API key of servers started with [`TestServer::with_admin`].
+pub const ADMIN_KEY: &str = "e2e-admin-key";
 /// Longest any single wait in a test may take before it counts as a failure.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub handle: ServerHandle,
     pub addr: String,
+    /// The admin listener's address (servers started with [`TestServer::with_admin`]).
+    pub admin_addr: Option<String>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     _watchdog: Watchdog,
 }
@@ -30,12 +35,30 @@ impl TestServer {
     }
 
     pub fn with_limits(limits: Limits) -> TestServer {
-        let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), limits, token_key: TokenKey::new(KEY) };
+        TestServer::with_config(limits, None)
+    }
+
+    /// A server that also serves the admin API on 127.0.0.1:0 with [`ADMIN_KEY`].
+    pub fn with_admin(limits: Limits) -> TestServer {
+        let admin = AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()) };
+        TestServer::with_config(limits, Some(admin))
+    }
+
+    fn with_config(limits: Limits, admin: Option<AdminConfig>) -> TestServer {
+        let config =
+            ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), limits, token_key: TokenKey::new(KEY), admin };
         let server = Server::bind(config).expect("bind 127.0.0.1:0");
         let handle = server.handle();
         let addr = handle.local_addr().to_string();
+        let admin_addr = handle.admin_addr().map(|a| a.to_string());
         let thread = std::thread::Builder::new().name("huddle-test-server".into()).spawn(move || server.run()).unwrap();
-        TestServer { handle, addr, thread: Some(thread), _watchdog: Watchdog::start(Duration::from_secs(120)) }
+        TestServer {
+            handle,
+            addr,
+            admin_addr,
+            thread: Some(thread),
+            _watchdog: Watchdog::start(Duration::from_secs(120)),
+        }
     }
 
     pub fn stats(&self) -> StatsSnapshot {

@@ -214,6 +214,11 @@ impl Parties {
         self.table.len()
     }
 
+    /// Memberships over every party (a session in two parties counts twice), for metrics.
+    pub fn member_count(&self) -> usize {
+        self.table.member_count()
+    }
+
     /// One party request of `me`: the rule's reply, its events on `ctx.events`, then the
     /// commit of what it changed.
     pub fn handle(&mut self, me: &Presence, request: PartyRequest, ctx: &mut Ctx) -> Outcome {

@@ -150,6 +150,11 @@ impl PartyTable {
         self.by_id.len()
     }
 
+    /// Memberships over every party. O(parties): for a metrics scrape, not a hot path.
+    pub fn member_count(&self) -> usize {
+        self.by_id.values().map(|party| party.members.len()).sum()
+    }
+
     pub fn get(&self, party_id: PartyId) -> Option<&Party> {
         self.by_id.get(&party_id)
     }

@@ -1,0 +1,145 @@
+//! Request bodies: one JSON object, read field by field so every refusal names its field
+//! (`expires_in: expected an integer in 1..=4294967295`). serde_json parses the object once
+//! (the body is bounded by `admin_body_bytes_max`, nesting by serde_json's recursion limit); the
+//! typed getters take fields out, and [`Fields::finish`] refuses any field no getter took, so a
+//! misspelt field is an error rather than silently ignored.
+
+use super::AdminError;
+use crate::auth::CLAIM_BYTES_MAX;
+use crate::core::UserId;
+use serde_json::{Map, Value};
+
+pub(crate) struct Fields {
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    /// Parses `body` as a JSON object (an empty body is an empty object: every field absent).
+    pub fn parse(body: &[u8]) -> Result<Fields, AdminError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Fields { map: Map::new() });
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Fields { map }),
+            Ok(_) => Err(AdminError::BadRequest("body: expected a JSON object".into())),
+            Err(e) => Err(AdminError::BadRequest(format!("body: not valid JSON: {e}"))),
+        }
+    }
+
+    /// A required string field.
+    pub fn string(&mut self, name: &str) -> Result<String, AdminError> {
+        self.opt_string(name)?.ok_or_else(|| AdminError::BadRequest(format!("{name}: required")))
+    }
+
+    pub fn opt_string(&mut self, name: &str) -> Result<Option<String>, AdminError> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(value)) => Ok(Some(value)),
+            Some(other) => Err(type_error(name, "a string", &other)),
+        }
+    }
+
+    /// A required non-negative integer field within `range`.
+    pub fn integer(&mut self, name: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, AdminError> {
+        self.opt_integer(name, range)?.ok_or_else(|| AdminError::BadRequest(format!("{name}: required")))
+    }
+
+    pub fn opt_integer(&mut self, name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>, AdminError> {
+        let expected = || format!("an integer in {}..={}", range.start(), range.end());
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64().filter(|v| range.contains(v)) {
+                Some(value) => Ok(Some(value)),
+                None => Err(AdminError::BadRequest(format!("{name}: expected {}, got {n}", expected()))),
+            },
+            Some(other) => Err(type_error(name, &expected(), &other)),
+        }
+    }
+
+    /// Refuses fields no getter took.
+    pub fn finish(self) -> Result<(), AdminError> {
+        match self.map.keys().next() {
+            None => Ok(()),
+            Some(name) => {
+                let shown: String = name.chars().take(64).collect();
+                Err(AdminError::BadRequest(format!("{shown}: unknown field")))
+            }
+        }
+    }
+}
+
+fn type_error(name: &str, expected: &str, got: &Value) -> AdminError {
+    let kind = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    AdminError::BadRequest(format!("{name}: expected {expected}, got {kind}"))
+}
+
+/// A user id or username as tokens carry them: 1–128 bytes without control characters (the
+/// same rule the game port applies to token claims).
+pub(crate) fn claim(name: &str, value: &str) -> Result<(), AdminError> {
+    if value.is_empty() || value.len() > CLAIM_BYTES_MAX || value.chars().any(char::is_control) {
+        return Err(AdminError::BadRequest(format!(
+            "{name}: must be 1..={CLAIM_BYTES_MAX} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn user_id(name: &str, value: &str) -> Result<UserId, AdminError> {
+    claim(name, value)?;
+    Ok(UserId::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(error: AdminError) -> String {
+        match error {
+            AdminError::BadRequest(message) => message,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fields_are_typed_and_every_refusal_names_its_field() {
+        let mut fields = Fields::parse(br#"{"user_id":"alice","expires_in":60,"extra":true}"#).unwrap();
+        assert_eq!(fields.string("user_id").unwrap(), "alice");
+        assert_eq!(fields.opt_integer("expires_in", 1..=100).unwrap(), Some(60));
+        assert_eq!(fields.opt_string("username").unwrap(), None);
+        assert_eq!(message(fields.finish().unwrap_err()), "extra: unknown field");
+
+        let mut fields = Fields::parse(br#"{"user_id":5,"expires_in":"60","n":-1}"#).unwrap();
+        assert_eq!(message(fields.string("user_id").unwrap_err()), "user_id: expected a string, got a number");
+        assert_eq!(
+            message(fields.opt_integer("expires_in", 1..=9).unwrap_err()),
+            "expires_in: expected an integer in 1..=9, got a string"
+        );
+        assert_eq!(message(fields.integer("n", 1..=9).unwrap_err()), "n: expected an integer in 1..=9, got -1");
+        assert_eq!(message(fields.integer("missing", 1..=9).unwrap_err()), "missing: required");
+    }
+
+    #[test]
+    fn bodies_that_are_not_one_json_object_are_refused() {
+        assert!(message(Fields::parse(b"{").err().unwrap()).starts_with("body: not valid JSON"));
+        assert_eq!(message(Fields::parse(b"[1]").err().unwrap()), "body: expected a JSON object");
+        assert!(Fields::parse(b"  ").unwrap().finish().is_ok(), "an empty body has no fields");
+    }
+
+    #[test]
+    fn claims_follow_the_token_rule() {
+        assert!(claim("user_id", "alice").is_ok());
+        assert!(claim("user_id", "").is_err());
+        assert!(claim("user_id", &"x".repeat(CLAIM_BYTES_MAX + 1)).is_err());
+        assert_eq!(
+            message(claim("username", "a\nb").unwrap_err()),
+            "username: must be 1..=128 bytes without control characters"
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! The admin HTTP API (SPEC O-1, O-2) as pure functions: from a parsed request (method, path,
+//! query, `Authorization`, body) to a typed, validated [`AdminCall`], or an [`AdminError`]
+//! with its HTTP status, and the JSON the driver answers with. No socket, clock or core here:
+//! `net::admin` reads requests off the admin listener's connections, calls [`route`], executes
+//! the call (through the core for anything that changes sessions, so its closes and events reach
+//! sessions in the normal order) and writes the response.
+//!
+//! Rooms: `router.rs` (the route table: method and path pattern → parser, the key check),
+//! `body.rs` (JSON bodies read field by field, refusals naming the field), `key.rs` (the admin
+//! key, compared in constant time).
+
+mod body;
+pub mod key;
+mod router;
+
+pub use key::AdminKey;
+pub use router::{route, Request, Route, RouteId, Routed, PUBLIC_PATHS, ROUTES};
+
+use crate::core::{CoreError, UnixMillis, UserId};
+use crate::net::http::Status;
+use serde::Serialize;
+
+/// What an admin request asks for, parsed and validated; the driver executes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCall {
+    /// `GET /metrics` (O-2).
+    Metrics,
+    /// `GET /healthz` (O-2).
+    Health,
+    /// `POST /v1/tokens`: a session token signed with the server's token key.
+    MintToken { user_id: String, username: String, expires_in_s: u32 },
+    /// `DELETE /v1/users/{user_id}/sessions`.
+    DisconnectUser { user_id: UserId },
+    /// `PUT /v1/users/{user_id}/ban`.
+    Ban { user_id: UserId, until: UnixMillis },
+    /// `DELETE /v1/users/{user_id}/ban`.
+    Unban { user_id: UserId },
+}
+
+/// Why an admin request failed. [`AdminError::status`] and [`AdminError::code`] map each to
+/// its HTTP status and the stable `code` of the JSON body, in this one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminError {
+    /// No `Authorization: Bearer` with the admin key.
+    Unauthorized,
+    /// No route has this path.
+    NotFound,
+    /// Routes have this path, with other methods (listed in `Allow`).
+    MethodNotAllowed { allow: String },
+    /// A bad body, field, path segment or header; the message names it.
+    BadRequest(String),
+    /// `Content-Length` over `admin_body_bytes_max`.
+    BodyTooLarge { bytes_max: usize },
+    /// A head over `admin_head_bytes_max` (or with too many headers).
+    HeadTooLarge,
+    /// Bytes that are not an HTTP/1.x request head.
+    MalformedHead,
+    /// A `Transfer-Encoding` body (only `Content-Length` bodies are read).
+    TransferEncodingUnsupported,
+    /// The request did not arrive within `admin_request_timeout_ms`.
+    RequestTimeout,
+    /// A bound of the server's tables (the message names the limit).
+    LimitExceeded(String),
+}
+
+impl AdminError {
+    pub fn status(&self) -> Status {
+        match self {
+            AdminError::Unauthorized => Status::UNAUTHORIZED,
+            AdminError::NotFound => Status::NOT_FOUND,
+            AdminError::MethodNotAllowed { .. } => Status::METHOD_NOT_ALLOWED,
+            AdminError::BadRequest(_) | AdminError::MalformedHead => Status::BAD_REQUEST,
+            AdminError::BodyTooLarge { .. } => Status::CONTENT_TOO_LARGE,
+            AdminError::HeadTooLarge => Status::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            AdminError::TransferEncodingUnsupported => Status::NOT_IMPLEMENTED,
+            AdminError::RequestTimeout => Status::REQUEST_TIMEOUT,
+            AdminError::LimitExceeded(_) => Status::INSUFFICIENT_STORAGE,
+        }
+    }
+
+    /// The stable `code` of the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::Unauthorized => "unauthorized",
+            AdminError::NotFound => "not_found",
+            AdminError::MethodNotAllowed { .. } => "method_not_allowed",
+            AdminError::BadRequest(_) | AdminError::MalformedHead => "bad_request",
+            AdminError::BodyTooLarge { .. } => "body_too_large",
+            AdminError::HeadTooLarge => "head_too_large",
+            AdminError::TransferEncodingUnsupported => "transfer_encoding_unsupported",
+            AdminError::RequestTimeout => "request_timeout",
+            AdminError::LimitExceeded(_) => "limit_exceeded",
+        }
+    }
+
+    /// The request's end is unknown (or never came): answer, then close the connection rather
+    /// than read what follows as the next request.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            AdminError::BodyTooLarge { .. }
+                | AdminError::HeadTooLarge
+                | AdminError::MalformedHead
+                | AdminError::TransferEncodingUnsupported
+                | AdminError::RequestTimeout
+        )
+    }
+
+    /// The JSON body: `{"code": …, "message": …}`.
+    pub fn to_json(&self) -> Vec<u8> {
+        json(&ErrorBody { code: self.code(), message: self.to_string() })
+    }
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminError::Unauthorized => write!(f, "missing or wrong admin key (Authorization: Bearer KEY)"),
+            AdminError::NotFound => write!(f, "no such route"),
+            AdminError::MethodNotAllowed { allow } => write!(f, "method not allowed here; allowed: {allow}"),
+            AdminError::BadRequest(message) => write!(f, "{message}"),
+            AdminError::BodyTooLarge { bytes_max } => {
+                write!(f, "body: larger than admin_body_bytes_max {bytes_max}")
+            }
+            AdminError::HeadTooLarge => write!(f, "request head larger than admin_head_bytes_max"),
+            AdminError::MalformedHead => write!(f, "not an HTTP/1.1 request"),
+            AdminError::TransferEncodingUnsupported => {
+                write!(f, "Transfer-Encoding is not supported; send a Content-Length body")
+            }
+            AdminError::RequestTimeout => write!(f, "request not complete within admin_request_timeout_ms"),
+            AdminError::LimitExceeded(message) => write!(f, "{message}"),
+        }
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+impl From<CoreError> for AdminError {
+    /// The core's refusals of admin requests: bad fields are 400, full tables 507.
+    fn from(error: CoreError) -> AdminError {
+        match error {
+            CoreError::LimitExceeded(message) => AdminError::LimitExceeded(message),
+            CoreError::BadInput(message) => AdminError::BadRequest(message),
+            other => AdminError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+/// `POST /v1/tokens` → 200.
+#[derive(Debug, Serialize)]
+pub struct TokenMinted {
+    pub token: String,
+    pub user_id: String,
+    pub username: String,
+    /// The token's `exp`: Unix seconds.
+    pub expires_at_s: u64,
+}
+
+/// `DELETE /v1/users/{user_id}/sessions` → 200.
+#[derive(Debug, Serialize)]
+pub struct SessionsClosed {
+    pub user_id: String,
+    pub sessions_closed: usize,
+}
+
+/// `PUT /v1/users/{user_id}/ban` → 200.
+#[derive(Debug, Serialize)]
+pub struct Banned {
+    pub user_id: String,
+    /// Unix ms the ban ends.
+    pub until: u64,
+    pub sessions_closed: usize,
+}
+
+/// `DELETE /v1/users/{user_id}/ban` → 200.
+#[derive(Debug, Serialize)]
+pub struct Unbanned {
+    pub user_id: String,
+    /// False when the user was not banned.
+    pub lifted: bool,
+}
+
+/// `GET /healthz` → 200 (`ok`) or 503 (`draining`).
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    /// Random per start: a backend that sees it change knows the server restarted.
+    pub instance_id: String,
+    pub started_at_ms: u64,
+}
+
+/// Serializes a response body. Our own types always serialize; the fallback is never sent.
+pub fn json(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
