@@ -266,6 +266,7 @@ export class HuddleClient {
       this.#emit('closed', { code, reason, byClient: true, error: null });
       return Promise.resolve();
     }
+    if (attempt.timer !== null) clearTimeout(attempt.timer);
     return new Promise((resolve) => {
       this.#closeWaiters.push(resolve);
       try {
@@ -273,6 +274,13 @@ export class HuddleClient {
       } catch {
         // An invalid code or a socket that is already gone: its close event still comes.
       }
+      // A server that never answers the close frame (hung, or a dead link) must not hold close()
+      // for ws's 30 s: after the connect timeout the socket is dropped and counted as closed.
+      attempt.timer = setTimeout(() => {
+        if (this.#attempt !== attempt) return;
+        (attempt.socket as { terminate?: () => void }).terminate?.();
+        this.#onClose(attempt, 1006, 'no close frame from the server');
+      }, this.#connectTimeoutMs);
     });
   }
 

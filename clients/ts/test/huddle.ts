@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
-import { HuddleClient, type ClientOptions } from '@huddle/client';
+import assert from 'node:assert/strict';
+import { HuddleClient, HuddleError, type ClientOptions } from '@huddle/client';
 
 const HUDDLE_BIN = process.env.HUDDLE_BIN ?? '';
 /** How long the server may take to print its listening address. */
@@ -99,6 +100,12 @@ export async function startHuddle(t: TestContext, options: StartOptions = {}): P
   return server;
 }
 
+/** A token signed with `tokenKey` (not a server's key file): one no server of these tests accepts. */
+export function tokenSignedWith(tokenKey: string, userId: string): string {
+  const out = execFileSync(HUDDLE_BIN, ['token', '--user-id', userId, '--token-key', tokenKey], { encoding: 'utf8' });
+  return out.trim().split('\n').pop()!;
+}
+
 function signal(child: ChildProcess, name: NodeJS.Signals): void {
   if (!child.kill(name)) throw new Error(`could not send ${name} to huddle`);
 }
@@ -117,4 +124,18 @@ export async function player(t: TestContext, server: Huddle, userId: string, opt
   t.after(() => client.close());
   await client.connect();
   return client;
+}
+
+/** Asserts that `promise` rejects with the server's error `code` / `name`. */
+export async function rejectsWith(promise: Promise<unknown>, code: number, name: string): Promise<HuddleError> {
+  const error = await promise.then(
+    (value) => assert.fail(`expected error ${code} ${name}, got ${JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}n` : v))}`),
+    (error: unknown) => error,
+  );
+  assert.ok(error instanceof HuddleError, `a HuddleError, got ${String(error)}`);
+  assert.equal(error.code, code);
+  assert.equal(error.name, name);
+  assert.equal(error.fromServer, true);
+  assert.ok(error.message.length > 0);
+  return error;
 }
