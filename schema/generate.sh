@@ -26,7 +26,9 @@ trap 'rm -rf "$out"' EXIT
 # Every language a game client may generate the protocol for. One failure does not hide the others.
 failed=""
 for lang in csharp cpp dart go java kotlin lua python swift ts; do
-  if ! flatc "--$lang" -o "$out/$lang" schema/huddle.fbs >"$out/$lang.log" 2>&1; then
+  # From inside the temporary folder: `flatc --lua` also makes an empty huddle/fb/ in the current
+  # directory, whatever -o says.
+  if ! (cd "$out" && flatc "--$lang" -o "$out/$lang" "$OLDPWD/schema/huddle.fbs") >"$out/$lang.log" 2>&1; then
     echo "flatc --$lang refuses schema/huddle.fbs:" >&2
     cat "$out/$lang.log" >&2
     failed="$failed $lang"
