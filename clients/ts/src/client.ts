@@ -433,6 +433,7 @@ export class HuddleClient {
       this.#onClose(item.attempt, item.code, item.reason);
       return;
     }
+    if (this.#state === 'closed') return; // close() was called: its socket's last frames are not wanted
     const bytes = binary(item.data);
     if (bytes === null) {
       this.#emit('skipped', { cid: 0n, messageType: 0, reason: 'a text frame (huddle speaks binary frames)' });

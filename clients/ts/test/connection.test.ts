@@ -190,3 +190,20 @@ test('close(): pending requests reject with Closed, no reconnect; a closed clien
   assert.notEqual(welcome.presence.sessionId, before);
   assert.deepEqual(await alice.ping(), { type: 'pong' });
 });
+
+test('token refresh on the first connect: a refused token is replaced and connect() resolves', async (t) => {
+  const server = await startHuddle(t);
+  let refreshes = 0;
+  const client = new HuddleClient(server.url, tokenSignedWith('expired-or-foreign', 'alice'), {
+    ...FAST,
+    refreshToken: () => {
+      refreshes++;
+      return server.token('alice');
+    },
+  });
+  t.after(() => client.close());
+  const welcome = await client.connect();
+  assert.equal(welcome.presence.userId, 'alice');
+  assert.equal(refreshes, 1);
+  assert.deepEqual(await client.ping(), { type: 'pong' });
+});
