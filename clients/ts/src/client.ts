@@ -298,7 +298,7 @@ export class HuddleClient {
       return Promise.reject(HuddleError.client('NotConnected', `${name}: not connected (${this.#state})`));
     }
     const cid = this.#nextCid++;
-    let frame: Uint8Array;
+    let frame: ArrayBuffer;
     try {
       frame = this.#encode(cid, spec.message, (builder) => (spec.encode as (b: Builder, a: unknown) => number)(builder, args));
     } catch (error) {
@@ -566,14 +566,14 @@ export class HuddleClient {
 
   // ---- requests ----
 
-  #encode(cid: bigint, message: fb.Message, body: (builder: Builder) => number): Uint8Array {
+  #encode(cid: bigint, message: fb.Message, body: (builder: Builder) => number): ArrayBuffer {
     const builder = this.#builder;
     builder.clear();
     const offset = body(builder);
     const envelope = fb.Envelope.createEnvelope(builder, cid, message, offset);
     fb.Envelope.finishEnvelopeBuffer(builder, envelope);
     // A copy: the builder is reused, and ws may still hold a frame it could not write at once.
-    return builder.asUint8Array().slice();
+    return builder.asUint8Array().slice().buffer;
   }
 
   #settle(cid: bigint, message: Inbound): void {

@@ -5,20 +5,19 @@
 
 export interface WebSocketLike {
   binaryType: string;
-  readonly readyState: number;
-  send(data: Uint8Array): void;
+  /** One binary frame (an ArrayBuffer: what both classes take without conversion). */
+  send(data: ArrayBuffer): void;
   close(code?: number, reason?: string): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onopen: ((event: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   onmessage: ((event: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   onclose: ((event: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   onerror: ((event: any) => void) | null;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+// Compile-time proof that the browser's WebSocket fits (ws's is proven by the tests, which pass it).
+type Fits<T extends true> = T;
+type BrowserWebSocketFits = Fits<typeof WebSocket extends WebSocketConstructor ? true : false>;
 
 /** The host's WebSocket, if it has one (browsers, Node >= 22, Deno, Bun). */
 export function globalWebSocket(): WebSocketConstructor | undefined {
