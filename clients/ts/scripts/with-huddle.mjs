@@ -8,7 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-let bin = process.env.HUDDLE_BIN;
+// npm runs scripts in the package folder; a relative HUDDLE_BIN means the folder npm was run from.
+let bin = process.env.HUDDLE_BIN ? resolve(process.env.INIT_CWD ?? process.cwd(), process.env.HUDDLE_BIN) : '';
 if (!bin) {
   console.error('building the huddle binary (cargo build --release --bin huddle); set HUDDLE_BIN to skip');
   execFileSync('cargo', ['build', '--release', '--bin', 'huddle'], { cwd: repo, stdio: 'inherit' });
@@ -20,5 +21,5 @@ if (!existsSync(bin)) {
   process.exit(2);
 }
 const [command, ...args] = process.argv.slice(2);
-const run = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, HUDDLE_BIN: resolve(bin) } });
+const run = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, HUDDLE_BIN: bin } });
 process.exit(run.status ?? 1);
