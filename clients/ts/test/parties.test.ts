@@ -207,7 +207,7 @@ test('errors: each maps to its code and name, and leaves the connection usable',
 
 // The README promises that the event's message names the party (so the client sets `partyId`);
 // the server sends it once the core side of P-9 lands (tests/protocol.rs ignores its twin until then).
-test('a refused fire-and-forget names its party in the error event', { todo: 'needs the core side of P-9 (house-core)' }, async (t) => {
+test('a refused fire-and-forget names its party in the error event', async (t) => {
   const server = await startHuddle(t);
   const alice = await player(t, server, 'alice');
   const zed = await player(t, server, 'zed');
