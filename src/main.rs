@@ -193,8 +193,11 @@ fn fit_connections_to_file_limit(limits: &mut Limits) {
 fn token(args: TokenArgs) -> Result<(), String> {
     let username = args.username.as_deref().unwrap_or(&args.user_id);
     for (field, value) in [("--user-id", args.user_id.as_str()), ("--username", username)] {
-        if value.is_empty() || value.len() > auth::CLAIM_BYTES_MAX {
-            return Err(format!("{field} must be 1..={} bytes", auth::CLAIM_BYTES_MAX));
+        if value.len() > auth::CLAIM_BYTES_MAX || !auth::is_visible_name(value) {
+            return Err(format!(
+                "{field} must be 1..={} bytes, not blank, without control or format characters",
+                auth::CLAIM_BYTES_MAX
+            ));
         }
     }
     let now = std::time::SystemTime::now()
