@@ -178,7 +178,6 @@ impl Statuses {
         usernames: Vec<Username>,
         limits: &Limits,
     ) -> Result<StatusReply, CoreError> {
-        check_names(user_ids.len() + usernames.len(), limits)?;
         check_ids(user_ids.iter().map(UserId::as_str), "user_ids")?;
         check_ids(usernames.iter().map(Username::as_str), "usernames")?;
         let Some(entry) = self.sessions.get(&session) else {
@@ -188,12 +187,22 @@ impl Statuses {
         // The users this request names, in request order (ids, then usernames in the order
         // given, each resolving to its connected user ids in id order), once each, without the
         // caller's own user. Unknown usernames resolve to nobody: there is no user to follow yet.
-        let mut seen: HashSet<&UserId> = HashSet::with_capacity(user_ids.len() + usernames.len());
-        let mut targets: Vec<UserId> = Vec::with_capacity(user_ids.len() + usernames.len());
+        // SPEC S-2: these users, not the names given, count against follow_ids_per_request_max,
+        // which bounds the reply by construction; resolving stops at the first one too many.
+        let users_max = limits.follow_ids_per_request_max;
+        let capacity = (user_ids.len() + usernames.len()).min(users_max + 1);
+        let mut seen: HashSet<&UserId> = HashSet::with_capacity(capacity);
+        let mut targets: Vec<UserId> = Vec::with_capacity(capacity);
         let resolved =
             usernames.iter().filter_map(|name| self.by_username.get(name)).flat_map(|users| users.user_ids());
         for user_id in user_ids.iter().chain(resolved) {
             if user_id != own && seen.insert(user_id) {
+                if targets.len() == users_max {
+                    return Err(CoreError::LimitExceeded(format!(
+                        "request resolves to more than {users_max} users (its user ids plus every connected user \
+                         its usernames name); follow_ids_per_request_max is {users_max}"
+                    )));
+                }
                 targets.push(user_id.clone());
             }
         }
@@ -256,6 +265,11 @@ impl Statuses {
 
     pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Connected sessions of `user_id`, visible or not.
+    pub fn sessions_of_user_count(&self, user_id: &UserId) -> usize {
+        self.user_sessions.get(user_id).map_or(0, Vec::len)
     }
 
     /// Whether `session` follows `user_id` (for tests and the simulation's model checks).
@@ -478,5 +492,46 @@ mod tests {
         assert!(fanout.is_none(), "the same status again changes nothing and sends nothing");
         statuses
             .check_invariants(&limits, 3, |s| [&alice, &alice2, &bob].into_iter().find(|p| p.session_id == s).cloned());
+    }
+
+    /// SPEC S-2: the users a follow resolves to count against follow_ids_per_request_max, each
+    /// once and without the caller's own user, however many names the request gives.
+    #[test]
+    fn a_follow_counts_the_users_it_resolves_to_not_the_names_it_gives() {
+        let limits = Limits { follow_ids_per_request_max: 3, ..Limits::default() };
+        let named = |user: &str, slot: u32, name: &str| Presence {
+            user_id: UserId::new(user),
+            session_id: SessionId::new(slot, 1),
+            username: Username::new(name),
+        };
+        let mut statuses = Statuses::default();
+        let caller = named("me", 0, "Same");
+        let others: Vec<Presence> = (1..=3).map(|i| named(&format!("u{i}"), i, "Same")).collect();
+        for presence in std::iter::once(&caller).chain(&others) {
+            statuses.connect(presence.clone(), true);
+        }
+        let ids = |names: &[&str]| names.iter().map(|u| UserId::new(u)).collect::<Vec<_>>();
+        let follow = |user_ids: Vec<UserId>, usernames: &[&str]| StatusRequest::Follow {
+            user_ids,
+            usernames: usernames.iter().map(|n| Username::new(n)).collect(),
+        };
+        let mut fanout = None;
+        // Seven names, three users: the duplicates and the caller's own user are not counted.
+        let request = follow(ids(&["u1", "u1", "me", "u2"]), &["Same", "Same", "Nobody"]);
+        let Ok(StatusReply::Followed { presences }) = statuses.handle(caller.session_id, request, &limits, &mut fanout)
+        else {
+            panic!("three users fit a limit of three");
+        };
+        assert_eq!(presences.iter().map(|p| p.presence.user_id.as_str()).collect::<Vec<_>>(), ["u1", "u2", "u3"]);
+        // One more user carrying the name: the same request now resolves to four.
+        let fourth = named("u4", 4, "Same");
+        statuses.connect(fourth.clone(), true);
+        let other = named("x", 5, "Other");
+        statuses.connect(other.clone(), false);
+        let error = statuses.handle(other.session_id, follow(vec![], &["Same"]), &limits, &mut fanout).unwrap_err();
+        assert!(matches!(&error, CoreError::LimitExceeded(m) if m.contains("follow_ids_per_request_max")), "{error:?}");
+        assert!(!statuses.follows(other.session_id, &UserId::new("u1")), "nothing followed");
+        assert_eq!(statuses.sessions_of_user_count(&UserId::new("u1")), 1);
+        assert_eq!(statuses.sessions_of_user_count(&UserId::new("nobody")), 0);
     }
 }
