@@ -164,6 +164,7 @@ impl Status {
     pub const NOT_FOUND: Status = Status(404, "Not Found");
     pub const METHOD_NOT_ALLOWED: Status = Status(405, "Method Not Allowed");
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
+    pub const TOO_MANY_REQUESTS: Status = Status(429, "Too Many Requests");
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
 }
 

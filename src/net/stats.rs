@@ -48,6 +48,8 @@ stats! {
     upgrades_total,
     /// Upgrade requests answered with an HTTP error (401 and the rest).
     upgrades_rejected_total,
+    /// Of those, upgrades refused with 429 because the user had `sessions_per_user_max` sessions.
+    sessions_per_user_refused_total,
     handshake_timeouts_total,
     /// Connections cut off by the hard or soft output limit.
     slow_consumers_total,

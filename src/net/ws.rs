@@ -61,6 +61,20 @@ impl<S: Transport> Driver<S> {
         if outcome == Outcome::Incomplete {
             return false;
         }
+        // SPEC C-2a. The count comes from the core's session table, and this same step connects
+        // the session below: no other upgrade runs between the check and the connect, so a
+        // burst of parallel upgrades of one user is decided one at a time and none passes the
+        // cap (a handshake still in progress has not shown its token, so it names no user yet).
+        let sessions_max = self.limits.sessions_per_user_max;
+        let outcome = match outcome {
+            Outcome::Accept { claims, .. }
+                if self.core.sessions_of_user_count(&UserId::new(&claims.user_id)) >= sessions_max =>
+            {
+                self.counters.sessions_per_user_refused_total += 1;
+                handshake::reject(Rejection::TooManySessions { sessions_per_user_max: sessions_max })
+            }
+            other => other,
+        };
         self.counters.handshakes_open -= 1;
         match outcome {
             Outcome::Incomplete => {}
@@ -83,7 +97,9 @@ impl<S: Transport> Driver<S> {
                 log::debug!("session {id} open for user {}", claims.user_id);
                 let identity =
                     Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
+                let user_id = identity.user_id.clone();
                 self.connect_session(id, identity, options, now);
+                debug_assert!(self.core.sessions_of_user_count(&user_id) <= sessions_max, "C-2a cap passed");
                 self.list_flush(id);
                 // Frames may have arrived with the upgrade request.
                 self.read_frames(id, now);
