@@ -7,12 +7,15 @@
 //! once; each refusal is counted in the server's stats. Waits are deadlines on stats or frames.
 
 mod common;
+#[path = "common/raw_ws.rs"]
+mod raw_ws;
 
 use common::*;
 use huddle::client::ClientError;
 use huddle::core::{Reply, Request};
 use huddle::limits::Limits;
 use huddle::wire::ServerMessage;
+use raw_ws::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
@@ -126,4 +129,114 @@ fn c2a_a_burst_of_parallel_upgrades_of_one_user_cannot_pass_the_cap() {
     }
     server.wait_stats("every refusal counted", |s| s.sessions_per_user_refused_total == (ATTEMPTS - 3) as u64);
     bystander.finish();
+}
+
+const BINARY_MORE: u8 = 0x02;
+const CONTINUATION_MORE: u8 = 0x00;
+const CONTINUATION_FIN: u8 = 0x80;
+const PING: u8 = 0x89;
+
+/// Reads frames until the server's close frame; returns its code and reason.
+fn close_frame_of(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> (u16, String) {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(frame))) => return (u16::from(frame.code), frame.reason.to_string()),
+            Ok(tungstenite::Message::Close(None)) => panic!("a close frame without a reason"),
+            Ok(_) => continue, // pongs and anything queued before the close
+            Err(e) => panic!("the stream ended without a close frame: {e}"),
+        }
+    }
+}
+
+/// Issue 14, item 3: one empty binary frame without FIN, then empty continuation frames without
+/// end. The frame past `message_fragments_max` closes the connection with 1008 naming the limit.
+#[test]
+fn endless_continuation_frames_are_closed_at_message_fragments_max() {
+    let server = TestServer::start();
+    let bystander = Bystander::start(&server, "bob");
+    let mut ws = raw_ws(&server, "mallory");
+    let mut flood = masked_frame(BINARY_MORE, b"");
+    for _ in 0..10_000 {
+        flood.extend(masked_frame(CONTINUATION_MORE, b""));
+    }
+    // The server may close before it has read all of it; a failed write is part of the story.
+    let _ = std::io::Write::write_all(ws.get_mut(), &flood);
+    assert_eq!(close_frame_of(&mut ws), (1008, "message_fragments_max exceeded".to_owned()));
+    let stats = server.wait_stats("mallory gone", |s| s.sessions_open == 1);
+    assert_eq!(stats.frame_limited_total, 1);
+    bystander.finish();
+}
+
+/// A message whose first fragment came and whose last never does, while the client keeps
+/// answering keepalive pings (so the keepalive never drops it): closed when it has been
+/// incomplete for `message_assembly_ms_max`.
+#[test]
+fn a_message_left_incomplete_is_closed_at_message_assembly_ms_max() {
+    let server = TestServer::with_limits(Limits { message_assembly_ms_max: 300, ..Limits::default() });
+    let bystander = Bystander::start(&server, "bob");
+    let mut ws = raw_ws(&server, "mallory");
+    let start: Vec<u8> = [masked_frame(BINARY_MORE, b"ab"), masked_frame(CONTINUATION_MORE, b"cd")].concat();
+    std::io::Write::write_all(ws.get_mut(), &start).unwrap();
+    assert_eq!(close_frame_of(&mut ws), (1008, "message_assembly_ms_max exceeded".to_owned()));
+    server.wait_stats("mallory gone", |s| s.sessions_open == 1 && s.frame_limited_total == 1);
+    bystander.finish();
+}
+
+/// Pings faster than `extra_frames_per_second_max` allows (the client reads its pongs, so the
+/// output limit never trips): closed with 1008 naming the limit.
+#[test]
+fn a_ping_flood_is_closed_at_extra_frames_per_second_max() {
+    let limits = Limits::default();
+    let server = TestServer::with_limits(limits.clone());
+    let bystander = Bystander::start(&server, "bob");
+    let mut ws = raw_ws(&server, "mallory");
+    let pings: Vec<u8> =
+        (0..limits.extra_frames_burst_max as usize * 2).flat_map(|_| masked_frame(PING, b"p")).collect();
+    let _ = std::io::Write::write_all(ws.get_mut(), &pings);
+    assert_eq!(close_frame_of(&mut ws), (1008, "extra_frames_per_second_max exceeded".to_owned()));
+    server.wait_stats("mallory gone", |s| s.sessions_open == 1 && s.frame_limited_total == 1);
+    bystander.finish();
+}
+
+/// A client that fragments within the limits is served: a request in three fragments with a
+/// ping between them gets its reply, and a request in `message_fragments_max` frames too.
+#[test]
+fn a_request_fragmented_within_the_limits_is_answered() {
+    let limits = Limits::default();
+    let server = TestServer::with_limits(limits.clone());
+    let mut ws = raw_ws(&server, "alice");
+    let mut encoder = huddle::wire::Encoder::new();
+    for (cid, pieces) in [(7u64, 3usize), (8, limits.message_fragments_max)] {
+        let request = encoder.request(huddle::core::Cid(cid), &Request::Ping).to_vec();
+        // `pieces` frames (some may carry nothing), with a ping after the first.
+        let mut frames = Vec::new();
+        for i in 0..pieces {
+            let piece = &request[i * request.len() / pieces..(i + 1) * request.len() / pieces];
+            let first = match (i, i + 1 == pieces) {
+                (0, _) => BINARY_MORE,
+                (_, false) => CONTINUATION_MORE,
+                (_, true) => CONTINUATION_FIN,
+            };
+            frames.extend(masked_frame(first, piece));
+            if i == 0 {
+                frames.extend(masked_frame(PING, b"between"));
+            }
+        }
+        std::io::Write::write_all(ws.get_mut(), &frames).unwrap();
+        let reply = loop {
+            match ws.read().expect("the reply") {
+                tungstenite::Message::Binary(bytes) => break bytes,
+                tungstenite::Message::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let verifier = huddle::wire::verifier_options(1 << 20);
+        match huddle::wire::decode_server_message(&reply, &verifier).unwrap() {
+            ServerMessage::Reply { cid: got, result } => {
+                assert_eq!((got, result), (huddle::core::Cid(cid), Ok(Reply::Pong)), "{pieces} fragments");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(server.stats().frame_limited_total, 0);
 }

@@ -6,6 +6,7 @@
 
 use super::dispatch::Codec;
 use super::http::HeadReader;
+use super::inbound::InboundFrames;
 use super::listener::{ListenerId, ListenerKind};
 use super::outbound::OutboundQueue;
 use super::ratelimit::RequestBudget;
@@ -56,6 +57,9 @@ pub(crate) struct Conn<S> {
     pub flush_listed: bool,
     /// Request rate budget (SPEC O-4; `requests_per_second_max`).
     pub budget: RequestBudget,
+    /// The client's frames as counted before tungstenite sees them (fragments, assembly time,
+    /// control and continuation frames).
+    pub inbound: InboundFrames,
     /// When the peer last sent anything; keepalive pings only silent connections.
     pub last_heard_at: Millis,
     /// A keepalive ping went out and nothing has been heard since.
@@ -174,6 +178,7 @@ mod tests {
             read_listed: false,
             flush_listed: false,
             budget: RequestBudget::new(1, Millis(0)),
+            inbound: InboundFrames::new(&crate::limits::Limits::default(), Millis(0)),
             last_heard_at: Millis(0),
             ping_outstanding: false,
             soft_exceeded_since: None,

@@ -10,6 +10,7 @@ use super::conn::{Conn, ConnTable, Phase, Transport};
 use super::deadlines::Deadlines;
 use super::dispatch::Codecs;
 use super::http::HeadReader;
+use super::inbound::InboundFrames;
 use super::listener::{ListenerId, ListenerKind, ListenerLimits};
 use super::ratelimit::RequestBudget;
 use super::read::ReadScratch;
@@ -94,6 +95,7 @@ impl<S: Transport> Driver<S> {
             read_listed: false,
             flush_listed: false,
             budget: RequestBudget::new(burst, now),
+            inbound: InboundFrames::new(&self.limits, now),
             last_heard_at: now,
             ping_outstanding: false,
             soft_exceeded_since: None,

@@ -22,6 +22,8 @@
 //! - `http.rs`: the bounded HTTP/1.1 head reader, shared by every listener kind.
 //! - `handshake.rs`: the WebSocket upgrade decision and token check on a parsed head.
 //! - `ws.rs`: WebSocket glue (tungstenite over our buffers, close frames, what a read means).
+//! - `inbound.rs`: a peek at each client frame header before tungstenite sees it: fragments per
+//!   message, assembly time, and the budget of control and continuation frames.
 //! - `dispatch.rs`: frame → codec → core → outputs; the only caller of the wire codec.
 //! - `deadlines.rs`: head, linger and keepalive deadlines.
 //! - `outbound.rs`: the outbound queue, its limits and flushing; `frame.rs`: server frames.
@@ -34,6 +36,7 @@ mod driver;
 pub mod frame;
 pub mod handshake;
 pub mod http;
+mod inbound;
 mod listener;
 pub mod outbound;
 pub mod ratelimit;

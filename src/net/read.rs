@@ -9,9 +9,11 @@
 use super::conn::{Phase, Transport};
 use super::driver::Driver;
 use super::http::HeadProgress;
+use super::inbound::InboundFrames;
 use super::ratelimit::Admission;
 use super::ws::{self, Inbound, NoRead, WsIo};
 use crate::core::{Millis, SessionId};
+use crate::limits::Limits;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Read};
 
@@ -105,8 +107,8 @@ impl<S: Transport> Driver<S> {
     /// budget is spent, or it closes.
     fn read_frames_until(&mut self, id: SessionId, now: Millis) -> ReadEnd {
         // One `recv` per connection per turn: tungstenite loops inside one `read` over frames
-        // that complete no message (a stream of empty continuation fragments), so without this
-        // a fast sender could keep the loop on its connection forever.
+        // that complete no message (control frames, fragments). `inbound.rs` bounds how many of
+        // those a connection may send; this bounds how many one turn handles (one `recv`'s worth).
         let mut recvs_left = 1u32;
         for _ in 0..self.limits.frames_per_turn_max {
             let limits = &self.limits;
@@ -129,8 +131,20 @@ impl<S: Transport> Driver<S> {
                 recvs_left: &mut recvs_left,
                 pending: &mut conn.pending,
                 scratch: &mut self.scratch,
+                frames: &mut conn.inbound,
+                now,
+                limits,
             };
-            let inbound = ws::classify(ws.read(&mut WsIo { reader, out: &mut conn.out }));
+            let result = ws.read(&mut WsIo { reader, out: &mut conn.out });
+            // The reader refuses a frame over a frame limit with an IO error; a message that
+            // completed before that frame is still handled first.
+            let inbound = match conn.inbound.tripped() {
+                Some(limit) if result.is_err() => Inbound::FrameLimit(limit),
+                _ => ws::classify(result),
+            };
+            if let Some(deadline) = conn.inbound.assembly_deadline_to_arm(limits.message_assembly_ms_max) {
+                self.deadlines.assemblies.push(deadline, id);
+            }
             let control_queued = conn.out.bytes_queued() > queued_before;
             if matches!(inbound, Inbound::Binary(_) | Inbound::Text | Inbound::Control | Inbound::PeerClosed) {
                 conn.last_heard_at = now;
@@ -189,6 +203,10 @@ impl<S: Transport> Driver<S> {
                     return ReadEnd::BudgetSpent
                 }
                 Inbound::Drained => return ReadEnd::Drained,
+                Inbound::FrameLimit(limit) => {
+                    self.close_for_frame_limit(id, limit, now);
+                    return ReadEnd::Closed;
+                }
                 Inbound::CloseWith(code, reason) => {
                     log::debug!("session {id}: closing with {}: {reason}", u16::from(code));
                     self.close_with(id, code, reason, now);
@@ -249,13 +267,6 @@ impl ReadScratch {
         self.start = 0;
         self.end = 0;
     }
-
-    fn take_into(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.end - self.start);
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        n
-    }
 }
 
 /// A connection's byte source, in order: bytes stashed from an earlier turn, the loop's
@@ -269,13 +280,17 @@ pub(crate) struct ConnReader<'a, S: Read> {
     pub recvs_left: &'a mut u32,
     pub pending: &'a mut BytesMut,
     pub scratch: &'a mut ReadScratch,
+    /// Every byte handed to tungstenite passes the frame accounting first.
+    pub frames: &'a mut InboundFrames,
+    pub now: Millis,
+    pub limits: &'a Limits,
 }
 
 impl<S: Read> Read for ConnReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.pending.is_empty() {
             let n = buf.len().min(self.pending.len());
-            buf[..n].copy_from_slice(&self.pending[..n]);
+            let n = pass_on(self.frames, self.now, self.limits, &self.pending[..n], buf)?;
             self.pending.advance(n); // O(1): no memmove of the rest
             if self.pending.is_empty() {
                 *self.pending = BytesMut::new(); // release it: pending is the exception, not the rule
@@ -283,7 +298,7 @@ impl<S: Read> Read for ConnReader<'_, S> {
             return Ok(n);
         }
         if self.scratch.start < self.scratch.end {
-            return Ok(self.scratch.take_into(buf));
+            return self.take_scratch(buf);
         }
         if *self.drained || *self.recvs_left == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -305,8 +320,33 @@ impl<S: Read> Read for ConnReader<'_, S> {
         }
         self.scratch.start = 0;
         self.scratch.end = n;
-        Ok(self.scratch.take_into(buf))
+        if n == 0 {
+            return Ok(0); // EOF
+        }
+        self.take_scratch(buf)
     }
+}
+
+impl<S: Read> ConnReader<'_, S> {
+    /// Hands over what the frame accounting allows of the scratch's unread bytes.
+    fn take_scratch(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let unread = &self.scratch.buf[self.scratch.start..self.scratch.end];
+        let n = buf.len().min(unread.len());
+        let n = pass_on(self.frames, self.now, self.limits, &unread[..n], buf)?;
+        self.scratch.start += n;
+        Ok(n)
+    }
+}
+
+/// Copies into `out` the part of `from` (non-empty) that the frame accounting passes, or fails
+/// when a frame limit stops it at its first byte: returning `Ok(0)` would read as EOF.
+fn pass_on(frames: &mut InboundFrames, now: Millis, limits: &Limits, from: &[u8], out: &mut [u8]) -> io::Result<usize> {
+    let n = frames.pass(from, now, limits);
+    if n == 0 && !from.is_empty() {
+        return Err(io::Error::other("a frame limit was broken"));
+    }
+    out[..n].copy_from_slice(&from[..n]);
+    Ok(n)
 }
 
 /// One read of an edge-triggered socket: after a short read, answer WouldBlock without asking
@@ -355,6 +395,10 @@ mod tests {
     #[test]
     fn pending_bytes_come_before_new_ones_and_a_short_recv_stops_further_syscalls() {
         let mut scratch = ReadScratch::new(8);
+        // The bytes are no WebSocket frames, but their first two read as a header announcing 98
+        // bytes of payload, which the rest is: the frame accounting passes all of it.
+        let limits = Limits::default();
+        let mut frames = InboundFrames::new(&limits, Millis(0));
         let mut socket = Chunks(vec![b"abcdefgh".to_vec(), b"ijk".to_vec(), b"never".to_vec()]);
         let (mut drained, mut pending) = (false, BytesMut::new());
         let mut recvs = 9u32;
@@ -365,6 +409,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         let mut buf = [0u8; 5];
         assert_eq!(reader.read(&mut buf).unwrap(), 5);
@@ -378,6 +425,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         let (got, end) = read_all(&mut reader, 2);
         assert_eq!((got.as_slice(), end), (&b"fghijk"[..], io::ErrorKind::WouldBlock));
@@ -392,6 +442,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         assert_eq!(read_all(&mut reader, 16).0, b"never");
     }
@@ -399,6 +452,8 @@ mod tests {
     #[test]
     fn a_spent_recv_budget_answers_would_block_without_reading() {
         let mut scratch = ReadScratch::new(4);
+        let limits = Limits::default();
+        let mut frames = InboundFrames::new(&limits, Millis(0));
         let mut socket: &[u8] = b"abcdefgh";
         let (mut drained, mut pending, mut recvs) = (false, BytesMut::new(), 1u32);
         let mut reader = ConnReader {
@@ -407,6 +462,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         let mut buf = [0u8; 8];
         assert_eq!(reader.read(&mut buf).unwrap(), 4, "one full recv");

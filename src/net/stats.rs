@@ -55,6 +55,9 @@ stats! {
     slow_consumers_total,
     /// Requests refused (or connections closed) by the request rate limit.
     rate_limited_total,
+    /// Connections closed (1008) for breaking a frame limit: `message_fragments_max`,
+    /// `message_assembly_ms_max` or `extra_frames_per_second_max`.
+    frame_limited_total,
     /// Connections dropped for not answering keepalive pings.
     keepalive_timeouts_total,
     frames_in_total,

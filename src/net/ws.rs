@@ -12,10 +12,11 @@ use super::conn::{Phase, Transport};
 use super::dispatch::Codec;
 use super::driver::Driver;
 use super::handshake::{self, Outcome, Rejection};
+use super::inbound::FrameLimit;
 use super::outbound::OutboundQueue;
 use crate::core::{Identity, Millis, SessionId, UserId, Username};
 use crate::limits::Limits;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
@@ -87,7 +88,11 @@ impl<S: Transport> Driver<S> {
             Outcome::Accept { response, consumed, claims, options } => {
                 let rest = head.take_rest(consumed);
                 conn.out.push(Bytes::from(response));
-                let ws = WebSocketContext::from_partially_read(rest, Role::Server, Some(self.ws_config));
+                // Frames that came with the head wait in the connection's stash, so they pass the
+                // frame accounting (`inbound.rs`) like every later byte.
+                debug_assert!(conn.pending.is_empty(), "no frame bytes before the upgrade");
+                conn.pending = BytesMut::from(&rest[..]);
+                let ws = WebSocketContext::new(Role::Server, Some(self.ws_config));
                 // Only FlatBuffers exists today; the upgrade request will choose (`?format=`).
                 let codec = Codec::FlatBuffers;
                 conn.phase = Phase::Open { ws: Box::new(ws), codec };
@@ -184,6 +189,8 @@ pub(crate) enum Inbound {
     Interrupted,
     /// The stream is broken in a way the peer should hear about: close with this code and reason.
     CloseWith(CloseCode, &'static str),
+    /// The next frame breaks a frame limit (`inbound.rs`); tungstenite never saw it.
+    FrameLimit(FrameLimit),
     /// The stream ended or failed: drop the connection.
     Gone,
 }
