@@ -160,6 +160,7 @@ impl ConnHarness {
         let limits = fuzz_limits();
         let id = self.driver.insert(
             MemStream(state.clone()),
+            std::net::Ipv4Addr::LOCALHOST.into(),
             ListenerId(0),
             ListenerKind::Game,
             &ListenerLimits::game(&limits),
@@ -172,11 +173,11 @@ impl ConnHarness {
             // Every turn is a readable edge: bytes are left, or the EOF is.
             self.driver.note_ready(id.slot() as usize, true, true, false, false);
             self.now = self.now.saturating_add(TURN_MS);
-            self.driver.turn(self.now, |_, _| {});
+            self.driver.turn(self.now, |_, _, _| {});
         }
         // Let every deadline of this input pass, then the driver must be idle again.
         self.now = self.now.saturating_add(BETWEEN_INPUTS_MS);
-        self.driver.turn(self.now, |_, _| {});
+        self.driver.turn(self.now, |_, _, _| {});
         self.driver.assert_idle();
         let after = *self.driver.counters();
         let written = std::mem::take(&mut state.borrow_mut().written);

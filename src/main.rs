@@ -115,6 +115,9 @@ limit_flags! {
     requests_per_second_max: u32 => "Sustained requests per second per connection",
     requests_burst_max: u32 => "Requests a connection may send at once above that",
     read_buffer_bytes: usize => "Per-connection frame buffer (grows for large frames)",
+    sessions_per_user_max: usize => "Sessions one user may have; one more gets HTTP 429",
+    connections_per_ip_max: usize => "Open connections from one address (0 = no bound)",
+    handshakes_per_ip_per_second_max: u32 => "New connections per second from one address (0 = no bound)",
 }
 
 fn main() -> ExitCode {

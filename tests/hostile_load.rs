@@ -240,3 +240,95 @@ fn a_request_fragmented_within_the_limits_is_answered() {
     }
     assert_eq!(server.stats().frame_limited_total, 0);
 }
+
+/// A TCP connection to `server` from the loopback address `source` (127.0.0.2, …), so a test can
+/// play a second host: Linux routes all of 127.0.0.0/8 to the loopback device.
+#[cfg(target_os = "linux")]
+fn connect_from(source: std::net::Ipv4Addr, server: &str) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let server: std::net::SocketAddrV4 = server.parse().expect("an IPv4 test server");
+    let sockaddr = |addr: std::net::SocketAddrV4| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let (local, remote) = (sockaddr(std::net::SocketAddrV4::new(source, 0)), sockaddr(server));
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns until it is handed to
+    // TcpStream (which then closes it); the addresses are valid sockaddr_in values on the stack.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let bound = libc::bind(fd, &local as *const _ as *const libc::sockaddr, len);
+        assert_eq!(bound, 0, "bind {source}: {}", std::io::Error::last_os_error());
+        let connected = libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len);
+        assert_eq!(connected, 0, "connect from {source}: {}", std::io::Error::last_os_error());
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream
+    }
+}
+
+/// The upgrade of a connection from `source`: a session, or the error that ended it.
+#[cfg(target_os = "linux")]
+fn upgrade_from(
+    source: std::net::Ipv4Addr,
+    server: &TestServer,
+    user: &str,
+) -> Result<tungstenite::WebSocket<std::net::TcpStream>, String> {
+    let stream = connect_from(source, &server.addr);
+    let url = format!("ws://{}/ws?token={}", server.addr, token(user));
+    match tungstenite::client::client(url, stream) {
+        Ok((mut ws, _)) => match ws.read() {
+            Ok(tungstenite::Message::Binary(_)) => Ok(ws),
+            other => Err(format!("no welcome: {other:?}")),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Issue 14, item 5: one address may hold `connections_per_ip_max` connections; the next is
+/// closed at once and counted, while other addresses connect as before.
+#[cfg(target_os = "linux")]
+#[test]
+fn connections_from_one_address_are_bounded_by_connections_per_ip_max() {
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let server = TestServer::with_limits(Limits { connections_per_ip_max: 3, ..Limits::default() });
+    let bystander = Bystander::start(&server, "bob"); // from 127.0.0.1
+    let mut held: Vec<_> = (0..3).map(|i| upgrade_from(attacker, &server, &format!("m{i}")).unwrap()).collect();
+    let refused = upgrade_from(attacker, &server, "m3");
+    assert!(refused.is_err(), "a fourth connection from one address is closed");
+    server.wait_stats("the refusal counted", |s| s.refused_ip_connections_total == 1);
+    let mut other = server.connect("carol"); // another address is not affected
+    assert_eq!(other.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+    // Closing one makes room for the next.
+    drop(held.pop());
+    server.wait_stats("one of the attacker's gone", |s| s.connections_open == 4);
+    held.push(upgrade_from(attacker, &server, "m4").expect("room again"));
+    bystander.finish();
+}
+
+/// Issue 14, item 5: an address opening connections faster than
+/// `handshakes_per_ip_per_second_max` has the excess closed at once, counted; other addresses
+/// connect as before.
+#[cfg(target_os = "linux")]
+#[test]
+fn handshakes_from_one_address_are_bounded_by_handshakes_per_ip_per_second_max() {
+    const ATTEMPTS: u64 = 40;
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 3);
+    let server = TestServer::with_limits(Limits { handshakes_per_ip_per_second_max: 5, ..Limits::default() });
+    let bystander = Bystander::start(&server, "bob");
+    let before = server.stats();
+    for _ in 0..ATTEMPTS {
+        drop(connect_from(attacker, &server.addr));
+    }
+    // Forty connections in far less than the seven seconds five a second would need.
+    let stats = server.wait_stats("every attempt accepted or refused", |s| {
+        s.accepted_total - before.accepted_total + s.refused_ip_handshakes_total == ATTEMPTS
+    });
+    assert!(stats.refused_ip_handshakes_total > 0, "{stats:?}");
+    let mut other = server.connect("carol");
+    assert_eq!(other.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+    bystander.finish();
+}

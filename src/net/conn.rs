@@ -14,6 +14,7 @@ use crate::core::{Millis, SessionId};
 use bytes::BytesMut;
 use slab::Slab;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use tungstenite::protocol::WebSocketContext;
 
 /// What the driver needs of a connection's byte stream: a non-blocking TCP socket in the
@@ -47,6 +48,8 @@ pub(crate) struct Conn<S> {
     pub id: SessionId,
     /// The listener it came in on, and what that listener serves.
     pub listener: ListenerId,
+    /// The peer's address (the listener counts connections per address).
+    pub peer: IpAddr,
     pub kind: ListenerKind,
     pub socket: S,
     pub out: OutboundQueue,
@@ -171,6 +174,7 @@ mod tests {
         Conn {
             id,
             listener: ListenerId(0),
+            peer: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             kind: ListenerKind::Game,
             socket: (),
             out: OutboundQueue::default(),

@@ -19,6 +19,7 @@ use super::ws::{self, CLOSE_AWAY};
 use crate::auth::TokenKey;
 use crate::core::{Core, Millis, Now, Outbox, SessionId, UnixMillis};
 use crate::limits::Limits;
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::WebSocketConfig;
 
@@ -78,6 +79,7 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn insert(
         &mut self,
         socket: S,
+        peer: IpAddr,
         listener: ListenerId,
         kind: ListenerKind,
         limits: &ListenerLimits,
@@ -88,6 +90,7 @@ impl<S: Transport> Driver<S> {
         let id = self.conns.insert(|id| Conn {
             id,
             listener,
+            peer,
             kind,
             socket,
             out: Default::default(),
@@ -130,8 +133,8 @@ impl<S: Transport> Driver<S> {
 
     /// One turn's work after polling and accepting: read every listed connection (dispatching
     /// what it sent), run due core timers, act on passed deadlines, flush queued output, and
-    /// reap closed connections, handing each one's socket to `release`.
-    pub(crate) fn turn(&mut self, now: Millis, release: impl FnMut(S, ListenerId)) {
+    /// reap closed connections, handing each one's socket, listener and peer to `release`.
+    pub(crate) fn turn(&mut self, now: Millis, release: impl FnMut(S, ListenerId, IpAddr)) {
         self.read_listed(now);
         self.run_core_timers(now);
         self.expire(now);
@@ -190,7 +193,7 @@ impl<S: Transport> Driver<S> {
 
     /// Removes every connection listed for reaping; the core hears of each open one at once, so
     /// its events (a party's `leaves`) go out this turn.
-    fn reap(&mut self, now: Millis, mut release: impl FnMut(S, ListenerId)) {
+    fn reap(&mut self, now: Millis, mut release: impl FnMut(S, ListenerId, IpAddr)) {
         while let Some(id) = self.reap_list.pop() {
             let Some(conn) = self.conns.remove(id) else {
                 continue;
@@ -201,7 +204,7 @@ impl<S: Transport> Driver<S> {
                 Phase::Closing { .. } => {}
             }
             log::debug!("slot {} closed", id.slot());
-            release(conn.socket, conn.listener);
+            release(conn.socket, conn.listener, conn.peer);
             self.apply_outputs(now);
         }
         self.apply_outputs(now);

@@ -13,7 +13,8 @@
 //! Rooms:
 //! - `mod.rs`: [`Server`] (bind, the loop turn, shutdown) and its [`ServerHandle`].
 //! - `listener.rs`: the listener table; a listener has a [`ListenerKind`] and its own
-//!   [`ListenerLimits`], so the admin API will be one more entry.
+//!   [`ListenerLimits`], so the admin API will be one more entry. `per_ip.rs`: a listener's
+//!   bounds per source address (connections, handshakes per second; off by default).
 //! - `driver.rs`: the socket-independent `Driver` (connections, core, one turn's steps), which
 //!   the `conn_bytes` fuzz target drives over memory.
 //! - `conn.rs`: a connection, its phases, and the table with the one generation-checked lookup
@@ -39,6 +40,7 @@ pub mod http;
 mod inbound;
 mod listener;
 pub mod outbound;
+mod per_ip;
 pub mod ratelimit;
 mod read;
 mod stats;
@@ -198,9 +200,9 @@ impl Server {
             }
             self.listeners.accept(now, self.poll.registry(), &mut self.driver)?;
             let (registry, listeners) = (self.poll.registry(), &mut self.listeners);
-            self.driver.turn(now, |mut socket, listener| {
+            self.driver.turn(now, |mut socket, listener, peer| {
                 let _ = registry.deregister(&mut socket);
-                listeners.connection_closed(listener);
+                listeners.connection_closed(listener, peer, now);
             });
             self.driver.counters.turns_total += 1;
             self.driver.publish_stats(now, &self.stats);

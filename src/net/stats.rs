@@ -44,6 +44,11 @@ stats! {
     accepted_total,
     /// Connections accepted and closed at once because `connections_max` was reached.
     refused_total,
+    /// Connections accepted and closed at once because their address had `connections_per_ip_max`.
+    refused_ip_connections_total,
+    /// Connections accepted and closed at once because their address passed
+    /// `handshakes_per_ip_per_second_max`.
+    refused_ip_handshakes_total,
     /// Upgrades completed: sessions opened.
     upgrades_total,
     /// Upgrade requests answered with an HTTP error (401 and the rest).
