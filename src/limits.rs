@@ -97,9 +97,14 @@ pub struct Limits {
     /// Silence after which the server sends a WebSocket ping; a connection that stays silent for
     /// another interval is dropped (close 1001 "keepalive timeout"). Nakama pings every 15 s.
     pub keepalive_interval_ms: u64,
-    /// How long a closing connection may take to flush its close frame before it is dropped.
+    /// How long a closing connection may take to flush its close frame (and the peer to close
+    /// its side) before it is dropped. Not during a graceful shutdown: there the drain deadline
+    /// governs every closing connection, so the two never disagree.
     pub close_linger_ms: u64,
-    /// How long a graceful shutdown waits for close frames to flush before exiting anyway.
+    /// How long a graceful shutdown waits for close frames to flush and peers to close. At the
+    /// deadline each connection still open has the frames queued before its close frame dropped
+    /// (unless already being written), gets one last write of that close frame, and is cut, with
+    /// a warning that says how many and how many bytes went unsent.
     pub shutdown_drain_ms: u64,
     /// Largest `max_size` a party may be created with (members, leader included). 256 is
     /// Nakama's bound (SPEC P-1); it can only be lowered. It also bounds the pending join

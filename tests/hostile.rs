@@ -166,12 +166,10 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The real binary: 100 clients, SIGTERM, every client gets the close frame, exit code 0.
-// SIGTERM and libc exist on Unix only (the server is tested on Linux).
+/// The real binary on `127.0.0.1:0` with info logging: the process, its address, and a thread
+/// collecting its log lines until it exits.
 #[cfg(unix)]
-#[test]
-fn sigterm_with_100_clients_closes_all_and_exits_zero() {
-    let _watchdog = Watchdog::start(Duration::from_secs(60));
+fn start_binary() -> (KillOnDrop, String, std::thread::JoinHandle<Vec<String>>) {
     let mut child = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
             .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY])
@@ -193,11 +191,26 @@ fn sigterm_with_100_clients_closes_all_and_exits_zero() {
         log
     });
     let addr = addr_rx.recv_timeout(WAIT).expect("server logs its address");
+    (child, addr, log_reader)
+}
+
+#[cfg(unix)]
+fn sigterm(child: &KillOnDrop) {
+    // SAFETY: kill(2) with the pid of our own child process.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+}
+
+/// The real binary: 100 clients, SIGTERM, every client gets the close frame, exit code 0.
+// SIGTERM and libc exist on Unix only (the server is tested on Linux).
+#[cfg(unix)]
+#[test]
+fn sigterm_with_100_clients_closes_all_and_exits_zero() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let (mut child, addr, log_reader) = start_binary();
     let mut clients: Vec<Client> = (0..100)
         .map(|i| Client::connect(&addr, &token(&format!("u{i}")), ConnectOptions::default()).unwrap())
         .collect();
-    // SAFETY: kill(2) with the pid of our own child process.
-    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    sigterm(&child);
     for client in &mut clients {
         let frame = client.wait_closed(WAIT).unwrap().expect("close frame");
         assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1001, "server shutting down"));
@@ -207,6 +220,29 @@ fn sigterm_with_100_clients_closes_all_and_exits_zero() {
     let log = log_reader.join().unwrap();
     assert!(status.success(), "exit status {status}; log:\n{}", log.join("\n"));
     assert!(log.iter().any(|l| l.contains("shutdown complete")), "log:\n{}", log.join("\n"));
+}
+
+/// A client that gets its close frame but never closes its side: the 1 s linger no longer drops
+/// it before the 2 s drain deadline, so the drain waits for it and then warns with what it cut.
+#[cfg(unix)]
+#[test]
+fn sigterm_with_a_client_that_never_closes_waits_for_the_drain_deadline_and_warns() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let (mut child, addr, log_reader) = start_binary();
+    let mut polite = Client::connect(&addr, &token("polite"), ConnectOptions::default()).unwrap();
+    let stubborn = Client::connect(&addr, &token("stubborn"), ConnectOptions::default()).unwrap();
+    sigterm(&child);
+    let frame = polite.wait_closed(WAIT).unwrap().expect("close frame");
+    assert_eq!(u16::from(frame.code), 1001);
+    drop(polite);
+    let status = child.0.wait().unwrap();
+    let log = log_reader.join().unwrap();
+    assert!(status.success(), "exit status {status}; log:\n{}", log.join("\n"));
+    let warning = log.iter().find(|l| l.contains("cut at the drain deadline")).unwrap_or_else(|| {
+        panic!("no drain warning; log:\n{}", log.join("\n"));
+    });
+    assert!(warning.contains("1 connections cut"), "{warning}");
+    drop(stubborn);
 }
 
 /// A party member that never reads while its party receives data: cut off by the output limit

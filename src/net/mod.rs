@@ -207,12 +207,20 @@ impl Server {
             self.driver.counters.turns_total += 1;
             self.driver.publish_stats(now, &self.stats);
             if let Some(deadline) = self.shutdown_deadline {
-                let open = self.driver.connection_count();
-                if open == 0 || now >= deadline {
-                    match open {
-                        0 => log::info!("shutdown complete"),
-                        cut => log::warn!("shutdown complete; {cut} connections cut at the drain deadline"),
-                    }
+                if self.driver.connection_count() == 0 {
+                    log::info!("shutdown complete");
+                    return Ok(());
+                }
+                if now >= deadline {
+                    let cut = self.driver.cut_at_drain_deadline();
+                    self.driver.publish_stats(now, &self.stats);
+                    log::warn!(
+                        "shutdown complete; {} connections cut at the drain deadline (shutdown_drain_ms {}) with \
+                         {} bytes unsent, each after a last attempt at its close frame",
+                        cut.connections,
+                        self.shutdown_drain_ms,
+                        cut.bytes_unsent
+                    );
                     return Ok(());
                 }
             }
@@ -238,7 +246,8 @@ impl Server {
     fn begin_shutdown(&mut self, now: Millis) {
         log::info!("shutting down: closing {} connections", self.driver.connection_count());
         self.listeners.stop_accepting(ListenerKind::Game, self.poll.registry());
-        self.shutdown_deadline = Some(now.saturating_add(self.shutdown_drain_ms));
-        self.driver.close_all(now);
+        let deadline = now.saturating_add(self.shutdown_drain_ms);
+        self.shutdown_deadline = Some(deadline);
+        self.driver.close_all(now, deadline);
     }
 }

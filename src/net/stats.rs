@@ -65,6 +65,9 @@ stats! {
     frame_limited_total,
     /// Connections dropped for not answering keepalive pings.
     keepalive_timeouts_total,
+    /// Connections still open at a graceful shutdown's drain deadline, cut after a last attempt
+    /// at their close frame.
+    shutdown_cut_total,
     frames_in_total,
     frames_out_total,
     /// Requests decoded and handed to the core.
