@@ -101,6 +101,13 @@ pub struct Limits {
     /// its side) before it is dropped. Not during a graceful shutdown: there the drain deadline
     /// governs every closing connection, so the two never disagree.
     pub close_linger_ms: u64,
+    /// Bytes read and discarded from a closing connection while waiting for the peer's FIN. A
+    /// peer that closes properly sends little after our close frame (requests already in flight,
+    /// its close reply); one that keeps sending, like a flood the server closed with 1008, would
+    /// otherwise cost a `recv` per 2 KiB until the linger ends. 64 KiB is four largest messages.
+    /// Past it the server stops reading: the kernel's receive window fills and stops the sender,
+    /// and the linger deadline drops the connection (with a reset, for the unread bytes).
+    pub closing_discard_bytes_max: usize,
     /// How long a graceful shutdown waits for close frames to flush and peers to close. At the
     /// deadline each connection still open has the frames queued before its close frame dropped
     /// (unless already being written), gets one last write of that close frame, and is cut, with
@@ -213,6 +220,7 @@ impl Default for Limits {
             rate_limited_close_ms: 10_000,
             keepalive_interval_ms: 15_000,
             close_linger_ms: 1_000,
+            closing_discard_bytes_max: 64 * 1024,
             shutdown_drain_ms: 2_000,
             party_members_max: 256,
             party_label_bytes_max: 2048,
@@ -292,6 +300,7 @@ impl Limits {
             ("requests_per_second_max", u64::from(self.requests_per_second_max)),
             ("requests_burst_max", u64::from(self.requests_burst_max)),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("closing_discard_bytes_max", self.closing_discard_bytes_max as u64),
             ("party_members_max", self.party_members_max as u64),
             ("parties_per_session_max", self.parties_per_session_max as u64),
             ("party_data_bytes_max", self.party_data_bytes_max as u64),
@@ -453,6 +462,12 @@ mod tests {
                 .collect();
             let reply = Ok(Reply::Status(StatusReply::Followed { presences }));
             let framed = crate::net::frame::binary(encoder.reply(Cid(u64::MAX), &reply));
+            // The figure the README quotes: `cargo test --lib worst_case_follow -- --nocapture`.
+            eprintln!(
+                "{users} users × {sessions} sessions × {status_bytes}-byte statuses: {} bytes framed, bound {}",
+                framed.len(),
+                limits.follow_reply_bytes_max()
+            );
             assert!(
                 framed.len() <= limits.follow_reply_bytes_max(),
                 "{users} users × {sessions} sessions × {status_bytes} bytes: {} > {}",

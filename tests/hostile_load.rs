@@ -167,6 +167,37 @@ fn endless_continuation_frames_are_closed_at_message_fragments_max() {
     bystander.finish();
 }
 
+/// A flooder that ignores the close and keeps sending costs the server no more than a bounded
+/// discard: the server stops reading it, so its writes stall on a full TCP window (they would
+/// keep flowing, and cost the server a `recv` per 2 KiB, if it read on until the linger ends).
+#[test]
+fn a_flooder_that_keeps_sending_after_its_close_is_no_longer_read() {
+    let server = TestServer::start();
+    let bystander = Bystander::start(&server, "bob");
+    let mut ws = raw_ws(&server, "mallory");
+    let mut start = masked_frame(BINARY_MORE, b"");
+    for _ in 0..100 {
+        start.extend(masked_frame(CONTINUATION_MORE, b""));
+    }
+    std::io::Write::write_all(ws.get_mut(), &start).unwrap();
+    assert_eq!(close_frame_of(&mut ws), (1008, "message_fragments_max exceeded".to_owned()));
+    let socket = ws.get_mut();
+    socket.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+    let chunk: Vec<u8> = (0..10_000).flat_map(|_| masked_frame(CONTINUATION_MORE, b"")).collect();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let error = loop {
+        assert!(Instant::now() < deadline, "the server kept reading the flood");
+        if let Err(e) = std::io::Write::write_all(socket, &chunk) {
+            break e;
+        }
+    };
+    assert!(
+        matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        "the writes stall on a full window before the linger drops the connection: {error}"
+    );
+    bystander.finish();
+}
+
 /// A message whose first fragment came and whose last never does, while the client keeps
 /// answering keepalive pings (so the keepalive never drops it): closed when it has been
 /// incomplete for `message_assembly_ms_max`.

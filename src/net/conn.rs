@@ -40,7 +40,16 @@ pub(crate) enum Phase {
     Open { ws: Box<WebSocketContext>, codec: Codec },
     /// A final response or close frame is queued: flush it, half-close, wait for the peer's
     /// FIN (so our last bytes are not lost to a reset) until the linger deadline, then drop.
-    Closing { write_shut: bool },
+    /// What the peer still sends meanwhile is read and discarded, up to a bound
+    /// (`closing_discard_bytes_max`, counted in `discarded_bytes`).
+    Closing { write_shut: bool, discarded_bytes: usize },
+}
+
+impl Phase {
+    /// Closing, with nothing discarded yet.
+    pub fn closing(write_shut: bool) -> Phase {
+        Phase::Closing { write_shut, discarded_bytes: 0 }
+    }
 }
 
 pub(crate) struct Conn<S> {
@@ -178,7 +187,7 @@ mod tests {
             kind: ListenerKind::Game,
             socket: (),
             out: OutboundQueue::default(),
-            phase: Phase::Closing { write_shut: true },
+            phase: Phase::closing(true),
             read_listed: false,
             flush_listed: false,
             budget: RequestBudget::new(1, Millis(0)),

@@ -72,7 +72,7 @@ impl<S: Transport> Driver<S> {
                 self.counters.handshake_timeouts_total += 1;
                 self.counters.handshakes_open -= 1;
                 // Out of the head phase, so the reap does not count it twice.
-                conn.phase = Phase::Closing { write_shut: true };
+                conn.phase = Phase::closing(true);
                 self.list_reap(id);
             }
         }

@@ -199,7 +199,7 @@ impl<S: Transport> Driver<S> {
         if matches!(conn.phase, Phase::Closing { .. }) {
             return;
         }
-        if let Phase::Open { .. } = std::mem::replace(&mut conn.phase, Phase::Closing { write_shut: false }) {
+        if let Phase::Open { .. } = std::mem::replace(&mut conn.phase, Phase::closing(false)) {
             self.pending_disconnects.push(id);
         }
         if self.drain_deadline.is_none() {
@@ -237,7 +237,7 @@ impl<S: Transport> Driver<S> {
             let Some(conn) = self.conns.get_mut(id) else { continue };
             if let Phase::Head(_) = conn.phase {
                 // Out of the head phase now, so a read later this turn cannot still upgrade it.
-                conn.phase = Phase::Closing { write_shut: true };
+                conn.phase = Phase::closing(true);
                 self.counters.handshakes_open -= 1;
                 self.list_reap(id);
             } else {

@@ -221,16 +221,24 @@ impl<S: Transport> Driver<S> {
         ReadEnd::BudgetSpent
     }
 
-    /// Reads and discards what a closing peer still sends, until its FIN.
+    /// Reads and discards what a closing peer still sends, until its FIN or
+    /// `closing_discard_bytes_max` (then it is no longer read: its window fills, which stops the
+    /// sender, and the linger deadline drops it).
     fn read_closing(&mut self, id: SessionId) {
         let mut discard = [0u8; 2048];
         for _ in 0..CLOSING_READS_PER_TURN_MAX {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
+            let Phase::Closing { discarded_bytes, .. } = &mut conn.phase else {
+                return;
+            };
+            if *discarded_bytes >= self.limits.closing_discard_bytes_max {
+                return; // no more reading: the linger deadline ends it
+            }
             match conn.socket.read(&mut discard) {
                 Ok(0) => return self.list_reap(id),
-                Ok(_) => {}
+                Ok(n) => *discarded_bytes += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return self.list_reap(id),
