@@ -272,7 +272,14 @@ impl ConnHarness {
             ListenerKind::Game => ListenerLimits::game(&limits),
             ListenerKind::Admin => ListenerLimits::admin(&limits),
         };
-        let id = self.driver.insert(MemStream(state.clone()), ListenerId(0), kind, &listener_limits, self.now);
+        let id = self.driver.insert(
+            MemStream(state.clone()),
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            ListenerId(0),
+            kind,
+            &listener_limits,
+            self.now,
+        );
         let mut turns = 0;
         while self.driver.connection_count() > 0 {
             turns += 1;
@@ -280,11 +287,11 @@ impl ConnHarness {
             // Every turn is a readable edge: bytes are left, or the EOF is.
             self.driver.note_ready(id.slot() as usize, true, true, false, false);
             self.now = self.now.saturating_add(TURN_MS);
-            self.driver.turn(self.now, |_, _| {});
+            self.driver.turn(self.now, |_, _, _| {});
         }
         // Let every deadline of this input pass, then the driver must be idle again.
         self.now = self.now.saturating_add(BETWEEN_INPUTS_MS);
-        self.driver.turn(self.now, |_, _| {});
+        self.driver.turn(self.now, |_, _, _| {});
         self.driver.assert_idle();
         let written = std::mem::take(&mut state.borrow_mut().written);
         written

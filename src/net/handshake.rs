@@ -32,6 +32,10 @@ pub enum Rejection {
     Unauthorized(TokenError),
     /// The token is good, but its user is banned (admin API, SPEC O-1).
     Banned,
+    /// The user already has `sessions_per_user_max` sessions (SPEC C-2a).
+    TooManySessions {
+        sessions_per_user_max: usize,
+    },
 }
 
 impl Rejection {
@@ -49,6 +53,7 @@ impl Rejection {
             Rejection::UnsupportedVersion => Status::UPGRADE_REQUIRED,
             Rejection::Unauthorized(_) => Status::UNAUTHORIZED,
             Rejection::Banned => Status::FORBIDDEN,
+            Rejection::TooManySessions { .. } => Status::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -72,6 +77,9 @@ impl std::fmt::Display for Rejection {
             Rejection::UnsupportedVersion => write!(f, "only WebSocket version 13 is supported"),
             Rejection::Unauthorized(e) => write!(f, "unauthorized: {e}"),
             Rejection::Banned => write!(f, "this user is banned"),
+            Rejection::TooManySessions { sessions_per_user_max } => {
+                write!(f, "too many sessions: this user already has sessions_per_user_max {sessions_per_user_max}")
+            }
         }
     }
 }
@@ -255,5 +263,17 @@ mod tests {
         let no_key =
             String::from_utf8(upgrade(&format!("/ws?token={t}"), "")).unwrap().replace("Sec-WebSocket-Key", "X-Other");
         assert!(matches!(rejection(evaluate(no_key.as_bytes(), 8192, &key(), 10)), Rejection::BadRequest(_)));
+    }
+
+    #[test]
+    fn too_many_sessions_is_429_with_a_reason_naming_the_limit() {
+        let Outcome::Reject { response, reason } = reject(Rejection::TooManySessions { sessions_per_user_max: 8 })
+        else {
+            panic!("a refusal");
+        };
+        assert_eq!(reason.status(), (429, "Too Many Requests"));
+        let response = String::from_utf8(response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{response}");
+        assert!(response.ends_with("sessions_per_user_max 8\n"), "{response}");
     }
 }
