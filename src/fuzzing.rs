@@ -32,7 +32,7 @@ pub fn decode_envelope(data: &[u8]) {
         Ok((cid, _)) | Err((cid, _)) => *cid,
     };
     assert_eq!(cid, wire::peek_cid(&frame, &options), "decode and the cid-only read disagree on the cid");
-    let mut codecs = wire::Codecs::new(fuzz_limits().message_bytes_max);
+    let mut codecs = wire::Codecs::new(&fuzz_limits());
     let mut conn = wire::ConnCodec::new(wire::CodecKind::FlatBuffers);
     assert_eq!(
         codecs.decode_request(&mut conn, wire::ClientFrame::Binary(&frame)),

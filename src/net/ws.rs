@@ -14,7 +14,7 @@ use super::handshake::{self, Outcome, Rejection};
 use super::outbound::OutboundQueue;
 use crate::core::{Identity, Millis, SessionId, UserId, Username};
 use crate::limits::Limits;
-use crate::wire::{CodecKind, ConnCodec};
+use crate::wire::ConnCodec;
 use bytes::Bytes;
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -70,17 +70,15 @@ impl<S: Transport> Driver<S> {
                 conn.out.push(Bytes::from(response));
                 self.enter_closing(id, now);
             }
-            Outcome::Accept { response, consumed, claims, options } => {
+            Outcome::Accept { response, consumed, claims, options, codec } => {
                 let rest = head.take_rest(consumed);
                 conn.out.push(Bytes::from(response));
                 let ws = WebSocketContext::from_partially_read(rest, Role::Server, Some(self.ws_config));
-                // Only FlatBuffers exists today; the upgrade request will choose (`?format=`).
-                let codec = ConnCodec::new(CodecKind::FlatBuffers);
-                conn.phase = Phase::Open { ws: Box::new(ws), codec };
+                conn.phase = Phase::Open { ws: Box::new(ws), codec: ConnCodec::new(codec) };
                 conn.last_heard_at = now;
                 self.counters.upgrades_total += 1;
                 self.deadlines.keepalives.push(now.saturating_add(self.limits.keepalive_interval_ms), id);
-                log::debug!("session {id} open for user {}", claims.user_id);
+                log::debug!("session {id} open for user {} speaking {codec:?}", claims.user_id);
                 let identity =
                     Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
                 self.connect_session(id, identity, options, now);
