@@ -27,6 +27,7 @@ mod decode;
 mod encode;
 mod errors;
 mod ids;
+mod request;
 
 pub use codec::{NakamaJsonCodec, NakamaSession};
 pub use decode::{
@@ -35,6 +36,7 @@ pub use decode::{
 pub use encode::{Frames, NakamaEncoder, FRAMES_PER_OUTPUT_MAX};
 pub use errors::{nakama_error, FieldName, NakamaCode, NakamaDecodeError, NakamaError, NakamaOp};
 pub use ids::{parse_party_id, parse_session_id, NakamaPartyId, NakamaSessionId, NODE, PARTY_ID_BYTES_MAX};
+pub use request::request_frame;
 
 #[cfg(test)]
 mod tests;
