@@ -5,7 +5,10 @@
 //! client frames (RFC 6455 §5.3), and a parser for the server's unmasked frames that answers
 //! pings and notices close frames. Requests are encoded with the server's own
 //! [`Encoder`](huddle::wire::Encoder). Output is buffered per connection and written once per
-//! turn, so a burst of sends costs one `write` per connection.
+//! turn, so a burst of sends costs one `write` per connection. A fleet made with
+//! [`Fleet::speak_json`] connects as a Nakama SDK does (`format=json`) and sends text frames
+//! instead ([`Fleet::send_text`]); its sessions count as welcomed at the upgrade, since JSON
+//! sessions get no welcome.
 
 use huddle::core::{Cid, Request};
 use huddle::wire::Encoder;
@@ -46,7 +49,8 @@ struct Conn {
 
 /// What a connection delivered, handed to the scenario's callback.
 pub enum Incoming<'a> {
-    /// One binary frame's payload (the first is the welcome event).
+    /// One binary frame's payload (the first is the welcome event), or a text frame's on a
+    /// JSON fleet.
     Frame(&'a [u8]),
     /// The connection ended; the text says why.
     Closed(&'a str),
@@ -63,6 +67,8 @@ pub struct Fleet {
     target: SocketAddr,
     host: String,
     path: String,
+    /// Nakama's JSON mode (SPEC K-1) instead of FlatBuffers.
+    json: bool,
     pub welcomed: usize,
     pub closed: usize,
     /// Connections that failed before their welcome, with the first reason seen.
@@ -83,6 +89,7 @@ impl Fleet {
             target,
             host: host.to_owned(),
             path: path.to_owned(),
+            json: false,
             welcomed: 0,
             closed: 0,
             failed: 0,
@@ -92,6 +99,11 @@ impl Fleet {
 
     pub fn len(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Connections opened from now on speak Nakama's JSON: text frames both ways.
+    pub fn speak_json(&mut self) {
+        self.json = true;
     }
 
     pub fn state(&self, conn: usize) -> ConnState {
@@ -105,8 +117,9 @@ impl Fleet {
         let index = self.conns.len();
         self.poll.registry().register(&mut stream, Token(index), Interest::READABLE | Interest::WRITABLE)?;
         let status = if status { "&status=true" } else { "" };
+        let format = if self.json { "&format=json" } else { "" };
         let request = format!(
-            "GET {}?token={token}{status} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {}?token={token}{status}{format} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
             self.path, self.host
         );
@@ -164,18 +177,12 @@ impl Fleet {
     /// Queues one request as a masked binary frame.
     pub fn send(&mut self, conn: usize, cid: u64, request: &Request) {
         let payload = self.encoder.request(Cid(cid), request);
-        self.mask_state ^= self.mask_state << 13;
-        self.mask_state ^= self.mask_state >> 17;
-        self.mask_state ^= self.mask_state << 5;
-        let c = &mut self.conns[conn];
-        if c.state == ConnState::Closed {
-            return;
-        }
-        push_client_frame(&mut c.out, 0x2, payload, self.mask_state.to_be_bytes());
-        if !c.out_listed {
-            c.out_listed = true;
-            self.flush_list.push(conn);
-        }
+        queue_frame(&mut self.conns[conn], conn, &mut self.flush_list, &mut self.mask_state, 0x2, payload);
+    }
+
+    /// Queues one masked text frame (a Nakama JSON envelope).
+    pub fn send_text(&mut self, conn: usize, text: &[u8]) {
+        queue_frame(&mut self.conns[conn], conn, &mut self.flush_list, &mut self.mask_state, 0x1, text);
     }
 
     /// Closes every connection (a FIN each); the server notices and cleans up.
@@ -342,6 +349,11 @@ impl Fleet {
             }
             self.conns[index].state = ConnState::Open;
             at = end + 4;
+            if self.json {
+                // No welcome in Nakama's vocabulary: the upgrade is the session's start.
+                self.conns[index].welcomed = true;
+                self.welcomed += 1;
+            }
         }
         while self.conns[index].state == ConnState::Open {
             let Some((opcode, header, len)) = parse_server_header(&bytes[at..])? else {
@@ -353,6 +365,7 @@ impl Fleet {
             let payload = &bytes[at + header..at + header + len];
             at += header + len;
             match opcode {
+                0x1 if self.json => on_frame(index, Incoming::Frame(payload)),
                 0x2 => {
                     if !self.conns[index].welcomed {
                         self.conns[index].welcomed = true;
@@ -382,6 +395,29 @@ impl Fleet {
             }
         }
         Ok(at)
+    }
+}
+
+/// Appends one client frame to connection `index`'s output (nothing once it is closed) and
+/// lists it for the next flush; each frame gets the next mask of a xorshift sequence.
+fn queue_frame(
+    c: &mut Conn,
+    index: usize,
+    flush_list: &mut Vec<usize>,
+    mask_state: &mut u32,
+    opcode: u8,
+    payload: &[u8],
+) {
+    *mask_state ^= *mask_state << 13;
+    *mask_state ^= *mask_state >> 17;
+    *mask_state ^= *mask_state << 5;
+    if c.state == ConnState::Closed {
+        return;
+    }
+    push_client_frame(&mut c.out, opcode, payload, mask_state.to_be_bytes());
+    if !c.out_listed {
+        c.out_listed = true;
+        flush_list.push(index);
     }
 }
 

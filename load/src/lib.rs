@@ -93,6 +93,8 @@ COMMON OPTIONS:
 
 FANOUT / SWEEP:
     --party-size K [4]  --payload BYTES [64]  --rate R [10000]  --window W [8]
+    --format F                flatbuffers [default], or json: every session in Nakama's JSON
+                              mode (format=json; party_data_send text frames, party_data in)
     --rates R1,R2,...         sweep: explicit rates, else --rate-start [20000] times --rate-factor [1.5]
     --steps-max N [12]  --p99-max-us US [20000]  --svg PATH [sweep.svg]
 STATUS / IDLE:
@@ -124,6 +126,24 @@ impl Scenario {
     }
 }
 
+/// The wire format of the sessions (`--format`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// huddle's own protocol.
+    FlatBuffers,
+    /// Nakama's realtime JSON (SPEC K-1); fanout and sweep only.
+    Json,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::FlatBuffers => "flatbuffers",
+            Format::Json => "json",
+        }
+    }
+}
+
 /// Everything a run needs, parsed from the command line.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -142,6 +162,7 @@ pub struct Options {
     pub server_rps_max: u64,
     pub party_size: usize,
     pub payload_bytes: usize,
+    pub format: Format,
     pub rate: u64,
     pub window: usize,
     pub follows: usize,
@@ -189,6 +210,7 @@ impl Options {
             server_rps_max: 250,
             party_size: 4,
             payload_bytes: 64,
+            format: Format::FlatBuffers,
             rate: 10_000,
             window: 8,
             follows: 10,
@@ -244,6 +266,13 @@ impl Options {
                 "--server-rps-max" => o.server_rps_max = num(&value)?,
                 "--party-size" => o.party_size = num(&value)? as usize,
                 "--payload" => o.payload_bytes = num(&value)? as usize,
+                "--format" => {
+                    o.format = match value.as_str() {
+                        "flatbuffers" => Format::FlatBuffers,
+                        "json" => Format::Json,
+                        other => return Err(format!("--format: flatbuffers or json, not {other:?}")),
+                    }
+                }
                 "--rate" => o.rate = num(&value)?,
                 "--window" => o.window = num(&value)?.max(1) as usize,
                 "--follows" => o.follows = num(&value)? as usize,
@@ -274,6 +303,9 @@ impl Options {
         }
         if o.party_size > 256 {
             return Err("--party-size must be at most 256".into());
+        }
+        if o.format == Format::Json && !matches!(o.scenario, Scenario::Fanout | Scenario::Sweep) {
+            return Err("--format json drives the fanout and sweep scenarios only".into());
         }
         if o.payload_bytes < 8 {
             return Err("--payload must be at least 8 bytes (the send timestamp)".into());
@@ -458,6 +490,8 @@ pub struct Report {
     pub offered_per_sec: u64,
     pub party_size: usize,
     pub payload_bytes: usize,
+    /// The sessions' wire format (`--format`).
+    pub format: &'static str,
     pub sent_per_sec: f64,
     pub delivered_per_sec: f64,
     pub errors: u64,
@@ -489,6 +523,7 @@ impl Report {
             "offered_per_sec": self.offered_per_sec,
             "party_size": self.party_size,
             "payload_bytes": self.payload_bytes,
+            "format": self.format,
             "unit": self.unit,
             "sent_per_sec": round1(self.sent_per_sec),
             "delivered_per_sec": round1(self.delivered_per_sec),
@@ -524,7 +559,7 @@ impl Report {
             return s;
         }
         let l = &self.latency_us;
-        s.push_str(&format!("scenario              {}\n", self.scenario));
+        s.push_str(&format!("scenario              {} ({})\n", self.scenario, self.format));
         s.push_str(&format!("connections           {} ({} process(es))\n", self.connections, self.processes));
         s.push_str(&format!("duration              {:.1} s\n", self.duration_s));
         if self.offered_per_sec > 0 {
@@ -661,6 +696,7 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         offered_per_sec: if matches!(o.scenario, Scenario::Idle) { 0 } else { o.rate },
         party_size: o.party_size,
         payload_bytes: o.payload_bytes,
+        format: o.format.name(),
         sent_per_sec: total.sent as f64 / duration_s,
         delivered_per_sec: total.delivered as f64 / duration_s,
         errors: total.errors,

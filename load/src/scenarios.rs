@@ -15,13 +15,18 @@ use huddle::wire::{self, fb, ServerMessage};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod json_fanout;
+
 /// Time allowed to open every connection of a worker and finish setup requests.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) fn run_worker(o: &Options, index: usize, count: usize, link: &mut dyn Link) -> Result<WorkerResult, String> {
     let ctx = Ctx::new(o, index, count)?;
     match o.scenario {
-        Scenario::Fanout | Scenario::Sweep => fanout(&ctx, link),
+        Scenario::Fanout | Scenario::Sweep => match o.format {
+            super::Format::FlatBuffers => fanout(&ctx, link, &mut FlatBuffersFanout::default()),
+            super::Format::Json => fanout(&ctx, link, &mut json_fanout::JsonFanout::default()),
+        },
         Scenario::Churn => churn(&ctx, link),
         Scenario::Status => status(&ctx, link, false),
         Scenario::Idle => status(&ctx, link, true),
@@ -95,7 +100,12 @@ impl<'a> Ctx<'a> {
     }
 
     fn fleet(&self) -> Result<Fleet, String> {
-        Fleet::new(self.target.addr, &self.target.host, &self.target.path).map_err(|e| format!("poll: {e}"))
+        let mut fleet =
+            Fleet::new(self.target.addr, &self.target.host, &self.target.path).map_err(|e| format!("poll: {e}"))?;
+        if self.o.format == super::Format::Json {
+            fleet.speak_json();
+        }
+        Ok(fleet)
     }
 
     /// `(window_start, window_end)` for a start time.
@@ -223,39 +233,103 @@ fn poll_timeout(next_ns: Option<u64>, now: u64) -> Duration {
     }
 }
 
+/// What the fan-out loop needs of a wire format: huddle's FlatBuffers, or Nakama's JSON
+/// (`--format json`, in `json_fanout.rs`).
+trait FanoutWire {
+    /// Creates a party per K sessions (the first of each K leads) and joins the others to it.
+    fn setup(&mut self, ctx: &Ctx<'_>, fleet: &mut Fleet) -> Result<(), String>;
+    /// Queues `data` as party data from session `conn` to its party, under `cid`.
+    fn send_data(&mut self, fleet: &mut Fleet, conn: usize, cid: u64, data: &[u8]);
+    /// What a frame from the server means to the loop.
+    fn classify(&self, ctx: &Ctx<'_>, frame: &[u8]) -> Seen;
+}
+
+/// A server frame as the fan-out loop sees it.
+enum Seen {
+    /// Party data carrying the harness's send stamp (its first 8 bytes).
+    Data(u64),
+    /// The reply to a party data request.
+    Ok,
+    Error(String),
+    Other,
+}
+
+/// The send stamp at the start of a delivered payload.
+fn stamp(data: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(data.get(..8)?.try_into().ok()?))
+}
+
+#[derive(Default)]
+struct FlatBuffersFanout {
+    party_size: usize,
+    /// Each party's id, by session index / party size.
+    party_of: Vec<PartyId>,
+}
+
+impl FanoutWire for FlatBuffersFanout {
+    fn setup(&mut self, ctx: &Ctx<'_>, fleet: &mut Fleet) -> Result<(), String> {
+        let k = ctx.o.party_size;
+        let n = ctx.users.len();
+        self.party_size = k;
+        let leaders: Vec<usize> = (0..n).step_by(k).collect();
+        let mut party_of: Vec<Option<PartyId>> = vec![None; n / k];
+        setup_round(
+            ctx,
+            fleet,
+            &leaders,
+            |_| {
+                Request::Party(PartyRequest::Create {
+                    open: true,
+                    max_size: k as u32,
+                    label: String::new(),
+                    hidden: false,
+                })
+            },
+            |i, reply| {
+                if let Reply::Party(PartyReply::Info(snapshot)) = reply {
+                    party_of[i / k] = Some(snapshot.party_id);
+                }
+            },
+        )?;
+        self.party_of =
+            party_of.into_iter().map(|p| p.ok_or("a create reply without a party")).collect::<Result<_, _>>()?;
+        let members: Vec<usize> = (0..n).filter(|i| i % k != 0).collect();
+        let party_of = &self.party_of;
+        setup_round(
+            ctx,
+            fleet,
+            &members,
+            |i| Request::Party(PartyRequest::Join { party_id: party_of[i / k] }),
+            |_, _| {},
+        )
+    }
+
+    fn send_data(&mut self, fleet: &mut Fleet, conn: usize, cid: u64, data: &[u8]) {
+        let party_id = self.party_of[conn / self.party_size];
+        let data = Bytes::copy_from_slice(data);
+        fleet.send(conn, cid, &Request::Party(PartyRequest::Data { party_id, op_code: 1, data }));
+    }
+
+    fn classify(&self, ctx: &Ctx<'_>, frame: &[u8]) -> Seen {
+        match classify(frame, &ctx.verifier) {
+            Ok(Msg::PartyData(data)) => stamp(data).map_or(Seen::Other, Seen::Data),
+            Ok(Msg::Ok) => Seen::Ok,
+            Ok(Msg::Error(e)) => Seen::Error(e),
+            Ok(_) => Seen::Other,
+            Err(e) => Seen::Error(format!("undecodable frame: {e}")),
+        }
+    }
+}
+
 /// Party fan-out: parties of K, every member sends party data; latency from intended send time
 /// to each delivery.
-fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
+fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link, wire: &mut dyn FanoutWire) -> Result<WorkerResult, String> {
     let o = ctx.o;
     let k = o.party_size;
     let n = ctx.users.len();
     let mut fleet = ctx.fleet()?;
     ctx.open(&mut fleet, false)?;
-    let leaders: Vec<usize> = (0..n).step_by(k).collect();
-    let mut party_of: Vec<Option<PartyId>> = vec![None; n / k];
-    setup_round(
-        ctx,
-        &mut fleet,
-        &leaders,
-        |_| {
-            Request::Party(PartyRequest::Create { open: true, max_size: k as u32, label: String::new(), hidden: false })
-        },
-        |i, reply| {
-            if let Reply::Party(PartyReply::Info(snapshot)) = reply {
-                party_of[i / k] = Some(snapshot.party_id);
-            }
-        },
-    )?;
-    let party_of: Vec<PartyId> =
-        party_of.into_iter().map(|p| p.ok_or("a create reply without a party")).collect::<Result<_, _>>()?;
-    let members: Vec<usize> = (0..n).filter(|i| i % k != 0).collect();
-    setup_round(
-        ctx,
-        &mut fleet,
-        &members,
-        |i| Request::Party(PartyRequest::Join { party_id: party_of[i / k] }),
-        |_, _| {},
-    )?;
+    wire.setup(ctx, &mut fleet)?;
 
     link.ready();
     let go = link.wait_go()?;
@@ -283,13 +357,8 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         }
         let mut send = |fleet: &mut Fleet, conn: usize, intended: u64, in_flight: &mut [usize]| {
             payload[..8].copy_from_slice(&intended.to_le_bytes());
-            let data = Bytes::copy_from_slice(&payload);
             next_cid += 1;
-            fleet.send(
-                conn,
-                next_cid,
-                &Request::Party(PartyRequest::Data { party_id: party_of[conn / k], op_code: 1, data }),
-            );
+            wire.send_data(fleet, conn, next_cid, &payload);
             in_flight[conn] += 1;
             sent_total += 1;
             if (window_start..window_end).contains(&intended) {
@@ -344,27 +413,25 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         } else {
             poll_timeout(schedule.as_ref().and_then(Schedule::next_ns), now)
         };
-        let verifier = &ctx.verifier;
+        let reader = &*wire;
         fleet.turn(timeout, &mut |conn, incoming| match incoming {
-            Incoming::Frame(frame) => match classify(frame, verifier) {
-                Ok(Msg::PartyData(data)) if data.len() >= 8 => {
-                    let intended = u64::from_le_bytes(data[..8].try_into().expect("8 bytes checked"));
+            Incoming::Frame(frame) => match reader.classify(ctx, frame) {
+                Seen::Data(intended) => {
                     delivered_total += 1;
                     if (window_start..window_end).contains(&intended) {
                         delivered_window += 1;
                         latency.record_ns(now_ns().saturating_sub(intended));
                     }
                 }
-                Ok(Msg::Ok) => {
+                Seen::Ok => {
                     tally.acked += 1;
                     in_flight[conn] = in_flight[conn].saturating_sub(1);
                 }
-                Ok(Msg::Error(e)) => {
+                Seen::Error(e) => {
                     tally.error(e);
                     in_flight[conn] = in_flight[conn].saturating_sub(1);
                 }
-                Ok(_) => {}
-                Err(e) => tally.error(format!("undecodable frame: {e}")),
+                Seen::Other => {}
             },
             Incoming::Closed(why) => tally.error(why.to_owned()),
         })?;

@@ -54,6 +54,18 @@ fn fanout_delivers_to_every_other_member() {
 }
 
 #[test]
+fn fanout_in_nakamas_json_mode_delivers_to_every_other_member() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let server = server();
+    let report = run(&server, "fanout --format json --connections 16 --party-size 4 --rate 400 --payload 64");
+    assert_eq!((report.connections, report.format), (16, "json"));
+    assert!(report.delivered_per_sec > 0.0, "{}", report.table());
+    assert!(report.latency_us.count > 0);
+    assert!(server.stats().decode_errors_total == 0, "every text frame was a request");
+    assert!(Options::parse(&["churn", "--format", "json"].map(str::to_owned)).is_err(), "JSON is fanout-only");
+}
+
+#[test]
 fn fanout_as_fast_as_possible_with_a_window() {
     let _watchdog = Watchdog::start(Duration::from_secs(60));
     // Rate 0 is a closed loop that outruns the default request limit: lift it, as the README
