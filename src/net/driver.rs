@@ -84,7 +84,7 @@ impl<S: Transport> Driver<S> {
             conns: ConnTable::new(),
             core: Core::new(limits.clone(), seed),
             outbox: Outbox::new(),
-            codecs: Codecs::new(limits.message_bytes_max),
+            codecs: Codecs::new(&limits),
             event_frames: EventFrames::default(),
             scratch: ReadScratch::new(limits.read_batch_bytes),
             ws_config: ws::websocket_config(&limits),

@@ -70,6 +70,9 @@ stats! {
     shutdown_cut_total,
     frames_in_total,
     frames_out_total,
+    /// Events encoded: once per codec in use among an event's recipients (SPEC K-1), however
+    /// many recipients share the bytes.
+    events_encoded_total,
     /// Requests decoded and handed to the core.
     requests_total,
     /// Frames answered with a decode error (text frames included).

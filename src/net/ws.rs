@@ -15,7 +15,7 @@ use super::inbound::FrameLimit;
 use super::outbound::OutboundQueue;
 use crate::core::{Identity, Millis, SessionId, UserId, Username};
 use crate::limits::Limits;
-use crate::wire::{ClientFrame, CodecKind, ConnCodec};
+use crate::wire::{ClientFrame, ConnCodec};
 use bytes::{Bytes, BytesMut};
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -95,7 +95,7 @@ impl<S: Transport> Driver<S> {
                 conn.out.push(Bytes::from(response));
                 self.enter_closing(id, now);
             }
-            Outcome::Accept { response, consumed, claims, options } => {
+            Outcome::Accept { response, consumed, claims, options, codec } => {
                 let rest = head.take_rest(consumed);
                 conn.out.push(Bytes::from(response));
                 // Frames that came with the head wait in the connection's stash, so they pass the
@@ -103,13 +103,11 @@ impl<S: Transport> Driver<S> {
                 debug_assert!(conn.pending.is_empty(), "no frame bytes before the upgrade");
                 conn.pending = BytesMut::from(&rest[..]);
                 let ws = WebSocketContext::new(Role::Server, Some(self.ws_config));
-                // Only FlatBuffers exists today; the upgrade request will choose (`?format=`).
-                let codec = ConnCodec::new(CodecKind::FlatBuffers);
-                conn.phase = Phase::Open { ws: Box::new(ws), codec };
+                conn.phase = Phase::Open { ws: Box::new(ws), codec: ConnCodec::new(codec) };
                 conn.last_heard_at = now;
                 self.counters.upgrades_total += 1;
                 self.deadlines.keepalives.push(now.saturating_add(self.limits.keepalive_interval_ms), id);
-                log::debug!("session {id} open for user {}", claims.user_id);
+                log::debug!("session {id} open for user {} speaking {codec:?}", claims.user_id);
                 let identity =
                     Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
                 let user_id = identity.user_id.clone();
