@@ -80,6 +80,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod benching;
 pub mod client;
 pub mod core;
 pub mod fuzzing;
