@@ -56,6 +56,12 @@ pub struct Tally {
 
 #[derive(Default)]
 struct PeerState {
+    /// Ticks on every read and write of any peer of the fan-out, so tests can order them.
+    clock: Rc<std::cell::Cell<u64>>,
+    /// The clock at this peer's last read that returned bytes, and at its first write since
+    /// `first_write_at` was last cleared.
+    last_read_at: u64,
+    first_write_at: Option<u64>,
     /// Bytes the client sent and the server has not read; emptied (capacity kept) once read.
     inbound: Vec<u8>,
     read_at: usize,
@@ -76,6 +82,8 @@ impl Read for PeerSocket {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let n = left.min(buf.len());
+        peer.last_read_at = peer.clock.get();
+        peer.clock.set(peer.last_read_at + 1);
         let at = peer.read_at;
         buf[..n].copy_from_slice(&peer.inbound[at..at + n]);
         peer.read_at += n;
@@ -95,6 +103,9 @@ impl Write for PeerSocket {
     /// Takes everything: each slice is one whole frame (nothing is ever left half-written).
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let mut peer = self.0.borrow_mut();
+        let now = peer.clock.get();
+        peer.clock.set(now + 1);
+        peer.first_write_at.get_or_insert(now);
         let mut n = 0;
         for buf in bufs.iter().filter(|b| !b.is_empty()) {
             n += buf.len();
@@ -138,15 +149,28 @@ impl PartyFanout {
     /// `parties` parties of `party_size` members, each member sending `payload_bytes` of party
     /// data per message in `mode`.
     pub fn new(parties: usize, party_size: usize, payload_bytes: usize, mode: Mode) -> PartyFanout {
+        PartyFanout::with_limits(parties, party_size, payload_bytes, mode, |_| {})
+    }
+
+    /// As [`PartyFanout::new`], with the server's limits changed by `adjust` (the bench's own
+    /// settings, many connections and no request rate limit, come first).
+    pub fn with_limits(
+        parties: usize,
+        party_size: usize,
+        payload_bytes: usize,
+        mode: Mode,
+        adjust: impl FnOnce(&mut Limits),
+    ) -> PartyFanout {
         assert!(party_size >= 2, "a delivery needs another member");
         let count = parties * party_size;
-        let limits = Limits {
+        let mut limits = Limits {
             connections_max: count.max(16),
             // The bench measures the delivery path, not the request rate limiter.
             requests_per_second_max: 10_000_000,
             requests_burst_max: 10_000_000,
             ..Limits::default()
         };
+        adjust(&mut limits);
         limits.validate().expect("bench limits are valid");
         let key = TokenKey::new(BENCH_KEY);
         let mut fanout = PartyFanout {
@@ -158,8 +182,13 @@ impl PartyFanout {
             next_sender: 0,
         };
         let listener_limits = ListenerLimits::game(&limits);
+        let clock = Rc::new(std::cell::Cell::new(0));
         for user in 0..count {
-            let peer = Rc::new(RefCell::new(PeerState { captured: Some(Vec::new()), ..PeerState::default() }));
+            let peer = Rc::new(RefCell::new(PeerState {
+                clock: clock.clone(),
+                captured: Some(Vec::new()),
+                ..PeerState::default()
+            }));
             peer.borrow_mut().inbound = upgrade_request(user, &key).into_bytes();
             let id = fanout.driver.insert(
                 PeerSocket(peer.clone()),
@@ -345,6 +374,32 @@ fn server_payloads(mut bytes: &[u8]) -> Vec<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether, in one turn where every session sent, some connection was written before the
+    /// last connection was read.
+    fn wrote_before_the_last_read(flush_batch_bytes: usize) -> bool {
+        let mut fanout = PartyFanout::with_limits(8, 4, 64, Mode::Acked, |limits| {
+            limits.flush_batch_bytes = flush_batch_bytes;
+        });
+        for session in &fanout.sessions {
+            session.peer.borrow_mut().first_write_at = None;
+        }
+        fanout.measured_rounds(Shape::All, 1);
+        let peers = fanout.sessions.iter().map(|s| s.peer.borrow());
+        let (last_read, first_write) = peers.fold((0, u64::MAX), |(read, write), peer| {
+            (read.max(peer.last_read_at), write.min(peer.first_write_at.unwrap_or(u64::MAX)))
+        });
+        first_write < last_read
+    }
+
+    /// A turn's output is written as it reaches `flush_batch_bytes` per waiting connection,
+    /// not held to the turn's end; with 0 it is held, as it always was.
+    #[test]
+    fn a_long_turn_writes_its_first_replies_before_its_last_read() {
+        assert!(wrote_before_the_last_read(64), "a batch of 64 bytes per connection is flushed mid-turn");
+        assert!(!wrote_before_the_last_read(0), "with 0, nothing is written before the turn's reads end");
+        assert!(!wrote_before_the_last_read(1 << 20), "a batch never reached waits for the turn's end");
+    }
 
     /// The bench's driver really delivers: every member but the sender gets each message, and
     /// the sender its acknowledgement (or nothing, fire-and-forget), in both shapes.

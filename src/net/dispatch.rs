@@ -171,6 +171,7 @@ impl<S: Transport> Driver<S> {
                 continue; // this codec sends nothing for this event
             }
             for framed in &frames.by_kind[kind] {
+                self.bytes_since_flush += framed.len();
                 conn.out.push(framed.clone());
                 self.counters.frames_out_total += 1;
             }
@@ -203,10 +204,12 @@ impl<S: Transport> Driver<S> {
         let Phase::Open { codec, .. } = &mut conn.phase else {
             return;
         };
-        let (out, pool) = (&mut conn.out, &mut self.frame_pool);
+        let (out, pool, queued) = (&mut conn.out, &mut self.frame_pool, &mut self.bytes_since_flush);
         let mut frames = 0;
         encode(&mut self.codecs, codec, &mut |frame: Frame<'_>| {
-            out.push(pool.frame(frame));
+            let framed = pool.frame(frame);
+            *queued += framed.len();
+            out.push(framed);
             frames += 1;
         });
         if frames == 0 {

@@ -53,6 +53,8 @@ pub(crate) struct Driver<S> {
     pub(super) read_list: Vec<SessionId>,
     /// Connections with queued output to flush this turn.
     pub(super) flush_list: Vec<SessionId>,
+    /// Bytes of replies and events queued since the last flush (`Limits::flush_batch_bytes`).
+    pub(super) bytes_since_flush: usize,
     /// Connections to remove at the end of the turn.
     pub(super) reap_list: Vec<SessionId>,
     /// Sessions that left the open phase and still have to be disconnected from the core.
@@ -100,6 +102,7 @@ impl<S: Transport> Driver<S> {
             token_key,
             read_list: Vec::new(),
             flush_list: Vec::new(),
+            bytes_since_flush: 0,
             reap_list: Vec::new(),
             pending_disconnects: Vec::new(),
             deadlines: Deadlines::default(),

@@ -75,8 +75,16 @@ impl<S: Transport> Driver<S> {
         self.close_with(id, CLOSE_POLICY, "output buffer limit", now);
     }
 
+    /// Whether the output queued since the last flush is worth writing before reading on: it
+    /// averages `flush_batch_bytes` per connection waiting for it (see that limit).
+    pub(super) fn flush_due(&self) -> bool {
+        let batch_bytes = self.limits.flush_batch_bytes;
+        batch_bytes > 0 && self.bytes_since_flush >= batch_bytes.saturating_mul(self.flush_list.len().max(1))
+    }
+
     /// Writes every listed connection's queue, up to `write_bytes_per_turn_max` each.
     pub(crate) fn flush_listed(&mut self, now: Millis) {
+        self.bytes_since_flush = 0;
         let list = std::mem::take(&mut self.flush_list);
         let budget = self.limits.write_bytes_per_turn_max;
         let soft_bytes_max = self.limits.outbound_soft_bytes_max;
