@@ -105,6 +105,19 @@ pub type DecodedRequest = (Cid, Request);
 /// Every request needs a non-zero cid (101) except party data, which may be sent with cid 0,
 /// fire-and-forget (P-9): it decodes as a request with [`Cid::NONE`].
 pub fn decode_request(frame: &Bytes, options: &VerifierOptions) -> Result<DecodedRequest, (Cid, DecodeError)> {
+    // Party data, the hot path, is verified and read by hand; anything else (or any doubt)
+    // goes through the generic verifier, which decides exactly as it always did.
+    if let Some(decoded) = hot::decode_party_data_send(frame, options) {
+        return Ok(decoded);
+    }
+    decode_request_verified(frame, options)
+}
+
+/// [`decode_request`] through the generic verifier and decoder alone: what the hand-written
+/// party-data path must agree with (its tests and the `decode_envelope` fuzz target compare
+/// the two).
+#[doc(hidden)]
+pub fn decode_request_verified(frame: &Bytes, options: &VerifierOptions) -> Result<DecodedRequest, (Cid, DecodeError)> {
     let envelope = envelope::verified(frame, options)?;
     let cid = Cid(envelope.cid());
     let kind = envelope.message_type();
