@@ -36,7 +36,7 @@ pub fn decode_envelope(data: &[u8]) {
         Ok((cid, _)) | Err((cid, _)) => *cid,
     };
     assert_eq!(cid, wire::peek_cid(&frame, &options), "decode and the cid-only read disagree on the cid");
-    let mut codecs = wire::Codecs::new(fuzz_limits().message_bytes_max);
+    let mut codecs = wire::Codecs::new(&fuzz_limits());
     let mut conn = wire::ConnCodec::new(wire::CodecKind::FlatBuffers);
     assert_eq!(
         codecs.decode_request(&mut conn, wire::ClientFrame::Binary(&frame)),
@@ -279,7 +279,14 @@ impl ConnHarness {
             ListenerKind::Game => ListenerLimits::game(&limits),
             ListenerKind::Admin => ListenerLimits::admin(&limits),
         };
-        let id = self.driver.insert(MemStream(state.clone()), ListenerId(0), kind, &listener_limits, self.now);
+        let id = self.driver.insert(
+            MemStream(state.clone()),
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            ListenerId(0),
+            kind,
+            &listener_limits,
+            self.now,
+        );
         let mut turns = 0;
         while self.driver.connection_count() > 0 {
             turns += 1;
@@ -287,11 +294,11 @@ impl ConnHarness {
             // Every turn is a readable edge: bytes are left, or the EOF is.
             self.driver.note_ready(id.slot() as usize, true, true, false, false);
             self.now = self.now.saturating_add(TURN_MS);
-            self.driver.turn(self.now, |_, _| {});
+            self.driver.turn(self.now, |_, _, _| {});
         }
         // Let every deadline of this input pass, then the driver must be idle again.
         self.now = self.now.saturating_add(BETWEEN_INPUTS_MS);
-        self.driver.turn(self.now, |_, _| {});
+        self.driver.turn(self.now, |_, _, _| {});
         self.driver.assert_idle();
         let written = std::mem::take(&mut state.borrow_mut().written);
         written
@@ -372,4 +379,70 @@ fn split_server_frame(bytes: &[u8]) -> (u8, &[u8], &[u8]) {
     };
     assert!(bytes.len() >= header + len, "a truncated server frame");
     (bytes[0] & 0x0F, &bytes[header..header + len], &bytes[header + len..])
+}
+
+/// bytes → the Nakama JSON decoder, bounded whatever the bytes; as the driver calls it (a text
+/// frame through the codec interface) it agrees with the free function and the cid-only read;
+/// whatever decodes re-encodes as a client frame that decodes to the same request and cid; and
+/// every answer (a reply, or the error for a frame that did not decode) is text frames of JSON
+/// objects carrying the frame's cid exactly as the client wrote it.
+pub fn nakama_json(data: &[u8]) {
+    use crate::core::{CoreError, Event, Presence, SessionId, UserId, Username};
+    use crate::wire::nakama::{decode_request, request_frame, CidText, NakamaLimits};
+    use crate::wire::{ClientFrame, CodecKind, Codecs, ConnCodec, Frame, FrameKind};
+    use serde_json::Value;
+
+    let limits = fuzz_limits();
+    let decoded = decode_request(data, &NakamaLimits::new(&limits));
+    if let Ok(request) = &decoded {
+        let again = request_frame(&request.reply_to.cid, &request.request).expect("every decoded request has a form");
+        let redecoded = decode_request(again.as_bytes(), &NakamaLimits::new(&limits));
+        assert_eq!(redecoded.as_ref(), Ok(request), "re-encoded request differs: {again}");
+        // The cid is the frame's, as any JSON parser reads it.
+        if let Ok(Value::Object(frame)) = serde_json::from_slice::<Value>(data) {
+            let written = frame.get("cid").and_then(Value::as_str).unwrap_or_default();
+            assert_eq!(request.reply_to.cid.to_string(), written, "the cid read differs from the frame's");
+        }
+    }
+    // The driver hands the codec only UTF-8 text (the WebSocket layer checks it).
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut codecs = Codecs::new(&limits);
+    let mut conn = ConnCodec::new(CodecKind::NakamaJson);
+    let me = Presence { user_id: UserId::new("u"), session_id: SessionId::new(1, 1), username: Username::new("U") };
+    codecs.encode_event(CodecKind::NakamaJson, &Event::Welcome { presence: me }, Some(&mut conn), &mut |_| {
+        panic!("the welcome is not sent to JSON sessions")
+    });
+    let through_codec = codecs.decode_request(&mut conn, ClientFrame::Text(text));
+    let cid_text = match &decoded {
+        Ok(request) => request.reply_to.cid.clone(),
+        Err(failure) => failure.cid.clone(),
+    };
+    let mut answer = Vec::new();
+    let mut collect = |frame: Frame<'_>| {
+        assert_eq!(frame.kind, FrameKind::Text, "JSON sessions get text frames only");
+        let parsed: Value = serde_json::from_slice(frame.payload).expect("every frame is JSON");
+        assert!(parsed.is_object(), "every frame is an envelope");
+        answer.push(parsed);
+    };
+    match (&decoded, through_codec) {
+        (Ok(request), Ok((cid, core_request))) => {
+            assert_eq!((cid, &core_request), (request.reply_to.core_cid(), &request.request), "codec differs");
+            let refusal = Err(CoreError::BadInput("fuzz".into()));
+            codecs.encode_reply(&mut conn, cid, &refusal, &mut collect);
+        }
+        (Err(failure), Err((cid, error))) => {
+            assert_eq!((cid, error.code()), (failure.cid.core_cid(), failure.error.code()), "codec differs");
+            codecs.encode_error(&mut conn, cid, error.code(), &error.to_string(), &mut collect);
+        }
+        (free, codec) => panic!("codec and free function disagree: {free:?} vs {codec:?}"),
+    }
+    if let CidText::Absent = cid_text {
+        assert!(answer.iter().all(|frame| frame.get("cid").is_none()), "a cid appeared: {answer:?}");
+    } else {
+        // An ack of party data sent without a cid is nothing; anything else answers under the cid.
+        let first = answer.first().expect("a request with a cid is answered");
+        assert_eq!(first["cid"].as_str(), Some(cid_text.to_string().as_str()), "the cid is not echoed: {first}");
+    }
+    let peeked = codecs.peek_cid(&mut conn, ClientFrame::Text(text));
+    assert_eq!(peeked, cid_text.core_cid(), "the cid-only read differs");
 }

@@ -40,8 +40,9 @@
 //!   fire-and-forget (P-9); every other request needs a cid. `codec.rs` is the interface a
 //!   connection's codec implements ([`wire::Codec`]: decode a binary or text message, encode a
 //!   reply, an event or an error into zero or more frames, with per-connection state), chosen per
-//!   connection ([`wire::ConnCodec`]) and dispatched by [`wire::Codecs`]; FlatBuffers is the first
-//!   codec behind it, Nakama's JSON the next.
+//!   connection ([`wire::ConnCodec`]) and dispatched by [`wire::Codecs`]: huddle's FlatBuffers,
+//!   and Nakama's realtime JSON (`wire/nakama/`, SPEC K-1), which the upgrade chooses when the URL
+//!   says `format=json` or names `lang` without a `format`, as every Nakama SDK does.
 //! - [`net`] is the mio driver: one `Poll` on one thread, a table of listeners (each with a
 //!   kind and its own limits: game clients today, the admin API next), one table of connections
 //!   named by their core `SessionId` (slab slot + generation, one checked lookup), and one turn

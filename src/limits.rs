@@ -13,16 +13,55 @@ pub struct Limits {
     pub connections_max: usize,
     /// Connections accepted per loop turn, so an accept storm cannot starve established sessions.
     pub accepts_per_turn_max: usize,
+    /// Open connections from one source address (IPv4-mapped IPv6 counts as IPv4). 0 = off, the
+    /// default: a load test from one host, or a server behind a proxy or NAT, sees every client
+    /// at one address. Past it the new TCP connection is accepted and closed at once, counted.
+    /// For a server facing players directly the README recommends 256 (a campus or carrier NAT
+    /// puts hundreds of players behind one address).
+    pub connections_per_ip_max: usize,
+    /// New connections (each one starts a handshake) one source address may open per second,
+    /// as a token bucket holding one second's worth. 0 = off, the default, for the same reasons
+    /// as `connections_per_ip_max`. Past it the connection is accepted and closed at once,
+    /// counted. The README recommends 20 for a server facing players directly.
+    pub handshakes_per_ip_per_second_max: u32,
     /// Bytes of the HTTP upgrade request. A real upgrade with a token is well under 2 KiB; 8 KiB
     /// matches common HTTP servers' header limits. Past it: HTTP 431 and close.
     pub handshake_bytes_max: usize,
     /// Time from accept to a completed upgrade. Past it the connection is dropped (slowloris).
     pub handshake_timeout_ms: u64,
+    /// Sessions one user may have at once (SPEC C-2a; Centrifugo's `user_connection_limit`). 8
+    /// covers a player's devices and reconnects racing their old session's close; it also bounds
+    /// what one status update fans out to among the user's own sessions and, with
+    /// `follow_ids_per_request_max`, the size of a follow reply. Past it the upgrade is refused
+    /// with HTTP 429.
+    pub sessions_per_user_max: usize,
     /// Largest WebSocket frame payload accepted from a client, and largest reassembled message.
     /// Party data and statuses are small; 16 KiB leaves room for a 2 KiB label plus envelope
     /// overhead many times over while bounding what one frame can make the server buffer.
     /// Past it: close 1009 "message too big".
     pub message_bytes_max: usize,
+    /// Frames one message may arrive in (RFC 6455 fragmentation). Common clients send each
+    /// message in one frame; 64 leaves room for a client that fragments a 16 KiB message into
+    /// 256-byte pieces while bounding what an endless run of continuation frames can cost before
+    /// it is noticed. Past it: close 1008 "message_fragments_max exceeded".
+    pub message_fragments_max: usize,
+    /// Time from a message's first fragment to its last. Its bytes are already bounded by
+    /// `message_bytes_max`; this bounds how long a connection may hold a half-assembled message
+    /// (and answer keepalive pings meanwhile). 5 s is far beyond any client that fragments while
+    /// sending at network speed. Past it: close 1008 "message_assembly_ms_max exceeded".
+    pub message_assembly_ms_max: u64,
+    /// Frames per second a connection may send beyond one per message (token bucket refill):
+    /// control frames (ping, pong, close) and continuation frames, each of which tungstenite
+    /// handles inside one read without producing a request the request budget would see. A
+    /// message in one frame (what common clients send) is charged to the request budget only,
+    /// so the hot path pays nothing here. Normal clients send a pong per keepalive ping (one per
+    /// 15 s) and perhaps pings of their own; 1000 also fits a client that splits every message
+    /// into four frames at the full request rate. Past it: close 1008
+    /// "extra_frames_per_second_max exceeded".
+    pub extra_frames_per_second_max: u32,
+    /// Frames beyond one per message a connection may send at once above the sustained rate
+    /// (bucket size): two seconds' worth.
+    pub extra_frames_burst_max: u32,
     /// tungstenite's initial frame buffer per connection, and the most it takes from the loop's
     /// read batch per call. Small, because every idle connection holds one (the idle-memory
     /// target is 4 KiB a session); it grows on demand for a large frame.
@@ -33,7 +72,10 @@ pub struct Limits {
     /// Frames read from one connection per loop turn before the loop moves on to the others.
     pub frames_per_turn_max: usize,
     /// Bytes queued for one connection that it has not read yet. Past it the connection is
-    /// closed (1008 "output buffer limit") as a slow consumer; nobody else notices.
+    /// closed (1008 "output buffer limit") as a slow consumer; nobody else notices. 1.5 MiB
+    /// holds the largest follow reply the defaults allow (1,228,928 bytes, 1.17 MiB, see
+    /// [`Limits::follow_reply_bytes_max`]) on top of a backlog at the soft limit, so a follow
+    /// reply never cuts off a client that keeps up.
     pub outbound_bytes_max: usize,
     /// Bytes written to one connection per loop turn, so one fast reader with a deep queue
     /// cannot stall the loop.
@@ -55,9 +97,21 @@ pub struct Limits {
     /// Silence after which the server sends a WebSocket ping; a connection that stays silent for
     /// another interval is dropped (close 1001 "keepalive timeout"). Nakama pings every 15 s.
     pub keepalive_interval_ms: u64,
-    /// How long a closing connection may take to flush its close frame before it is dropped.
+    /// How long a closing connection may take to flush its close frame (and the peer to close
+    /// its side) before it is dropped. Not during a graceful shutdown: there the drain deadline
+    /// governs every closing connection, so the two never disagree.
     pub close_linger_ms: u64,
-    /// How long a graceful shutdown waits for close frames to flush before exiting anyway.
+    /// Bytes read and discarded from a closing connection while waiting for the peer's FIN. A
+    /// peer that closes properly sends little after our close frame (requests already in flight,
+    /// its close reply); one that keeps sending, like a flood the server closed with 1008, would
+    /// otherwise cost a `recv` per 2 KiB until the linger ends. 64 KiB is four largest messages.
+    /// Past it the server stops reading: the kernel's receive window fills and stops the sender,
+    /// and the linger deadline drops the connection (with a reset, for the unread bytes).
+    pub closing_discard_bytes_max: usize,
+    /// How long a graceful shutdown waits for close frames to flush and peers to close. At the
+    /// deadline each connection still open has the frames queued before its close frame dropped
+    /// (unless already being written), gets one last write of that close frame, and is cut, with
+    /// a warning that says how many and how many bytes went unsent.
     pub shutdown_drain_ms: u64,
     /// Largest `max_size` a party may be created with (members, leader included). 256 is
     /// Nakama's bound (SPEC P-1); it can only be lowered. It also bounds the pending join
@@ -82,11 +136,13 @@ pub struct Limits {
     /// the session's follow index and what one status change can fan out to per follower.
     /// Past it: error 220 and nothing of that request is followed.
     pub follows_per_session_max: usize,
-    /// User ids plus usernames named in one follow or unfollow request. 256 UUID-sized ids
-    /// (about 48 bytes each on the wire) fill 12 KiB, inside the default 16 KiB frame, and a
-    /// reply listing 256 users with a 2 KiB status each (about 550 KiB) stays under
-    /// `outbound_bytes_max`, so no follow reply cuts its own requester off. Larger friend lists
-    /// follow in several requests. Past it: error 300 and nothing changes.
+    /// Users one follow request may resolve to (SPEC S-2: its ids plus every connected user each
+    /// username names, each user once, the caller's own user not counted), and user ids one
+    /// unfollow request may name. 64 (SPEC S-2's default) covers a friends list page; larger
+    /// lists follow in several requests. It bounds a follow reply by construction: at most
+    /// this many users × `sessions_per_user_max` visible sessions × one status each, which
+    /// `validate` keeps within `outbound_bytes_max` (see [`Limits::follow_reply_bytes_max`]), so
+    /// no follow reply can cut its own requester off. Past it: error 300 and nothing changes.
     pub follow_ids_per_request_max: usize,
     /// Bytes of one party search query (SPEC Q-2). 1024 bytes hold dozens of realistic terms;
     /// longer queries only cost parse and match time. Past it: error 300. The decoder refuses
@@ -144,34 +200,64 @@ pub const SEARCH_QUERY_BYTES_CEILING: usize = 4096;
 /// hold more than about 2,000 ids anyway; this only matters for much larger frame limits.
 pub const FOLLOW_IDS_PER_REQUEST_CEILING: usize = 4096;
 
+/// Longest user id and username a token may carry: the bound `core::UserId::BYTES_MAX` and
+/// `core::Username::BYTES_MAX` own (this module imports nothing from the crate; a compile-time
+/// assertion in `core::ids` keeps the three equal).
+pub const CLAIM_BYTES_MAX: usize = 128;
+
+/// Bytes one follow-reply entry adds to its status text, at most, in the FlatBuffers codec: the
+/// presence's user id and username (each at most `CLAIM_BYTES_MAX`), the session id, and the
+/// tables, offsets, length prefixes and padding around them (measured: at most 320 bytes with both names
+/// at 128 bytes; a test encodes worst-case replies against this bound).
+pub const FOLLOW_REPLY_ENTRY_FRAMING_BYTES_MAX: usize = 2 * CLAIM_BYTES_MAX + 96;
+/// Bytes a follow reply adds beyond its entries, at most: the envelope, the reply tables and the
+/// WebSocket frame header.
+pub const FOLLOW_REPLY_FRAMING_BYTES_MAX: usize = 128;
+
+// The defaults that the follow reply bound relates, named so the relation is checked at compile
+// time (below); each is explained on its field.
+const DEFAULT_SESSIONS_PER_USER_MAX: usize = 8;
+const DEFAULT_FOLLOW_IDS_PER_REQUEST_MAX: usize = 64;
+const DEFAULT_STATUS_BYTES_MAX: usize = 2048;
+const DEFAULT_OUTBOUND_BYTES_MAX: usize = 1536 * 1024;
+const DEFAULT_OUTBOUND_SOFT_BYTES_MAX: usize = 256 * 1024;
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             connections_max: 10_000,
             accepts_per_turn_max: 256,
+            connections_per_ip_max: 0,
+            handshakes_per_ip_per_second_max: 0,
             handshake_bytes_max: 8 * 1024,
             handshake_timeout_ms: 5_000,
+            sessions_per_user_max: DEFAULT_SESSIONS_PER_USER_MAX,
             message_bytes_max: 16 * 1024,
+            message_fragments_max: 64,
+            message_assembly_ms_max: 5_000,
+            extra_frames_per_second_max: 1_000,
+            extra_frames_burst_max: 2_000,
             read_buffer_bytes: 256,
             read_batch_bytes: 64 * 1024,
             frames_per_turn_max: 64,
-            outbound_bytes_max: 1024 * 1024,
+            outbound_bytes_max: DEFAULT_OUTBOUND_BYTES_MAX,
             write_bytes_per_turn_max: 256 * 1024,
-            outbound_soft_bytes_max: 256 * 1024,
+            outbound_soft_bytes_max: DEFAULT_OUTBOUND_SOFT_BYTES_MAX,
             outbound_soft_duration_ms: 5_000,
             requests_per_second_max: 250,
             requests_burst_max: 500,
             rate_limited_close_ms: 10_000,
             keepalive_interval_ms: 15_000,
             close_linger_ms: 1_000,
+            closing_discard_bytes_max: 64 * 1024,
             shutdown_drain_ms: 2_000,
             party_members_max: 256,
             party_label_bytes_max: 2048,
             parties_per_session_max: 16,
             party_data_bytes_max: 8 * 1024,
-            status_bytes_max: 2048,
+            status_bytes_max: DEFAULT_STATUS_BYTES_MAX,
             follows_per_session_max: 1000,
-            follow_ids_per_request_max: 256,
+            follow_ids_per_request_max: DEFAULT_FOLLOW_IDS_PER_REQUEST_MAX,
             search_query_bytes_max: 1024,
             search_query_terms_max: 64,
             search_page_limit_max: 100,
@@ -185,6 +271,33 @@ impl Default for Limits {
             admin_requests_per_turn_max: 16,
             admin_bans_max: 100_000,
         }
+    }
+}
+
+// The defaults keep a follow reply within the output limit (SPEC S-2), with room for a backlog
+// at the soft limit beside it (the reason for `outbound_bytes_max`'s default).
+const _: () = assert!(
+    follow_reply_bytes_bound(
+        DEFAULT_FOLLOW_IDS_PER_REQUEST_MAX,
+        DEFAULT_SESSIONS_PER_USER_MAX,
+        DEFAULT_STATUS_BYTES_MAX
+    ) + DEFAULT_OUTBOUND_SOFT_BYTES_MAX
+        <= DEFAULT_OUTBOUND_BYTES_MAX
+);
+
+/// See [`Limits::follow_reply_bytes_max`]; a `const fn`, so the defaults are checked at compile
+/// time. Saturates rather than overflows, so absurd limits fail validation instead of wrapping.
+const fn follow_reply_bytes_bound(users: usize, sessions_per_user: usize, status_bytes: usize) -> usize {
+    let entry = status_bytes.saturating_add(FOLLOW_REPLY_ENTRY_FRAMING_BYTES_MAX);
+    users.saturating_mul(sessions_per_user).saturating_mul(entry).saturating_add(FOLLOW_REPLY_FRAMING_BYTES_MAX)
+}
+
+impl Limits {
+    /// The largest follow reply these limits allow, in bytes on the wire: every user it
+    /// resolves to (`follow_ids_per_request_max`) with every session it may have
+    /// (`sessions_per_user_max`) visible, each with a status of `status_bytes_max`, plus framing.
+    pub fn follow_reply_bytes_max(&self) -> usize {
+        follow_reply_bytes_bound(self.follow_ids_per_request_max, self.sessions_per_user_max, self.status_bytes_max)
     }
 }
 
@@ -213,7 +326,12 @@ impl Limits {
             accepts_per_turn_max,
             handshake_bytes_max,
             handshake_timeout_ms,
+            sessions_per_user_max,
             message_bytes_max,
+            message_fragments_max,
+            message_assembly_ms_max,
+            extra_frames_per_second_max,
+            extra_frames_burst_max,
             read_buffer_bytes,
             read_batch_bytes,
             frames_per_turn_max,
@@ -223,6 +341,7 @@ impl Limits {
             requests_per_second_max,
             requests_burst_max,
             keepalive_interval_ms,
+            closing_discard_bytes_max,
             party_members_max,
             parties_per_session_max,
             party_data_bytes_max,
@@ -273,6 +392,20 @@ impl Limits {
                 "follow_ids_per_request_max must be at most {FOLLOW_IDS_PER_REQUEST_CEILING}"
             )));
         }
+        // SPEC S-2: a follow reply is bounded by construction and must fit the output limit, or
+        // one user with many visible sessions could get everyone who follows them cut off.
+        let follow_reply_bytes_max = self.follow_reply_bytes_max();
+        if follow_reply_bytes_max > self.outbound_bytes_max {
+            return Err(LimitsError(format!(
+                "a follow reply may reach {follow_reply_bytes_max} bytes (follow_ids_per_request_max {} × \
+                 sessions_per_user_max {} × (status_bytes_max {} + {FOLLOW_REPLY_ENTRY_FRAMING_BYTES_MAX} framing)), \
+                 more than outbound_bytes_max {}: raise outbound_bytes_max or lower one of the others",
+                self.follow_ids_per_request_max,
+                self.sessions_per_user_max,
+                self.status_bytes_max,
+                self.outbound_bytes_max
+            )));
+        }
         if self.search_query_bytes_max > SEARCH_QUERY_BYTES_CEILING {
             return Err(LimitsError(format!("search_query_bytes_max must be at most {SEARCH_QUERY_BYTES_CEILING}")));
         }
@@ -319,5 +452,65 @@ mod tests {
         assert!(bad_default.validate().unwrap_err().0.contains("search_page_limit_default"));
         let long_query = Limits { search_query_bytes_max: SEARCH_QUERY_BYTES_CEILING + 1, ..Limits::default() };
         assert!(long_query.validate().unwrap_err().0.contains("search_query_bytes_max"));
+    }
+
+    #[test]
+    fn limits_whose_follow_reply_would_not_fit_the_output_limit_are_refused() {
+        let defaults = Limits::default();
+        assert!(defaults.follow_reply_bytes_max() <= defaults.outbound_bytes_max);
+        let old_output = Limits { outbound_bytes_max: 1024 * 1024, ..Limits::default() };
+        let error = old_output.validate().unwrap_err().0;
+        for name in ["follow_ids_per_request_max", "sessions_per_user_max", "status_bytes_max", "outbound_bytes_max"] {
+            assert!(error.contains(name), "{error}");
+        }
+        let fewer_sessions = Limits { sessions_per_user_max: 4, ..old_output.clone() };
+        assert_eq!(fewer_sessions.validate(), Ok(()), "lowering one factor makes it fit again");
+        let absurd =
+            Limits { follow_ids_per_request_max: 4096, sessions_per_user_max: usize::MAX, ..Limits::default() };
+        assert_eq!(absurd.follow_reply_bytes_max(), usize::MAX, "saturates instead of wrapping");
+        assert!(absurd.validate().is_err());
+        let no_cap = Limits { sessions_per_user_max: 0, ..Limits::default() };
+        assert!(no_cap.validate().unwrap_err().0.contains("sessions_per_user_max"));
+    }
+
+    /// The framing constants are upper bounds of what the codec really writes: follow replies
+    /// of worst-case entries (128-byte ids and usernames, the largest session ids, full
+    /// statuses), framed as the server sends them, never exceed `follow_reply_bytes_max`.
+    #[test]
+    fn worst_case_follow_replies_fit_the_computed_bound() {
+        use crate::core::{Cid, Presence, Reply, SessionId, StatusPresence, StatusReply, UserId, Username};
+        let mut encoder = crate::wire::Encoder::new();
+        for (users, sessions, status_bytes) in [(1, 1, 0), (1, 1, 2048), (3, 2, 5), (64, 8, 2048)] {
+            let limits = Limits {
+                follow_ids_per_request_max: users,
+                sessions_per_user_max: sessions,
+                status_bytes_max: status_bytes,
+                ..Limits::default()
+            };
+            let presences = (0..users * sessions)
+                .map(|i| StatusPresence {
+                    presence: Presence {
+                        user_id: UserId::new(&format!("{i:u<width$}", width = crate::core::UserId::BYTES_MAX)),
+                        session_id: SessionId::new(u32::MAX - i as u32, u32::MAX),
+                        username: Username::new(&format!("{i:n<width$}", width = crate::core::UserId::BYTES_MAX)),
+                    },
+                    status: "s".repeat(status_bytes),
+                })
+                .collect();
+            let reply = Ok(Reply::Status(StatusReply::Followed { presences }));
+            let framed = crate::net::frame::binary(encoder.reply(Cid(u64::MAX), &reply));
+            // The figure the README quotes: `cargo test --lib worst_case_follow -- --nocapture`.
+            eprintln!(
+                "{users} users × {sessions} sessions × {status_bytes}-byte statuses: {} bytes framed, bound {}",
+                framed.len(),
+                limits.follow_reply_bytes_max()
+            );
+            assert!(
+                framed.len() <= limits.follow_reply_bytes_max(),
+                "{users} users × {sessions} sessions × {status_bytes} bytes: {} > {}",
+                framed.len(),
+                limits.follow_reply_bytes_max()
+            );
+        }
     }
 }

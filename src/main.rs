@@ -275,6 +275,14 @@ limit_flags! {
     admin_request_timeout_ms: u64 => "Time for one admin request to arrive (and keep-alive idle), in ms",
     admin_requests_per_turn_max: usize => "Admin requests answered per loop turn",
     admin_bans_max: usize => "User ids banned at once",
+    sessions_per_user_max: usize => "Sessions one user may have; one more gets HTTP 429",
+    connections_per_ip_max: usize => "Open connections from one address (0 = no bound)",
+    handshakes_per_ip_per_second_max: u32 => "New connections per second from one address (0 = no bound)",
+    message_fragments_max: usize => "Frames one message may be split into; more closes with 1008",
+    message_assembly_ms_max: u64 => "Time a fragmented message may take to complete, in ms",
+    extra_frames_per_second_max: u32 => "Control and continuation frames per second per connection",
+    extra_frames_burst_max: u32 => "Control and continuation frames a connection may send at once above that",
+    closing_discard_bytes_max: usize => "Bytes a closing connection's reads may discard before the server stops reading",
 }
 
 /// A `--config` file: the serve settings that are not limits, then the limits.
@@ -532,8 +540,11 @@ fn fit_connections_to_file_limit(limits: &mut Limits) {
 fn token(args: TokenArgs) -> Result<(), String> {
     let username = args.username.as_deref().unwrap_or(&args.user_id);
     for (field, value) in [("--user-id", args.user_id.as_str()), ("--username", username)] {
-        if value.is_empty() || value.len() > auth::CLAIM_BYTES_MAX {
-            return Err(format!("{field} must be 1..={} bytes", auth::CLAIM_BYTES_MAX));
+        if value.len() > auth::CLAIM_BYTES_MAX || !auth::is_visible_name(value) {
+            return Err(format!(
+                "{field} must be 1..={} bytes, not blank, without control or format characters",
+                auth::CLAIM_BYTES_MAX
+            ));
         }
     }
     let now = std::time::SystemTime::now()

@@ -1,12 +1,14 @@
 //! Runs every committed fuzz input (seed corpora in `fuzz/corpus/<target>/` and crash
 //! reproductions in `fuzz/regressions/<target>/`) through the same entry points the cargo-fuzz
 //! targets call, so a crash once found stays fixed under plain `cargo test`, with no fuzzer
-//! installed. The seeds themselves are built here; `HUDDLE_WRITE_FUZZ_SEEDS=1 cargo test --test
+//! installed. The seeds themselves are built here (for `nakama_json`, from the recorded Nakama
+//! frames in `tests/fixtures/nakama/` too); `HUDDLE_WRITE_FUZZ_SEEDS=1 cargo test --test
 //! fuzz_regressions` rewrites `fuzz/corpus/` from them.
 
 use bytes::Bytes;
 use huddle::core::{Cid, PartyId, PartyRequest, Presence, Request, SessionId, StatusRequest, UserId, Username};
 use huddle::fuzzing;
+use huddle::wire::nakama::{request_frame, CidText};
 use huddle::wire::{fb, Encoder};
 use std::path::Path;
 
@@ -142,6 +144,42 @@ fn seeds_core_ops() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+fn seeds_nakama_json() -> Vec<(String, Vec<u8>)> {
+    // Every frame nakama-js sent in the recorded runs, as written (with Nakama's ids).
+    let recorded = [
+        include_str!("fixtures/nakama/nakama-party-frames.jsonl"),
+        include_str!("fixtures/nakama/nakama-party-labels-trace.jsonl"),
+    ];
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    for line in recorded.iter().flat_map(|file| file.lines()) {
+        let line: serde_json::Value = serde_json::from_str(line).expect("fixture lines are JSON");
+        if let (Some("out"), Some(raw)) = (line["dir"].as_str(), line["raw"].as_str()) {
+            if !seeds.iter().any(|(_, seed)| seed == raw.as_bytes()) {
+                seeds.push((format!("recorded-{}", seeds.len()), raw.as_bytes().to_vec()));
+            }
+        }
+    }
+    // Every request huddle reads from Nakama's vocabulary, with a text cid.
+    for (name, request) in every_request() {
+        if let Some(frame) = request_frame(&CidText::Text("a-b".into()), &request) {
+            seeds.push((format!("request-{name}"), frame.into_bytes()));
+        }
+    }
+    // The bad-input kinds of SPEC K-1.
+    let bad: &[(&str, &str)] = &[
+        ("invalid_json", r#"{"cid":"1","party_create":{"open":tru}}"#),
+        ("unknown_message", r#"{"cid":"2","party_frobnicate":{}}"#),
+        ("wrong_type", r#"{"cid":"3","party_create":{"open":"yes","max_size":4}}"#),
+        ("huge_number", r#"{"cid":"4","party_create":{"open":true,"max_size":1e400}}"#),
+        ("deep", r#"{"cid":"5","party_create":{"x":[[[[[[[[[[[[1]]]]]]]]]]]]}}"#),
+        ("bad_base64", r#"{"party_data_send":{"party_id":"00000000-0000-0000-0000-000000000001.huddle","data":"!!"}}"#),
+        ("escapes", r#"{"cid":"\u0036","status_update":{"status":"\ud83d\ude00 \"q\""}}"#),
+        ("camel_case", r#"{"cid":"7","party_data_send":{"partyId":"0123456789abcdef0123456789abcdef","opCode":3}}"#),
+    ];
+    seeds.extend(bad.iter().map(|(name, frame)| (format!("bad-{name}"), frame.as_bytes().to_vec())));
+    seeds
+}
+
 fn run_dir(dir: &Path, run: fn(&[u8])) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     let mut count = 0;
@@ -155,7 +193,7 @@ fn run_dir(dir: &Path, run: fn(&[u8])) -> usize {
     count
 }
 
-fn check_target(target: &str, seeds: Vec<(&'static str, Vec<u8>)>, run: fn(&[u8])) {
+fn check_target<N: std::fmt::Display>(target: &str, seeds: Vec<(N, Vec<u8>)>, run: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let corpus = root.join("corpus").join(target);
     if std::env::var_os("HUDDLE_WRITE_FUZZ_SEEDS").is_some() {
@@ -262,4 +300,9 @@ fn admin_bytes_seeds_reach_every_route() {
 #[test]
 fn core_ops_inputs_keep_every_invariant() {
     check_target("core_ops", seeds_core_ops(), fuzzing::core_ops);
+}
+
+#[test]
+fn nakama_json_inputs_never_panic_and_round_trip() {
+    check_target("nakama_json", seeds_nakama_json(), fuzzing::nakama_json);
 }

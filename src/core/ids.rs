@@ -73,6 +73,10 @@ claim_string!(
     BYTES_MAX = 128
 );
 
+// `limits` bounds follow replies with these sizes without importing the core.
+const _: () = assert!(UserId::BYTES_MAX == crate::limits::CLAIM_BYTES_MAX);
+const _: () = assert!(Username::BYTES_MAX == crate::limits::CLAIM_BYTES_MAX);
+
 claim_string!(
     /// A user's display name, from the token's `usn` claim.
     Username,

@@ -168,6 +168,13 @@ impl Core {
         self.sessions.len()
     }
 
+    /// Connected sessions of `user_id`: the driver refuses an upgrade that would pass
+    /// `sessions_per_user_max` (SPEC C-2a). Answered from the status tables' user → sessions
+    /// index, which lists every connected session, visible or not.
+    pub fn sessions_of_user_count(&self, user_id: &UserId) -> usize {
+        self.sessions.sessions_of(user_id).len()
+    }
+
     /// A session's upgrade completed. The driver guarantees `session` is not connected.
     pub fn connect(
         &mut self,

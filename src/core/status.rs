@@ -155,7 +155,6 @@ impl Statuses {
         ctx: &Ctx,
     ) -> Result<StatusReply, CoreError> {
         let limits = ctx.limits;
-        check_names(user_ids.len() + usernames.len(), limits)?;
         check_ids(user_ids.iter().map(UserId::as_str), "user_ids", UserId::BYTES_MAX)?;
         check_ids(usernames.iter().map(Username::as_str), "usernames", Username::BYTES_MAX)?;
         let session = me.session_id;
@@ -166,11 +165,21 @@ impl Statuses {
         // The users this request names, in request order (ids, then usernames in the order
         // given, each resolving to its connected user ids in id order), once each, without the
         // caller's own user. Unknown usernames resolve to nobody: there is no user to follow yet.
-        let mut seen: HashSet<&UserId> = HashSet::with_capacity(user_ids.len() + usernames.len());
-        let mut targets: Vec<UserId> = Vec::with_capacity(user_ids.len() + usernames.len());
+        // SPEC S-2: these users, not the names given, count against follow_ids_per_request_max,
+        // which bounds the reply by construction; resolving stops at the first one too many.
+        let users_max = limits.follow_ids_per_request_max;
+        let capacity = (user_ids.len() + usernames.len()).min(users_max + 1);
+        let mut seen: HashSet<&UserId> = HashSet::with_capacity(capacity);
+        let mut targets: Vec<UserId> = Vec::with_capacity(capacity);
         let resolved = usernames.iter().flat_map(|name| ctx.sessions.users_named(name));
         for user_id in user_ids.iter().chain(resolved) {
             if user_id != own && seen.insert(user_id) {
+                if targets.len() == users_max {
+                    return Err(CoreError::LimitExceeded(format!(
+                        "request resolves to more than {users_max} users (its user ids plus every connected user \
+                         its usernames name); follow_ids_per_request_max is {users_max}"
+                    )));
+                }
                 targets.push(user_id.clone());
             }
         }
@@ -379,5 +388,42 @@ mod tests {
         let again = request(&mut core, &alice, update("b"));
         assert_eq!(again.len(), 1, "the same status again changes nothing and sends nothing: {again:?}");
         core.assert_invariants();
+    }
+
+    /// SPEC S-2: the users a follow resolves to count against follow_ids_per_request_max, each
+    /// once and without the caller's own user, however many names the request gives.
+    #[test]
+    fn a_follow_counts_the_users_it_resolves_to_not_the_names_it_gives() {
+        let limits = Limits { follow_ids_per_request_max: 3, ..Limits::default() };
+        let mut core = Core::new(limits, [1; 32]);
+        // Every user here is named "SAME" (connect upper-cases the user id): `same-…` ids.
+        let caller = connect(&mut core, "same-me", 0);
+        for i in 1..=3 {
+            connect(&mut core, &format!("same-u{i}"), i);
+        }
+        let follow = |user_ids: &[&str], usernames: &[&str]| StatusRequest::Follow {
+            user_ids: user_ids.iter().map(|u| UserId::new(u)).collect(),
+            usernames: usernames.iter().map(|n| Username::new(n)).collect(),
+        };
+        // Seven names, three users: the duplicates and the caller's own user are not counted.
+        let named = |user: &str| Username::new(&user.to_uppercase());
+        let (u1, u2) = (named("same-u1"), named("same-u2"));
+        let request_names = [u1.as_str(), u1.as_str(), "NOBODY", u2.as_str()];
+        let outputs =
+            request(&mut core, &caller, follow(&["same-u1", "same-u1", "same-me", "same-u3"], &request_names));
+        let [(_, Output::Reply { result: Ok(Reply::Status(StatusReply::Followed { .. })), .. })] = &outputs[..] else {
+            panic!("three users fit a limit of three: {outputs:?}")
+        };
+        // One more user: the same kind of request now resolves to four users.
+        connect(&mut core, "same-u4", 4);
+        let other = connect(&mut core, "other", 5);
+        let outputs = request(&mut core, &other, follow(&["same-u1", "same-u2", "same-u3", "same-u4"], &["NOBODY"]));
+        let [(_, Output::Reply { result: Err(CoreError::LimitExceeded(message)), .. })] = &outputs[..] else {
+            panic!("four users are one too many: {outputs:?}")
+        };
+        assert!(message.contains("follow_ids_per_request_max"), "{message}");
+        assert!(!core.status_follows(other.session_id, &UserId::new("same-u1")), "nothing followed");
+        assert_eq!(core.sessions_of_user_count(&UserId::new("same-u1")), 1);
+        assert_eq!(core.sessions_of_user_count(&UserId::new("nobody")), 0);
     }
 }

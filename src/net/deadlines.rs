@@ -1,5 +1,5 @@
 //! Deadlines: every timed rule of the driver (a request head due, a closing connection's linger,
-//! the keepalive check of an open one), kept in queues ordered by time, and what happens when
+//! the keepalive check of an open one, a fragmented message's assembly), kept in queues ordered by time, and what happens when
 //! one passes. The loop sleeps until the earliest of these, the core's own timers
 //! (`Core::poll_timeout`), a paused accept and the shutdown drain.
 //!
@@ -48,11 +48,17 @@ pub(crate) struct Deadlines {
     pub closings: DeadlineQueue,
     /// An open connection's liveness is checked then (every `keepalive_interval_ms`).
     pub keepalives: DeadlineQueue,
+    /// A fragmented message must be complete by then (`message_assembly_ms_max`); at most one
+    /// entry per connection (see `inbound::InboundFrames::assembly_deadline_to_arm`).
+    pub assemblies: DeadlineQueue,
 }
 
 impl Deadlines {
     pub fn earliest(&self) -> Option<Millis> {
-        [self.heads.earliest(), self.closings.earliest(), self.keepalives.earliest()].into_iter().flatten().min()
+        [self.heads.earliest(), self.closings.earliest(), self.keepalives.earliest(), self.assemblies.earliest()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -71,12 +77,15 @@ impl<S: Transport> Driver<S> {
                 self.metrics.limit_trip(super::metrics::Limit::handshake_timeout_ms);
                 self.counters.handshakes_open -= 1;
                 // Out of the head phase, so the reap does not count it twice.
-                conn.phase = Phase::Closing { write_shut: true };
+                conn.phase = Phase::closing(true);
                 self.list_reap(id);
             }
         }
         while let Some((_, id)) = self.deadlines.keepalives.pop_due(now) {
             self.check_liveness(id, now);
+        }
+        while let Some((_, id)) = self.deadlines.assemblies.pop_due(now) {
+            self.check_assembly(id, now);
         }
         while let Some((_, id)) = self.deadlines.closings.pop_due(now) {
             if self.conns.get(id).is_some() {

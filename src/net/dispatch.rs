@@ -146,9 +146,11 @@ impl<S: Transport> Driver<S> {
 
     /// An event to every recipient: encoded and framed once per codec in use among them (the
     /// first recipient of a codec pays for it), each recipient's queue gets refcounted clones.
+    /// An event with one recipient (a welcome) shows the codec that recipient's state.
     fn fan_out(&mut self, event: &Event, recipients: &[SessionId], now: Millis) {
         let mut frames = std::mem::take(&mut self.event_frames);
         frames.clear();
+        let only_one = recipients.len() == 1;
         for &to in recipients {
             let Some(conn) = self.conns.get_mut(to) else {
                 continue;
@@ -159,9 +161,11 @@ impl<S: Transport> Driver<S> {
             let kind = codec.kind().index();
             if !frames.encoded[kind] {
                 frames.encoded[kind] = true;
+                self.counters.events_encoded_total += 1;
                 let list = &mut frames.by_kind[kind];
-                self.codecs
-                    .encode_event(codec.kind(), event, None, &mut |frame: Frame<'_>| list.push(frame::framed(frame)));
+                let kind = codec.kind();
+                let sole = only_one.then_some(codec);
+                self.codecs.encode_event(kind, event, sole, &mut |frame: Frame<'_>| list.push(frame::framed(frame)));
             }
             if frames.by_kind[kind].is_empty() {
                 continue; // this codec sends nothing for this event

@@ -11,6 +11,7 @@ use super::conn::{Conn, ConnTable, Phase, Transport};
 use super::deadlines::Deadlines;
 use super::dispatch::EventFrames;
 use super::http::HeadReader;
+use super::inbound::InboundFrames;
 use super::listener::{ListenerId, ListenerKind, ListenerLimits};
 use super::metrics::Metrics;
 use super::ratelimit::RequestBudget;
@@ -21,6 +22,7 @@ use crate::auth::TokenKey;
 use crate::core::{Core, Millis, Now, Outbox, SessionId, UnixMillis};
 use crate::limits::Limits;
 use crate::wire::Codecs;
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::WebSocketConfig;
 
@@ -61,6 +63,18 @@ pub(crate) struct Driver<S> {
     pub(super) draining: bool,
     /// When queue sizes were last summed into the gauges.
     outbound_sampled_at: Millis,
+    /// Set by a graceful shutdown: the drain deadline, which then governs every closing
+    /// connection instead of `close_linger_ms`.
+    drain_deadline: Option<Millis>,
+}
+
+/// What a graceful shutdown cut at its drain deadline.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct DrainCut {
+    /// Connections still open at the deadline.
+    pub connections: usize,
+    /// Bytes they had queued and not sent, frames dropped to make room for the close included.
+    pub bytes_unsent: usize,
 }
 
 impl<S: Transport> Driver<S> {
@@ -70,7 +84,7 @@ impl<S: Transport> Driver<S> {
             conns: ConnTable::new(),
             core: Core::new(limits.clone(), seed),
             outbox: Outbox::new(),
-            codecs: Codecs::new(limits.message_bytes_max),
+            codecs: Codecs::new(&limits),
             event_frames: EventFrames::default(),
             scratch: ReadScratch::new(limits.read_batch_bytes),
             ws_config: ws::websocket_config(&limits),
@@ -87,6 +101,7 @@ impl<S: Transport> Driver<S> {
             admin_requests_left: 0,
             draining: false,
             outbound_sampled_at: Millis(0),
+            drain_deadline: None,
         }
     }
 
@@ -105,6 +120,7 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn insert(
         &mut self,
         socket: S,
+        peer: IpAddr,
         listener: ListenerId,
         kind: ListenerKind,
         limits: &ListenerLimits,
@@ -122,6 +138,7 @@ impl<S: Transport> Driver<S> {
         let id = self.conns.insert(|id| Conn {
             id,
             listener,
+            peer,
             kind,
             socket,
             out: Default::default(),
@@ -129,6 +146,7 @@ impl<S: Transport> Driver<S> {
             read_listed: false,
             flush_listed: false,
             budget: RequestBudget::new(burst, now),
+            inbound: InboundFrames::new(&self.limits, now),
             last_heard_at: now,
             ping_outstanding: false,
             soft_exceeded_since: None,
@@ -162,8 +180,8 @@ impl<S: Transport> Driver<S> {
 
     /// One turn's work after polling and accepting: read every listed connection (dispatching
     /// what it sent), run due core timers, act on passed deadlines, flush queued output, and
-    /// reap closed connections, handing each one's socket to `release`.
-    pub(crate) fn turn(&mut self, now: Millis, release: impl FnMut(S, ListenerId)) {
+    /// reap closed connections, handing each one's socket, listener and peer to `release`.
+    pub(crate) fn turn(&mut self, now: Millis, release: impl FnMut(S, ListenerId, IpAddr)) {
         self.admin_requests_left = self.limits.admin_requests_per_turn_max;
         self.read_listed(now);
         self.run_core_timers(now);
@@ -206,7 +224,9 @@ impl<S: Transport> Driver<S> {
     }
 
     /// Leaves the head or open phase for Closing: queued bytes still flush, nothing new is
-    /// queued, and the connection is dropped at the latest after `close_linger_ms`.
+    /// queued, and the connection is dropped at the latest after `close_linger_ms`, or during a
+    /// graceful shutdown at its drain deadline (so the linger never cuts a connection the drain
+    /// is still waiting for).
     pub(super) fn enter_closing(&mut self, id: SessionId, now: Millis) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
@@ -214,16 +234,18 @@ impl<S: Transport> Driver<S> {
         if matches!(conn.phase, Phase::Closing { .. }) {
             return;
         }
-        if let Phase::Open { .. } = std::mem::replace(&mut conn.phase, Phase::Closing { write_shut: false }) {
+        if let Phase::Open { .. } = std::mem::replace(&mut conn.phase, Phase::closing(false)) {
             self.pending_disconnects.push(id);
         }
-        self.deadlines.closings.push(now.saturating_add(self.limits.close_linger_ms), id);
+        if self.drain_deadline.is_none() {
+            self.deadlines.closings.push(now.saturating_add(self.limits.close_linger_ms), id);
+        }
         self.list_flush(id);
     }
 
     /// Removes every connection listed for reaping; the core hears of each open one at once, so
     /// its events (a party's `leaves`) go out this turn.
-    fn reap(&mut self, now: Millis, mut release: impl FnMut(S, ListenerId)) {
+    fn reap(&mut self, now: Millis, mut release: impl FnMut(S, ListenerId, IpAddr)) {
         while let Some(id) = self.reap_list.pop() {
             let Some(conn) = self.conns.remove(id) else {
                 continue;
@@ -234,23 +256,26 @@ impl<S: Transport> Driver<S> {
                 Phase::Admin(_) | Phase::Closing { .. } => {}
             }
             log::debug!("slot {} closed", id.slot());
-            release(conn.socket, conn.listener);
+            release(conn.socket, conn.listener, conn.peer);
             self.apply_outputs(now);
         }
         self.apply_outputs(now);
     }
 
     /// Graceful shutdown of every game connection: one still in its head phase is dropped, an
-    /// open one gets a close frame (1001 "server shutting down") and lingers to flush it. Admin
-    /// connections keep being served through the drain (`/healthz` answers 503 from now on).
-    pub(crate) fn close_all(&mut self, now: Millis) {
+    /// open one gets a close frame (1001 "server shutting down") behind what it has queued and
+    /// lingers to flush it until `drain_deadline`, where [`Driver::cut_at_drain_deadline`] ends
+    /// what is left. Admin connections keep being served through the drain (`/healthz` answers
+    /// 503 from now on).
+    pub(crate) fn close_all(&mut self, now: Millis, drain_deadline: Millis) {
         self.draining = true;
+        self.drain_deadline = Some(drain_deadline);
         for id in self.conns.ids() {
             let Some(conn) = self.conns.get_mut(id) else { continue };
             match conn.phase {
                 Phase::Head(_) => {
                     // Out of the head phase now, so a read later this turn cannot still upgrade it.
-                    conn.phase = Phase::Closing { write_shut: true };
+                    conn.phase = Phase::closing(true);
                     self.counters.handshakes_open -= 1;
                     self.list_reap(id);
                 }
@@ -261,6 +286,27 @@ impl<S: Transport> Driver<S> {
             }
         }
         self.apply_outputs(now);
+    }
+
+    /// The drain deadline passed with connections still open: each gets a last attempt at its
+    /// close frame (everything queued before it that has not started is dropped, so a client
+    /// whose queue could not flush still has a chance to learn why the server went away), then
+    /// the caller drops them all. Returns what was cut, for the warning.
+    pub(crate) fn cut_at_drain_deadline(&mut self) -> DrainCut {
+        let mut cut = DrainCut::default();
+        for id in self.conns.ids() {
+            let Some(conn) = self.conns.get_mut(id) else { continue };
+            if matches!(conn.phase, Phase::Admin(_)) {
+                continue; // the admin API is served to the end and does not hold up the drain
+            }
+            cut.connections += 1;
+            cut.bytes_unsent += conn.out.truncate_all_but_last();
+            // One write, whatever the socket takes; the process is about to let go of it.
+            let _ = conn.out.write_to(&mut conn.socket, self.limits.write_bytes_per_turn_max);
+            cut.bytes_unsent += conn.out.bytes_queued();
+        }
+        self.counters.shutdown_cut_total += cut.connections as u64;
+        cut
     }
 
     pub(crate) fn connection_count(&self) -> usize {
@@ -330,4 +376,142 @@ pub(super) fn unix_now_ms() -> u64 {
 pub(super) fn unix_now_s() -> u64 {
     // A clock before 1970 is a broken host; treat it as the epoch rather than panic.
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{self, Claims};
+    use crate::core::{Cid, Request};
+    use std::cell::RefCell;
+    use std::io::{self, Read, Write};
+    use std::rc::Rc;
+
+    /// A connection's far end in memory: the bytes the client sent, and a receive window the
+    /// test opens and closes (writes beyond it would block, as a client that does not read).
+    #[derive(Default)]
+    struct Peer {
+        to_server: Vec<u8>,
+        read_at: usize,
+        from_server: Vec<u8>,
+        window: usize,
+    }
+
+    struct Pipe(Rc<RefCell<Peer>>);
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut peer = self.0.borrow_mut();
+            let n = buf.len().min(peer.to_server.len() - peer.read_at);
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let at = peer.read_at;
+            buf[..n].copy_from_slice(&peer.to_server[at..at + n]);
+            peer.read_at += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut peer = self.0.borrow_mut();
+            let n = buf.len().min(peer.window);
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            peer.window -= n;
+            peer.from_server.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Pipe {
+        fn shutdown_write(&mut self) {}
+    }
+
+    /// The server's frames in `bytes` (after its 101 response): opcode and payload of each.
+    fn server_frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let head = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+        let mut rest = &bytes[head..];
+        let mut frames = Vec::new();
+        while !rest.is_empty() {
+            let (len, header) = match rest[1] & 0x7F {
+                126 => (usize::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
+                127 => (u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize, 10),
+                len => (usize::from(len), 2),
+            };
+            assert!(rest.len() >= header + len, "a whole frame, never a torn one");
+            frames.push((rest[0] & 0x0F, rest[header..header + len].to_vec()));
+            rest = &rest[header + len..];
+        }
+        frames
+    }
+
+    /// A client that stopped reading has replies queued at shutdown: its close frame would wait
+    /// behind them forever. At the drain deadline (and not before: the linger no longer cuts
+    /// connections during a drain) the queued replies are dropped and the close frame is tried
+    /// on its own, so the client learns why the server went away.
+    #[test]
+    fn a_client_whose_queue_cannot_flush_gets_a_close_frame_attempt_at_the_drain_deadline() {
+        let limits = Limits::default();
+        let key = TokenKey::new("k");
+        let mut driver: Driver<Pipe> = Driver::new(limits.clone(), key.clone(), [1; 32]);
+        let claims = Claims { user_id: "u".into(), username: "U".into(), expires_at_unix_s: u64::MAX / 2 };
+        let upgrade = format!(
+            "GET /ws?token={} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            auth::mint(&claims, &key)
+        );
+        let peer =
+            Rc::new(RefCell::new(Peer { to_server: upgrade.into_bytes(), window: usize::MAX, ..Peer::default() }));
+        let listener_limits = ListenerLimits::game(&limits);
+        let id = driver.insert(
+            Pipe(peer.clone()),
+            [127, 0, 0, 1].into(),
+            ListenerId(0),
+            ListenerKind::Game,
+            &listener_limits,
+            Millis(0),
+        );
+        let turn = |driver: &mut Driver<Pipe>, now: u64| {
+            driver.note_ready(id.slot() as usize, true, true, false, false);
+            driver.turn(Millis(now), |_, _, _| {});
+        };
+        turn(&mut driver, 0);
+        let welcome_bytes = peer.borrow().from_server.len();
+        assert!(welcome_bytes > 0, "the 101 and the welcome went out");
+        // The client stops reading, then sends ten pings: ten replies wait in the queue.
+        peer.borrow_mut().window = 0;
+        let mut encoder = crate::wire::Encoder::new();
+        for cid in 1..=10 {
+            let request = encoder.request(Cid(cid), &Request::Ping).to_vec();
+            let mut frame = vec![0x82, 0x80 | request.len() as u8, 0, 0, 0, 0];
+            frame.extend_from_slice(&request); // a zero mask leaves the payload as it is
+            peer.borrow_mut().to_server.extend(frame);
+        }
+        turn(&mut driver, 10);
+        let queued = driver.conns.get(id).unwrap().out.bytes_queued();
+        assert!(queued > 0, "ten replies queued");
+        driver.close_all(Millis(20), Millis(2_020));
+        for now in [30, 1_020, 1_500, 2_019] {
+            turn(&mut driver, now);
+            assert_eq!(driver.connection_count(), 1, "the linger does not cut a draining connection at {now} ms");
+        }
+        // The drain deadline: the client's window opens by a little, enough for a close frame.
+        peer.borrow_mut().window = 64;
+        let cut = driver.cut_at_drain_deadline();
+        assert_eq!(cut.connections, 1);
+        assert_eq!(cut.bytes_unsent, queued, "the replies were dropped for the close frame");
+        assert_eq!(driver.counters().shutdown_cut_total, 1);
+        let frames = server_frames(&peer.borrow().from_server);
+        let (opcode, payload) = frames.last().expect("frames");
+        assert_eq!(*opcode, 0x8, "the last frame is the close frame");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
+        assert_eq!(&payload[2..], b"server shutting down");
+    }
 }

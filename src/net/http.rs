@@ -261,6 +261,7 @@ impl Status {
     pub const REQUEST_TIMEOUT: Status = Status(408, "Request Timeout");
     pub const CONTENT_TOO_LARGE: Status = Status(413, "Content Too Large");
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
+    pub const TOO_MANY_REQUESTS: Status = Status(429, "Too Many Requests");
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
     pub const NOT_IMPLEMENTED: Status = Status(501, "Not Implemented");
     pub const SERVICE_UNAVAILABLE: Status = Status(503, "Service Unavailable");

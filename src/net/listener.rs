@@ -6,12 +6,13 @@
 
 use super::driver::Driver;
 use super::metrics::Limit;
+use super::per_ip::{AddressRefusal, PerAddress};
 use crate::core::Millis;
 use crate::limits::Limits;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Pause before retrying accept after the process ran out of file descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
@@ -38,6 +39,10 @@ pub struct ListenerLimits {
     pub head_bytes_max: usize,
     /// Time from accept until the request head is complete; later, the connection is dropped.
     pub head_timeout_ms: u64,
+    /// Connections open at once from one source address; 0 = no bound (`per_ip.rs`).
+    pub connections_per_ip_max: usize,
+    /// New connections per second from one source address; 0 = no bound.
+    pub handshakes_per_ip_per_second_max: u32,
 }
 
 impl ListenerLimits {
@@ -48,6 +53,8 @@ impl ListenerLimits {
             accepts_per_turn_max: limits.accepts_per_turn_max,
             head_bytes_max: limits.handshake_bytes_max,
             head_timeout_ms: limits.handshake_timeout_ms,
+            connections_per_ip_max: limits.connections_per_ip_max,
+            handshakes_per_ip_per_second_max: limits.handshakes_per_ip_per_second_max,
         }
     }
 
@@ -58,6 +65,9 @@ impl ListenerLimits {
             accepts_per_turn_max: limits.accepts_per_turn_max.min(limits.admin_connections_max),
             head_bytes_max: limits.admin_head_bytes_max,
             head_timeout_ms: limits.admin_request_timeout_ms,
+            // The admin key, not the address, guards the admin API; its connection bound is small.
+            connections_per_ip_max: 0,
+            handshakes_per_ip_per_second_max: 0,
         }
     }
 }
@@ -85,6 +95,8 @@ struct Listener {
     /// After a transient accept failure: no accepting before then.
     accept_paused_until: Option<Millis>,
     connections_open: usize,
+    /// Open connections and recent handshakes per source address.
+    per_address: PerAddress,
 }
 
 /// Every listener of the loop.
@@ -115,6 +127,10 @@ impl Listeners {
                 accept_ready: false,
                 accept_paused_until: None,
                 connections_open: 0,
+                per_address: PerAddress::new(
+                    spec.limits.connections_per_ip_max,
+                    spec.limits.handshakes_per_ip_per_second_max,
+                ),
             });
         }
         Ok(Listeners { table })
@@ -150,11 +166,16 @@ impl Listeners {
         self.table.iter().filter_map(|l| l.accept_paused_until).min()
     }
 
-    /// A connection that came in on `id` is gone.
-    pub fn connection_closed(&mut self, id: ListenerId) {
+    /// A connection that came in on `id` from `peer` is gone.
+    pub fn connection_closed(&mut self, id: ListenerId, peer: IpAddr, now: Millis) {
         let listener = &mut self.table[usize::from(id.0)];
         debug_assert!(listener.connections_open > 0, "a listener's count matches its connections");
         listener.connections_open = listener.connections_open.saturating_sub(1);
+        listener.per_address.release(peer, now);
+        debug_assert!(
+            listener.per_address.connections_counted() <= listener.connections_open,
+            "per-address counts cover only open connections"
+        );
     }
 
     /// Stops accepting on every listener of `kind` (the game listener at shutdown).
@@ -220,14 +241,23 @@ impl Listener {
                 log::debug!("refused {peer}: connections_max {} reached", self.limits.connections_max);
                 continue; // dropping the socket closes it
             }
+            if let Err(refusal) = self.per_address.admit(peer.ip(), now) {
+                match refusal {
+                    AddressRefusal::Connections => driver.counters.refused_ip_connections_total += 1,
+                    AddressRefusal::HandshakeRate => driver.counters.refused_ip_handshakes_total += 1,
+                }
+                log::debug!("refused {peer}: {refusal}");
+                continue; // dropping the socket closes it
+            }
             // Small frames are the whole workload; Nagle would add up to 40 ms to each.
             let _ = socket.set_nodelay(true);
             let slot = driver.conns.vacant_id().slot() as usize;
             if let Err(e) = registry.register(&mut socket, Token(slot), Interest::READABLE | Interest::WRITABLE) {
                 log::warn!("could not register {peer}: {e}");
+                self.per_address.release(peer.ip(), now);
                 continue;
             }
-            let conn = driver.insert(socket, id, self.kind, &self.limits, now);
+            let conn = driver.insert(socket, peer.ip(), id, self.kind, &self.limits, now);
             self.connections_open += 1;
             log::debug!("accepted {peer} in slot {}", conn.slot());
         }

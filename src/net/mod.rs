@@ -13,7 +13,8 @@
 //! Rooms:
 //! - `mod.rs`: [`Server`] (bind, the loop turn, shutdown) and its [`ServerHandle`].
 //! - `listener.rs`: the listener table; a listener has a [`ListenerKind`] (game clients, the
-//!   admin API) and its own [`ListenerLimits`].
+//!   admin API) and its own [`ListenerLimits`]. `per_ip.rs`: a listener's bounds per source
+//!   address (connections, handshakes per second; off by default).
 //! - `admin.rs`: admin API connections (keep-alive HTTP requests routed by `crate::admin`,
 //!   executed through the core); `metrics.rs`: the counters behind `/metrics` and their
 //!   Prometheus exposition.
@@ -25,6 +26,8 @@
 //! - `http.rs`: the bounded HTTP/1.1 head reader, shared by every listener kind.
 //! - `handshake.rs`: the WebSocket upgrade decision and token check on a parsed head.
 //! - `ws.rs`: WebSocket glue (tungstenite over our buffers, close frames, what a read means).
+//! - `inbound.rs`: a peek at each client frame header before tungstenite sees it: fragments per
+//!   message, assembly time, and the budget of control and continuation frames.
 //! - `dispatch.rs`: frame → codec → core → outputs; the only caller of the wire codec.
 //! - `deadlines.rs`: head, linger and keepalive deadlines.
 //! - `outbound.rs`: the outbound queue, its limits and flushing; `frame.rs`: server frames.
@@ -38,9 +41,11 @@ mod driver;
 pub mod frame;
 pub mod handshake;
 pub mod http;
+mod inbound;
 mod listener;
 mod metrics;
 pub mod outbound;
+mod per_ip;
 pub mod ratelimit;
 mod read;
 mod stats;
@@ -244,21 +249,29 @@ impl Server {
             }
             self.listeners.accept(now, self.poll.registry(), &mut self.driver)?;
             let (registry, listeners) = (self.poll.registry(), &mut self.listeners);
-            self.driver.turn(now, |mut socket, listener| {
+            self.driver.turn(now, |mut socket, listener, peer| {
                 let _ = registry.deregister(&mut socket);
-                listeners.connection_closed(listener);
+                listeners.connection_closed(listener, peer, now);
             });
             self.driver.counters.turns_total += 1;
             self.driver.publish_stats(now, &self.stats);
             self.driver.observe_turn(turn_started.elapsed());
             if let Some(deadline) = self.shutdown_deadline {
                 // Admin connections are served through the drain and do not hold it up.
-                let open = self.listeners.connections_open(ListenerKind::Game);
-                if open == 0 || now >= deadline {
-                    match open {
-                        0 => log::info!("shutdown complete"),
-                        cut => log::warn!("shutdown complete; {cut} connections cut at the drain deadline"),
-                    }
+                if self.listeners.connections_open(ListenerKind::Game) == 0 {
+                    log::info!("shutdown complete");
+                    return Ok(());
+                }
+                if now >= deadline {
+                    let cut = self.driver.cut_at_drain_deadline();
+                    self.driver.publish_stats(now, &self.stats);
+                    log::warn!(
+                        "shutdown complete; {} connections cut at the drain deadline (shutdown_drain_ms {}) with \
+                         {} bytes unsent, each after a last attempt at its close frame",
+                        cut.connections,
+                        self.shutdown_drain_ms,
+                        cut.bytes_unsent
+                    );
                     return Ok(());
                 }
             }
@@ -289,7 +302,8 @@ impl Server {
         let open = self.listeners.connections_open(ListenerKind::Game);
         log::info!("shutting down: closing {open} game connections; the admin API answers until they are gone");
         self.listeners.stop_accepting(ListenerKind::Game, self.poll.registry());
-        self.shutdown_deadline = Some(now.saturating_add(self.shutdown_drain_ms));
-        self.driver.close_all(now);
+        let deadline = now.saturating_add(self.shutdown_drain_ms);
+        self.shutdown_deadline = Some(deadline);
+        self.driver.close_all(now, deadline);
     }
 }

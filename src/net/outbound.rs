@@ -163,7 +163,24 @@ impl OutboundQueue {
     /// Drops every frame not yet started, keeping a partly written head frame so the stream
     /// stays well-formed (used before queueing a final close frame).
     pub fn truncate_unstarted(&mut self) {
-        let keep = usize::from(self.head_written > 0);
+        self.truncate_unstarted_after(usize::from(self.head_written > 0));
+    }
+
+    /// Drops every frame between a partly written head frame (kept so the stream stays
+    /// well-formed) and the last frame (kept: a closing connection's close frame or final
+    /// response). Returns the bytes dropped.
+    pub fn truncate_all_but_last(&mut self) -> usize {
+        let keep_head = usize::from(self.head_written > 0);
+        let Some(last) = self.frames.pop_back() else { return 0 };
+        let before = self.bytes_queued;
+        self.bytes_queued -= last.len();
+        self.truncate_unstarted_after(keep_head);
+        self.bytes_queued += last.len();
+        self.frames.push_back(last);
+        before - self.bytes_queued
+    }
+
+    fn truncate_unstarted_after(&mut self, keep: usize) {
         while self.frames.len() > keep {
             if let Some(frame) = self.frames.pop_back() {
                 self.bytes_queued -= frame.len();
@@ -289,6 +306,23 @@ mod tests {
         let mut fresh = queue_of(&[b"one", b"two"]);
         fresh.truncate_unstarted();
         assert!(fresh.is_empty());
+    }
+
+    #[test]
+    fn truncate_all_but_last_keeps_a_started_head_and_the_final_frame() {
+        let mut q = queue_of(&[b"head", b"next", b"more", b"close"]);
+        let mut sink = Trickle { got: vec![], chunk: 2, room: 2 };
+        q.write_to(&mut sink, usize::MAX).unwrap();
+        assert_eq!(q.truncate_all_but_last(), 8, "next and more dropped");
+        sink.room = 100;
+        q.write_to(&mut sink, usize::MAX).unwrap();
+        assert_eq!(sink.got, b"headclose");
+        let mut unstarted = queue_of(&[b"one", b"two", b"close"]);
+        assert_eq!(unstarted.truncate_all_but_last(), 6);
+        assert_eq!(unstarted.bytes_queued(), 5);
+        let mut alone = queue_of(&[b"close"]);
+        assert_eq!(alone.truncate_all_but_last(), 0);
+        assert_eq!(OutboundQueue::default().truncate_all_but_last(), 0);
     }
 
     #[test]

@@ -9,9 +9,11 @@
 use super::conn::{Phase, Transport};
 use super::driver::Driver;
 use super::http::HeadProgress;
+use super::inbound::InboundFrames;
 use super::ratelimit::Admission;
 use super::ws::{self, Inbound, NoRead, WsIo};
 use crate::core::{Millis, SessionId};
+use crate::limits::Limits;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Read};
 
@@ -111,8 +113,8 @@ impl<S: Transport> Driver<S> {
     /// budget is spent, or it closes.
     fn read_frames_until(&mut self, id: SessionId, now: Millis) -> ReadEnd {
         // One `recv` per connection per turn: tungstenite loops inside one `read` over frames
-        // that complete no message (a stream of empty continuation fragments), so without this
-        // a fast sender could keep the loop on its connection forever.
+        // that complete no message (control frames, fragments). `inbound.rs` bounds how many of
+        // those a connection may send; this bounds how many one turn handles (one `recv`'s worth).
         let mut recvs_left = 1u32;
         for _ in 0..self.limits.frames_per_turn_max {
             let limits = &self.limits;
@@ -134,8 +136,20 @@ impl<S: Transport> Driver<S> {
                 recvs_left: &mut recvs_left,
                 pending: &mut conn.pending,
                 scratch: &mut self.scratch,
+                frames: &mut conn.inbound,
+                now,
+                limits,
             };
-            let inbound = ws::classify(ws.read(&mut WsIo { reader, out: &mut conn.out }));
+            let result = ws.read(&mut WsIo { reader, out: &mut conn.out });
+            // The reader refuses a frame over a frame limit with an IO error; a message that
+            // completed before that frame is still handled first.
+            let inbound = match conn.inbound.tripped() {
+                Some(limit) if result.is_err() => Inbound::FrameLimit(limit),
+                _ => ws::classify(result),
+            };
+            if let Some(deadline) = conn.inbound.assembly_deadline_to_arm(limits.message_assembly_ms_max) {
+                self.deadlines.assemblies.push(deadline, id);
+            }
             let control_queued = conn.out.bytes_queued() > queued_before;
             if matches!(inbound, Inbound::Binary(_) | Inbound::Text(_) | Inbound::Control | Inbound::PeerClosed) {
                 conn.last_heard_at = now;
@@ -193,6 +207,10 @@ impl<S: Transport> Driver<S> {
                     return ReadEnd::BudgetSpent
                 }
                 Inbound::Drained => return ReadEnd::Drained,
+                Inbound::FrameLimit(limit) => {
+                    self.close_for_frame_limit(id, limit, now);
+                    return ReadEnd::Closed;
+                }
                 Inbound::CloseWith(code, reason) => {
                     log::debug!("session {id}: closing with {}: {reason}", u16::from(code));
                     if code == tungstenite::protocol::frame::coding::CloseCode::Size {
@@ -210,16 +228,27 @@ impl<S: Transport> Driver<S> {
         ReadEnd::BudgetSpent
     }
 
-    /// Reads and discards what a closing peer still sends, until its FIN.
+    /// Reads and discards what a closing peer still sends, until its FIN or
+    /// `closing_discard_bytes_max` (then it is no longer read: its window fills, which stops the
+    /// sender, and the linger deadline drops it).
     fn read_closing(&mut self, id: SessionId) {
         let mut discard = [0u8; 2048];
         for _ in 0..CLOSING_READS_PER_TURN_MAX {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
+            let Phase::Closing { discarded_bytes, .. } = &mut conn.phase else {
+                return;
+            };
+            if *discarded_bytes >= self.limits.closing_discard_bytes_max {
+                return; // no more reading: the linger deadline ends it
+            }
             match conn.socket.read(&mut discard) {
                 Ok(0) => return self.list_reap(id),
-                Ok(n) => self.metrics.bytes_received_total += n as u64,
+                Ok(n) => {
+                    self.metrics.bytes_received_total += n as u64;
+                    *discarded_bytes += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return self.list_reap(id),
@@ -258,13 +287,6 @@ impl ReadScratch {
         self.start = 0;
         self.end = 0;
     }
-
-    fn take_into(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.end - self.start);
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        n
-    }
 }
 
 /// A connection's byte source, in order: bytes stashed from an earlier turn, the loop's
@@ -278,13 +300,17 @@ pub(crate) struct ConnReader<'a, S: Read> {
     pub recvs_left: &'a mut u32,
     pub pending: &'a mut BytesMut,
     pub scratch: &'a mut ReadScratch,
+    /// Every byte handed to tungstenite passes the frame accounting first.
+    pub frames: &'a mut InboundFrames,
+    pub now: Millis,
+    pub limits: &'a Limits,
 }
 
 impl<S: Read> Read for ConnReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.pending.is_empty() {
             let n = buf.len().min(self.pending.len());
-            buf[..n].copy_from_slice(&self.pending[..n]);
+            let n = pass_on(self.frames, self.now, self.limits, &self.pending[..n], buf)?;
             self.pending.advance(n); // O(1): no memmove of the rest
             if self.pending.is_empty() {
                 *self.pending = BytesMut::new(); // release it: pending is the exception, not the rule
@@ -292,7 +318,7 @@ impl<S: Read> Read for ConnReader<'_, S> {
             return Ok(n);
         }
         if self.scratch.start < self.scratch.end {
-            return Ok(self.scratch.take_into(buf));
+            return self.take_scratch(buf);
         }
         if *self.drained || *self.recvs_left == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -315,8 +341,33 @@ impl<S: Read> Read for ConnReader<'_, S> {
         self.scratch.start = 0;
         self.scratch.end = n;
         self.scratch.bytes_read_total += n as u64;
-        Ok(self.scratch.take_into(buf))
+        if n == 0 {
+            return Ok(0); // EOF
+        }
+        self.take_scratch(buf)
     }
+}
+
+impl<S: Read> ConnReader<'_, S> {
+    /// Hands over what the frame accounting allows of the scratch's unread bytes.
+    fn take_scratch(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let unread = &self.scratch.buf[self.scratch.start..self.scratch.end];
+        let n = buf.len().min(unread.len());
+        let n = pass_on(self.frames, self.now, self.limits, &unread[..n], buf)?;
+        self.scratch.start += n;
+        Ok(n)
+    }
+}
+
+/// Copies into `out` the part of `from` (non-empty) that the frame accounting passes, or fails
+/// when a frame limit stops it at its first byte: returning `Ok(0)` would read as EOF.
+fn pass_on(frames: &mut InboundFrames, now: Millis, limits: &Limits, from: &[u8], out: &mut [u8]) -> io::Result<usize> {
+    let n = frames.pass(from, now, limits);
+    if n == 0 && !from.is_empty() {
+        return Err(io::Error::other("a frame limit was broken"));
+    }
+    out[..n].copy_from_slice(&from[..n]);
+    Ok(n)
 }
 
 /// One read of an edge-triggered socket: after a short read, answer WouldBlock without asking
@@ -351,16 +402,6 @@ mod tests {
         }
     }
 
-    fn conn_reader<'a, S: Read>(
-        socket: &'a mut S,
-        drained: &'a mut bool,
-        recvs_left: &'a mut u32,
-        pending: &'a mut BytesMut,
-        scratch: &'a mut ReadScratch,
-    ) -> ConnReader<'a, S> {
-        ConnReader { socket, drained, recvs_left, pending, scratch }
-    }
-
     fn read_all(reader: &mut ConnReader<'_, Chunks>, step: usize) -> (Vec<u8>, io::ErrorKind) {
         let mut got = Vec::new();
         loop {
@@ -375,18 +416,40 @@ mod tests {
     #[test]
     fn pending_bytes_come_before_new_ones_and_a_short_recv_stops_further_syscalls() {
         let mut scratch = ReadScratch::new(8);
+        // The bytes are no WebSocket frames, but their first two read as a header announcing 98
+        // bytes of payload, which the rest is: the frame accounting passes all of it.
+        let limits = Limits::default();
+        let mut frames = InboundFrames::new(&limits, Millis(0));
         let mut socket = Chunks(vec![b"abcdefgh".to_vec(), b"ijk".to_vec(), b"never".to_vec()]);
         let (mut drained, mut pending) = (false, BytesMut::new());
         let mut recvs = 9u32;
         // Turn 1: take 5 bytes of a full 8-byte recv, then the loop moves on.
-        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
+        };
         let mut buf = [0u8; 5];
         assert_eq!(reader.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf, b"abcde");
         scratch.stash_into(&mut pending);
         assert_eq!(&pending[..], b"fgh");
         // Turn 2: the stash first, then a short recv ("ijk"), then WouldBlock without reading "never".
-        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
+        };
         let (got, end) = read_all(&mut reader, 2);
         assert_eq!((got.as_slice(), end), (&b"fghijk"[..], io::ErrorKind::WouldBlock));
         assert!(drained, "a short recv marks the socket drained");
@@ -394,16 +457,36 @@ mod tests {
         assert_eq!(pending.capacity(), 0, "an emptied stash is released");
         // A new edge clears `drained`; the next recv goes to the kernel again.
         drained = false;
-        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
+        };
         assert_eq!(read_all(&mut reader, 16).0, b"never");
     }
 
     #[test]
     fn a_spent_recv_budget_answers_would_block_without_reading() {
         let mut scratch = ReadScratch::new(4);
+        let limits = Limits::default();
+        let mut frames = InboundFrames::new(&limits, Millis(0));
         let mut socket: &[u8] = b"abcdefgh";
         let (mut drained, mut pending, mut recvs) = (false, BytesMut::new(), 1u32);
-        let mut reader = conn_reader(&mut socket, &mut drained, &mut recvs, &mut pending, &mut scratch);
+        let mut reader = ConnReader {
+            socket: &mut socket,
+            drained: &mut drained,
+            recvs_left: &mut recvs,
+            pending: &mut pending,
+            scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
+        };
         let mut buf = [0u8; 8];
         assert_eq!(reader.read(&mut buf).unwrap(), 4, "one full recv");
         assert_eq!(reader.read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);

@@ -160,9 +160,6 @@ impl Sim {
                 (Ok(Reply::Status(StatusReply::Updated)), vec![Expected::Event { recipients, event }])
             }
             StatusRequest::Follow { user_ids, usernames } => {
-                if user_ids.len() + usernames.len() > limits.follow_ids_per_request_max {
-                    return (limit(), vec![]);
-                }
                 if user_ids.iter().any(|u| u.as_str().is_empty()) {
                     return (bad(), vec![]);
                 }
@@ -182,6 +179,10 @@ impl Sim {
                         .map(|s| s.presence.user_id.clone())
                         .collect();
                     resolved.iter().for_each(&mut consider);
+                }
+                // SPEC S-2: the users resolved, not the names given, count against the limit.
+                if targets.len() > limits.follow_ids_per_request_max {
+                    return (limit(), vec![]);
                 }
                 let follows = &self.sessions[&session].follows;
                 let adding = targets.iter().filter(|u| !follows.contains(*u)).count();

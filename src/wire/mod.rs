@@ -16,6 +16,7 @@
 //!   schema's codes.
 //! - `codec.rs`: the [`Codec`] interface a connection's codec implements, and
 //!   [`FlatBuffersCodec`], this module behind it.
+//! - `nakama/`: Nakama's realtime JSON (SPEC K-1), a second codec behind the same interface.
 //!
 //! # Codecs per connection
 //!
@@ -34,8 +35,9 @@
 //!   an ack and a `party` message); send them in order.
 //! - **`Output::Event { event, recipients }`**: for each [`CodecKind`] in use among the recipients,
 //!   `codecs.encode_event(kind, &event, sole, emit)` once, where `sole` is the connection's
-//!   `ConnCodec` when exactly one recipient speaks that codec (a codec may tailor a one-recipient
-//!   event, as Nakama's `party` message names its `self`) and `None` otherwise. Frame each emitted
+//!   `ConnCodec` when the event has exactly one recipient (a codec may learn from a one-recipient
+//!   event: the JSON codec keeps the session's own presence from its welcome) and `None`
+//!   otherwise. Frame each emitted
 //!   payload once and queue a clone of the framed bytes for every recipient of that codec. A codec
 //!   may emit nothing (JSON sessions get no huddle-only events, no welcome).
 //!

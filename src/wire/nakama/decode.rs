@@ -77,10 +77,11 @@ impl NakamaLimits {
 /// A request's `cid` as the client wrote it, to be echoed on its reply. The SDKs send decimal
 /// counters ("1", "2", …), kept as a number so that the common case allocates nothing; any other
 /// string of at most [`CID_BYTES_MAX`] bytes is kept as text.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum CidText {
     /// No `cid` (or an empty one, which protojson cannot tell from none): the reply, if any, goes
     /// out without one, as Nakama's does.
+    #[default]
     Absent,
     /// A canonical decimal number (no sign, no leading zero).
     Number(u64),
@@ -101,6 +102,17 @@ impl CidText {
 
     pub fn is_absent(&self) -> bool {
         matches!(self, CidText::Absent)
+    }
+
+    /// The number the core and the driver use for this cid: 0 when there is none, the number
+    /// itself when the client's cid is a non-zero number, else `u64::MAX` (the text stays with
+    /// the connection, for the reply).
+    pub fn core_cid(&self) -> Cid {
+        match self {
+            CidText::Absent => Cid::NONE,
+            CidText::Number(number) if *number != 0 => Cid(*number),
+            _ => Cid(u64::MAX),
+        }
     }
 }
 
@@ -129,9 +141,8 @@ impl ReplyTo {
     /// only echoes it; the reply's text comes from this `ReplyTo`.
     pub fn core_cid(&self) -> Cid {
         match self.cid {
-            CidText::Absent if self.op == NakamaOp::PartyDataSend => Cid::NONE,
-            CidText::Number(number) if number != 0 => Cid(number),
-            _ => Cid(u64::MAX),
+            CidText::Absent if self.op != NakamaOp::PartyDataSend => Cid(u64::MAX),
+            _ => self.cid.core_cid(),
         }
     }
 }

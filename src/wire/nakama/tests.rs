@@ -8,7 +8,7 @@
 //! mutation of a recorded frame panics the decoder.
 //!
 //! The core values fed to the encoder are built by hand, as the core produces them for the same
-//! flow; the end-to-end tests of phase 2 drive the real core over sockets.
+//! flow; `tests/nakama_json.rs` drives the real core over sockets with the same recorded flows.
 
 use super::*;
 use crate::core::{
