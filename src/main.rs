@@ -104,6 +104,10 @@ struct ServeArgs {
     /// a random key (mode 0600) when missing.
     #[arg(long, value_name = "PATH", env = admin_key::ADMIN_KEY_FILE_ENV)]
     admin_key_file: Option<PathBuf>,
+    /// Serve the lobby playground, a developer's page, at http://ADMIN_LISTEN/playground (no admin
+    /// key needed); its token mint works only while the admin listener is on loopback.
+    #[arg(long, env = "HUDDLE_PLAYGROUND", value_parser = clap::builder::BoolishValueParser::new())]
+    playground: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -291,6 +295,7 @@ struct ConfigFile {
     key_file: Option<PathBuf>,
     admin_key: Option<String>,
     admin_key_file: Option<PathBuf>,
+    playground: Option<bool>,
     limits: LimitFile,
 }
 
@@ -317,6 +322,7 @@ impl ConfigFile {
             key_file: take(&mut table, "key_file")?,
             admin_key: take(&mut table, "admin_key")?,
             admin_key_file: take(&mut table, "admin_key_file")?,
+            playground: take(&mut table, "playground")?,
             limits: toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())?,
         })
     }
@@ -393,6 +399,14 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     let default_admin: AdminListen = DEFAULT_ADMIN_LISTEN.parse()?;
     let (admin_listen, source) = pick(matches, "admin_listen", args.admin_listen, file.admin_listen, default_admin);
     shown.push(Shown { name: "admin_listen", value: quoted(&admin_listen.to_string()), source });
+    let given = Source::of(matches, "playground").map(|_| args.playground);
+    let (playground, source) = pick(matches, "playground", given, file.playground, false);
+    if playground {
+        if admin_listen == AdminListen::Off {
+            return Err("--playground is served by the admin listener, which --admin-listen turned off".into());
+        }
+        shown.push(Shown { name: "playground", value: "true".into(), source });
+    }
     let (cpu, source) = pick(matches, "cpu", args.cpu.map(Some), file.cpu.map(Some), None);
     if let Some(cpu) = cpu {
         shown.push(Shown { name: "cpu", value: cpu.to_string(), source });
@@ -421,7 +435,7 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         AdminListen::Off => None,
         AdminListen::At(listen) => {
             let (key, description) = load_admin_key(&args, matches, &file, &key_file)?;
-            Some((AdminConfig { listen, key }, description))
+            Some((AdminConfig { listen, key, playground }, description))
         }
     };
 
@@ -462,6 +476,12 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     log::info!("huddle {} listening on ws://{}/ws", env!("CARGO_PKG_VERSION"), server.local_addr());
     if let Some(admin) = server.handle().admin_addr() {
         log::info!("admin API listening on http://{admin} (metrics: http://{admin}/metrics)");
+        if playground {
+            log::info!("playground: http://{admin}/playground");
+            if let Some(refusal) = huddle::admin::playground::mint_refusal(admin) {
+                log::warn!("{refusal}");
+            }
+        }
     }
     server.run().map_err(|e| format!("server stopped: {e}"))
 }
@@ -588,6 +608,18 @@ mod tests {
         let off = ConfigFile::parse("admin_listen = \"off\"").unwrap();
         assert_eq!(off.admin_listen, Some(AdminListen::Off));
         assert!(ConfigFile::parse("admin_listen = \"nowhere\"").unwrap_err().starts_with("admin_listen:"));
+    }
+
+    #[test]
+    fn the_playground_comes_from_its_flag_else_the_environment_else_the_file() {
+        let file = ConfigFile::parse("playground = true").unwrap();
+        assert_eq!(file.playground, Some(true));
+        let (args, matches) = serve_matches(&["huddle", "--playground"]);
+        assert!(args.playground);
+        assert_eq!(Source::of(&matches, "playground"), Some(Source::Flag));
+        let (args, matches) = serve_matches(&["huddle"]);
+        assert_eq!(Source::of(&matches, "playground").map(|_| args.playground), None, "unset: the file decides");
+        assert!(ConfigFile::parse("playground = \"yes\"").unwrap_err().starts_with("playground:"));
     }
 
     #[test]

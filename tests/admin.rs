@@ -517,3 +517,95 @@ fn an_admin_flood_answers_every_request_and_game_sessions_keep_their_turns() {
     let answered = sample(&scrape, "huddle_admin_requests_total", &[("route", "GET /healthz"), ("status", "200")]);
     assert_eq!(answered, f64::from(8 * per_connection));
 }
+
+// The lobby playground (SPEC K-3): `GET /playground` and its mint `POST /playground/token`, both
+// without the admin key, both 404 unless the server runs with `--playground`; the mint only on a
+// loopback-bound admin listener, for requests whose Host and Origin name this machine.
+
+fn playground_server(admin_listen: &str) -> TestServer {
+    TestServer::with_admin_config(Limits::default(), admin_listen, true)
+}
+
+/// A request with the `Host` (and `Origin`) a browser would send.
+fn browser_request(method: &str, target: &str, host: &str, origin: Option<&str>, body: &str) -> Vec<u8> {
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    [head.as_bytes(), body.as_bytes()].concat()
+}
+
+#[test]
+fn without_the_flag_the_playground_and_its_mint_are_404() {
+    let server = admin_server();
+    let mut http = Http::connect(&server);
+    let host = server.admin_addr.clone().unwrap();
+    assert_eq!(http.request("GET", "/playground", None, None).status, 404);
+    http.send(&browser_request("POST", "/playground/token", &host, None, r#"{"user_id":"alice"}"#));
+    let refused = http.response();
+    assert_eq!((refused.status, refused.error_code().as_str()), (404, "not_found"));
+}
+
+#[test]
+fn the_playground_page_names_the_game_listener_and_needs_no_admin_key() {
+    let server = playground_server("127.0.0.1:0");
+    let mut http = Http::connect(&server);
+    let page = http.request("GET", "/playground", None, None);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let text = page.text();
+    assert!(text.contains(&format!(r#"<meta name="huddle-ws-url" content="ws://{}/ws">"#, server.addr)), "{text:.400}");
+    assert!(text.contains(r#"<meta name="huddle-mint" content="on">"#), "{text:.400}");
+    assert_eq!(http.request("POST", "/playground", None, None).status, 405, "the page is only read");
+}
+
+#[test]
+fn the_playground_mints_tokens_for_pages_of_this_machine_only() {
+    let server = playground_server("127.0.0.1:0");
+    let mut http = Http::connect(&server);
+    let host = server.admin_addr.clone().unwrap();
+    let own = format!("http://{host}");
+    http.send(&browser_request("POST", "/playground/token", &host, Some(&own), r#"{"user_id":"alice"}"#));
+    let minted = http.response();
+    assert_eq!(minted.status, 200, "{}", minted.text());
+    let mut alice = server.try_connect(minted.json()["token"].as_str().unwrap()).expect("the game port accepts it");
+    assert_eq!(alice.presence().username.as_str(), "alice");
+    assert_eq!(alice.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+
+    let port = host.rsplit_once(':').unwrap().1;
+    let refusals = [
+        (format!("evil.example:{port}"), None, "Host must be localhost or a loopback address"),
+        (host.clone(), Some("http://evil.example".to_owned()), "Origin must be"),
+        (host.clone(), Some("null".to_owned()), "Origin must be"),
+    ];
+    for (host, origin, why) in refusals {
+        http.send(&browser_request("POST", "/playground/token", &host, origin.as_deref(), r#"{"user_id":"mallory"}"#));
+        let refused = http.response();
+        assert_eq!((refused.status, refused.error_code().as_str()), (403, "forbidden"), "{host} {origin:?}");
+        assert!(refused.json()["message"].as_str().unwrap().contains(why), "{}", refused.text());
+    }
+    http.send(&browser_request("POST", "/playground/token", &host, Some(&own), r#"{"user":"alice"}"#));
+    assert_eq!(http.response().status, 400, "the body is read as /v1/tokens reads it");
+}
+
+#[test]
+fn the_playground_mint_is_refused_while_the_admin_listener_is_not_on_loopback() {
+    let server = playground_server("0.0.0.0:0");
+    let port = server.admin_addr.as_deref().unwrap().rsplit_once(':').unwrap().1.to_owned();
+    let mut http = Http::connect(&server);
+    let page = http.request("GET", "/playground", None, None);
+    assert_eq!(page.status, 200, "the page is still served, for pasted tokens");
+    assert!(page.text().contains("mints tokens only while the admin listener is bound to loopback"));
+    let host = format!("127.0.0.1:{port}");
+    http.send(&browser_request(
+        "POST",
+        "/playground/token",
+        &host,
+        Some(&format!("http://{host}")),
+        r#"{"user_id":"a"}"#,
+    ));
+    let refused = http.response();
+    assert_eq!((refused.status, refused.error_code().as_str()), (403, "forbidden"), "even from loopback");
+    assert!(refused.json()["message"].as_str().unwrap().contains("(it is on 0.0.0.0:"), "{}", refused.text());
+}

@@ -96,6 +96,31 @@ pub(crate) fn user_id(name: &str, value: &str) -> Result<UserId, AdminError> {
     Ok(UserId::new(value))
 }
 
+/// `expires_in` when a token request names none: one day, as `huddle token` mints.
+const TOKEN_EXPIRES_IN_DEFAULT_S: u64 = 86_400;
+
+/// The body of a token request (`POST /v1/tokens`, and the playground's own mint):
+/// `{user_id, username?, expires_in?}`, the username defaulting to the user id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub user_id: String,
+    pub username: String,
+    pub expires_in_s: u32,
+}
+
+pub(crate) fn token_request(body: &[u8]) -> Result<TokenRequest, AdminError> {
+    let mut fields = Fields::parse(body)?;
+    let user_id = fields.string("user_id")?;
+    claim("user_id", &user_id)?;
+    let username = fields.opt_string("username")?.unwrap_or_else(|| user_id.clone());
+    claim("username", &username)?;
+    let expires_in = fields.opt_integer("expires_in", 1..=u64::from(u32::MAX))?;
+    fields.finish()?;
+    // Invariant: the range above keeps the value within u32.
+    let expires_in_s = u32::try_from(expires_in.unwrap_or(TOKEN_EXPIRES_IN_DEFAULT_S)).unwrap_or(u32::MAX);
+    Ok(TokenRequest { user_id, username, expires_in_s })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,13 +7,17 @@
 //!
 //! Rooms: `router.rs` (the route table: method and path pattern → parser, the key check),
 //! `body.rs` (JSON bodies read field by field, refusals naming the field), `key.rs` (the admin
-//! key, compared in constant time).
+//! key, compared in constant time), `playground.rs` (the K-3 page and its loopback-only token
+//! mint).
 
 mod body;
 pub mod key;
+pub mod playground;
 mod router;
 
+pub use body::TokenRequest;
 pub use key::AdminKey;
+pub use playground::Playground;
 pub use router::{route, Request, Route, RouteId, Routed, PUBLIC_PATHS, ROUTES};
 
 use crate::core::{CoreError, UnixMillis, UserId};
@@ -35,6 +39,10 @@ pub enum AdminCall {
     Ban { user_id: UserId, until: UnixMillis },
     /// `DELETE /v1/users/{user_id}/ban`.
     Unban { user_id: UserId },
+    /// `GET /playground` (K-3): the page, for a browser that reached us as `host`.
+    Playground { host: Option<String> },
+    /// `POST /playground/token` (K-3): checked by [`Playground::admit_token`].
+    PlaygroundToken(playground::TokenAttempt),
 }
 
 /// Why an admin request failed. [`AdminError::status`] and [`AdminError::code`] map each to
@@ -45,6 +53,9 @@ pub enum AdminError {
     Unauthorized,
     /// No route has this path.
     NotFound,
+    /// Refused whoever asks this way (the playground's mint from elsewhere than this machine);
+    /// the message says why.
+    Forbidden(String),
     /// Routes have this path, with other methods (listed in `Allow`).
     MethodNotAllowed { allow: String },
     /// A bad body, field, path segment or header; the message names it.
@@ -67,6 +78,7 @@ impl AdminError {
     pub fn status(&self) -> Status {
         match self {
             AdminError::Unauthorized => Status::UNAUTHORIZED,
+            AdminError::Forbidden(_) => Status::FORBIDDEN,
             AdminError::NotFound => Status::NOT_FOUND,
             AdminError::MethodNotAllowed { .. } => Status::METHOD_NOT_ALLOWED,
             AdminError::BadRequest(_) | AdminError::MalformedHead => Status::BAD_REQUEST,
@@ -82,6 +94,7 @@ impl AdminError {
     pub fn code(&self) -> &'static str {
         match self {
             AdminError::Unauthorized => "unauthorized",
+            AdminError::Forbidden(_) => "forbidden",
             AdminError::NotFound => "not_found",
             AdminError::MethodNotAllowed { .. } => "method_not_allowed",
             AdminError::BadRequest(_) | AdminError::MalformedHead => "bad_request",
@@ -116,6 +129,7 @@ impl std::fmt::Display for AdminError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AdminError::Unauthorized => write!(f, "missing or wrong admin key (Authorization: Bearer KEY)"),
+            AdminError::Forbidden(message) => write!(f, "{message}"),
             AdminError::NotFound => write!(f, "no such route"),
             AdminError::MethodNotAllowed { allow } => write!(f, "method not allowed here; allowed: {allow}"),
             AdminError::BadRequest(message) => write!(f, "{message}"),

@@ -7,19 +7,17 @@
 //! method (405 with the path's methods); then the row's parser (400 naming the field).
 
 use super::body::{self, Fields};
-use super::{AdminCall, AdminError, AdminKey};
+use super::{playground, AdminCall, AdminError, AdminKey};
 use crate::core::UnixMillis;
 use crate::net::http::{percent_decode, PlusSign};
 
 /// Paths served without the admin key: metrics and health for scrapers and probes (O-2), and
-/// the playground (K-3) once it exists.
-pub const PUBLIC_PATHS: &[&str] = &["/metrics", "/healthz", "/playground"];
+/// the playground's page and token mint (K-3), which answer 404 unless the server runs with
+/// `--playground` (see `playground.rs` for how the mint is confined to loopback).
+pub const PUBLIC_PATHS: &[&str] = &["/metrics", "/healthz", "/playground", "/playground/token"];
 
 /// Captures one pattern may have.
 const PARAMS_MAX: usize = 4;
-
-/// `expires_in` when a token request names none: one day, as `huddle token` mints.
-const TOKEN_EXPIRES_IN_DEFAULT_S: u64 = 86_400;
 
 pub struct Route {
     pub method: &'static str,
@@ -31,6 +29,8 @@ pub struct Route {
 pub const ROUTES: &[Route] = &[
     Route { method: "GET", pattern: "/metrics", parse: |_, _| Ok(AdminCall::Metrics) },
     Route { method: "GET", pattern: "/healthz", parse: |_, _| Ok(AdminCall::Health) },
+    Route { method: "GET", pattern: "/playground", parse: playground::page_call },
+    Route { method: "POST", pattern: "/playground/token", parse: playground::token_call },
     Route { method: "POST", pattern: "/v1/tokens", parse: mint_token },
     Route { method: "DELETE", pattern: "/v1/users/{user_id}/sessions", parse: disconnect_user },
     Route { method: "PUT", pattern: "/v1/users/{user_id}/ban", parse: ban },
@@ -57,6 +57,9 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub authorization: Option<&'a str>,
+    /// `Host` and `Origin`: the playground's mint checks that both name this machine.
+    pub host: Option<&'a str>,
+    pub origin: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -147,15 +150,7 @@ impl<'p> Params<'p> {
 }
 
 fn mint_token(_: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
-    let mut fields = Fields::parse(request.body)?;
-    let user_id = fields.string("user_id")?;
-    body::claim("user_id", &user_id)?;
-    let username = fields.opt_string("username")?.unwrap_or_else(|| user_id.clone());
-    body::claim("username", &username)?;
-    let expires_in = fields.opt_integer("expires_in", 1..=u64::from(u32::MAX))?;
-    fields.finish()?;
-    // Invariant: the range above keeps the value within u32.
-    let expires_in_s = u32::try_from(expires_in.unwrap_or(TOKEN_EXPIRES_IN_DEFAULT_S)).unwrap_or(u32::MAX);
+    let body::TokenRequest { user_id, username, expires_in_s } = body::token_request(request.body)?;
     Ok(AdminCall::MintToken { user_id, username, expires_in_s })
 }
 
@@ -184,7 +179,7 @@ mod tests {
 
     fn call(method: &str, target: &str, authorization: Option<&str>, body: &str) -> Routed {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let request = Request { method, path, query, authorization, body: body.as_bytes() };
+        let request = Request { method, path, query, authorization, host: None, origin: None, body: body.as_bytes() };
         route(&request, &AdminKey::new(b"k"))
     }
 
@@ -211,7 +206,8 @@ mod tests {
         }
         assert_eq!(call("GET", "/metrics", None, "").result, Ok(AdminCall::Metrics));
         assert_eq!(call("GET", "/healthz", Some("Bearer nope"), "").result, Ok(AdminCall::Health));
-        assert_eq!(call("GET", "/playground", None, "").result, Err(AdminError::NotFound), "public, not served yet");
+        assert_eq!(call("GET", "/playground", None, "").result, Ok(AdminCall::Playground { host: None }));
+        assert!(matches!(call("POST", "/playground/token", None, "").result, Ok(AdminCall::PlaygroundToken(_))));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::conn::{Phase, Transport};
 use super::driver::Driver;
 use super::http::{HeadError, HeadProgress, HeadReader, Status};
 use super::metrics::{self, Gauges, Limit};
-use crate::admin::{self, AdminCall, AdminError, AdminKey, RouteId};
+use crate::admin::{self, AdminCall, AdminError, AdminKey, Playground, RouteId, TokenRequest};
 use crate::auth::{self, Claims};
 use crate::core::{AdminReply, AdminRequest, Millis, SessionId};
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub(crate) struct AdminState {
     /// Random per start (`/healthz`).
     pub instance_id: String,
     pub started_at_ms: u64,
+    /// `--playground` (K-3): the page and its mint; `None` answers their paths with 404.
+    pub playground: Option<Playground>,
 }
 
 /// An admin connection between requests or reading one.
@@ -153,6 +155,10 @@ impl Response {
         Response { status, content_type: "application/json", body, allow: None, close: false }
     }
 
+    fn html(body: Vec<u8>) -> Response {
+        Response { content_type: "text/html; charset=utf-8", ..Response::json(Status::OK, body) }
+    }
+
     fn error(error: &AdminError) -> Response {
         let allow = match error {
             AdminError::MethodNotAllowed { allow } => Some(allow.clone()),
@@ -239,6 +245,8 @@ impl<S: Transport> Driver<S> {
             path: head.path,
             query: head.query,
             authorization: head.header("authorization"),
+            host: head.header("host"),
+            origin: head.header("origin"),
             body: admin.reader.bytes(head_len..total_len),
         };
         let routed = admin::route(&request, &state.key);
@@ -335,11 +343,7 @@ impl<S: Transport> Driver<S> {
                 Response::json(status, admin::json(&admin::Health { status: word, instance_id, started_at_ms }))
             }
             AdminCall::MintToken { user_id, username, expires_in_s } => {
-                let expires_at_s = super::driver::unix_now_s().saturating_add(u64::from(expires_in_s));
-                let claims =
-                    Claims { user_id: user_id.clone(), username: username.clone(), expires_at_unix_s: expires_at_s };
-                let token = auth::mint(&claims, &self.token_key);
-                Response::json(Status::OK, admin::json(&admin::TokenMinted { token, user_id, username, expires_at_s }))
+                self.mint_token(TokenRequest { user_id, username, expires_in_s })
             }
             AdminCall::DisconnectUser { user_id } => {
                 let shown = user_id.as_str().to_owned();
@@ -370,7 +374,26 @@ impl<S: Transport> Driver<S> {
                     other => return Err(unexpected(other)),
                 }
             }
+            AdminCall::Playground { host } => Response::html(self.playground()?.page(host.as_deref())),
+            AdminCall::PlaygroundToken(attempt) => {
+                let request = self.playground()?.admit_token(&attempt)?;
+                self.mint_token(request)
+            }
         })
+    }
+
+    /// A session token signed with the server's token key.
+    fn mint_token(&self, request: TokenRequest) -> Response {
+        let TokenRequest { user_id, username, expires_in_s } = request;
+        let expires_at_s = super::driver::unix_now_s().saturating_add(u64::from(expires_in_s));
+        let claims = Claims { user_id: user_id.clone(), username: username.clone(), expires_at_unix_s: expires_at_s };
+        let token = auth::mint(&claims, &self.token_key);
+        Response::json(Status::OK, admin::json(&admin::TokenMinted { token, user_id, username, expires_at_s }))
+    }
+
+    /// The playground, or 404 when the server runs without `--playground`.
+    fn playground(&self) -> Result<&Playground, AdminError> {
+        self.admin.as_ref().and_then(|state| state.playground.as_ref()).ok_or(AdminError::NotFound)
     }
 
     /// The values `/metrics` reads from the rest of the driver and the core.

@@ -92,6 +92,8 @@ pub struct ServerConfig {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub key: AdminKey,
+    /// Serve the lobby playground (K-3) at `/playground` (`--playground`).
+    pub playground: bool,
 }
 
 impl ServerConfig {
@@ -172,12 +174,15 @@ impl Server {
         let admin_addr = listeners.local_addr(ListenerKind::Admin);
         let seed = crate::auth::random_bytes()?;
         let mut driver = Driver::new(config.limits.clone(), config.token_key, seed);
-        if let Some(admin) = config.admin {
+        if let (Some(admin), Some(bound)) = (config.admin, admin_addr) {
             let instance: [u8; 16] = crate::auth::random_bytes()?;
             driver.serve_admin(admin::AdminState {
                 key: admin.key,
                 instance_id: instance.iter().map(|b| format!("{b:02x}")).collect(),
                 started_at_ms: driver::unix_now_ms(),
+                // The bound addresses: a port 0 is known only now, and the mint's loopback rule
+                // is about where the listener really is.
+                playground: admin.playground.then(|| crate::admin::Playground::new(local_addr, bound)),
             });
         }
         Ok(Server {

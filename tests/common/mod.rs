@@ -40,7 +40,14 @@ impl TestServer {
 
     /// A server that also serves the admin API on 127.0.0.1:0 with [`ADMIN_KEY`].
     pub fn with_admin(limits: Limits) -> TestServer {
-        let admin = AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()) };
+        TestServer::with_admin_config(limits, "127.0.0.1:0", false)
+    }
+
+    /// [`TestServer::with_admin`] with the admin listener on `admin_listen` and the lobby
+    /// playground (`--playground`) on or off.
+    pub fn with_admin_config(limits: Limits, admin_listen: &str, playground: bool) -> TestServer {
+        let admin =
+            AdminConfig { listen: admin_listen.parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()), playground };
         TestServer::with_config(limits, Some(admin))
     }
 
