@@ -259,7 +259,7 @@ impl Collector for Exposition {
         counter(
             &mut encoder,
             "huddle_connections_refused",
-            "Connections closed at accept by a connection limit",
+            "Connections closed at accept by connections_max or admin_connections_max (per-address refusals: huddle_limit_trips_total)",
             g.connections_refused_total,
         )?;
         counter(
