@@ -262,7 +262,7 @@ limit_flags! {
     party_data_bytes_max: usize => "Bytes of one party data payload",
     status_bytes_max: usize => "Bytes of one status",
     follows_per_session_max: usize => "Users one session may follow",
-    follow_ids_per_request_max: usize => "User ids and usernames in one follow request",
+    follow_ids_per_request_max: usize => "Users one follow request may resolve to (its ids and every user its usernames name); user ids per unfollow",
     search_query_bytes_max: usize => "Bytes of one party search query",
     search_query_terms_max: usize => "Terms in one party search query",
     search_page_limit_max: usize => "Largest search page (at most 100)",

@@ -9,11 +9,14 @@
 //! deadlines, never sleeps.
 
 mod common;
+#[path = "common/raw_ws.rs"]
+mod raw_ws;
 
 use common::*;
 use huddle::client::ClientError;
 use huddle::core::{Reply, Request};
 use huddle::limits::Limits;
+use raw_ws::{masked_frame, raw_ws};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -444,6 +447,58 @@ fn limit_trips_and_refused_connections_are_counted_by_limit() {
     assert_eq!(sample(&scrape, "huddle_limit_trips_total", &[("limit", "connections_max")]), 1.0);
     assert_eq!(sample(&scrape, "huddle_limit_trips_total", &[("limit", "admin_body_bytes_max")]), 1.0);
     assert_eq!(sample(&scrape, "huddle_limit_trips_total", &[("limit", "message_bytes_max")]), 0.0);
+}
+
+/// The reliability limits that refuse or cut game connections (issue 14) are counted under
+/// their own names like every other limit, so a dashboard of `huddle_limit_trips_total` sees a
+/// per-user cap, a fragment flood or a per-address refusal.
+#[test]
+fn reliability_limit_trips_are_counted_by_limit() {
+    let limits = Limits { sessions_per_user_max: 1, message_fragments_max: 2, ..Limits::default() };
+    let server = TestServer::with_admin(limits);
+    let _solo = server.connect("solo");
+    assert!(server.try_connect(&token("solo")).is_err(), "sessions_per_user_max 1: HTTP 429");
+    let mut ws = raw_ws(&server, "flooder");
+    let fragments = [masked_frame(0x02, b"a"), masked_frame(0x00, b"b"), masked_frame(0x80, b"c")].concat();
+    ws.get_mut().write_all(&fragments).unwrap();
+    let close = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| f.reason.to_string()),
+            Ok(_) => continue,
+            Err(e) => panic!("the stream ended without a close frame: {e}"),
+        }
+    };
+    assert_eq!(close.as_deref(), Some("message_fragments_max exceeded"));
+    let counted = scrape(&mut Http::connect(&server));
+    let trips = |limit| sample(&counted, "huddle_limit_trips_total", &[("limit", limit)]);
+    assert_eq!(trips("sessions_per_user_max"), 1.0);
+    assert_eq!(trips("message_fragments_max"), 1.0);
+    assert_eq!(trips("message_assembly_ms_max"), 0.0);
+    assert_eq!(trips("extra_frames_per_second_max"), 0.0);
+
+    let per_address = TestServer::with_admin(Limits { connections_per_ip_max: 1, ..Limits::default() });
+    let _first = per_address.connect("first");
+    assert!(per_address.try_connect(&token("second")).is_err(), "connections_per_ip_max 1");
+    per_address.wait_stats("the refusal", |s| s.refused_ip_connections_total == 1);
+    let per_address_scrape = scrape(&mut Http::connect(&per_address));
+    assert_eq!(sample(&per_address_scrape, "huddle_limit_trips_total", &[("limit", "connections_per_ip_max")]), 1.0);
+    let handshakes = [("limit", "handshakes_per_ip_per_second_max")];
+    assert_eq!(sample(&per_address_scrape, "huddle_limit_trips_total", &handshakes), 0.0);
+}
+
+/// A JSON session (Nakama's SDK URL) is sent no welcome: `huddle_messages_sent_total` counts
+/// messages queued for sessions, so it counts none for it.
+#[test]
+fn messages_a_json_session_is_not_sent_are_not_counted_as_sent() {
+    let server = admin_server();
+    let _flatbuffers = server.connect("fb");
+    let stream = TcpStream::connect(&server.addr).unwrap();
+    let url = format!("ws://{}/ws?lang=en&token={}", server.addr, token("jay"));
+    let (_json, _) = tungstenite::client::client(url, stream).expect("upgrade");
+    server.wait_stats("both sessions", |s| s.sessions_open == 2);
+    let counted = scrape(&mut Http::connect(&server));
+    assert_eq!(sample(&counted, "huddle_sessions", &[]), 2.0);
+    assert_eq!(sample(&counted, "huddle_messages_sent_total", &[("kind", "Welcome")]), 1.0, "the FlatBuffers one");
 }
 
 #[test]

@@ -224,9 +224,11 @@ impl<S: Transport> Driver<S> {
     }
 
     /// Leaves the head or open phase for Closing: queued bytes still flush, nothing new is
-    /// queued, and the connection is dropped at the latest after `close_linger_ms`, or during a
-    /// graceful shutdown at its drain deadline (so the linger never cuts a connection the drain
-    /// is still waiting for).
+    /// queued, and the connection is dropped at the latest after `close_linger_ms`, or, for a
+    /// game connection during a graceful shutdown, at the drain deadline (so the linger never
+    /// cuts a connection the drain is still waiting for). The drain does not wait for admin
+    /// connections, which keep their linger: a closed one must not hold an admin slot until the
+    /// process exits.
     pub(super) fn enter_closing(&mut self, id: SessionId, now: Millis) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
@@ -237,7 +239,7 @@ impl<S: Transport> Driver<S> {
         if let Phase::Open { .. } = std::mem::replace(&mut conn.phase, Phase::closing(false)) {
             self.pending_disconnects.push(id);
         }
-        if self.drain_deadline.is_none() {
+        if self.drain_deadline.is_none() || conn.kind == ListenerKind::Admin {
             self.deadlines.closings.push(now.saturating_add(self.limits.close_linger_ms), id);
         }
         self.list_flush(id);
@@ -296,8 +298,10 @@ impl<S: Transport> Driver<S> {
         let mut cut = DrainCut::default();
         for id in self.conns.ids() {
             let Some(conn) = self.conns.get_mut(id) else { continue };
-            if matches!(conn.phase, Phase::Admin(_)) {
-                continue; // the admin API is served to the end and does not hold up the drain
+            if conn.kind == ListenerKind::Admin {
+                // The admin API is served to the end and does not hold up the drain; one that is
+                // closing (its last response queued) is no game connection cut either.
+                continue;
             }
             cut.connections += 1;
             cut.bytes_unsent += conn.out.truncate_all_but_last();
@@ -513,5 +517,85 @@ mod tests {
         assert_eq!(*opcode, 0x8, "the last frame is the close frame");
         assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
         assert_eq!(&payload[2..], b"server shutting down");
+    }
+
+    /// A drain in progress: one game session that never answers its close frame, and an admin
+    /// connection whose client asked `/healthz` with `Connection: close` during the drain and
+    /// never closes its side. Returns the driver at 20 ms, the two ids, and the listeners of the
+    /// connections released so far (shared with [`drain_turn`]).
+    fn drain_with_a_closing_admin_connection() -> (Driver<Pipe>, [SessionId; 2], Rc<RefCell<Vec<ListenerId>>>) {
+        let limits = Limits::default();
+        let key = TokenKey::new("k");
+        let mut driver: Driver<Pipe> = Driver::new(limits.clone(), key.clone(), [2; 32]);
+        driver.serve_admin(AdminState {
+            key: crate::admin::AdminKey::new(b"admin"),
+            instance_id: "i".into(),
+            started_at_ms: 0,
+        });
+        let claims = Claims { user_id: "u".into(), username: "U".into(), expires_at_unix_s: u64::MAX / 2 };
+        let upgrade = format!(
+            "GET /ws?token={} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            auth::mint(&claims, &key)
+        );
+        let gamer =
+            Rc::new(RefCell::new(Peer { to_server: upgrade.into_bytes(), window: usize::MAX, ..Peer::default() }));
+        let game_limits = ListenerLimits::game(&limits);
+        let game = driver.insert(
+            Pipe(gamer),
+            [127, 0, 0, 1].into(),
+            ListenerId(0),
+            ListenerKind::Game,
+            &game_limits,
+            Millis(0),
+        );
+        let operator = Rc::new(RefCell::new(Peer { window: usize::MAX, ..Peer::default() }));
+        let admin_limits = ListenerLimits::admin(&limits);
+        let admin = driver.insert(
+            Pipe(operator.clone()),
+            [127, 0, 0, 1].into(),
+            ListenerId(1),
+            ListenerKind::Admin,
+            &admin_limits,
+            Millis(0),
+        );
+        let released = Rc::new(RefCell::new(Vec::new()));
+        let ids = [game, admin];
+        drain_turn(&mut driver, ids, &released, 0);
+        assert_eq!(driver.core.session_count(), 1, "the game session is open");
+        driver.close_all(Millis(10), Millis(60_010));
+        operator.borrow_mut().to_server.extend_from_slice(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+        drain_turn(&mut driver, ids, &released, 20);
+        let answer = String::from_utf8(operator.borrow().from_server.clone()).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "the admin API answers during the drain: {answer}");
+        assert_eq!(driver.connection_count(), 2, "the admin connection waits for its client to close");
+        (driver, ids, released)
+    }
+
+    fn drain_turn(driver: &mut Driver<Pipe>, ids: [SessionId; 2], released: &Rc<RefCell<Vec<ListenerId>>>, now: u64) {
+        for id in ids {
+            driver.note_ready(id.slot() as usize, true, true, false, false);
+        }
+        driver.turn(Millis(now), |_, listener, _| released.borrow_mut().push(listener));
+    }
+
+    /// The drain waits for game connections only: an admin connection closed during it keeps
+    /// its `close_linger_ms`, rather than holding an admin slot until the process exits.
+    #[test]
+    fn an_admin_connection_closed_during_the_drain_lingers_as_usual() {
+        let (mut driver, ids, released) = drain_with_a_closing_admin_connection();
+        drain_turn(&mut driver, ids, &released, 20 + Limits::default().close_linger_ms);
+        assert_eq!(*released.borrow(), [ListenerId(1)], "the closing admin connection is dropped after its linger");
+        assert_eq!(driver.connection_count(), 1, "the game connection is still draining");
+    }
+
+    /// What the drain deadline cuts is the game connections it waited for: a closing admin
+    /// connection is not counted (nor written to) as one.
+    #[test]
+    fn a_closing_admin_connection_is_not_counted_as_cut_at_the_drain_deadline() {
+        let (mut driver, _, _) = drain_with_a_closing_admin_connection();
+        let cut = driver.cut_at_drain_deadline();
+        assert_eq!(cut.connections, 1, "only the game connection was cut");
+        assert_eq!(driver.counters().shutdown_cut_total, 1);
     }
 }

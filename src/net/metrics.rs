@@ -62,14 +62,17 @@ label_set! {
         parties_per_session_max, party_data_bytes_max, status_bytes_max, follows_per_session_max,
         follow_ids_per_request_max, search_query_bytes_max, search_wildcard_expansion_max,
         search_wildcard_scan_max, admin_connections_max, admin_head_bytes_max, admin_body_bytes_max,
-        admin_request_timeout_ms, admin_bans_max,
+        admin_request_timeout_ms, admin_bans_max, sessions_per_user_max, connections_per_ip_max,
+        handshakes_per_ip_per_second_max, message_fragments_max, message_assembly_ms_max,
+        extra_frames_per_second_max,
     }
 }
 
 impl Limit {
-    /// The limit a refusal's message names (core and admin refusals name their limit).
+    /// The limit a refusal's message names (core and admin refusals name their limit). The
+    /// longest name found wins, so `admin_connections_max` is not read as `connections_max`.
     pub fn named_in(message: &str) -> Option<Limit> {
-        Limit::ALL.iter().copied().find(|limit| message.contains(limit.label()))
+        Limit::ALL.iter().copied().filter(|limit| message.contains(limit.label())).max_by_key(|l| l.label().len())
     }
 }
 
@@ -137,15 +140,17 @@ impl Metrics {
         self.sent[kind as usize] += copies as u64;
     }
 
-    pub fn error(&mut self, code: ErrorCode) {
+    /// `copies` error replies or events with `code` queued for sessions.
+    pub fn error(&mut self, code: ErrorCode, copies: usize) {
         if let Some(index) = ErrorCode::ALL.iter().position(|c| *c == code) {
-            self.errors[index] += 1;
+            self.errors[index] += copies as u64;
         }
     }
 
-    /// A core refusal: its code, and the limit it names when it is a limit's.
-    pub fn core_error(&mut self, error: &CoreError) {
-        self.error(error.code());
+    /// The limit a core refusal names, when it is a limit's, as tripped. Counted whether or not
+    /// the refusal reached its session (the limit refused something either way); its error code
+    /// is counted by [`Metrics::error`] when it is sent.
+    pub fn core_refusal(&mut self, error: &CoreError) {
         let limit = match error {
             CoreError::PartyTooManyParties(_) => Some(Limit::parties_per_session_max),
             CoreError::FollowLimitReached { .. } => Some(Limit::follows_per_session_max),
@@ -254,7 +259,7 @@ impl Collector for Exposition {
         counter(
             &mut encoder,
             "huddle_connections_refused",
-            "Connections closed at accept by a connection limit",
+            "Connections closed at accept by connections_max or admin_connections_max (per-address refusals: huddle_limit_trips_total)",
             g.connections_refused_total,
         )?;
         counter(
@@ -386,7 +391,9 @@ mod tests {
         let mut metrics = Metrics::default();
         metrics.received(&Request::Ping);
         metrics.sent(SentKind::PartyData, 3);
-        metrics.core_error(&CoreError::LimitExceeded("status is 9 bytes; status_bytes_max is 8".into()));
+        let refusal = CoreError::LimitExceeded("status is 9 bytes; status_bytes_max is 8".into());
+        metrics.core_refusal(&refusal);
+        metrics.error(refusal.code(), 1);
         metrics.loop_turns.observe(Duration::from_micros(70));
         metrics.admin_request(None, 404);
         let text = expose(&metrics, &Gauges { sessions: 2, ..Gauges::default() });
@@ -404,6 +411,13 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
         assert!(text.contains("huddle_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn a_message_naming_a_limit_whose_name_holds_another_is_the_longer_ones() {
+        assert_eq!(Limit::named_in("admin_connections_max is 64"), Some(Limit::admin_connections_max));
+        assert_eq!(Limit::named_in("connections_max is 64"), Some(Limit::connections_max));
+        assert_eq!(Limit::named_in("no limit here"), None);
     }
 
     #[test]
