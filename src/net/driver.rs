@@ -531,6 +531,7 @@ mod tests {
             key: crate::admin::AdminKey::new(b"admin"),
             instance_id: "i".into(),
             started_at_ms: 0,
+            playground: None,
         });
         let claims = Claims { user_id: "u".into(), username: "U".into(), expires_at_unix_s: u64::MAX / 2 };
         let upgrade = format!(
