@@ -109,6 +109,34 @@ pub struct Limits {
     /// over a field with 100k distinct values is refused instead of scanned on every search.
     /// Past it: error 233.
     pub search_wildcard_scan_max: usize,
+    /// SPEC L-1: a user may be in one party at a time (AccelByte's and PGOS's rule). Off by
+    /// default so Nakama's semantics (a session in up to `parties_per_session_max` parties) stay
+    /// the default; `--one-party-per-user` turns it on. Not a count but a server option: it lives
+    /// here because `Limits` is the one configuration every constructor of the core already
+    /// carries (the server, the simulation, tests), validated and logged with the bounds.
+    pub one_party_per_user: bool,
+    /// SPEC L-2: how long an invitation stays pending before it expires (60 s: long enough to
+    /// notice a pop-up and answer it, short enough that a stale invitation does not linger in a
+    /// party screen). `--invitation-ttl-ms` shortens it for tests.
+    pub invitation_ttl_ms: u64,
+    /// SPEC L-2: pending invitations per party (64: four times the largest lobby a party screen
+    /// shows; bounds what one party can make the server hold and announce when it ends).
+    /// Past it: error 300 and nobody of that request is invited.
+    pub invitations_per_party_max: usize,
+    /// SPEC L-2: pending invitations per invitee user, over all parties (32: more than any player
+    /// answers; bounds what the invitations list and a connecting session receive, and what a
+    /// crowd of inviters can pile on one user). Past it: error 300, nobody of that request is
+    /// invited.
+    pub invitations_per_user_max: usize,
+    /// SPEC L-2: invitees named in one invite request (1..=16 as the spec says): one request's
+    /// events stay bounded (16 × (members + invitee sessions)). Past it: error 300. The decoder
+    /// refuses lists over `INVITEES_PER_REQUEST_CEILING` before copying them.
+    pub invitees_per_request_max: usize,
+    /// SPEC L-3: wrong party codes one session may try in any 60 s (sliding window) before every
+    /// code join of that session gets error 300 until the window allows again. 10 is generous
+    /// for typing mistakes and keeps a guesser at 10 tries a minute per session (see the README
+    /// for the odds).
+    pub code_misses_per_minute_max: usize,
 }
 
 /// Hard ceiling for `search_query_bytes_max`: the wire decoder refuses a longer query before
@@ -119,6 +147,10 @@ pub const SEARCH_QUERY_BYTES_CEILING: usize = 4096;
 /// before allocating anything for it, whatever the configured limit says. A 16 KiB frame cannot
 /// hold more than about 2,000 ids anyway; this only matters for much larger frame limits.
 pub const FOLLOW_IDS_PER_REQUEST_CEILING: usize = 4096;
+
+/// Hard ceiling for `invitees_per_request_max`: the wire decoder refuses a longer invitee list
+/// before copying it, whatever the configured limit says.
+pub const INVITEES_PER_REQUEST_CEILING: usize = 256;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -154,6 +186,12 @@ impl Default for Limits {
             search_page_limit_default: 10,
             search_wildcard_expansion_max: 256,
             search_wildcard_scan_max: 16_384,
+            one_party_per_user: false,
+            invitation_ttl_ms: 60_000,
+            invitations_per_party_max: 64,
+            invitations_per_user_max: 32,
+            invitees_per_request_max: 16,
+            code_misses_per_minute_max: 10,
         }
     }
 }
@@ -198,6 +236,11 @@ impl Limits {
             ("search_page_limit_default", self.search_page_limit_default as u64),
             ("search_wildcard_expansion_max", self.search_wildcard_expansion_max as u64),
             ("search_wildcard_scan_max", self.search_wildcard_scan_max as u64),
+            ("invitation_ttl_ms", self.invitation_ttl_ms),
+            ("invitations_per_party_max", self.invitations_per_party_max as u64),
+            ("invitations_per_user_max", self.invitations_per_user_max as u64),
+            ("invitees_per_request_max", self.invitees_per_request_max as u64),
+            ("code_misses_per_minute_max", self.code_misses_per_minute_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -238,6 +281,11 @@ impl Limits {
         if self.search_page_limit_default > self.search_page_limit_max {
             return Err(LimitsError("search_page_limit_default must not exceed search_page_limit_max".into()));
         }
+        if self.invitees_per_request_max > INVITEES_PER_REQUEST_CEILING {
+            return Err(LimitsError(format!(
+                "invitees_per_request_max must be at most {INVITEES_PER_REQUEST_CEILING}"
+            )));
+        }
         Ok(())
     }
 
@@ -274,5 +322,11 @@ mod tests {
         assert!(bad_default.validate().unwrap_err().0.contains("search_page_limit_default"));
         let long_query = Limits { search_query_bytes_max: SEARCH_QUERY_BYTES_CEILING + 1, ..Limits::default() };
         assert!(long_query.validate().unwrap_err().0.contains("search_query_bytes_max"));
+        let no_ttl = Limits { invitation_ttl_ms: 0, ..Limits::default() };
+        assert!(no_ttl.validate().unwrap_err().0.contains("invitation_ttl_ms"));
+        let many_invitees = Limits { invitees_per_request_max: INVITEES_PER_REQUEST_CEILING + 1, ..Limits::default() };
+        assert!(many_invitees.validate().unwrap_err().0.contains("invitees_per_request_max"));
+        let no_guesses = Limits { code_misses_per_minute_max: 0, ..Limits::default() };
+        assert!(no_guesses.validate().unwrap_err().0.contains("code_misses_per_minute_max"));
     }
 }

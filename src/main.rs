@@ -46,6 +46,11 @@ struct ServeArgs {
     cpu: Option<usize>,
     #[command(flatten)]
     key: KeyArgs,
+    /// Keep every user in at most one party (SPEC L-1, as AccelByte and PGOS do): create, join,
+    /// join requests and code joins are refused while the user is in a party; accepting an
+    /// invitation moves the user. Off: Nakama's semantics.
+    #[arg(long)]
+    one_party_per_user: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -115,6 +120,8 @@ limit_flags! {
     requests_per_second_max: u32 => "Sustained requests per second per connection",
     requests_burst_max: u32 => "Requests a connection may send at once above that",
     read_buffer_bytes: usize => "Per-connection frame buffer (grows for large frames)",
+    invitation_ttl_ms: u64 => "How long a party invitation stays pending, in ms",
+    code_misses_per_minute_max: usize => "Wrong party codes per session per minute before error 300",
 }
 
 fn main() -> ExitCode {
@@ -144,6 +151,7 @@ fn load_key(args: &KeyArgs, missing: MissingKeyFile) -> Result<(auth::TokenKey, 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let mut limits = Limits::default();
     args.limits.apply(&mut limits);
+    limits.one_party_per_user = args.one_party_per_user;
     fit_connections_to_file_limit(&mut limits);
     limits.validate().map_err(|e| e.to_string())?;
     let (token_key, source) = load_key(&args.key, MissingKeyFile::Create)?;
@@ -236,5 +244,16 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(format!("{limits:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn lobby_flags_set_their_options() {
+        let cli = Cli::try_parse_from(["huddle", "--one-party-per-user", "--invitation-ttl-ms", "250"]).unwrap();
+        assert!(cli.serve.one_party_per_user);
+        let mut limits = Limits::default();
+        cli.serve.limits.apply(&mut limits);
+        assert_eq!(limits.invitation_ttl_ms, 250);
+        let cli = Cli::try_parse_from(["huddle"]).unwrap();
+        assert!(!cli.serve.one_party_per_user, "off by default: Nakama semantics");
     }
 }

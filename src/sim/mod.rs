@@ -49,6 +49,7 @@
 //! inside the core already, so the harness adds it only in release and fuzz builds).
 #![doc(hidden)]
 
+mod lobby;
 mod party;
 mod rng;
 mod status;
@@ -370,7 +371,7 @@ impl Sim {
             Presence { user_id: self.users[user].clone(), session_id: session, username: self.usernames[name].clone() };
         let visible = self.rng.chance(40);
         let identity = Identity { user_id: presence.user_id.clone(), username: presence.username.clone() };
-        let options = ConnectOptions { status_visible: visible };
+        let options = ConnectOptions { status_visible: visible, snapshots: self.rng.chance(50) };
         self.core.connect(session, identity, options, self.now(), &mut self.out);
 
         self.connects += 1;

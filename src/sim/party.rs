@@ -82,6 +82,7 @@ impl Sim {
                 },
                 label: self.label(),
                 hidden: self.rng.chance(15),
+                lobby: self.lobby_settings(),
             },
             PartyOp::Join => PartyRequest::Join { party_id },
             PartyOp::JoinRequests => PartyRequest::JoinRequests { party_id },
@@ -107,6 +108,7 @@ impl Sim {
                 open: self.rng.chance(50).then(|| self.rng.chance(50)),
                 hidden: self.rng.chance(30).then(|| self.rng.chance(50)),
                 label: self.rng.chance(40).then(|| self.label()),
+                lobby: self.lobby_patch(),
             },
             PartyOp::Get => PartyRequest::Get { party_id },
             PartyOp::MyParties => PartyRequest::MyParties,
@@ -335,6 +337,7 @@ impl Sim {
                     max_size: party.max_size,
                     member_count: party.members.len() as u16,
                     label: party.label.clone(),
+                    version: party.version,
                 };
                 assert_eq!(*listing, expected, "a listing disagrees with the party table");
                 assert!(!listed.contains(&listing.party_id), "{} listed twice by {query:?}", listing.party_id);
