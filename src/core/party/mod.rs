@@ -360,7 +360,7 @@ impl Parties {
         LobbyStats {
             code_misses_total: self.guard.misses_total,
             code_joins_limited_total: self.guard.limited_total,
-            invitations_pending: self.table.invitations().count(),
+            invitations_pending: self.table.invitations_len(),
             invitations_expired_total: self.invitations_expired_total,
         }
     }

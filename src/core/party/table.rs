@@ -205,6 +205,9 @@ pub(super) struct PartyTable {
     invited: HashMap<UserId, Vec<PartyId>>,
     /// Code → the live party carrying it.
     by_code: HashMap<PartyCode, PartyId>,
+    /// Pending invitations in all parties (a gauge metrics read every loop turn, so kept, not
+    /// counted).
+    invitations_len: usize,
     /// What the current request changed, in order; emptied by `Parties::commit`.
     changes: Vec<PartyChange>,
     /// Commits so far, numbering the current one (see [`PartyTable::record`]).
@@ -317,6 +320,7 @@ impl PartyTable {
         party.members.push(presence);
         if let Some(invitation) = &invitation {
             self.unlink_invitee(&invitation.invitee, party_id);
+            self.invitations_len -= 1;
         }
         self.link(session, party_id, Link::Member);
         self.record(PartyChange::Joined { party_id, session, invitation });
@@ -374,6 +378,7 @@ impl PartyTable {
         debug_assert!(party.invitation_index(&invitee).is_none(), "{invitee:?} invited twice to {party_id}");
         party.invitations.push(invitation);
         self.invited.entry(invitee).or_default().push(party_id);
+        self.invitations_len += 1;
     }
 
     /// L-2: the pending invitation at `index` is refreshed: new inviter, expiry and timer. It
@@ -397,7 +402,13 @@ impl PartyTable {
     pub fn remove_invitation(&mut self, party_id: PartyId, index: usize) -> Invitation {
         let invitation = self.party_mut(party_id).invitations.remove(index);
         self.unlink_invitee(&invitation.invitee, party_id);
+        self.invitations_len -= 1;
         invitation
+    }
+
+    /// Pending invitations in all parties.
+    pub fn invitations_len(&self) -> usize {
+        self.invitations_len
     }
 
     /// A join request queues (last).
@@ -451,6 +462,7 @@ impl PartyTable {
         for invitation in &invitations {
             self.unlink_invitee(&invitation.invitee, party_id);
         }
+        self.invitations_len -= invitations.len();
         self.changes.push(PartyChange::Dissolved { party_id, reason, invitations });
         party
     }
@@ -586,6 +598,7 @@ impl PartyTable {
             indexed_invitations += parties.len();
         }
         assert_eq!(invitations_total, indexed_invitations, "invitation index disagrees with the parties");
+        assert_eq!(self.invitations_len, invitations_total, "the invitation count disagrees with the parties");
         if limits.one_party_per_user {
             // L-1: every user has at most one member session, in one party.
             let mut users: HashMap<&UserId, PartyId> = HashMap::new();
