@@ -89,7 +89,7 @@ fn removed(party_id: PartyId, reason: RemovedReason, version: u64) -> Event {
 }
 
 fn snapshot(party: &PartySnapshot) -> Event {
-    Event::Lobby(LobbyEvent::Snapshot(party.clone()))
+    Event::Lobby(LobbyEvent::Snapshot(Box::new(party.clone())))
 }
 
 fn ended(party_id: PartyId, invitee: &str, reason: InvitationEndReason) -> Event {
@@ -124,7 +124,11 @@ fn summary(party: &PartySnapshot) -> PartySummary {
 }
 
 fn invited(party: &PartySnapshot, inviter: &Presence, expires_at: UnixMillis) -> Event {
-    Event::Lobby(LobbyEvent::Invited(PartyInvitation { party: summary(party), inviter: inviter.clone(), expires_at }))
+    Event::Lobby(LobbyEvent::Invited(Box::new(PartyInvitation {
+        party: summary(party),
+        inviter: inviter.clone(),
+        expires_at,
+    })))
 }
 
 /// The expiry an invitation event carries (the server's clock decides it). It lies after the
@@ -153,7 +157,7 @@ fn create_with(client: &mut Client, open: bool, join: JoinStrategy, invite: Invi
 
 fn join_open(client: &mut Client, party_id: PartyId) -> PartySnapshot {
     match ok(client.party_join(party_id)) {
-        PartyReply::Info(snapshot) => snapshot,
+        PartyReply::Info(snapshot) => *snapshot,
         other => panic!("expected a snapshot, got {other:?}"),
     }
 }

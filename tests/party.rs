@@ -47,7 +47,7 @@ fn unversioned(event: PartyEvent) -> PartyEvent {
         PartyEvent::Updated { party_id, open, hidden, max_size, label, lobby, .. } => {
             PartyEvent::Updated { party_id, open, hidden, max_size, label, lobby, version: 0 }
         }
-        PartyEvent::Joined(snapshot) => PartyEvent::Joined(PartySnapshot { version: 0, ..snapshot }),
+        PartyEvent::Joined(snapshot) => PartyEvent::Joined(Box::new(PartySnapshot { version: 0, ..*snapshot })),
         other @ (PartyEvent::JoinRequest { .. } | PartyEvent::Data { .. }) => other,
     }
 }
@@ -86,7 +86,7 @@ fn create(client: &mut Client, open: bool, max_size: u32) -> PartyId {
 
 fn join_open(client: &mut Client, party_id: PartyId) -> PartySnapshot {
     match ok(client.party_join(party_id)) {
-        PartyReply::Info(snapshot) => snapshot,
+        PartyReply::Info(snapshot) => *snapshot,
         other => panic!("expected a snapshot, got {other:?}"),
     }
 }
@@ -264,7 +264,7 @@ fn p3_leader_lists_in_arrival_order_accepts_and_rejects_and_the_rejected_request
         lobby: Default::default(),
         version: 0,
     };
-    assert_eq!(drain(&mut bob), vec![PartyEvent::Joined(expected)], "the new member gets the snapshot");
+    assert_eq!(drain(&mut bob), vec![PartyEvent::Joined(Box::new(expected))], "the new member gets the snapshot");
     assert_eq!(drain(&mut alice), vec![joins(party, &bob)]);
     assert_eq!(drain(&mut carol), vec![], "a pending requester is not a member");
     assert_eq!(code(bob.party_join_requests(party)), ErrorCode::PartyNotLeader);

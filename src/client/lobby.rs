@@ -38,7 +38,7 @@ impl Client {
 
     fn lobby_snapshot(&mut self, what: &str, request: LobbyRequest) -> PartyResult<PartySnapshot> {
         Ok(match self.lobby_request(request)? {
-            Ok(Answer::Party(PartyReply::Info(snapshot))) => Ok(snapshot),
+            Ok(Answer::Party(PartyReply::Info(snapshot))) => Ok(*snapshot),
             Ok(Answer::Party(other)) => return unexpected(what, other),
             Ok(Answer::Lobby(other)) => return unexpected(what, other),
             Err(e) => Err(e),

@@ -37,7 +37,7 @@ impl Client {
 
     fn party_info(&mut self, what: &str, request: PartyRequest) -> PartyResult<PartySnapshot> {
         Ok(match self.party_request(request)? {
-            Ok(PartyReply::Info(snapshot)) => Ok(snapshot),
+            Ok(PartyReply::Info(snapshot)) => Ok(*snapshot),
             Ok(other) => return unexpected(what, other),
             Err(e) => Err(e),
         })

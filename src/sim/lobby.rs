@@ -324,7 +324,7 @@ impl Sim {
             let invitation = PartyInvitation { party: summary(&party), inviter: me.clone(), expires_at };
             let invitee_sessions = self.connected_sessions_of(&user);
             if !invitee_sessions.is_empty() {
-                expected_events.push((invitee_sessions, Event::Lobby(LobbyEvent::Invited(invitation))));
+                expected_events.push((invitee_sessions, Event::Lobby(LobbyEvent::Invited(Box::new(invitation)))));
             }
         }
         self.expect_events(1, &expected_events, "invite");
@@ -486,7 +486,7 @@ impl Sim {
             let Ok(Reply::Party(PartyReply::Info(snapshot))) = &result else {
                 panic!("accept replies with the snapshot")
             };
-            assert_eq!(Some(snapshot), self.core.debug_party(party_id).as_ref(), "the snapshot is current");
+            assert_eq!(Some(&**snapshot), self.core.debug_party(party_id).as_ref(), "the snapshot is current");
             assert!(snapshot.members.contains(&me), "the invitee is a member");
             if let Some((session, old)) = moving {
                 assert!(!self.core.debug_party(old).is_some_and(|p| p.members.iter().any(|m| m.session_id == session)));
@@ -560,7 +560,7 @@ impl Sim {
             .into_iter()
             .map(|i| Expected::Event {
                 recipients: BTreeSet::from([session]),
-                event: Event::Lobby(LobbyEvent::Invited(i)),
+                event: Event::Lobby(LobbyEvent::Invited(Box::new(i))),
             })
             .collect()
     }
@@ -662,7 +662,7 @@ impl Sim {
             Err(_) => assert_eq!(self.core.debug_party_digest(), digest, "refused {request:?} changed the tables"),
             Ok(Reply::Party(PartyReply::Info(snapshot))) => {
                 assert_eq!(Some(snapshot.party_id), target);
-                assert_eq!(Some(snapshot), self.core.debug_party(snapshot.party_id).as_ref());
+                assert_eq!(Some(&**snapshot), self.core.debug_party(snapshot.party_id).as_ref());
                 assert!(snapshot.members.contains(&me));
                 self.stats.lobby.code_joins += 1;
                 let after = View::of(&self.core);
@@ -780,7 +780,11 @@ impl Sim {
                         got.recipients, watchers,
                         "party {id}: the snapshot goes to its watching members, in join order"
                     );
-                    assert_eq!(got.event, LobbyEvent::Snapshot(party.clone()), "party {id}: the snapshot is the state");
+                    assert_eq!(
+                        got.event,
+                        LobbyEvent::Snapshot(Box::new(party.clone())),
+                        "party {id}: the snapshot is the state"
+                    );
                     let late =
                         self.lobby.deltas.iter().find(|(c, at, p)| *c == got.call && *p == id && *at > got.place);
                     assert!(late.is_none(), "party {id}: a delta event after its snapshot");

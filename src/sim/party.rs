@@ -158,7 +158,7 @@ impl Sim {
                 assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
             }
             Ok(Reply::Party(PartyReply::Info(snapshot))) => {
-                assert_eq!(Some(snapshot), self.core.debug_party(snapshot.party_id).as_ref(), "snapshot is current");
+                assert_eq!(Some(&**snapshot), self.core.debug_party(snapshot.party_id).as_ref(), "snapshot is current");
                 assert!(snapshot.members.contains(&me), "the requester is in the party it got");
                 if matches!(request, PartyRequest::Create { .. }) {
                     assert!(!self.known_parties.contains(&snapshot.party_id), "party ids are fresh");

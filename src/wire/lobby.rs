@@ -143,7 +143,7 @@ fn decode_code(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError
 fn decode_invited(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
     let m = body(envelope.message_as_party_invited())?;
     let invitation = m.invitation().ok_or(DecodeError::MissingField("invitation"))?;
-    event(LobbyEvent::Invited(invitation_from_wire(invitation)?))
+    event(LobbyEvent::Invited(Box::new(invitation_from_wire(invitation)?)))
 }
 
 fn decode_sent(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
@@ -180,7 +180,7 @@ fn decode_ended(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeErro
 
 fn decode_snapshot(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
     let m = body(envelope.message_as_party_snapshot())?;
-    event(LobbyEvent::Snapshot(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?))
+    event(LobbyEvent::Snapshot(Box::new(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?)))
 }
 
 // ---- encoding ----
@@ -441,7 +441,7 @@ mod tests {
             version: 42,
         };
         let events = [
-            LobbyEvent::Invited(invitation()),
+            LobbyEvent::Invited(Box::new(invitation())),
             LobbyEvent::InvitationSent {
                 party_id: ID,
                 invitee: UserId::new("carol"),
@@ -474,7 +474,7 @@ mod tests {
                 invitee: UserId::new("c"),
                 reason: InvitationEndReason::PartyGone,
             },
-            LobbyEvent::Snapshot(snapshot),
+            LobbyEvent::Snapshot(Box::new(snapshot)),
         ];
         let mut encoder = Encoder::new();
         for e in events {

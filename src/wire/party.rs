@@ -178,7 +178,7 @@ pub(super) fn party_summary_from_wire(s: fb::PartySummary<'_>) -> Result<PartySu
 }
 
 fn decode_info(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
-    reply(envelope, PartyReply::Info(party_info_from_wire(body(envelope.message_as_party_info())?)?))
+    reply(envelope, PartyReply::Info(Box::new(party_info_from_wire(body(envelope.message_as_party_info())?)?)))
 }
 
 fn decode_join_pending(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
@@ -275,7 +275,7 @@ fn decode_updated(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeEr
 
 fn decode_joined(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
     let m = body(envelope.message_as_party_joined())?;
-    event(PartyEvent::Joined(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?))
+    event(PartyEvent::Joined(Box::new(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?)))
 }
 
 // ---- encoding ----
@@ -641,6 +641,20 @@ mod tests {
                 label: None,
                 lobby: Default::default(),
             },
+            PartyRequest::Update {
+                party_id: ID,
+                open: None,
+                hidden: None,
+                label: None,
+                lobby: LobbySettingsPatch { join_strategy: Some(JoinStrategy::NotAllowed), invite_strategy: None },
+            },
+            PartyRequest::Update {
+                party_id: ID,
+                open: None,
+                hidden: None,
+                label: None,
+                lobby: LobbySettingsPatch { join_strategy: None, invite_strategy: Some(InviteStrategy::LeaderOnly) },
+            },
             PartyRequest::Get { party_id: ID },
             PartyRequest::MyParties,
         ];
@@ -684,7 +698,7 @@ mod tests {
             version: 1,
         };
         let replies = vec![
-            PartyReply::Info(snapshot()),
+            PartyReply::Info(Box::new(snapshot())),
             PartyReply::JoinPending { party_id: ID },
             PartyReply::JoinRequests { party_id: ID, presences: vec![presence(7), presence(8)] },
             PartyReply::JoinRequests { party_id: ID, presences: vec![] },
@@ -721,7 +735,7 @@ mod tests {
                 },
                 version: u64::MAX,
             },
-            PartyEvent::Joined(snapshot()),
+            PartyEvent::Joined(Box::new(snapshot())),
         ];
         let mut encoder = Encoder::new();
         for e in events {

@@ -77,8 +77,16 @@ impl PartyChange {
 impl Parties {
     /// Brings derived state in step with the changes the last request recorded, announces what
     /// they imply, and empties the list. Called after every party or lobby request, disconnect
-    /// and timer.
+    /// and timer. A request that changed nothing (party data, the hot path) costs one length
+    /// check here.
+    #[inline]
     pub(super) fn commit(&mut self, ctx: &mut Ctx) {
+        if self.table.changes_pending() != 0 {
+            self.commit_changes(ctx);
+        }
+    }
+
+    fn commit_changes(&mut self, ctx: &mut Ctx) {
         let Parties { table, search, changed, .. } = self;
         table.drain_changes(|table, mut change| {
             // Postconditions of the table's mutations, checked where the whole request's
@@ -124,7 +132,7 @@ impl Parties {
         for party_id in changed.drain(..) {
             let Some(party) = table.get(party_id) else { continue };
             if party.member_sessions().any(|s| watches(&s)) {
-                let snapshot = Event::Lobby(LobbyEvent::Snapshot(party.snapshot()));
+                let snapshot = Event::Lobby(LobbyEvent::Snapshot(Box::new(party.snapshot())));
                 ctx.events.send(party.member_sessions().filter(watches), snapshot);
             }
         }

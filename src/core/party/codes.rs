@@ -90,7 +90,7 @@ impl Parties {
         };
         let party_id = party.id;
         if party.is_member(me.session_id) {
-            return done(PartyReply::Info(party.snapshot()));
+            return done(PartyReply::Info(Box::new(party.snapshot())));
         }
         if party.lobby.join_strategy == JoinStrategy::NotAllowed {
             return Err(CoreError::PartyJoinNotAllowed);
@@ -100,7 +100,7 @@ impl Parties {
             return Err(CoreError::PartyFull);
         }
         self.check_room(party, me.session_id, ctx)?;
-        done(PartyReply::Info(self.admit(me, party_id, ctx)))
+        done(PartyReply::Info(Box::new(self.admit(me, party_id, ctx))))
     }
 }
 

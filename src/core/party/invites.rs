@@ -119,7 +119,7 @@ impl Parties {
             let invitation = PartyInvitation { party: party.summary(), inviter: me.clone(), expires_at };
             ctx.events.send(
                 ctx.sessions.sessions_of(&invitee).iter().copied(),
-                Event::Lobby(LobbyEvent::Invited(invitation)),
+                Event::Lobby(LobbyEvent::Invited(Box::new(invitation))),
             );
         }
         done(PartyReply::Ok { party_id })
@@ -193,7 +193,7 @@ impl Parties {
         if let Some((session, old_party)) = moving {
             self.remove_member(old_party, session, Some(RemovedReason::Moved), &mut ctx.events);
         }
-        done(PartyReply::Info(self.admit(me, party_id, ctx)))
+        done(PartyReply::Info(Box::new(self.admit(me, party_id, ctx))))
     }
 
     /// L-2: a session of the invitee rejects (201, 246): the members hear it, and so do the

@@ -121,8 +121,10 @@ pub enum InvitationEndReason {
 /// Lobby events; all huddle-only (see the module docs).
 #[derive(Clone, Debug, PartialEq)]
 pub enum LobbyEvent {
-    /// To the invitee's sessions: a new or refreshed invitation.
-    Invited(PartyInvitation),
+    /// To the invitee's sessions: a new or refreshed invitation. Boxed, like the snapshot
+    /// below: every event travels in the outbox's `Output`, and the party-data path moves those
+    /// by value, so the largest variant sets the cost of every event.
+    Invited(Box<PartyInvitation>),
     /// To the members: `inviter` invited `invitee` (again, on a refresh).
     InvitationSent { party_id: PartyId, invitee: UserId, inviter: Presence, expires_at: UnixMillis },
     /// To the members: the invitee rejected the invitation.
@@ -131,7 +133,7 @@ pub enum LobbyEvent {
     InvitationEnded { party_id: PartyId, invitee: UserId, reason: InvitationEndReason },
     /// L-9, to member sessions that connected with `?snapshots=true`: the whole party after the
     /// delta events of a change.
-    Snapshot(PartySnapshot),
+    Snapshot(Box<PartySnapshot>),
 }
 
 impl Parties {
@@ -147,6 +149,7 @@ impl Parties {
             LobbyRequest::CodeRegenerate { party_id } => self.code_regenerate(me, party_id, ctx),
             LobbyRequest::JoinByCode { code } => self.join_by_code(me, &code, ctx),
         };
-        self.finish(result, ctx)
+        self.finish(result.is_ok(), ctx);
+        result
     }
 }

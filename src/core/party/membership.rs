@@ -22,7 +22,7 @@ impl Parties {
     pub(super) fn join(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find(party_id)?;
         if party.is_member(me.session_id) {
-            return done(PartyReply::Info(party.snapshot()));
+            return done(PartyReply::Info(Box::new(party.snapshot())));
         }
         if party.lobby.join_strategy == JoinStrategy::NotAllowed {
             return Err(CoreError::PartyJoinNotAllowed);
@@ -41,7 +41,7 @@ impl Parties {
             }
         }
         self.check_room(party, me.session_id, ctx)?;
-        done(PartyReply::Info(self.admit(me, party_id, ctx)))
+        done(PartyReply::Info(Box::new(self.admit(me, party_id, ctx))))
     }
 
     /// `parties_per_session_max` for a session about to become a member of `party`: a session
@@ -200,7 +200,7 @@ impl Parties {
     /// P-11, members only.
     pub(super) fn get(&self, me: &Presence, party_id: PartyId) -> Outcome {
         let party = self.table.find_as_member(party_id, me.session_id)?;
-        done(PartyReply::Info(party.snapshot()))
+        done(PartyReply::Info(Box::new(party.snapshot())))
     }
 
     /// P-11: the session's parties in the order it joined them.

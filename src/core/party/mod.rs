@@ -175,8 +175,10 @@ pub struct PartyListing {
 /// The successful result of a party request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PartyReply {
-    /// Create, open join (or joining a party the session is already in), get.
-    Info(PartySnapshot),
+    /// Create, open join (or joining a party the session is already in), get, accepting an
+    /// invitation, code join. Boxed: the largest reply by far, and every reply travels in the
+    /// outbox's `Output`, which the party-data path moves by value.
+    Info(Box<PartySnapshot>),
     /// A closed party queued the join request.
     JoinPending { party_id: PartyId },
     /// The pending join requests, in arrival order.
@@ -228,8 +230,9 @@ pub enum PartyEvent {
         lobby: LobbySettings,
         version: u64,
     },
-    /// To a session whose join request was accepted: the party it is now in.
-    Joined(PartySnapshot),
+    /// To a session whose join request was accepted: the party it is now in. Boxed: the largest
+    /// payload by far, and events are moved by value on the party-data path (see `LobbyEvent`).
+    Joined(Box<PartySnapshot>),
 }
 
 /// What a party rule returns, as every feature handler does: its reply wrapped as the core's
@@ -310,21 +313,24 @@ impl Parties {
                 self.search.search(&self.table, search::SearchParams { query, open, limit, cursor }, ctx.limits)
             }
         };
-        self.finish(result, ctx)
+        self.finish(result.is_ok(), ctx);
+        result
     }
 
-    /// The end of every request: a refusal changed nothing; the commit.
-    fn finish(&mut self, result: Outcome, ctx: &mut Ctx) -> Outcome {
-        debug_assert!(result.is_ok() || self.table.changes_pending() == 0, "a refused request changed a table");
+    /// The end of every request: a refusal changed nothing; the commit. Takes the outcome's
+    /// success only, so the reply (a hundred bytes and more) is not moved through it on the
+    /// party-data path.
+    #[inline]
+    fn finish(&mut self, succeeded: bool, ctx: &mut Ctx) {
+        debug_assert!(succeeded || self.table.changes_pending() == 0, "a refused request changed a table");
         self.commit(ctx);
-        result
     }
 
     /// A session connected (it is in `ctx.sessions`): L-2, it hears of its user's pending
     /// invitations, in the order they were first sent.
     pub fn connect(&mut self, me: &Presence, ctx: &mut Ctx) {
         for invitation in self.invitations_of(&me.user_id) {
-            ctx.events.send_to(me.session_id, Event::Lobby(LobbyEvent::Invited(invitation)));
+            ctx.events.send_to(me.session_id, Event::Lobby(LobbyEvent::Invited(Box::new(invitation))));
         }
     }
 

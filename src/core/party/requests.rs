@@ -79,7 +79,7 @@ impl Parties {
         // The slot moves from requested to member: the session's count is unchanged.
         let joiner = self.table.remove_request(party_id, i);
         let party = self.table.add_member(party_id, joiner.clone());
-        send(&mut ctx.events, [joiner.session_id], PartyEvent::Joined(party.snapshot()));
+        send(&mut ctx.events, [joiner.session_id], PartyEvent::Joined(Box::new(party.snapshot())));
         let joiner_session = joiner.session_id;
         let others = party.member_sessions().filter(|s| *s != joiner_session);
         let joins = PartyEvent::Presence { party_id, joins: vec![joiner], leaves: Vec::new(), version: party.version };

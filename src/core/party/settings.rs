@@ -69,7 +69,7 @@ impl Parties {
         // Invariant: party_members_max ≤ 256 (Limits::validate), so max_size fits u16.
         let party = Party::new(id, me.clone(), max_size as u16, Settings { open, hidden, label, lobby }, code);
         let party = self.table.create(party, prepared);
-        done(PartyReply::Info(party.snapshot()))
+        done(PartyReply::Info(Box::new(party.snapshot())))
     }
 
     /// P-10 and L-4, leader only: absent fields keep their value; the resulting party may not

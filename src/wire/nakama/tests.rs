@@ -179,7 +179,7 @@ fn create_is_the_reply_then_nakamas_own_party_and_presence_pushes() {
     let mut encoder = NakamaEncoder::new();
     let a = user("A");
     for (cid, party_id, open, nth) in [(3, CLOSED, false, 0), (4, OPEN, true, 1)] {
-        let reply = Ok(Reply::Party(PartyReply::Info(snapshot(party_id, open, 4, "", &["A"]))));
+        let reply = Ok(Reply::Party(PartyReply::Info(Box::new(snapshot(party_id, open, 4, "", &["A"])))));
         let frames = encoder.reply(&to(cid, NakamaOp::PartyCreate), &a, &reply);
         let cid_text = cid.to_string();
         let expected = [
@@ -197,11 +197,11 @@ fn open_join_is_a_bare_ack_then_the_party_and_the_joiners_own_presence() {
     let mut ids = Ids::default();
     let mut encoder = NakamaEncoder::new();
     // Pair the ids first, as the create did in the recorded run.
-    let created = Ok(Reply::Party(PartyReply::Info(snapshot(OPEN, true, 4, "", &["A"]))));
+    let created = Ok(Reply::Party(PartyReply::Info(Box::new(snapshot(OPEN, true, 4, "", &["A"])))));
     let reply = parsed(encoder.reply(&to(4, NakamaOp::PartyCreate), &user("A"), &created)).remove(0);
     compare(&reply, &received(&file, "A", Some("party"), Some("4"), 0), "create", &mut ids);
 
-    let joined = Ok(Reply::Party(PartyReply::Info(snapshot(OPEN, true, 4, "", &["A", "B"]))));
+    let joined = Ok(Reply::Party(PartyReply::Info(Box::new(snapshot(OPEN, true, 4, "", &["A", "B"])))));
     let frames = encoder.reply(&to(2, NakamaOp::PartyJoin), &user("B"), &joined);
     let expected = [
         received(&file, "B", None, Some("2"), 0),
@@ -259,7 +259,8 @@ fn closed_join_request_accept_promote_and_reject_match_nakamas() {
     let event = PartyEvent::Presence { party_id: CLOSED, joins: vec![user("B")], leaves: vec![], version: 1 };
     let frames = encoder.event(&Event::Party(event));
     assert_like(frames, &[received(&file, "A", Some("party_presence_event"), None, 3)], &mut ids);
-    let frames = encoder.event(&Event::Party(PartyEvent::Joined(snapshot(CLOSED, false, 4, "", &["A", "B"]))));
+    let frames =
+        encoder.event(&Event::Party(PartyEvent::Joined(Box::new(snapshot(CLOSED, false, 4, "", &["A", "B"])))));
     let expected =
         [received(&file, "B", Some("party"), None, 1), received(&file, "B", Some("party_presence_event"), None, 1)];
     assert_like(frames, &expected, &mut ids);
@@ -353,7 +354,8 @@ fn labelled_and_hidden_parties_and_updates_match_nakamas() {
         party.leader = l.clone();
         party.members = vec![l.clone()];
         party.hidden = hidden;
-        let frames = encoder.reply(&to(cid, NakamaOp::PartyCreate), &l, &Ok(Reply::Party(PartyReply::Info(party))));
+        let frames =
+            encoder.reply(&to(cid, NakamaOp::PartyCreate), &l, &Ok(Reply::Party(PartyReply::Info(Box::new(party)))));
         let reply = parsed(frames).remove(0);
         compare(&reply, &received(&file, "A", Some("party"), Some(&cid.to_string()), 0), "create", &mut ids);
     }
@@ -826,4 +828,25 @@ fn defaults_are_left_out_as_protojson_does() {
         StatusEvent { joins: vec![StatusPresence { presence: user("A"), status: String::new() }], leaves: vec![] };
     let frame = &parsed(encoder.event(&Event::Status(event)))[0];
     assert_eq!(frame["status_presence_event"]["joins"][0]["status"], "");
+}
+
+/// Lobby I (SPEC L-1 … L-9) seen from a JSON session: every lobby event is huddle-only and
+/// becomes no frame; a session moved out of its party by one party per user hears Nakama's
+/// `party_close`, as a kicked one does; the version on party events changes nothing.
+#[test]
+fn lobby_events_are_huddle_only_and_a_moved_member_hears_party_close() {
+    use crate::core::{InvitationEndReason, LobbyEvent};
+    let file = recorded(FRAMES);
+    let mut ids = Ids::default();
+    let mut encoder = NakamaEncoder::new();
+    let party = snapshot(OPEN, true, 4, "", &["A", "B"]);
+    for event in [
+        LobbyEvent::Snapshot(Box::new(party.clone())),
+        LobbyEvent::InvitationRejected { party_id: OPEN, invitee: UserId::new("c") },
+        LobbyEvent::InvitationEnded { party_id: OPEN, invitee: UserId::new("c"), reason: InvitationEndReason::Expired },
+    ] {
+        assert!(encoder.event(&Event::Lobby(event.clone())).is_empty(), "{event:?} has no Nakama form");
+    }
+    let moved = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Moved, version: 9 };
+    assert_like(encoder.event(&Event::Party(moved)), &[received(&file, "B", Some("party_close"), None, 0)], &mut ids);
 }
