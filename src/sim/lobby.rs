@@ -466,7 +466,7 @@ impl Sim {
             Some(_) => {
                 let frees = moving.is_some_and(|(session, _)| session == me.session_id);
                 (!frees && !self.has_room(&before, me.session_id, party_id))
-                    .then(|| CoreError::PartyTooManyParties(self.limits.parties_per_session_max))
+                    .then_some(CoreError::PartyTooManyParties(self.limits.parties_per_session_max))
             }
         };
         let digest = self.core.debug_party_digest();
