@@ -23,8 +23,8 @@
 //!   members with join and leave times and the end reason.
 //!
 //! The list lives in the table and keeps its buffer between requests, and so does the list of
-//! changed parties, so recording and committing allocate nothing once warm; party data records
-//! nothing, so its commit is two length checks.
+//! changed parties, so recording allocates nothing once warm and committing only what the
+//! events it sends carry; party data records nothing, so its commit is one inlined length check.
 
 use super::lobby::{InvitationEndReason, LobbyEvent};
 use super::table::Invitation;
