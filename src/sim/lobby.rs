@@ -103,8 +103,8 @@ pub(super) struct LobbyModel {
     versions: BTreeMap<PartyId, (u64, PartySnapshot)>,
     /// Sessions connected with `?snapshots=true`.
     watchers: BTreeSet<SessionId>,
-    /// Every code seen, live or dead.
-    codes: Vec<PartyCode>,
+    /// Every code seen, live or dead (a set: the step's end adds the live ones each step).
+    codes: BTreeSet<PartyCode>,
     /// Each session's misses within the guard's window, oldest first.
     misses: BTreeMap<SessionId, VecDeque<Millis>>,
     seq: u64,
@@ -115,8 +115,6 @@ pub(super) struct LobbyModel {
     deltas: Vec<(u32, u64, PartyId)>,
     call: u32,
     place: u64,
-    /// Membership at the start of the step.
-    before: View,
 }
 
 impl LobbyModel {
@@ -151,10 +149,6 @@ impl LobbyModel {
     pub(super) fn earliest_deadline(&self) -> Option<Millis> {
         self.invitations.values().map(|p| p.deadline).min()
     }
-}
-
-fn unversioned(snapshot: &PartySnapshot) -> PartySnapshot {
-    PartySnapshot { version: 0, ..snapshot.clone() }
 }
 
 fn summary(party: &PartySnapshot) -> PartySummary {
@@ -593,7 +587,7 @@ impl Sim {
             let now = self.core.party_code(party_id).expect("the party is live");
             assert_eq!(reply, &Reply::Lobby(LobbyReply::Code { party_id, code: now }), "the reply is the code");
             assert_eq!(regenerate, Some(now) != old, "a regenerate, and only a regenerate, changes the code");
-            self.lobby.codes.push(now);
+            self.lobby.codes.insert(now);
         }
         assert_eq!(self.out.outputs().len(), 1, "codes cause no event");
         self.out.clear();
@@ -605,7 +599,10 @@ impl Sim {
             self.core.debug_party_ids().iter().filter_map(|id| self.core.party_code(*id)).collect();
         let code = match self.rng.below(20) {
             0..=11 => self.rng.pick(&live).map(|c| c.to_string()),
-            12..=14 => self.rng.pick(&self.lobby.codes).map(|c| c.to_string()),
+            12..=14 => {
+                let seen = self.lobby.codes.len();
+                (seen > 0).then(|| self.lobby.codes.iter().nth(self.rng.below(seen))).flatten().map(|c| c.to_string())
+            }
             15..=16 => {
                 let indexes = [0; 6].map(|_: u8| self.rng.below(31) as u8);
                 Some(PartyCode::from_indexes(indexes).to_string())
@@ -705,7 +702,6 @@ impl Sim {
     // ---- the checks after every step ----
 
     pub(super) fn lobby_step_begins(&mut self) {
-        self.lobby.before = View::of(&self.core);
         self.lobby.noted.clear();
         self.lobby.deltas.clear();
     }
@@ -713,11 +709,13 @@ impl Sim {
     pub(super) fn lobby_step_ends(&mut self) {
         let noted = std::mem::take(&mut self.lobby.noted);
         let mut noted: Vec<Option<Noted>> = noted.into_iter().map(Some).collect();
-        let mut take = |what: &str, find: &dyn Fn(&LobbyEvent) -> bool| -> Noted {
+        // `what` names the event only when it is missing: formatting it every step would cost
+        // more than the search.
+        let mut take = |what: &dyn Fn() -> String, find: &dyn Fn(&LobbyEvent) -> bool| -> Noted {
             let i = noted
                 .iter()
                 .position(|n| n.as_ref().is_some_and(|n| find(&n.event)))
-                .unwrap_or_else(|| panic!("{what} was not announced"));
+                .unwrap_or_else(|| panic!("{} was not announced", what()));
             noted[i].take().expect("position found it")
         };
 
@@ -734,18 +732,21 @@ impl Sim {
             let mut recipients = self.connected_sessions_of(&user);
             if reason == InvitationEndReason::Accepted {
                 self.stats.lobby.accepted += 1;
-                let joiner = party.as_ref().and_then(|p| {
-                    p.members.iter().find(|m| m.user_id == user && !self.lobby.before.is_member(party_id, m.session_id))
-                });
-                let joiner = joiner.expect("an accepted invitation's user joined in this step").session_id;
-                recipients.retain(|s| *s != joiner);
+                // No session of an invited user is a member (the core's sweep checks it), and a
+                // step adds at most one member to a party: the user's member is the joiner.
+                let joiners: Vec<SessionId> = party
+                    .iter()
+                    .flat_map(|p| p.members.iter().filter(|m| m.user_id == user).map(|m| m.session_id))
+                    .collect();
+                assert_eq!(joiners.len(), 1, "one session of {user:?} joined {party_id} in this step");
+                recipients.retain(|s| *s != joiners[0]);
             } else {
                 self.stats.lobby.party_gone += 1;
             }
             if recipients.is_empty() {
                 continue;
             }
-            let got = take(&format!("the end ({reason:?}) of {user:?}'s invitation to {party_id}"), &|e| {
+            let got = take(&|| format!("the end ({reason:?}) of {user:?}'s invitation to {party_id}"), &|e| {
                 matches!(e, LobbyEvent::InvitationEnded { party_id: p, invitee, reason: r }
                     if *p == party_id && *invitee == user && *r == reason)
             });
@@ -758,22 +759,25 @@ impl Sim {
         // Versions: +1 per step that changed the member snapshot; snapshots to the watchers.
         let ids = self.core.debug_party_ids();
         let mut live = BTreeMap::new();
+        let mut codes = BTreeSet::new();
         for id in ids {
-            let party = self.core.debug_party(id).expect("listed party exists");
-            let current = unversioned(&party);
-            let (expected, changed) = match self.lobby.versions.get(&id) {
+            let mut party = self.core.debug_party(id).expect("listed party exists");
+            // Compared without the version (one clone less per party and step).
+            let version = std::mem::take(&mut party.version);
+            let (expected_version, changed) = match self.lobby.versions.get(&id) {
                 None => (1, true),
-                Some((version, last)) if *last != current => (version + 1, true),
-                Some((version, _)) => (*version, false),
+                Some((last_version, last)) if *last != party => (last_version + 1, true),
+                Some((last_version, _)) => (*last_version, false),
             };
-            assert_eq!(party.version, expected, "party {id}: version = 1 + the steps that changed it");
+            party.version = version;
+            assert_eq!(party.version, expected_version, "party {id}: version = 1 + the steps that changed it");
             if changed {
                 self.stats.lobby.version_steps += 1;
                 let watchers: Vec<SessionId> =
                     Self::members(&party).into_iter().filter(|s| self.lobby.watchers.contains(s)).collect();
                 if !watchers.is_empty() {
                     let got = take(
-                        &format!("the snapshot of {id}"),
+                        &|| format!("the snapshot of {id}"),
                         &|e| matches!(e, LobbyEvent::Snapshot(s) if s.party_id == id),
                     );
                     assert_eq!(
@@ -791,15 +795,8 @@ impl Sim {
                     self.stats.lobby.snapshots += 1;
                 }
             }
-            live.insert(id, (expected, current));
-        }
-        self.lobby.versions = live;
-        let left: Vec<&Noted> = noted.iter().flatten().collect();
-        assert!(left.is_empty(), "lobby events no rule explains: {left:?}");
 
-        // The invitations are the model's; codes are distinct.
-        let mut codes = BTreeSet::new();
-        for id in self.core.debug_party_ids() {
+            // The invitations are the model's, none to a member; codes are distinct.
             let held = self.core.party_invitations(id).expect("listed party exists");
             let mut expected: Vec<(&u64, UserId, Presence, UnixMillis)> = self
                 .lobby
@@ -812,16 +809,19 @@ impl Sim {
             let expected: Vec<(UserId, Presence, UnixMillis)> =
                 expected.into_iter().map(|(_, u, inviter, at)| (u, inviter, at)).collect();
             assert_eq!(held, expected, "party {id}: the pending invitations, in first-sent order");
-            let party = self.core.debug_party(id).expect("listed party exists");
             for (user, ..) in &held {
                 assert!(!party.members.iter().any(|m| &m.user_id == user), "party {id}: an invitation to a member");
             }
             let code = self.core.party_code(id).expect("a live party has a code");
             assert!(codes.insert(code), "code {code} names two parties");
-            if !self.lobby.codes.contains(&code) {
-                self.lobby.codes.push(code);
-            }
+            self.lobby.codes.insert(code);
+
+            party.version = 0;
+            live.insert(id, (expected_version, party));
         }
+        self.lobby.versions = live;
+        let left: Vec<&Noted> = noted.iter().flatten().collect();
+        assert!(left.is_empty(), "lobby events no rule explains: {left:?}");
         assert!(
             self.lobby.invitations.keys().all(|(p, _)| self.core.debug_party(*p).is_some()),
             "the model holds invitations to dead parties"
