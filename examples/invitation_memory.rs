@@ -78,7 +78,7 @@ fn main() {
     let invitations = (PARTIES * PER_PARTY) as isize;
     assert_eq!(core.lobby_stats().invitations_pending, invitations as usize);
     println!(
-        "{invitations} pending invitations to {invitations} users with 16-byte ids: {} heap bytes, {} bytes each",
+        "{invitations} pending invitations to {invitations} users with 15-byte ids: {} heap bytes, {} bytes each",
         after - before,
         (after - before) / invitations
     );
