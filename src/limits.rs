@@ -189,6 +189,34 @@ pub struct Limits {
     /// User ids banned at once (O-1). About 100 bytes each: 100,000 bans cost about 10 MB.
     /// Expired bans are dropped before the bound is checked. Past it: 507 and nothing changes.
     pub admin_bans_max: usize,
+    /// SPEC L-1: a user may be in one party at a time (AccelByte's and PGOS's rule). Off by
+    /// default so Nakama's semantics (a session in up to `parties_per_session_max` parties) stay
+    /// the default; `--one-party-per-user` turns it on. Not a count but a server option: it lives
+    /// here because `Limits` is the one configuration every constructor of the core already
+    /// carries (the server, the simulation, tests), validated and logged with the bounds.
+    pub one_party_per_user: bool,
+    /// SPEC L-2: how long an invitation stays pending before it expires (60 s: long enough to
+    /// notice a pop-up and answer it, short enough that a stale invitation does not linger in a
+    /// party screen). `--invitation-ttl-ms` shortens it for tests.
+    pub invitation_ttl_ms: u64,
+    /// SPEC L-2: pending invitations per party (64: four times the largest lobby a party screen
+    /// shows; bounds what one party can make the server hold and announce when it ends).
+    /// Past it: error 300 and nobody of that request is invited.
+    pub invitations_per_party_max: usize,
+    /// SPEC L-2: pending invitations per invitee user, over all parties (32: more than any player
+    /// answers; bounds what the invitations list and a connecting session receive, and what a
+    /// crowd of inviters can pile on one user). Past it: error 300, nobody of that request is
+    /// invited.
+    pub invitations_per_user_max: usize,
+    /// SPEC L-2: invitees named in one invite request (1..=16 as the spec says): one request's
+    /// events stay bounded (16 × (members + invitee sessions)). Past it: error 300. The decoder
+    /// refuses lists over `INVITEES_PER_REQUEST_CEILING` before copying them.
+    pub invitees_per_request_max: usize,
+    /// SPEC L-3: wrong party codes one session may try in any 60 s (sliding window) before every
+    /// code join of that session gets error 300 until the window allows again. 10 is generous
+    /// for typing mistakes and keeps a guesser at 10 tries a minute per session (see the README
+    /// for the odds).
+    pub code_misses_per_minute_max: usize,
 }
 
 /// Hard ceiling for `search_query_bytes_max`: the wire decoder refuses a longer query before
@@ -221,6 +249,9 @@ const DEFAULT_FOLLOW_IDS_PER_REQUEST_MAX: usize = 64;
 const DEFAULT_STATUS_BYTES_MAX: usize = 2048;
 const DEFAULT_OUTBOUND_BYTES_MAX: usize = 1536 * 1024;
 const DEFAULT_OUTBOUND_SOFT_BYTES_MAX: usize = 256 * 1024;
+/// Hard ceiling for `invitees_per_request_max`: the wire decoder refuses a longer invitee list
+/// before copying it, whatever the configured limit says.
+pub const INVITEES_PER_REQUEST_CEILING: usize = 256;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -270,6 +301,12 @@ impl Default for Limits {
             admin_request_timeout_ms: 10_000,
             admin_requests_per_turn_max: 16,
             admin_bans_max: 100_000,
+            one_party_per_user: false,
+            invitation_ttl_ms: 60_000,
+            invitations_per_party_max: 64,
+            invitations_per_user_max: 32,
+            invitees_per_request_max: 16,
+            code_misses_per_minute_max: 10,
         }
     }
 }
@@ -359,6 +396,11 @@ impl Limits {
             admin_request_timeout_ms,
             admin_requests_per_turn_max,
             admin_bans_max,
+            invitation_ttl_ms,
+            invitations_per_party_max,
+            invitations_per_user_max,
+            invitees_per_request_max,
+            code_misses_per_minute_max,
         );
         for (name, value) in positive {
             if value == 0 {
@@ -416,6 +458,11 @@ impl Limits {
         if self.search_page_limit_default > self.search_page_limit_max {
             return Err(LimitsError("search_page_limit_default must not exceed search_page_limit_max".into()));
         }
+        if self.invitees_per_request_max > INVITEES_PER_REQUEST_CEILING {
+            return Err(LimitsError(format!(
+                "invitees_per_request_max must be at most {INVITEES_PER_REQUEST_CEILING}"
+            )));
+        }
         Ok(())
     }
 
@@ -452,6 +499,12 @@ mod tests {
         assert!(bad_default.validate().unwrap_err().0.contains("search_page_limit_default"));
         let long_query = Limits { search_query_bytes_max: SEARCH_QUERY_BYTES_CEILING + 1, ..Limits::default() };
         assert!(long_query.validate().unwrap_err().0.contains("search_query_bytes_max"));
+        let no_ttl = Limits { invitation_ttl_ms: 0, ..Limits::default() };
+        assert!(no_ttl.validate().unwrap_err().0.contains("invitation_ttl_ms"));
+        let many_invitees = Limits { invitees_per_request_max: INVITEES_PER_REQUEST_CEILING + 1, ..Limits::default() };
+        assert!(many_invitees.validate().unwrap_err().0.contains("invitees_per_request_max"));
+        let no_guesses = Limits { code_misses_per_minute_max: 0, ..Limits::default() };
+        assert!(no_guesses.validate().unwrap_err().0.contains("code_misses_per_minute_max"));
     }
 
     #[test]

@@ -192,7 +192,7 @@ fn pick<T>(matches: &ArgMatches, id: &str, given: Option<T>, file: Option<T>, de
 /// `name`; `resolve` builds `Limits` field by field without `..`, so a limit missing from this
 /// table does not compile.
 macro_rules! limit_flags {
-    ($($field:ident: $ty:ty => $help:literal,)*) => {
+    ($($field:ident: $ty:ty $([$($extra:tt)*])? => $help:literal,)*) => {
         #[derive(Args, Debug)]
         #[command(next_help_heading = "Limits (the README's Limits table says what each does)")]
         struct LimitArgs {
@@ -202,6 +202,7 @@ macro_rules! limit_flags {
                     value_name = "N",
                     env = env_name(stringify!($field)),
                     help = format!("{} [default: {}]", $help, Limits::default().$field),
+                    $($($extra)*)?
                 )]
                 $field: Option<$ty>,
             )*
@@ -283,6 +284,16 @@ limit_flags! {
     extra_frames_per_second_max: u32 => "Control and continuation frames per second per connection",
     extra_frames_burst_max: u32 => "Control and continuation frames a connection may send at once above that",
     closing_discard_bytes_max: usize => "Bytes a closing connection's reads may discard before the server stops reading",
+    one_party_per_user: bool [
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    ] => "Keep every user in at most one party (SPEC L-1); the flag alone means true",
+    invitation_ttl_ms: u64 => "How long an invitation stays pending, in ms",
+    invitations_per_party_max: usize => "Pending invitations per party",
+    invitations_per_user_max: usize => "Pending invitations per invitee user",
+    invitees_per_request_max: usize => "Invitees in one invite request (at most 256)",
+    code_misses_per_minute_max: usize => "Wrong party codes one session may try in any 60 s",
 }
 
 /// A `--config` file: the serve settings that are not limits, then the limits.
@@ -625,5 +636,20 @@ mod tests {
     #[test]
     fn environment_names_are_the_setting_in_capitals() {
         assert_eq!(env_name("connections_max"), "HUDDLE_CONNECTIONS_MAX");
+    }
+
+    #[test]
+    fn lobby_flags_set_their_options() {
+        let (args, matches) = serve_matches(&["huddle", "--one-party-per-user", "--invitation-ttl-ms", "250"]);
+        let (limits, _) = args.limits.resolve(&matches, &LimitFile::default());
+        assert!(limits.one_party_per_user, "the flag alone means true");
+        assert_eq!(limits.invitation_ttl_ms, 250);
+        let (args, matches) = serve_matches(&["huddle", "--one-party-per-user=false"]);
+        assert!(!args.limits.resolve(&matches, &LimitFile::default()).0.one_party_per_user);
+        let (args, matches) = serve_matches(&["huddle"]);
+        let (limits, _) = args.limits.resolve(&matches, &LimitFile::default());
+        assert!(!limits.one_party_per_user, "off by default: Nakama semantics");
+        let file = ConfigFile::parse("one_party_per_user = true").unwrap();
+        assert!(args.limits.resolve(&matches, &file.limits).0.one_party_per_user);
     }
 }

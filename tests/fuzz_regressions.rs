@@ -42,7 +42,13 @@ fn every_request() -> Vec<(&'static str, Request)> {
         ("ping", Request::Ping),
         (
             "party_create",
-            party(PartyRequest::Create { open: true, max_size: 4, label: r#"{"mode":"duo"}"#.into(), hidden: false }),
+            party(PartyRequest::Create {
+                open: true,
+                max_size: 4,
+                label: r#"{"mode":"duo"}"#.into(),
+                hidden: false,
+                lobby: Default::default(),
+            }),
         ),
         ("party_join", party(PartyRequest::Join { party_id })),
         ("party_requests", party(PartyRequest::JoinRequests { party_id })),
@@ -54,7 +60,13 @@ fn every_request() -> Vec<(&'static str, Request)> {
         ("party_data", party(PartyRequest::Data { party_id, op_code: -7, data: Bytes::from_static(b"state") })),
         (
             "party_update",
-            party(PartyRequest::Update { party_id, open: Some(false), hidden: None, label: Some(String::new()) }),
+            party(PartyRequest::Update {
+                party_id,
+                open: Some(false),
+                hidden: None,
+                label: Some(String::new()),
+                lobby: Default::default(),
+            }),
         ),
         ("party_get", party(PartyRequest::Get { party_id })),
         ("party_mine", party(PartyRequest::MyParties)),

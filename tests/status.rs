@@ -15,7 +15,7 @@ use huddle::core::{ConnectOptions, Event, Reply, Request, StatusEvent, StatusPre
 use huddle::limits::Limits;
 use huddle::wire::{ErrorCode, ServerMessage};
 
-const VISIBLE: ConnectOptions = ConnectOptions { status_visible: true };
+const VISIBLE: ConnectOptions = ConnectOptions { status_visible: true, snapshots: false };
 
 /// The next status event of `client` (other events in between fail the test).
 fn status_event(client: &mut Client) -> StatusEvent {

@@ -328,6 +328,9 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn publish_stats(&mut self, now: Millis, stats: &Stats) {
         self.counters.connections_open = self.conns.len() as u64;
         self.counters.sessions_open = self.core.session_count() as u64;
+        let lobby = self.core.lobby_stats();
+        self.counters.party_code_misses_total = lobby.code_misses_total;
+        self.counters.party_invitations_pending = lobby.invitations_pending as u64;
         if now.saturating_sub(self.outbound_sampled_at) >= OUTBOUND_SAMPLE_INTERVAL_MS || self.conns.len() < 64 {
             self.outbound_sampled_at = now;
             let sizes = self.conns.iter().map(|c| c.out.bytes_queued() as u64);

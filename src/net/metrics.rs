@@ -8,7 +8,7 @@
 
 use crate::admin::RouteId;
 use crate::core::{CoreError, ErrorCode, Event, PartyEvent, PartyReply, PartyRequest, Reply, Request};
-use crate::core::{StatusReply, StatusRequest};
+use crate::core::{LobbyEvent, LobbyReply, LobbyRequest, StatusReply, StatusRequest};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -40,7 +40,9 @@ label_set! {
     ReceivedKind {
         Ping, PartyCreate, PartyJoin, PartyJoinRequestListGet, PartyAccept, PartyRemove, PartyLeave,
         PartyPromote, PartyClose, PartyDataSend, PartyUpdate, PartyGet, PartyMyList, PartySearch,
-        StatusUpdate, StatusFollow, StatusUnfollow,
+        StatusUpdate, StatusFollow, StatusUnfollow, PartyInvite, PartyInvitationCancel,
+        PartyInvitationAccept, PartyInvitationReject, PartyInvitationList, PartyCodeGet,
+        PartyCodeRegenerate, PartyJoinByCode,
     }
 }
 
@@ -50,7 +52,8 @@ label_set! {
         Welcome, Error, Pong, PartyInfo, PartyJoinPending, PartyJoinRequestList, PartyOk,
         PartyMyListResult, PartySearchResult, PartyPresence, PartyJoinRequest, PartyLeader,
         PartyRemoved, PartyData, PartyUpdated, PartyJoined, StatusUpdated, StatusFollowed,
-        StatusUnfollowed, StatusPresenceEvent,
+        StatusUnfollowed, StatusPresenceEvent, PartyInvitationListResult, PartyCode, PartyInvited,
+        PartyInvitationSent, PartyInvitationRejected, PartyInvitationEnded, PartySnapshot,
     }
 }
 
@@ -64,7 +67,8 @@ label_set! {
         search_wildcard_scan_max, admin_connections_max, admin_head_bytes_max, admin_body_bytes_max,
         admin_request_timeout_ms, admin_bans_max, sessions_per_user_max, connections_per_ip_max,
         handshakes_per_ip_per_second_max, message_fragments_max, message_assembly_ms_max,
-        extra_frames_per_second_max,
+        extra_frames_per_second_max, invitations_per_party_max, invitations_per_user_max,
+        invitees_per_request_max, code_misses_per_minute_max,
     }
 }
 
@@ -340,6 +344,16 @@ fn received_kind(request: &Request) -> ReceivedKind {
             StatusRequest::Follow { .. } => ReceivedKind::StatusFollow,
             StatusRequest::Unfollow { .. } => ReceivedKind::StatusUnfollow,
         },
+        Request::Lobby(lobby) => match lobby {
+            LobbyRequest::Invite { .. } => ReceivedKind::PartyInvite,
+            LobbyRequest::CancelInvitation { .. } => ReceivedKind::PartyInvitationCancel,
+            LobbyRequest::AcceptInvitation { .. } => ReceivedKind::PartyInvitationAccept,
+            LobbyRequest::RejectInvitation { .. } => ReceivedKind::PartyInvitationReject,
+            LobbyRequest::Invitations => ReceivedKind::PartyInvitationList,
+            LobbyRequest::CodeGet { .. } => ReceivedKind::PartyCodeGet,
+            LobbyRequest::CodeRegenerate { .. } => ReceivedKind::PartyCodeRegenerate,
+            LobbyRequest::JoinByCode { .. } => ReceivedKind::PartyJoinByCode,
+        },
     }
 }
 
@@ -361,6 +375,10 @@ pub(crate) fn reply_kind(result: &Result<Reply, CoreError>) -> SentKind {
             StatusReply::Followed { .. } => SentKind::StatusFollowed,
             StatusReply::Unfollowed => SentKind::StatusUnfollowed,
         },
+        Ok(Reply::Lobby(lobby)) => match lobby {
+            LobbyReply::Invitations(_) => SentKind::PartyInvitationListResult,
+            LobbyReply::Code { .. } => SentKind::PartyCode,
+        },
     }
 }
 
@@ -378,6 +396,13 @@ pub(crate) fn event_kind(event: &Event) -> SentKind {
             PartyEvent::Data { .. } => SentKind::PartyData,
             PartyEvent::Updated { .. } => SentKind::PartyUpdated,
             PartyEvent::Joined(_) => SentKind::PartyJoined,
+        },
+        Event::Lobby(lobby) => match lobby {
+            LobbyEvent::Invited(_) => SentKind::PartyInvited,
+            LobbyEvent::InvitationSent { .. } => SentKind::PartyInvitationSent,
+            LobbyEvent::InvitationRejected { .. } => SentKind::PartyInvitationRejected,
+            LobbyEvent::InvitationEnded { .. } => SentKind::PartyInvitationEnded,
+            LobbyEvent::Snapshot(_) => SentKind::PartySnapshot,
         },
     }
 }

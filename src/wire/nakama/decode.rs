@@ -486,7 +486,9 @@ fn decode_message(op: NakamaOp, raw: &RawValue, limits: &NakamaLimits) -> Result
             }
             let label = label(m.label, field("label"), op, limits)?;
             let hidden = boolean(m.hidden, field("hidden"))?;
-            Request::Party(PartyRequest::Create { open, max_size: max_size as u32, label, hidden })
+            // Nakama has no lobby settings: the defaults (public, all members invite).
+            let lobby = Default::default();
+            Request::Party(PartyRequest::Create { open, max_size: max_size as u32, label, hidden, lobby })
         }
         NakamaOp::PartyJoin | NakamaOp::PartyLeave | NakamaOp::PartyClose | NakamaOp::PartyJoinRequestList => {
             let m: PartyIdBody = body(op, raw)?;
@@ -525,12 +527,14 @@ fn decode_message(op: NakamaOp, raw: &RawValue, limits: &NakamaLimits) -> Result
             if hidden && !label.is_empty() {
                 return Err(NakamaDecodeError::HiddenWithLabel);
             }
-            // Nakama's update replaces all three settings: absent means false or empty.
+            // Nakama's update replaces all three settings: absent means false or empty. It has no
+            // lobby settings, so those keep their value.
             Request::Party(PartyRequest::Update {
                 party_id,
                 open: Some(open),
                 hidden: Some(hidden),
                 label: Some(label),
+                lobby: Default::default(),
             })
         }
         NakamaOp::StatusUpdate => {

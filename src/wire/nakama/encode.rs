@@ -88,6 +88,16 @@ impl NakamaEncoder {
             Ok(Reply::Status(StatusReply::Followed { presences })) => {
                 self.frame(cid, "status", &Status { presences: Presences(presences) })
             }
+            // No Nakama request asks for a lobby reply (invitations and codes are huddle-only);
+            // only a driver bug routes one here.
+            Ok(Reply::Lobby(_)) => {
+                debug_assert!(false, "huddle-only lobby reply to Nakama request {:?}", to.op);
+                let error = NakamaError {
+                    code: super::errors::NakamaCode::RuntimeException,
+                    message: "this reply has no Nakama form".into(),
+                };
+                self.error_frame(cid, &error);
+            }
         }
         self.finish()
     }
@@ -116,6 +126,8 @@ impl NakamaEncoder {
             // huddle's own greeting; Nakama's clients know who they are from their session.
             Event::Welcome { .. } => {}
             Event::Party(event) => self.party_event(event),
+            // Invitations and snapshots are huddle-only (SPEC K-1): Nakama has no message for them.
+            Event::Lobby(_) => {}
             Event::Status(event) => self.frame(
                 none,
                 "status_presence_event",
@@ -176,7 +188,7 @@ impl NakamaEncoder {
     fn party_event(&mut self, event: &PartyEvent) {
         let none = &CidText::Absent;
         match event {
-            PartyEvent::Presence { party_id, joins, leaves } => self.frame(
+            PartyEvent::Presence { party_id, joins, leaves, version: _ } => self.frame(
                 none,
                 "party_presence_event",
                 &PartyPresenceEvent {
@@ -190,16 +202,19 @@ impl NakamaEncoder {
                 "party_join_request",
                 &PartyJoinRequest { party_id: NakamaPartyId(*party_id), presences: Presences(presences) },
             ),
-            PartyEvent::Leader { party_id, leader } => self.frame(
+            PartyEvent::Leader { party_id, leader, version: _ } => self.frame(
                 none,
                 "party_leader",
                 &PartyLeader { party_id: NakamaPartyId(*party_id), presence: UserPresence::of(leader) },
             ),
-            // Nakama tells a kicked member, and every member of a closed party, `party_close`.
+            // Nakama tells a kicked member, and every member of a closed party, `party_close`; a
+            // session moved out by one-party-per-user (L-1) is out of the party just the same.
             // A rejected join request goes unannounced in Nakama.
-            PartyEvent::Removed { party_id, reason: RemovedReason::Kicked | RemovedReason::Closed } => {
-                self.frame(none, "party_close", &PartyClose { party_id: NakamaPartyId(*party_id) })
-            }
+            PartyEvent::Removed {
+                party_id,
+                reason: RemovedReason::Kicked | RemovedReason::Closed | RemovedReason::Moved,
+                ..
+            } => self.frame(none, "party_close", &PartyClose { party_id: NakamaPartyId(*party_id) }),
             PartyEvent::Removed { reason: RemovedReason::Rejected, .. } => {}
             PartyEvent::Data { party_id, sender, op_code, data } => self.frame(
                 none,
@@ -211,7 +226,7 @@ impl NakamaEncoder {
                     data: Base64(data),
                 },
             ),
-            PartyEvent::Updated { party_id, open, hidden, max_size: _, label } => self.frame(
+            PartyEvent::Updated { party_id, open, hidden, label, .. } => self.frame(
                 none,
                 "party_update",
                 &PartyUpdate { party_id: NakamaPartyId(*party_id), label, open: *open, hidden: *hidden },

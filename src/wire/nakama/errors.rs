@@ -172,6 +172,17 @@ pub fn nakama_error(op: Option<NakamaOp>, code: ErrorCode, text: &str) -> Nakama
         | ErrorCode::SearchCursorMismatch
         | ErrorCode::SearchCursorInvalid
         | ErrorCode::SearchQueryTooBroad
+        // The lobby's refusals reach JSON sessions too (one party per user and the join
+        // strategies refuse their joins); the others answer huddle-only requests.
+        | ErrorCode::PartyAlreadyInParty
+        | ErrorCode::PartyJoinNotAllowed
+        | ErrorCode::PartyNotInvited
+        | ErrorCode::InviteeIsSelf
+        | ErrorCode::InviteeInvalid
+        | ErrorCode::InviteeInParty
+        | ErrorCode::InvitationNotFound
+        | ErrorCode::PartyCodeNotFound
+        | ErrorCode::InvitationCancelNotAllowed
         | ErrorCode::LimitExceeded => NakamaCode::BadInput,
     };
     let Some(op) = op else {
