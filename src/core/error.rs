@@ -113,6 +113,9 @@ pub enum CoreError {
     /// A wildcard term of the query matches (or would have to inspect) more indexed values than
     /// `search_wildcard_expansion_max` / `search_wildcard_scan_max` allow.
     SearchQueryTooBroad { byte_pos: usize, values_max: usize },
+    /// S-1: a status is display text; this one holds a control character other than tab, line
+    /// feed and carriage return, at byte `byte`.
+    StatusControlCharacter { character: char, byte: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -152,6 +155,12 @@ impl std::fmt::Display for CoreError {
                 "search query too broad: the wildcard term at byte {byte_pos} matches or scans more than \
                  {values_max} distinct values; give it a longer literal prefix"
             ),
+            CoreError::StatusControlCharacter { character, byte } => write!(
+                f,
+                "bad input: status has the control character U+{:04X} at byte {byte}; a status is display text \
+                 (tab, line feed and carriage return are allowed)",
+                u32::from(*character)
+            ),
         }
     }
 }
@@ -178,6 +187,7 @@ impl CoreError {
             CoreError::SearchCursorMismatch => ErrorCode::SearchCursorMismatch,
             CoreError::SearchCursorInvalid => ErrorCode::SearchCursorInvalid,
             CoreError::SearchQueryTooBroad { .. } => ErrorCode::SearchQueryTooBroad,
+            CoreError::StatusControlCharacter { .. } => ErrorCode::BadInput,
         }
     }
 }
