@@ -141,6 +141,9 @@ pub enum CoreError {
     PartyCodeNotFound,
     /// L-2: a cancel from a member who neither sent the invitation nor leads the party.
     InvitationCancelNotAllowed,
+    /// S-1: a status is display text; this one holds a control character other than tab, line
+    /// feed and carriage return, at byte `byte`.
+    StatusControlCharacter { character: char, byte: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -198,6 +201,12 @@ impl std::fmt::Display for CoreError {
             CoreError::InvitationCancelNotAllowed => {
                 write!(f, "only the member who sent the invitation or the party leader may cancel it")
             }
+            CoreError::StatusControlCharacter { character, byte } => write!(
+                f,
+                "bad input: status has the control character U+{:04X} at byte {byte}; a status is display text \
+                 (tab, line feed and carriage return are allowed)",
+                u32::from(*character)
+            ),
         }
     }
 }
@@ -233,6 +242,7 @@ impl CoreError {
             CoreError::InvitationNotFound => ErrorCode::InvitationNotFound,
             CoreError::PartyCodeNotFound => ErrorCode::PartyCodeNotFound,
             CoreError::InvitationCancelNotAllowed => ErrorCode::InvitationCancelNotAllowed,
+            CoreError::StatusControlCharacter { .. } => ErrorCode::BadInput,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! not sent. `docs/nakama-compat.md` has the whole table.
 
 use super::decode::{CidText, DecodeFailure, ReplyTo};
-use super::errors::{nakama_error, NakamaError, NakamaOp};
+use super::errors::{core_refusal_text, nakama_error, NakamaError, NakamaOp};
 use super::ids::{NakamaPartyId, NakamaSessionId};
 use crate::core::{
     CoreError, ErrorCode, Event, PartyEvent, PartyId, PartyReply, PartySnapshot, Presence, RemovedReason, Reply,
@@ -79,7 +79,7 @@ impl NakamaEncoder {
             // is a leave that happened.
             Err(error) if to.op == NakamaOp::PartyLeave && error.code() == ErrorCode::PartyNotFound => self.ack(cid),
             Err(error) => {
-                let text = error.to_string();
+                let text = core_refusal_text(error);
                 self.error_frame(cid, &nakama_error(Some(to.op), error.code(), &text));
             }
             Ok(Reply::Pong) => self.frame(cid, "pong", &Empty {}),
@@ -135,7 +135,7 @@ impl NakamaEncoder {
             ),
             // Nakama answers failed cid-less party data with a cid-less error envelope.
             Event::PartyDataRefused { party_id: _, error } => {
-                let text = error.to_string();
+                let text = core_refusal_text(error);
                 self.error_frame(none, &nakama_error(Some(NakamaOp::PartyDataSend), error.code(), &text));
             }
         }
