@@ -271,6 +271,12 @@ limit_flags! {
     admin_request_timeout_ms: u64 => "Time for one admin request to arrive (and keep-alive idle), in ms",
     admin_requests_per_turn_max: usize => "Admin requests answered per loop turn",
     admin_bans_max: usize => "User ids banned at once",
+    admin_page_limit_max: usize => "Largest (and default) limit of an admin list route",
+    admin_response_bytes_max: usize => "Bytes of one page of an admin list route (at least one item)",
+    history_records_max: usize => "Finished party history records kept in memory",
+    history_entries_per_party_max: usize => "Member and leader entries one party's history record keeps",
+    history_buffer_bytes_max: usize => "Bytes of history lines waiting for the history file",
+    history_write_bytes_per_turn_max: usize => "Bytes written to the history file per loop turn",
 }
 
 /// A `--config` file: the serve settings that are not limits, then the limits.

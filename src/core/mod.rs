@@ -58,6 +58,8 @@ pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, Now, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
+pub use party::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
+pub use party::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
 pub use party::{PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 pub use timers::TimerId;

@@ -307,14 +307,15 @@ impl ::flatbuffers::SimpleToVerifyInSlice for Toggle {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PARTY_REMOVED_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PARTY_REMOVED_REASON: u8 = 3;
+pub const ENUM_MAX_PARTY_REMOVED_REASON: u8 = 5;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PARTY_REMOVED_REASON: [PartyRemovedReason; 4] = [
+pub const ENUM_VALUES_PARTY_REMOVED_REASON: [PartyRemovedReason; 5] = [
   PartyRemovedReason::Unspecified,
   PartyRemovedReason::Kicked,
   PartyRemovedReason::Closed,
   PartyRemovedReason::Rejected,
+  PartyRemovedReason::ClosedByAdmin,
 ];
 
 /// Why a session stopped being a member (or requester) of a party.
@@ -330,14 +331,17 @@ impl PartyRemovedReason {
   pub const Closed: Self = Self(2);
   /// The leader rejected this session's join request (P-3).
   pub const Rejected: Self = Self(3);
+  /// An operator closed the party through the admin API (O-1); members and requesters.
+  pub const ClosedByAdmin: Self = Self(5);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_MAX: u8 = 5;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Unspecified,
     Self::Kicked,
     Self::Closed,
     Self::Rejected,
+    Self::ClosedByAdmin,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -346,6 +350,7 @@ impl PartyRemovedReason {
       Self::Kicked => Some("Kicked"),
       Self::Closed => Some("Closed"),
       Self::Rejected => Some("Rejected"),
+      Self::ClosedByAdmin => Some("ClosedByAdmin"),
       _ => None,
     }
   }

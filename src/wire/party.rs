@@ -221,6 +221,7 @@ fn decode_removed(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeEr
         fb::PartyRemovedReason::Kicked => RemovedReason::Kicked,
         fb::PartyRemovedReason::Closed => RemovedReason::Closed,
         fb::PartyRemovedReason::Rejected => RemovedReason::Rejected,
+        fb::PartyRemovedReason::ClosedByAdmin => RemovedReason::ClosedByAdmin,
         other => return Err(DecodeError::UnknownEnumValue { field: "reason", value: other.0.into() }),
     };
     event(PartyEvent::Removed { party_id: party_id_from_wire(m.party_id())?, reason })
@@ -259,6 +260,7 @@ fn reason_to_wire(reason: RemovedReason) -> fb::PartyRemovedReason {
         RemovedReason::Kicked => fb::PartyRemovedReason::Kicked,
         RemovedReason::Closed => fb::PartyRemovedReason::Closed,
         RemovedReason::Rejected => fb::PartyRemovedReason::Rejected,
+        RemovedReason::ClosedByAdmin => fb::PartyRemovedReason::ClosedByAdmin,
     }
 }
 
@@ -624,6 +626,7 @@ mod tests {
             PartyEvent::Removed { party_id: ID, reason: RemovedReason::Kicked },
             PartyEvent::Removed { party_id: ID, reason: RemovedReason::Closed },
             PartyEvent::Removed { party_id: ID, reason: RemovedReason::Rejected },
+            PartyEvent::Removed { party_id: ID, reason: RemovedReason::ClosedByAdmin },
             PartyEvent::Data { party_id: ID, sender: presence(6), op_code: 42, data: Bytes::from_static(&[0, 1, 2]) },
             PartyEvent::Updated { party_id: ID, open: false, hidden: true, max_size: 256, label: String::new() },
             PartyEvent::Joined(snapshot()),

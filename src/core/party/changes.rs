@@ -13,13 +13,15 @@
 //!   the sessions that asked for them (the events follow the rule's own, after the reply);
 //! - **history (O-3)**: `Created`, `Joined`/`Left` (with the session), `Leader` and
 //!   `Dissolved` (with its [`EndReason`]), stamped with `ctx.now.wall`, give leaders over time,
-//!   members with join and leave times and the end reason.
+//!   members with join and leave times and the end reason: one call per change into
+//!   `history.rs`, which keeps its own tables.
 //!
 //! The list lives in the table and keeps its buffer between requests, so recording and
 //! committing allocate nothing once warm; party data records nothing, so its commit is one
 //! length check.
 
 use super::Parties;
+use crate::core::context::Ctx;
 use crate::core::search::PreparedLabel;
 use crate::core::{PartyId, SessionId};
 
@@ -28,8 +30,10 @@ use crate::core::{PartyId, SessionId};
 pub(super) enum EndReason {
     /// P-8: the leader closed it.
     Closed,
-    /// P-6: its last member left or disconnected.
+    /// P-6: its last member left or disconnected (or an operator kicked it).
     Emptied,
+    /// O-1: an operator closed it through the admin API.
+    ClosedByAdmin,
 }
 
 /// One change to one party, in the order the request made it.
@@ -53,9 +57,9 @@ pub(super) enum PartyChange {
 impl Parties {
     /// Brings derived state in step with the changes the last request recorded, and empties
     /// the list. Called after every party request and disconnect.
-    pub(super) fn commit(&mut self) {
-        let search = &mut self.search;
-        self.table.drain_changes(|table, change| {
+    pub(super) fn commit(&mut self, ctx: &mut Ctx) {
+        let Parties { table, search, history } = self;
+        table.drain_changes(|table, change| {
             // Postconditions of the table's mutations, checked where the whole request's
             // outcome is known: each change is still true once the request is done.
             match &change {
@@ -77,6 +81,7 @@ impl Parties {
                 }
                 PartyChange::Created { .. } | PartyChange::Settings { .. } => {}
             }
+            history.apply(table, &change, ctx.now.wall, ctx.limits);
             search.apply(table, change);
         });
     }

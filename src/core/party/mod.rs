@@ -10,6 +10,8 @@
 //! | `settings.rs` | P-1 create and P-10 update: size, open, hidden, label rules |
 //! | `data.rs` | P-9 party data, the hot path: one lookup, one event, no allocation of its own |
 //! | `search.rs` | Q-1 … Q-4 through [`crate::core::search`]: label preparation, index upkeep, search requests |
+//! | `history.rs` | O-3 history records, built from the change list; the creation order the admin API lists parties in |
+//! | `admin.rs` | O-1 moderation (close, kick) and the operator's views of parties |
 //!
 //! Shape of the tables (`table.rs`):
 //! - `by_id`: each party with its members in join order (so tenure is the index: the first
@@ -17,7 +19,8 @@
 //! - `of_session`: for every session that is in a party or has asked to join one, those parties
 //!   in the order it joined (or asked), so a disconnect finds its parties without a scan.
 //!
-//! Beside them, the search index (`search.rs`) holds every non-hidden party.
+//! Beside them, the search index (`search.rs`) holds every non-hidden party, and the history
+//! (`history.rs`) a record in progress per party and the most recent finished ones.
 //!
 //! # One contract for every rule
 //!
@@ -35,21 +38,20 @@
 //! records what changed in which party (created, a member joined or left, the leader changed,
 //! settings changed, the party ended) in one list per request. After the rule returns,
 //! [`Parties::commit`] walks that list once; today it keeps the search index in step, so the
-//! very next search sees the change. The features still to come hang on the same walk,
-//! not on the rules:
+//! very next search sees the change, and it feeds the history (O-3, `history.rs`). The
+//! features still to come hang on the same walk, not on the rules:
 //! - party versions (SPEC L-9): +1 for each party named in the list, once per commit however
 //!   many entries or events the request caused;
 //! - `PartySnapshot` events to the sessions that asked for them, after each commit that
-//!   changed their party;
-//! - history records (SPEC O-3): `Created`, `Leader`, `Joined` and `Left` entries with
-//!   `ctx.now.wall` give leaders over time and members with join and leave times; `Dissolved`
-//!   carries the end reason.
+//!   changed their party.
 //!
 //! Decisions where SPEC is silent are listed in the README's "Parties" section; the comments
 //! in the rules name them where they are made.
 
+mod admin;
 mod changes;
 mod data;
+mod history;
 mod membership;
 mod requests;
 mod search;
@@ -61,8 +63,12 @@ use super::outbox::Events;
 use super::{CoreError, Event, PartyId, Presence, Reply, SessionId};
 use crate::limits::Limits;
 use bytes::Bytes;
+use history::PartyHistory;
 use search::PartySearch;
 use table::PartyTable;
+
+pub use admin::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
+pub use history::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
 
 /// A decoded party request (`Request::Party`).
 #[derive(Clone, Debug, PartialEq)]
@@ -163,6 +169,8 @@ pub enum RemovedReason {
     Closed,
     /// P-3: the leader rejected this join request.
     Rejected,
+    /// O-1: an operator closed the party through the admin API (members and requesters).
+    ClosedByAdmin,
 }
 
 /// Party events. Each is queued once with all its recipients.
@@ -194,10 +202,11 @@ fn done(reply: PartyReply) -> Outcome {
     Ok(Reply::Party(reply))
 }
 
-/// The party tables and the search index over them.
+/// The party tables, the search index over them and the history of parties.
 pub(crate) struct Parties {
     table: PartyTable,
     search: PartySearch,
+    history: PartyHistory,
 }
 
 /// Queues a party event once for all of `recipients`.
@@ -207,7 +216,7 @@ fn send(events: &mut Events, recipients: impl IntoIterator<Item = SessionId>, ev
 
 impl Parties {
     pub fn new(limits: &Limits) -> Parties {
-        Parties { table: PartyTable::default(), search: PartySearch::new(limits) }
+        Parties { table: PartyTable::default(), search: PartySearch::new(limits), history: PartyHistory::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -217,6 +226,14 @@ impl Parties {
     /// Memberships over every party (a session in two parties counts twice), for metrics.
     pub fn member_count(&self) -> usize {
         self.table.member_count()
+    }
+
+    pub fn history(&self) -> &PartyHistory {
+        &self.history
+    }
+
+    pub fn history_mut(&mut self) -> &mut PartyHistory {
+        &mut self.history
     }
 
     /// One party request of `me`: the rule's reply, its events on `ctx.events`, then the
@@ -244,7 +261,7 @@ impl Parties {
             }
         };
         debug_assert!(result.is_ok() || self.table.changes_pending() == 0, "a refused request changed a table");
-        self.commit();
+        self.commit(ctx);
         result
     }
 
@@ -253,7 +270,7 @@ impl Parties {
     /// list shows it).
     pub fn disconnect(&mut self, session: SessionId, ctx: &mut Ctx) {
         self.leave_everything(session, ctx);
-        self.commit();
+        self.commit(ctx);
     }
 
     // ---- checks and inspection ----
@@ -267,6 +284,7 @@ impl Parties {
         assert_eq!(self.table.changes_pending(), 0, "a change list was left uncommitted");
         self.table.check_invariants(limits);
         self.search.check_invariants(&self.table);
+        self.history.check_invariants(&self.table, limits);
     }
 
     /// Table sizes: (parties, sessions indexed).

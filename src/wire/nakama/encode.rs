@@ -195,11 +195,13 @@ impl NakamaEncoder {
                 "party_leader",
                 &PartyLeader { party_id: NakamaPartyId(*party_id), presence: UserPresence::of(leader) },
             ),
-            // Nakama tells a kicked member, and every member of a closed party, `party_close`.
-            // A rejected join request goes unannounced in Nakama.
-            PartyEvent::Removed { party_id, reason: RemovedReason::Kicked | RemovedReason::Closed } => {
-                self.frame(none, "party_close", &PartyClose { party_id: NakamaPartyId(*party_id) })
-            }
+            // Nakama tells a kicked member, and every member of a closed party, `party_close`;
+            // a party closed by an operator is closed all the same. A rejected join request
+            // goes unannounced in Nakama.
+            PartyEvent::Removed {
+                party_id,
+                reason: RemovedReason::Kicked | RemovedReason::Closed | RemovedReason::ClosedByAdmin,
+            } => self.frame(none, "party_close", &PartyClose { party_id: NakamaPartyId(*party_id) }),
             PartyEvent::Removed { reason: RemovedReason::Rejected, .. } => {}
             PartyEvent::Data { party_id, sender, op_code, data } => self.frame(
                 none,

@@ -21,5 +21,10 @@ export enum PartyRemovedReason {
   /**
    * The leader rejected this session's join request (P-3).
    */
-  Rejected = 3
+  Rejected = 3,
+
+  /**
+   * An operator closed the party through the admin API (O-1); members and requesters.
+   */
+  ClosedByAdmin = 5
 }
