@@ -62,7 +62,7 @@ label_set! {
         parties_per_session_max, party_data_bytes_max, status_bytes_max, follows_per_session_max,
         follow_ids_per_request_max, search_query_bytes_max, search_wildcard_expansion_max,
         search_wildcard_scan_max, admin_connections_max, admin_head_bytes_max, admin_body_bytes_max,
-        admin_request_timeout_ms, admin_bans_max,
+        admin_request_timeout_ms, admin_bans_max, history_buffer_bytes_max,
     }
 }
 
@@ -178,6 +178,9 @@ pub(crate) struct Gauges {
     pub slow_consumers_total: u64,
     pub connections_refused_total: u64,
     pub party_code_misses_total: u64,
+    pub history_records_total: u64,
+    pub history_write_errors_total: u64,
+    pub history_records_dropped_total: u64,
 }
 
 /// Renders the Prometheus text format (0.0.4).
@@ -262,6 +265,24 @@ impl Collector for Exposition {
             "huddle_party_code_misses",
             "Party code lookups that found no party",
             g.party_code_misses_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records",
+            "Party history records finished (a party ended, or was alive at shutdown)",
+            g.history_records_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_write_errors",
+            "Failed opens and writes of the history file",
+            g.history_write_errors_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records_dropped",
+            "History records left out of the history file because its buffer was full",
+            g.history_records_dropped_total,
         )?;
         let turns = &m.loop_turns;
         let buckets: Vec<(f64, u64)> = TURN_BUCKETS_S.iter().copied().zip(turns.counts.iter().copied()).collect();

@@ -16,7 +16,8 @@
 //!   admin API) and its own [`ListenerLimits`].
 //! - `admin.rs`: admin API connections (keep-alive HTTP requests routed by `crate::admin`,
 //!   executed through the core); `metrics.rs`: the counters behind `/metrics` and their
-//!   Prometheus exposition.
+//!   Prometheus exposition; `history.rs`: the party history file (one bounded write per turn,
+//!   reopened on SIGHUP).
 //! - `driver.rs`: the socket-independent `Driver` (connections, core, one turn's steps), which
 //!   the `conn_bytes` fuzz target drives over memory.
 //! - `conn.rs`: a connection, its phases, and the table with the one generation-checked lookup
@@ -37,6 +38,7 @@ mod dispatch;
 mod driver;
 pub mod frame;
 pub mod handshake;
+mod history;
 pub mod http;
 mod listener;
 mod metrics;
@@ -63,6 +65,7 @@ use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,6 +83,9 @@ pub struct ServerConfig {
     pub token_key: TokenKey,
     /// The admin API's listener and key (SPEC O-1); `None` serves no admin API.
     pub admin: Option<AdminConfig>,
+    /// Where finished party history records are appended as JSON lines (SPEC O-3); `None`
+    /// keeps them in memory only.
+    pub history_file: Option<PathBuf>,
 }
 
 /// Where the admin API listens and the key it wants.
@@ -108,6 +114,7 @@ impl ServerConfig {
 pub struct ServerHandle {
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reopen_history: Arc<AtomicBool>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -137,6 +144,15 @@ impl ServerHandle {
             log::error!("could not wake the server loop for shutdown: {e}");
         }
     }
+
+    /// Asks the loop to close the history file and open its path again (log rotation: the
+    /// binary calls this on SIGHUP). Lines already buffered go to the new file.
+    pub fn reopen_history(&self) {
+        self.reopen_history.store(true, Ordering::Release);
+        if let Err(e) = self.waker.wake() {
+            log::error!("could not wake the server loop to reopen the history file: {e}");
+        }
+    }
 }
 
 pub struct Server {
@@ -150,6 +166,7 @@ pub struct Server {
     shutdown_drain_ms: u64,
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reopen_history: Arc<AtomicBool>,
     waker: Arc<Waker>,
 }
 
@@ -167,6 +184,9 @@ impl Server {
         let admin_addr = listeners.local_addr(ListenerKind::Admin);
         let seed = crate::auth::random_bytes()?;
         let mut driver = Driver::new(config.limits.clone(), config.token_key, seed);
+        if let Some(path) = config.history_file {
+            driver.write_history_to(path);
+        }
         if let Some(admin) = config.admin {
             let instance: [u8; 16] = crate::auth::random_bytes()?;
             driver.serve_admin(admin::AdminState {
@@ -186,6 +206,7 @@ impl Server {
             shutdown_deadline: None,
             stats: Arc::new(Stats::default()),
             shutdown: Arc::new(AtomicBool::new(false)),
+            reopen_history: Arc::new(AtomicBool::new(false)),
             waker,
         })
     }
@@ -199,6 +220,7 @@ impl Server {
         ServerHandle {
             stats: self.stats.clone(),
             shutdown: self.shutdown.clone(),
+            reopen_history: self.reopen_history.clone(),
             waker: self.waker.clone(),
             local_addr: self.local_addr,
             admin_addr: self.admin_addr,
@@ -237,6 +259,9 @@ impl Server {
             if self.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
+            if self.reopen_history.swap(false, Ordering::AcqRel) {
+                self.driver.reopen_history();
+            }
             self.listeners.accept(now, self.poll.registry(), &mut self.driver)?;
             let (registry, listeners) = (self.poll.registry(), &mut self.listeners);
             self.driver.turn(now, |mut socket, listener| {
@@ -250,6 +275,7 @@ impl Server {
                 // Admin connections are served through the drain and do not hold it up.
                 let open = self.listeners.connections_open(ListenerKind::Game);
                 if open == 0 || now >= deadline {
+                    self.driver.finish_history(now);
                     match open {
                         0 => log::info!("shutdown complete"),
                         cut => log::warn!("shutdown complete; {cut} connections cut at the drain deadline"),

@@ -45,8 +45,13 @@ impl TestServer {
     }
 
     fn with_config(limits: Limits, admin: Option<AdminConfig>) -> TestServer {
-        let config =
-            ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), limits, token_key: TokenKey::new(KEY), admin };
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            limits,
+            token_key: TokenKey::new(KEY),
+            admin,
+            history_file: None,
+        };
         let server = Server::bind(config).expect("bind 127.0.0.1:0");
         let handle = server.handle();
         let addr = handle.local_addr().to_string();
