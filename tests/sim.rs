@@ -54,6 +54,10 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     assert!(total.data_without_cid_refused > 0, "no refused fire-and-forget data: {total:?}");
     assert!(total.data_without_cid > 2 * total.data_without_cid_refused, "too little accepted fire-and-forget data");
     assert!(total.probes_fired > 1000, "too few timers fired: {total:?}");
+    // Operators closed and kicked; parties ended and were recorded, some past their bound.
+    assert!(total.admin_closes > 100 && total.admin_kicks > 100, "too little moderation: {total:?}");
+    assert!(total.history_records > 1000, "too few history records: {total:?}");
+    assert!(total.history_truncated > 0, "no history record was ever truncated: {total:?}");
 }
 
 #[test]

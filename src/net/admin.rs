@@ -398,8 +398,10 @@ impl<S: Transport> Driver<S> {
                 let kick = AdminRequest::KickMember { party_id, user_id: user_id.clone(), session };
                 match self.run_admin(kick, now).map_err(|error| match error {
                     CoreError::PartyPresenceNotFound => AdminError::MemberNotFound(match session {
-                        Some(session) => format!("session {session} of user {user_id:?} is not a member of the party"),
-                        None => format!("user {user_id:?} has no member session in the party"),
+                        Some(session) => {
+                            format!("session {session} of user {:?} is not a member of the party", user_id.as_str())
+                        }
+                        None => format!("user {:?} has no member session in the party", user_id.as_str()),
                     }),
                     other => other.into(),
                 })? {

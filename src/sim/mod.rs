@@ -40,6 +40,9 @@
 //! - timers (`time.rs`): `poll_timeout` is the model's earliest deadline, and each
 //!   `handle_timeout` fires exactly the model's due probes, in (deadline, arm order) order;
 //!   cancelling reports whether the probe was still armed;
+//! - operators (`admin.rs`): admin close and kick tell exactly the right sessions, in the
+//!   right order, and a refusal changes nothing; every party that ended has exactly one
+//!   consistent history record;
 //! - disconnecting everyone at the end leaves every table empty.
 //!
 //! A failure names its seed; `HUDDLE_SIM_SEED=<n> cargo test --test sim` replays it.
@@ -49,6 +52,7 @@
 //! inside the core already, so the harness adds it only in release and fuzz builds).
 #![doc(hidden)]
 
+mod admin;
 mod party;
 mod rng;
 mod status;
@@ -112,9 +116,12 @@ enum Op {
     CancelProbe,
     /// `handle_timeout` before anything is due.
     EarlyTimeout,
+    /// Admin API moderation (O-1), through `Core::handle_admin`.
+    AdminClose,
+    AdminKick,
 }
 
-const OPS: [Op; 24] = {
+const OPS: [Op; 26] = {
     use PartyOp::*;
     [
         Op::Connect,
@@ -141,6 +148,8 @@ const OPS: [Op; 24] = {
         Op::ArmProbe,
         Op::CancelProbe,
         Op::EarlyTimeout,
+        Op::AdminClose,
+        Op::AdminKick,
     ]
 };
 
@@ -166,6 +175,12 @@ pub struct Stats {
     pub follows: u64,
     /// Probe timers fired.
     pub probes_fired: u64,
+    /// Party history records finished (one per party that ended), and those truncated.
+    pub history_records: u64,
+    pub history_truncated: u64,
+    /// Admin closes and kicks that succeeded.
+    pub admin_closes: u64,
+    pub admin_kicks: u64,
 }
 
 impl Stats {
@@ -229,6 +244,12 @@ impl Sim {
             follow_ids_per_request_max: rng.range(1, 6),
             ..Limits::default()
         };
+        // Small history bounds, so records truncate and memory forgets (checked per step).
+        let limits = Limits {
+            history_entries_per_party_max: limits.party_members_max + rng.range(1, 6),
+            history_records_max: rng.range(1, 20),
+            ..limits
+        };
         limits.validate().expect("simulation limits are valid");
         let user_count = rng.range(2, 16);
         let name_count = rng.range(1, user_count);
@@ -277,6 +298,7 @@ impl Sim {
     /// One step: time moves on, due timers run as the driver runs them, then one operation.
     pub fn step(&mut self) {
         self.now = self.now.saturating_add(self.rng.below(4) as u64);
+        let parties_before = self.live_parties();
         self.run_due_timers(false);
         let op = self.pick_op();
         if self.sessions.len() < 2 || op == Op::Connect {
@@ -301,8 +323,11 @@ impl Sim {
                 Op::ArmProbe => self.arm_probe(),
                 Op::CancelProbe => self.cancel_probe(),
                 Op::EarlyTimeout => self.run_due_timers(true),
+                Op::AdminClose => self.admin_close(),
+                Op::AdminKick => self.admin_kick(),
             }
         }
+        self.check_history(&parties_before);
         self.sweep();
     }
 
@@ -467,7 +492,9 @@ impl Sim {
     /// Disconnects every session, checking each, and requires every table to be empty.
     pub fn disconnect_everyone(&mut self) {
         while let Some(&session) = self.sessions.keys().next() {
+            let parties_before = self.live_parties();
             self.disconnect(session);
+            self.check_history(&parties_before);
             self.sweep();
         }
         assert_eq!(self.core.session_count(), 0);

@@ -55,8 +55,18 @@ impl View {
         view
     }
 
-    fn is_member(&self, party: PartyId, session: SessionId) -> bool {
+    pub(super) fn is_member(&self, party: PartyId, session: SessionId) -> bool {
         self.members.get(&party).is_some_and(|m| m.contains(&session))
+    }
+
+    /// The party's member sessions in join order (none when it does not exist).
+    pub(super) fn members_of(&self, party: PartyId) -> &[SessionId] {
+        self.members.get(&party).map_or(&[], Vec::as_slice)
+    }
+
+    /// The party's pending requesters, oldest first.
+    pub(super) fn pending_of(&self, party: PartyId) -> &[SessionId] {
+        self.pending.get(&party).map_or(&[], Vec::as_slice)
     }
 
     fn is_pending(&self, party: PartyId, session: SessionId) -> bool {
@@ -395,7 +405,7 @@ impl Sim {
     }
 
     /// Mostly a live party, sometimes any id ever seen (possibly gone, or never valid).
-    fn pick_party(&mut self) -> PartyId {
+    pub(super) fn pick_party(&mut self) -> PartyId {
         if self.rng.chance(85) {
             if let Some(id) = self.rng.pick(&self.core.debug_party_ids()) {
                 return id;

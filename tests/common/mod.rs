@@ -35,22 +35,26 @@ impl TestServer {
     }
 
     pub fn with_limits(limits: Limits) -> TestServer {
-        TestServer::with_config(limits, None)
+        TestServer::with_config(limits, None, None)
     }
 
     /// A server that also serves the admin API on 127.0.0.1:0 with [`ADMIN_KEY`].
     pub fn with_admin(limits: Limits) -> TestServer {
-        let admin = AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()) };
-        TestServer::with_config(limits, Some(admin))
+        TestServer::with_config(limits, Some(admin_config()), None)
     }
 
-    fn with_config(limits: Limits, admin: Option<AdminConfig>) -> TestServer {
+    /// [`TestServer::with_admin`], appending party history to `history_file`.
+    pub fn with_admin_and_history(limits: Limits, history_file: &std::path::Path) -> TestServer {
+        TestServer::with_config(limits, Some(admin_config()), Some(history_file.to_owned()))
+    }
+
+    fn with_config(limits: Limits, admin: Option<AdminConfig>, history_file: Option<std::path::PathBuf>) -> TestServer {
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             limits,
             token_key: TokenKey::new(KEY),
             admin,
-            history_file: None,
+            history_file,
         };
         let server = Server::bind(config).expect("bind 127.0.0.1:0");
         let handle = server.handle();
@@ -116,6 +120,10 @@ impl Drop for TestServer {
             }
         }
     }
+}
+
+fn admin_config() -> AdminConfig {
+    AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()) }
 }
 
 pub fn username_of(user_id: &str) -> String {
