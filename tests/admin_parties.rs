@@ -14,18 +14,10 @@ mod common;
 
 use admin_http::*;
 use common::*;
-use huddle::client::{Client, PartyResult};
+use huddle::client::Client;
 use huddle::core::{Event, PartyEvent, PartyId, PartyReply, Presence, RemovedReason, Reply, Request};
 use huddle::limits::Limits;
 use serde_json::Value;
-
-fn ok<T: std::fmt::Debug>(result: PartyResult<T>) -> T {
-    match result {
-        Ok(Ok(value)) => value,
-        Ok(Err(error)) => panic!("request failed: {error:?}"),
-        Err(e) => panic!("transport failed: {e}"),
-    }
-}
 
 /// Every party event that reached `client` before a Pong to a fresh Ping.
 fn drain(client: &mut Client) -> Vec<PartyEvent> {

@@ -14,20 +14,12 @@ mod common;
 
 use admin_http::*;
 use common::*;
-use huddle::client::{Client, PartyResult};
+use huddle::client::Client;
 use huddle::core::{PartyId, Presence, Reply, Request};
 use huddle::limits::Limits;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-fn ok<T: std::fmt::Debug>(result: PartyResult<T>) -> T {
-    match result {
-        Ok(Ok(value)) => value,
-        Ok(Err(error)) => panic!("request failed: {error:?}"),
-        Err(e) => panic!("transport failed: {e}"),
-    }
-}
 
 fn create(client: &mut Client, max_size: u32) -> PartyId {
     ok(client.party_create(true, max_size, "", false)).party_id

@@ -119,13 +119,7 @@ pub(crate) fn session_id(name: &str, value: &str) -> Result<SessionId, AdminErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(error: AdminError) -> String {
-        match error {
-            AdminError::BadRequest(message) => message,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
+    use crate::admin::bad_request_message as message;
 
     #[test]
     fn fields_are_typed_and_every_refusal_names_its_field() {

@@ -162,6 +162,15 @@ impl std::fmt::Display for AdminError {
 
 impl std::error::Error for AdminError {}
 
+/// The message of a 400, for the parsers' tests; anything else fails the test.
+#[cfg(test)]
+pub(crate) fn bad_request_message(error: AdminError) -> String {
+    match error {
+        AdminError::BadRequest(message) => message,
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}
+
 impl From<CoreError> for AdminError {
     /// The core's refusals of admin requests, mapped once: bad fields are 400, what is not
     /// there 404, full tables 507, a state that refuses the change 409.

@@ -62,13 +62,7 @@ impl QueryParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(error: AdminError) -> String {
-        match error {
-            AdminError::BadRequest(message) => message,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
+    use crate::admin::bad_request_message as message;
 
     #[test]
     fn parameters_are_decoded_typed_and_refused_by_name() {

@@ -126,6 +126,15 @@ fn admin_config() -> AdminConfig {
     AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()) }
 }
 
+/// The value of a party request that must succeed.
+pub fn ok<T: std::fmt::Debug>(result: huddle::client::PartyResult<T>) -> T {
+    match result {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => panic!("request failed: {error:?}"),
+        Err(e) => panic!("transport failed: {e}"),
+    }
+}
+
 pub fn username_of(user_id: &str) -> String {
     let mut chars = user_id.chars();
     match chars.next() {
