@@ -138,7 +138,9 @@ fn a_party_through_joins_a_promotion_and_a_close_leaves_one_line_with_its_story(
 #[test]
 fn every_end_is_recorded_with_its_reason_and_a_shutdown_records_the_parties_still_alive() {
     let dir = TempDir::new("reasons");
-    let server = TestServer::with_admin_and_history(Limits::default(), &dir.file());
+    // The clients never answer the shutdown's close frames: the drain ends at its deadline.
+    let limits = Limits { shutdown_drain_ms: 100, ..Limits::default() };
+    let server = TestServer::with_admin_and_history(limits, &dir.file());
     let mut http = Http::connect(&server);
     let (mut alice, mut bob) = (server.connect("alice"), server.connect("bob"));
     let emptied = create(&mut alice, 2);
