@@ -15,22 +15,9 @@ mod common;
 use admin_http::*;
 use common::*;
 use huddle::client::Client;
-use huddle::core::{Event, PartyEvent, PartyId, PartyReply, Presence, RemovedReason, Reply, Request};
+use huddle::core::{PartyEvent, PartyId, PartyReply, Presence, RemovedReason};
 use huddle::limits::Limits;
 use serde_json::Value;
-
-/// Every party event that reached `client` before a Pong to a fresh Ping.
-fn drain(client: &mut Client) -> Vec<PartyEvent> {
-    assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
-    client
-        .take_events()
-        .into_iter()
-        .map(|e| match e {
-            Event::Party(e) => e,
-            other => panic!("unexpected non-party event {other:?}"),
-        })
-        .collect()
-}
 
 fn me(client: &Client) -> Presence {
     client.presence().clone()

@@ -135,6 +135,22 @@ pub fn ok<T: std::fmt::Debug>(result: huddle::client::PartyResult<T>) -> T {
     }
 }
 
+/// Every party event that reached `client` before a Pong to a fresh Ping: the server answers in
+/// order, so once another connection's request was answered, the events it caused for `client`
+/// are ahead of that Pong.
+pub fn drain(client: &mut Client) -> Vec<huddle::core::PartyEvent> {
+    use huddle::core::{Event, Reply, Request};
+    assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+    client
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Party(e) => e,
+            other => panic!("unexpected non-party event {other:?}"),
+        })
+        .collect()
+}
+
 pub fn username_of(user_id: &str) -> String {
     let mut chars = user_id.chars();
     match chars.next() {
