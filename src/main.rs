@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Pin the event-loop thread to CPU N (sched_setaffinity; Linux only).
     #[arg(long, value_name = "N", env = "HUDDLE_CPU")]
     cpu: Option<usize>,
+    /// Append a JSON line per ended party to this file (reopened on SIGHUP, for log rotation)
+    /// [default: none; history is kept in memory only].
+    #[arg(long, value_name = "PATH", env = "HUDDLE_HISTORY_FILE")]
+    history_file: Option<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
     /// Admin API key, sent by callers as `Authorization: Bearer KEY` (else the admin key file).
@@ -294,6 +298,12 @@ limit_flags! {
     invitations_per_user_max: usize => "Pending invitations per invitee user",
     invitees_per_request_max: usize => "Invitees in one invite request (at most 256)",
     code_misses_per_minute_max: usize => "Wrong party codes one session may try in any 60 s",
+    admin_page_limit_max: usize => "Largest (and default) limit of an admin list route",
+    admin_response_bytes_max: usize => "Bytes of one page of an admin list route (at least one item)",
+    history_records_max: usize => "Finished party history records kept in memory",
+    history_entries_per_party_max: usize => "Member and leader entries one party's history record keeps",
+    history_buffer_bytes_max: usize => "Bytes of history lines waiting for the history file",
+    history_write_bytes_per_turn_max: usize => "Bytes written to the history file per loop turn",
 }
 
 /// A `--config` file: the serve settings that are not limits, then the limits.
@@ -302,6 +312,7 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     admin_listen: Option<AdminListen>,
     cpu: Option<usize>,
+    history_file: Option<PathBuf>,
     token_key: Option<String>,
     key_file: Option<PathBuf>,
     admin_key: Option<String>,
@@ -329,6 +340,7 @@ impl ConfigFile {
             listen: take(&mut table, "listen")?,
             admin_listen,
             cpu: take(&mut table, "cpu")?,
+            history_file: take(&mut table, "history_file")?,
             token_key: take(&mut table, "token_key")?,
             key_file: take(&mut table, "key_file")?,
             admin_key: take(&mut table, "admin_key")?,
@@ -422,6 +434,11 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     if let Some(cpu) = cpu {
         shown.push(Shown { name: "cpu", value: cpu.to_string(), source });
     }
+    let (history_file, source) =
+        pick(matches, "history_file", args.history_file.clone().map(Some), file.history_file.clone().map(Some), None);
+    if let Some(path) = &history_file {
+        shown.push(Shown { name: "history_file", value: quoted(&path.display().to_string()), source });
+    }
 
     let (mut limits, limit_sources) = args.limits.resolve(matches, &file.limits);
     if limit_sources.iter().any(|(name, source)| *name == "outbound_soft_bytes_max" && *source == Source::Default) {
@@ -455,7 +472,13 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         log::info!("event loop pinned to cpu {cpu}");
     }
     let admin_description = admin.as_ref().map(|(_, description)| description.clone());
-    let config = ServerConfig { listen, limits: limits.clone(), token_key, admin: admin.map(|(config, _)| config) };
+    let config = ServerConfig {
+        listen,
+        limits: limits.clone(),
+        token_key,
+        admin: admin.map(|(config, _)| config),
+        history_file,
+    };
     // A bind error names its address and listener ("on 127.0.0.1:7351 (admin): …").
     let server = Server::bind(config).map_err(|e| match e.to_string() {
         bind if bind.starts_with("on ") => format!("cannot listen {bind}"),
@@ -470,6 +493,12 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     if !hooked {
         log::info!("no shutdown signals on this platform: Ctrl-C stops the server without a drain");
     }
+    let handle = server.handle();
+    huddle::os::on_hangup_signal(move || {
+        log::info!("SIGHUP received: reopening the history file");
+        handle.reopen_history();
+    })
+    .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
 
     let mut text = String::from("effective configuration (TOML; secrets redacted):\n");
     for line in &shown {

@@ -87,6 +87,10 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     ] {
         assert!(total.errors.get(error).is_some_and(|n| *n > 0), "no {error}: {total:?}");
     }
+    // Operators closed and kicked; parties ended and were recorded, some past their bound.
+    assert!(total.admin_closes > 100 && total.admin_kicks > 100, "too little moderation: {total:?}");
+    assert!(total.history_records > 1000, "too few history records: {total:?}");
+    assert!(total.history_truncated > 0, "no history record was ever truncated: {total:?}");
 }
 
 #[test]

@@ -68,7 +68,7 @@ label_set! {
         admin_request_timeout_ms, admin_bans_max, sessions_per_user_max, connections_per_ip_max,
         handshakes_per_ip_per_second_max, message_fragments_max, message_assembly_ms_max,
         extra_frames_per_second_max, invitations_per_party_max, invitations_per_user_max,
-        invitees_per_request_max, code_misses_per_minute_max,
+        invitees_per_request_max, code_misses_per_minute_max, history_buffer_bytes_max,
     }
 }
 
@@ -187,6 +187,9 @@ pub(crate) struct Gauges {
     pub slow_consumers_total: u64,
     pub connections_refused_total: u64,
     pub party_code_misses_total: u64,
+    pub history_records_total: u64,
+    pub history_write_errors_total: u64,
+    pub history_records_dropped_total: u64,
 }
 
 /// Renders the Prometheus text format (0.0.4).
@@ -271,6 +274,24 @@ impl Collector for Exposition {
             "huddle_party_code_misses",
             "Party code lookups that found no party",
             g.party_code_misses_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records",
+            "Party history records finished (a party ended, or was alive at shutdown)",
+            g.history_records_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_write_errors",
+            "Failed opens and writes of the history file",
+            g.history_write_errors_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records_dropped",
+            "History records left out of the history file because its buffer was full",
+            g.history_records_dropped_total,
         )?;
         let turns = &m.loop_turns;
         let buckets: Vec<(f64, u64)> = TURN_BUCKETS_S.iter().copied().zip(turns.counts.iter().copied()).collect();

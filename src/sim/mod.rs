@@ -46,6 +46,9 @@
 //!   code request's outcome and events; invitations held agree with it both ways, none to a
 //!   member; codes are unique; versions are 1 + the steps that changed a party; snapshot events
 //!   equal the state and follow the deltas;
+//! - operators (`admin.rs`): admin close and kick tell exactly the right sessions, in the
+//!   right order, and a refusal changes nothing; every party that ended has exactly one
+//!   consistent history record;
 //! - disconnecting everyone at the end leaves every table empty.
 //!
 //! A failure names its seed; `HUDDLE_SIM_SEED=<n> cargo test --test sim` replays it.
@@ -55,6 +58,7 @@
 //! inside the core already, so the harness adds it only in release and fuzz builds).
 #![doc(hidden)]
 
+mod admin;
 mod lobby;
 mod party;
 mod rng;
@@ -122,9 +126,12 @@ enum Op {
     EarlyTimeout,
     /// Invitations, codes, and time jumps (SPEC L-1 … L-9): `lobby.rs`.
     Lobby(LobbyOp),
+    /// Admin API moderation (O-1), through `Core::handle_admin`.
+    AdminClose,
+    AdminKick,
 }
 
-const OPS: [Op; 33] = {
+const OPS: [Op; 35] = {
     use PartyOp::*;
     [
         Op::Connect,
@@ -160,6 +167,8 @@ const OPS: [Op; 33] = {
         Op::Lobby(LobbyOp::CodeRegenerate),
         Op::Lobby(LobbyOp::JoinByCode),
         Op::Lobby(LobbyOp::Wait),
+        Op::AdminClose,
+        Op::AdminKick,
     ]
 };
 
@@ -187,6 +196,12 @@ pub struct Stats {
     pub probes_fired: u64,
     /// Invitations, codes, versions and snapshots.
     pub lobby: lobby::LobbyCounts,
+    /// Party history records finished (one per party that ended), and those truncated.
+    pub history_records: u64,
+    pub history_truncated: u64,
+    /// Admin closes and kicks that succeeded.
+    pub admin_closes: u64,
+    pub admin_kicks: u64,
 }
 
 impl Stats {
@@ -258,6 +273,12 @@ impl Sim {
             code_misses_per_minute_max: rng.range(1, 4),
             ..Limits::default()
         };
+        // Small history bounds, so records truncate and memory forgets (checked per step).
+        let limits = Limits {
+            history_entries_per_party_max: limits.party_members_max + rng.range(1, 6),
+            history_records_max: rng.range(1, 20),
+            ..limits
+        };
         limits.validate().expect("simulation limits are valid");
         let user_count = rng.range(2, 16);
         let name_count = rng.range(1, user_count);
@@ -308,6 +329,7 @@ impl Sim {
     pub fn step(&mut self) {
         self.now = self.now.saturating_add(self.rng.below(4) as u64);
         self.lobby_step_begins();
+        let parties_before = self.live_parties();
         self.run_due_timers(false);
         let op = self.pick_op();
         if self.sessions.len() < 2 || op == Op::Connect {
@@ -333,9 +355,12 @@ impl Sim {
                 Op::CancelProbe => self.cancel_probe(),
                 Op::EarlyTimeout => self.run_due_timers(true),
                 Op::Lobby(op) => self.lobby_op(op),
+                Op::AdminClose => self.admin_close(),
+                Op::AdminKick => self.admin_kick(),
             }
         }
         self.lobby_step_ends();
+        self.check_history(&parties_before);
         self.sweep();
     }
 
@@ -505,8 +530,10 @@ impl Sim {
     pub fn disconnect_everyone(&mut self) {
         while let Some(&session) = self.sessions.keys().next() {
             self.lobby_step_begins();
+            let parties_before = self.live_parties();
             self.disconnect(session);
             self.lobby_step_ends();
+            self.check_history(&parties_before);
             self.sweep();
         }
         assert_eq!(self.core.session_count(), 0);
