@@ -204,8 +204,13 @@ impl PartyFanout {
         for party in 0..parties {
             let members = party * party_size..(party + 1) * party_size;
             let leader = members.start;
-            let create =
-                PartyRequest::Create { open: true, max_size: party_size as u32, label: String::new(), hidden: false };
+            let create = PartyRequest::Create {
+                open: true,
+                max_size: party_size as u32,
+                label: String::new(),
+                hidden: false,
+                lobby: Default::default(),
+            };
             let party_id = fanout.request_party(leader, create);
             for member in members.clone().skip(1) {
                 fanout.request_party(member, PartyRequest::Join { party_id });

@@ -4,7 +4,7 @@
 //! re-encodes to the same value, and the core's invariants hold.
 #![doc(hidden)]
 
-use crate::admin::AdminKey;
+use crate::admin::{AdminKey, Playground};
 use crate::auth::{self, Claims, TokenKey};
 use crate::core::Millis;
 use crate::limits::Limits;
@@ -178,7 +178,7 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
 
 /// Raw bytes into one admin API connection of the driver: request heads, bodies, keep-alive
 /// and pipelining, routing behind the admin key, and the calls (tokens, bans, disconnects,
-/// metrics, health), with everything the server writes read back as HTTP responses whose error
+/// metrics, health, the party and history routes), with everything the server writes read back as HTTP responses whose error
 /// bodies are JSON. The first byte picks the read chunk size.
 pub fn admin_bytes(input: &[u8]) -> AdminReport {
     let Some((&mode, rest)) = input.split_first() else { return AdminReport::default() };
@@ -187,7 +187,14 @@ pub fn admin_bytes(input: &[u8]) -> AdminReport {
         let harness = cell.get_or_insert_with(|| {
             let mut driver = Driver::new(fuzz_limits(), TokenKey::new(FUZZ_KEY), [7; 32]);
             let key = AdminKey::new(FUZZ_ADMIN_KEY.as_bytes());
-            driver.serve_admin(AdminState { key, instance_id: "fuzz".into(), started_at_ms: 0 });
+            // The playground on, with its mint (loopback), so the fuzzer reaches those paths too.
+            let playground = Playground::new(([127, 0, 0, 1], 7350).into(), ([127, 0, 0, 1], 7351).into());
+            driver.serve_admin(AdminState {
+                key,
+                instance_id: "fuzz".into(),
+                started_at_ms: 0,
+                playground: Some(playground),
+            });
             ConnHarness { driver, now: Millis(0) }
         });
         let written = harness.drive(ListenerKind::Admin, 1 + usize::from(mode) * 3, rest.to_vec());

@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Pin the event-loop thread to CPU N (sched_setaffinity; Linux only).
     #[arg(long, value_name = "N", env = "HUDDLE_CPU")]
     cpu: Option<usize>,
+    /// Append a JSON line per ended party to this file (reopened on SIGHUP, for log rotation)
+    /// [default: none; history is kept in memory only].
+    #[arg(long, value_name = "PATH", env = "HUDDLE_HISTORY_FILE")]
+    history_file: Option<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
     /// Admin API key, sent by callers as `Authorization: Bearer KEY` (else the admin key file).
@@ -104,6 +108,10 @@ struct ServeArgs {
     /// a random key (mode 0600) when missing.
     #[arg(long, value_name = "PATH", env = admin_key::ADMIN_KEY_FILE_ENV)]
     admin_key_file: Option<PathBuf>,
+    /// Serve the lobby playground, a developer's page, at http://ADMIN_LISTEN/playground (no admin
+    /// key needed); its token mint works only while the admin listener is on loopback.
+    #[arg(long, env = "HUDDLE_PLAYGROUND", value_parser = clap::builder::BoolishValueParser::new())]
+    playground: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -188,7 +196,7 @@ fn pick<T>(matches: &ArgMatches, id: &str, given: Option<T>, file: Option<T>, de
 /// `name`; `resolve` builds `Limits` field by field without `..`, so a limit missing from this
 /// table does not compile.
 macro_rules! limit_flags {
-    ($($field:ident: $ty:ty => $help:literal,)*) => {
+    ($($field:ident: $ty:ty $([$($extra:tt)*])? => $help:literal,)*) => {
         #[derive(Args, Debug)]
         #[command(next_help_heading = "Limits (the README's Limits table says what each does)")]
         struct LimitArgs {
@@ -198,6 +206,7 @@ macro_rules! limit_flags {
                     value_name = "N",
                     env = env_name(stringify!($field)),
                     help = format!("{} [default: {}]", $help, Limits::default().$field),
+                    $($($extra)*)?
                 )]
                 $field: Option<$ty>,
             )*
@@ -259,7 +268,7 @@ limit_flags! {
     party_data_bytes_max: usize => "Bytes of one party data payload",
     status_bytes_max: usize => "Bytes of one status",
     follows_per_session_max: usize => "Users one session may follow",
-    follow_ids_per_request_max: usize => "User ids and usernames in one follow request",
+    follow_ids_per_request_max: usize => "Users one follow request may resolve to (its ids and every user its usernames name); user ids per unfollow",
     search_query_bytes_max: usize => "Bytes of one party search query",
     search_query_terms_max: usize => "Terms in one party search query",
     search_page_limit_max: usize => "Largest search page (at most 100)",
@@ -280,6 +289,22 @@ limit_flags! {
     extra_frames_per_second_max: u32 => "Control and continuation frames per second per connection",
     extra_frames_burst_max: u32 => "Control and continuation frames a connection may send at once above that",
     closing_discard_bytes_max: usize => "Bytes a closing connection's reads may discard before the server stops reading",
+    one_party_per_user: bool [
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    ] => "Keep every user in at most one party (SPEC L-1); the flag alone means true",
+    invitation_ttl_ms: u64 => "How long an invitation stays pending, in ms",
+    invitations_per_party_max: usize => "Pending invitations per party",
+    invitations_per_user_max: usize => "Pending invitations per invitee user",
+    invitees_per_request_max: usize => "Invitees in one invite request (at most 256)",
+    code_misses_per_minute_max: usize => "Wrong party codes one session may try in any 60 s",
+    admin_page_limit_max: usize => "Largest (and default) limit of an admin list route",
+    admin_response_bytes_max: usize => "Bytes of one page of an admin list route (at least one item)",
+    history_records_max: usize => "Finished party history records kept in memory",
+    history_entries_per_party_max: usize => "Member and leader entries one party's history record keeps",
+    history_buffer_bytes_max: usize => "Bytes of history lines waiting for the history file",
+    history_write_bytes_per_turn_max: usize => "Bytes written to the history file per loop turn",
 }
 
 /// A `--config` file: the serve settings that are not limits, then the limits.
@@ -288,10 +313,12 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     admin_listen: Option<AdminListen>,
     cpu: Option<usize>,
+    history_file: Option<PathBuf>,
     token_key: Option<String>,
     key_file: Option<PathBuf>,
     admin_key: Option<String>,
     admin_key_file: Option<PathBuf>,
+    playground: Option<bool>,
     limits: LimitFile,
 }
 
@@ -314,10 +341,12 @@ impl ConfigFile {
             listen: take(&mut table, "listen")?,
             admin_listen,
             cpu: take(&mut table, "cpu")?,
+            history_file: take(&mut table, "history_file")?,
             token_key: take(&mut table, "token_key")?,
             key_file: take(&mut table, "key_file")?,
             admin_key: take(&mut table, "admin_key")?,
             admin_key_file: take(&mut table, "admin_key_file")?,
+            playground: take(&mut table, "playground")?,
             limits: toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())?,
         })
     }
@@ -394,9 +423,22 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     let default_admin: AdminListen = DEFAULT_ADMIN_LISTEN.parse()?;
     let (admin_listen, source) = pick(matches, "admin_listen", args.admin_listen, file.admin_listen, default_admin);
     shown.push(Shown { name: "admin_listen", value: quoted(&admin_listen.to_string()), source });
+    let given = Source::of(matches, "playground").map(|_| args.playground);
+    let (playground, source) = pick(matches, "playground", given, file.playground, false);
+    if playground {
+        if admin_listen == AdminListen::Off {
+            return Err("--playground is served by the admin listener, which --admin-listen turned off".into());
+        }
+        shown.push(Shown { name: "playground", value: "true".into(), source });
+    }
     let (cpu, source) = pick(matches, "cpu", args.cpu.map(Some), file.cpu.map(Some), None);
     if let Some(cpu) = cpu {
         shown.push(Shown { name: "cpu", value: cpu.to_string(), source });
+    }
+    let (history_file, source) =
+        pick(matches, "history_file", args.history_file.clone().map(Some), file.history_file.clone().map(Some), None);
+    if let Some(path) = &history_file {
+        shown.push(Shown { name: "history_file", value: quoted(&path.display().to_string()), source });
     }
 
     let (mut limits, limit_sources) = args.limits.resolve(matches, &file.limits);
@@ -422,7 +464,7 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         AdminListen::Off => None,
         AdminListen::At(listen) => {
             let (key, description) = load_admin_key(&args, matches, &file, &key_file)?;
-            Some((AdminConfig { listen, key }, description))
+            Some((AdminConfig { listen, key, playground }, description))
         }
     };
 
@@ -431,7 +473,13 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         log::info!("event loop pinned to cpu {cpu}");
     }
     let admin_description = admin.as_ref().map(|(_, description)| description.clone());
-    let config = ServerConfig { listen, limits: limits.clone(), token_key, admin: admin.map(|(config, _)| config) };
+    let config = ServerConfig {
+        listen,
+        limits: limits.clone(),
+        token_key,
+        admin: admin.map(|(config, _)| config),
+        history_file,
+    };
     // A bind error names its address and listener ("on 127.0.0.1:7351 (admin): …").
     let server = Server::bind(config).map_err(|e| match e.to_string() {
         bind if bind.starts_with("on ") => format!("cannot listen {bind}"),
@@ -446,6 +494,12 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     if !hooked {
         log::info!("no shutdown signals on this platform: Ctrl-C stops the server without a drain");
     }
+    let handle = server.handle();
+    huddle::os::on_hangup_signal(move || {
+        log::info!("SIGHUP received: reopening the history file");
+        handle.reopen_history();
+    })
+    .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
 
     let mut text = String::from("effective configuration (TOML; secrets redacted):\n");
     for line in &shown {
@@ -463,6 +517,12 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     log::info!("huddle {} listening on ws://{}/ws", env!("CARGO_PKG_VERSION"), server.local_addr());
     if let Some(admin) = server.handle().admin_addr() {
         log::info!("admin API listening on http://{admin} (metrics: http://{admin}/metrics)");
+        if playground {
+            log::info!("playground: http://{admin}/playground");
+            if let Some(refusal) = huddle::admin::playground::mint_refusal(admin) {
+                log::warn!("{refusal}");
+            }
+        }
     }
     server.run().map_err(|e| format!("server stopped: {e}"))
 }
@@ -592,7 +652,34 @@ mod tests {
     }
 
     #[test]
+    fn the_playground_comes_from_its_flag_else_the_environment_else_the_file() {
+        let file = ConfigFile::parse("playground = true").unwrap();
+        assert_eq!(file.playground, Some(true));
+        let (args, matches) = serve_matches(&["huddle", "--playground"]);
+        assert!(args.playground);
+        assert_eq!(Source::of(&matches, "playground"), Some(Source::Flag));
+        let (args, matches) = serve_matches(&["huddle"]);
+        assert_eq!(Source::of(&matches, "playground").map(|_| args.playground), None, "unset: the file decides");
+        assert!(ConfigFile::parse("playground = \"yes\"").unwrap_err().starts_with("playground:"));
+    }
+
+    #[test]
     fn environment_names_are_the_setting_in_capitals() {
         assert_eq!(env_name("connections_max"), "HUDDLE_CONNECTIONS_MAX");
+    }
+
+    #[test]
+    fn lobby_flags_set_their_options() {
+        let (args, matches) = serve_matches(&["huddle", "--one-party-per-user", "--invitation-ttl-ms", "250"]);
+        let (limits, _) = args.limits.resolve(&matches, &LimitFile::default());
+        assert!(limits.one_party_per_user, "the flag alone means true");
+        assert_eq!(limits.invitation_ttl_ms, 250);
+        let (args, matches) = serve_matches(&["huddle", "--one-party-per-user=false"]);
+        assert!(!args.limits.resolve(&matches, &LimitFile::default()).0.one_party_per_user);
+        let (args, matches) = serve_matches(&["huddle"]);
+        let (limits, _) = args.limits.resolve(&matches, &LimitFile::default());
+        assert!(!limits.one_party_per_user, "off by default: Nakama semantics");
+        let file = ConfigFile::parse("one_party_per_user = true").unwrap();
+        assert!(args.limits.resolve(&matches, &file.limits).0.one_party_per_user);
     }
 }

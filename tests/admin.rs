@@ -8,134 +8,21 @@
 //! what the test did; `/healthz` answers 503 while the game listener drains. Waits are reads with
 //! deadlines, never sleeps.
 
+#[path = "common/admin_http.rs"]
+mod admin_http;
 mod common;
+#[path = "common/raw_ws.rs"]
+mod raw_ws;
 
+use admin_http::*;
 use common::*;
 use huddle::client::ClientError;
 use huddle::core::{Reply, Request};
 use huddle::limits::Limits;
-use serde_json::Value;
+use raw_ws::{masked_frame, raw_ws};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
-
-const GOOD: Option<&str> = Some(ADMIN_KEY);
-const BAD: Option<&str> = Some("not-the-admin-key");
-
-/// One HTTP response as a client reads it.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// The JSON error body's `code`, after checking it also has a message.
-    fn error_code(&self) -> String {
-        let body = self.json();
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "an error has a message: {body}");
-        body["code"].as_str().unwrap_or_else(|| panic!("an error has a code: {body}")).to_owned()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// A blocking HTTP/1.1 connection to the admin port: requests, pipelined or not, and responses
-/// read in order.
-struct Http {
-    stream: TcpStream,
-    received: Vec<u8>,
-}
-
-impl Http {
-    fn connect(server: &TestServer) -> Http {
-        let stream = TcpStream::connect(server.admin_addr.as_deref().expect("an admin listener")).unwrap();
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        Http { stream, received: Vec::new() }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
-    }
-
-    fn request(&mut self, method: &str, target: &str, key: Option<&str>, body: Option<&str>) -> Response {
-        self.send(&request_bytes(method, target, key, body));
-        self.response()
-    }
-
-    /// Reads the next response (head, then `Content-Length` body).
-    fn response(&mut self) -> Response {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut parsed = httparse::Response::new(&mut headers);
-            if let Ok(httparse::Status::Complete(head_len)) = parsed.parse(&self.received) {
-                let status = parsed.code.unwrap();
-                let headers: Vec<(String, String)> = parsed
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
-                    .collect();
-                let length: usize = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                    .map_or(0, |(_, v)| v.parse().unwrap());
-                if self.received.len() >= head_len + length {
-                    let body = self.received[head_len..head_len + length].to_vec();
-                    self.received.drain(..head_len + length);
-                    return Response { status, headers, body };
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no complete response; got {:?}",
-                String::from_utf8_lossy(&self.received)
-            );
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => panic!("connection closed; got {:?}", String::from_utf8_lossy(&self.received)),
-                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!("read failed: {e}; got {:?}", String::from_utf8_lossy(&self.received)),
-            }
-        }
-    }
-
-    /// Whether the server closed the connection (EOF, or a reset) within the deadline.
-    fn closed_by_server(&mut self) -> bool {
-        let mut chunk = [0u8; 256];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => true,
-            Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&chunk[..n])),
-            Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
-        }
-    }
-}
-
-fn request_bytes(method: &str, target: &str, key: Option<&str>, body: Option<&str>) -> Vec<u8> {
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: test\r\n");
-    if let Some(key) = key {
-        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
-    }
-    if let Some(body) = body {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body.unwrap_or("").as_bytes());
-    bytes
-}
 
 fn admin_server() -> TestServer {
     TestServer::with_admin(Limits::default())
@@ -143,28 +30,6 @@ fn admin_server() -> TestServer {
 
 fn far_future_ms() -> u64 {
     (unix_now() + 3600) * 1000
-}
-
-fn scrape(http: &mut Http) -> prometheus_parse::Scrape {
-    let response = http.request("GET", "/metrics", None, None);
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert!(response.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
-    let text = response.text();
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
-}
-
-/// The value of the sample `name` whose labels include `labels`.
-fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    use prometheus_parse::Value as V;
-    let found = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
-    match &found.value {
-        V::Counter(v) | V::Gauge(v) | V::Untyped(v) => *v,
-        other => panic!("{name}: not a single value: {other:?}"),
-    }
 }
 
 #[test]
@@ -446,6 +311,58 @@ fn limit_trips_and_refused_connections_are_counted_by_limit() {
     assert_eq!(sample(&scrape, "huddle_limit_trips_total", &[("limit", "message_bytes_max")]), 0.0);
 }
 
+/// The reliability limits that refuse or cut game connections (issue 14) are counted under
+/// their own names like every other limit, so a dashboard of `huddle_limit_trips_total` sees a
+/// per-user cap, a fragment flood or a per-address refusal.
+#[test]
+fn reliability_limit_trips_are_counted_by_limit() {
+    let limits = Limits { sessions_per_user_max: 1, message_fragments_max: 2, ..Limits::default() };
+    let server = TestServer::with_admin(limits);
+    let _solo = server.connect("solo");
+    assert!(server.try_connect(&token("solo")).is_err(), "sessions_per_user_max 1: HTTP 429");
+    let mut ws = raw_ws(&server, "flooder");
+    let fragments = [masked_frame(0x02, b"a"), masked_frame(0x00, b"b"), masked_frame(0x80, b"c")].concat();
+    ws.get_mut().write_all(&fragments).unwrap();
+    let close = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| f.reason.to_string()),
+            Ok(_) => continue,
+            Err(e) => panic!("the stream ended without a close frame: {e}"),
+        }
+    };
+    assert_eq!(close.as_deref(), Some("message_fragments_max exceeded"));
+    let counted = scrape(&mut Http::connect(&server));
+    let trips = |limit| sample(&counted, "huddle_limit_trips_total", &[("limit", limit)]);
+    assert_eq!(trips("sessions_per_user_max"), 1.0);
+    assert_eq!(trips("message_fragments_max"), 1.0);
+    assert_eq!(trips("message_assembly_ms_max"), 0.0);
+    assert_eq!(trips("extra_frames_per_second_max"), 0.0);
+
+    let per_address = TestServer::with_admin(Limits { connections_per_ip_max: 1, ..Limits::default() });
+    let _first = per_address.connect("first");
+    assert!(per_address.try_connect(&token("second")).is_err(), "connections_per_ip_max 1");
+    per_address.wait_stats("the refusal", |s| s.refused_ip_connections_total == 1);
+    let per_address_scrape = scrape(&mut Http::connect(&per_address));
+    assert_eq!(sample(&per_address_scrape, "huddle_limit_trips_total", &[("limit", "connections_per_ip_max")]), 1.0);
+    let handshakes = [("limit", "handshakes_per_ip_per_second_max")];
+    assert_eq!(sample(&per_address_scrape, "huddle_limit_trips_total", &handshakes), 0.0);
+}
+
+/// A JSON session (Nakama's SDK URL) is sent no welcome: `huddle_messages_sent_total` counts
+/// messages queued for sessions, so it counts none for it.
+#[test]
+fn messages_a_json_session_is_not_sent_are_not_counted_as_sent() {
+    let server = admin_server();
+    let _flatbuffers = server.connect("fb");
+    let stream = TcpStream::connect(&server.addr).unwrap();
+    let url = format!("ws://{}/ws?lang=en&token={}", server.addr, token("jay"));
+    let (_json, _) = tungstenite::client::client(url, stream).expect("upgrade");
+    server.wait_stats("both sessions", |s| s.sessions_open == 2);
+    let counted = scrape(&mut Http::connect(&server));
+    assert_eq!(sample(&counted, "huddle_sessions", &[]), 2.0);
+    assert_eq!(sample(&counted, "huddle_messages_sent_total", &[("kind", "Welcome")]), 1.0, "the FlatBuffers one");
+}
+
 #[test]
 fn healthz_names_the_instance_and_answers_503_while_the_game_listener_drains() {
     let limits = Limits { shutdown_drain_ms: 60_000, close_linger_ms: 60_000, ..Limits::default() };
@@ -516,4 +433,96 @@ fn an_admin_flood_answers_every_request_and_game_sessions_keep_their_turns() {
     let scrape = scrape(&mut http);
     let answered = sample(&scrape, "huddle_admin_requests_total", &[("route", "GET /healthz"), ("status", "200")]);
     assert_eq!(answered, f64::from(8 * per_connection));
+}
+
+// The lobby playground (SPEC K-3): `GET /playground` and its mint `POST /playground/token`, both
+// without the admin key, both 404 unless the server runs with `--playground`; the mint only on a
+// loopback-bound admin listener, for requests whose Host and Origin name this machine.
+
+fn playground_server(admin_listen: &str) -> TestServer {
+    TestServer::with_admin_config(Limits::default(), admin_listen, true)
+}
+
+/// A request with the `Host` (and `Origin`) a browser would send.
+fn browser_request(method: &str, target: &str, host: &str, origin: Option<&str>, body: &str) -> Vec<u8> {
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    [head.as_bytes(), body.as_bytes()].concat()
+}
+
+#[test]
+fn without_the_flag_the_playground_and_its_mint_are_404() {
+    let server = admin_server();
+    let mut http = Http::connect(&server);
+    let host = server.admin_addr.clone().unwrap();
+    assert_eq!(http.request("GET", "/playground", None, None).status, 404);
+    http.send(&browser_request("POST", "/playground/token", &host, None, r#"{"user_id":"alice"}"#));
+    let refused = http.response();
+    assert_eq!((refused.status, refused.error_code().as_str()), (404, "not_found"));
+}
+
+#[test]
+fn the_playground_page_names_the_game_listener_and_needs_no_admin_key() {
+    let server = playground_server("127.0.0.1:0");
+    let mut http = Http::connect(&server);
+    let page = http.request("GET", "/playground", None, None);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let text = page.text();
+    assert!(text.contains(&format!(r#"<meta name="huddle-ws-url" content="ws://{}/ws">"#, server.addr)), "{text:.400}");
+    assert!(text.contains(r#"<meta name="huddle-mint" content="on">"#), "{text:.400}");
+    assert_eq!(http.request("POST", "/playground", None, None).status, 405, "the page is only read");
+}
+
+#[test]
+fn the_playground_mints_tokens_for_pages_of_this_machine_only() {
+    let server = playground_server("127.0.0.1:0");
+    let mut http = Http::connect(&server);
+    let host = server.admin_addr.clone().unwrap();
+    let own = format!("http://{host}");
+    http.send(&browser_request("POST", "/playground/token", &host, Some(&own), r#"{"user_id":"alice"}"#));
+    let minted = http.response();
+    assert_eq!(minted.status, 200, "{}", minted.text());
+    let mut alice = server.try_connect(minted.json()["token"].as_str().unwrap()).expect("the game port accepts it");
+    assert_eq!(alice.presence().username.as_str(), "alice");
+    assert_eq!(alice.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+
+    let port = host.rsplit_once(':').unwrap().1;
+    let refusals = [
+        (format!("evil.example:{port}"), None, "Host must be localhost or a loopback address"),
+        (host.clone(), Some("http://evil.example".to_owned()), "Origin must be"),
+        (host.clone(), Some("null".to_owned()), "Origin must be"),
+    ];
+    for (host, origin, why) in refusals {
+        http.send(&browser_request("POST", "/playground/token", &host, origin.as_deref(), r#"{"user_id":"mallory"}"#));
+        let refused = http.response();
+        assert_eq!((refused.status, refused.error_code().as_str()), (403, "forbidden"), "{host} {origin:?}");
+        assert!(refused.json()["message"].as_str().unwrap().contains(why), "{}", refused.text());
+    }
+    http.send(&browser_request("POST", "/playground/token", &host, Some(&own), r#"{"user":"alice"}"#));
+    assert_eq!(http.response().status, 400, "the body is read as /v1/tokens reads it");
+}
+
+#[test]
+fn the_playground_mint_is_refused_while_the_admin_listener_is_not_on_loopback() {
+    let server = playground_server("0.0.0.0:0");
+    let port = server.admin_addr.as_deref().unwrap().rsplit_once(':').unwrap().1.to_owned();
+    let mut http = Http::connect(&server);
+    let page = http.request("GET", "/playground", None, None);
+    assert_eq!(page.status, 200, "the page is still served, for pasted tokens");
+    assert!(page.text().contains("mints tokens only while the admin listener is bound to loopback"));
+    let host = format!("127.0.0.1:{port}");
+    http.send(&browser_request(
+        "POST",
+        "/playground/token",
+        &host,
+        Some(&format!("http://{host}")),
+        r#"{"user_id":"a"}"#,
+    ));
+    let refused = http.response();
+    assert_eq!((refused.status, refused.error_code().as_str()), (403, "forbidden"), "even from loopback");
+    assert!(refused.json()["message"].as_str().unwrap().contains("(it is on 0.0.0.0:"), "{}", refused.text());
 }

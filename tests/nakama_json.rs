@@ -72,16 +72,19 @@ impl Json {
     /// The next message: a text frame (parsed), or the close frame. A binary frame fails the
     /// test: nakama-js crashes on one.
     fn next_message(&mut self) -> Result<Value, Option<CloseFrame>> {
+        let text = self.next_text()?;
+        Ok(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: frame is not JSON ({e}): {text}", self.who)))
+    }
+
+    /// The next text frame as it arrived, or the close frame.
+    fn next_text(&mut self) -> Result<String, Option<CloseFrame>> {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "{}: no frame within {WAIT:?}", self.who);
             self.ws.get_mut().set_read_timeout(Some(left)).expect("timeout");
             match self.ws.read() {
-                Ok(Message::Text(text)) => {
-                    return Ok(serde_json::from_str(&text)
-                        .unwrap_or_else(|e| panic!("{}: frame is not JSON ({e}): {text}", self.who)))
-                }
+                Ok(Message::Text(text)) => return Ok(text.as_str().to_owned()),
                 Ok(Message::Binary(bytes)) => panic!("{}: binary frame on a JSON session: {bytes:?}", self.who),
                 Ok(Message::Close(frame)) => return Err(frame),
                 Ok(_) => {}
@@ -506,6 +509,88 @@ fn status_follow_and_unfollow_carry_live_changes_until_unfollowed() {
     );
     watched.request(json!({"cid": "t", "status_update": {"status": "idle"}}), 2);
     watcher.nothing_else();
+}
+
+/// SPEC S-1: a status is display text, for JSON sessions too (the same check in the core). The
+/// refusal reads like Nakama's own status checks; the old status stays and nobody hears anything.
+#[test]
+fn a_status_with_a_control_character_is_refused_in_nakamas_words() {
+    let server = TestServer::start();
+    let (mut watcher, _) = json_session(&server, "watch");
+    let (mut watched, watched_me) = json_session(&server, "seen");
+    let follow = json!({"cid": "f", "status_follow": {"user_ids": ["seen"]}});
+    watcher.request(follow, 1);
+    let pretty = "{\n\t\"match\": \"m-1\"\r\n}";
+    assert_eq!(watched.request(json!({"cid": "s", "status_update": {"status": pretty}}), 2)[0], json!({"cid": "s"}));
+    let mut now = watched_me.clone();
+    now["status"] = json!(pretty);
+    assert_eq!(watcher.next()["status_presence_event"]["joins"], json!([now]));
+
+    let refused = json!({"cid": "r", "status_update": {"status": "ok \u{1}"}});
+    let message = "Status must not contain control characters: U+0001 at byte 3";
+    assert_eq!(watched.request(refused, 1), vec![json!({"cid": "r", "error": {"code": 3, "message": message}})]);
+    watcher.nothing_else();
+    watched.nothing_else();
+    let again = json!({"cid": "g", "status_follow": {"user_ids": ["seen"]}});
+    assert_eq!(watcher.request(again, 1)[0]["status"]["presences"], json!([now]), "the old status stays");
+}
+
+/// SPEC S-2: a follow reply is bounded by construction in every codec, Nakama's JSON included,
+/// where text is escaped. Several users share one username, each with `sessions_per_user_max`
+/// sessions whose statuses (`status_bytes_max`, the defaults) are all bytes JSON escapes to two
+/// (`"`, `\`, tab, line feed), with user ids and the username full of `"`; the output limit is
+/// lowered to the largest follow reply `validate` computes for these limits, the tightest it
+/// accepts. A JSON follower of that username, whose `cid` escapes to six bytes a character, gets
+/// the whole reply and stays connected; the reply is larger than a bound computed for
+/// FlatBuffers alone, which would have cut it off.
+#[test]
+fn a_worst_case_follow_reply_in_json_fits_the_output_limit_validate_allows() {
+    use huddle::limits::FollowReplyCodec;
+    let users = 4;
+    let chosen = Limits { follow_ids_per_request_max: users, ..Limits::default() };
+    let bound = chosen.follow_reply_bytes_max();
+    let limits = Limits {
+        outbound_bytes_max: bound,
+        outbound_soft_bytes_max: bound.min(chosen.outbound_soft_bytes_max),
+        ..chosen
+    };
+    assert_eq!(limits.validate(), Ok(()));
+    let server = TestServer::with_limits(limits.clone());
+    let name = "\"".repeat(128);
+    let status: String = ["\"", "\\", "\t", "\n"].iter().cycle().take(limits.status_bytes_max).copied().collect();
+    let mut followed = Vec::new();
+    for user in 0..users {
+        let user_id = format!("{user}{}", "\"".repeat(127));
+        let token = token_with(&user_id, &name, unix_now() + 3600, KEY);
+        for _ in 0..limits.sessions_per_user_max {
+            let mut client = server.try_connect(&token).unwrap_or_else(|e| panic!("{user_id}: {e:?}"));
+            client.status_update(Some(&status)).unwrap().unwrap_or_else(|e| panic!("status refused: {e:?}"));
+            followed.push(client);
+        }
+    }
+
+    let mut follower = Json::connect_query(&server, "follower", &format!("format=json&token={}", token("follower")));
+    let cid = "\u{1}".repeat(64);
+    follower.send(json!({"cid": cid, "status_follow": {"usernames": [name]}}));
+    let text = follower.next_text().unwrap_or_else(|close| panic!("the follower was cut off: {close:?}"));
+    let reply: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(reply["cid"], json!(cid));
+    let presences = reply["status"]["presences"].as_array().expect("presences");
+    assert_eq!(presences.len(), followed.len(), "one entry per visible session");
+    for (presence, client) in presences.iter().zip(&followed) {
+        assert_eq!(presence["user_id"], client.presence().user_id.as_str());
+        assert_eq!(presence["username"], json!(name));
+        assert_eq!(presence["status"], json!(status));
+    }
+    // The figure the README quotes; the frame header is at most 10 bytes.
+    let framed = text.len() + 10;
+    eprintln!(
+        "{users} users × {} sessions: JSON follow reply {framed} bytes framed, bound and output limit {bound}",
+        limits.sessions_per_user_max
+    );
+    assert!(framed <= bound, "{framed} > {bound}");
+    assert!(framed > limits.follow_reply_bytes_max_in(FollowReplyCodec::FlatBuffers), "JSON needs its own bound");
+    follower.nothing_else();
 }
 
 // ---- one core, two codecs ----

@@ -15,7 +15,7 @@ use huddle::core::{ConnectOptions, Event, Reply, Request, StatusEvent, StatusPre
 use huddle::limits::Limits;
 use huddle::wire::{ErrorCode, ServerMessage};
 
-const VISIBLE: ConnectOptions = ConnectOptions { status_visible: true };
+const VISIBLE: ConnectOptions = ConnectOptions { status_visible: true, snapshots: false };
 
 /// The next status event of `client` (other events in between fail the test).
 fn status_event(client: &mut Client) -> StatusEvent {
@@ -148,6 +148,32 @@ fn s1_status_over_status_bytes_max_is_refused_and_the_old_status_stays() {
     set(&mut alice, Some(&longest));
     let event = status_event(&mut bob);
     assert_eq!(event.joins, vec![sp(&alice, &longest)]);
+}
+
+/// S-1: a status is display text. A control character other than tab, line feed and carriage
+/// return is refused with error 200 naming it and its byte offset; the old status stays and
+/// nobody hears anything. Pretty-printed JSON (tabs, line breaks) is a status like any other.
+#[test]
+fn s1_a_status_with_a_control_character_is_refused_and_the_old_status_stays() {
+    let server = TestServer::start();
+    let mut alice = server.connect("alice");
+    let mut bob = server.connect("bob");
+    follow(&mut bob, &["alice"]);
+    let pretty = "{\n\t\"match\": \"m-1\"\r\n}";
+    set(&mut alice, Some(pretty));
+    assert_eq!(status_event(&mut bob), joins(vec![sp(&alice, pretty)]));
+    let _ = status_event(&mut alice);
+
+    for (status, named) in
+        [("ready\u{7}", "U+0007 at byte 5"), ("\u{1b}[31mred", "U+001B at byte 0"), ("é\u{7f}", "U+007F at byte 2")]
+    {
+        let error = alice.status_update(Some(status)).unwrap().unwrap_err();
+        assert_eq!(error.code, ErrorCode::BadInput, "{status:?}");
+        assert!(error.message.contains(named), "{status:?}: {}", error.message);
+    }
+    assert_quiet(&mut bob);
+    assert_quiet(&mut alice);
+    assert_eq!(follow(&mut bob, &["alice"]), vec![sp(&alice, pretty)]);
 }
 
 #[test]

@@ -530,7 +530,13 @@ fn huddle_parties(ctx: &Ctx<'_>, fleet: &mut Fleet) -> Result<Vec<DataTemplate>,
         fleet,
         &leaders,
         |_| {
-            Request::Party(PartyRequest::Create { open: true, max_size: k as u32, label: String::new(), hidden: false })
+            Request::Party(PartyRequest::Create {
+                open: true,
+                max_size: k as u32,
+                label: String::new(),
+                hidden: false,
+                lobby: Default::default(),
+            })
         },
         |i, party_id| party_of[i / k] = party_id,
     )?;
@@ -859,7 +865,13 @@ fn churn(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                         started_window += 1;
                     }
                     cid += 1;
-                    let create = PartyRequest::Create { open: true, max_size: 2, label: String::new(), hidden: false };
+                    let create = PartyRequest::Create {
+                        open: true,
+                        max_size: 2,
+                        label: String::new(),
+                        hidden: false,
+                        lobby: Default::default(),
+                    };
                     fleet.send(2 * i, cid, &Request::Party(create));
                 }
             }

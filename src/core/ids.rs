@@ -103,6 +103,56 @@ impl fmt::Display for PartyId {
     }
 }
 
+/// A party's code (SPEC L-3): 6 characters from an alphabet without the look-alikes 0/O and
+/// 1/I/L, so it can be read out and typed. Stored in upper case; [`PartyCode::parse`] accepts
+/// either case. 31^6 ≈ 887 million codes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartyCode([u8; PartyCode::LEN]);
+
+impl PartyCode {
+    pub const LEN: usize = 6;
+    /// The characters a code is made of: digits 2–9 and the letters without I, L and O.
+    pub const ALPHABET: &'static [u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    /// Longest code text a request may carry: anything longer is not a code, and the wire refuses
+    /// it before copying (it does not count as a miss). A little room over `LEN` so that a code
+    /// pasted with spaces around it still reaches the core and gets a clear answer.
+    pub const TEXT_BYTES_MAX: usize = 32;
+
+    /// The code with these alphabet indexes (each below 31), as the id generator draws them.
+    pub fn from_indexes(indexes: [u8; PartyCode::LEN]) -> PartyCode {
+        PartyCode(indexes.map(|i| PartyCode::ALPHABET[usize::from(i) % PartyCode::ALPHABET.len()]))
+    }
+
+    /// A code as a user typed it: surrounding whitespace ignored, letters in either case. `None`
+    /// when it cannot be a code (wrong length, or a character outside the alphabet).
+    pub fn parse(text: &str) -> Option<PartyCode> {
+        let text = text.trim().as_bytes();
+        let mut code = [0u8; PartyCode::LEN];
+        if text.len() != PartyCode::LEN {
+            return None;
+        }
+        for (slot, byte) in code.iter_mut().zip(text) {
+            let upper = byte.to_ascii_uppercase();
+            if !PartyCode::ALPHABET.contains(&upper) {
+                return None;
+            }
+            *slot = upper;
+        }
+        Some(PartyCode(code))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Invariant: every byte comes from the ASCII alphabet (the constructors above).
+        std::str::from_utf8(&self.0).expect("party codes are ASCII")
+    }
+}
+
+impl fmt::Display for PartyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Correlation id of a request, echoed on its one reply. Zero is reserved for events.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cid(pub u64);
@@ -166,5 +216,20 @@ mod tests {
         assert_ne!(a.to_wire(), b.to_wire());
         assert_eq!(SessionId::from_wire(a.to_wire()), a);
         assert_eq!(SessionId::from_wire(u64::MAX), SessionId::new(u32::MAX, u32::MAX));
+    }
+
+    #[test]
+    fn party_codes_parse_case_insensitively_and_refuse_look_alikes() {
+        let code = PartyCode::from_indexes([0, 8, 30, 12, 20, 29]);
+        assert_eq!(code.as_str(), "2AZEPY");
+        assert_eq!(PartyCode::parse("2azepy"), Some(code));
+        assert_eq!(PartyCode::parse(" 2AzEpY\n"), Some(code), "surrounding whitespace is ignored");
+        for wrong in ["", "2AZEP", "2AZEPYY", "0AZEPY", "OAZEPY", "1AZEPY", "IAZEPY", "LAZEPY", "2AZ PY", "2AZEPé"] {
+            assert_eq!(PartyCode::parse(wrong), None, "{wrong:?}");
+        }
+        assert_eq!(PartyCode::ALPHABET.len(), 31);
+        for c in b"0O1IL" {
+            assert!(!PartyCode::ALPHABET.contains(c));
+        }
     }
 }

@@ -125,6 +125,9 @@ impl Statuses {
                             limits.status_bytes_max
                         )));
                     }
+                    if let Some((character, byte)) = control_character(text) {
+                        return Err(CoreError::StatusControlCharacter { character, byte });
+                    }
                 }
                 self.set_status(me, status, ctx);
                 Ok(StatusReply::Updated)
@@ -291,6 +294,7 @@ impl Statuses {
             if let Some(status) = &entry.status {
                 visible += 1;
                 assert!(status.len() <= limits.status_bytes_max, "status of {session} over status_bytes_max");
+                assert!(control_character(status).is_none(), "status of {session} holds a control character");
             }
             assert!(entry.follows.len() <= limits.follows_per_session_max, "{session} follows too many users");
             assert!(!presence.is_some_and(|p| entry.follows.contains(&p.user_id)), "{session} follows its own user");
@@ -310,6 +314,18 @@ impl Statuses {
         }
         assert_eq!(follow_pairs, indexed_pairs, "the followers index lists follows no session has");
     }
+}
+
+/// S-1: a status is display text. Its first C0 control character other than tab, line feed and
+/// carriage return, or DEL, with its byte offset; such a status is refused. No client displays
+/// one, and Nakama's JSON escapes one to six bytes (`\u0001`), which would let a status outgrow
+/// the follow reply bound (SPEC S-2: `Limits::follow_reply_bytes_max` counts two bytes per
+/// byte). Tab, line feed and carriage return stay: statuses often carry pretty-printed JSON, and
+/// they escape to two bytes. All of these are ASCII, so a byte scan finds them (no byte of a
+/// multi-byte UTF-8 character is below 0x80).
+fn control_character(status: &str) -> Option<(char, usize)> {
+    let refused = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
+    status.bytes().position(refused).map(|byte| (char::from(status.as_bytes()[byte]), byte))
 }
 
 fn unindex_follower(followers: &mut HashMap<UserId, BTreeSet<SessionId>>, user_id: &UserId, session: SessionId) {
@@ -387,6 +403,34 @@ mod tests {
         assert_eq!(event.joins, vec![StatusPresence { presence: alice.clone(), status: "b".into() }]);
         let again = request(&mut core, &alice, update("b"));
         assert_eq!(again.len(), 1, "the same status again changes nothing and sends nothing: {again:?}");
+        core.assert_invariants();
+    }
+
+    /// S-1: a status is display text. A C0 control character other than tab, line feed and
+    /// carriage return, or DEL, is refused with error 200 naming it and its byte offset; the
+    /// old status stays and nobody hears anything. Tab, line feed and carriage return (statuses
+    /// carrying pretty-printed JSON) and non-ASCII text are taken.
+    #[test]
+    fn a_status_with_a_control_character_is_refused_naming_it_and_the_old_status_stays() {
+        let mut core = Core::new(Limits::default(), [1; 32]);
+        let (alice, bob) = (connect(&mut core, "alice", 0), connect(&mut core, "bob", 1));
+        request(&mut core, &bob, StatusRequest::Follow { user_ids: vec![UserId::new("alice")], usernames: vec![] });
+        let update = |s: &str| StatusRequest::Update { status: Some(s.into()) };
+        let pretty = "{\n\t\"match\": \"é\\\"\"\r\n}";
+        assert_eq!(request(&mut core, &alice, update(pretty)).len(), 2, "the reply and the join");
+        for (status, character, byte) in
+            [("\u{0}", '\u{0}', 0), ("ok \u{1}", '\u{1}', 3), ("é\u{1b}[31m", '\u{1b}', 2), ("x\u{7f}", '\u{7f}', 1)]
+        {
+            let outputs = request(&mut core, &alice, update(status));
+            let [(_, Output::Reply { result: Err(error), .. })] = &outputs[..] else {
+                panic!("{status:?} must be refused and announce nothing: {outputs:?}")
+            };
+            assert_eq!(error, &CoreError::StatusControlCharacter { character, byte });
+            assert_eq!(error.code(), crate::core::ErrorCode::BadInput);
+            let text = error.to_string();
+            assert!(text.contains(&format!("U+{:04X} at byte {byte}", u32::from(character))), "{text}");
+            assert_eq!(core.status_of(alice.session_id), Some(pretty), "the old status stays");
+        }
         core.assert_invariants();
     }
 

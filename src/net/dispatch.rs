@@ -5,7 +5,9 @@
 //! each recipient. Sessions that stopped being
 //! open meanwhile (a slow consumer cut off mid-fan-out) are disconnected from the core here too,
 //! the core's timers run here when due, and admin requests (`admin.rs`) reach the core here.
-//! Messages are counted for `/metrics` by kind as they are queued (`metrics.rs`).
+//! Messages are counted for `/metrics` by kind as they are queued (`metrics.rs`): a recipient
+//! whose codec sends nothing for an output (a JSON session gets no welcome and no huddle-only
+//! event) or that is no longer open is sent nothing, and nothing is counted for it.
 
 use super::conn::{ConnTable, Phase, Transport};
 use super::driver::Driver;
@@ -60,15 +62,11 @@ impl<S: Transport> Driver<S> {
         };
         let cid = self.codecs.peek_cid(codec, message);
         let refusal = RequestRefusal::RateLimited { requests_per_second_max: self.limits.requests_per_second_max };
-        self.metrics.error(refusal.code());
-        self.metrics.sent(SentKind::Error, 1);
         self.send_error(id, cid, refusal.code(), &refusal.to_string(), now);
     }
 
     fn reply_decode_error(&mut self, id: SessionId, cid: Cid, error: &DecodeError, now: Millis) {
         self.counters.decode_errors_total += 1;
-        self.metrics.error(error.code());
-        self.metrics.sent(SentKind::Error, 1);
         log::trace!("session {id}: undecodable message: {error}");
         self.send_error(id, cid, error.code(), &error.to_string(), now);
     }
@@ -124,18 +122,27 @@ impl<S: Transport> Driver<S> {
     fn execute(&mut self, output: Output, recipients: &[SessionId], now: Millis) {
         match output {
             Output::Reply { to, cid, result } => {
-                self.metrics.sent(metrics::reply_kind(&result), 1);
                 if let Err(error) = &result {
-                    self.metrics.core_error(error);
+                    self.metrics.core_refusal(error);
                 }
-                self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_reply(codec, cid, &result, emit));
+                let sent =
+                    self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_reply(codec, cid, &result, emit));
+                if sent {
+                    self.metrics.sent(metrics::reply_kind(&result), 1);
+                    if let Err(error) = &result {
+                        self.metrics.error(error.code(), 1);
+                    }
+                }
             }
             Output::Event { event, .. } => {
-                self.metrics.sent(metrics::event_kind(&event), recipients.len());
                 if let Event::PartyDataRefused { error, .. } = &event {
-                    self.metrics.core_error(error);
+                    self.metrics.core_refusal(error);
                 }
-                self.fan_out(&event, recipients, now);
+                let sent_to = self.fan_out(&event, recipients, now);
+                self.metrics.sent(metrics::event_kind(&event), sent_to);
+                if let Event::PartyDataRefused { error, .. } = &event {
+                    self.metrics.error(error.code(), sent_to);
+                }
             }
             Output::Close { session, reason } => {
                 let CloseReason::Policy(text) = reason;
@@ -146,10 +153,12 @@ impl<S: Transport> Driver<S> {
 
     /// An event to every recipient: encoded and framed once per codec in use among them (the
     /// first recipient of a codec pays for it), each recipient's queue gets refcounted clones.
-    /// An event with one recipient (a welcome) shows the codec that recipient's state.
-    fn fan_out(&mut self, event: &Event, recipients: &[SessionId], now: Millis) {
+    /// An event with one recipient (a welcome) shows the codec that recipient's state. Returns
+    /// how many recipients were sent frames.
+    fn fan_out(&mut self, event: &Event, recipients: &[SessionId], now: Millis) -> usize {
         let mut frames = std::mem::take(&mut self.event_frames);
         let only_one = recipients.len() == 1;
+        let mut sent_to = 0;
         for &to in recipients {
             let Some(conn) = self.conns.get_mut(to) else {
                 continue;
@@ -175,6 +184,7 @@ impl<S: Transport> Driver<S> {
                 conn.out.push(framed.clone());
                 self.counters.frames_out_total += 1;
             }
+            sent_to += 1;
             if !output_within_limits(conn, &self.limits, &mut self.flush_list, now) {
                 self.cut_off_slow_consumer(to, now);
             }
@@ -182,27 +192,32 @@ impl<S: Transport> Driver<S> {
         // Released now, not at the next event: a frame held here would keep its pool chunk.
         frames.clear();
         self.event_frames = frames;
+        sent_to
     }
 
-    /// An error of any layer to one open session, in its codec.
+    /// An error of a layer before the core (decode, rate limit) to one open session, in its
+    /// codec; counted when sent.
     fn send_error(&mut self, to: SessionId, cid: Cid, code: ErrorCode, message: &str, now: Millis) {
-        self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_error(codec, cid, code, message, emit));
+        if self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_error(codec, cid, code, message, emit)) {
+            self.metrics.error(code, 1);
+            self.metrics.sent(SentKind::Error, 1);
+        }
     }
 
     /// Encodes with the session's own codec and queues the frames, with one lookup of the
     /// connection; a session that is closing or gone gets nothing (the core hears of it through
-    /// `pending_disconnects`).
+    /// `pending_disconnects`). Returns whether any frame was queued.
     fn send_encoded(
         &mut self,
         to: SessionId,
         now: Millis,
         encode: impl FnOnce(&mut Codecs, &mut ConnCodec, &mut dyn FnMut(Frame<'_>)),
-    ) {
+    ) -> bool {
         let Some(conn) = self.conns.get_mut(to) else {
-            return;
+            return false;
         };
         let Phase::Open { codec, .. } = &mut conn.phase else {
-            return;
+            return false;
         };
         let (out, pool, queued) = (&mut conn.out, &mut self.frame_pool, &mut self.bytes_since_flush);
         let mut frames = 0;
@@ -213,12 +228,13 @@ impl<S: Transport> Driver<S> {
             frames += 1;
         });
         if frames == 0 {
-            return;
+            return false;
         }
         self.counters.frames_out_total += frames;
         if !output_within_limits(conn, &self.limits, &mut self.flush_list, now) {
             self.cut_off_slow_consumer(to, now);
         }
+        true
     }
 }
 

@@ -11,19 +11,22 @@ use super::conn::{Conn, ConnTable, Phase, Transport};
 use super::deadlines::Deadlines;
 use super::dispatch::EventFrames;
 use super::frame::FramePool;
+use super::history::{HistoryFile, Pushed};
 use super::http::HeadReader;
 use super::inbound::InboundFrames;
 use super::listener::{ListenerId, ListenerKind, ListenerLimits};
-use super::metrics::Metrics;
+use super::metrics::{Limit, Metrics};
 use super::ratelimit::RequestBudget;
 use super::read::ReadScratch;
 use super::stats::{Stats, StatsSnapshot};
 use super::ws::{self, CLOSE_AWAY};
 use crate::auth::TokenKey;
-use crate::core::{Core, Millis, Now, Outbox, SessionId, UnixMillis};
+use crate::core::{Core, HistoryRecord, Millis, Now, Outbox, SessionId, UnixMillis};
 use crate::limits::Limits;
 use crate::wire::Codecs;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::WebSocketConfig;
 
@@ -70,6 +73,10 @@ pub(crate) struct Driver<S> {
     pub(super) admin_requests_left: usize,
     /// A graceful shutdown is draining the game connections (`/healthz` says 503).
     pub(super) draining: bool,
+    /// The history file (`history.rs`), or none; written once per turn.
+    pub(super) history: HistoryFile,
+    /// Records taken from the core this turn (kept for its buffer).
+    history_taken: Vec<Arc<HistoryRecord>>,
     /// When queue sizes were last summed into the gauges.
     outbound_sampled_at: Millis,
     /// Set by a graceful shutdown: the drain deadline, which then governs every closing
@@ -111,9 +118,40 @@ impl<S: Transport> Driver<S> {
             admin: None,
             admin_requests_left: 0,
             draining: false,
+            history: HistoryFile::new(None),
+            history_taken: Vec::new(),
             outbound_sampled_at: Millis(0),
             drain_deadline: None,
         }
+    }
+
+    /// Appends finished party history records to the file at `path` (SPEC O-3).
+    pub(crate) fn write_history_to(&mut self, path: PathBuf) {
+        self.history = HistoryFile::new(Some(path));
+    }
+
+    /// Rotation (SIGHUP): the history file is closed and the path opened again.
+    pub(crate) fn reopen_history(&mut self) {
+        self.history.reopen();
+    }
+
+    /// Takes the core's finished history records into the file's buffer and makes this turn's
+    /// one bounded write.
+    fn write_history(&mut self, now: Millis) {
+        self.core.take_finished_history(&mut self.history_taken);
+        for record in self.history_taken.drain(..) {
+            if self.history.push(&record, &self.limits) == Pushed::Dropped {
+                self.metrics.limit_trip(Limit::history_buffer_bytes_max);
+            }
+        }
+        self.history.flush(now, &self.limits);
+    }
+
+    /// At exit: the records of the last turn, and everything buffered, written without the
+    /// per-turn bound.
+    pub(crate) fn finish_history(&mut self, now: Millis) {
+        self.write_history(now);
+        self.history.finish(now, &self.limits);
     }
 
     /// Serves the admin API on connections of the admin listener, with `state`'s key.
@@ -199,17 +237,21 @@ impl<S: Transport> Driver<S> {
         self.expire(now);
         self.flush_listed(now);
         self.reap(now, release);
+        self.write_history(now);
     }
 
     /// Work is left for the next turn: the loop must not sleep.
     pub(crate) fn has_work(&self) -> bool {
-        !self.read_list.is_empty() || !self.flush_list.is_empty() || !self.reap_list.is_empty()
+        !self.read_list.is_empty()
+            || !self.flush_list.is_empty()
+            || !self.reap_list.is_empty()
+            || self.history.has_work()
     }
 
     /// The earliest of the driver's deadlines and the core's timers.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Millis> {
-        [self.deadlines.earliest(), self.core.poll_timeout()].into_iter().flatten().min()
+        [self.deadlines.earliest(), self.core.poll_timeout(), self.history.poll_deadline()].into_iter().flatten().min()
     }
 
     pub(super) fn list_read(&mut self, id: SessionId) {
@@ -235,9 +277,11 @@ impl<S: Transport> Driver<S> {
     }
 
     /// Leaves the head or open phase for Closing: queued bytes still flush, nothing new is
-    /// queued, and the connection is dropped at the latest after `close_linger_ms`, or during a
-    /// graceful shutdown at its drain deadline (so the linger never cuts a connection the drain
-    /// is still waiting for).
+    /// queued, and the connection is dropped at the latest after `close_linger_ms`, or, for a
+    /// game connection during a graceful shutdown, at the drain deadline (so the linger never
+    /// cuts a connection the drain is still waiting for). The drain does not wait for admin
+    /// connections, which keep their linger: a closed one must not hold an admin slot until the
+    /// process exits.
     pub(super) fn enter_closing(&mut self, id: SessionId, now: Millis) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
@@ -248,7 +292,7 @@ impl<S: Transport> Driver<S> {
         if let Phase::Open { .. } = std::mem::replace(&mut conn.phase, Phase::closing(false)) {
             self.pending_disconnects.push(id);
         }
-        if self.drain_deadline.is_none() {
+        if self.drain_deadline.is_none() || conn.kind == ListenerKind::Admin {
             self.deadlines.closings.push(now.saturating_add(self.limits.close_linger_ms), id);
         }
         self.list_flush(id);
@@ -281,6 +325,9 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn close_all(&mut self, now: Millis, drain_deadline: Millis) {
         self.draining = true;
         self.drain_deadline = Some(drain_deadline);
+        // Parties alive now are recorded as ended by the shutdown (O-3), before their sessions
+        // drain away and would end them as `empty`.
+        self.core.record_shutdown(self.core_now(now));
         for id in self.conns.ids() {
             let Some(conn) = self.conns.get_mut(id) else { continue };
             match conn.phase {
@@ -307,8 +354,10 @@ impl<S: Transport> Driver<S> {
         let mut cut = DrainCut::default();
         for id in self.conns.ids() {
             let Some(conn) = self.conns.get_mut(id) else { continue };
-            if matches!(conn.phase, Phase::Admin(_)) {
-                continue; // the admin API is served to the end and does not hold up the drain
+            if conn.kind == ListenerKind::Admin {
+                // The admin API is served to the end and does not hold up the drain; one that is
+                // closing (its last response queued) is no game connection cut either.
+                continue;
             }
             cut.connections += 1;
             cut.bytes_unsent += conn.out.truncate_all_but_last();
@@ -335,6 +384,9 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn publish_stats(&mut self, now: Millis, stats: &Stats) {
         self.counters.connections_open = self.conns.len() as u64;
         self.counters.sessions_open = self.core.session_count() as u64;
+        let lobby = self.core.lobby_stats();
+        self.counters.party_code_misses_total = lobby.code_misses_total;
+        self.counters.party_invitations_pending = lobby.invitations_pending as u64;
         let interval_passed = now.saturating_sub(self.outbound_sampled_at) >= OUTBOUND_SAMPLE_INTERVAL_MS;
         if interval_passed || self.conns.len() < 64 {
             if interval_passed {
@@ -533,5 +585,86 @@ mod tests {
         assert_eq!(*opcode, 0x8, "the last frame is the close frame");
         assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
         assert_eq!(&payload[2..], b"server shutting down");
+    }
+
+    /// A drain in progress: one game session that never answers its close frame, and an admin
+    /// connection whose client asked `/healthz` with `Connection: close` during the drain and
+    /// never closes its side. Returns the driver at 20 ms, the two ids, and the listeners of the
+    /// connections released so far (shared with [`drain_turn`]).
+    fn drain_with_a_closing_admin_connection() -> (Driver<Pipe>, [SessionId; 2], Rc<RefCell<Vec<ListenerId>>>) {
+        let limits = Limits::default();
+        let key = TokenKey::new("k");
+        let mut driver: Driver<Pipe> = Driver::new(limits.clone(), key.clone(), [2; 32]);
+        driver.serve_admin(AdminState {
+            key: crate::admin::AdminKey::new(b"admin"),
+            instance_id: "i".into(),
+            started_at_ms: 0,
+            playground: None,
+        });
+        let claims = Claims { user_id: "u".into(), username: "U".into(), expires_at_unix_s: u64::MAX / 2 };
+        let upgrade = format!(
+            "GET /ws?token={} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            auth::mint(&claims, &key)
+        );
+        let gamer =
+            Rc::new(RefCell::new(Peer { to_server: upgrade.into_bytes(), window: usize::MAX, ..Peer::default() }));
+        let game_limits = ListenerLimits::game(&limits);
+        let game = driver.insert(
+            Pipe(gamer),
+            [127, 0, 0, 1].into(),
+            ListenerId(0),
+            ListenerKind::Game,
+            &game_limits,
+            Millis(0),
+        );
+        let operator = Rc::new(RefCell::new(Peer { window: usize::MAX, ..Peer::default() }));
+        let admin_limits = ListenerLimits::admin(&limits);
+        let admin = driver.insert(
+            Pipe(operator.clone()),
+            [127, 0, 0, 1].into(),
+            ListenerId(1),
+            ListenerKind::Admin,
+            &admin_limits,
+            Millis(0),
+        );
+        let released = Rc::new(RefCell::new(Vec::new()));
+        let ids = [game, admin];
+        drain_turn(&mut driver, ids, &released, 0);
+        assert_eq!(driver.core.session_count(), 1, "the game session is open");
+        driver.close_all(Millis(10), Millis(60_010));
+        operator.borrow_mut().to_server.extend_from_slice(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+        drain_turn(&mut driver, ids, &released, 20);
+        let answer = String::from_utf8(operator.borrow().from_server.clone()).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "the admin API answers during the drain: {answer}");
+        assert_eq!(driver.connection_count(), 2, "the admin connection waits for its client to close");
+        (driver, ids, released)
+    }
+
+    fn drain_turn(driver: &mut Driver<Pipe>, ids: [SessionId; 2], released: &Rc<RefCell<Vec<ListenerId>>>, now: u64) {
+        for id in ids {
+            driver.note_ready(id.slot() as usize, true, true, false, false);
+        }
+        driver.turn(Millis(now), |_, listener, _| released.borrow_mut().push(listener));
+    }
+
+    /// The drain waits for game connections only: an admin connection closed during it keeps
+    /// its `close_linger_ms`, rather than holding an admin slot until the process exits.
+    #[test]
+    fn an_admin_connection_closed_during_the_drain_lingers_as_usual() {
+        let (mut driver, ids, released) = drain_with_a_closing_admin_connection();
+        drain_turn(&mut driver, ids, &released, 20 + Limits::default().close_linger_ms);
+        assert_eq!(*released.borrow(), [ListenerId(1)], "the closing admin connection is dropped after its linger");
+        assert_eq!(driver.connection_count(), 1, "the game connection is still draining");
+    }
+
+    /// What the drain deadline cuts is the game connections it waited for: a closing admin
+    /// connection is not counted (nor written to) as one.
+    #[test]
+    fn a_closing_admin_connection_is_not_counted_as_cut_at_the_drain_deadline() {
+        let (mut driver, _, _) = drain_with_a_closing_admin_connection();
+        let cut = driver.cut_at_drain_deadline();
+        assert_eq!(cut.connections, 1, "only the game connection was cut");
+        assert_eq!(driver.counters().shutdown_cut_total, 1);
     }
 }

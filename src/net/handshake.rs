@@ -148,6 +148,7 @@ fn check(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Result<Accepted, R
             "status" => options.status_visible = matches!(value, "true" | "1"),
             "format" => format = Some(value),
             "lang" => lang = true,
+            "snapshots" => options.snapshots = matches!(value, "true" | "1"),
             _ => {}
         }
     }
@@ -218,7 +219,7 @@ mod tests {
 
     #[test]
     fn valid_upgrade_with_query_token_is_accepted_with_rfc_accept_key() {
-        let mut request = upgrade(&format!("/ws?status=true&token={}", token()), "");
+        let mut request = upgrade(&format!("/ws?status=true&token={}&snapshots=1", token()), "");
         let head_len = request.len();
         request.extend_from_slice(b"\x82\x80leftover");
         let Outcome::Accept { response, consumed, claims, options, codec } = evaluate(&request, 8192, &key(), 10)
@@ -229,6 +230,7 @@ mod tests {
         assert_eq!(claims.user_id, "u1");
         assert!(options.status_visible);
         assert_eq!(codec, CodecKind::FlatBuffers);
+        assert!(options.snapshots, "?snapshots=1 asks for L-9 snapshot events");
         // RFC 6455's own example key and accept value.
         assert!(String::from_utf8(response).unwrap().contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     }

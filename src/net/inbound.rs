@@ -21,6 +21,7 @@
 
 use super::conn::Transport;
 use super::driver::Driver;
+use super::metrics::Limit;
 use super::ratelimit::TokenBucket;
 use super::ws::CLOSE_POLICY;
 use crate::core::{Millis, SessionId};
@@ -50,6 +51,15 @@ impl FrameLimit {
             FrameLimit::Fragments => "message_fragments_max exceeded",
             FrameLimit::AssemblyTime => "message_assembly_ms_max exceeded",
             FrameLimit::ExtraFrames => "extra_frames_per_second_max exceeded",
+        }
+    }
+
+    /// The `Limits` field this is, for `/metrics`.
+    fn limit(self) -> Limit {
+        match self {
+            FrameLimit::Fragments => Limit::message_fragments_max,
+            FrameLimit::AssemblyTime => Limit::message_assembly_ms_max,
+            FrameLimit::ExtraFrames => Limit::extra_frames_per_second_max,
         }
     }
 
@@ -263,6 +273,7 @@ impl<S: Transport> Driver<S> {
     /// warning with the numbers.
     pub(super) fn close_for_frame_limit(&mut self, id: SessionId, limit: FrameLimit, now: Millis) {
         self.counters.frame_limited_total += 1;
+        self.metrics.limit_trip(limit.limit());
         log::warn!("session {id} closed: broke {}", limit.describe(&self.limits));
         self.close_with(id, CLOSE_POLICY, limit.close_reason(), now);
     }

@@ -242,10 +242,17 @@ impl Listener {
                 continue; // dropping the socket closes it
             }
             if let Err(refusal) = self.per_address.admit(peer.ip(), now) {
-                match refusal {
-                    AddressRefusal::Connections => driver.counters.refused_ip_connections_total += 1,
-                    AddressRefusal::HandshakeRate => driver.counters.refused_ip_handshakes_total += 1,
-                }
+                let limit = match refusal {
+                    AddressRefusal::Connections => {
+                        driver.counters.refused_ip_connections_total += 1;
+                        Limit::connections_per_ip_max
+                    }
+                    AddressRefusal::HandshakeRate => {
+                        driver.counters.refused_ip_handshakes_total += 1;
+                        Limit::handshakes_per_ip_per_second_max
+                    }
+                };
+                driver.metrics.limit_trip(limit);
                 log::debug!("refused {peer}: {refusal}");
                 continue; // dropping the socket closes it
             }

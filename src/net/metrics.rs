@@ -8,7 +8,7 @@
 
 use crate::admin::RouteId;
 use crate::core::{CoreError, ErrorCode, Event, PartyEvent, PartyReply, PartyRequest, Reply, Request};
-use crate::core::{StatusReply, StatusRequest};
+use crate::core::{LobbyEvent, LobbyReply, LobbyRequest, StatusReply, StatusRequest};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -40,7 +40,9 @@ label_set! {
     ReceivedKind {
         Ping, PartyCreate, PartyJoin, PartyJoinRequestListGet, PartyAccept, PartyRemove, PartyLeave,
         PartyPromote, PartyClose, PartyDataSend, PartyUpdate, PartyGet, PartyMyList, PartySearch,
-        StatusUpdate, StatusFollow, StatusUnfollow,
+        StatusUpdate, StatusFollow, StatusUnfollow, PartyInvite, PartyInvitationCancel,
+        PartyInvitationAccept, PartyInvitationReject, PartyInvitationList, PartyCodeGet,
+        PartyCodeRegenerate, PartyJoinByCode,
     }
 }
 
@@ -50,7 +52,8 @@ label_set! {
         Welcome, Error, Pong, PartyInfo, PartyJoinPending, PartyJoinRequestList, PartyOk,
         PartyMyListResult, PartySearchResult, PartyPresence, PartyJoinRequest, PartyLeader,
         PartyRemoved, PartyData, PartyUpdated, PartyJoined, StatusUpdated, StatusFollowed,
-        StatusUnfollowed, StatusPresenceEvent,
+        StatusUnfollowed, StatusPresenceEvent, PartyInvitationListResult, PartyCode, PartyInvited,
+        PartyInvitationSent, PartyInvitationRejected, PartyInvitationEnded, PartySnapshot,
     }
 }
 
@@ -62,14 +65,18 @@ label_set! {
         parties_per_session_max, party_data_bytes_max, status_bytes_max, follows_per_session_max,
         follow_ids_per_request_max, search_query_bytes_max, search_wildcard_expansion_max,
         search_wildcard_scan_max, admin_connections_max, admin_head_bytes_max, admin_body_bytes_max,
-        admin_request_timeout_ms, admin_bans_max,
+        admin_request_timeout_ms, admin_bans_max, sessions_per_user_max, connections_per_ip_max,
+        handshakes_per_ip_per_second_max, message_fragments_max, message_assembly_ms_max,
+        extra_frames_per_second_max, invitations_per_party_max, invitations_per_user_max,
+        invitees_per_request_max, code_misses_per_minute_max, history_buffer_bytes_max,
     }
 }
 
 impl Limit {
-    /// The limit a refusal's message names (core and admin refusals name their limit).
+    /// The limit a refusal's message names (core and admin refusals name their limit). The
+    /// longest name found wins, so `admin_connections_max` is not read as `connections_max`.
     pub fn named_in(message: &str) -> Option<Limit> {
-        Limit::ALL.iter().copied().find(|limit| message.contains(limit.label()))
+        Limit::ALL.iter().copied().filter(|limit| message.contains(limit.label())).max_by_key(|l| l.label().len())
     }
 }
 
@@ -137,15 +144,17 @@ impl Metrics {
         self.sent[kind as usize] += copies as u64;
     }
 
-    pub fn error(&mut self, code: ErrorCode) {
+    /// `copies` error replies or events with `code` queued for sessions.
+    pub fn error(&mut self, code: ErrorCode, copies: usize) {
         if let Some(index) = ErrorCode::ALL.iter().position(|c| *c == code) {
-            self.errors[index] += 1;
+            self.errors[index] += copies as u64;
         }
     }
 
-    /// A core refusal: its code, and the limit it names when it is a limit's.
-    pub fn core_error(&mut self, error: &CoreError) {
-        self.error(error.code());
+    /// The limit a core refusal names, when it is a limit's, as tripped. Counted whether or not
+    /// the refusal reached its session (the limit refused something either way); its error code
+    /// is counted by [`Metrics::error`] when it is sent.
+    pub fn core_refusal(&mut self, error: &CoreError) {
         let limit = match error {
             CoreError::PartyTooManyParties(_) => Some(Limit::parties_per_session_max),
             CoreError::FollowLimitReached { .. } => Some(Limit::follows_per_session_max),
@@ -178,6 +187,9 @@ pub(crate) struct Gauges {
     pub slow_consumers_total: u64,
     pub connections_refused_total: u64,
     pub party_code_misses_total: u64,
+    pub history_records_total: u64,
+    pub history_write_errors_total: u64,
+    pub history_records_dropped_total: u64,
 }
 
 /// Renders the Prometheus text format (0.0.4).
@@ -254,7 +266,7 @@ impl Collector for Exposition {
         counter(
             &mut encoder,
             "huddle_connections_refused",
-            "Connections closed at accept by a connection limit",
+            "Connections closed at accept by connections_max or admin_connections_max (per-address refusals: huddle_limit_trips_total)",
             g.connections_refused_total,
         )?;
         counter(
@@ -262,6 +274,24 @@ impl Collector for Exposition {
             "huddle_party_code_misses",
             "Party code lookups that found no party",
             g.party_code_misses_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records",
+            "Party history records finished (a party ended, or was alive at shutdown)",
+            g.history_records_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_write_errors",
+            "Failed opens and writes of the history file",
+            g.history_write_errors_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records_dropped",
+            "History records left out of the history file because its buffer was full",
+            g.history_records_dropped_total,
         )?;
         let turns = &m.loop_turns;
         let buckets: Vec<(f64, u64)> = TURN_BUCKETS_S.iter().copied().zip(turns.counts.iter().copied()).collect();
@@ -335,6 +365,16 @@ fn received_kind(request: &Request) -> ReceivedKind {
             StatusRequest::Follow { .. } => ReceivedKind::StatusFollow,
             StatusRequest::Unfollow { .. } => ReceivedKind::StatusUnfollow,
         },
+        Request::Lobby(lobby) => match lobby {
+            LobbyRequest::Invite { .. } => ReceivedKind::PartyInvite,
+            LobbyRequest::CancelInvitation { .. } => ReceivedKind::PartyInvitationCancel,
+            LobbyRequest::AcceptInvitation { .. } => ReceivedKind::PartyInvitationAccept,
+            LobbyRequest::RejectInvitation { .. } => ReceivedKind::PartyInvitationReject,
+            LobbyRequest::Invitations => ReceivedKind::PartyInvitationList,
+            LobbyRequest::CodeGet { .. } => ReceivedKind::PartyCodeGet,
+            LobbyRequest::CodeRegenerate { .. } => ReceivedKind::PartyCodeRegenerate,
+            LobbyRequest::JoinByCode { .. } => ReceivedKind::PartyJoinByCode,
+        },
     }
 }
 
@@ -356,6 +396,10 @@ pub(crate) fn reply_kind(result: &Result<Reply, CoreError>) -> SentKind {
             StatusReply::Followed { .. } => SentKind::StatusFollowed,
             StatusReply::Unfollowed => SentKind::StatusUnfollowed,
         },
+        Ok(Reply::Lobby(lobby)) => match lobby {
+            LobbyReply::Invitations(_) => SentKind::PartyInvitationListResult,
+            LobbyReply::Code { .. } => SentKind::PartyCode,
+        },
     }
 }
 
@@ -374,6 +418,13 @@ pub(crate) fn event_kind(event: &Event) -> SentKind {
             PartyEvent::Updated { .. } => SentKind::PartyUpdated,
             PartyEvent::Joined(_) => SentKind::PartyJoined,
         },
+        Event::Lobby(lobby) => match lobby {
+            LobbyEvent::Invited(_) => SentKind::PartyInvited,
+            LobbyEvent::InvitationSent { .. } => SentKind::PartyInvitationSent,
+            LobbyEvent::InvitationRejected { .. } => SentKind::PartyInvitationRejected,
+            LobbyEvent::InvitationEnded { .. } => SentKind::PartyInvitationEnded,
+            LobbyEvent::Snapshot(_) => SentKind::PartySnapshot,
+        },
     }
 }
 
@@ -386,7 +437,9 @@ mod tests {
         let mut metrics = Metrics::default();
         metrics.received(&Request::Ping);
         metrics.sent(SentKind::PartyData, 3);
-        metrics.core_error(&CoreError::LimitExceeded("status is 9 bytes; status_bytes_max is 8".into()));
+        let refusal = CoreError::LimitExceeded("status is 9 bytes; status_bytes_max is 8".into());
+        metrics.core_refusal(&refusal);
+        metrics.error(refusal.code(), 1);
         metrics.loop_turns.observe(Duration::from_micros(70));
         metrics.admin_request(None, 404);
         let text = expose(&metrics, &Gauges { sessions: 2, ..Gauges::default() });
@@ -404,6 +457,13 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
         assert!(text.contains("huddle_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn a_message_naming_a_limit_whose_name_holds_another_is_the_longer_ones() {
+        assert_eq!(Limit::named_in("admin_connections_max is 64"), Some(Limit::admin_connections_max));
+        assert_eq!(Limit::named_in("connections_max is 64"), Some(Limit::connections_max));
+        assert_eq!(Limit::named_in("no limit here"), None);
     }
 
     #[test]

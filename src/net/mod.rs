@@ -17,7 +17,8 @@
 //!   address (connections, handshakes per second; off by default).
 //! - `admin.rs`: admin API connections (keep-alive HTTP requests routed by `crate::admin`,
 //!   executed through the core); `metrics.rs`: the counters behind `/metrics` and their
-//!   Prometheus exposition.
+//!   Prometheus exposition; `history.rs`: the party history file (one bounded write per turn,
+//!   reopened on SIGHUP).
 //! - `driver.rs`: the socket-independent `Driver` (connections, core, one turn's steps), which
 //!   the `conn_bytes` fuzz target drives over memory.
 //! - `conn.rs`: a connection, its phases, and the table with the one generation-checked lookup
@@ -40,6 +41,7 @@ mod dispatch;
 mod driver;
 pub mod frame;
 pub mod handshake;
+mod history;
 pub mod http;
 mod inbound;
 mod listener;
@@ -68,6 +70,7 @@ use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +88,9 @@ pub struct ServerConfig {
     pub token_key: TokenKey,
     /// The admin API's listener and key (SPEC O-1); `None` serves no admin API.
     pub admin: Option<AdminConfig>,
+    /// Where finished party history records are appended as JSON lines (SPEC O-3); `None`
+    /// keeps them in memory only.
+    pub history_file: Option<PathBuf>,
 }
 
 /// Where the admin API listens and the key it wants.
@@ -92,6 +98,8 @@ pub struct ServerConfig {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub key: AdminKey,
+    /// Serve the lobby playground (K-3) at `/playground` (`--playground`).
+    pub playground: bool,
 }
 
 impl ServerConfig {
@@ -113,6 +121,7 @@ impl ServerConfig {
 pub struct ServerHandle {
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reopen_history: Arc<AtomicBool>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -142,6 +151,15 @@ impl ServerHandle {
             log::error!("could not wake the server loop for shutdown: {e}");
         }
     }
+
+    /// Asks the loop to close the history file and open its path again (log rotation: the
+    /// binary calls this on SIGHUP). Lines already buffered go to the new file.
+    pub fn reopen_history(&self) {
+        self.reopen_history.store(true, Ordering::Release);
+        if let Err(e) = self.waker.wake() {
+            log::error!("could not wake the server loop to reopen the history file: {e}");
+        }
+    }
 }
 
 pub struct Server {
@@ -155,6 +173,7 @@ pub struct Server {
     shutdown_drain_ms: u64,
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reopen_history: Arc<AtomicBool>,
     waker: Arc<Waker>,
 }
 
@@ -172,12 +191,18 @@ impl Server {
         let admin_addr = listeners.local_addr(ListenerKind::Admin);
         let seed = crate::auth::random_bytes()?;
         let mut driver = Driver::new(config.limits.clone(), config.token_key, seed);
-        if let Some(admin) = config.admin {
+        if let Some(path) = config.history_file {
+            driver.write_history_to(path);
+        }
+        if let (Some(admin), Some(bound)) = (config.admin, admin_addr) {
             let instance: [u8; 16] = crate::auth::random_bytes()?;
             driver.serve_admin(admin::AdminState {
                 key: admin.key,
                 instance_id: instance.iter().map(|b| format!("{b:02x}")).collect(),
                 started_at_ms: driver::unix_now_ms(),
+                // The bound addresses: a port 0 is known only now, and the mint's loopback rule
+                // is about where the listener really is.
+                playground: admin.playground.then(|| crate::admin::Playground::new(local_addr, bound)),
             });
         }
         Ok(Server {
@@ -191,6 +216,7 @@ impl Server {
             shutdown_deadline: None,
             stats: Arc::new(Stats::default()),
             shutdown: Arc::new(AtomicBool::new(false)),
+            reopen_history: Arc::new(AtomicBool::new(false)),
             waker,
         })
     }
@@ -204,6 +230,7 @@ impl Server {
         ServerHandle {
             stats: self.stats.clone(),
             shutdown: self.shutdown.clone(),
+            reopen_history: self.reopen_history.clone(),
             waker: self.waker.clone(),
             local_addr: self.local_addr,
             admin_addr: self.admin_addr,
@@ -242,6 +269,9 @@ impl Server {
             if self.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
+            if self.reopen_history.swap(false, Ordering::AcqRel) {
+                self.driver.reopen_history();
+            }
             self.listeners.accept(now, self.poll.registry(), &mut self.driver)?;
             let (registry, listeners) = (self.poll.registry(), &mut self.listeners);
             self.driver.turn(now, |mut socket, listener, peer| {
@@ -254,11 +284,13 @@ impl Server {
             if let Some(deadline) = self.shutdown_deadline {
                 // Admin connections are served through the drain and do not hold it up.
                 if self.listeners.connections_open(ListenerKind::Game) == 0 {
+                    self.driver.finish_history(now);
                     log::info!("shutdown complete");
                     return Ok(());
                 }
                 if now >= deadline {
                     let cut = self.driver.cut_at_drain_deadline();
+                    self.driver.finish_history(now);
                     self.driver.publish_stats(now, &self.stats);
                     log::warn!(
                         "shutdown complete; {} connections cut at the drain deadline (shutdown_drain_ms {}) with \

@@ -78,4 +78,8 @@ stats! {
     /// Frames answered with a decode error (text frames included).
     decode_errors_total,
     turns_total,
+    /// Code joins with a code no live party has (SPEC L-3; O-2's `huddle_party_code_misses_total`).
+    party_code_misses_total,
+    /// Invitations pending (SPEC L-2).
+    party_invitations_pending,
 }

@@ -74,6 +74,7 @@ impl<S: Transport> Driver<S> {
                 outcome = handshake::reject(Rejection::Banned);
             } else if self.core.sessions_of_user_count(&user_id) >= sessions_max {
                 self.counters.sessions_per_user_refused_total += 1;
+                self.metrics.limit_trip(super::metrics::Limit::sessions_per_user_max);
                 outcome = handshake::reject(Rejection::TooManySessions { sessions_per_user_max: sessions_max });
             }
         }

@@ -329,7 +329,7 @@ mod tests {
 
         let presence =
             Presence { user_id: UserId::new("u"), session_id: SessionId::new(1, 2), username: Username::new("U") };
-        let event = Event::Party(PartyEvent::Leader { party_id: PartyId(3), leader: presence });
+        let event = Event::Party(PartyEvent::Leader { party_id: PartyId(3), leader: presence, version: 2 });
         let shared = frames(|emit| codecs.encode_event(CodecKind::FlatBuffers, &event, None, emit));
         assert_eq!(decode_one(&shared), ServerMessage::Event(event.clone()));
         let sole = frames(|emit| codecs.encode_event(CodecKind::FlatBuffers, &event, Some(&mut conn), emit));

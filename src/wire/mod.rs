@@ -6,7 +6,7 @@
 //! # Rooms
 //!
 //! - One file per message family, as the core has them: `connection.rs` (welcome, errors,
-//!   ping/pong), `party.rs`, `status.rs`, `search.rs`. Each lists the union members it claims,
+//!   ping/pong), `party.rs`, `status.rs`, `search.rs`, `lobby.rs` (invitations, codes, snapshots). Each lists the union members it claims,
 //!   with their decoders; `dispatch.rs` joins the lists into one table indexed by union tag, and a
 //!   test fails when a member of the schema's `Message` is claimed by no family or by two.
 //! - `envelope.rs`: the file identifier ("HUDL", written on every frame, optional on input) and
@@ -60,6 +60,7 @@ mod envelope;
 mod errors;
 mod fields;
 mod hot;
+mod lobby;
 pub mod nakama;
 mod party;
 mod search;
@@ -198,6 +199,7 @@ impl Encoder {
             Ok(Reply::Pong) => self.pong(),
             Ok(Reply::Party(reply)) => self.party_reply(reply),
             Ok(Reply::Status(reply)) => self.status_reply(reply),
+            Ok(Reply::Lobby(reply)) => self.lobby_reply(reply),
             Err(error) => self.error_body(error.code(), &error.to_string()),
         };
         self.finish(cid, body)
@@ -227,6 +229,7 @@ impl Encoder {
             Event::Welcome { presence } => self.welcome(presence),
             Event::Party(event) => self.party_event(event),
             Event::Status(event) => self.status_event(event),
+            Event::Lobby(event) => self.lobby_event(event),
             Event::PartyDataRefused { party_id, error } => {
                 let text = format!("party data for party {party_id} refused: {error}");
                 self.error_body(error.code(), &text)
@@ -242,6 +245,7 @@ impl Encoder {
             Request::Ping => self.ping(),
             Request::Party(request) => self.party_request(request),
             Request::Status(request) => self.status_request(request),
+            Request::Lobby(request) => self.lobby_request(request),
         };
         self.finish(cid, body)
     }

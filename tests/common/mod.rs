@@ -35,18 +35,35 @@ impl TestServer {
     }
 
     pub fn with_limits(limits: Limits) -> TestServer {
-        TestServer::with_config(limits, None)
+        TestServer::with_config(limits, None, None)
     }
 
     /// A server that also serves the admin API on 127.0.0.1:0 with [`ADMIN_KEY`].
     pub fn with_admin(limits: Limits) -> TestServer {
-        let admin = AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()) };
-        TestServer::with_config(limits, Some(admin))
+        TestServer::with_admin_config(limits, "127.0.0.1:0", false)
     }
 
-    fn with_config(limits: Limits, admin: Option<AdminConfig>) -> TestServer {
-        let config =
-            ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), limits, token_key: TokenKey::new(KEY), admin };
+    /// [`TestServer::with_admin`] with the admin listener on `admin_listen` and the lobby
+    /// playground (`--playground`) on or off.
+    pub fn with_admin_config(limits: Limits, admin_listen: &str, playground: bool) -> TestServer {
+        let admin =
+            AdminConfig { listen: admin_listen.parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()), playground };
+        TestServer::with_config(limits, Some(admin), None)
+    }
+
+    /// [`TestServer::with_admin`], appending party history to `history_file`.
+    pub fn with_admin_and_history(limits: Limits, history_file: &std::path::Path) -> TestServer {
+        TestServer::with_config(limits, Some(admin_config()), Some(history_file.to_owned()))
+    }
+
+    fn with_config(limits: Limits, admin: Option<AdminConfig>, history_file: Option<std::path::PathBuf>) -> TestServer {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            limits,
+            token_key: TokenKey::new(KEY),
+            admin,
+            history_file,
+        };
         let server = Server::bind(config).expect("bind 127.0.0.1:0");
         let handle = server.handle();
         let addr = handle.local_addr().to_string();
@@ -111,6 +128,35 @@ impl Drop for TestServer {
             }
         }
     }
+}
+
+fn admin_config() -> AdminConfig {
+    AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()), playground: false }
+}
+
+/// The value of a party request that must succeed.
+pub fn ok<T: std::fmt::Debug>(result: huddle::client::PartyResult<T>) -> T {
+    match result {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => panic!("request failed: {error:?}"),
+        Err(e) => panic!("transport failed: {e}"),
+    }
+}
+
+/// Every party event that reached `client` before a Pong to a fresh Ping: the server answers in
+/// order, so once another connection's request was answered, the events it caused for `client`
+/// are ahead of that Pong.
+pub fn drain(client: &mut Client) -> Vec<huddle::core::PartyEvent> {
+    use huddle::core::{Event, Reply, Request};
+    assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+    client
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Party(e) => e,
+            other => panic!("unexpected non-party event {other:?}"),
+        })
+        .collect()
 }
 
 pub fn username_of(user_id: &str) -> String {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
 import assert from 'node:assert/strict';
-import { HuddleClient, HuddleError, type ClientOptions } from '@huddle/client';
+import { HuddleClient, HuddleError, type ClientOptions, type Inbound } from '@huddle/client';
 
 const HUDDLE_BIN = process.env.HUDDLE_BIN ?? '';
 /** How long the server may take to print its listening address. */
@@ -21,6 +21,8 @@ const LOG_KEPT_BYTES = 64 * 1024;
 export interface Huddle {
   readonly url: string;
   readonly port: number;
+  /** The admin listener's base URL (`http://127.0.0.1:PORT`), null with `adminListen: 'off'`. */
+  readonly adminUrl: string | null;
   readonly keyFile: string;
   /** A token this server accepts (`huddle token` with its key file). */
   token(userId: string, username?: string): string;
@@ -37,6 +39,8 @@ export interface StartOptions {
   port?: number;
   /** A key file to share with an earlier server; default a fresh one (a new random key). */
   keyFile?: string;
+  /** `--admin-listen`: default an OS-chosen port on loopback (never the fixed 7351 default). */
+  adminListen?: string;
   args?: string[];
 }
 
@@ -46,21 +50,24 @@ export async function startHuddle(t: TestContext, options: StartOptions = {}): P
   const dir = mkdtempSync(join(tmpdir(), 'huddle-ts-'));
   const keyFile = options.keyFile ?? join(dir, 'token.key');
   const listen = `127.0.0.1:${options.port ?? 0}`;
-  const child = spawn(HUDDLE_BIN, ['serve', '--listen', listen, '--key-file', keyFile, ...(options.args ?? [])], {
+  const adminListen = options.adminListen ?? '127.0.0.1:0';
+  const args = ['serve', '--listen', listen, '--admin-listen', adminListen, '--key-file', keyFile, ...(options.args ?? [])];
+  const child = spawn(HUDDLE_BIN, args, {
     env: { ...process.env, RUST_LOG: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const address = await new Promise<string>((resolve, reject) => {
+  const [address, adminAddress] = await new Promise<[string, string | null]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`huddle did not listen within ${START_DEADLINE_MS} ms:\n${log}`)), START_DEADLINE_MS);
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
       log = (log + chunk).slice(-LOG_KEPT_BYTES);
-      const found = /listening on ws:\/\/(\S+)\/ws/.exec(log);
-      if (found) {
+      const game = /listening on ws:\/\/(\S+)\/ws/.exec(log);
+      const admin = /admin API listening on http:\/\/(\S+)/.exec(log);
+      if (game && (admin || adminListen === 'off')) {
         clearTimeout(timer);
-        resolve(found[1]!);
+        resolve([game[1]!, admin?.[1] ?? null]);
       }
     });
     child.once('exit', (code, signal) => {
@@ -75,6 +82,7 @@ export async function startHuddle(t: TestContext, options: StartOptions = {}): P
   const server: Huddle = {
     url: `ws://${address}/ws`,
     port,
+    adminUrl: adminAddress === null ? null : `http://${adminAddress}`,
     keyFile,
     token(userId, username = userId[0]!.toUpperCase() + userId.slice(1)) {
       const out = execFileSync(HUDDLE_BIN, ['token', '--user-id', userId, '--username', username, '--key-file', keyFile], { encoding: 'utf8' });
@@ -138,4 +146,26 @@ export async function rejectsWith(promise: Promise<unknown>, code: number, name:
   assert.equal(error.fromServer, true);
   assert.ok(error.message.length > 0);
   return error;
+}
+
+/** The server events one client receives, in arrival order. */
+export interface Recorder {
+  /**
+   * The events that arrived before the pong to a fresh ping, taken out of the record: the server
+   * answers in order and queues a request's events before its reply, so once another client has
+   * its reply, every event that request caused for this client is among them. Nothing sleeps.
+   */
+  drain(): Promise<Inbound[]>;
+}
+
+/** Records every server event (cid 0) `client` receives from now on. */
+export function record(client: HuddleClient): Recorder {
+  const events: Inbound[] = [];
+  client.on('message', (event) => events.push(event));
+  return {
+    async drain() {
+      assert.deepEqual(await client.ping(), { type: 'pong' });
+      return events.splice(0);
+    },
+  };
 }

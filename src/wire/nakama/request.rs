@@ -17,6 +17,8 @@ pub fn request_frame(cid: &CidText, request: &Request) -> Option<String> {
     let (name, body) = match request {
         Request::Ping => ("ping", json!({})),
         Request::Party(request) => party(request)?,
+        // Invitations and codes are huddle's own; Nakama's realtime API has no message for them.
+        Request::Lobby(_) => return None,
         Request::Status(StatusRequest::Update { status }) => {
             ("status_update", status.as_ref().map_or_else(|| json!({}), |status| json!({ "status": status })))
         }
@@ -42,7 +44,10 @@ pub fn request_frame(cid: &CidText, request: &Request) -> Option<String> {
 fn party(request: &PartyRequest) -> Option<(&'static str, Value)> {
     let id = |party_id| NakamaPartyId(party_id).to_string();
     Some(match request {
-        PartyRequest::Create { open, max_size, label, hidden } => {
+        // Strategies are huddle's own: a Nakama client cannot ask for other than the defaults.
+        PartyRequest::Create { lobby, .. } if *lobby != Default::default() => return None,
+        PartyRequest::Update { lobby, .. } if *lobby != Default::default() => return None,
+        PartyRequest::Create { open, max_size, label, hidden, .. } => {
             ("party_create", json!({ "open": open, "max_size": max_size, "label": label, "hidden": hidden }))
         }
         PartyRequest::Join { party_id } => ("party_join", json!({ "party_id": id(*party_id) })),
@@ -56,7 +61,7 @@ fn party(request: &PartyRequest) -> Option<(&'static str, Value)> {
             "party_data_send",
             json!({ "party_id": id(*party_id), "op_code": op_code.to_string(), "data": STANDARD.encode(data) }),
         ),
-        PartyRequest::Update { party_id, open, hidden, label } => (
+        PartyRequest::Update { party_id, open, hidden, label, .. } => (
             "party_update",
             json!({
                 "party_id": id(*party_id),
@@ -95,7 +100,13 @@ mod tests {
         let party_id = PartyId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         let requests = [
             Request::Ping,
-            Request::Party(PartyRequest::Create { open: true, max_size: 4, label: "l".into(), hidden: false }),
+            Request::Party(PartyRequest::Create {
+                open: true,
+                max_size: 4,
+                label: "l".into(),
+                hidden: false,
+                lobby: Default::default(),
+            }),
             Request::Party(PartyRequest::Join { party_id }),
             Request::Party(PartyRequest::Leave { party_id }),
             Request::Party(PartyRequest::Close { party_id }),
@@ -109,6 +120,7 @@ mod tests {
                 open: Some(true),
                 hidden: Some(false),
                 label: Some("x".into()),
+                lobby: Default::default(),
             }),
             Request::Status(StatusRequest::Update { status: Some("s".into()) }),
             Request::Status(StatusRequest::Update { status: None }),

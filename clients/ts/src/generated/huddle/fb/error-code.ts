@@ -125,6 +125,58 @@ export enum ErrorCode {
   SearchQueryTooBroad = 233,
 
   /**
+   * Lobby (240-259, SPEC L-1): the server keeps one party per user and this user already has a
+   * session in a party (create, join, join request, code join; or a leader's accept of a join
+   * request from a user who meanwhile joined another party, which also drops that request).
+   */
+  PartyAlreadyInParty = 240,
+
+  /**
+   * Lobby (L-4): the party's join strategy is `NotAllowed`: no joins, join requests, code joins
+   * or invitations.
+   */
+  PartyJoinNotAllowed = 241,
+
+  /**
+   * Lobby (L-4): the party's join strategy is `InvitedOnly` and this user has no pending
+   * invitation (a plain join or join request).
+   */
+  PartyNotInvited = 242,
+
+  /**
+   * Lobby (L-2): an invite names the inviting user itself.
+   */
+  InviteeIsSelf = 243,
+
+  /**
+   * Lobby (L-2): an invite names a malformed user id (empty, or over 128 bytes); the message
+   * names it.
+   */
+  InviteeInvalid = 244,
+
+  /**
+   * Lobby (L-2): an invite names a user with a session in the party; the message names it.
+   */
+  InviteeInParty = 245,
+
+  /**
+   * Lobby (L-2): no pending invitation for this user to this party (never sent, or it was
+   * accepted, rejected, cancelled or has expired).
+   */
+  InvitationNotFound = 246,
+
+  /**
+   * Lobby (L-3): no live party has this code (wrong, or regenerated since). Counts as a miss.
+   */
+  PartyCodeNotFound = 247,
+
+  /**
+   * Lobby (L-2): only the member who sent an invitation (any session of that user) or the
+   * leader may cancel it.
+   */
+  InvitationCancelNotAllowed = 248,
+
+  /**
    * A request-rate or size limit was exceeded; the message names the limit.
    */
   LimitExceeded = 300

@@ -5,12 +5,26 @@
 import { Error } from '../../huddle/fb/error.js';
 import { PartyAccept } from '../../huddle/fb/party-accept.js';
 import { PartyClose } from '../../huddle/fb/party-close.js';
+import { PartyCode } from '../../huddle/fb/party-code.js';
+import { PartyCodeGet } from '../../huddle/fb/party-code-get.js';
+import { PartyCodeRegenerate } from '../../huddle/fb/party-code-regenerate.js';
 import { PartyCreate } from '../../huddle/fb/party-create.js';
 import { PartyData } from '../../huddle/fb/party-data.js';
 import { PartyDataSend } from '../../huddle/fb/party-data-send.js';
 import { PartyGet } from '../../huddle/fb/party-get.js';
 import { PartyInfo } from '../../huddle/fb/party-info.js';
+import { PartyInvitationAccept } from '../../huddle/fb/party-invitation-accept.js';
+import { PartyInvitationCancel } from '../../huddle/fb/party-invitation-cancel.js';
+import { PartyInvitationEnded } from '../../huddle/fb/party-invitation-ended.js';
+import { PartyInvitationList } from '../../huddle/fb/party-invitation-list.js';
+import { PartyInvitationListResult } from '../../huddle/fb/party-invitation-list-result.js';
+import { PartyInvitationReject } from '../../huddle/fb/party-invitation-reject.js';
+import { PartyInvitationRejected } from '../../huddle/fb/party-invitation-rejected.js';
+import { PartyInvitationSent } from '../../huddle/fb/party-invitation-sent.js';
+import { PartyInvite } from '../../huddle/fb/party-invite.js';
+import { PartyInvited } from '../../huddle/fb/party-invited.js';
 import { PartyJoin } from '../../huddle/fb/party-join.js';
+import { PartyJoinByCode } from '../../huddle/fb/party-join-by-code.js';
 import { PartyJoinPending } from '../../huddle/fb/party-join-pending.js';
 import { PartyJoinRequest } from '../../huddle/fb/party-join-request.js';
 import { PartyJoinRequestList } from '../../huddle/fb/party-join-request-list.js';
@@ -27,6 +41,7 @@ import { PartyRemove } from '../../huddle/fb/party-remove.js';
 import { PartyRemoved } from '../../huddle/fb/party-removed.js';
 import { PartySearch } from '../../huddle/fb/party-search.js';
 import { PartySearchResult } from '../../huddle/fb/party-search-result.js';
+import { PartySnapshot } from '../../huddle/fb/party-snapshot.js';
 import { PartyUpdate } from '../../huddle/fb/party-update.js';
 import { PartyUpdated } from '../../huddle/fb/party-updated.js';
 import { Ping } from '../../huddle/fb/ping.js';
@@ -79,13 +94,28 @@ export enum Message {
   StatusUnfollowed = 34,
   StatusPresenceEvent = 35,
   PartySearch = 36,
-  PartySearchResult = 37
+  PartySearchResult = 37,
+  PartyInvite = 38,
+  PartyInvitationCancel = 39,
+  PartyInvitationAccept = 40,
+  PartyInvitationReject = 41,
+  PartyInvitationList = 42,
+  PartyCodeGet = 43,
+  PartyCodeRegenerate = 44,
+  PartyJoinByCode = 45,
+  PartyInvitationListResult = 46,
+  PartyCode = 47,
+  PartyInvited = 48,
+  PartyInvitationSent = 49,
+  PartyInvitationRejected = 50,
+  PartyInvitationEnded = 51,
+  PartySnapshot = 52
 }
 
 export function unionToMessage(
   type: Message,
-  accessor: (obj:Error|PartyAccept|PartyClose|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyJoin|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyClose|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyJoin|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null
-): Error|PartyAccept|PartyClose|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyJoin|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
+  accessor: (obj:Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null
+): Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(new Welcome())! as Welcome;
@@ -125,15 +155,30 @@ export function unionToMessage(
     case 'StatusPresenceEvent': return accessor(new StatusPresenceEvent())! as StatusPresenceEvent;
     case 'PartySearch': return accessor(new PartySearch())! as PartySearch;
     case 'PartySearchResult': return accessor(new PartySearchResult())! as PartySearchResult;
+    case 'PartyInvite': return accessor(new PartyInvite())! as PartyInvite;
+    case 'PartyInvitationCancel': return accessor(new PartyInvitationCancel())! as PartyInvitationCancel;
+    case 'PartyInvitationAccept': return accessor(new PartyInvitationAccept())! as PartyInvitationAccept;
+    case 'PartyInvitationReject': return accessor(new PartyInvitationReject())! as PartyInvitationReject;
+    case 'PartyInvitationList': return accessor(new PartyInvitationList())! as PartyInvitationList;
+    case 'PartyCodeGet': return accessor(new PartyCodeGet())! as PartyCodeGet;
+    case 'PartyCodeRegenerate': return accessor(new PartyCodeRegenerate())! as PartyCodeRegenerate;
+    case 'PartyJoinByCode': return accessor(new PartyJoinByCode())! as PartyJoinByCode;
+    case 'PartyInvitationListResult': return accessor(new PartyInvitationListResult())! as PartyInvitationListResult;
+    case 'PartyCode': return accessor(new PartyCode())! as PartyCode;
+    case 'PartyInvited': return accessor(new PartyInvited())! as PartyInvited;
+    case 'PartyInvitationSent': return accessor(new PartyInvitationSent())! as PartyInvitationSent;
+    case 'PartyInvitationRejected': return accessor(new PartyInvitationRejected())! as PartyInvitationRejected;
+    case 'PartyInvitationEnded': return accessor(new PartyInvitationEnded())! as PartyInvitationEnded;
+    case 'PartySnapshot': return accessor(new PartySnapshot())! as PartySnapshot;
     default: return null;
   }
 }
 
 export function unionListToMessage(
   type: Message, 
-  accessor: (index: number, obj:Error|PartyAccept|PartyClose|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyJoin|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyClose|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyJoin|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null, 
+  accessor: (index: number, obj:Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null, 
   index: number
-): Error|PartyAccept|PartyClose|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyJoin|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
+): Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(index, new Welcome())! as Welcome;
@@ -173,6 +218,21 @@ export function unionListToMessage(
     case 'StatusPresenceEvent': return accessor(index, new StatusPresenceEvent())! as StatusPresenceEvent;
     case 'PartySearch': return accessor(index, new PartySearch())! as PartySearch;
     case 'PartySearchResult': return accessor(index, new PartySearchResult())! as PartySearchResult;
+    case 'PartyInvite': return accessor(index, new PartyInvite())! as PartyInvite;
+    case 'PartyInvitationCancel': return accessor(index, new PartyInvitationCancel())! as PartyInvitationCancel;
+    case 'PartyInvitationAccept': return accessor(index, new PartyInvitationAccept())! as PartyInvitationAccept;
+    case 'PartyInvitationReject': return accessor(index, new PartyInvitationReject())! as PartyInvitationReject;
+    case 'PartyInvitationList': return accessor(index, new PartyInvitationList())! as PartyInvitationList;
+    case 'PartyCodeGet': return accessor(index, new PartyCodeGet())! as PartyCodeGet;
+    case 'PartyCodeRegenerate': return accessor(index, new PartyCodeRegenerate())! as PartyCodeRegenerate;
+    case 'PartyJoinByCode': return accessor(index, new PartyJoinByCode())! as PartyJoinByCode;
+    case 'PartyInvitationListResult': return accessor(index, new PartyInvitationListResult())! as PartyInvitationListResult;
+    case 'PartyCode': return accessor(index, new PartyCode())! as PartyCode;
+    case 'PartyInvited': return accessor(index, new PartyInvited())! as PartyInvited;
+    case 'PartyInvitationSent': return accessor(index, new PartyInvitationSent())! as PartyInvitationSent;
+    case 'PartyInvitationRejected': return accessor(index, new PartyInvitationRejected())! as PartyInvitationRejected;
+    case 'PartyInvitationEnded': return accessor(index, new PartyInvitationEnded())! as PartyInvitationEnded;
+    case 'PartySnapshot': return accessor(index, new PartySnapshot())! as PartySnapshot;
     default: return null;
   }
 }

@@ -4,6 +4,10 @@
 
 import * as flatbuffers from 'flatbuffers';
 
+import { PartyInviteStrategy } from '../../huddle/fb/party-invite-strategy.js';
+import { PartyJoinStrategy } from '../../huddle/fb/party-join-strategy.js';
+
+
 /**
  * Request (P-1). max_size 1..=party_members_max; label a JSON object or empty.
  */
@@ -47,8 +51,24 @@ hidden():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+/**
+ * L-4; Unset (absent) = Public.
+ */
+joinStrategy():PartyJoinStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyJoinStrategy.Unset;
+}
+
+/**
+ * L-4; Unset (absent) = AllMembers.
+ */
+inviteStrategy():PartyInviteStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
+}
+
 static startPartyCreate(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(6);
 }
 
 static addOpen(builder:flatbuffers.Builder, open:boolean) {
@@ -67,17 +87,27 @@ static addHidden(builder:flatbuffers.Builder, hidden:boolean) {
   builder.addFieldInt8(3, +hidden, +false);
 }
 
+static addJoinStrategy(builder:flatbuffers.Builder, joinStrategy:PartyJoinStrategy) {
+  builder.addFieldInt8(4, joinStrategy, PartyJoinStrategy.Unset);
+}
+
+static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInviteStrategy) {
+  builder.addFieldInt8(5, inviteStrategy, PartyInviteStrategy.Unset);
+}
+
 static endPartyCreate(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyCreate(builder:flatbuffers.Builder, open:boolean, maxSize:number, labelOffset:flatbuffers.Offset, hidden:boolean):flatbuffers.Offset {
+static createPartyCreate(builder:flatbuffers.Builder, open:boolean, maxSize:number, labelOffset:flatbuffers.Offset, hidden:boolean, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy):flatbuffers.Offset {
   PartyCreate.startPartyCreate(builder);
   PartyCreate.addOpen(builder, open);
   PartyCreate.addMaxSize(builder, maxSize);
   PartyCreate.addLabel(builder, labelOffset);
   PartyCreate.addHidden(builder, hidden);
+  PartyCreate.addJoinStrategy(builder, joinStrategy);
+  PartyCreate.addInviteStrategy(builder, inviteStrategy);
   return PartyCreate.endPartyCreate(builder);
 }
 }

@@ -5,6 +5,8 @@
 import * as flatbuffers from 'flatbuffers';
 
 import { PartyId } from '../../huddle/fb/party-id.js';
+import { PartyInviteStrategy } from '../../huddle/fb/party-invite-strategy.js';
+import { PartyJoinStrategy } from '../../huddle/fb/party-join-strategy.js';
 import { Presence } from '../../huddle/fb/presence.js';
 
 
@@ -77,8 +79,26 @@ membersLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+/**
+ * SPEC L-9: 1 at create, +1 per request (or disconnect) that changed what this snapshot shows.
+ */
+version():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
+joinStrategy():PartyJoinStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyJoinStrategy.Unset;
+}
+
+inviteStrategy():PartyInviteStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
+}
+
 static startPartyInfo(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(10);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -119,6 +139,18 @@ static createMembersVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[
 
 static startMembersVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
+}
+
+static addVersion(builder:flatbuffers.Builder, version:bigint) {
+  builder.addFieldInt64(7, version, BigInt('0'));
+}
+
+static addJoinStrategy(builder:flatbuffers.Builder, joinStrategy:PartyJoinStrategy) {
+  builder.addFieldInt8(8, joinStrategy, PartyJoinStrategy.Unset);
+}
+
+static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInviteStrategy) {
+  builder.addFieldInt8(9, inviteStrategy, PartyInviteStrategy.Unset);
 }
 
 static endPartyInfo(builder:flatbuffers.Builder):flatbuffers.Offset {

@@ -39,8 +39,13 @@ leader(obj?:Presence):Presence|null {
   return offset ? (obj || new Presence()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
+version():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPartyLeader(builder:flatbuffers.Builder) {
-  builder.startObject(2);
+  builder.startObject(3);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -49,6 +54,10 @@ static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset)
 
 static addLeader(builder:flatbuffers.Builder, leaderOffset:flatbuffers.Offset) {
   builder.addFieldOffset(1, leaderOffset, 0);
+}
+
+static addVersion(builder:flatbuffers.Builder, version:bigint) {
+  builder.addFieldInt64(2, version, BigInt('0'));
 }
 
 static endPartyLeader(builder:flatbuffers.Builder):flatbuffers.Offset {

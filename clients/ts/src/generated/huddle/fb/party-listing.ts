@@ -58,8 +58,16 @@ label(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+/**
+ * SPEC L-9.
+ */
+version():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPartyListing(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -82,18 +90,23 @@ static addLabel(builder:flatbuffers.Builder, labelOffset:flatbuffers.Offset) {
   builder.addFieldOffset(4, labelOffset, 0);
 }
 
+static addVersion(builder:flatbuffers.Builder, version:bigint) {
+  builder.addFieldInt64(5, version, BigInt('0'));
+}
+
 static endPartyListing(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyListing(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, maxSize:number, memberCount:number, labelOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createPartyListing(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, maxSize:number, memberCount:number, labelOffset:flatbuffers.Offset, version:bigint):flatbuffers.Offset {
   PartyListing.startPartyListing(builder);
   PartyListing.addPartyId(builder, partyIdOffset);
   PartyListing.addOpen(builder, open);
   PartyListing.addMaxSize(builder, maxSize);
   PartyListing.addMemberCount(builder, memberCount);
   PartyListing.addLabel(builder, labelOffset);
+  PartyListing.addVersion(builder, version);
   return PartyListing.endPartyListing(builder);
 }
 }

@@ -54,8 +54,13 @@ leavesLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+version():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPartyPresence(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(4);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -94,16 +99,21 @@ static startLeavesVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addVersion(builder:flatbuffers.Builder, version:bigint) {
+  builder.addFieldInt64(3, version, BigInt('0'));
+}
+
 static endPartyPresence(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyPresence(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, joinsOffset:flatbuffers.Offset, leavesOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createPartyPresence(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, joinsOffset:flatbuffers.Offset, leavesOffset:flatbuffers.Offset, version:bigint):flatbuffers.Offset {
   PartyPresence.startPartyPresence(builder);
   PartyPresence.addPartyId(builder, partyIdOffset);
   PartyPresence.addJoins(builder, joinsOffset);
   PartyPresence.addLeaves(builder, leavesOffset);
+  PartyPresence.addVersion(builder, version);
   return PartyPresence.endPartyPresence(builder);
 }
 }

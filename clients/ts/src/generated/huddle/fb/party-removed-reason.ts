@@ -21,5 +21,16 @@ export enum PartyRemovedReason {
   /**
    * The leader rejected this session's join request (P-3).
    */
-  Rejected = 3
+  Rejected = 3,
+
+  /**
+   * The user accepted an invitation to another party and the server keeps one party per user
+   * (L-1): this session was taken out of this party first.
+   */
+  Moved = 4,
+
+  /**
+   * An operator closed the party through the admin API (O-1); members and requesters.
+   */
+  ClosedByAdmin = 5
 }

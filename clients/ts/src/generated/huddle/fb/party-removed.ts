@@ -10,6 +10,7 @@ import { PartyRemovedReason } from '../../huddle/fb/party-removed-reason.js';
 
 /**
  * Event: this session is no longer a member (or requester) of the party.
+ * `version` is the party's version after the removal (its last one when the party ended).
  */
 export class PartyRemoved {
   bb: flatbuffers.ByteBuffer|null = null;
@@ -39,8 +40,13 @@ reason():PartyRemovedReason {
   return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyRemovedReason.Unspecified;
 }
 
+version():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPartyRemoved(builder:flatbuffers.Builder) {
-  builder.startObject(2);
+  builder.startObject(3);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -51,15 +57,20 @@ static addReason(builder:flatbuffers.Builder, reason:PartyRemovedReason) {
   builder.addFieldInt8(1, reason, PartyRemovedReason.Unspecified);
 }
 
+static addVersion(builder:flatbuffers.Builder, version:bigint) {
+  builder.addFieldInt64(2, version, BigInt('0'));
+}
+
 static endPartyRemoved(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyRemoved(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, reason:PartyRemovedReason):flatbuffers.Offset {
+static createPartyRemoved(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, reason:PartyRemovedReason, version:bigint):flatbuffers.Offset {
   PartyRemoved.startPartyRemoved(builder);
   PartyRemoved.addPartyId(builder, partyIdOffset);
   PartyRemoved.addReason(builder, reason);
+  PartyRemoved.addVersion(builder, version);
   return PartyRemoved.endPartyRemoved(builder);
 }
 }

@@ -5,6 +5,8 @@
 import * as flatbuffers from 'flatbuffers';
 
 import { PartyId } from '../../huddle/fb/party-id.js';
+import { PartyInviteStrategy } from '../../huddle/fb/party-invite-strategy.js';
+import { PartyJoinStrategy } from '../../huddle/fb/party-join-strategy.js';
 import { Presence } from '../../huddle/fb/presence.js';
 
 
@@ -66,8 +68,26 @@ leader(obj?:Presence):Presence|null {
   return offset ? (obj || new Presence()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
+/**
+ * SPEC L-9.
+ */
+version():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
+joinStrategy():PartyJoinStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyJoinStrategy.Unset;
+}
+
+inviteStrategy():PartyInviteStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
+}
+
 static startPartySummary(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(10);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -96,6 +116,18 @@ static addLabel(builder:flatbuffers.Builder, labelOffset:flatbuffers.Offset) {
 
 static addLeader(builder:flatbuffers.Builder, leaderOffset:flatbuffers.Offset) {
   builder.addFieldOffset(6, leaderOffset, 0);
+}
+
+static addVersion(builder:flatbuffers.Builder, version:bigint) {
+  builder.addFieldInt64(7, version, BigInt('0'));
+}
+
+static addJoinStrategy(builder:flatbuffers.Builder, joinStrategy:PartyJoinStrategy) {
+  builder.addFieldInt8(8, joinStrategy, PartyJoinStrategy.Unset);
+}
+
+static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInviteStrategy) {
+  builder.addFieldInt8(9, inviteStrategy, PartyInviteStrategy.Unset);
 }
 
 static endPartySummary(builder:flatbuffers.Builder):flatbuffers.Offset {

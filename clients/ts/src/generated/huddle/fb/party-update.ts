@@ -5,6 +5,8 @@
 import * as flatbuffers from 'flatbuffers';
 
 import { PartyId } from '../../huddle/fb/party-id.js';
+import { PartyInviteStrategy } from '../../huddle/fb/party-invite-strategy.js';
+import { PartyJoinStrategy } from '../../huddle/fb/party-join-strategy.js';
 import { Toggle } from '../../huddle/fb/toggle.js';
 
 
@@ -52,8 +54,21 @@ label(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+/**
+ * L-4; Unset (absent) keeps the current value.
+ */
+joinStrategy():PartyJoinStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyJoinStrategy.Unset;
+}
+
+inviteStrategy():PartyInviteStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
+}
+
 static startPartyUpdate(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(6);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -72,17 +87,27 @@ static addLabel(builder:flatbuffers.Builder, labelOffset:flatbuffers.Offset) {
   builder.addFieldOffset(3, labelOffset, 0);
 }
 
+static addJoinStrategy(builder:flatbuffers.Builder, joinStrategy:PartyJoinStrategy) {
+  builder.addFieldInt8(4, joinStrategy, PartyJoinStrategy.Unset);
+}
+
+static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInviteStrategy) {
+  builder.addFieldInt8(5, inviteStrategy, PartyInviteStrategy.Unset);
+}
+
 static endPartyUpdate(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyUpdate(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:Toggle, hidden:Toggle, labelOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createPartyUpdate(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:Toggle, hidden:Toggle, labelOffset:flatbuffers.Offset, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy):flatbuffers.Offset {
   PartyUpdate.startPartyUpdate(builder);
   PartyUpdate.addPartyId(builder, partyIdOffset);
   PartyUpdate.addOpen(builder, open);
   PartyUpdate.addHidden(builder, hidden);
   PartyUpdate.addLabel(builder, labelOffset);
+  PartyUpdate.addJoinStrategy(builder, joinStrategy);
+  PartyUpdate.addInviteStrategy(builder, inviteStrategy);
   return PartyUpdate.endPartyUpdate(builder);
 }
 }

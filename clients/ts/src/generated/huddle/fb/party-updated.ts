@@ -5,6 +5,8 @@
 import * as flatbuffers from 'flatbuffers';
 
 import { PartyId } from '../../huddle/fb/party-id.js';
+import { PartyInviteStrategy } from '../../huddle/fb/party-invite-strategy.js';
+import { PartyJoinStrategy } from '../../huddle/fb/party-join-strategy.js';
 
 
 /**
@@ -55,8 +57,26 @@ label(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+joinStrategy():PartyJoinStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyJoinStrategy.Unset;
+}
+
+inviteStrategy():PartyInviteStrategy {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
+}
+
+/**
+ * SPEC L-9.
+ */
+version():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPartyUpdated(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(8);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -79,18 +99,33 @@ static addLabel(builder:flatbuffers.Builder, labelOffset:flatbuffers.Offset) {
   builder.addFieldOffset(4, labelOffset, 0);
 }
 
+static addJoinStrategy(builder:flatbuffers.Builder, joinStrategy:PartyJoinStrategy) {
+  builder.addFieldInt8(5, joinStrategy, PartyJoinStrategy.Unset);
+}
+
+static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInviteStrategy) {
+  builder.addFieldInt8(6, inviteStrategy, PartyInviteStrategy.Unset);
+}
+
+static addVersion(builder:flatbuffers.Builder, version:bigint) {
+  builder.addFieldInt64(7, version, BigInt('0'));
+}
+
 static endPartyUpdated(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyUpdated(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, hidden:boolean, maxSize:number, labelOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createPartyUpdated(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, hidden:boolean, maxSize:number, labelOffset:flatbuffers.Offset, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy, version:bigint):flatbuffers.Offset {
   PartyUpdated.startPartyUpdated(builder);
   PartyUpdated.addPartyId(builder, partyIdOffset);
   PartyUpdated.addOpen(builder, open);
   PartyUpdated.addHidden(builder, hidden);
   PartyUpdated.addMaxSize(builder, maxSize);
   PartyUpdated.addLabel(builder, labelOffset);
+  PartyUpdated.addJoinStrategy(builder, joinStrategy);
+  PartyUpdated.addInviteStrategy(builder, inviteStrategy);
+  PartyUpdated.addVersion(builder, version);
   return PartyUpdated.endPartyUpdated(builder);
 }
 }
