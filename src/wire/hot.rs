@@ -345,6 +345,37 @@ mod tests {
     use crate::core::{Event, PartyEvent, PartyReply, Reply, SessionId, UserId, Username};
     use flatbuffers::FlatBufferBuilder;
 
+    /// The fields of `table NAME { ... }` (or `struct`) in the schema, in order, comments dropped.
+    fn schema_fields(schema: &str, kind_and_name: &str) -> Vec<String> {
+        let start =
+            schema.find(&format!("{kind_and_name} {{")).unwrap_or_else(|| panic!("{kind_and_name} in the schema"));
+        let body = &schema[start + kind_and_name.len() + 2..];
+        let body = &body[..body.find('}').expect("a closing brace")];
+        let lines = body.lines().map(|line| line.split("//").next().unwrap_or(""));
+        let fields = lines.flat_map(|line| line.split(';')).filter_map(|field| field.split(':').next());
+        fields.map(str::trim).filter(|name| !name.is_empty()).map(str::to_owned).collect()
+    }
+
+    /// The messages this file writes and reads by hand have exactly the fields it knows. A field
+    /// appended to one of them (the schema is append-only) must be laid out or verified here
+    /// too, or the hand path would drop it (an event) or accept what the verifier refuses (a
+    /// request): this test fails first, naming the table.
+    #[test]
+    fn the_hand_written_messages_know_every_field_of_their_tables() {
+        let schema = include_str!("../../schema/huddle.fbs");
+        let known: [(&str, &[&str]); 6] = [
+            ("table Envelope", &["cid", "message"]),
+            ("table PartyDataSend", &["party_id", "op_code", "data"]),
+            ("table PartyData", &["party_id", "sender", "op_code", "data"]),
+            ("table PartyOk", &["party_id"]),
+            ("table Presence", &["user_id", "session_id", "username"]),
+            ("struct PartyId", &["hi", "lo"]),
+        ];
+        for (table, fields) in known {
+            assert_eq!(schema_fields(schema, table), fields, "{table} changed: update wire/hot.rs with it");
+        }
+    }
+
     /// Deterministic variety without a dependency: xorshift.
     struct Rng(u64);
 
