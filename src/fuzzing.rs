@@ -32,6 +32,8 @@ pub fn decode_envelope(data: &[u8]) {
     let options = wire::verifier_options(fuzz_limits().message_bytes_max);
     let frame = Bytes::copy_from_slice(data);
     let decoded = wire::decode_request(&frame, &options);
+    // The hand-written party-data path says yes only where the verifier does, with its value.
+    assert_eq!(decoded, wire::decode_request_verified(&frame, &options), "hot path and verifier disagree");
     let cid = match &decoded {
         Ok((cid, _)) | Err((cid, _)) => *cid,
     };

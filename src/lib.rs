@@ -84,6 +84,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod benching;
 pub mod client;
 pub mod core;
 pub mod fuzzing;

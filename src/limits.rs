@@ -85,6 +85,16 @@ pub struct Limits {
     /// Bytes written to one connection per loop turn, so one fast reader with a deep queue
     /// cannot stall the loop.
     pub write_bytes_per_turn_max: usize,
+    /// Output queued during a turn's reads is written as soon as it averages this many bytes
+    /// per connection waiting for it, instead of at the end of the turn, so a long turn (a
+    /// thousand busy connections) does not hold the replies and events of its first reads
+    /// until its last. Each such `writev` still carries about this much, because the batching
+    /// is the throughput: on this project's machine a loopback `writev` costs about 6 µs of
+    /// CPU whether it carries one 220-byte frame or sixteen, 0.2 µs a frame at 64 frames
+    /// (docs/PERFORMANCE.md, *Bounded turns*). 8 KiB is about 37 party-data events, past the
+    /// knee of that curve, so only turns long enough to have queued that much per connection
+    /// are split. 0 writes only at the end of the turn.
+    pub flush_batch_bytes: usize,
     /// Unsent bytes a connection may hold for at most `outbound_soft_duration_ms` (Redis's soft
     /// `client-output-buffer-limit`): a client that lags briefly is tolerated, one that stays
     /// behind is cut off like one over the hard limit. 256 KiB is about 2,000 typical events. It,
@@ -390,6 +400,7 @@ impl Default for Limits {
             frames_per_turn_max: 64,
             outbound_bytes_max: DEFAULT_OUTBOUND_BYTES_MAX,
             write_bytes_per_turn_max: 256 * 1024,
+            flush_batch_bytes: 8192,
             outbound_soft_bytes_max: DEFAULT_OUTBOUND_SOFT_BYTES_MAX,
             outbound_soft_duration_ms: 5_000,
             requests_per_second_max: 250,

@@ -253,6 +253,7 @@ limit_flags! {
     frames_per_turn_max: usize => "Frames read from one connection per loop turn",
     outbound_bytes_max: usize => "Unsent bytes per connection before it is cut off",
     write_bytes_per_turn_max: usize => "Bytes written to one connection per loop turn",
+    flush_batch_bytes: usize => "Output per waiting connection that is written mid-turn (0 = at the turn's end)",
     outbound_soft_bytes_max: usize => "Unsent bytes tolerated for outbound_soft_duration_ms",
     outbound_soft_duration_ms: u64 => "How long a connection may stay over the soft limit, in ms",
     requests_per_second_max: u32 => "Sustained requests per second per connection",

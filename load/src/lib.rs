@@ -68,6 +68,7 @@ pub mod pace;
 pub mod procfs;
 mod report;
 mod scenarios;
+pub mod spikes;
 mod sweep;
 mod watch;
 
@@ -121,8 +122,10 @@ COMMON OPTIONS:
                               throttle [default: 250]
     --drain S                 seconds to wait for in-flight messages after the run [default: 2]
     --quiet                   print nothing while measuring (no progress line wakes the harness)
-    --verbose                 also the harness's loop-turn durations, and when in the window the
-                              longest turn and the slowest delivery happened
+    --verbose                 also the harness's loop-turn durations, when in the window the
+                              longest turn and the slowest delivery happened, and (fanout, game)
+                              how the deliveries over 1 ms were spaced in time (a period names
+                              a periodic cause)
 
 FANOUT / GAME / SWEEP:
     --party-size K [4]  --payload BYTES [64]  --rate R [10000]  --window W [8]
@@ -560,6 +563,8 @@ pub struct WorkerResult {
     /// The slowest delivery, and when (ms into the window) it was meant to be sent.
     pub latency_max_ns: u64,
     pub latency_max_at_ms: f64,
+    /// When the slow deliveries were meant to be sent (`spikes.rs`).
+    pub slow: spikes::SlowBins,
     /// How late the harness sent scheduled messages (actual minus intended send time): when
     /// this grows, the harness, not the server, is the bottleneck.
     pub send_lag: Latency,
@@ -589,6 +594,7 @@ impl WorkerResult {
             "hist": self.latency.serialize(),
             "latency_max_ns": self.latency_max_ns,
             "latency_max_at_ms": self.latency_max_at_ms,
+            "slow": self.slow.serialize(),
             "lag": self.send_lag.serialize(),
             "outstanding_growth": self.outstanding_growth,
             "unsent": self.unsent,
@@ -619,6 +625,7 @@ impl WorkerResult {
             latency: Latency::deserialize(v["hist"].as_str().unwrap_or(""))?,
             latency_max_ns: n("latency_max_ns"),
             latency_max_at_ms: f("latency_max_at_ms"),
+            slow: spikes::SlowBins::deserialize(v["slow"].as_str().unwrap_or(""))?,
             send_lag: Latency::deserialize(v["lag"].as_str().unwrap_or(""))?,
             outstanding_growth: v["outstanding_growth"].as_i64().unwrap_or(0),
             unsent: n("unsent"),
@@ -652,6 +659,7 @@ impl WorkerResult {
             self.latency_max_ns = other.latency_max_ns;
             self.latency_max_at_ms = other.latency_max_at_ms;
         }
+        self.slow.merge(&other.slow);
         self.send_lag.merge(&other.send_lag);
         self.outstanding_growth += other.outstanding_growth;
         self.unsent += other.unsent;
@@ -862,6 +870,7 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         first_error: total.first_error.clone(),
         latency_us: total.latency.percentiles(),
         latency_max_at_ms: total.latency_max_at_ms,
+        spikes: total.slow.summary(),
         harness_send_lag_us: total.send_lag.percentiles(),
         harness: HarnessFigures {
             busy_percent: total.watched.busy_percent,

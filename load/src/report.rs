@@ -71,6 +71,8 @@ pub struct Report {
     pub latency_us: Percentiles,
     /// When the slowest delivery was meant to be sent, in ms from the window's start.
     pub latency_max_at_ms: f64,
+    /// Deliveries over 1 ms and how they were spaced in time (`spikes.rs`).
+    pub spikes: crate::spikes::Spikes,
     /// Lateness of the harness's own sends against their schedule.
     pub harness_send_lag_us: Percentiles,
     pub harness: HarnessFigures,
@@ -199,6 +201,9 @@ impl Report {
             "first_error": self.first_error,
             "latency_us": percentiles_json(&self.latency_us),
             "latency_max_at_ms": round1(self.latency_max_at_ms),
+            "slow_deliveries": self.spikes.slow,
+            "slow_spikes": self.spikes.spikes,
+            "slow_spacings_ms": self.spikes.spacings_ms,
             "harness_send_lag_us": {
                 "p50": self.harness_send_lag_us.p50,
                 "p99": self.harness_send_lag_us.p99,
@@ -382,6 +387,7 @@ impl Report {
             "slowest delivery      {:.1} µs, meant to be sent {:.1} ms into the window",
             self.latency_us.max, self.latency_max_at_ms
         );
+        let _ = writeln!(s, "slow deliveries       {}", self.spikes.line());
     }
 
     /// huddle, the floor and their ratio, one figure per line.
@@ -437,6 +443,8 @@ impl Report {
             row("harness turn max µs", Some(self.harness.turn_us.max), Some(floor.harness.turn_us.max), Some(1));
             row("longest turn at ms", Some(self.harness.turn_max_at_ms), Some(floor.harness.turn_max_at_ms), None);
             row("slowest delivery at ms", Some(self.latency_max_at_ms), Some(floor.latency_max_at_ms), None);
+            let _ = writeln!(s, "huddle slow deliveries: {}", self.spikes.line());
+            let _ = writeln!(s, "floor slow deliveries:  {}", floor.spikes.line());
         }
         for (side, r) in [("huddle", self), ("floor", floor)] {
             if r.queues_grew {

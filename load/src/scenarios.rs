@@ -615,6 +615,7 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
     let mut latency = Latency::new();
     let mut send_lag = Latency::new();
     let (mut latency_max_ns, mut latency_max_at_ns) = (0u64, 0u64);
+    let mut slow = crate::spikes::SlowBins::default();
     let mut tally = Tally::default();
     let (mut sent_total, mut sent_window, mut delivered_total, mut delivered_window) = (0u64, 0u64, 0u64, 0u64);
     // Data messages the server refused: never delivered, by design.
@@ -708,6 +709,7 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                     latency,
                     latency_max_ns,
                     latency_max_at_ms: latency_max_at_ns as f64 / 1e6,
+                    slow: std::mem::take(&mut slow),
                     send_lag,
                     outstanding_growth: outstanding_end - outstanding_start,
                     unsent,
@@ -736,6 +738,7 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                         delivered_window += 1;
                         let ns = now_ns().saturating_sub(intended);
                         latency.record_ns(ns);
+                        slow.record(intended - window_start, ns);
                         if ns > latency_max_ns {
                             latency_max_ns = ns;
                             latency_max_at_ns = intended - window_start;

@@ -168,8 +168,8 @@ impl<S> ConnTable<S> {
         self.slab.iter().map(|(_, c)| c.id).collect()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Conn<S>> {
-        self.slab.iter().map(|(_, c)| c)
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Conn<S>> {
+        self.slab.iter_mut().map(|(_, c)| c)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Dispatch: frame → codec → core → outputs. The one place in `net` that calls the wire codec
 //! and the core: it decodes a frame with the connection's codec, hands the request to the core,
 //! and executes the core's outputs in order, a reply to its requester and an event encoded and
-//! framed once, with a refcounted clone queued for each recipient. Sessions that stopped being
+//! framed once (into the driver's frame pool, `frame.rs`), with a refcounted clone queued for
+//! each recipient. Sessions that stopped being
 //! open meanwhile (a slow consumer cut off mid-fan-out) are disconnected from the core here too,
 //! the core's timers run here when due, and admin requests (`admin.rs`) reach the core here.
 //! Messages are counted for `/metrics` by kind as they are queued (`metrics.rs`): a recipient
@@ -10,7 +11,6 @@
 
 use super::conn::{ConnTable, Phase, Transport};
 use super::driver::Driver;
-use super::frame;
 use super::metrics::{self, Limit, SentKind};
 use super::outbound::output_within_limits;
 use super::ratelimit::RequestRefusal;
@@ -157,7 +157,6 @@ impl<S: Transport> Driver<S> {
     /// how many recipients were sent frames.
     fn fan_out(&mut self, event: &Event, recipients: &[SessionId], now: Millis) -> usize {
         let mut frames = std::mem::take(&mut self.event_frames);
-        frames.clear();
         let only_one = recipients.len() == 1;
         let mut sent_to = 0;
         for &to in recipients {
@@ -174,12 +173,14 @@ impl<S: Transport> Driver<S> {
                 let list = &mut frames.by_kind[kind];
                 let kind = codec.kind();
                 let sole = only_one.then_some(codec);
-                self.codecs.encode_event(kind, event, sole, &mut |frame: Frame<'_>| list.push(frame::framed(frame)));
+                let pool = &mut self.frame_pool;
+                self.codecs.encode_event(kind, event, sole, &mut |frame: Frame<'_>| list.push(pool.frame(frame)));
             }
             if frames.by_kind[kind].is_empty() {
                 continue; // this codec sends nothing for this event
             }
             for framed in &frames.by_kind[kind] {
+                self.bytes_since_flush += framed.len();
                 conn.out.push(framed.clone());
                 self.counters.frames_out_total += 1;
             }
@@ -188,6 +189,8 @@ impl<S: Transport> Driver<S> {
                 self.cut_off_slow_consumer(to, now);
             }
         }
+        // Released now, not at the next event: a frame held here would keep its pool chunk.
+        frames.clear();
         self.event_frames = frames;
         sent_to
     }
@@ -216,10 +219,12 @@ impl<S: Transport> Driver<S> {
         let Phase::Open { codec, .. } = &mut conn.phase else {
             return false;
         };
-        let out = &mut conn.out;
+        let (out, pool, queued) = (&mut conn.out, &mut self.frame_pool, &mut self.bytes_since_flush);
         let mut frames = 0;
         encode(&mut self.codecs, codec, &mut |frame: Frame<'_>| {
-            out.push(frame::framed(frame));
+            let framed = pool.frame(frame);
+            *queued += framed.len();
+            out.push(framed);
             frames += 1;
         });
         if frames == 0 {

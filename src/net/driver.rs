@@ -10,6 +10,7 @@ use super::admin::{AdminConn, AdminState};
 use super::conn::{Conn, ConnTable, Phase, Transport};
 use super::deadlines::Deadlines;
 use super::dispatch::EventFrames;
+use super::frame::FramePool;
 use super::history::{HistoryFile, Pushed};
 use super::http::HeadReader;
 use super::inbound::InboundFrames;
@@ -30,7 +31,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::WebSocketConfig;
 
 /// Summing every queue into the stats is O(connections): about this often, not every turn.
+/// The same pass gives back the queue capacity of connections that went idle.
 const OUTBOUND_SAMPLE_INTERVAL_MS: u64 = 100;
+/// Chunks of the frame pool kept for reuse.
+const FRAME_POOL_BYTES: usize = 4 << 20;
 
 pub(crate) struct Driver<S> {
     pub(super) conns: ConnTable<S>,
@@ -40,6 +44,9 @@ pub(crate) struct Driver<S> {
     pub(super) codecs: Codecs,
     /// One event's frames per codec during a fan-out (dispatch), kept for its buffers.
     pub(super) event_frames: EventFrames,
+    /// Where every reply and event is framed (`frame.rs`): pooled chunks, no allocation per
+    /// message once warm.
+    pub(super) frame_pool: FramePool,
     /// One `recv` buffer for every connection (see `read::ReadScratch`).
     pub(super) scratch: ReadScratch,
     pub(super) limits: Limits,
@@ -49,6 +56,8 @@ pub(crate) struct Driver<S> {
     pub(super) read_list: Vec<SessionId>,
     /// Connections with queued output to flush this turn.
     pub(super) flush_list: Vec<SessionId>,
+    /// Bytes of replies and events queued since the last flush (`Limits::flush_batch_bytes`).
+    pub(super) bytes_since_flush: usize,
     /// Connections to remove at the end of the turn.
     pub(super) reap_list: Vec<SessionId>,
     /// Sessions that left the open phase and still have to be disconnected from the core.
@@ -93,12 +102,14 @@ impl<S: Transport> Driver<S> {
             outbox: Outbox::new(),
             codecs: Codecs::new(&limits),
             event_frames: EventFrames::default(),
+            frame_pool: FramePool::new(FRAME_POOL_BYTES),
             scratch: ReadScratch::new(limits.read_batch_bytes),
             ws_config: ws::websocket_config(&limits),
             limits,
             token_key,
             read_list: Vec::new(),
             flush_list: Vec::new(),
+            bytes_since_flush: 0,
             reap_list: Vec::new(),
             pending_disconnects: Vec::new(),
             deadlines: Deadlines::default(),
@@ -376,10 +387,19 @@ impl<S: Transport> Driver<S> {
         let lobby = self.core.lobby_stats();
         self.counters.party_code_misses_total = lobby.code_misses_total;
         self.counters.party_invitations_pending = lobby.invitations_pending as u64;
-        if now.saturating_sub(self.outbound_sampled_at) >= OUTBOUND_SAMPLE_INTERVAL_MS || self.conns.len() < 64 {
-            self.outbound_sampled_at = now;
-            let sizes = self.conns.iter().map(|c| c.out.bytes_queued() as u64);
-            let (total, max) = sizes.fold((0, 0), |(t, m), q| (t + q, m.max(q)));
+        let interval_passed = now.saturating_sub(self.outbound_sampled_at) >= OUTBOUND_SAMPLE_INTERVAL_MS;
+        if interval_passed || self.conns.len() < 64 {
+            if interval_passed {
+                self.outbound_sampled_at = now;
+            }
+            let (mut total, mut max) = (0, 0);
+            for conn in self.conns.iter_mut() {
+                let queued = conn.out.bytes_queued() as u64;
+                (total, max) = (total + queued, max.max(queued));
+                if interval_passed {
+                    conn.out.shrink_if_idle();
+                }
+            }
             self.counters.outbound_bytes_queued = total;
             self.counters.outbound_bytes_queued_conn_max = max;
         }

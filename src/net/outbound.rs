@@ -9,7 +9,7 @@ use super::driver::Driver;
 use super::ws::CLOSE_POLICY;
 use crate::core::{Millis, SessionId};
 use crate::limits::Limits;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
@@ -75,8 +75,16 @@ impl<S: Transport> Driver<S> {
         self.close_with(id, CLOSE_POLICY, "output buffer limit", now);
     }
 
+    /// Whether the output queued since the last flush is worth writing before reading on: it
+    /// averages `flush_batch_bytes` per connection waiting for it (see that limit).
+    pub(super) fn flush_due(&self) -> bool {
+        let batch_bytes = self.limits.flush_batch_bytes;
+        batch_bytes > 0 && self.bytes_since_flush >= batch_bytes.saturating_mul(self.flush_list.len().max(1))
+    }
+
     /// Writes every listed connection's queue, up to `write_bytes_per_turn_max` each.
     pub(crate) fn flush_listed(&mut self, now: Millis) {
+        self.bytes_since_flush = 0;
         let list = std::mem::take(&mut self.flush_list);
         let budget = self.limits.write_bytes_per_turn_max;
         let soft_bytes_max = self.limits.outbound_soft_bytes_max;
@@ -107,6 +115,8 @@ impl<S: Transport> Driver<S> {
             if conn.out.bytes_queued() <= soft_bytes_max {
                 conn.soft_exceeded_since = None;
             }
+            // What the socket did not take waits for a later turn: out of the frame pool with it.
+            conn.out.unpool();
             if let Phase::Closing { write_shut, .. } = &mut conn.phase {
                 if conn.out.is_empty() && !*write_shut {
                     *write_shut = true;
@@ -125,6 +135,13 @@ impl<S: Transport> Driver<S> {
 /// iovecs per `writev`: enough to drain a typical turn's backlog in one call, few enough to
 /// build on the stack.
 const IOVECS_PER_WRITE_MAX: usize = 64;
+/// The iovec array for a queue of a few frames (a quiet connection's usual turn).
+const IOVECS_SMALL: usize = 8;
+
+/// Frames a queue keeps room for when it goes idle: a burst's larger capacity is given back by
+/// [`OutboundQueue::shrink_if_idle`], not on every drain (which would reallocate every turn for
+/// a member of a large party that gets dozens of frames a turn).
+const FRAMES_KEPT: usize = 16;
 
 #[derive(Debug, Default)]
 pub struct OutboundQueue {
@@ -133,6 +150,11 @@ pub struct OutboundQueue {
     head_written: usize,
     /// Unwritten bytes across all frames.
     bytes_queued: usize,
+    /// Frames at the front that hold nothing of the driver's frame pool (copied out by
+    /// [`OutboundQueue::unpool`]); any frame behind them may.
+    unpooled_frames: usize,
+    /// The most frames queued at once since the last [`OutboundQueue::shrink_if_idle`].
+    frames_peak: usize,
 }
 
 /// How a flush ended.
@@ -150,6 +172,41 @@ impl OutboundQueue {
         }
         self.bytes_queued += frame.len();
         self.frames.push_back(frame);
+        self.frames_peak = self.frames_peak.max(self.frames.len());
+    }
+
+    /// Copies every frame that may hold a chunk of the driver's frame pool into a buffer of the
+    /// queue's own, so a queue the socket did not take whole keeps no chunk from being reused
+    /// (a slow reader would otherwise pin a whole chunk for a few bytes). Each frame is copied
+    /// at most once, a partly written one whole (its written part too, so `head_written` stays
+    /// true). Allocates one buffer for all of them: only queues left over by a flush get here.
+    #[inline]
+    pub fn unpool(&mut self) {
+        if self.unpooled_frames < self.frames.len() {
+            self.unpool_rest();
+        }
+    }
+
+    #[cold]
+    fn unpool_rest(&mut self) {
+        let from = self.unpooled_frames;
+        let bytes = self.frames.range(from..).map(Bytes::len).sum();
+        let mut own = BytesMut::with_capacity(bytes);
+        for frame in self.frames.range_mut(from..) {
+            own.extend_from_slice(frame);
+            *frame = own.split().freeze();
+        }
+        self.unpooled_frames = self.frames.len();
+    }
+
+    /// Gives back the capacity a burst left behind, when the queue is empty and has needed no
+    /// more than [`FRAMES_KEPT`] frames since the last call; a queue that keeps needing more
+    /// keeps its capacity. Called every `OUTBOUND_SAMPLE_INTERVAL_MS` (the driver's stats pass).
+    pub fn shrink_if_idle(&mut self) {
+        if self.frames.is_empty() && self.frames_peak <= FRAMES_KEPT && self.frames.capacity() > FRAMES_KEPT {
+            self.frames.shrink_to(FRAMES_KEPT);
+        }
+        self.frames_peak = self.frames.len();
     }
 
     pub fn bytes_queued(&self) -> usize {
@@ -171,12 +228,16 @@ impl OutboundQueue {
     /// response). Returns the bytes dropped.
     pub fn truncate_all_but_last(&mut self) -> usize {
         let keep_head = usize::from(self.head_written > 0);
+        let last_unpooled = self.unpooled_frames == self.frames.len();
         let Some(last) = self.frames.pop_back() else { return 0 };
         let before = self.bytes_queued;
         self.bytes_queued -= last.len();
         self.truncate_unstarted_after(keep_head);
         self.bytes_queued += last.len();
         self.frames.push_back(last);
+        if last_unpooled {
+            self.unpooled_frames = self.frames.len();
+        }
         before - self.bytes_queued
     }
 
@@ -186,19 +247,21 @@ impl OutboundQueue {
                 self.bytes_queued -= frame.len();
             }
         }
+        self.unpooled_frames = self.unpooled_frames.min(self.frames.len());
     }
 
     /// Writes queued frames with as few `writev` calls as possible, at most about `budget` bytes.
     pub fn write_to(&mut self, writer: &mut impl Write, budget: usize) -> io::Result<Flushed> {
         let mut written_total = 0;
         while !self.frames.is_empty() && written_total < budget {
-            let mut slices = [IoSlice::new(&[]); IOVECS_PER_WRITE_MAX];
-            let mut count = 0;
-            for (i, frame) in self.frames.iter().take(IOVECS_PER_WRITE_MAX).enumerate() {
-                slices[i] = IoSlice::new(if i == 0 { &frame[self.head_written..] } else { frame });
-                count += 1;
-            }
-            let written = match writer.write_vectored(&slices[..count]) {
+            // The iovec array is sized to the queue: filling all 64 entries for the one or two
+            // frames a quiet connection has would cost more than the rest of the call.
+            let result = match self.frames.len() {
+                1 => self.write_some::<1>(writer),
+                2..=IOVECS_SMALL => self.write_some::<IOVECS_SMALL>(writer),
+                _ => self.write_some::<IOVECS_PER_WRITE_MAX>(writer),
+            };
+            let written = match result {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes")),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -213,6 +276,17 @@ impl OutboundQueue {
         Ok(Flushed { bytes_written: written_total, blocked: false })
     }
 
+    /// One `writev` of up to `N` frames from the front.
+    fn write_some<const N: usize>(&self, writer: &mut impl Write) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); N];
+        let mut count = 0;
+        for (slice, frame) in slices.iter_mut().zip(&self.frames) {
+            *slice = IoSlice::new(if count == 0 { &frame[self.head_written..] } else { frame });
+            count += 1;
+        }
+        writer.write_vectored(&slices[..count])
+    }
+
     fn advance(&mut self, mut written: usize) {
         debug_assert!(written <= self.bytes_queued, "writer claims more bytes than were queued");
         self.bytes_queued -= written;
@@ -225,14 +299,11 @@ impl OutboundQueue {
                 written -= left;
                 self.frames.pop_front();
                 self.head_written = 0;
+                self.unpooled_frames = self.unpooled_frames.saturating_sub(1);
             } else {
                 self.head_written += written;
                 written = 0;
             }
-        }
-        if self.frames.is_empty() && self.frames.capacity() > 16 {
-            // A burst must not pin its queue's memory on a connection that has gone idle.
-            self.frames.shrink_to(16);
         }
     }
 }
@@ -323,6 +394,49 @@ mod tests {
         let mut alone = queue_of(&[b"close"]);
         assert_eq!(alone.truncate_all_but_last(), 0);
         assert_eq!(OutboundQueue::default().truncate_all_but_last(), 0);
+    }
+
+    #[test]
+    fn unpooled_leftovers_release_their_chunk_and_are_written_unchanged() {
+        let mut chunk = BytesMut::with_capacity(64);
+        let mut q = OutboundQueue::default();
+        for frame in [&b"head"[..], b"next", b"last"] {
+            chunk.extend_from_slice(frame);
+            q.push(chunk.split().freeze());
+        }
+        let mut sink = Trickle { got: vec![], chunk: 2, room: 2 };
+        q.write_to(&mut sink, usize::MAX).unwrap();
+        assert!(!chunk.try_reclaim(64), "the queue holds frames of the chunk");
+        q.unpool();
+        assert!(chunk.try_reclaim(64), "nothing of the chunk is held after unpool");
+        q.push(Bytes::from_static(b"more"));
+        q.unpool();
+        q.truncate_unstarted();
+        assert_eq!(q.bytes_queued(), 2, "the copied head frame still counts as started");
+        sink.room = 100;
+        q.write_to(&mut sink, usize::MAX).unwrap();
+        assert_eq!(sink.got, b"head");
+    }
+
+    #[test]
+    fn an_idle_queue_gives_back_a_bursts_capacity_and_a_busy_one_keeps_it() {
+        let mut q = OutboundQueue::default();
+        let burst = |q: &mut OutboundQueue| {
+            for _ in 0..100 {
+                q.push(Bytes::from_static(b"frame"));
+            }
+            let mut sink = Trickle { got: vec![], chunk: usize::MAX, room: usize::MAX };
+            q.write_to(&mut sink, usize::MAX).unwrap();
+        };
+        burst(&mut q);
+        q.shrink_if_idle();
+        assert!(q.frames.capacity() >= 100, "busy since the last call: capacity kept");
+        burst(&mut q);
+        let capacity = q.frames.capacity();
+        q.shrink_if_idle();
+        assert_eq!(q.frames.capacity(), capacity);
+        q.shrink_if_idle();
+        assert!(q.frames.capacity() <= 2 * FRAMES_KEPT, "idle since the last call: given back");
     }
 
     #[test]

@@ -32,7 +32,9 @@ enum ReadEnd {
 }
 
 impl<S: Transport> Driver<S> {
-    /// Reads every listed connection once, each as its phase requires.
+    /// Reads every listed connection once, each as its phase requires. What the reads queue
+    /// is written as soon as a batch is worth a flush (`Limits::flush_batch_bytes`), so the
+    /// first replies of a long turn do not wait for its last read.
     pub(crate) fn read_listed(&mut self, now: Millis) {
         let list = std::mem::take(&mut self.read_list);
         for &id in &list {
@@ -45,6 +47,9 @@ impl<S: Transport> Driver<S> {
                 Phase::Admin(_) => self.read_admin(id, now),
                 Phase::Open { .. } => self.read_frames(id, now),
                 Phase::Closing { .. } => self.read_closing(id),
+            }
+            if self.flush_due() {
+                self.flush_listed(now);
             }
         }
         // Reuse the list's allocation unless reading listed connections again meanwhile.

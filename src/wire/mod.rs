@@ -59,6 +59,7 @@ mod dispatch;
 mod envelope;
 mod errors;
 mod fields;
+mod hot;
 mod lobby;
 pub mod nakama;
 mod party;
@@ -105,6 +106,19 @@ pub type DecodedRequest = (Cid, Request);
 /// Every request needs a non-zero cid (101) except party data, which may be sent with cid 0,
 /// fire-and-forget (P-9): it decodes as a request with [`Cid::NONE`].
 pub fn decode_request(frame: &Bytes, options: &VerifierOptions) -> Result<DecodedRequest, (Cid, DecodeError)> {
+    // Party data, the hot path, is verified and read by hand; anything else (or any doubt)
+    // goes through the generic verifier, which decides exactly as it always did.
+    if let Some(decoded) = hot::decode_party_data_send(frame, options) {
+        return Ok(decoded);
+    }
+    decode_request_verified(frame, options)
+}
+
+/// [`decode_request`] through the generic verifier and decoder alone: what the hand-written
+/// party-data path must agree with (its tests and the `decode_envelope` fuzz target compare
+/// the two).
+#[doc(hidden)]
+pub fn decode_request_verified(frame: &Bytes, options: &VerifierOptions) -> Result<DecodedRequest, (Cid, DecodeError)> {
     let envelope = envelope::verified(frame, options)?;
     let cid = Cid(envelope.cid());
     let kind = envelope.message_type();
@@ -155,9 +169,12 @@ pub enum ServerMessage {
 }
 
 /// Encodes server and client messages, reusing one builder so steady-state encoding allocates
-/// nothing but the output it returns. Every frame carries the file identifier.
+/// nothing but the output it returns. Every frame carries the file identifier. The party-data
+/// event and its `PartyOk` are laid out by hand (`hot.rs`), the hot path's two messages.
 pub struct Encoder {
     builder: FlatBufferBuilder<'static>,
+    /// Where `hot.rs` lays out its messages; reused.
+    hot: Vec<u8>,
 }
 
 impl Default for Encoder {
@@ -168,11 +185,15 @@ impl Default for Encoder {
 
 impl Encoder {
     pub fn new() -> Encoder {
-        Encoder { builder: FlatBufferBuilder::with_capacity(1024) }
+        Encoder { builder: FlatBufferBuilder::with_capacity(1024), hot: Vec::with_capacity(1024) }
     }
 
     /// The reply to request `cid`. The returned bytes live until the next call.
     pub fn reply(&mut self, cid: Cid, result: &Result<Reply, CoreError>) -> &[u8] {
+        if let Ok(Reply::Party(crate::core::PartyReply::Ok { party_id })) = result {
+            hot::party_ok_reply(&mut self.hot, cid, *party_id);
+            return &self.hot;
+        }
         self.builder.reset();
         let body = match result {
             Ok(Reply::Pong) => self.pong(),
@@ -199,6 +220,10 @@ impl Encoder {
 
     /// An event (no cid). Encoded once however many sessions receive it.
     pub fn event(&mut self, event: &Event) -> &[u8] {
+        if let Event::Party(crate::core::PartyEvent::Data { party_id, sender, op_code, data }) = event {
+            hot::party_data_event(&mut self.hot, *party_id, sender, *op_code, data);
+            return &self.hot;
+        }
         self.builder.reset();
         let body = match event {
             Event::Welcome { presence } => self.welcome(presence),
