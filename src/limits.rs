@@ -228,6 +228,43 @@ pub struct Limits {
     /// for typing mistakes and keeps a guesser at 10 tries a minute per session (see the README
     /// for the odds).
     pub code_misses_per_minute_max: usize,
+    /// SPEC L-7: bytes of a party name (64: a name is one line of a party screen; PGOS's names
+    /// are as short). Past it: error 200, nothing changes.
+    pub party_name_bytes_max: usize,
+    /// Entries of the name deny-list (`--name-deny-list`, SPEC L-7). Every name set at create or
+    /// update is matched against all of them at once (an Aho-Corasick automaton, so the cost per
+    /// name does not grow with the list); 100,000 holds the largest multilingual profanity lists
+    /// with room to spare while bounding the automaton's memory (a few tens of MB at most). A
+    /// longer file is refused at startup and on a reload (the old list stays).
+    pub name_deny_list_entries_max: usize,
+    /// SPEC L-5: bytes of one custom data string, the party's global one or a member's (4,096 as
+    /// the spec says: room for a ready flag, a vote or a loadout as JSON). Past it: error 300,
+    /// nothing changes.
+    pub party_custom_data_bytes_max: usize,
+    /// SPEC L-6: bytes of one chat message body (1,024 as the spec says: a few lines of text).
+    /// Past it: error 300, nothing sent.
+    pub chat_body_bytes_max: usize,
+    /// SPEC L-6: chat messages one session may send in any `chat_window_ms` (a sliding window;
+    /// PGOS's 5 per 10 s: a quick exchange goes through, a flood does not). The next one gets
+    /// error 300 and is not sent; refused messages do not count, so the window always reopens.
+    pub chat_messages_per_window_max: usize,
+    /// SPEC L-6: the chat rate limit's sliding window, in ms (PGOS's 10 s).
+    pub chat_window_ms: u64,
+    /// SPEC L-8: bytes of a party's attributes, the JSON object a game backend writes through
+    /// the admin API, as stored (compact: keys sorted, no whitespace). 4 KiB as the spec says.
+    /// Past it: HTTP 400, nothing changes.
+    pub party_attributes_bytes_max: usize,
+    /// SPEC L-4: friends one user's list may hold (2,000: the largest friend list of the big
+    /// platforms). A longer list in an admin write: HTTP 400, nothing changes.
+    pub social_friends_per_user_max: usize,
+    /// SPEC L-4: users one user's block list may hold (1,000: far beyond what players block,
+    /// and a bound on what one list costs). A longer list in an admin write: HTTP 400.
+    pub social_blocks_per_user_max: usize,
+    /// SPEC L-4: friend and block entries in the whole social table, every user's lists added
+    /// up. About 40 bytes each (an id shared by reference, in a sorted list, plus its text), so
+    /// 1,000,000 entries (10,000 players online with 100 friends each) cost about 40 MB. A write
+    /// that would pass it: HTTP 507, nothing changes.
+    pub social_entries_max: usize,
 }
 
 /// Hard ceiling for `search_query_bytes_max`: the wire decoder refuses a longer query before
@@ -388,6 +425,16 @@ impl Default for Limits {
             invitations_per_user_max: 32,
             invitees_per_request_max: 16,
             code_misses_per_minute_max: 10,
+            party_name_bytes_max: 64,
+            name_deny_list_entries_max: 100_000,
+            party_custom_data_bytes_max: 4096,
+            chat_body_bytes_max: 1024,
+            chat_messages_per_window_max: 5,
+            chat_window_ms: 10_000,
+            party_attributes_bytes_max: 4096,
+            social_friends_per_user_max: 2000,
+            social_blocks_per_user_max: 1000,
+            social_entries_max: 1_000_000,
         }
     }
 }
@@ -504,6 +551,16 @@ impl Limits {
             invitations_per_user_max,
             invitees_per_request_max,
             code_misses_per_minute_max,
+            party_name_bytes_max,
+            name_deny_list_entries_max,
+            party_custom_data_bytes_max,
+            chat_body_bytes_max,
+            chat_messages_per_window_max,
+            chat_window_ms,
+            party_attributes_bytes_max,
+            social_friends_per_user_max,
+            social_blocks_per_user_max,
+            social_entries_max,
         );
         for (name, value) in positive {
             if value == 0 {
@@ -612,6 +669,12 @@ mod tests {
         assert!(many_invitees.validate().unwrap_err().0.contains("invitees_per_request_max"));
         let no_guesses = Limits { code_misses_per_minute_max: 0, ..Limits::default() };
         assert!(no_guesses.validate().unwrap_err().0.contains("code_misses_per_minute_max"));
+        let no_chat = Limits { chat_messages_per_window_max: 0, ..Limits::default() };
+        assert!(no_chat.validate().unwrap_err().0.contains("chat_messages_per_window_max"));
+        let no_window = Limits { chat_window_ms: 0, ..Limits::default() };
+        assert!(no_window.validate().unwrap_err().0.contains("chat_window_ms"));
+        let no_friends = Limits { social_entries_max: 0, ..Limits::default() };
+        assert!(no_friends.validate().unwrap_err().0.contains("social_entries_max"));
     }
 
     #[test]

@@ -294,6 +294,16 @@ limit_flags! {
     invitations_per_user_max: usize => "Pending invitations per invitee user",
     invitees_per_request_max: usize => "Invitees in one invite request (at most 256)",
     code_misses_per_minute_max: usize => "Wrong party codes one session may try in any 60 s",
+    party_name_bytes_max: usize => "Bytes of a party name",
+    name_deny_list_entries_max: usize => "Entries the name deny-list file may hold",
+    party_custom_data_bytes_max: usize => "Bytes of one party custom data string (global or a member's)",
+    chat_body_bytes_max: usize => "Bytes of one party chat message body",
+    chat_messages_per_window_max: usize => "Chat messages one session may send in any chat_window_ms",
+    chat_window_ms: u64 => "The chat rate limit's sliding window, in ms",
+    party_attributes_bytes_max: usize => "Bytes of a party's attributes (admin API)",
+    social_friends_per_user_max: usize => "Friends in one user's list (admin API)",
+    social_blocks_per_user_max: usize => "Blocked users in one user's list (admin API)",
+    social_entries_max: usize => "Friend and block entries in the whole social table",
 }
 
 /// A `--config` file: the serve settings that are not limits, then the limits.

@@ -142,7 +142,7 @@ impl Client {
         join_strategy: Option<JoinStrategy>,
         invite_strategy: Option<InviteStrategy>,
     ) -> PartyResult<()> {
-        let lobby = LobbySettingsPatch { join_strategy, invite_strategy };
+        let lobby = LobbySettingsPatch { join_strategy, invite_strategy, ..LobbySettingsPatch::default() };
         self.party_ok("update", PartyRequest::Update { party_id, open: None, hidden: None, label: None, lobby })
     }
 

@@ -4,7 +4,7 @@
 //! closes and events it causes reach sessions in the normal order; the result is the driver's to
 //! answer over HTTP. The ban table is its own sub-state (`ban.rs`).
 
-use super::{CloseReason, Core, CoreError, Now, Outbox, SessionId, UnixMillis, UserId};
+use super::{CloseReason, Core, CoreError, Now, Outbox, PartyId, SessionId, SocialWrite, UnixMillis, UserId};
 
 /// Close reason of a session disconnected by `DELETE /v1/users/{id}/sessions`.
 pub const CLOSE_DISCONNECTED_BY_ADMIN: &str = "disconnected by admin";
@@ -20,6 +20,12 @@ pub enum AdminRequest {
     Ban { user_id: UserId, until: UnixMillis },
     /// Lift a ban early.
     Unban { user_id: UserId },
+    /// L-4: replace the given friend and block lists of each user, all or nothing
+    /// (`lobby_admin.rs`).
+    SetSocial { writes: Vec<SocialWrite> },
+    /// L-8: the game backend writes a party's attributes (a compact JSON object) at `timestamp`
+    /// (`lobby_admin.rs`).
+    SetPartyAttributes { party_id: PartyId, attributes: String, timestamp: UnixMillis },
 }
 
 /// The result of an admin request.
@@ -35,6 +41,15 @@ pub enum AdminReply {
     /// `lifted` is false when the user was not banned (or the ban had expired).
     Unbanned {
         lifted: bool,
+    },
+    /// The social table after the write: users with a list, and entries.
+    Social {
+        users: usize,
+        entries: usize,
+    },
+    /// The party's version after the attributes write.
+    PartyAttributes {
+        version: u64,
     },
 }
 
@@ -58,6 +73,10 @@ impl Core {
                 AdminReply::Banned { until, sessions_closed }
             }
             AdminRequest::Unban { user_id } => AdminReply::Unbanned { lifted: self.bans.lift(&user_id, now.wall) },
+            AdminRequest::SetSocial { writes } => self.set_social(writes)?,
+            AdminRequest::SetPartyAttributes { party_id, attributes, timestamp } => {
+                self.set_party_attributes(party_id, attributes, timestamp, now, out)?
+            }
         };
         self.check_invariants();
         Ok(reply)

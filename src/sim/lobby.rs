@@ -176,6 +176,8 @@ impl Sim {
         LobbySettings {
             join_strategy: self.rng.pick(&JOIN_STRATEGIES).expect("non-empty"),
             invite_strategy: if self.rng.chance(30) { InviteStrategy::LeaderOnly } else { InviteStrategy::AllMembers },
+            name: self.party_name(),
+            chat_enabled: self.rng.chance(70),
         }
     }
 
@@ -190,6 +192,8 @@ impl Sim {
                     InviteStrategy::AllMembers
                 }
             }),
+            name: self.rng.chance(15).then(|| self.party_name()),
+            chat_enabled: self.rng.chance(15).then(|| self.rng.chance(70)),
         }
     }
 

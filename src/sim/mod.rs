@@ -56,6 +56,7 @@
 #![doc(hidden)]
 
 mod lobby;
+mod lobby2;
 mod party;
 mod rng;
 mod status;

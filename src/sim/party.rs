@@ -360,6 +360,7 @@ impl Sim {
                     max_size: party.max_size,
                     member_count: party.members.len() as u16,
                     label: party.label.clone(),
+                    name: party.lobby.name.clone(),
                     version: party.version,
                 };
                 assert_eq!(*listing, expected, "a listing disagrees with the party table");
@@ -591,6 +592,8 @@ fn brute_force(query: &Query, open_filter: Option<bool>, parties: &[PartySnapsho
                 FieldRef::Open => (vec![if party.open { "true" } else { "false" }], vec![]),
                 FieldRef::MaxSize => (vec![], vec![f64::from(party.max_size)]),
                 FieldRef::MemberCount => (vec![], vec![member_count]),
+                FieldRef::Name if party.lobby.name.is_empty() => (vec![], vec![]),
+                FieldRef::Name => (vec![party.lobby.name.as_str()], vec![]),
             };
             match value {
                 ValueMatch::Exact { text, number } => {

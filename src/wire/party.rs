@@ -9,8 +9,8 @@ use super::fields::{
 };
 use super::{fb, Body, DecodeError, Encoder, ServerMessage};
 use crate::core::{
-    Cid, Event, LobbySettings, LobbySettingsPatch, PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary,
-    RemovedReason, Reply, Request,
+    Cid, Event, LobbyData, LobbySettings, LobbySettingsPatch, PartyEvent, PartyReply, PartyRequest, PartySnapshot,
+    PartySummary, RemovedReason, Reply, Request, SessionId, UnixMillis, ATTRIBUTES_NONE,
 };
 use bytes::Bytes;
 
@@ -55,10 +55,12 @@ fn party(request: PartyRequest) -> Result<Request, DecodeError> {
 
 fn decode_create(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
     let m = body(envelope.message_as_party_create())?;
-    // L-4: an unset strategy is the default one.
+    // L-4: an unset strategy is the default one; L-6, L-7: no name, chat off unless given.
     let lobby = LobbySettings {
         join_strategy: join_strategy_from_wire(m.join_strategy(), "join_strategy")?.unwrap_or_default(),
         invite_strategy: invite_strategy_from_wire(m.invite_strategy(), "invite_strategy")?.unwrap_or_default(),
+        name: m.name().unwrap_or_default().to_owned(),
+        chat_enabled: m.chat_enabled(),
     };
     party(PartyRequest::Create {
         open: m.open(),
@@ -127,6 +129,8 @@ fn decode_update(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, Deco
         lobby: LobbySettingsPatch {
             join_strategy: join_strategy_from_wire(m.join_strategy(), "join_strategy")?,
             invite_strategy: invite_strategy_from_wire(m.invite_strategy(), "invite_strategy")?,
+            name: m.name().map(str::to_owned),
+            chat_enabled: toggle_from_wire(m.chat_enabled(), "chat_enabled")?,
         },
     })
 }
@@ -158,7 +162,19 @@ pub(super) fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnaps
         label: info.label().unwrap_or_default().to_owned(),
         leader: presence_from_wire(info.leader(), "leader")?,
         members: presences_from_wire(info.members())?,
-        lobby: lobby_settings_from_wire(info.join_strategy(), info.invite_strategy())?,
+        lobby: lobby_settings_from_wire(info.join_strategy(), info.invite_strategy(), info.name(), info.chat_enabled())?,
+        data: LobbyData {
+            custom_data: info.custom_data().unwrap_or_default().to_owned(),
+            member_custom_data: info
+                .member_custom_data()
+                .iter()
+                .flatten()
+                .map(|m| (SessionId::from_wire(m.session_id()), m.value().unwrap_or_default().to_owned()))
+                .collect(),
+            // Absent: the empty object, as before any write (the server leaves it out then).
+            attributes: info.attributes().unwrap_or(ATTRIBUTES_NONE).to_owned(),
+            attributes_timestamp: UnixMillis(info.attributes_timestamp()),
+        },
         version: info.version(),
     })
 }
@@ -172,7 +188,7 @@ pub(super) fn party_summary_from_wire(s: fb::PartySummary<'_>) -> Result<PartySu
         member_count: s.member_count(),
         label: s.label().unwrap_or_default().to_owned(),
         leader: presence_from_wire(s.leader(), "leader")?,
-        lobby: lobby_settings_from_wire(s.join_strategy(), s.invite_strategy())?,
+        lobby: lobby_settings_from_wire(s.join_strategy(), s.invite_strategy(), s.name(), s.chat_enabled())?,
         version: s.version(),
     })
 }
@@ -268,7 +284,7 @@ fn decode_updated(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeEr
         hidden: m.hidden(),
         max_size: m.max_size(),
         label: m.label().unwrap_or_default().to_owned(),
-        lobby: lobby_settings_from_wire(m.join_strategy(), m.invite_strategy())?,
+        lobby: lobby_settings_from_wire(m.join_strategy(), m.invite_strategy(), m.name(), m.chat_enabled())?,
         version: m.version(),
     })
 }
@@ -295,6 +311,26 @@ impl Encoder {
         let leader = self.presence(&snapshot.leader);
         let members = self.presences(&snapshot.members);
         let party_id = party_id_to_wire(snapshot.party_id);
+        let (lobby, data) = (&snapshot.lobby, &snapshot.data);
+        // Absent fields cost nothing: a party without a name or custom data writes none.
+        let name = (!lobby.name.is_empty()).then(|| self.builder.create_string(&lobby.name));
+        let custom_data = (!data.custom_data.is_empty()).then(|| self.builder.create_string(&data.custom_data));
+        let member_custom_data = (!data.member_custom_data.is_empty()).then(|| {
+            let offsets: Vec<_> = data
+                .member_custom_data
+                .iter()
+                .map(|(session, value)| {
+                    let value = self.builder.create_string(value);
+                    fb::PartyMemberCustomData::create(
+                        &mut self.builder,
+                        &fb::PartyMemberCustomDataArgs { session_id: session.to_wire(), value: Some(value) },
+                    )
+                })
+                .collect();
+            self.builder.create_vector(&offsets)
+        });
+        // Absent reads as the empty object (what a party holds before the first write).
+        let attributes = (data.attributes != ATTRIBUTES_NONE).then(|| self.builder.create_string(&data.attributes));
         fb::PartyInfo::create(
             &mut self.builder,
             &fb::PartyInfoArgs {
@@ -306,8 +342,14 @@ impl Encoder {
                 leader: Some(leader),
                 members: Some(members),
                 version: snapshot.version,
-                join_strategy: join_strategy_to_wire(snapshot.lobby.join_strategy),
-                invite_strategy: invite_strategy_to_wire(snapshot.lobby.invite_strategy),
+                join_strategy: join_strategy_to_wire(lobby.join_strategy),
+                invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
+                name,
+                chat_enabled: lobby.chat_enabled,
+                custom_data,
+                member_custom_data,
+                attributes,
+                attributes_timestamp: data.attributes_timestamp.0,
             },
         )
     }
@@ -319,6 +361,7 @@ impl Encoder {
         let label = self.builder.create_string(&summary.label);
         let leader = self.presence(&summary.leader);
         let party_id = party_id_to_wire(summary.party_id);
+        let name = (!summary.lobby.name.is_empty()).then(|| self.builder.create_string(&summary.lobby.name));
         fb::PartySummary::create(
             &mut self.builder,
             &fb::PartySummaryArgs {
@@ -332,6 +375,8 @@ impl Encoder {
                 version: summary.version,
                 join_strategy: join_strategy_to_wire(summary.lobby.join_strategy),
                 invite_strategy: invite_strategy_to_wire(summary.lobby.invite_strategy),
+                name,
+                chat_enabled: summary.lobby.chat_enabled,
             },
         )
     }
@@ -432,6 +477,7 @@ impl Encoder {
             }
             PartyEvent::Updated { party_id, open, hidden, max_size, label, lobby, version } => {
                 let label = self.builder.create_string(label);
+                let name = (!lobby.name.is_empty()).then(|| self.builder.create_string(&lobby.name));
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyUpdated::create(
                     &mut self.builder,
@@ -444,6 +490,8 @@ impl Encoder {
                         join_strategy: join_strategy_to_wire(lobby.join_strategy),
                         invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
                         version: *version,
+                        name,
+                        chat_enabled: lobby.chat_enabled,
                     },
                 );
                 (fb::Message::PartyUpdated, m.as_union_value())
@@ -461,6 +509,7 @@ impl Encoder {
         match request {
             PartyRequest::Create { open, max_size, label, hidden, lobby } => {
                 let label = self.builder.create_string(label);
+                let name = (!lobby.name.is_empty()).then(|| self.builder.create_string(&lobby.name));
                 let m = fb::PartyCreate::create(
                     &mut self.builder,
                     &fb::PartyCreateArgs {
@@ -470,6 +519,8 @@ impl Encoder {
                         hidden: *hidden,
                         join_strategy: join_strategy_to_wire(lobby.join_strategy),
                         invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
+                        name,
+                        chat_enabled: lobby.chat_enabled,
                     },
                 );
                 (fb::Message::PartyCreate, m.as_union_value())
@@ -535,6 +586,7 @@ impl Encoder {
             }
             PartyRequest::Update { party_id, open, hidden, label, lobby } => {
                 let label = label.as_deref().map(|l| self.builder.create_string(l));
+                let name = lobby.name.as_deref().map(|n| self.builder.create_string(n));
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyUpdate::create(
                     &mut self.builder,
@@ -547,6 +599,8 @@ impl Encoder {
                         invite_strategy: lobby
                             .invite_strategy
                             .map_or(fb::PartyInviteStrategy::Unset, invite_strategy_to_wire),
+                        name,
+                        chat_enabled: toggle_to_wire(lobby.chat_enabled),
                     },
                 );
                 (fb::Message::PartyUpdate, m.as_union_value())
