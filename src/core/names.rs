@@ -133,10 +133,10 @@ mod tests {
     fn a_name_is_denied_when_it_contains_an_entry() {
         let list = NameDenyList::parse("  Badword \n\n\u{200B}\nÉVIL\n", 10).unwrap();
         assert_eq!(list.len(), 2, "blank and invisible-only lines are skipped");
-        for name in ["badword", "my BADWORD party", "ＢＡＤＷＯＲＤ", "so e\u{301}vil", "ＥＶＩＬ"] {
+        for name in ["badword", "my BADWORD party", "ＢＡＤＷＯＲＤ", "so e\u{301}vil", "Ｅ\u{301}ＶＩＬ"] {
             assert!(list.denies(name), "{name:?}");
         }
-        for name in ["bad word", "", "evi", "good"] {
+        for name in ["bad word", "", "evil", "good"] {
             assert!(!list.denies(name), "{name:?}");
         }
         assert!(!NameDenyList::empty().denies("anything"));

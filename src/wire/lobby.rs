@@ -433,8 +433,8 @@ mod tests {
     use super::super::{decode_request as decode, decode_server_message as decode_server, verifier_options, ErrorCode};
     use super::*;
     use crate::core::{
-        CoreError, InviteStrategy, JoinStrategy, LobbySettings, PartyId, PartySnapshot, PartySummary, Presence,
-        SessionId, Username,
+        CoreError, InviteStrategy, JoinStrategy, LobbyData, LobbySettings, PartyId, PartySnapshot, PartySummary,
+        Presence, SessionId, Username,
     };
 
     const ID: PartyId = PartyId(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
@@ -464,6 +464,8 @@ mod tests {
                 lobby: LobbySettings {
                     join_strategy: JoinStrategy::InvitedOnly,
                     invite_strategy: InviteStrategy::LeaderOnly,
+                    name: "squad".into(),
+                    chat_enabled: true,
                 },
                 version: 7,
             },
@@ -484,6 +486,8 @@ mod tests {
             LobbyRequest::CodeGet { party_id: ID },
             LobbyRequest::CodeRegenerate { party_id: ID },
             LobbyRequest::JoinByCode { code: "abc234".into() },
+            LobbyRequest::CustomDataSet { party_id: ID, scope: CustomDataScope::Global, value: "{}".into() },
+            LobbyRequest::CustomDataSet { party_id: ID, scope: CustomDataScope::Member, value: String::new() },
         ];
         for request in requests {
             request_round_trips(Request::Lobby(request));
@@ -515,6 +519,11 @@ mod tests {
             lobby: LobbySettings {
                 join_strategy: JoinStrategy::FriendsOfMembers,
                 invite_strategy: InviteStrategy::AllMembers,
+                ..LobbySettings::default()
+            },
+            data: LobbyData {
+                member_custom_data: vec![(presence(3).session_id, "ready".into())],
+                ..LobbyData::default()
             },
             version: 42,
         };
@@ -553,6 +562,14 @@ mod tests {
                 reason: InvitationEndReason::PartyGone,
             },
             LobbyEvent::Snapshot(Box::new(snapshot)),
+            LobbyEvent::CustomDataChanged { party_id: ID, member: None, value: "g".into(), version: 43 },
+            LobbyEvent::CustomDataChanged { party_id: ID, member: Some(presence(3)), value: String::new(), version: 44 },
+            LobbyEvent::AttributesUpdated {
+                party_id: ID,
+                attributes: r#"{"a":[1,2]}"#.into(),
+                timestamp: UnixMillis(5),
+                version: 45,
+            },
         ];
         let mut encoder = Encoder::new();
         for e in events {
@@ -600,6 +617,12 @@ mod tests {
             (CoreError::InvitationNotFound, ErrorCode::InvitationNotFound, 246),
             (CoreError::PartyCodeNotFound, ErrorCode::PartyCodeNotFound, 247),
             (CoreError::InvitationCancelNotAllowed, ErrorCode::InvitationCancelNotAllowed, 248),
+            (CoreError::PartyJoinBlocked, ErrorCode::PartyJoinBlocked, 260),
+            (CoreError::PartyNotFriendOfLeader, ErrorCode::PartyNotFriendOfLeader, 261),
+            (CoreError::PartyNotFriendOfMembers, ErrorCode::PartyNotFriendOfMembers, 262),
+            (CoreError::InviteeBlocked(UserId::new("eve")), ErrorCode::InviteeBlocked, 263),
+            (CoreError::PartyChatDisabled, ErrorCode::PartyChatDisabled, 264),
+            (CoreError::PartyNameDenied, ErrorCode::PartyNameDenied, 265),
         ];
         for (error, code, number) in cases {
             assert_eq!(code.number(), number);

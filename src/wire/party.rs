@@ -654,9 +654,22 @@ mod tests {
             lobby: LobbySettings {
                 join_strategy: JoinStrategy::NotAllowed,
                 invite_strategy: InviteStrategy::AllMembers,
+                name: "Ünïcode squad".into(),
+                chat_enabled: true,
+            },
+            data: LobbyData {
+                custom_data: r#"{"ready":2}"#.into(),
+                member_custom_data: vec![(presence(1).session_id, "r".into()), (presence(3).session_id, "ß".into())],
+                attributes: r#"{"map":"dust"}"#.into(),
+                attributes_timestamp: UnixMillis(1_767_225_600_123),
             },
             version: 9,
         }
+    }
+
+    /// A snapshot with nothing of Lobby II set: the absent fields read back as the defaults.
+    fn plain_snapshot() -> PartySnapshot {
+        PartySnapshot { lobby: LobbySettings::default(), data: LobbyData::default(), ..snapshot() }
     }
 
     #[test]
@@ -670,7 +683,16 @@ mod tests {
                 lobby: LobbySettings {
                     join_strategy: JoinStrategy::InvitedOnly,
                     invite_strategy: InviteStrategy::LeaderOnly,
+                    name: "name".into(),
+                    chat_enabled: true,
                 },
+            },
+            PartyRequest::Create {
+                open: false,
+                max_size: 2,
+                label: String::new(),
+                hidden: true,
+                lobby: LobbySettings::default(),
             },
             PartyRequest::Join { party_id: ID },
             PartyRequest::JoinRequests { party_id: ID },
@@ -700,14 +722,24 @@ mod tests {
                 open: None,
                 hidden: None,
                 label: None,
-                lobby: LobbySettingsPatch { join_strategy: Some(JoinStrategy::NotAllowed), invite_strategy: None },
+                lobby: LobbySettingsPatch {
+                    join_strategy: Some(JoinStrategy::NotAllowed),
+                    name: Some(String::new()),
+                    chat_enabled: Some(false),
+                    ..LobbySettingsPatch::default()
+                },
             },
             PartyRequest::Update {
                 party_id: ID,
                 open: None,
                 hidden: None,
                 label: None,
-                lobby: LobbySettingsPatch { join_strategy: None, invite_strategy: Some(InviteStrategy::LeaderOnly) },
+                lobby: LobbySettingsPatch {
+                    invite_strategy: Some(InviteStrategy::LeaderOnly),
+                    name: Some("x".into()),
+                    chat_enabled: Some(true),
+                    ..LobbySettingsPatch::default()
+                },
             },
             PartyRequest::Get { party_id: ID },
             PartyRequest::MyParties,
@@ -753,11 +785,19 @@ mod tests {
         };
         let replies = vec![
             PartyReply::Info(Box::new(snapshot())),
+            PartyReply::Info(Box::new(plain_snapshot())),
             PartyReply::JoinPending { party_id: ID },
             PartyReply::JoinRequests { party_id: ID, presences: vec![presence(7), presence(8)] },
             PartyReply::JoinRequests { party_id: ID, presences: vec![] },
             PartyReply::Ok { party_id: ID },
-            PartyReply::MyParties(vec![summary.clone(), PartySummary { party_id: PartyId(1), ..summary }]),
+            PartyReply::MyParties(vec![
+                summary.clone(),
+                PartySummary {
+                    party_id: PartyId(1),
+                    lobby: LobbySettings { name: "n".into(), chat_enabled: true, ..LobbySettings::default() },
+                    ..summary
+                },
+            ]),
             PartyReply::MyParties(vec![]),
         ];
         for reply in replies {
@@ -786,6 +826,8 @@ mod tests {
                 lobby: LobbySettings {
                     join_strategy: JoinStrategy::FriendsOfLeader,
                     invite_strategy: InviteStrategy::LeaderOnly,
+                    name: "n".into(),
+                    chat_enabled: true,
                 },
                 version: u64::MAX,
             },

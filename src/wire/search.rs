@@ -146,6 +146,7 @@ mod tests {
                         max_size: 8,
                         member_count: 3,
                         label: r#"{"a":1}"#.into(),
+                        name: "the crew".into(),
                         version: 3,
                     },
                     PartyListing {
@@ -154,6 +155,7 @@ mod tests {
                         max_size: 256,
                         member_count: 256,
                         label: "".into(),
+                        name: String::new(),
                         version: u64::MAX,
                     },
                 ],

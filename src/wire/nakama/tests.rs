@@ -49,6 +49,7 @@ fn snapshot(party_id: PartyId, open: bool, max_size: u16, label: &str, members: 
         leader: user(members[0]),
         members: members.iter().map(|who| user(who)).collect(),
         lobby: Default::default(),
+        data: Default::default(),
         version: 1,
     }
 }
