@@ -108,6 +108,11 @@ struct ServeArgs {
     /// key needed); its token mint works only while the admin listener is on loopback.
     #[arg(long, env = "HUDDLE_PLAYGROUND", value_parser = clap::builder::BoolishValueParser::new())]
     playground: bool,
+    /// Party names containing any line of this file (compared after Unicode NFKC normalisation
+    /// and case folding) are refused (SPEC L-7); SIGHUP reads it again. Missing or unreadable at
+    /// startup: the server does not start.
+    #[arg(long, value_name = "PATH", env = "HUDDLE_NAME_DENY_LIST")]
+    name_deny_list: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -317,6 +322,7 @@ struct ConfigFile {
     admin_key: Option<String>,
     admin_key_file: Option<PathBuf>,
     playground: Option<bool>,
+    name_deny_list: Option<PathBuf>,
     limits: LimitFile,
 }
 
@@ -344,6 +350,7 @@ impl ConfigFile {
             admin_key: take(&mut table, "admin_key")?,
             admin_key_file: take(&mut table, "admin_key_file")?,
             playground: take(&mut table, "playground")?,
+            name_deny_list: take(&mut table, "name_deny_list")?,
             limits: toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())?,
         })
     }
@@ -465,7 +472,18 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         log::info!("event loop pinned to cpu {cpu}");
     }
     let admin_description = admin.as_ref().map(|(_, description)| description.clone());
-    let config = ServerConfig { listen, limits: limits.clone(), token_key, admin: admin.map(|(config, _)| config) };
+    let (name_deny_list, source) =
+        pick(matches, "name_deny_list", args.name_deny_list.clone().map(Some), file.name_deny_list.clone().map(Some), None);
+    if let Some(path) = &name_deny_list {
+        shown.push(Shown { name: "name_deny_list", value: quoted(&path.display().to_string()), source });
+    }
+    let config = ServerConfig {
+        listen,
+        limits: limits.clone(),
+        token_key,
+        admin: admin.map(|(config, _)| config),
+        name_deny_list,
+    };
     // A bind error names its address and listener ("on 127.0.0.1:7351 (admin): …").
     let server = Server::bind(config).map_err(|e| match e.to_string() {
         bind if bind.starts_with("on ") => format!("cannot listen {bind}"),
@@ -479,6 +497,15 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     if !hooked {
         log::info!("no shutdown signals on this platform: Ctrl-C stops the server without a drain");
+    }
+    let handle = server.handle();
+    let hooked = huddle::os::on_reload_signal(move || {
+        log::info!("SIGHUP received: reloading");
+        handle.reload();
+    })
+    .map_err(|e| format!("cannot install the reload signal handler: {e}"))?;
+    if !hooked {
+        log::info!("no SIGHUP on this platform: the name deny-list is read at startup only");
     }
 
     let mut text = String::from("effective configuration (TOML; secrets redacted):\n");

@@ -12,6 +12,7 @@
 
 mod body;
 pub mod key;
+pub mod lobby;
 pub mod playground;
 mod router;
 
@@ -20,7 +21,7 @@ pub use key::AdminKey;
 pub use playground::Playground;
 pub use router::{route, Request, Route, RouteId, Routed, PUBLIC_PATHS, ROUTES};
 
-use crate::core::{CoreError, UnixMillis, UserId};
+use crate::core::{CoreError, PartyId, UnixMillis, UserId};
 use crate::net::http::Status;
 use serde::Serialize;
 
@@ -43,6 +44,8 @@ pub enum AdminCall {
     Playground { host: Option<String> },
     /// `POST /playground/token` (K-3): checked by [`Playground::admit_token`].
     PlaygroundToken(playground::TokenAttempt),
+    /// SPEC L-4, L-8: friends, blocks and party attributes (`lobby.rs`).
+    Lobby(lobby::LobbyCall),
 }
 
 /// Why an admin request failed. [`AdminError::status`] and [`AdminError::code`] map each to
@@ -72,6 +75,11 @@ pub enum AdminError {
     RequestTimeout,
     /// A bound of the server's tables (the message names the limit).
     LimitExceeded(String),
+    /// No live party has this id (a route that names one).
+    PartyNotFound(PartyId),
+    /// The write conflicts with the state (L-8: a timestamp not newer than the stored one); the
+    /// message says why, and nothing changed.
+    Conflict(String),
 }
 
 impl AdminError {
@@ -87,6 +95,8 @@ impl AdminError {
             AdminError::TransferEncodingUnsupported => Status::NOT_IMPLEMENTED,
             AdminError::RequestTimeout => Status::REQUEST_TIMEOUT,
             AdminError::LimitExceeded(_) => Status::INSUFFICIENT_STORAGE,
+            AdminError::PartyNotFound(_) => Status::NOT_FOUND,
+            AdminError::Conflict(_) => Status::CONFLICT,
         }
     }
 
@@ -103,6 +113,8 @@ impl AdminError {
             AdminError::TransferEncodingUnsupported => "transfer_encoding_unsupported",
             AdminError::RequestTimeout => "request_timeout",
             AdminError::LimitExceeded(_) => "limit_exceeded",
+            AdminError::PartyNotFound(_) => "party_not_found",
+            AdminError::Conflict(_) => "conflict",
         }
     }
 
@@ -143,6 +155,8 @@ impl std::fmt::Display for AdminError {
             }
             AdminError::RequestTimeout => write!(f, "request not complete within admin_request_timeout_ms"),
             AdminError::LimitExceeded(message) => write!(f, "{message}"),
+            AdminError::PartyNotFound(party_id) => write!(f, "no party {party_id}"),
+            AdminError::Conflict(message) => write!(f, "{message}"),
         }
     }
 }
@@ -155,6 +169,7 @@ impl From<CoreError> for AdminError {
         match error {
             CoreError::LimitExceeded(message) => AdminError::LimitExceeded(message),
             CoreError::BadInput(message) => AdminError::BadRequest(message),
+            CoreError::StaleAttributes { .. } => AdminError::Conflict(format!("timestamp: {error}")),
             other => AdminError::BadRequest(other.to_string()),
         }
     }
@@ -212,4 +227,9 @@ pub struct Health {
 /// Serializes a response body. Our own types always serialize; the fallback is never sent.
 pub fn json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// A JSON value as compact text. A parsed `Value` always serializes; the fallback is never used.
+pub fn json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }

@@ -7,7 +7,7 @@
 //! method (405 with the path's methods); then the row's parser (400 naming the field).
 
 use super::body::{self, Fields};
-use super::{playground, AdminCall, AdminError, AdminKey};
+use super::{lobby, playground, AdminCall, AdminError, AdminKey};
 use crate::core::UnixMillis;
 use crate::net::http::{percent_decode, PlusSign};
 
@@ -35,6 +35,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: "DELETE", pattern: "/v1/users/{user_id}/sessions", parse: disconnect_user },
     Route { method: "PUT", pattern: "/v1/users/{user_id}/ban", parse: ban },
     Route { method: "DELETE", pattern: "/v1/users/{user_id}/ban", parse: unban },
+    // SPEC L-4, L-8: what a game backend writes into the lobby (`lobby.rs`).
+    Route { method: "PUT", pattern: "/v1/users/{user_id}/friends", parse: lobby::friends },
+    Route { method: "PUT", pattern: "/v1/users/{user_id}/blocks", parse: lobby::blocks },
+    Route { method: "PUT", pattern: "/v1/social", parse: lobby::social },
+    Route { method: "PUT", pattern: "/v1/parties/{party_id}/attributes", parse: lobby::attributes },
 ];
 
 const _: () = assert!(ROUTES.len() < u8::MAX as usize, "route ids fit a byte");
@@ -144,8 +149,16 @@ impl<'p> Params<'p> {
             .ok_or_else(|| AdminError::BadRequest(format!("{name}: not valid percent-encoded UTF-8")))
     }
 
-    fn user_id(&self) -> Result<crate::core::UserId, AdminError> {
+    pub(super) fn user_id(&self) -> Result<crate::core::UserId, AdminError> {
         body::user_id("user_id", &self.get("user_id")?)
+    }
+
+    /// A party id in huddle's 32-hex form or Nakama's (`<uuid>.<node>`), as every id input takes.
+    pub(super) fn party_id(&self) -> Result<crate::core::PartyId, AdminError> {
+        let text = self.get("party_id")?;
+        crate::wire::nakama::parse_party_id(&text).ok_or_else(|| {
+            AdminError::BadRequest("party_id: not a party id (32 hex digits, or Nakama's <uuid>.<node>)".into())
+        })
     }
 }
 
@@ -186,7 +199,7 @@ mod tests {
     #[test]
     fn every_row_is_reachable_and_no_two_rows_share_method_and_pattern() {
         for (index, row) in ROUTES.iter().enumerate() {
-            let path = row.pattern.replace("{user_id}", "u");
+            let path = row.pattern.replace("{user_id}", "u").replace("{party_id}", "0123456789abcdef0123456789abcdef");
             let routed = call(row.method, &path, Some(KEY), r#"{"user_id":"u","until":99}"#);
             assert_eq!(routed.route, Some(RouteId(index as u8)), "{} {}", row.method, row.pattern);
             for other in &ROUTES[..index] {

@@ -146,6 +146,12 @@ impl Client {
         self.party_ok("update", PartyRequest::Update { party_id, open: None, hidden: None, label: None, lobby })
     }
 
+    /// P-10 / L-4, L-6, L-7 (leader): change the lobby settings (strategies, name, chat flag);
+    /// `None` keeps one, `Some("")` clears the name.
+    pub fn party_update_lobby(&mut self, party_id: PartyId, lobby: LobbySettingsPatch) -> PartyResult<()> {
+        self.party_ok("update", PartyRequest::Update { party_id, open: None, hidden: None, label: None, lobby })
+    }
+
     /// P-11 (members).
     pub fn party_get(&mut self, party_id: PartyId) -> PartyResult<PartySnapshot> {
         self.party_info("get", PartyRequest::Get { party_id })

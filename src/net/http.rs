@@ -259,6 +259,7 @@ impl Status {
     pub const NOT_FOUND: Status = Status(404, "Not Found");
     pub const METHOD_NOT_ALLOWED: Status = Status(405, "Method Not Allowed");
     pub const REQUEST_TIMEOUT: Status = Status(408, "Request Timeout");
+    pub const CONFLICT: Status = Status(409, "Conflict");
     pub const CONTENT_TOO_LARGE: Status = Status(413, "Content Too Large");
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
     pub const TOO_MANY_REQUESTS: Status = Status(429, "Too Many Requests");

@@ -189,6 +189,9 @@ pub(crate) struct Gauges {
     pub slow_consumers_total: u64,
     pub connections_refused_total: u64,
     pub party_code_misses_total: u64,
+    /// L-6: chat messages sent, and chat requests refused (any reason).
+    pub party_chat_messages_total: u64,
+    pub party_chat_refused_total: u64,
 }
 
 /// Renders the Prometheus text format (0.0.4).
@@ -273,6 +276,13 @@ impl Collector for Exposition {
             "huddle_party_code_misses",
             "Party code lookups that found no party",
             g.party_code_misses_total,
+        )?;
+        counter(&mut encoder, "huddle_party_chat_messages", "Party chat messages sent", g.party_chat_messages_total)?;
+        counter(
+            &mut encoder,
+            "huddle_party_chat_refused",
+            "Party chat messages refused (not a member, chat off, a bad body, the rate limit)",
+            g.party_chat_refused_total,
         )?;
         let turns = &m.loop_turns;
         let buckets: Vec<(f64, u64)> = TURN_BUCKETS_S.iter().copied().zip(turns.counts.iter().copied()).collect();

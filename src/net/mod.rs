@@ -43,15 +43,18 @@ pub mod handshake;
 pub mod http;
 mod inbound;
 mod listener;
+mod lobby_admin;
 mod metrics;
 pub mod outbound;
 mod per_ip;
 pub mod ratelimit;
 mod read;
+mod reload;
 mod stats;
 mod ws;
 
 pub use listener::{ListenerKind, ListenerLimits, ListenerSpec};
+pub use reload::load_name_deny_list;
 pub use stats::{Stats, StatsSnapshot};
 
 pub(crate) use admin::AdminState;
@@ -67,7 +70,9 @@ use listener::Listeners;
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use std::io;
+use reload::ReloadStep;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +90,9 @@ pub struct ServerConfig {
     pub token_key: TokenKey,
     /// The admin API's listener and key (SPEC O-1); `None` serves no admin API.
     pub admin: Option<AdminConfig>,
+    /// SPEC L-7: the name deny-list file (`--name-deny-list`), read at bind (a missing or bad
+    /// file refuses to start) and again on every reload; `None`: no name is refused.
+    pub name_deny_list: Option<PathBuf>,
 }
 
 /// Where the admin API listens and the key it wants.
@@ -115,6 +123,7 @@ impl ServerConfig {
 pub struct ServerHandle {
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -144,6 +153,15 @@ impl ServerHandle {
             log::error!("could not wake the server loop for shutdown: {e}");
         }
     }
+
+    /// Asks the loop to run its reload steps (what SIGHUP does): the name deny-list is read
+    /// again (SPEC L-7). Asking twice before the loop turns reloads once.
+    pub fn reload(&self) {
+        self.reload.store(true, Ordering::Release);
+        if let Err(e) = self.waker.wake() {
+            log::error!("could not wake the server loop for a reload: {e}");
+        }
+    }
 }
 
 pub struct Server {
@@ -157,6 +175,9 @@ pub struct Server {
     shutdown_drain_ms: u64,
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    /// What a reload does, in order (`reload.rs`).
+    reload_steps: Vec<ReloadStep>,
     waker: Arc<Waker>,
 }
 
@@ -174,6 +195,14 @@ impl Server {
         let admin_addr = listeners.local_addr(ListenerKind::Admin);
         let seed = crate::auth::random_bytes()?;
         let mut driver = Driver::new(config.limits.clone(), config.token_key, seed);
+        let mut reload_steps = Vec::new();
+        if let Some(path) = config.name_deny_list {
+            let list = reload::load_name_deny_list(&path, config.limits.name_deny_list_entries_max)
+                .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
+            log::info!("name deny-list {}: {} entries", path.display(), list.len());
+            driver.core.set_name_deny_list(list);
+            reload_steps.push(ReloadStep::NameDenyList { path });
+        }
         if let (Some(admin), Some(bound)) = (config.admin, admin_addr) {
             let instance: [u8; 16] = crate::auth::random_bytes()?;
             driver.serve_admin(admin::AdminState {
@@ -196,6 +225,8 @@ impl Server {
             shutdown_deadline: None,
             stats: Arc::new(Stats::default()),
             shutdown: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(AtomicBool::new(false)),
+            reload_steps,
             waker,
         })
     }
@@ -209,6 +240,7 @@ impl Server {
         ServerHandle {
             stats: self.stats.clone(),
             shutdown: self.shutdown.clone(),
+            reload: self.reload.clone(),
             waker: self.waker.clone(),
             local_addr: self.local_addr,
             admin_addr: self.admin_addr,
@@ -246,6 +278,9 @@ impl Server {
             }
             if self.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
+            }
+            if self.reload.swap(false, Ordering::AcqRel) {
+                self.driver.reload(&self.reload_steps);
             }
             self.listeners.accept(now, self.poll.registry(), &mut self.driver)?;
             let (registry, listeners) = (self.poll.registry(), &mut self.listeners);
