@@ -456,7 +456,32 @@ const _: () = {
     }
 };
 
+/// SPEC L-5, L-9: bytes one member adds to a FlatBuffers party snapshot at most beside its custom
+/// data: its presence (two claims of `CLAIM_BYTES_MAX` with length prefixes, terminators and
+/// padding, the table, its vtable and its offset in the list: 2 × (128 + 8) + 48) and its custom
+/// data entry's table around the string (48). The test `worst_case_snapshots_fit_the_computed_bound`
+/// encodes the largest snapshot and checks it.
+const SNAPSHOT_MEMBER_FRAMING_BYTES_MAX: usize = 2 * (CLAIM_BYTES_MAX + 8) + 48 + 48;
+/// The snapshot's own fields and the envelope around them, beside its strings.
+const SNAPSHOT_FRAMING_BYTES_MAX: usize = 1024;
+
 impl Limits {
+    /// The largest party snapshot (SPEC L-9: every reply snapshot, `PartyJoined`,
+    /// `PartySnapshot`) these limits allow, framed: `party_members_max` members each with
+    /// `party_custom_data_bytes_max` bytes of custom data (L-5), the leader again, the label, the
+    /// name, the global custom data and the attributes (L-8) at their bounds.
+    pub fn party_snapshot_bytes_max(&self) -> usize {
+        let member = SNAPSHOT_MEMBER_FRAMING_BYTES_MAX.saturating_add(self.party_custom_data_bytes_max);
+        self.party_members_max
+            .saturating_add(1)
+            .saturating_mul(member)
+            .saturating_add(self.party_label_bytes_max)
+            .saturating_add(self.party_name_bytes_max)
+            .saturating_add(self.party_custom_data_bytes_max)
+            .saturating_add(self.party_attributes_bytes_max)
+            .saturating_add(SNAPSHOT_FRAMING_BYTES_MAX)
+    }
+
     /// The largest follow reply these limits allow in `codec`, in bytes on the wire: every user
     /// it resolves to (`follow_ids_per_request_max`) with every session it may have
     /// (`sessions_per_user_max`) visible, each with a status of `status_bytes_max` (and, in JSON,
@@ -612,6 +637,18 @@ impl Limits {
                 self.outbound_bytes_max
             )));
         }
+        // SPEC L-5, L-9: a snapshot is sent whole to every member; the largest one these limits
+        // allow must fit the output limit, or a full party's custom data could cut off its own
+        // members.
+        let snapshot_bytes_max = self.party_snapshot_bytes_max();
+        if snapshot_bytes_max > self.outbound_bytes_max {
+            return Err(LimitsError(format!(
+                "a party snapshot may reach {snapshot_bytes_max} bytes (party_members_max {} × \
+                 party_custom_data_bytes_max {} and framing, plus the label, name and attributes), more than \
+                 outbound_bytes_max {}: raise outbound_bytes_max or lower one of the others",
+                self.party_members_max, self.party_custom_data_bytes_max, self.outbound_bytes_max
+            )));
+        }
         if self.search_query_bytes_max > SEARCH_QUERY_BYTES_CEILING {
             return Err(LimitsError(format!("search_query_bytes_max must be at most {SEARCH_QUERY_BYTES_CEILING}")));
         }
@@ -705,6 +742,54 @@ mod tests {
         assert!(absurd.validate().is_err());
         let no_cap = Limits { sessions_per_user_max: 0, ..Limits::default() };
         assert!(no_cap.validate().unwrap_err().0.contains("sessions_per_user_max"));
+    }
+
+    /// The snapshot bound holds: the largest snapshot, framed as the server sends it, is within
+    /// `party_snapshot_bytes_max`, which the defaults keep within the output limit.
+    #[test]
+    fn worst_case_snapshots_fit_the_computed_bound() {
+        use crate::core::{
+            Event, LobbyData, LobbyEvent, LobbySettings, PartyId, PartySnapshot, Presence, SessionId, UnixMillis,
+            UserId, Username,
+        };
+        let limits = Limits::default();
+        let member = |i: u32| Presence {
+            user_id: UserId::new(&format!("{i:0>128}")),
+            session_id: SessionId::new(u32::MAX - i, u32::MAX),
+            username: Username::new(&format!("{i:x>128}")),
+        };
+        let members: Vec<Presence> = (0..limits.party_members_max as u32).map(member).collect();
+        let custom = "c".repeat(limits.party_custom_data_bytes_max);
+        let snapshot = PartySnapshot {
+            party_id: PartyId(u128::MAX),
+            open: true,
+            hidden: false,
+            max_size: limits.party_members_max as u16,
+            label: format!(r#"{{"a":"{}"}}"#, "l".repeat(limits.party_label_bytes_max - 8)),
+            leader: members[0].clone(),
+            members: members.clone(),
+            lobby: LobbySettings { name: "n".repeat(limits.party_name_bytes_max), ..LobbySettings::default() },
+            data: LobbyData {
+                custom_data: custom.clone(),
+                member_custom_data: members.iter().map(|m| (m.session_id, custom.clone())).collect(),
+                attributes: format!(r#"{{"a":"{}"}}"#, "x".repeat(limits.party_attributes_bytes_max - 8)),
+                attributes_timestamp: UnixMillis(u64::MAX),
+            },
+            version: u64::MAX,
+        };
+        let event = Event::Lobby(LobbyEvent::Snapshot(Box::new(snapshot)));
+        let framed = crate::net::frame::binary(crate::wire::Encoder::new().event(&event)).len();
+        let bound = limits.party_snapshot_bytes_max();
+        eprintln!("the largest snapshot: {framed} bytes framed, bound {bound}");
+        assert!(framed <= bound, "{framed} > {bound}");
+        assert!(bound <= limits.outbound_bytes_max);
+        let tight = Limits {
+            outbound_bytes_max: bound - 1,
+            outbound_soft_bytes_max: 1024,
+            follow_ids_per_request_max: 1,
+            ..Limits::default()
+        };
+        assert!(tight.validate().unwrap_err().0.contains("party snapshot"));
     }
 
     /// The follow reply bound holds for every codec: follow replies of worst-case entries,
