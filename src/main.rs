@@ -472,8 +472,13 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         log::info!("event loop pinned to cpu {cpu}");
     }
     let admin_description = admin.as_ref().map(|(_, description)| description.clone());
-    let (name_deny_list, source) =
-        pick(matches, "name_deny_list", args.name_deny_list.clone().map(Some), file.name_deny_list.clone().map(Some), None);
+    let (name_deny_list, source) = pick(
+        matches,
+        "name_deny_list",
+        args.name_deny_list.clone().map(Some),
+        file.name_deny_list.clone().map(Some),
+        None,
+    );
     if let Some(path) = &name_deny_list {
         shown.push(Shown { name: "name_deny_list", value: quoted(&path.display().to_string()), source });
     }

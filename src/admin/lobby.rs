@@ -196,7 +196,11 @@ mod tests {
         );
         assert_eq!(
             call("PUT", "/v1/users/a/blocks", r#"{"blocks":[]}"#),
-            Ok(AdminCall::Lobby(LobbyCall::SetList { user_id: UserId::new("a"), list: SocialList::Blocks, ids: vec![] }))
+            Ok(AdminCall::Lobby(LobbyCall::SetList {
+                user_id: UserId::new("a"),
+                list: SocialList::Blocks,
+                ids: vec![]
+            }))
         );
         assert_eq!(
             call("PUT", "/v1/social", r#"{"users":[{"user_id":"a","friends":["b"]},{"user_id":"b","blocks":["c"]}]}"#),
@@ -225,20 +229,29 @@ mod tests {
     fn bad_bodies_are_400_naming_the_field() {
         assert!(bad("PUT", "/v1/users/a/friends", "{}").starts_with("friends: required"));
         assert!(bad("PUT", "/v1/users/a/friends", r#"{"friends":"b"}"#).starts_with("friends: expected an array"));
-        assert!(bad("PUT", "/v1/users/a/friends", r#"{"friends":["b",7]}"#).starts_with("friends[1]: expected a string"));
+        assert!(
+            bad("PUT", "/v1/users/a/friends", r#"{"friends":["b",7]}"#).starts_with("friends[1]: expected a string")
+        );
         assert!(bad("PUT", "/v1/users/a/friends", r#"{"friends":[""]}"#).starts_with("friends[0]: must be"));
         assert!(bad("PUT", "/v1/users/a/blocks", r#"{"friends":[]}"#).starts_with("blocks: required"));
         assert!(bad("PUT", "/v1/users/a/blocks", r#"{"blocks":[],"x":1}"#).starts_with("x: unknown field"));
         assert!(bad("PUT", "/v1/social", r#"{"users":{}}"#).starts_with("users: expected an array"));
         assert!(bad("PUT", "/v1/social", r#"{"users":[1]}"#).starts_with("users[0]: expected an object"));
         assert!(bad("PUT", "/v1/social", r#"{"users":[{"friends":[]}]}"#).starts_with("users[0].user_id: required"));
-        assert!(bad("PUT", "/v1/social", r#"{"users":[{"user_id":"a","blocks":[5]}]}"#).starts_with("users[0].blocks[0]"));
-        assert!(bad("PUT", "/v1/social", r#"{"users":[{"user_id":"a","frends":[]}]}"#).starts_with("users[0].frends: unknown"));
+        assert!(
+            bad("PUT", "/v1/social", r#"{"users":[{"user_id":"a","blocks":[5]}]}"#).starts_with("users[0].blocks[0]")
+        );
+        assert!(bad("PUT", "/v1/social", r#"{"users":[{"user_id":"a","frends":[]}]}"#)
+            .starts_with("users[0].frends: unknown"));
         let path = "/v1/parties/0123456789abcdef0123456789abcdef/attributes";
         assert!(bad("PUT", path, r#"{"timestamp":1}"#).starts_with("attributes: required"));
-        assert!(bad("PUT", path, r#"{"timestamp":1,"attributes":[1]}"#).starts_with("attributes: expected a JSON object"));
+        assert!(
+            bad("PUT", path, r#"{"timestamp":1,"attributes":[1]}"#).starts_with("attributes: expected a JSON object")
+        );
         assert!(bad("PUT", path, r#"{"attributes":{}}"#).starts_with("timestamp: required"));
         assert!(bad("PUT", path, r#"{"attributes":{},"timestamp":0}"#).starts_with("timestamp: expected"));
-        assert!(bad("PUT", "/v1/parties/nope/attributes", r#"{"attributes":{},"timestamp":1}"#).starts_with("party_id:"));
+        assert!(
+            bad("PUT", "/v1/parties/nope/attributes", r#"{"attributes":{},"timestamp":1}"#).starts_with("party_id:")
+        );
     }
 }

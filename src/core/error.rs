@@ -239,7 +239,9 @@ impl std::fmt::Display for CoreError {
                 "invitee {:?} cannot be invited: the leader or you blocked that user, or that user blocked one of you",
                 user_id.as_str()
             ),
-            CoreError::PartyChatDisabled => write!(f, "this party's chat is off (the leader turns it on with an update)"),
+            CoreError::PartyChatDisabled => {
+                write!(f, "this party's chat is off (the leader turns it on with an update)")
+            }
             CoreError::PartyNameDenied => write!(f, "the party name contains a word that is not allowed"),
             CoreError::StaleAttributes { stored, given } => write!(
                 f,

@@ -6,7 +6,9 @@
 
 use super::context::Ctx;
 use super::outbox::Events;
-use super::{AdminReply, Core, CoreError, NameDenyList, Now, Outbox, PartyId, SocialList, SocialWrite, UnixMillis, UserId};
+use super::{
+    AdminReply, Core, CoreError, NameDenyList, Now, Outbox, PartyId, SocialList, SocialWrite, UnixMillis, UserId,
+};
 
 impl Core {
     /// L-4: replaces the given lists of each user, all or nothing (see `Social::apply`). A

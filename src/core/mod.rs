@@ -60,12 +60,12 @@ pub use admin::{AdminReply, AdminRequest, CLOSE_BANNED, CLOSE_DISCONNECTED_BY_AD
 pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, Now, PartyCode, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
-pub use outbox::{CloseReason, Outbox, Output};
 pub use names::{fold as fold_name, NameDenyList};
+pub use outbox::{CloseReason, Outbox, Output};
 pub use party::{
     ChatKind, ChatMessage, CustomDataScope, InvitationEndReason, InviteStrategy, JoinStrategy, LobbyData, LobbyEvent,
-    LobbyReply, LobbyRequest, LobbySettings, LobbySettingsPatch, PartyEvent, PartyInvitation, PartyListing,
-    PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason, ATTRIBUTES_NONE,
+    LobbyReply, LobbyRequest, LobbySettings, LobbySettingsPatch, PartyEvent, PartyInvitation, PartyListing, PartyReply,
+    PartyRequest, PartySnapshot, PartySummary, RemovedReason, ATTRIBUTES_NONE,
 };
 pub use social::{SocialList, SocialWrite};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};

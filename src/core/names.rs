@@ -118,8 +118,8 @@ mod tests {
         let plain = fold("cafe crème");
         for spelling in [
             "CAFE CRÈME",
-            "ｃａｆｅ ｃｒèｍｅ",     // full-width letters
-            "cafe cre\u{300}me",      // decomposed è
+            "ｃａｆｅ ｃｒèｍｅ",       // full-width letters
+            "cafe cre\u{300}me",        // decomposed è
             "ca\u{200B}fe cr\u{AD}ème", // a zero-width space and a soft hyphen inside
         ] {
             assert_eq!(fold(spelling), plain, "{spelling:?}");

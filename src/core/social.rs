@@ -126,8 +126,10 @@ impl Social {
     pub fn apply(&mut self, writes: Vec<SocialWrite>, limits: &Limits) -> Result<usize, CoreError> {
         let mut prepared: Vec<(UserId, Option<Box<[UserId]>>, Option<Box<[UserId]>>)> = Vec::new();
         for write in writes {
-            let friends = write.friends.map(|ids| prepare(&write.user_id, ids, SocialList::Friends, limits)).transpose()?;
-            let blocks = write.blocks.map(|ids| prepare(&write.user_id, ids, SocialList::Blocks, limits)).transpose()?;
+            let friends =
+                write.friends.map(|ids| prepare(&write.user_id, ids, SocialList::Friends, limits)).transpose()?;
+            let blocks =
+                write.blocks.map(|ids| prepare(&write.user_id, ids, SocialList::Blocks, limits)).transpose()?;
             match prepared.iter_mut().find(|(user, ..)| *user == write.user_id) {
                 Some(earlier) => {
                     if friends.is_some() {

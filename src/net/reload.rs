@@ -28,6 +28,7 @@ pub fn load_name_deny_list(path: &Path, entries_max: usize) -> Result<NameDenyLi
 impl<S: Transport> Driver<S> {
     /// Runs `steps` in order; each failure is logged and leaves its part as it was.
     pub(crate) fn reload(&mut self, steps: &[ReloadStep]) {
+        self.counters.reloads_total += 1;
         if steps.is_empty() {
             log::info!("reload asked: nothing to reload");
         }
@@ -39,10 +40,10 @@ impl<S: Transport> Driver<S> {
                             log::info!("{} reloaded: {} entries", path.display(), list.len());
                             self.core.set_name_deny_list(list);
                         }
-                        Err(why) => log::warn!(
-                            "{why}; keeping the {} entries in force",
-                            self.core.name_deny_list_len()
-                        ),
+                        Err(why) => {
+                            self.counters.reload_failures_total += 1;
+                            log::warn!("{why}; keeping the {} entries in force", self.core.name_deny_list_len());
+                        }
                     }
                 }
             }

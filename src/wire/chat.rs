@@ -120,7 +120,14 @@ mod tests {
     fn message(kind: ChatKind, body: &[u8]) -> ChatMessage {
         let sender =
             Presence { user_id: UserId::new("u1"), session_id: SessionId::new(2, 3), username: Username::new("U1") };
-        ChatMessage { party_id: ID, sender, kind, body: Bytes::copy_from_slice(body), sequence: 7, sent_at: UnixMillis(9) }
+        ChatMessage {
+            party_id: ID,
+            sender,
+            kind,
+            body: Bytes::copy_from_slice(body),
+            sequence: 7,
+            sent_at: UnixMillis(9),
+        }
     }
 
     #[test]
@@ -156,8 +163,14 @@ mod tests {
 
         let mut builder = flatbuffers::FlatBufferBuilder::new();
         let id = party_id_to_wire(ID);
-        let m = fb::PartyChatSend::create(&mut builder, &fb::PartyChatSendArgs { party_id: Some(&id), ..Default::default() });
+        let m = fb::PartyChatSend::create(
+            &mut builder,
+            &fb::PartyChatSendArgs { party_id: Some(&id), ..Default::default() },
+        );
         let frame = hand_built(builder, 8, fb::Message::PartyChatSend, m.as_union_value());
-        assert_eq!(decode_request(&frame, &verifier_options(1 << 20)), Err((Cid(8), DecodeError::MissingField("kind"))));
+        assert_eq!(
+            decode_request(&frame, &verifier_options(1 << 20)),
+            Err((Cid(8), DecodeError::MissingField("kind")))
+        );
     }
 }

@@ -327,7 +327,12 @@ impl Encoder {
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyCustomDataChanged::create(
                     &mut self.builder,
-                    &fb::PartyCustomDataChangedArgs { party_id: Some(&id), member, value: Some(value), version: *version },
+                    &fb::PartyCustomDataChangedArgs {
+                        party_id: Some(&id),
+                        member,
+                        value: Some(value),
+                        version: *version,
+                    },
                 );
                 (fb::Message::PartyCustomDataChanged, m.as_union_value())
             }
@@ -563,7 +568,12 @@ mod tests {
             },
             LobbyEvent::Snapshot(Box::new(snapshot)),
             LobbyEvent::CustomDataChanged { party_id: ID, member: None, value: "g".into(), version: 43 },
-            LobbyEvent::CustomDataChanged { party_id: ID, member: Some(presence(3)), value: String::new(), version: 44 },
+            LobbyEvent::CustomDataChanged {
+                party_id: ID,
+                member: Some(presence(3)),
+                value: String::new(),
+                version: 44,
+            },
             LobbyEvent::AttributesUpdated {
                 party_id: ID,
                 attributes: r#"{"a":[1,2]}"#.into(),

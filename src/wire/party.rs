@@ -162,7 +162,12 @@ pub(super) fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnaps
         label: info.label().unwrap_or_default().to_owned(),
         leader: presence_from_wire(info.leader(), "leader")?,
         members: presences_from_wire(info.members())?,
-        lobby: lobby_settings_from_wire(info.join_strategy(), info.invite_strategy(), info.name(), info.chat_enabled())?,
+        lobby: lobby_settings_from_wire(
+            info.join_strategy(),
+            info.invite_strategy(),
+            info.name(),
+            info.chat_enabled(),
+        )?,
         data: LobbyData {
             custom_data: info.custom_data().unwrap_or_default().to_owned(),
             member_custom_data: info

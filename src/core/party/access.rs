@@ -69,7 +69,8 @@ pub(super) fn check_invitee_not_blocked(
     ctx: &Ctx,
 ) -> Result<(), CoreError> {
     let social = ctx.social;
-    if social.blocked_either_way(&party.leader_presence().user_id, invitee) || social.blocked_either_way(inviter, invitee)
+    if social.blocked_either_way(&party.leader_presence().user_id, invitee)
+        || social.blocked_either_way(inviter, invitee)
     {
         return Err(CoreError::InviteeBlocked(invitee.clone()));
     }

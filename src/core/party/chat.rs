@@ -85,7 +85,14 @@ impl Parties {
         result
     }
 
-    fn chat_checked(&mut self, me: &Presence, party_id: PartyId, kind: ChatKind, body: Bytes, ctx: &mut Ctx) -> Outcome {
+    fn chat_checked(
+        &mut self,
+        me: &Presence,
+        party_id: PartyId,
+        kind: ChatKind,
+        body: Bytes,
+        ctx: &mut Ctx,
+    ) -> Outcome {
         let limits = ctx.limits;
         let party = self.table.find_as_member(party_id, me.session_id)?;
         if !party.lobby.chat_enabled {
