@@ -56,6 +56,12 @@ impl Core {
         self.names.len()
     }
 
+    /// Test hook for the social canary: a user's list names the user itself.
+    #[doc(hidden)]
+    pub fn debug_corrupt_social_table(&mut self) -> bool {
+        self.social.corrupt_for_test()
+    }
+
     #[doc(hidden)]
     /// A hash of the social table, equal before and after any refused write.
     pub fn debug_social_digest(&self) -> u64 {

@@ -190,6 +190,19 @@ impl Social {
         assert!(entries <= limits.social_entries_max, "the social table over social_entries_max");
     }
 
+    /// Test hook: makes a user's list name the user itself, as a write that skipped its checks
+    /// would. Returns whether there was a user to corrupt.
+    pub fn corrupt_for_test(&mut self) -> bool {
+        let Some(user) = self.by_user.keys().min().cloned() else { return false };
+        let lists = self.by_user.get_mut(&user).expect("key from the map");
+        let mut friends = lists.friends.to_vec();
+        friends.push(user);
+        friends.sort();
+        lists.friends = friends.into_boxed_slice();
+        self.entries += 1;
+        true
+    }
+
     /// A hash of the table, independent of `HashMap` order.
     pub fn digest(&self, h: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
