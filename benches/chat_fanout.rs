@@ -17,8 +17,8 @@ mod support;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use huddle::core::{
-    ChatKind, Cid, ConnectOptions, Core, Identity, LobbyRequest, LobbySettings, Millis, Now, Outbox, Output,
-    PartyId, PartyReply, PartyRequest, Reply, Request, SessionId, UserId, Username,
+    ChatKind, Cid, ConnectOptions, Core, Identity, LobbyRequest, LobbySettings, Millis, Now, Outbox, Output, PartyId,
+    PartyReply, PartyRequest, Reply, Request, SessionId, UserId, Username,
 };
 use huddle::limits::Limits;
 use huddle::net::outbound::OutboundQueue;
@@ -74,7 +74,8 @@ impl Chat {
         }
         out.clear();
         let lobby = LobbySettings { chat_enabled: true, ..LobbySettings::default() };
-        let create = PartyRequest::Create { open: true, max_size: size as u32, label: String::new(), hidden: false, lobby };
+        let create =
+            PartyRequest::Create { open: true, max_size: size as u32, label: String::new(), hidden: false, lobby };
         core.handle_request(sessions[0], Cid(1), Request::Party(create), Now::simulated(Millis(0)), &mut out);
         let Output::Reply { result: Ok(Reply::Party(PartyReply::Info(snapshot))), .. } = &out.outputs()[0] else {
             panic!("create failed")

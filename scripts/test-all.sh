@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's quick start and CI run it:
 #   1. `cargo test --workspace` (the server and the load harness; extra arguments go to it);
-#   2. the release binary, built once, then every Node suite in NODE_SUITES against it (each a
+#   2. the server binary (the debug build step 1 made; HUDDLE_NODE_PROFILE=release for an optimised
+#      one), then every Node suite in NODE_SUITES against it (each a
 #      folder with a package.json and a package-lock.json: `npm ci --ignore-scripts`, then its
 #      `npm test`, Node's own test runner). The suites start the binary themselves from $HUDDLE_BIN.
 # Each step prints how long it took. Needs Node.js 20+ with npm for step 2; HUDDLE_SKIP_NODE=1
@@ -36,8 +37,15 @@ if [ -z "$node_major" ] || [ "$node_major" -lt 20 ] || ! command -v npm >/dev/nu
   exit 1
 fi
 
-timed "cargo build --release (the binary the Node suites drive)" cargo build --release -p huddle
-export HUDDLE_BIN="${HUDDLE_BIN:-$(realpath "${CARGO_TARGET_DIR:-target}")/release/huddle}"
+# The Node suites test behaviour, not speed: the debug binary `cargo test` just built serves them
+# (no second, release build); HUDDLE_NODE_PROFILE=release picks the optimised one.
+profile="${HUDDLE_NODE_PROFILE:-debug}"
+if [ "$profile" = release ]; then
+  timed "cargo build --release (the binary the Node suites drive)" cargo build --release -p huddle --bin huddle
+else
+  timed "cargo build (the binary the Node suites drive)" cargo build -p huddle --bin huddle
+fi
+export HUDDLE_BIN="${HUDDLE_BIN:-$(realpath "${CARGO_TARGET_DIR:-target}")/$profile/huddle}"
 
 run_suite() {
   local suite=$1

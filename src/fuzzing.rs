@@ -176,7 +176,7 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
 
 /// Raw bytes into one admin API connection of the driver: request heads, bodies, keep-alive
 /// and pipelining, routing behind the admin key, and the calls (tokens, bans, disconnects,
-/// metrics, health), with everything the server writes read back as HTTP responses whose error
+/// metrics, health, the party and history routes), with everything the server writes read back as HTTP responses whose error
 /// bodies are JSON. The first byte picks the read chunk size.
 pub fn admin_bytes(input: &[u8]) -> AdminReport {
     let Some((&mode, rest)) = input.split_first() else { return AdminReport::default() };

@@ -265,7 +265,43 @@ pub struct Limits {
     /// 1,000,000 entries (10,000 players online with 100 friends each) cost about 40 MB. A write
     /// that would pass it: HTTP 507, nothing changes.
     pub social_entries_max: usize,
+    /// Largest `limit` of a list route of the admin API (parties, history), and its value when
+    /// the request names none. 100 parties with 2 KiB labels, or 100 typical history records,
+    /// fit well within `admin_response_bytes_max`. Past it: 400 naming `limit`.
+    pub admin_page_limit_max: usize,
+    /// Bytes of the items of one page of an admin list route (parties, a user's parties,
+    /// history): a page stops before it would pass this, and says there is more (it always holds
+    /// one item, however large). Bounds what one request makes the loop serialize and queue;
+    /// 256 KiB is the default soft output limit, so a page never keeps a connection over it.
+    pub admin_response_bytes_max: usize,
+    /// Finished party history records kept in memory for `GET /v1/history` (O-3), with or
+    /// without a history file. A record of a party of 4 is about 1 KiB, so 10,000 recent
+    /// parties cost about 10 MB; records of large parties with churn are bigger (at most
+    /// `history_entries_per_party_max` entries each). The oldest goes first.
+    pub history_records_max: usize,
+    /// Entries (members over time plus leaders over time) one party's history record holds.
+    /// Past it the oldest entry of a member who left goes first, then the oldest earlier
+    /// leader, and the record says `truncated`; the members present and the current leader are
+    /// always kept, so it must exceed `party_members_max`. 320 is a full party of 256 with room
+    /// for 63 more comings, goings and leaders; a record stays under about 320 KiB of JSON.
+    pub history_entries_per_party_max: usize,
+    /// Bytes of history lines waiting to be written to the history file. A healthy disk takes
+    /// a turn's lines at once; the buffer covers a slow or failing file. Past it records are
+    /// dropped from the file (still kept in memory), counted and logged. 4 MiB holds about 4,000
+    /// typical records and any one record (checked at startup).
+    pub history_buffer_bytes_max: usize,
+    /// Bytes written to the history file per loop turn: one `write` of whole lines, so a burst of
+    /// ended parties (a shutdown with thousands alive) cannot stall a turn on the disk. 256 KiB
+    /// costs a page-cache copy of well under a millisecond.
+    pub history_write_bytes_per_turn_max: usize,
 }
+
+/// Most bytes one member or leader entry of a history record takes as JSON: a user id and a
+/// username of at most 128 bytes each (`UserId::BYTES_MAX`), doubled for JSON escaping (claims
+/// carry no control characters, so nothing escapes longer than `\"`), a session id and two
+/// timestamps as decimal numbers, and the field names. A record's fixed fields take less than
+/// one entry. A test serializes a worst-case entry and checks it against this.
+pub const HISTORY_ENTRY_JSON_BYTES_MAX: usize = 1024;
 
 /// Hard ceiling for `search_query_bytes_max`: the wire decoder refuses a longer query before
 /// copying it, whatever the configured limit says.
@@ -435,6 +471,12 @@ impl Default for Limits {
             social_friends_per_user_max: 2000,
             social_blocks_per_user_max: 1000,
             social_entries_max: 1_000_000,
+            admin_page_limit_max: 100,
+            admin_response_bytes_max: 256 * 1024,
+            history_records_max: 10_000,
+            history_entries_per_party_max: 320,
+            history_buffer_bytes_max: 4 * 1024 * 1024,
+            history_write_bytes_per_turn_max: 256 * 1024,
         }
     }
 }
@@ -586,6 +628,12 @@ impl Limits {
             social_friends_per_user_max,
             social_blocks_per_user_max,
             social_entries_max,
+            admin_page_limit_max,
+            admin_response_bytes_max,
+            history_records_max,
+            history_entries_per_party_max,
+            history_buffer_bytes_max,
+            history_write_bytes_per_turn_max,
         );
         for (name, value) in positive {
             if value == 0 {
@@ -664,6 +712,20 @@ impl Limits {
                 "invitees_per_request_max must be at most {INVITEES_PER_REQUEST_CEILING}"
             )));
         }
+        // A record always keeps the members present (at most party_members_max) and the leader.
+        if self.history_entries_per_party_max <= self.party_members_max {
+            return Err(LimitsError("history_entries_per_party_max must exceed party_members_max".into()));
+        }
+        // Any one record (its entries and its fixed fields, less than one more entry) fits the
+        // empty buffer, so a record is only ever dropped because the file is behind.
+        let record_bytes_max =
+            (self.history_entries_per_party_max.saturating_add(1)).saturating_mul(HISTORY_ENTRY_JSON_BYTES_MAX);
+        if record_bytes_max > self.history_buffer_bytes_max {
+            return Err(LimitsError(format!(
+                "history_buffer_bytes_max must hold one whole history record: at least \
+                 (history_entries_per_party_max + 1) x {HISTORY_ENTRY_JSON_BYTES_MAX} = {record_bytes_max} bytes"
+            )));
+        }
         Ok(())
     }
 
@@ -700,6 +762,10 @@ mod tests {
         assert!(bad_default.validate().unwrap_err().0.contains("search_page_limit_default"));
         let long_query = Limits { search_query_bytes_max: SEARCH_QUERY_BYTES_CEILING + 1, ..Limits::default() };
         assert!(long_query.validate().unwrap_err().0.contains("search_query_bytes_max"));
+        let short_history = Limits { history_entries_per_party_max: 256, ..Limits::default() };
+        assert!(short_history.validate().unwrap_err().0.contains("history_entries_per_party_max"));
+        let small_buffer = Limits { history_buffer_bytes_max: 64 * 1024, ..Limits::default() };
+        assert!(small_buffer.validate().unwrap_err().0.contains("history_buffer_bytes_max"));
         let no_ttl = Limits { invitation_ttl_ms: 0, ..Limits::default() };
         assert!(no_ttl.validate().unwrap_err().0.contains("invitation_ttl_ms"));
         let many_invitees = Limits { invitees_per_request_max: INVITEES_PER_REQUEST_CEILING + 1, ..Limits::default() };

@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Pin the event-loop thread to CPU N (sched_setaffinity; Linux only).
     #[arg(long, value_name = "N", env = "HUDDLE_CPU")]
     cpu: Option<usize>,
+    /// Append a JSON line per ended party to this file (reopened on SIGHUP, for log rotation)
+    /// [default: none; history is kept in memory only].
+    #[arg(long, value_name = "PATH", env = "HUDDLE_HISTORY_FILE")]
+    history_file: Option<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
     /// Admin API key, sent by callers as `Authorization: Bearer KEY` (else the admin key file).
@@ -309,6 +313,12 @@ limit_flags! {
     social_friends_per_user_max: usize => "Friends in one user's list (admin API)",
     social_blocks_per_user_max: usize => "Blocked users in one user's list (admin API)",
     social_entries_max: usize => "Friend and block entries in the whole social table",
+    admin_page_limit_max: usize => "Largest (and default) limit of an admin list route",
+    admin_response_bytes_max: usize => "Bytes of one page of an admin list route (at least one item)",
+    history_records_max: usize => "Finished party history records kept in memory",
+    history_entries_per_party_max: usize => "Member and leader entries one party's history record keeps",
+    history_buffer_bytes_max: usize => "Bytes of history lines waiting for the history file",
+    history_write_bytes_per_turn_max: usize => "Bytes written to the history file per loop turn",
 }
 
 /// A `--config` file: the serve settings that are not limits, then the limits.
@@ -317,6 +327,7 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     admin_listen: Option<AdminListen>,
     cpu: Option<usize>,
+    history_file: Option<PathBuf>,
     token_key: Option<String>,
     key_file: Option<PathBuf>,
     admin_key: Option<String>,
@@ -345,6 +356,7 @@ impl ConfigFile {
             listen: take(&mut table, "listen")?,
             admin_listen,
             cpu: take(&mut table, "cpu")?,
+            history_file: take(&mut table, "history_file")?,
             token_key: take(&mut table, "token_key")?,
             key_file: take(&mut table, "key_file")?,
             admin_key: take(&mut table, "admin_key")?,
@@ -439,6 +451,11 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     if let Some(cpu) = cpu {
         shown.push(Shown { name: "cpu", value: cpu.to_string(), source });
     }
+    let (history_file, source) =
+        pick(matches, "history_file", args.history_file.clone().map(Some), file.history_file.clone().map(Some), None);
+    if let Some(path) = &history_file {
+        shown.push(Shown { name: "history_file", value: quoted(&path.display().to_string()), source });
+    }
 
     let (mut limits, limit_sources) = args.limits.resolve(matches, &file.limits);
     if limit_sources.iter().any(|(name, source)| *name == "outbound_soft_bytes_max" && *source == Source::Default) {
@@ -488,6 +505,7 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         token_key,
         admin: admin.map(|(config, _)| config),
         name_deny_list,
+        history_file,
     };
     // A bind error names its address and listener ("on 127.0.0.1:7351 (admin): …").
     let server = Server::bind(config).map_err(|e| match e.to_string() {
@@ -510,7 +528,9 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the reload signal handler: {e}"))?;
     if !hooked {
-        log::info!("no SIGHUP on this platform: the name deny-list is read at startup only");
+        log::info!(
+            "no SIGHUP on this platform: the name deny-list is read and the history file opened at startup only"
+        );
     }
 
     let mut text = String::from("effective configuration (TOML; secrets redacted):\n");

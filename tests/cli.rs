@@ -3,7 +3,9 @@
 //! is not there, limits that cannot work, a taken admin port, a bad config file) answered by one
 //! error line without a hint (exit 1), settings reaching the server from flag, environment,
 //! config file or default in that order (read back from the startup log, with keys redacted),
-//! the admin key file created beside the token key file, and `huddle token` with key files. Servers it starts listen
+//! the admin key file created beside the token key file, `huddle token` with key files, the
+//! name deny-list (SPEC L-7: a missing file, SIGHUP reloads) and SIGHUP reopening the history
+//! file after log rotation (Unix). Servers it starts listen
 //! on `127.0.0.1:0` with an explicit key and are killed when the test ends; waits are
 //! deadlines on the server's log, never sleeps.
 
@@ -367,4 +369,69 @@ fn sighup_reloads_the_name_deny_list_and_a_bad_reload_keeps_the_old_one() {
     assert!(server.wait_for("keeping the ").starts_with("2 entries in force"), "{:?}", server.log);
     let refused = client.party_create_with(true, 2, "", false, named("other")).unwrap().unwrap_err();
     assert_eq!(refused.code, huddle::wire::ErrorCode::PartyNameDenied, "the old list stays");
+}
+
+/// Log rotation: the history file is moved away, SIGHUP makes the server open the path again,
+/// and the next party's line goes to the new file while the moved one keeps its line.
+#[cfg(unix)]
+#[test]
+fn sighup_reopens_the_history_file_after_it_was_moved_away() {
+    let _watchdog = Watchdog::start(WAIT * 3);
+    let dir = TempDir::new("sighup");
+    let path = dir.0.join("history.jsonl");
+    let mut server = Running::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--token-key",
+            KEY,
+            "--history-file",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let addr = server.wait_for("listening on ws://").trim_end_matches("/ws").to_owned();
+    assert!(server.setting("history_file").ends_with("# --history-file"), "{}", server.setting("history_file"));
+    let mut alice = huddle::client::Client::connect(&addr, &common::token("alice"), Default::default()).unwrap();
+    let party_lives_and_ends = |client: &mut huddle::client::Client| {
+        let snapshot = match client.party_create(true, 2, "", false) {
+            Ok(Ok(snapshot)) => snapshot,
+            other => panic!("create: {other:?}"),
+        };
+        assert!(matches!(client.party_close(snapshot.party_id), Ok(Ok(()))));
+        snapshot.party_id.to_string()
+    };
+    let wait_file = |path: &std::path::Path, lines: usize| -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.lines().count() >= lines {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{} never had {lines} lines: {text:?}", path.display());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
+    let first = party_lives_and_ends(&mut alice);
+    assert!(wait_file(&path, 1).contains(&first));
+
+    let rotated = dir.0.join("history.jsonl.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    let pid = server.child.0.id().to_string();
+    let kill = Command::new("kill").args(["-HUP", &pid]).status().expect("run kill");
+    assert!(kill.success());
+    server.wait_for("SIGHUP received");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "the path was not opened again");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let second = party_lives_and_ends(&mut alice);
+    let new_file = wait_file(&path, 1);
+    assert!(new_file.contains(&second) && !new_file.contains(&first), "{new_file}");
+    let old_file = std::fs::read_to_string(&rotated).unwrap();
+    assert_eq!(old_file.lines().count(), 1, "the moved file keeps only what was written before: {old_file}");
+    assert!(old_file.contains(&first));
 }

@@ -714,6 +714,69 @@ fn l8_attributes_reach_every_member_and_an_older_write_is_refused_with_409() {
     assert_eq!(drain(&mut leader), vec![attributes_updated("{}", 1001, 4)]);
 }
 
+/// O-1's party views show what Lobby II adds: name, strategies, chat flag and version in the
+/// list; in the full view also the code, the global and each member's custom data (`""` for a
+/// member that wrote none) and the attributes as their JSON object with their timestamp.
+#[test]
+fn l4_to_l8_the_admin_party_views_show_name_strategies_custom_data_and_attributes() {
+    let server = TestServer::with_admin(Limits::default());
+    let mut leader = server.connect("leader");
+    let mut member = server.connect("member");
+    let settings = LobbySettings {
+        join_strategy: JoinStrategy::FriendsOfMembers,
+        invite_strategy: InviteStrategy::LeaderOnly,
+        name: "Friday squad".into(),
+        chat_enabled: true,
+    };
+    let id = create_with(&mut leader, true, settings).party_id;
+    set_list(&server, "leader", "friends", &["member"]);
+    join_open(&mut member, id);
+    ok(leader.party_custom_data(id, CustomDataScope::Global, "map:dust"));
+    ok(member.party_custom_data(id, CustomDataScope::Member, "ready"));
+    let put =
+        admin(&server, "PUT", &format!("/v1/parties/{id}/attributes"), r#"{"attributes":{"mmr":1200},"timestamp":7}"#);
+    assert_eq!(put.status, 200, "{put:?}");
+    let code = ok(leader.party_code(id));
+
+    let full = admin(&server, "GET", &format!("/v1/parties/{id}"), "");
+    assert_eq!(full.status, 200, "{full:?}");
+    let body = &full.body;
+    let field = |name: &str| body[name].clone();
+    assert_eq!(
+        [field("name"), field("join_strategy"), field("invite_strategy"), field("chat_enabled"), field("version")],
+        [
+            serde_json::json!("Friday squad"),
+            serde_json::json!("friends_of_members"),
+            serde_json::json!("leader_only"),
+            serde_json::json!(true),
+            serde_json::json!(5),
+        ],
+        "{body}"
+    );
+    assert_eq!(field("code"), serde_json::json!(code.as_str()));
+    assert_eq!(field("custom_data"), serde_json::json!("map:dust"));
+    assert_eq!(
+        (field("attributes"), field("attributes_timestamp_ms")),
+        (serde_json::json!({"mmr": 1200}), serde_json::json!(7))
+    );
+    let members: Vec<(&str, &str)> = body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["user_id"].as_str().unwrap(), m["custom_data"].as_str().unwrap()))
+        .collect();
+    assert_eq!(members, [("leader", ""), ("member", "ready")]);
+
+    let list = admin(&server, "GET", "/v1/parties", "");
+    let listed = &list.body["parties"][0];
+    assert_eq!(
+        (listed["name"].as_str(), listed["join_strategy"].as_str()),
+        (Some("Friday squad"), Some("friends_of_members"))
+    );
+    assert_eq!((listed["chat_enabled"].as_bool(), listed["version"].as_u64()), (Some(true), Some(5)));
+    assert!(listed.get("code").is_none() && listed.get("attributes").is_none(), "the list stays short: {listed}");
+}
+
 // ---- L-9 versions ----
 
 /// Strategy, name, chat flag, custom data and attribute changes are one version step each,

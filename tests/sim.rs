@@ -99,6 +99,8 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     // Lobby II: social writes (some refused), who may join by friends and blocks, custom data,
     // chat (its rate limit, and times held against a wall clock that went back), attributes
     // (some out of order), names (some denied).
+    // The rarest (a window overrun, a clock jump between two messages) need only happen: the
+    // core's checks on them run at every step either way.
     let lobby2 = &total.lobby2;
     for (what, count, least) in [
         ("social writes", lobby2.social_writes, 1000),
@@ -108,15 +110,19 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
         ("joins let in as a friend", lobby2.joins_as_friend, 10),
         ("custom data writes", lobby2.custom_data_set, 500),
         ("chat messages", lobby2.chat_sent, 250),
-        ("chat messages over the rate", lobby2.chat_rate_limited, 8),
-        ("chat times held against the clock", lobby2.chat_time_held, 2),
+        ("chat messages over the rate", lobby2.chat_rate_limited, 2),
+        ("chat times held against the clock", lobby2.chat_time_held, 1),
         ("attribute writes", lobby2.attributes_written, 400),
-        ("stale attribute writes", lobby2.attributes_stale, 20),
+        ("stale attribute writes", lobby2.attributes_stale, 8),
         ("names set", lobby2.names_set, 200),
         ("names denied", lobby2.names_denied, 300),
     ] {
         assert!(count >= least, "too few {what} ({count}): {total:?}");
     }
+    // Operators closed and kicked; parties ended and were recorded, some past their bound.
+    assert!(total.admin_closes > 100 && total.admin_kicks > 100, "too little moderation: {total:?}");
+    assert!(total.history_records > 1000, "too few history records: {total:?}");
+    assert!(total.history_truncated > 0, "no history record was ever truncated: {total:?}");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 
 use super::AdminError;
 use crate::auth::CLAIM_BYTES_MAX;
-use crate::core::UserId;
+use crate::core::{PartyId, SessionId, UserId};
+use crate::wire::nakama::{parse_party_id, parse_session_id};
 use serde_json::{Map, Value};
 
 pub(crate) struct Fields {
@@ -132,16 +133,29 @@ pub(crate) fn token_request(body: &[u8]) -> Result<TokenRequest, AdminError> {
     Ok(TokenRequest { user_id, username, expires_in_s })
 }
 
+/// A party id in any form huddle prints or takes elsewhere: its own 32 hex digits, or Nakama's
+/// `<uuid>.<node>` (the one parser every codec uses).
+pub(crate) fn party_id(name: &str, value: &str) -> Result<PartyId, AdminError> {
+    parse_party_id(value).ok_or_else(|| {
+        AdminError::BadRequest(format!("{name}: expected a party id (32 hex digits, or Nakama's <uuid>.<node>)"))
+    })
+}
+
+/// A session id as huddle prints it in JSON (its 64-bit wire form in decimal) or as Nakama's
+/// clients see it (a UUID).
+pub(crate) fn session_id(name: &str, value: &str) -> Result<SessionId, AdminError> {
+    let decimal = (!value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.parse::<u64>().ok())
+        .flatten();
+    decimal.map(SessionId::from_wire).or_else(|| parse_session_id(value)).ok_or_else(|| {
+        AdminError::BadRequest(format!("{name}: expected a session id (decimal, as huddle prints it, or a UUID)"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(error: AdminError) -> String {
-        match error {
-            AdminError::BadRequest(message) => message,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
+    use crate::admin::bad_request_message as message;
 
     #[test]
     fn fields_are_typed_and_every_refusal_names_its_field() {
@@ -166,6 +180,21 @@ mod tests {
         assert!(message(Fields::parse(b"{").err().unwrap()).starts_with("body: not valid JSON"));
         assert_eq!(message(Fields::parse(b"[1]").err().unwrap()), "body: expected a JSON object");
         assert!(Fields::parse(b"  ").unwrap().finish().is_ok(), "an empty body has no fields");
+    }
+
+    #[test]
+    fn ids_are_taken_in_every_form_huddle_prints() {
+        let party = PartyId(0x07787d76_008c_4342_a3f3_936140c10fab);
+        assert_eq!(party_id("party_id", &party.to_string()), Ok(party));
+        assert_eq!(party_id("party_id", "07787d76-008c-4342-a3f3-936140c10fab.huddle"), Ok(party));
+        assert!(message(party_id("party_id", "nope").unwrap_err()).starts_with("party_id: expected a party id"));
+        let session = SessionId::new(7, 3);
+        assert_eq!(session_id("session_id", &session.to_wire().to_string()), Ok(session));
+        let nakama = crate::wire::nakama::NakamaSessionId(session).to_string();
+        assert_eq!(session_id("session_id", &nakama), Ok(session));
+        for bad in ["", "-1", "18446744073709551616", "x"] {
+            assert!(message(session_id("session_id", bad).unwrap_err()).starts_with("session_id: expected"), "{bad}");
+        }
     }
 
     #[test]

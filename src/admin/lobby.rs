@@ -16,6 +16,7 @@ use super::body::{self, Fields};
 use super::router::{Params, Request};
 use super::{AdminCall, AdminError};
 use crate::core::{PartyId, SocialList, SocialWrite, UnixMillis, UserId};
+use crate::limits::Limits;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,11 +35,11 @@ pub enum LobbyCall {
 /// hold with their lists; a bound on the work one request causes whatever that limit says.
 const SOCIAL_USERS_PER_REQUEST_MAX: usize = 10_000;
 
-pub(super) fn friends(params: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+pub(super) fn friends(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     list(params, request, SocialList::Friends)
 }
 
-pub(super) fn blocks(params: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+pub(super) fn blocks(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     list(params, request, SocialList::Blocks)
 }
 
@@ -51,7 +52,7 @@ fn list(params: &Params<'_>, request: &Request<'_>, list: SocialList) -> Result<
     Ok(AdminCall::Lobby(LobbyCall::SetList { user_id, list, ids }))
 }
 
-pub(super) fn social(_: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+pub(super) fn social(_: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     let mut fields = Fields::parse(request.body)?;
     let users = match fields.take("users") {
         Some(Value::Array(users)) => users,
@@ -88,7 +89,7 @@ pub(super) fn social(_: &Params<'_>, request: &Request<'_>) -> Result<AdminCall,
     Ok(AdminCall::Lobby(LobbyCall::SetSocial { writes }))
 }
 
-pub(super) fn attributes(params: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+pub(super) fn attributes(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     let party_id = params.party_id()?;
     let mut fields = Fields::parse(request.body)?;
     let attributes = match fields.take("attributes") {
@@ -173,7 +174,7 @@ mod tests {
             origin: None,
             body: body.as_bytes(),
         };
-        route(&request, &AdminKey::new(b"k")).result
+        route(&request, &AdminKey::new(b"k"), &Limits::default()).result
     }
 
     fn bad(method: &str, path: &str, body: &str) -> String {

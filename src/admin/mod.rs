@@ -6,22 +6,25 @@
 //! sessions in the normal order) and writes the response.
 //!
 //! Rooms: `router.rs` (the route table: method and path pattern → parser, the key check),
-//! `body.rs` (JSON bodies read field by field, refusals naming the field), `key.rs` (the admin
-//! key, compared in constant time), `playground.rs` (the K-3 page and its loopback-only token
-//! mint).
+//! `body.rs` (JSON bodies read field by field, refusals naming the field; ids in every form),
+//! `query.rs` (query parameters, the same way), `views.rs` (the JSON of parties and history,
+//! and the history file's lines), `key.rs` (the admin key, compared in constant time),
+//! `playground.rs` (the K-3 page and its loopback-only token mint).
 
 mod body;
 pub mod key;
 pub mod lobby;
 pub mod playground;
+mod query;
 mod router;
+pub mod views;
 
 pub use body::TokenRequest;
 pub use key::AdminKey;
 pub use playground::Playground;
 pub use router::{route, Request, Route, RouteId, Routed, PUBLIC_PATHS, ROUTES};
 
-use crate::core::{CoreError, PartyId, UnixMillis, UserId};
+use crate::core::{CoreError, HistoryQuery, PartyId, SessionId, UnixMillis, UserId};
 use crate::net::http::Status;
 use serde::Serialize;
 
@@ -46,6 +49,18 @@ pub enum AdminCall {
     PlaygroundToken(playground::TokenAttempt),
     /// SPEC L-4, L-8: friends, blocks and party attributes (`lobby.rs`).
     Lobby(lobby::LobbyCall),
+    /// `GET /v1/parties?offset&limit`: parties in creation order.
+    ListParties { offset: usize, limit: usize },
+    /// `GET /v1/parties/{party_id}`.
+    GetParty { party_id: PartyId },
+    /// `GET /v1/users/{user_id}/parties`.
+    UserParties { user_id: UserId },
+    /// `DELETE /v1/parties/{party_id}`.
+    CloseParty { party_id: PartyId },
+    /// `DELETE /v1/parties/{party_id}/members/{user_id}[?session_id=]`.
+    KickMember { party_id: PartyId, user_id: UserId, session: Option<SessionId> },
+    /// `GET /v1/history?party_id&user_id&since&until&limit&cursor`.
+    History { query: HistoryQuery, limit: usize },
 }
 
 /// Why an admin request failed. [`AdminError::status`] and [`AdminError::code`] map each to
@@ -59,6 +74,13 @@ pub enum AdminError {
     /// Refused whoever asks this way (the playground's mint from elsewhere than this machine);
     /// the message says why.
     Forbidden(String),
+    /// The path names a party that does not exist (never did, or ended).
+    PartyNotFound,
+    /// The user (or the session named) is not a member of the party.
+    MemberNotFound(String),
+    /// The server's state refuses the request (the message says why; L-8: a timestamp not
+    /// newer than the stored one), and nothing changed.
+    Conflict(String),
     /// Routes have this path, with other methods (listed in `Allow`).
     MethodNotAllowed { allow: String },
     /// A bad body, field, path segment or header; the message names it.
@@ -75,11 +97,6 @@ pub enum AdminError {
     RequestTimeout,
     /// A bound of the server's tables (the message names the limit).
     LimitExceeded(String),
-    /// No live party has this id (a route that names one).
-    PartyNotFound(PartyId),
-    /// The write conflicts with the state (L-8: a timestamp not newer than the stored one); the
-    /// message says why, and nothing changed.
-    Conflict(String),
 }
 
 impl AdminError {
@@ -87,7 +104,8 @@ impl AdminError {
         match self {
             AdminError::Unauthorized => Status::UNAUTHORIZED,
             AdminError::Forbidden(_) => Status::FORBIDDEN,
-            AdminError::NotFound => Status::NOT_FOUND,
+            AdminError::NotFound | AdminError::PartyNotFound | AdminError::MemberNotFound(_) => Status::NOT_FOUND,
+            AdminError::Conflict(_) => Status::CONFLICT,
             AdminError::MethodNotAllowed { .. } => Status::METHOD_NOT_ALLOWED,
             AdminError::BadRequest(_) | AdminError::MalformedHead => Status::BAD_REQUEST,
             AdminError::BodyTooLarge { .. } => Status::CONTENT_TOO_LARGE,
@@ -95,8 +113,6 @@ impl AdminError {
             AdminError::TransferEncodingUnsupported => Status::NOT_IMPLEMENTED,
             AdminError::RequestTimeout => Status::REQUEST_TIMEOUT,
             AdminError::LimitExceeded(_) => Status::INSUFFICIENT_STORAGE,
-            AdminError::PartyNotFound(_) => Status::NOT_FOUND,
-            AdminError::Conflict(_) => Status::CONFLICT,
         }
     }
 
@@ -106,6 +122,9 @@ impl AdminError {
             AdminError::Unauthorized => "unauthorized",
             AdminError::Forbidden(_) => "forbidden",
             AdminError::NotFound => "not_found",
+            AdminError::PartyNotFound => "party_not_found",
+            AdminError::MemberNotFound(_) => "member_not_found",
+            AdminError::Conflict(_) => "conflict",
             AdminError::MethodNotAllowed { .. } => "method_not_allowed",
             AdminError::BadRequest(_) | AdminError::MalformedHead => "bad_request",
             AdminError::BodyTooLarge { .. } => "body_too_large",
@@ -113,8 +132,6 @@ impl AdminError {
             AdminError::TransferEncodingUnsupported => "transfer_encoding_unsupported",
             AdminError::RequestTimeout => "request_timeout",
             AdminError::LimitExceeded(_) => "limit_exceeded",
-            AdminError::PartyNotFound(_) => "party_not_found",
-            AdminError::Conflict(_) => "conflict",
         }
     }
 
@@ -143,6 +160,8 @@ impl std::fmt::Display for AdminError {
             AdminError::Unauthorized => write!(f, "missing or wrong admin key (Authorization: Bearer KEY)"),
             AdminError::Forbidden(message) => write!(f, "{message}"),
             AdminError::NotFound => write!(f, "no such route"),
+            AdminError::PartyNotFound => write!(f, "no such party (it never existed, or it ended)"),
+            AdminError::MemberNotFound(message) | AdminError::Conflict(message) => write!(f, "{message}"),
             AdminError::MethodNotAllowed { allow } => write!(f, "method not allowed here; allowed: {allow}"),
             AdminError::BadRequest(message) => write!(f, "{message}"),
             AdminError::BodyTooLarge { bytes_max } => {
@@ -155,22 +174,63 @@ impl std::fmt::Display for AdminError {
             }
             AdminError::RequestTimeout => write!(f, "request not complete within admin_request_timeout_ms"),
             AdminError::LimitExceeded(message) => write!(f, "{message}"),
-            AdminError::PartyNotFound(party_id) => write!(f, "no party {party_id}"),
-            AdminError::Conflict(message) => write!(f, "{message}"),
         }
     }
 }
 
 impl std::error::Error for AdminError {}
 
+/// The message of a 400, for the parsers' tests; anything else fails the test.
+#[cfg(test)]
+pub(crate) fn bad_request_message(error: AdminError) -> String {
+    match error {
+        AdminError::BadRequest(message) => message,
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}
+
 impl From<CoreError> for AdminError {
-    /// The core's refusals of admin requests: bad fields are 400, full tables 507.
+    /// The core's refusals of admin requests, mapped once: bad fields are 400, what is not
+    /// there 404, full tables 507, a state that refuses the change 409.
     fn from(error: CoreError) -> AdminError {
         match error {
             CoreError::LimitExceeded(message) => AdminError::LimitExceeded(message),
             CoreError::BadInput(message) => AdminError::BadRequest(message),
+            // L-8: the stored attributes are newer; the message names both timestamps.
             CoreError::StaleAttributes { .. } => AdminError::Conflict(format!("timestamp: {error}")),
-            other => AdminError::BadRequest(other.to_string()),
+            CoreError::PartyNotFound => AdminError::PartyNotFound,
+            CoreError::PartyPresenceNotFound | CoreError::PartyNotMember => {
+                AdminError::MemberNotFound("no such member session in the party".into())
+            }
+            CoreError::SearchQueryInvalid(_)
+            | CoreError::SearchCursorMismatch
+            | CoreError::SearchCursorInvalid
+            | CoreError::SearchQueryTooBroad { .. }
+            | CoreError::PartyPresenceMismatch => AdminError::BadRequest(error.to_string()),
+            CoreError::PartyFull
+            | CoreError::PartyNotLeader
+            | CoreError::PartyJoinRequestDuplicate
+            | CoreError::PartyAlreadyMember
+            | CoreError::PartyCannotRemoveSelf
+            | CoreError::PartyJoinRequestsFull
+            | CoreError::PartyTooManyParties(_)
+            | CoreError::FollowLimitReached { .. }
+            | CoreError::PartyAlreadyInParty
+            | CoreError::PartyJoinNotAllowed
+            | CoreError::PartyNotInvited
+            | CoreError::InviteeIsSelf
+            | CoreError::InviteeInvalid(_)
+            | CoreError::InviteeInParty(_)
+            | CoreError::InvitationNotFound
+            | CoreError::PartyCodeNotFound
+            | CoreError::InvitationCancelNotAllowed
+            | CoreError::StatusControlCharacter { .. }
+            | CoreError::PartyJoinBlocked
+            | CoreError::PartyNotFriendOfLeader
+            | CoreError::PartyNotFriendOfMembers
+            | CoreError::InviteeBlocked(_)
+            | CoreError::PartyChatDisabled
+            | CoreError::PartyNameDenied => AdminError::Conflict(error.to_string()),
         }
     }
 }

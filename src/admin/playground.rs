@@ -21,6 +21,7 @@
 use super::body::{self, TokenRequest};
 use super::router::{Params, Request};
 use super::{AdminCall, AdminError};
+use crate::limits::Limits;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The built page (see the module doc); `npm run build:playground` rewrites it.
@@ -33,13 +34,13 @@ const MINT_SLOT: &str = "%HUDDLE_MINT%";
 const HOST_BYTES_MAX: usize = 260;
 
 /// `GET /playground`.
-pub(super) fn page_call(_: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+pub(super) fn page_call(_: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     Ok(AdminCall::Playground { host: request.host.map(str::to_owned) })
 }
 
 /// `POST /playground/token`: checked by [`Playground::admit_token`] only once the driver knows
 /// the playground is on, so a server without `--playground` answers 404 whatever the body.
-pub(super) fn token_call(_: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+pub(super) fn token_call(_: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     Ok(AdminCall::PlaygroundToken(TokenAttempt {
         host: request.host.map(str::to_owned),
         origin: request.origin.map(str::to_owned),

@@ -4,11 +4,14 @@
 //!
 //! Order of checks: the admin key first, on every path but [`PUBLIC_PATHS`], so a caller
 //! without the key learns nothing about which routes exist; then the path (404), then the
-//! method (405 with the path's methods); then the row's parser (400 naming the field).
+//! method (405 with the path's methods); then the row's parser (400 naming the field or
+//! parameter). Parsers check what they can without the core, the page limits included.
 
 use super::body::{self, Fields};
+use super::query::QueryParams;
 use super::{lobby, playground, AdminCall, AdminError, AdminKey};
-use crate::core::UnixMillis;
+use crate::core::{HistoryQuery, UnixMillis};
+use crate::limits::Limits;
 use crate::net::http::{percent_decode, PlusSign};
 
 /// Paths served without the admin key: metrics and health for scrapers and probes (O-2), and
@@ -19,16 +22,18 @@ pub const PUBLIC_PATHS: &[&str] = &["/metrics", "/healthz", "/playground", "/pla
 /// Captures one pattern may have.
 const PARAMS_MAX: usize = 4;
 
+type Parse = fn(&Params<'_>, &Request<'_>, &Limits) -> Result<AdminCall, AdminError>;
+
 pub struct Route {
     pub method: &'static str,
     pub pattern: &'static str,
-    parse: fn(&Params<'_>, &Request<'_>) -> Result<AdminCall, AdminError>,
+    parse: Parse,
 }
 
 /// Every route of the admin API.
 pub const ROUTES: &[Route] = &[
-    Route { method: "GET", pattern: "/metrics", parse: |_, _| Ok(AdminCall::Metrics) },
-    Route { method: "GET", pattern: "/healthz", parse: |_, _| Ok(AdminCall::Health) },
+    Route { method: "GET", pattern: "/metrics", parse: |_, _, _| Ok(AdminCall::Metrics) },
+    Route { method: "GET", pattern: "/healthz", parse: |_, _, _| Ok(AdminCall::Health) },
     Route { method: "GET", pattern: "/playground", parse: playground::page_call },
     Route { method: "POST", pattern: "/playground/token", parse: playground::token_call },
     Route { method: "POST", pattern: "/v1/tokens", parse: mint_token },
@@ -40,6 +45,12 @@ pub const ROUTES: &[Route] = &[
     Route { method: "PUT", pattern: "/v1/users/{user_id}/blocks", parse: lobby::blocks },
     Route { method: "PUT", pattern: "/v1/social", parse: lobby::social },
     Route { method: "PUT", pattern: "/v1/parties/{party_id}/attributes", parse: lobby::attributes },
+    Route { method: "GET", pattern: "/v1/parties", parse: list_parties },
+    Route { method: "GET", pattern: "/v1/parties/{party_id}", parse: get_party },
+    Route { method: "DELETE", pattern: "/v1/parties/{party_id}", parse: close_party },
+    Route { method: "DELETE", pattern: "/v1/parties/{party_id}/members/{user_id}", parse: kick_member },
+    Route { method: "GET", pattern: "/v1/users/{user_id}/parties", parse: user_parties },
+    Route { method: "GET", pattern: "/v1/history", parse: history },
 ];
 
 const _: () = assert!(ROUTES.len() < u8::MAX as usize, "route ids fit a byte");
@@ -76,8 +87,9 @@ pub struct Routed {
     pub result: Result<AdminCall, AdminError>,
 }
 
-/// Routes `request`, checking `key` first unless the path is public.
-pub fn route(request: &Request<'_>, key: &AdminKey) -> Routed {
+/// Routes `request`, checking `key` first unless the path is public; `limits` bound what the
+/// request may ask for (page sizes).
+pub fn route(request: &Request<'_>, key: &AdminKey, limits: &Limits) -> Routed {
     let public = PUBLIC_PATHS.contains(&request.path);
     let mut path_matched = false;
     let mut found = None;
@@ -95,7 +107,7 @@ pub fn route(request: &Request<'_>, key: &AdminKey) -> Routed {
         return Routed { route, result: Err(AdminError::Unauthorized) };
     }
     let result = match found {
-        Some((id, params)) => (id.route().parse)(&params, request),
+        Some((id, params)) => (id.route().parse)(&params, request, limits),
         None if path_matched => Err(AdminError::MethodNotAllowed { allow: allowed_methods(request.path) }),
         None => Err(AdminError::NotFound),
     };
@@ -155,23 +167,74 @@ impl<'p> Params<'p> {
 
     /// A party id in huddle's 32-hex form or Nakama's (`<uuid>.<node>`), as every id input takes.
     pub(super) fn party_id(&self) -> Result<crate::core::PartyId, AdminError> {
-        let text = self.get("party_id")?;
-        crate::wire::nakama::parse_party_id(&text).ok_or_else(|| {
-            AdminError::BadRequest("party_id: not a party id (32 hex digits, or Nakama's <uuid>.<node>)".into())
-        })
+        body::party_id("party_id", &self.get("party_id")?)
     }
 }
 
-fn mint_token(_: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+/// The `limit` parameter of a list route: 1..=`admin_page_limit_max`, that when absent.
+fn page_limit(query: &mut QueryParams, limits: &Limits) -> Result<usize, AdminError> {
+    let max = limits.admin_page_limit_max as u64;
+    // Invariant: the range keeps the value within a usize limit.
+    Ok(query.opt_integer("limit", 1..=max)?.map_or(limits.admin_page_limit_max, |limit| limit as usize))
+}
+
+fn list_parties(_: &Params<'_>, request: &Request<'_>, limits: &Limits) -> Result<AdminCall, AdminError> {
+    let mut query = QueryParams::parse(request.query, &["offset", "limit"])?;
+    let offset = query.opt_integer("offset", 0..=u32::MAX.into())?.unwrap_or(0) as usize;
+    let limit = page_limit(&mut query, limits)?;
+    Ok(AdminCall::ListParties { offset, limit })
+}
+
+fn get_party(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
+    QueryParams::parse(request.query, &[])?;
+    Ok(AdminCall::GetParty { party_id: params.party_id()? })
+}
+
+fn close_party(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
+    QueryParams::parse(request.query, &[])?;
+    Ok(AdminCall::CloseParty { party_id: params.party_id()? })
+}
+
+fn kick_member(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
+    let mut query = QueryParams::parse(request.query, &["session_id"])?;
+    let session = match query.opt_string("session_id") {
+        Some(text) => Some(body::session_id("session_id", &text)?),
+        None => None,
+    };
+    Ok(AdminCall::KickMember { party_id: params.party_id()?, user_id: params.user_id()?, session })
+}
+
+fn user_parties(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
+    QueryParams::parse(request.query, &[])?;
+    Ok(AdminCall::UserParties { user_id: params.user_id()? })
+}
+
+fn history(_: &Params<'_>, request: &Request<'_>, limits: &Limits) -> Result<AdminCall, AdminError> {
+    let mut query = QueryParams::parse(request.query, &["party_id", "user_id", "since", "until", "limit", "cursor"])?;
+    let party_id = query.opt_string("party_id").map(|text| body::party_id("party_id", &text)).transpose()?;
+    let user_id = query.opt_string("user_id").map(|text| body::user_id("user_id", &text)).transpose()?;
+    let since = query.opt_integer("since", 0..=u64::MAX)?.map(UnixMillis);
+    let until = query.opt_integer("until", 0..=u64::MAX)?.map(UnixMillis);
+    if let (Some(since), Some(until)) = (since, until) {
+        if since > until {
+            return Err(AdminError::BadRequest(format!("until: {} is before since {}", until.0, since.0)));
+        }
+    }
+    let before_seq = query.opt_integer("cursor", 1..=u64::MAX)?;
+    let limit = page_limit(&mut query, limits)?;
+    Ok(AdminCall::History { query: HistoryQuery { party_id, user_id, since, until, before_seq }, limit })
+}
+
+fn mint_token(_: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     let body::TokenRequest { user_id, username, expires_in_s } = body::token_request(request.body)?;
     Ok(AdminCall::MintToken { user_id, username, expires_in_s })
 }
 
-fn disconnect_user(params: &Params<'_>, _: &Request<'_>) -> Result<AdminCall, AdminError> {
+fn disconnect_user(params: &Params<'_>, _: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     Ok(AdminCall::DisconnectUser { user_id: params.user_id()? })
 }
 
-fn ban(params: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminError> {
+fn ban(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     let user_id = params.user_id()?;
     let mut fields = Fields::parse(request.body)?;
     let until = fields.integer("until", 1..=u64::MAX)?;
@@ -179,7 +242,7 @@ fn ban(params: &Params<'_>, request: &Request<'_>) -> Result<AdminCall, AdminErr
     Ok(AdminCall::Ban { user_id, until: UnixMillis(until) })
 }
 
-fn unban(params: &Params<'_>, _: &Request<'_>) -> Result<AdminCall, AdminError> {
+fn unban(params: &Params<'_>, _: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     Ok(AdminCall::Unban { user_id: params.user_id()? })
 }
 
@@ -189,17 +252,18 @@ mod tests {
     use crate::core::UserId;
 
     const KEY: &str = "Bearer k";
+    const PARTY: &str = "000000000000000000000000000000ab";
 
     fn call(method: &str, target: &str, authorization: Option<&str>, body: &str) -> Routed {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let request = Request { method, path, query, authorization, host: None, origin: None, body: body.as_bytes() };
-        route(&request, &AdminKey::new(b"k"))
+        route(&request, &AdminKey::new(b"k"), &Limits::default())
     }
 
     #[test]
     fn every_row_is_reachable_and_no_two_rows_share_method_and_pattern() {
         for (index, row) in ROUTES.iter().enumerate() {
-            let path = row.pattern.replace("{user_id}", "u").replace("{party_id}", "0123456789abcdef0123456789abcdef");
+            let path = row.pattern.replace("{user_id}", "u").replace("{party_id}", PARTY);
             let routed = call(row.method, &path, Some(KEY), r#"{"user_id":"u","until":99}"#);
             assert_eq!(routed.route, Some(RouteId(index as u8)), "{} {}", row.method, row.pattern);
             for other in &ROUTES[..index] {
@@ -273,5 +337,50 @@ mod tests {
         assert!(bad("PUT", "/v1/users/eve/ban", "").starts_with("until: required"));
         assert!(bad("DELETE", "/v1/users/%ff/ban", "").starts_with("user_id: not valid percent-encoded"));
         assert!(bad("DELETE", "/v1/users/a%0Ab/ban", "").starts_with("user_id: must be"));
+        assert!(bad("GET", "/v1/parties/xyz", "").starts_with("party_id: expected a party id"));
+        assert!(bad("GET", "/v1/parties?limit=0", "").starts_with("limit: expected an integer in 1..=100"));
+        assert!(bad("GET", "/v1/parties?limit=101", "").starts_with("limit: expected an integer in 1..=100"));
+        assert!(bad("GET", "/v1/parties?offset=x", "").starts_with("offset: expected an integer"));
+        assert!(bad("GET", "/v1/parties?ofset=1", "").starts_with("ofset: unknown parameter"));
+        assert!(bad("GET", "/v1/history?since=5&until=4", "").starts_with("until: 4 is before since 5"));
+        assert!(bad("GET", "/v1/history?user_id=", "").starts_with("user_id: must be"));
+        let kick = format!("/v1/parties/{PARTY}/members/u?session_id=abc");
+        assert!(bad("DELETE", &kick, "").starts_with("session_id: expected a session id"));
+    }
+
+    #[test]
+    fn party_and_history_routes_carry_their_parsed_parameters() {
+        use crate::core::{PartyId, SessionId, UserId};
+        let party_id = PartyId(0xab);
+        assert_eq!(
+            call("GET", "/v1/parties?offset=5&limit=7", Some(KEY), "").result,
+            Ok(AdminCall::ListParties { offset: 5, limit: 7 })
+        );
+        assert_eq!(
+            call("GET", "/v1/parties", Some(KEY), "").result,
+            Ok(AdminCall::ListParties { offset: 0, limit: 100 })
+        );
+        let nakama_form = "00000000-0000-0000-0000-0000000000ab.huddle";
+        assert_eq!(
+            call("DELETE", &format!("/v1/parties/{nakama_form}"), Some(KEY), "").result,
+            Ok(AdminCall::CloseParty { party_id })
+        );
+        assert_eq!(
+            call("DELETE", &format!("/v1/parties/{PARTY}/members/bob?session_id=4294967297"), Some(KEY), "").result,
+            Ok(AdminCall::KickMember { party_id, user_id: UserId::new("bob"), session: Some(SessionId::new(1, 1)) })
+        );
+        assert_eq!(
+            call("GET", "/v1/history?user_id=a%2Bb&since=1&until=2&limit=3&cursor=9", Some(KEY), "").result,
+            Ok(AdminCall::History {
+                query: HistoryQuery {
+                    party_id: None,
+                    user_id: Some(UserId::new("a+b")),
+                    since: Some(UnixMillis(1)),
+                    until: Some(UnixMillis(2)),
+                    before_seq: Some(9),
+                },
+                limit: 3
+            })
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! | `context.rs` | the per-call context every handler gets (limits, clocks, session table, id generator, timers, event sink) |
 //! | `outbox.rs` | [`Outbox`]: outputs in order; the reply slot reserved before a handler runs; the event sink |
 //! | `session.rs` | connected sessions, user → sessions (connect order), username → users |
-//! | `party/` | parties (SPEC §2, P-1 … P-12), party search (Q-1 … Q-4) and the lobby extensions (L-1 one party per user, L-2 invitations, L-3 codes, L-4 strategies, L-9 versions and snapshots), a file per sub-state (see its docs) |
+//! | `party/` | parties (SPEC §2, P-1 … P-12), party search (Q-1 … Q-4), their history (O-3) and moderation (O-1), and the lobby extensions (L-1 one party per user, L-2 invitations, L-3 codes, L-4 strategies, L-9 versions and snapshots), a file per sub-state (see its docs) |
+//! | `admin.rs`, `ban.rs` | the admin API's entry points ([`Core::handle_admin`], the party views, history queries) and the ban table |
 //! | `status.rs` | statuses and follows (SPEC §4, S-1 … S-3, C-3) |
 //! | `search/` | the label query language and the inverted index behind party search |
 //! | `timers.rs` | armed deadlines, fired by [`Core::handle_timeout`] |
@@ -36,7 +37,11 @@
 //! request caused, and every event reaches its recipients in the order the outbox lists it.
 //! Party data sent without a cid (SPEC P-9, fire and forget) is the one request without a
 //! reply: it gets nothing on success and an [`Event::PartyDataRefused`] on refusal. Any other
-//! request must carry a cid (the wire refuses it with 101 before the core sees it). Because
+//! request must carry a cid (the wire refuses it with 101 before the core sees it). Admin
+//! requests come through [`Core::handle_admin`], their events into the outbox like a request's.
+//! Party history records finish inside the core: the driver takes them with
+//! [`Core::take_finished_history`] at least once per turn (they pile up until taken) and calls
+//! [`Core::record_shutdown`] once when a graceful shutdown begins. Because
 //! nothing here touches a socket, a clock or FlatBuffers bytes, unit tests, the simulation and
 //! fuzzers drive the core directly.
 
@@ -62,11 +67,13 @@ pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, Now, PartyCode, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
 pub use names::{fold as fold_name, NameDenyList};
 pub use outbox::{CloseReason, Outbox, Output};
+pub use party::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
 pub use party::{
     ChatKind, ChatMessage, CustomDataScope, InvitationEndReason, InviteStrategy, JoinStrategy, LobbyData, LobbyEvent,
     LobbyReply, LobbyRequest, LobbySettings, LobbySettingsPatch, PartyEvent, PartyInvitation, PartyListing, PartyReply,
     PartyRequest, PartySnapshot, PartySummary, RemovedReason, ATTRIBUTES_NONE,
 };
+pub use party::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
 pub use social::{SocialList, SocialWrite};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 pub use timers::TimerId;
@@ -118,8 +125,8 @@ pub enum Event {
         party_id: PartyId,
         error: CoreError,
     },
-    /// Invitations and snapshots (SPEC L-2, L-9). Huddle-only: a codec for another protocol
-    /// (Nakama's JSON) sends nothing for any of them.
+    /// Invitations, snapshots, custom data, chat and attributes (SPEC L-2, L-5, L-6, L-8, L-9).
+    /// Huddle-only: a codec for another protocol (Nakama's JSON) sends nothing for any of them.
     Lobby(LobbyEvent),
 }
 

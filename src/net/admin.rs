@@ -19,9 +19,9 @@ use super::conn::{Phase, Transport};
 use super::driver::Driver;
 use super::http::{HeadError, HeadProgress, HeadReader, Status};
 use super::metrics::{self, Gauges, Limit};
-use crate::admin::{self, AdminCall, AdminError, AdminKey, Playground, RouteId, TokenRequest};
+use crate::admin::{self, views, AdminCall, AdminError, AdminKey, Playground, RouteId, TokenRequest};
 use crate::auth::{self, Claims};
-use crate::core::{AdminReply, AdminRequest, Millis, SessionId};
+use crate::core::{AdminReply, AdminRequest, CoreError, Millis, SessionId};
 use bytes::Bytes;
 
 /// What the admin side of the driver knows beyond its connections.
@@ -249,7 +249,7 @@ impl<S: Transport> Driver<S> {
             origin: head.header("origin"),
             body: admin.reader.bytes(head_len..total_len),
         };
-        let routed = admin::route(&request, &state.key);
+        let routed = admin::route(&request, &state.key, &self.limits);
         self.admin_requests_left -= 1;
         let mut response = match routed.result {
             Ok(call) => self.execute_admin(call, now).unwrap_or_else(|error| Response::error(&error)),
@@ -300,9 +300,15 @@ impl<S: Transport> Driver<S> {
     fn send_admin_response(&mut self, id: SessionId, route: Option<RouteId>, response: &Response, now: Millis) {
         self.metrics.admin_request(route, response.status.0);
         let Some(conn) = self.conns.get_mut(id) else { return };
+        let alone = conn.out.is_empty();
         conn.out.push(response.to_bytes());
         if response.close {
             self.enter_closing(id, now);
+        } else if alone {
+            // One response to a client that read every earlier one: its size is bounded by
+            // construction (a page stops at admin_response_bytes_max, plus one item at most), so
+            // the output limits, which catch clients that stop reading, do not apply to it.
+            self.list_flush(id);
         } else {
             // A client pipelining requests without reading the answers is a slow consumer.
             let _ = self.queued_more(id, now);
@@ -380,6 +386,45 @@ impl<S: Transport> Driver<S> {
                 self.mint_token(request)
             }
             AdminCall::Lobby(call) => self.execute_lobby_admin(call, now)?,
+            AdminCall::ListParties { offset, limit } => {
+                let bytes_max = self.limits.admin_response_bytes_max;
+                let (total, parties) = (self.core.party_count(), self.core.admin_parties(offset));
+                Response::json(Status::OK, views::parties_page(parties, total, offset, limit, bytes_max))
+            }
+            AdminCall::GetParty { party_id } => {
+                let view = self.core.admin_party(party_id).ok_or(AdminError::PartyNotFound)?;
+                Response::json(Status::OK, views::party(&view))
+            }
+            AdminCall::UserParties { user_id } => {
+                let parties = self.core.admin_user_parties(&user_id);
+                let (limit, bytes_max) = (self.limits.admin_page_limit_max, self.limits.admin_response_bytes_max);
+                Response::json(Status::OK, views::user_parties(&user_id, &parties, limit, bytes_max))
+            }
+            AdminCall::CloseParty { party_id } => match self.run_admin(AdminRequest::CloseParty { party_id }, now)? {
+                AdminReply::PartyClosed(closed) => Response::json(Status::OK, views::party_closed(party_id, &closed)),
+                other => return Err(unexpected(other)),
+            },
+            AdminCall::KickMember { party_id, user_id, session } => {
+                let kick = AdminRequest::KickMember { party_id, user_id: user_id.clone(), session };
+                match self.run_admin(kick, now).map_err(|error| match error {
+                    CoreError::PartyPresenceNotFound => AdminError::MemberNotFound(match session {
+                        Some(session) => {
+                            format!("session {session} of user {:?} is not a member of the party", user_id.as_str())
+                        }
+                        None => format!("user {:?} has no member session in the party", user_id.as_str()),
+                    }),
+                    other => other.into(),
+                })? {
+                    AdminReply::MembersKicked(kicked) => {
+                        Response::json(Status::OK, views::members_kicked(party_id, &user_id, &kicked))
+                    }
+                    other => return Err(unexpected(other)),
+                }
+            }
+            AdminCall::History { query, limit } => {
+                let bytes_max = self.limits.admin_response_bytes_max;
+                Response::json(Status::OK, views::history_page(self.core.history(&query), limit, bytes_max))
+            }
         })
     }
 
@@ -410,6 +455,9 @@ impl<S: Transport> Driver<S> {
             party_code_misses_total: lobby.code_misses_total,
             party_chat_messages_total: lobby.chat_messages_total,
             party_chat_refused_total: lobby.chat_refused_total,
+            history_records_total: self.core.history_records_total(),
+            history_write_errors_total: self.history.write_errors_total(),
+            history_records_dropped_total: self.history.records_dropped_total(),
         }
     }
 }

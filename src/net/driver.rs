@@ -10,19 +10,22 @@ use super::admin::{AdminConn, AdminState};
 use super::conn::{Conn, ConnTable, Phase, Transport};
 use super::deadlines::Deadlines;
 use super::dispatch::EventFrames;
+use super::history::{HistoryFile, Pushed};
 use super::http::HeadReader;
 use super::inbound::InboundFrames;
 use super::listener::{ListenerId, ListenerKind, ListenerLimits};
-use super::metrics::Metrics;
+use super::metrics::{Limit, Metrics};
 use super::ratelimit::RequestBudget;
 use super::read::ReadScratch;
 use super::stats::{Stats, StatsSnapshot};
 use super::ws::{self, CLOSE_AWAY};
 use crate::auth::TokenKey;
-use crate::core::{Core, Millis, Now, Outbox, SessionId, UnixMillis};
+use crate::core::{Core, HistoryRecord, Millis, Now, Outbox, SessionId, UnixMillis};
 use crate::limits::Limits;
 use crate::wire::Codecs;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tungstenite::protocol::WebSocketConfig;
 
@@ -61,6 +64,10 @@ pub(crate) struct Driver<S> {
     pub(super) admin_requests_left: usize,
     /// A graceful shutdown is draining the game connections (`/healthz` says 503).
     pub(super) draining: bool,
+    /// The history file (`history.rs`), or none; written once per turn.
+    pub(super) history: HistoryFile,
+    /// Records taken from the core this turn (kept for its buffer).
+    history_taken: Vec<Arc<HistoryRecord>>,
     /// When queue sizes were last summed into the gauges.
     outbound_sampled_at: Millis,
     /// Set by a graceful shutdown: the drain deadline, which then governs every closing
@@ -100,9 +107,40 @@ impl<S: Transport> Driver<S> {
             admin: None,
             admin_requests_left: 0,
             draining: false,
+            history: HistoryFile::new(None),
+            history_taken: Vec::new(),
             outbound_sampled_at: Millis(0),
             drain_deadline: None,
         }
+    }
+
+    /// Appends finished party history records to the file at `path` (SPEC O-3).
+    pub(crate) fn write_history_to(&mut self, path: PathBuf) {
+        self.history = HistoryFile::new(Some(path));
+    }
+
+    /// Rotation (SIGHUP): the history file is closed and the path opened again.
+    pub(crate) fn reopen_history(&mut self) {
+        self.history.reopen();
+    }
+
+    /// Takes the core's finished history records into the file's buffer and makes this turn's
+    /// one bounded write.
+    fn write_history(&mut self, now: Millis) {
+        self.core.take_finished_history(&mut self.history_taken);
+        for record in self.history_taken.drain(..) {
+            if self.history.push(&record, &self.limits) == Pushed::Dropped {
+                self.metrics.limit_trip(Limit::history_buffer_bytes_max);
+            }
+        }
+        self.history.flush(now, &self.limits);
+    }
+
+    /// At exit: the records of the last turn, and everything buffered, written without the
+    /// per-turn bound.
+    pub(crate) fn finish_history(&mut self, now: Millis) {
+        self.write_history(now);
+        self.history.finish(now, &self.limits);
     }
 
     /// Serves the admin API on connections of the admin listener, with `state`'s key.
@@ -188,17 +226,21 @@ impl<S: Transport> Driver<S> {
         self.expire(now);
         self.flush_listed(now);
         self.reap(now, release);
+        self.write_history(now);
     }
 
     /// Work is left for the next turn: the loop must not sleep.
     pub(crate) fn has_work(&self) -> bool {
-        !self.read_list.is_empty() || !self.flush_list.is_empty() || !self.reap_list.is_empty()
+        !self.read_list.is_empty()
+            || !self.flush_list.is_empty()
+            || !self.reap_list.is_empty()
+            || self.history.has_work()
     }
 
     /// The earliest of the driver's deadlines and the core's timers.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Millis> {
-        [self.deadlines.earliest(), self.core.poll_timeout()].into_iter().flatten().min()
+        [self.deadlines.earliest(), self.core.poll_timeout(), self.history.poll_deadline()].into_iter().flatten().min()
     }
 
     pub(super) fn list_read(&mut self, id: SessionId) {
@@ -272,6 +314,9 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn close_all(&mut self, now: Millis, drain_deadline: Millis) {
         self.draining = true;
         self.drain_deadline = Some(drain_deadline);
+        // Parties alive now are recorded as ended by the shutdown (O-3), before their sessions
+        // drain away and would end them as `empty`.
+        self.core.record_shutdown(self.core_now(now));
         for id in self.conns.ids() {
             let Some(conn) = self.conns.get_mut(id) else { continue };
             match conn.phase {

@@ -48,7 +48,7 @@ impl<S: Transport> Driver<S> {
                         Response::json(Status::OK, admin::json(&set))
                     }
                     Ok(other) => return Err(unexpected(other)),
-                    Err(CoreError::PartyNotFound) => return Err(AdminError::PartyNotFound(party_id)),
+                    Err(CoreError::PartyNotFound) => return Err(AdminError::PartyNotFound),
                     Err(error) => return Err(error.into()),
                 }
             }

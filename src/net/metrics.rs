@@ -70,7 +70,7 @@ label_set! {
         handshakes_per_ip_per_second_max, message_fragments_max, message_assembly_ms_max,
         extra_frames_per_second_max, invitations_per_party_max, invitations_per_user_max,
         invitees_per_request_max, code_misses_per_minute_max, party_custom_data_bytes_max,
-        chat_body_bytes_max, chat_messages_per_window_max, social_entries_max,
+        chat_body_bytes_max, chat_messages_per_window_max, social_entries_max, history_buffer_bytes_max,
     }
 }
 
@@ -192,6 +192,9 @@ pub(crate) struct Gauges {
     /// L-6: chat messages sent, and chat requests refused (any reason).
     pub party_chat_messages_total: u64,
     pub party_chat_refused_total: u64,
+    pub history_records_total: u64,
+    pub history_write_errors_total: u64,
+    pub history_records_dropped_total: u64,
 }
 
 /// Renders the Prometheus text format (0.0.4).
@@ -283,6 +286,24 @@ impl Collector for Exposition {
             "huddle_party_chat_refused",
             "Party chat messages refused (not a member, chat off, a bad body, the rate limit)",
             g.party_chat_refused_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records",
+            "Party history records finished (a party ended, or was alive at shutdown)",
+            g.history_records_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_write_errors",
+            "Failed opens and writes of the history file",
+            g.history_write_errors_total,
+        )?;
+        counter(
+            &mut encoder,
+            "huddle_history_records_dropped",
+            "History records left out of the history file because its buffer was full",
+            g.history_records_dropped_total,
         )?;
         let turns = &m.loop_turns;
         let buckets: Vec<(f64, u64)> = TURN_BUCKETS_S.iter().copied().zip(turns.counts.iter().copied()).collect();

@@ -17,7 +17,8 @@
 //!   address (connections, handshakes per second; off by default).
 //! - `admin.rs`: admin API connections (keep-alive HTTP requests routed by `crate::admin`,
 //!   executed through the core); `metrics.rs`: the counters behind `/metrics` and their
-//!   Prometheus exposition.
+//!   Prometheus exposition; `history.rs`: the party history file (one bounded write per turn,
+//!   reopened on SIGHUP).
 //! - `driver.rs`: the socket-independent `Driver` (connections, core, one turn's steps), which
 //!   the `conn_bytes` fuzz target drives over memory.
 //! - `conn.rs`: a connection, its phases, and the table with the one generation-checked lookup
@@ -40,6 +41,7 @@ mod dispatch;
 mod driver;
 pub mod frame;
 pub mod handshake;
+mod history;
 pub mod http;
 mod inbound;
 mod listener;
@@ -93,6 +95,9 @@ pub struct ServerConfig {
     /// SPEC L-7: the name deny-list file (`--name-deny-list`), read at bind (a missing or bad
     /// file refuses to start) and again on every reload; `None`: no name is refused.
     pub name_deny_list: Option<PathBuf>,
+    /// Where finished party history records are appended as JSON lines (SPEC O-3); `None`
+    /// keeps them in memory only.
+    pub history_file: Option<PathBuf>,
 }
 
 /// Where the admin API listens and the key it wants.
@@ -155,7 +160,8 @@ impl ServerHandle {
     }
 
     /// Asks the loop to run its reload steps (what SIGHUP does): the name deny-list is read
-    /// again (SPEC L-7). Asking twice before the loop turns reloads once.
+    /// again (SPEC L-7) and the history file reopened (SPEC O-3, log rotation). Asking twice
+    /// before the loop turns reloads once.
     pub fn reload(&self) {
         self.reload.store(true, Ordering::Release);
         if let Err(e) = self.waker.wake() {
@@ -202,6 +208,10 @@ impl Server {
             log::info!("name deny-list {}: {} entries", path.display(), list.len());
             driver.core.set_name_deny_list(list);
             reload_steps.push(ReloadStep::NameDenyList { path });
+        }
+        if let Some(path) = config.history_file {
+            driver.write_history_to(path);
+            reload_steps.push(ReloadStep::ReopenHistory);
         }
         if let (Some(admin), Some(bound)) = (config.admin, admin_addr) {
             let instance: [u8; 16] = crate::auth::random_bytes()?;
@@ -294,11 +304,13 @@ impl Server {
             if let Some(deadline) = self.shutdown_deadline {
                 // Admin connections are served through the drain and do not hold it up.
                 if self.listeners.connections_open(ListenerKind::Game) == 0 {
+                    self.driver.finish_history(now);
                     log::info!("shutdown complete");
                     return Ok(());
                 }
                 if now >= deadline {
                     let cut = self.driver.cut_at_drain_deadline();
+                    self.driver.finish_history(now);
                     self.driver.publish_stats(now, &self.stats);
                     log::warn!(
                         "shutdown complete; {} connections cut at the drain deadline (shutdown_drain_ms {}) with \

@@ -4,7 +4,8 @@
 //!
 //! Steps: the name deny-list (SPEC L-7, `--name-deny-list`): the file is read and parsed again
 //! and handed to the core, whose names are checked against it from the next request on.
-//! Operations add the history file's reopening (SPEC O-3) here as another step.
+//! The history file (SPEC O-3, `--history-file`): closed and its path opened again (log
+//! rotation); lines already buffered go to the new file.
 
 use super::conn::Transport;
 use super::driver::Driver;
@@ -16,6 +17,8 @@ use std::path::{Path, PathBuf};
 pub(crate) enum ReloadStep {
     /// Read the name deny-list file again (SPEC L-7).
     NameDenyList { path: PathBuf },
+    /// Close the history file and open its path again (SPEC O-3).
+    ReopenHistory,
 }
 
 /// The deny-list file at `path`, parsed (see [`NameDenyList::parse`]); the error says what is
@@ -46,6 +49,7 @@ impl<S: Transport> Driver<S> {
                         }
                     }
                 }
+                ReloadStep::ReopenHistory => self.reopen_history(),
             }
         }
     }

@@ -49,6 +49,9 @@
 //! - Lobby II (`lobby2.rs`, whose docs list its checks): models of the social table and who may
 //!   join, custom data, chat (sequence, time, the rate window) and attributes predict every
 //!   outcome and event; names are refused exactly when the deny-list or their rules say;
+//! - operators (`admin.rs`): admin close and kick tell exactly the right sessions, in the
+//!   right order, and a refusal changes nothing; every party that ended has exactly one
+//!   consistent history record;
 //! - disconnecting everyone at the end leaves every table empty.
 //!
 //! A failure names its seed; `HUDDLE_SIM_SEED=<n> cargo test --test sim` replays it.
@@ -58,6 +61,7 @@
 //! inside the core already, so the harness adds it only in release and fuzz builds).
 #![doc(hidden)]
 
+mod admin;
 mod lobby;
 mod lobby2;
 mod party;
@@ -130,9 +134,12 @@ enum Op {
     /// Friends and blocks, custom data, chat, attributes, wall-clock jumps (SPEC L-4 … L-8):
     /// `lobby2.rs`.
     Lobby2(Lobby2Op),
+    /// Admin API moderation (O-1), through `Core::handle_admin`.
+    AdminClose,
+    AdminKick,
 }
 
-const OPS: [Op; 38] = {
+const OPS: [Op; 40] = {
     use PartyOp::*;
     [
         Op::Connect,
@@ -173,6 +180,8 @@ const OPS: [Op; 38] = {
         Op::Lobby2(Lobby2Op::Chat),
         Op::Lobby2(Lobby2Op::Attributes),
         Op::Lobby2(Lobby2Op::ClockJump),
+        Op::AdminClose,
+        Op::AdminKick,
     ]
 };
 
@@ -202,6 +211,12 @@ pub struct Stats {
     pub lobby: lobby::LobbyCounts,
     /// Friends and blocks, custom data, chat, attributes, names.
     pub lobby2: lobby2::Lobby2Counts,
+    /// Party history records finished (one per party that ended), and those truncated.
+    pub history_records: u64,
+    pub history_truncated: u64,
+    /// Admin closes and kicks that succeeded.
+    pub admin_closes: u64,
+    pub admin_kicks: u64,
 }
 
 impl Stats {
@@ -286,13 +301,25 @@ impl Sim {
             social_entries_max: rng.range(6, 40),
             ..Limits::default()
         };
+        // Small history bounds, so records truncate and memory forgets (checked per step).
+        let limits = Limits {
+            history_entries_per_party_max: limits.party_members_max + rng.range(1, 6),
+            history_records_max: rng.range(1, 20),
+            ..limits
+        };
         limits.validate().expect("simulation limits are valid");
         let user_count = rng.range(2, 16);
         let name_count = rng.range(1, user_count);
         let mut weights = [0u64; OPS.len()];
         for (w, op) in weights.iter_mut().zip(OPS) {
-            // Lobby II's operations are many; lighter, so the older features keep their share.
-            let heaviest = if matches!(op, Op::Lobby2(op) if op != Lobby2Op::Social) { 5 } else { 10 };
+            // Lobby II's operations are many, and an operator's close or kick ends parties the
+            // other features need alive (searches must find some): lighter, so the older
+            // features keep their share.
+            let heaviest = match op {
+                Op::AdminClose | Op::AdminKick => 3,
+                Op::Lobby2(op) if op != Lobby2Op::Social => 5,
+                _ => 10,
+            };
             *w = rng.range(1, heaviest) as u64;
         }
         let mut seed_bytes = [0u8; 32];
@@ -342,6 +369,7 @@ impl Sim {
     pub fn step(&mut self) {
         self.now = self.now.saturating_add(self.rng.below(4) as u64);
         self.lobby_step_begins();
+        let parties_before = self.live_parties();
         self.run_due_timers(false);
         let op = self.pick_op();
         if self.sessions.len() < 2 || op == Op::Connect {
@@ -368,9 +396,12 @@ impl Sim {
                 Op::EarlyTimeout => self.run_due_timers(true),
                 Op::Lobby(op) => self.lobby_op(op),
                 Op::Lobby2(op) => self.lobby2_op(op),
+                Op::AdminClose => self.admin_close(),
+                Op::AdminKick => self.admin_kick(),
             }
         }
         self.lobby_step_ends();
+        self.check_history(&parties_before);
         self.sweep();
     }
 
@@ -543,8 +574,10 @@ impl Sim {
     pub fn disconnect_everyone(&mut self) {
         while let Some(&session) = self.sessions.keys().next() {
             self.lobby_step_begins();
+            let parties_before = self.live_parties();
             self.disconnect(session);
             self.lobby_step_ends();
+            self.check_history(&parties_before);
             self.sweep();
         }
         assert_eq!(self.core.session_count(), 0);

@@ -59,6 +59,16 @@ impl View {
         self.members.get(&party).is_some_and(|m| m.contains(&session))
     }
 
+    /// The party's member sessions in join order (none when it does not exist).
+    pub(super) fn members_of(&self, party: PartyId) -> &[SessionId] {
+        self.members.get(&party).map_or(&[], Vec::as_slice)
+    }
+
+    /// The party's pending requesters, oldest first.
+    pub(super) fn pending_of(&self, party: PartyId) -> &[SessionId] {
+        self.pending.get(&party).map_or(&[], Vec::as_slice)
+    }
+
     pub(super) fn is_pending(&self, party: PartyId, session: SessionId) -> bool {
         self.pending.get(&party).is_some_and(|p| p.contains(&session))
     }

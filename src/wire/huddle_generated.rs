@@ -394,15 +394,16 @@ impl ::flatbuffers::SimpleToVerifyInSlice for Toggle {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PARTY_REMOVED_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PARTY_REMOVED_REASON: u8 = 4;
+pub const ENUM_MAX_PARTY_REMOVED_REASON: u8 = 5;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PARTY_REMOVED_REASON: [PartyRemovedReason; 5] = [
+pub const ENUM_VALUES_PARTY_REMOVED_REASON: [PartyRemovedReason; 6] = [
   PartyRemovedReason::Unspecified,
   PartyRemovedReason::Kicked,
   PartyRemovedReason::Closed,
   PartyRemovedReason::Rejected,
   PartyRemovedReason::Moved,
+  PartyRemovedReason::ClosedByAdmin,
 ];
 
 /// Why a session stopped being a member (or requester) of a party.
@@ -421,15 +422,18 @@ impl PartyRemovedReason {
   /// The user accepted an invitation to another party and the server keeps one party per user
   /// (L-1): this session was taken out of this party first.
   pub const Moved: Self = Self(4);
+  /// An operator closed the party through the admin API (O-1); members and requesters.
+  pub const ClosedByAdmin: Self = Self(5);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 4;
+  pub const ENUM_MAX: u8 = 5;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Unspecified,
     Self::Kicked,
     Self::Closed,
     Self::Rejected,
     Self::Moved,
+    Self::ClosedByAdmin,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -439,6 +443,7 @@ impl PartyRemovedReason {
       Self::Closed => Some("Closed"),
       Self::Rejected => Some("Rejected"),
       Self::Moved => Some("Moved"),
+      Self::ClosedByAdmin => Some("ClosedByAdmin"),
       _ => None,
     }
   }

@@ -266,6 +266,7 @@ fn decode_removed(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeEr
         fb::PartyRemovedReason::Closed => RemovedReason::Closed,
         fb::PartyRemovedReason::Rejected => RemovedReason::Rejected,
         fb::PartyRemovedReason::Moved => RemovedReason::Moved,
+        fb::PartyRemovedReason::ClosedByAdmin => RemovedReason::ClosedByAdmin,
         other => return Err(DecodeError::UnknownEnumValue { field: "reason", value: other.0.into() }),
     };
     event(PartyEvent::Removed { party_id: party_id_from_wire(m.party_id())?, reason, version: m.version() })
@@ -307,6 +308,7 @@ fn reason_to_wire(reason: RemovedReason) -> fb::PartyRemovedReason {
         RemovedReason::Closed => fb::PartyRemovedReason::Closed,
         RemovedReason::Rejected => fb::PartyRemovedReason::Rejected,
         RemovedReason::Moved => fb::PartyRemovedReason::Moved,
+        RemovedReason::ClosedByAdmin => fb::PartyRemovedReason::ClosedByAdmin,
     }
 }
 
@@ -821,6 +823,7 @@ mod tests {
             PartyEvent::Removed { party_id: ID, reason: RemovedReason::Closed, version: 6 },
             PartyEvent::Removed { party_id: ID, reason: RemovedReason::Rejected, version: 7 },
             PartyEvent::Removed { party_id: ID, reason: RemovedReason::Moved, version: 8 },
+            PartyEvent::Removed { party_id: ID, reason: RemovedReason::ClosedByAdmin, version: 9 },
             PartyEvent::Data { party_id: ID, sender: presence(6), op_code: 42, data: Bytes::from_static(&[0, 1, 2]) },
             PartyEvent::Updated {
                 party_id: ID,

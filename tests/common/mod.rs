@@ -35,7 +35,7 @@ impl TestServer {
     }
 
     pub fn with_limits(limits: Limits) -> TestServer {
-        TestServer::with_config(limits, None)
+        TestServer::with_config(limits, None, None)
     }
 
     /// A server that also serves the admin API on 127.0.0.1:0 with [`ADMIN_KEY`].
@@ -48,32 +48,34 @@ impl TestServer {
     pub fn with_admin_config(limits: Limits, admin_listen: &str, playground: bool) -> TestServer {
         let admin =
             AdminConfig { listen: admin_listen.parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()), playground };
-        TestServer::with_config(limits, Some(admin))
+        TestServer::with_config(limits, Some(admin), None)
     }
 
-    fn with_config(limits: Limits, admin: Option<AdminConfig>) -> TestServer {
+    /// [`TestServer::with_admin`], appending party history to `history_file`.
+    pub fn with_admin_and_history(limits: Limits, history_file: &std::path::Path) -> TestServer {
+        TestServer::with_config(limits, Some(admin_config()), Some(history_file.to_owned()))
+    }
+
+    fn with_config(limits: Limits, admin: Option<AdminConfig>, history_file: Option<std::path::PathBuf>) -> TestServer {
         TestServer::with_server_config(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             limits,
             token_key: TokenKey::new(KEY),
             admin,
             name_deny_list: None,
+            history_file,
         })
     }
 
     /// A server with the admin API and a name deny-list file (SPEC L-7).
     pub fn with_name_deny_list(limits: Limits, path: &std::path::Path) -> TestServer {
-        let admin = AdminConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            key: AdminKey::new(ADMIN_KEY.as_bytes()),
-            playground: false,
-        };
         TestServer::with_server_config(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             limits,
             token_key: TokenKey::new(KEY),
-            admin: Some(admin),
+            admin: Some(admin_config()),
             name_deny_list: Some(path.to_owned()),
+            history_file: None,
         })
     }
 
@@ -142,6 +144,35 @@ impl Drop for TestServer {
             }
         }
     }
+}
+
+fn admin_config() -> AdminConfig {
+    AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()), playground: false }
+}
+
+/// The value of a party request that must succeed.
+pub fn ok<T: std::fmt::Debug>(result: huddle::client::PartyResult<T>) -> T {
+    match result {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => panic!("request failed: {error:?}"),
+        Err(e) => panic!("transport failed: {e}"),
+    }
+}
+
+/// Every party event that reached `client` before a Pong to a fresh Ping: the server answers in
+/// order, so once another connection's request was answered, the events it caused for `client`
+/// are ahead of that Pong.
+pub fn drain(client: &mut Client) -> Vec<huddle::core::PartyEvent> {
+    use huddle::core::{Event, Reply, Request};
+    assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+    client
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Party(e) => e,
+            other => panic!("unexpected non-party event {other:?}"),
+        })
+        .collect()
 }
 
 pub fn username_of(user_id: &str) -> String {

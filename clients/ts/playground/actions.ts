@@ -4,7 +4,8 @@
 // shown disabled with what brings it. Growing the page with a request the schema gains is one row
 // here (and, for a new event that changes the lobby, a case in lobby.ts).
 
-import type { PartySearchArgs, RequestArgs, RequestName, RequestReply } from '../src/index.js';
+import { fb, type InviteStrategy, type JoinStrategy, type PartySearchArgs, type RequestArgs, type RequestName, type RequestReply, type StrategyArgs } from '../src/index.js';
+import { spaced } from './format.js';
 import type { Lobby } from './lobby.js';
 
 export type FieldKind = 'text' | 'number' | 'checkbox' | 'select' | 'party';
@@ -94,6 +95,28 @@ const TRISTATE = [
   ['no', 'no'],
 ] as const;
 
+/** A schema enum's names as [value, label] options (`InvitedOnly` → "invited only"), `Unset` left
+ *  out: the names come from the generated code, so a strategy the schema gains shows up by itself. */
+function enumOptions(values: object): [string, string][] {
+  return Object.keys(values)
+    .filter((name) => Number.isNaN(Number(name)) && name !== 'Unset')
+    .map((name) => [name, spaced(name)]);
+}
+
+const JOIN_STRATEGIES = enumOptions(fb.PartyJoinStrategy);
+const INVITE_STRATEGIES = enumOptions(fb.PartyInviteStrategy);
+const KEEP: [string, string] = ['keep', 'keep'];
+
+/** The strategies a form chose; `keep` (update) leaves one out. */
+function strategies(values: Values): StrategyArgs {
+  const join = text(values, 'joinStrategy');
+  const invite = text(values, 'inviteStrategy');
+  return {
+    ...(join === '' || join === 'keep' ? {} : { joinStrategy: join as JoinStrategy }),
+    ...(invite === '' || invite === 'keep' ? {} : { inviteStrategy: invite as InviteStrategy }),
+  };
+}
+
 const party = (required = true): Field => ({ name: 'partyId', label: 'Party', kind: 'party', required });
 
 export const ACTIONS: readonly Action[] = [
@@ -103,14 +126,23 @@ export const ACTIONS: readonly Action[] = [
     title: 'Create a party',
     fields: [
       { name: 'label', label: 'Label (JSON object, searchable)', kind: 'text', placeholder: '{"mode":"ctf","region":"eu"}', mono: true },
+      { name: 'joinStrategy', label: 'Who may join', kind: 'select', options: JOIN_STRATEGIES, value: 'Public', narrow: true },
+      { name: 'inviteStrategy', label: 'Who may invite', kind: 'select', options: INVITE_STRATEGIES, value: 'AllMembers', narrow: true },
       { name: 'maxSize', label: 'Max size', kind: 'number', value: '4', min: 1, max: 256, required: true, narrow: true },
       { name: 'open', label: 'open (join without asking)', kind: 'checkbox', value: true },
       { name: 'hidden', label: 'hidden from search', kind: 'checkbox', value: false },
     ],
     submit: 'Create',
+    hint: 'Invitations and codes get past every join strategy but "not allowed".',
     async run(ctx, v) {
       const label = text(v, 'label');
-      const reply = await ctx.request('partyCreate', { open: flag(v, 'open'), maxSize: integer(v, 'maxSize') ?? 0, hidden: flag(v, 'hidden'), ...(label === '' ? {} : { label }) });
+      const reply = await ctx.request('partyCreate', {
+        open: flag(v, 'open'),
+        maxSize: integer(v, 'maxSize') ?? 0,
+        hidden: flag(v, 'hidden'),
+        ...(label === '' ? {} : { label }),
+        ...strategies(v),
+      });
       ctx.lobby.upsert(reply);
       return `created party ${reply.partyId}`;
     },
@@ -118,14 +150,13 @@ export const ACTIONS: readonly Action[] = [
   {
     id: 'create-lobby',
     group: 'Create',
-    title: 'Name, strategies, chat',
+    title: 'Name and chat',
     fields: [
       { name: 'name', label: 'Name', kind: 'text' },
-      { name: 'joinStrategy', label: 'Join strategy', kind: 'select', options: [['public', 'public']] },
       { name: 'chat', label: 'chat enabled', kind: 'checkbox', value: false },
     ],
     submit: 'Create',
-    slot: 'Party names, join/invite strategies and chat arrive with Lobby I and II (SPEC L-4, L-6, L-7).',
+    slot: 'Party names and chat arrive with Lobby II (SPEC L-6, L-7).',
   },
   {
     id: 'search',
@@ -162,9 +193,14 @@ export const ACTIONS: readonly Action[] = [
     id: 'join-code',
     group: 'Find and join',
     title: 'Join by code',
-    fields: [{ name: 'code', label: 'Party code', kind: 'text', placeholder: 'ABC234', mono: true }],
+    fields: [{ name: 'code', label: 'Party code (any case)', kind: 'text', placeholder: 'K7QH2M', required: true, mono: true }],
     submit: 'Join',
-    slot: 'Party codes arrive with Lobby I (SPEC L-3).',
+    hint: 'The leader sees the code on the party card. A code joins closed parties too.',
+    async run(ctx, v) {
+      const reply = await ctx.request('partyJoinByCode', { code: text(v, 'code') });
+      ctx.lobby.upsert(reply);
+      return `joined ${reply.partyId}`;
+    },
   },
   {
     id: 'data',
@@ -196,9 +232,14 @@ export const ACTIONS: readonly Action[] = [
     id: 'invite',
     group: 'In a party',
     title: 'Invite',
-    fields: [party(false), { name: 'userIds', label: 'User ids', kind: 'text', placeholder: 'bob, carol' }],
+    fields: [party(), { name: 'userIds', label: 'User ids (1 to 16; offline users too)', kind: 'text', placeholder: 'bob, carol', required: true, mono: true }],
     submit: 'Invite',
-    slot: 'Invitations arrive with Lobby I (SPEC L-2).',
+    hint: 'They see it under "Invitations"; the party card lists it until it ends.',
+    async run(ctx, v) {
+      const userIds = words(v, 'userIds');
+      await ctx.request('partyInvite', { partyId: text(v, 'partyId'), userIds });
+      return `invited ${userIds.join(', ')}`;
+    },
   },
   {
     id: 'update',
@@ -208,6 +249,8 @@ export const ACTIONS: readonly Action[] = [
       party(),
       { name: 'open', label: 'Open', kind: 'select', options: TRISTATE, narrow: true },
       { name: 'hidden', label: 'Hidden', kind: 'select', options: TRISTATE, narrow: true },
+      { name: 'joinStrategy', label: 'Who may join', kind: 'select', options: [KEEP, ...JOIN_STRATEGIES], narrow: true },
+      { name: 'inviteStrategy', label: 'Who may invite', kind: 'select', options: [KEEP, ...INVITE_STRATEGIES], narrow: true },
       { name: 'label', label: 'New label (empty: keep)', kind: 'text', mono: true },
       { name: 'clearLabel', label: 'clear the label', kind: 'checkbox', value: false },
     ],
@@ -216,7 +259,13 @@ export const ACTIONS: readonly Action[] = [
       const open = tristate(v, 'open');
       const hidden = tristate(v, 'hidden');
       const label = flag(v, 'clearLabel') ? '' : text(v, 'label') || undefined;
-      await ctx.request('partyUpdate', { partyId: text(v, 'partyId'), ...(open === undefined ? {} : { open }), ...(hidden === undefined ? {} : { hidden }), ...(label === undefined ? {} : { label }) });
+      await ctx.request('partyUpdate', {
+        partyId: text(v, 'partyId'),
+        ...(open === undefined ? {} : { open }),
+        ...(hidden === undefined ? {} : { hidden }),
+        ...(label === undefined ? {} : { label }),
+        ...strategies(v),
+      });
       return 'updated';
     },
   },

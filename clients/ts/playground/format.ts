@@ -48,3 +48,13 @@ export function errorText(error: unknown): string {
   if (error instanceof TypeError) return `bad input: ${error.message}`;
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A schema name as words: `InvitedOnly` → "invited only", `AllMembers` → "all members". */
+export function spaced(name: string): string {
+  return name.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+}
+
+/** A wall-clock Unix-ms time as the local time of day (an invitation's expiry). */
+export function timeOfDay(unixMs: bigint): string {
+  return new Date(Number(unixMs)).toLocaleTimeString();
+}

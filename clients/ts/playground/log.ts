@@ -3,9 +3,9 @@
 // Summaries come from one table by message type; a type without a row (a message the schema
 // gains) is still logged, summarised by its JSON.
 
-import type { Inbound, InboundName } from '../src/index.js';
+import type { Inbound, InboundName, Party } from '../src/index.js';
 import { h } from './dom.js';
-import { bytesText, shortId, toJson, who } from './format.js';
+import { bytesText, shortId, spaced, timeOfDay, toJson, who } from './format.js';
 
 /** Entries kept; older ones are dropped (a page left open must not grow without bound). */
 const ENTRIES_MAX = 1000;
@@ -18,24 +18,29 @@ type Summaries = { [K in InboundName]?: (message: Inbound<K>) => string };
 
 const list = (items: string[]): string => (items.length === 0 ? '—' : items.join(', '));
 
+/** A party snapshot in one line (replies, `partyJoined`, `partySnapshot`). */
+const snapshot = (m: Party): string => `party ${shortId(m.partyId)} v${m.version}: ${m.members.length}/${m.maxSize}, leader ${who(m.leader)}`;
+
 /** One line per message type; the rest are summarised by their JSON. */
 export const SUMMARIES: Summaries = {
   welcome: (m) => `${who(m.presence)}, session ${m.presence.sessionId}, server ${m.serverVersion}`,
   error: (m) => `${m.code} ${m.name}: ${m.message}`,
   pong: () => '',
-  partyInfo: (m) => `party ${shortId(m.partyId)}: ${m.members.length}/${m.maxSize}, leader ${who(m.leader)}`,
+  partyInfo: snapshot,
   partyJoinPending: (m) => `party ${shortId(m.partyId)}: waiting for the leader to accept`,
   partyJoinRequestList: (m) => `party ${shortId(m.partyId)}: ${list(m.presences.map(who))}`,
   partyOk: (m) => `party ${shortId(m.partyId)}`,
   partyMyListResult: (m) => `${m.parties.length} parties: ${list(m.parties.map((p) => shortId(p.partyId)))}`,
   partyPresence: (m) =>
-    `party ${shortId(m.partyId)}: ` + [m.joins.length > 0 ? `joins ${list(m.joins.map(who))}` : '', m.leaves.length > 0 ? `leaves ${list(m.leaves.map(who))}` : ''].filter((s) => s !== '').join('; '),
+    `party ${shortId(m.partyId)} v${m.version}: ` + [m.joins.length > 0 ? `joins ${list(m.joins.map(who))}` : '', m.leaves.length > 0 ? `leaves ${list(m.leaves.map(who))}` : ''].filter((s) => s !== '').join('; '),
   partyJoinRequest: (m) => `party ${shortId(m.partyId)}: ${list(m.presences.map(who))} asks to join`,
-  partyLeader: (m) => `party ${shortId(m.partyId)}: leader is now ${who(m.leader)}`,
-  partyRemoved: (m) => `party ${shortId(m.partyId)}: ${m.reason}`,
+  partyLeader: (m) => `party ${shortId(m.partyId)} v${m.version}: leader is now ${who(m.leader)}`,
+  partyRemoved: (m) => `party ${shortId(m.partyId)} v${m.version}: ${m.reason}`,
   partyData: (m) => `${who(m.sender)} → op ${m.opCode}: ${bytesText(m.data)}`,
-  partyUpdated: (m) => `party ${shortId(m.partyId)}: ${m.open ? 'open' : 'closed'}${m.hidden ? ', hidden' : ''}, max ${m.maxSize}, label ${m.label || '—'}`,
-  partyJoined: (m) => `party ${shortId(m.party.partyId)}: accepted`,
+  partyUpdated: (m) =>
+    `party ${shortId(m.partyId)} v${m.version}: ${m.open ? 'open' : 'closed'}${m.hidden ? ', hidden' : ''}, max ${m.maxSize}, label ${m.label || '—'}, ` +
+    `joins: ${spaced(m.joinStrategy)}, invites: ${spaced(m.inviteStrategy)}`,
+  partyJoined: (m) => `${snapshot(m.party)}: accepted`,
   statusUpdated: () => '',
   statusFollowed: (m) => list(m.presences.map((p) => `${who(p.presence)}: ${p.status || '(online)'}`)),
   statusUnfollowed: () => '',
@@ -46,6 +51,13 @@ export const SUMMARIES: Summaries = {
       ...m.leaves.filter((l) => !m.joins.some((j) => j.presence.sessionId === l.presence.sessionId)).map((p) => `${who(p.presence)} went offline`),
     ].join('; '),
   partySearchResult: (m) => `${m.parties.length} found${m.cursor === null ? '' : ', more pages'}`,
+  partyInvitationListResult: (m) => `${m.invitations.length} pending: ${list(m.invitations.map((i) => `party ${shortId(i.party.partyId)} from ${who(i.inviter)}`))}`,
+  partyCode: (m) => `party ${shortId(m.partyId)}: code ${m.code}`,
+  partyInvited: (m) => `${who(m.invitation.inviter)} invites you to party ${shortId(m.invitation.party.partyId)}, until ${timeOfDay(m.invitation.expiresAt)}`,
+  partyInvitationSent: (m) => `party ${shortId(m.partyId)}: ${who(m.inviter)} invited ${m.invitee}, until ${timeOfDay(m.expiresAt)}`,
+  partyInvitationRejected: (m) => `party ${shortId(m.partyId)}: ${m.invitee} rejected the invitation`,
+  partyInvitationEnded: (m) => `party ${shortId(m.partyId)}: ${m.invitee}'s invitation ended: ${spaced(m.reason)}`,
+  partySnapshot: (m) => snapshot(m.party),
 };
 
 /** The summary of any server message. */

@@ -40,7 +40,13 @@ const session: Session = {
   me: () => client?.presence ?? null,
 };
 
-const lobby = new Lobby(session, { parties: byId('parties'), notices: byId('notices'), results: byId('results'), following: byId('following') });
+const lobby = new Lobby(session, {
+  parties: byId('parties'),
+  notices: byId('notices'),
+  invitations: byId('invitations'),
+  results: byId('results'),
+  following: byId('following'),
+});
 
 const context: ActionContext = {
   request: session.request,

@@ -20,11 +20,32 @@ export type { ClientErrorName, HuddleErrorName, ServerErrorName } from './errors
 export { isPartyId, partyIdFromHex, partyIdToHex } from './ids.js';
 export type { PartyIdHex } from './ids.js';
 export { decodeFrame, INBOUND } from './messages.js';
-export type { Frame, Inbound, InboundBodies, InboundName, Party, PartyListing, PartyRemovedReasonName, PartySummary, Presence, StatusPresence } from './messages.js';
+export type {
+  EnumName,
+  Frame,
+  Inbound,
+  InboundBodies,
+  InboundName,
+  InvitationEndReasonName,
+  InviteStrategyName,
+  JoinStrategyName,
+  Party,
+  PartyInvitation,
+  PartyListing,
+  PartyRemovedReasonName,
+  PartySummary,
+  Presence,
+  StatusPresence,
+} from './messages.js';
 export { REQUESTS } from './requests.js';
 export type {
+  InviteStrategy,
+  JoinStrategy,
   PartyCreateArgs,
   PartyDataArgs,
+  PartyInvitationCancelArgs,
+  PartyInviteArgs,
+  PartyJoinByCodeArgs,
   PartyPresenceArgs,
   PartyRef,
   PartySearchArgs,
@@ -35,6 +56,7 @@ export type {
   StatusFollowArgs,
   StatusUnfollowArgs,
   StatusUpdateArgs,
+  StrategyArgs,
 } from './requests.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
 export { ErrorCode } from './generated/huddle/fb/error-code.js';

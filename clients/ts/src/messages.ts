@@ -31,9 +31,13 @@ export interface Party {
   leader: Presence;
   /** In join order (longest tenure first); the leader is among them. */
   members: Presence[];
+  /** SPEC L-9: 1 at create, +1 per change of what this snapshot shows; a gap means ask `partyGet`. */
+  version: bigint;
+  joinStrategy: JoinStrategyName;
+  inviteStrategy: InviteStrategyName;
 }
 
-/** A party without its members (the `partyMyList` reply). */
+/** A party without its members (the `partyMyList` reply; the party an invitation is for). */
 export interface PartySummary {
   partyId: PartyIdHex;
   open: boolean;
@@ -42,6 +46,9 @@ export interface PartySummary {
   memberCount: number;
   label: string;
   leader: Presence;
+  version: bigint;
+  joinStrategy: JoinStrategyName;
+  inviteStrategy: InviteStrategyName;
 }
 
 /** One party in a search result. */
@@ -51,6 +58,17 @@ export interface PartyListing {
   maxSize: number;
   memberCount: number;
   label: string;
+  version: bigint;
+}
+
+/** A pending invitation as the invitee sees it (SPEC L-2). */
+export interface PartyInvitation {
+  /** The party as it was when the invitation was (last) sent. */
+  party: PartySummary;
+  /** The member who sent it last. */
+  inviter: Presence;
+  /** Wall-clock Unix milliseconds (`new Date(Number(expiresAt))`). */
+  expiresAt: bigint;
 }
 
 /** A presence with its status ("" is a valid online status). */
@@ -59,8 +77,17 @@ export interface StatusPresence {
   status: string;
 }
 
+/** A value of one of the schema's enums by its name; `Unknown` for a value newer than this client. */
+export type EnumName<E> = keyof E | 'Unknown';
+
 /** Why a session stopped being a member or requester: the schema's `PartyRemovedReason` names. */
-export type PartyRemovedReasonName = keyof typeof fb.PartyRemovedReason | 'Unknown';
+export type PartyRemovedReasonName = EnumName<typeof fb.PartyRemovedReason>;
+/** How a pending invitation ended: `Accepted`, `Rejected`, `Cancelled`, `Expired`, `PartyGone`. */
+export type InvitationEndReasonName = EnumName<typeof fb.PartyInvitationEndReason>;
+/** Who may join without an invitation or a code (SPEC L-4): `Public`, …, `InvitedOnly`, `NotAllowed`. */
+export type JoinStrategyName = EnumName<typeof fb.PartyJoinStrategy>;
+/** Who may invite (SPEC L-4): `AllMembers` or `LeaderOnly`. */
+export type InviteStrategyName = EnumName<typeof fb.PartyInviteStrategy>;
 
 /** The body of every message the server sends, by its `type`. */
 export interface InboundBodies {
@@ -77,13 +104,23 @@ export interface InboundBodies {
   partyJoinRequestList: { partyId: PartyIdHex; presences: Presence[] };
   partyOk: { partyId: PartyIdHex };
   partyMyListResult: { parties: PartySummary[] };
-  partyPresence: { partyId: PartyIdHex; joins: Presence[]; leaves: Presence[] };
+  partyPresence: { partyId: PartyIdHex; joins: Presence[]; leaves: Presence[]; version: bigint };
   partyJoinRequest: { partyId: PartyIdHex; presences: Presence[] };
-  partyLeader: { partyId: PartyIdHex; leader: Presence };
-  partyRemoved: { partyId: PartyIdHex; reason: PartyRemovedReasonName; reasonCode: number };
+  partyLeader: { partyId: PartyIdHex; leader: Presence; version: bigint };
+  /** `version`: the party's after the removal (its last one when the party ended). */
+  partyRemoved: { partyId: PartyIdHex; reason: PartyRemovedReasonName; reasonCode: number; version: bigint };
   /** `data` is a view of the received frame (no copy). */
   partyData: { partyId: PartyIdHex; sender: Presence; opCode: bigint; data: Uint8Array };
-  partyUpdated: { partyId: PartyIdHex; open: boolean; hidden: boolean; maxSize: number; label: string };
+  partyUpdated: {
+    partyId: PartyIdHex;
+    open: boolean;
+    hidden: boolean;
+    maxSize: number;
+    label: string;
+    joinStrategy: JoinStrategyName;
+    inviteStrategy: InviteStrategyName;
+    version: bigint;
+  };
   partyJoined: { party: Party };
   statusUpdated: Record<string, never>;
   statusFollowed: { presences: StatusPresence[] };
@@ -91,6 +128,20 @@ export interface InboundBodies {
   statusPresenceEvent: { joins: StatusPresence[]; leaves: StatusPresence[] };
   /** `cursor` is null on the last page. */
   partySearchResult: { parties: PartyListing[]; cursor: string | null };
+  /** The user's pending invitations, first sent first. */
+  partyInvitationListResult: { invitations: PartyInvitation[] };
+  /** 6 characters of `23456789ABCDEFGHJKMNPQRSTUVWXYZ`. */
+  partyCode: { partyId: PartyIdHex; code: string };
+  /** To every session of the invitee (again when the invitation is refreshed). */
+  partyInvited: { invitation: PartyInvitation };
+  /** To every member session: `inviter` invited `invitee` (a user id). */
+  partyInvitationSent: { partyId: PartyIdHex; invitee: string; inviter: Presence; expiresAt: bigint };
+  /** To every member session: the invitee rejected. */
+  partyInvitationRejected: { partyId: PartyIdHex; invitee: string };
+  /** An invitation ended (see the main README's Lobby section for who hears which reason). */
+  partyInvitationEnded: { partyId: PartyIdHex; invitee: string; reason: InvitationEndReasonName; reasonCode: number };
+  /** With `snapshots: true`: the whole party after the delta events of every change (L-9). */
+  partySnapshot: { party: Party };
 }
 
 export type InboundName = keyof InboundBodies;
@@ -150,6 +201,16 @@ function statusPresences(length: number, at: (index: number) => fb.StatusPresenc
   });
 }
 
+/** The name of an enum value as the generated enum spells it, or `Unknown` (a newer server). */
+function enumName<E extends object>(values: E, code: number): EnumName<E> {
+  return ((values as unknown as Record<number, string | undefined>)[code] ?? 'Unknown') as EnumName<E>;
+}
+
+/** The strategies every snapshot, summary and update carries (the server always sends a set value). */
+function strategies(m: { joinStrategy(): fb.PartyJoinStrategy; inviteStrategy(): fb.PartyInviteStrategy }) {
+  return { joinStrategy: enumName(fb.PartyJoinStrategy, m.joinStrategy()), inviteStrategy: enumName(fb.PartyInviteStrategy, m.inviteStrategy()) };
+}
+
 function party(p: fb.PartyInfo): Party {
   return {
     partyId: partyId(p.partyId()),
@@ -159,11 +220,29 @@ function party(p: fb.PartyInfo): Party {
     label: p.label() ?? '',
     leader: presence(p.leader(), 'leader'),
     members: presences(p.membersLength(), (i) => p.members(i)),
+    version: p.version(),
+    ...strategies(p),
   };
 }
 
-function removedReason(code: number): PartyRemovedReasonName {
-  return ((fb.PartyRemovedReason as unknown as Record<number, string | undefined>)[code] ?? 'Unknown') as PartyRemovedReasonName;
+function summary(item: fb.PartySummary | null, field: string): PartySummary {
+  const s = required(item, field);
+  return {
+    partyId: partyId(s.partyId()),
+    open: s.open(),
+    hidden: s.hidden(),
+    maxSize: s.maxSize(),
+    memberCount: s.memberCount(),
+    label: s.label() ?? '',
+    leader: presence(s.leader(), 'leader'),
+    version: s.version(),
+    ...strategies(s),
+  };
+}
+
+function invitation(item: fb.PartyInvitation | null): PartyInvitation {
+  const i = required(item, 'invitation');
+  return { party: summary(i.party(), 'invitation.party'), inviter: presence(i.inviter(), 'inviter'), expiresAt: i.expiresAt() };
 }
 
 const empty = (): Record<string, never> => ({});
@@ -185,33 +264,28 @@ export const INBOUND: { readonly [K in InboundName]: InboundSpec<InboundBodies[K
   })),
   partyOk: inbound(fb.Message.PartyOk, fb.PartyOk, (m) => ({ partyId: partyId(m.partyId()) })),
   partyMyListResult: inbound(fb.Message.PartyMyListResult, fb.PartyMyListResult, (m) => ({
-    parties: list(m.partiesLength(), (i) => m.parties(i), (item) => {
-      const s = required(item, 'parties[]');
-      return {
-        partyId: partyId(s.partyId()),
-        open: s.open(),
-        hidden: s.hidden(),
-        maxSize: s.maxSize(),
-        memberCount: s.memberCount(),
-        label: s.label() ?? '',
-        leader: presence(s.leader(), 'leader'),
-      };
-    }),
+    parties: list(m.partiesLength(), (i) => m.parties(i), (item) => summary(item, 'parties[]')),
   })),
   partyPresence: inbound(fb.Message.PartyPresence, fb.PartyPresence, (m) => ({
     partyId: partyId(m.partyId()),
     joins: presences(m.joinsLength(), (i) => m.joins(i)),
     leaves: presences(m.leavesLength(), (i) => m.leaves(i)),
+    version: m.version(),
   })),
   partyJoinRequest: inbound(fb.Message.PartyJoinRequest, fb.PartyJoinRequest, (m) => ({
     partyId: partyId(m.partyId()),
     presences: presences(m.presencesLength(), (i) => m.presences(i)),
   })),
-  partyLeader: inbound(fb.Message.PartyLeader, fb.PartyLeader, (m) => ({ partyId: partyId(m.partyId()), leader: presence(m.leader(), 'leader') })),
+  partyLeader: inbound(fb.Message.PartyLeader, fb.PartyLeader, (m) => ({
+    partyId: partyId(m.partyId()),
+    leader: presence(m.leader(), 'leader'),
+    version: m.version(),
+  })),
   partyRemoved: inbound(fb.Message.PartyRemoved, fb.PartyRemoved, (m) => ({
     partyId: partyId(m.partyId()),
-    reason: removedReason(m.reason()),
+    reason: enumName(fb.PartyRemovedReason, m.reason()),
     reasonCode: m.reason(),
+    version: m.version(),
   })),
   partyData: inbound(fb.Message.PartyData, fb.PartyData, (m) => ({
     partyId: partyId(m.partyId()),
@@ -225,6 +299,8 @@ export const INBOUND: { readonly [K in InboundName]: InboundSpec<InboundBodies[K
     hidden: m.hidden(),
     maxSize: m.maxSize(),
     label: m.label() ?? '',
+    ...strategies(m),
+    version: m.version(),
   })),
   partyJoined: inbound(fb.Message.PartyJoined, fb.PartyJoined, (m) => ({ party: party(required(m.party(), 'party')) })),
   statusUpdated: inbound(fb.Message.StatusUpdated, fb.StatusUpdated, empty),
@@ -239,10 +315,32 @@ export const INBOUND: { readonly [K in InboundName]: InboundSpec<InboundBodies[K
   partySearchResult: inbound(fb.Message.PartySearchResult, fb.PartySearchResult, (m) => ({
     parties: list(m.partiesLength(), (i) => m.parties(i), (item) => {
       const l = required(item, 'parties[]');
-      return { partyId: partyId(l.partyId()), open: l.open(), maxSize: l.maxSize(), memberCount: l.memberCount(), label: l.label() ?? '' };
+      return { partyId: partyId(l.partyId()), open: l.open(), maxSize: l.maxSize(), memberCount: l.memberCount(), label: l.label() ?? '', version: l.version() };
     }),
     cursor: m.cursor() || null,
   })),
+  partyInvitationListResult: inbound(fb.Message.PartyInvitationListResult, fb.PartyInvitationListResult, (m) => ({
+    invitations: list(m.invitationsLength(), (i) => m.invitations(i), invitation),
+  })),
+  partyCode: inbound(fb.Message.PartyCode, fb.PartyCode, (m) => ({ partyId: partyId(m.partyId()), code: m.code() ?? '' })),
+  partyInvited: inbound(fb.Message.PartyInvited, fb.PartyInvited, (m) => ({ invitation: invitation(m.invitation()) })),
+  partyInvitationSent: inbound(fb.Message.PartyInvitationSent, fb.PartyInvitationSent, (m) => ({
+    partyId: partyId(m.partyId()),
+    invitee: m.invitee() ?? '',
+    inviter: presence(m.inviter(), 'inviter'),
+    expiresAt: m.expiresAt(),
+  })),
+  partyInvitationRejected: inbound(fb.Message.PartyInvitationRejected, fb.PartyInvitationRejected, (m) => ({
+    partyId: partyId(m.partyId()),
+    invitee: m.invitee() ?? '',
+  })),
+  partyInvitationEnded: inbound(fb.Message.PartyInvitationEnded, fb.PartyInvitationEnded, (m) => ({
+    partyId: partyId(m.partyId()),
+    invitee: m.invitee() ?? '',
+    reason: enumName(fb.PartyInvitationEndReason, m.reason()),
+    reasonCode: m.reason(),
+  })),
+  partySnapshot: inbound(fb.Message.PartySnapshot, fb.PartySnapshot, (m) => ({ party: party(required(m.party(), 'party')) })),
 };
 
 const BY_MESSAGE = new Map<number, InboundName>();

@@ -27,7 +27,18 @@ function request<A, const R extends InboundName>(message: fb.Message, encode: (b
   return { message, encode, replies };
 }
 
-export interface PartyCreateArgs {
+/** A join strategy (SPEC L-4) by its schema name: `Public`, `FriendsOfLeader`, `FriendsOfMembers`, `InvitedOnly`, `NotAllowed`. */
+export type JoinStrategy = Exclude<keyof typeof fb.PartyJoinStrategy, 'Unset'>;
+/** An invite strategy (SPEC L-4) by its schema name: `AllMembers` or `LeaderOnly`. */
+export type InviteStrategy = Exclude<keyof typeof fb.PartyInviteStrategy, 'Unset'>;
+
+/** The strategies a create or an update may set; absent = the default at create, unchanged in an update. */
+export interface StrategyArgs {
+  joinStrategy?: JoinStrategy;
+  inviteStrategy?: InviteStrategy;
+}
+
+export interface PartyCreateArgs extends StrategyArgs {
   open: boolean;
   /** 1..=party_members_max (256 by default), the leader included. */
   maxSize: number;
@@ -53,7 +64,8 @@ export interface PartyDataArgs extends PartyRef {
   data: Uint8Array | string;
 }
 
-export interface PartyUpdateArgs extends PartyRef {
+/** Absent properties (strategies included) keep their value. */
+export interface PartyUpdateArgs extends PartyRef, StrategyArgs {
   /** Absent keeps the current value. */
   open?: boolean;
   /** Absent keeps the current value. */
@@ -71,6 +83,21 @@ export interface PartySearchArgs {
   limit?: number;
   /** The previous page's cursor; pass it with the same query, open filter and limit. */
   cursor?: string | null;
+}
+
+export interface PartyInviteArgs extends PartyRef {
+  /** 1..=invitees_per_request_max (16) user ids, all or nothing; offline and unknown users are valid. */
+  userIds: string[];
+}
+
+export interface PartyInvitationCancelArgs extends PartyRef {
+  /** The invitee. */
+  userId: string;
+}
+
+export interface PartyJoinByCodeArgs {
+  /** The party's code; letter case and surrounding whitespace are ignored. */
+  code: string;
 }
 
 export interface StatusUpdateArgs {
@@ -105,6 +132,25 @@ function presenceTable(builder: Builder, p: Presence): Offset {
 function toggle(field: string, value: boolean | undefined): fb.Toggle {
   if (value === undefined) return fb.Toggle.Unset;
   return checkBool(field, value) ? fb.Toggle.Yes : fb.Toggle.No;
+}
+
+/** A strategy's wire value; absent is `Unset` (0, the field's default, so not written). */
+function strategy<E extends Record<string, string | number>>(field: string, values: E, name: string | undefined): number {
+  if (name === undefined) return 0;
+  const value = typeof name === 'string' && name !== 'Unset' ? values[name] : undefined;
+  if (typeof value !== 'number') {
+    const known = Object.keys(values).filter((k) => Number.isNaN(Number(k)) && k !== 'Unset');
+    throw new TypeError(`${field} must be one of ${known.join(', ')}, got ${JSON.stringify(name)}`);
+  }
+  return value;
+}
+
+/** Both strategies of a create or an update, checked before anything is written. */
+function strategies(args: StrategyArgs): { join: fb.PartyJoinStrategy; invite: fb.PartyInviteStrategy } {
+  return {
+    join: strategy('joinStrategy', fb.PartyJoinStrategy, args.joinStrategy),
+    invite: strategy('inviteStrategy', fb.PartyInviteStrategy, args.inviteStrategy),
+  };
 }
 
 function strings(builder: Builder, values: string[]): Offset[] {
@@ -166,19 +212,22 @@ export const REQUESTS = {
     ['pong'],
   ),
 
-  /** P-1: create a party; the caller is its leader and only member. */
+  /** P-1, L-4: create a party (strategies absent: `Public`, `AllMembers`); the caller is its leader and only member. */
   partyCreate: request(
     fb.Message.PartyCreate,
     (b, args: PartyCreateArgs) => {
       const open = checkBool('open', args.open);
       const maxSize = checkU32('maxSize', args.maxSize);
       const hidden = args.hidden === undefined ? false : checkBool('hidden', args.hidden);
+      const { join, invite } = strategies(args);
       const label = args.label ? b.createString(checkString('label', args.label)) : 0;
       fb.PartyCreate.startPartyCreate(b);
       fb.PartyCreate.addOpen(b, open);
       fb.PartyCreate.addMaxSize(b, maxSize);
       if (label) fb.PartyCreate.addLabel(b, label);
       fb.PartyCreate.addHidden(b, hidden);
+      fb.PartyCreate.addJoinStrategy(b, join);
+      fb.PartyCreate.addInviteStrategy(b, invite);
       return fb.PartyCreate.endPartyCreate(b);
     },
     ['partyInfo'],
@@ -227,19 +276,22 @@ export const REQUESTS = {
   /** P-9 (members): party data with a reply; see `partyDataFireAndForget` for game state. */
   partyDataSend: request(fb.Message.PartyDataSend, encodePartyData, ['partyOk']),
 
-  /** P-10 (leader): change settings; absent properties keep their value. */
+  /** P-10, L-4 (leader): change settings and strategies; absent properties keep their value. */
   partyUpdate: request(
     fb.Message.PartyUpdate,
     (b, args: PartyUpdateArgs) => {
       const id = partyIdFromHex(args.partyId);
       const open = toggle('open', args.open);
       const hidden = toggle('hidden', args.hidden);
+      const { join, invite } = strategies(args);
       const label = args.label === undefined ? 0 : b.createString(checkString('label', args.label));
       fb.PartyUpdate.startPartyUpdate(b);
       fb.PartyUpdate.addPartyId(b, partyIdStruct(b, id));
       fb.PartyUpdate.addOpen(b, open);
       fb.PartyUpdate.addHidden(b, hidden);
       if (args.label !== undefined) fb.PartyUpdate.addLabel(b, label);
+      fb.PartyUpdate.addJoinStrategy(b, join);
+      fb.PartyUpdate.addInviteStrategy(b, invite);
       return fb.PartyUpdate.endPartyUpdate(b);
     },
     ['partyOk'],
@@ -308,6 +360,80 @@ export const REQUESTS = {
       return fb.StatusUnfollow.createStatusUnfollow(b, userIds);
     },
     ['statusUnfollowed'],
+  ),
+
+  /** L-2 (members; the leader alone under `LeaderOnly`): invite users, all or nothing. */
+  partyInvite: request(
+    fb.Message.PartyInvite,
+    (b, args: PartyInviteArgs) => {
+      const id = partyIdFromHex(args.partyId);
+      const userIds = fb.PartyInvite.createUserIdsVector(b, strings(b, checkStrings('userIds', args.userIds)));
+      fb.PartyInvite.startPartyInvite(b);
+      fb.PartyInvite.addPartyId(b, partyIdStruct(b, id));
+      fb.PartyInvite.addUserIds(b, userIds);
+      return fb.PartyInvite.endPartyInvite(b);
+    },
+    ['partyOk'],
+  ),
+
+  /** L-2 (the inviter or the leader): cancel a pending invitation. */
+  partyInvitationCancel: request(
+    fb.Message.PartyInvitationCancel,
+    (b, args: PartyInvitationCancelArgs) => {
+      const id = partyIdFromHex(args.partyId);
+      const userId = b.createString(checkString('userId', args.userId));
+      fb.PartyInvitationCancel.startPartyInvitationCancel(b);
+      fb.PartyInvitationCancel.addPartyId(b, partyIdStruct(b, id));
+      fb.PartyInvitationCancel.addUserId(b, userId);
+      return fb.PartyInvitationCancel.endPartyInvitationCancel(b);
+    },
+    ['partyOk'],
+  ),
+
+  /** L-2 (the invitee): join the party; the reply is its snapshot (closed parties too). */
+  partyInvitationAccept: request(
+    fb.Message.PartyInvitationAccept,
+    partyOnly(fb.PartyInvitationAccept.startPartyInvitationAccept, fb.PartyInvitationAccept.addPartyId, fb.PartyInvitationAccept.endPartyInvitationAccept),
+    ['partyInfo'],
+  ),
+
+  /** L-2 (the invitee): decline; the members are told. */
+  partyInvitationReject: request(
+    fb.Message.PartyInvitationReject,
+    partyOnly(fb.PartyInvitationReject.startPartyInvitationReject, fb.PartyInvitationReject.addPartyId, fb.PartyInvitationReject.endPartyInvitationReject),
+    ['partyOk'],
+  ),
+
+  /** L-2: this user's pending invitations, first sent first. */
+  partyInvitationList: request(
+    fb.Message.PartyInvitationList,
+    (b, _args: void) => {
+      fb.PartyInvitationList.startPartyInvitationList(b);
+      return fb.PartyInvitationList.endPartyInvitationList(b);
+    },
+    ['partyInvitationListResult'],
+  ),
+
+  /** L-3 (leader): the party's code. */
+  partyCodeGet: request(fb.Message.PartyCodeGet, partyOnly(fb.PartyCodeGet.startPartyCodeGet, fb.PartyCodeGet.addPartyId, fb.PartyCodeGet.endPartyCodeGet), ['partyCode']),
+
+  /** L-3 (leader): a new code; the old one stops working at once. */
+  partyCodeRegenerate: request(
+    fb.Message.PartyCodeRegenerate,
+    partyOnly(fb.PartyCodeRegenerate.startPartyCodeRegenerate, fb.PartyCodeRegenerate.addPartyId, fb.PartyCodeRegenerate.endPartyCodeRegenerate),
+    ['partyCode'],
+  ),
+
+  /** L-3: join by code, as an accepted invitation would (closed parties too). */
+  partyJoinByCode: request(
+    fb.Message.PartyJoinByCode,
+    (b, args: PartyJoinByCodeArgs) => {
+      const code = b.createString(checkString('code', args.code));
+      fb.PartyJoinByCode.startPartyJoinByCode(b);
+      fb.PartyJoinByCode.addCode(b, code);
+      return fb.PartyJoinByCode.endPartyJoinByCode(b);
+    },
+    ['partyInfo'],
   ),
 };
 

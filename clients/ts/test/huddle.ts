@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
 import assert from 'node:assert/strict';
-import { HuddleClient, HuddleError, type ClientOptions } from '@huddle/client';
+import { HuddleClient, HuddleError, type ClientOptions, type Inbound } from '@huddle/client';
 
 const HUDDLE_BIN = process.env.HUDDLE_BIN ?? '';
 /** How long the server may take to print its listening address. */
@@ -146,4 +146,26 @@ export async function rejectsWith(promise: Promise<unknown>, code: number, name:
   assert.equal(error.fromServer, true);
   assert.ok(error.message.length > 0);
   return error;
+}
+
+/** The server events one client receives, in arrival order. */
+export interface Recorder {
+  /**
+   * The events that arrived before the pong to a fresh ping, taken out of the record: the server
+   * answers in order and queues a request's events before its reply, so once another client has
+   * its reply, every event that request caused for this client is among them. Nothing sleeps.
+   */
+  drain(): Promise<Inbound[]>;
+}
+
+/** Records every server event (cid 0) `client` receives from now on. */
+export function record(client: HuddleClient): Recorder {
+  const events: Inbound[] = [];
+  client.on('message', (event) => events.push(event));
+  return {
+    async drain() {
+      assert.deepEqual(await client.ping(), { type: 'pong' });
+      return events.splice(0);
+    },
+  };
 }

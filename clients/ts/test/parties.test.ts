@@ -25,23 +25,27 @@ test('create, open join, get, my parties and leave, with the joins and leaves me
   );
   assert.deepEqual(created.leader, me(alice));
   assert.deepEqual(created.members, [me(alice)]);
+  assert.equal(created.version, 1n, 'L-9: 1 at create');
   const { partyId } = created;
 
   const aliceSeesJoin = alice.next('partyPresence');
   const joined = await bob.partyJoin({ partyId });
   assert.ok(joined.type === 'partyInfo', `open join replies with the party, got ${joined.type}`);
   assert.deepEqual(joined.members, [me(alice), me(bob)]);
-  assert.deepEqual(await aliceSeesJoin, { type: 'partyPresence', partyId, joins: [me(bob)], leaves: [] });
+  assert.equal(joined.version, 2n);
+  assert.deepEqual(await aliceSeesJoin, { type: 'partyPresence', partyId, joins: [me(bob)], leaves: [], version: 2n });
 
   const got = await bob.partyGet({ partyId });
   assert.deepEqual(got.members, [me(alice), me(bob)]);
   const mine = await bob.partyMyList();
   assert.equal(mine.type, 'partyMyListResult');
-  assert.deepEqual(mine.parties, [{ partyId, open: true, hidden: false, maxSize: 4, memberCount: 2, label: '{"mode":"ctf"}', leader: me(alice) }]);
+  assert.deepEqual(mine.parties, [
+    { partyId, open: true, hidden: false, maxSize: 4, memberCount: 2, label: '{"mode":"ctf"}', leader: me(alice), version: 2n, joinStrategy: 'Public', inviteStrategy: 'AllMembers' },
+  ]);
 
   const aliceSeesLeave = alice.next('partyPresence');
   assert.deepEqual(await bob.partyLeave({ partyId }), { type: 'partyOk', partyId });
-  assert.deepEqual(await aliceSeesLeave, { type: 'partyPresence', partyId, joins: [], leaves: [me(bob)] });
+  assert.deepEqual(await aliceSeesLeave, { type: 'partyPresence', partyId, joins: [], leaves: [me(bob)], version: 3n });
   assert.deepEqual((await bob.partyMyList()).parties, []);
 });
 
@@ -70,7 +74,8 @@ test('closed party: a join request, the list, accept (partyJoined) and reject (p
   await carol.partyJoin({ partyId });
   const carolRejected = carol.next('partyRemoved');
   await alice.partyRemove({ partyId, presence: me(carol) });
-  assert.deepEqual(await carolRejected, { type: 'partyRemoved', partyId, reason: 'Rejected', reasonCode: 3 });
+  // A rejected request is no change: the version it was rejected at (2, after bob's accept).
+  assert.deepEqual(await carolRejected, { type: 'partyRemoved', partyId, reason: 'Rejected', reasonCode: 3, version: 2n });
   assert.deepEqual((await alice.partyJoinRequestListGet({ partyId })).presences, []);
   // Not a requester any more, and a presence whose user does not match its session.
   await rejectsWith(alice.partyAccept({ partyId, presence: me(carol) }), ErrorCode.PartyPresenceNotFound, 'PartyPresenceNotFound');
@@ -91,31 +96,31 @@ test('promote, kick, leader rotation and close, with the leader, removed and pre
 
   const leaderEvents = [alice, bob, carol].map((c) => c.next('partyLeader'));
   assert.deepEqual(await alice.partyPromote({ partyId, presence: me(bob) }), { type: 'partyOk', partyId });
-  for (const event of await Promise.all(leaderEvents)) assert.deepEqual(event, { type: 'partyLeader', partyId, leader: me(bob) });
+  for (const event of await Promise.all(leaderEvents)) assert.deepEqual(event, { type: 'partyLeader', partyId, leader: me(bob), version: 4n });
   await rejectsWith(alice.partyClose({ partyId }), ErrorCode.PartyNotLeader, 'PartyNotLeader');
   await rejectsWith(bob.partyRemove({ partyId, presence: me(bob) }), ErrorCode.PartyCannotRemoveSelf, 'PartyCannotRemoveSelf');
 
   const carolKicked = carol.next('partyRemoved');
   const aliceSeesKick = alice.next('partyPresence');
   await bob.partyRemove({ partyId, presence: me(carol) });
-  assert.deepEqual(await carolKicked, { type: 'partyRemoved', partyId, reason: 'Kicked', reasonCode: 1 });
+  assert.deepEqual(await carolKicked, { type: 'partyRemoved', partyId, reason: 'Kicked', reasonCode: 1, version: 5n });
   assert.deepEqual((await aliceSeesKick).leaves, [me(carol)]);
   await rejectsWith(carol.partyGet({ partyId }), ErrorCode.PartyNotMember, 'PartyNotMember');
 
   // The leader leaves: the longest-tenured member (alice) leads, and hears it before the leave.
   const order: string[] = [];
-  const offLeader = alice.on('partyLeader', (e) => order.push(`leader ${e.leader.userId}`));
-  const offPresence = alice.on('partyPresence', (e) => order.push(`leaves ${e.leaves.map((p) => p.userId).join()}`));
+  const offLeader = alice.on('partyLeader', (e) => order.push(`leader ${e.leader.userId} v${e.version}`));
+  const offPresence = alice.on('partyPresence', (e) => order.push(`leaves ${e.leaves.map((p) => p.userId).join()} v${e.version}`));
   const aliceSeesBobLeave = alice.next('partyPresence');
   await bob.partyLeave({ partyId });
   await aliceSeesBobLeave;
   offLeader();
   offPresence();
-  assert.deepEqual(order, ['leader alice', 'leaves bob']);
+  assert.deepEqual(order, ['leader alice v6', 'leaves bob v6'], 'one change, one version step');
 
   const closed = alice.next('partyRemoved');
   await alice.partyClose({ partyId });
-  assert.deepEqual(await closed, { type: 'partyRemoved', partyId, reason: 'Closed', reasonCode: 2 });
+  assert.deepEqual(await closed, { type: 'partyRemoved', partyId, reason: 'Closed', reasonCode: 2, version: 7n });
   await rejectsWith(alice.partyGet({ partyId }), ErrorCode.PartyNotFound, 'PartyNotFound');
 });
 
@@ -126,17 +131,23 @@ test('update: absent fields keep their value (Toggle Unset), members get the ful
   const { partyId } = await alice.partyCreate({ open: true, maxSize: 4, label: '{"mode":"ctf"}' });
   await bob.partyJoin({ partyId });
 
+  const strategies = { joinStrategy: 'Public', inviteStrategy: 'AllMembers' } as const;
   let updated = bob.next('partyUpdated');
   await alice.partyUpdate({ partyId, open: false });
-  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '{"mode":"ctf"}' });
+  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '{"mode":"ctf"}', ...strategies, version: 3n });
 
   updated = bob.next('partyUpdated');
   await alice.partyUpdate({ partyId, label: '' });
-  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '' });
+  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '', ...strategies, version: 4n });
 
   updated = bob.next('partyUpdated');
   await alice.partyUpdate({ partyId, open: true, hidden: true });
-  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: true, hidden: true, maxSize: 4, label: '' });
+  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: true, hidden: true, maxSize: 4, label: '', ...strategies, version: 5n });
+
+  // The same values again: the event all the same (as Nakama), but no change, no version step.
+  updated = bob.next('partyUpdated');
+  await alice.partyUpdate({ partyId, open: true });
+  assert.equal((await updated).version, 5n);
 
   // Hidden parties cannot have a label: checked on the result of the update.
   const error = await rejectsWith(alice.partyUpdate({ partyId, label: '{"mode":"dm"}' }), ErrorCode.BadInput, 'BadInput');

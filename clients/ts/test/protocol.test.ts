@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Builder } from 'flatbuffers';
+import { Builder, ByteBuffer } from 'flatbuffers';
 import WebSocket from 'ws';
 import {
   closePolicy,
@@ -53,6 +53,42 @@ test('error codes are named after the schema; codes newer than the client are Un
   assert.equal(errorCodeName(ErrorCode.SearchQueryInvalid), 'SearchQueryInvalid');
   assert.equal(errorCodeName(300), 'LimitExceeded');
   assert.equal(errorCodeName(65535), 'Unknown');
+  // Lobby I (240–248), as the main README's error table names them.
+  assert.deepEqual(
+    [240, 241, 242, 243, 244, 245, 246, 247, 248].map(errorCodeName),
+    [
+      'PartyAlreadyInParty',
+      'PartyJoinNotAllowed',
+      'PartyNotInvited',
+      'InviteeIsSelf',
+      'InviteeInvalid',
+      'InviteeInParty',
+      'InvitationNotFound',
+      'PartyCodeNotFound',
+      'InvitationCancelNotAllowed',
+    ],
+  );
+});
+
+test('strategies: absent is Unset on the wire (create: the defaults, update: unchanged); unknown names are TypeErrors', () => {
+  const read = (encode: (b: Builder) => number) => {
+    const b = new Builder(128);
+    fb.Envelope.finishEnvelopeBuffer(b, fb.Envelope.createEnvelope(b, 1n, fb.Message.PartyUpdate, encode(b)));
+    const envelope = fb.Envelope.getRootAsEnvelope(new ByteBuffer(b.asUint8Array()));
+    const update = envelope.message(new fb.PartyUpdate()) as fb.PartyUpdate;
+    return [update.joinStrategy(), update.inviteStrategy(), update.open()];
+  };
+  const partyId = '0'.repeat(32);
+  assert.deepEqual(read((b) => REQUESTS.partyUpdate.encode(b, { partyId })), [fb.PartyJoinStrategy.Unset, fb.PartyInviteStrategy.Unset, fb.Toggle.Unset]);
+  assert.deepEqual(read((b) => REQUESTS.partyUpdate.encode(b, { partyId, joinStrategy: 'InvitedOnly' })), [fb.PartyJoinStrategy.InvitedOnly, fb.PartyInviteStrategy.Unset, fb.Toggle.Unset]);
+  assert.deepEqual(read((b) => REQUESTS.partyUpdate.encode(b, { partyId, inviteStrategy: 'LeaderOnly' })), [fb.PartyJoinStrategy.Unset, fb.PartyInviteStrategy.LeaderOnly, fb.Toggle.Unset]);
+  const b = new Builder(64);
+  for (const bad of ['Unset', 'public', '1', 1]) {
+    b.clear();
+    assert.throws(() => REQUESTS.partyUpdate.encode(b, { partyId, joinStrategy: bad as never }), /joinStrategy must be one of Public, FriendsOfLeader/);
+    b.clear();
+    assert.throws(() => REQUESTS.partyCreate.encode(b, { open: true, maxSize: 2, inviteStrategy: bad as never }), TypeError);
+  }
 });
 
 test('close codes: no reconnect after 1002, 1007, 1009 or a ban; 1008 waits; the rest reconnect', () => {

@@ -49,3 +49,32 @@ test('the README quick start: create, search, join, data, status', async (t) => 
   await until(bob, () => lines.includes('Alice says gl hf') && lines.includes('Alice is in a party'), 'the data and the status');
   assert.deepEqual(lines, ['Alice says gl hf', 'Alice is in a party']);
 });
+
+test('the README lobby example: strategies, invite and accept, a code join, a refusal, snapshots', async (t) => {
+  const server = await startHuddle(t);
+  const url = server.url;
+  const aliceToken = server.token('alice');
+  const [bob, carol, dave] = await Promise.all(['bob', 'carol', 'dave'].map((user) => connect(url, server.token(user), { WebSocket })));
+  const lines: string[] = [];
+  const console = { log: (...parts: unknown[]) => lines.push(parts.join(' ')) };
+
+  // ---- README begins ----
+  const alice = await connect(url, aliceToken, { WebSocket, snapshots: true });
+  alice.on('partySnapshot', (e) => console.log(`v${e.party.version}`, e.party.members.map((m) => m.username).join(' ')));
+  bob.on('partyInvited', (e) => console.log('Bob is invited by', e.invitation.inviter.username));
+
+  const party = await alice.partyCreate({ open: false, maxSize: 4, joinStrategy: 'InvitedOnly' });
+  await alice.partyInvite({ partyId: party.partyId, userIds: ['bob'] });
+  const { invitations } = await bob.partyInvitationList();
+  await bob.partyInvitationAccept({ partyId: invitations[0]!.party.partyId });
+  const { code } = await alice.partyCodeGet({ partyId: party.partyId }); // six characters, e.g. "K7QH2M"
+  await carol.partyJoinByCode({ code: code.toLowerCase() }); // codes ignore case and get past InvitedOnly
+  await dave.partyJoin({ partyId: party.partyId }).catch((e) => console.log(e.code, e.name)); // 242 PartyNotInvited
+  // ---- README ends ----
+  t.after(() => Promise.all([alice, bob, carol, dave].map((c) => c.close())));
+
+  // Two sockets: bob's line and alice's snapshots interleave as they arrive; each in its order.
+  await until(alice, () => lines.includes('v3 Alice Bob Carol'), 'the third snapshot');
+  assert.deepEqual(lines.filter((l) => l.startsWith('v')), ['v1 Alice', 'v2 Alice Bob', 'v3 Alice Bob Carol']);
+  assert.deepEqual(lines.filter((l) => !l.startsWith('v')).sort(), ['242 PartyNotInvited', 'Bob is invited by Alice']);
+});

@@ -20,7 +20,8 @@
 //!   the rule's own events, so after the deltas, and after the reply;
 //! - **history (O-3)**, next: `Created`, `Joined`/`Left` (with the session), `Leader` and
 //!   `Dissolved` (with its [`EndReason`]), stamped with `ctx.now.wall`, give leaders over time,
-//!   members with join and leave times and the end reason.
+//!   members with join and leave times and the end reason: one call per change into
+//!   `history.rs`, which keeps its own tables.
 //!
 //! The list lives in the table and keeps its buffer between requests, and so does the list of
 //! changed parties, so recording allocates nothing once warm and committing only what the
@@ -38,8 +39,10 @@ use crate::core::{Event, PartyId, SessionId, UserId};
 pub(super) enum EndReason {
     /// P-8: the leader closed it.
     Closed,
-    /// P-6: its last member left or disconnected (or was moved out, L-1).
+    /// P-6: its last member left or disconnected (or was moved out, L-1, or an operator kicked it).
     Emptied,
+    /// O-1: an operator closed it through the admin API.
+    ClosedByAdmin,
 }
 
 /// One change to one party, in the order the request made it.
@@ -93,7 +96,7 @@ impl Parties {
     }
 
     fn commit_changes(&mut self, ctx: &mut Ctx) {
-        let Parties { table, search, changed, .. } = self;
+        let Parties { table, search, changed, history, .. } = self;
         table.drain_changes(|table, mut change| {
             // Postconditions of the table's mutations, checked where the whole request's
             // outcome is known: each change is still true once the request is done.
@@ -128,6 +131,7 @@ impl Parties {
                 | PartyChange::CustomData { .. }
                 | PartyChange::Attributes { .. } => {}
             }
+            history.apply(table, &change, ctx.now.wall, ctx.limits);
             let party_id = change.party_id();
             // A request changes a handful of parties (a disconnect at most
             // `parties_per_session_max`): a linear check beats a set.

@@ -69,8 +69,9 @@ impl Parties {
     pub(super) fn code_regenerate(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         self.table.find_as_leader(party_id, me.session_id)?;
         let code = self.table.fresh_code(ctx.ids);
-        let party = self.table.set_code(party_id, code);
-        Ok(Reply::Lobby(LobbyReply::Code { party_id, code: party.code }))
+        self.table.set_code(party_id, code);
+        self.history.set_code(party_id, code);
+        Ok(Reply::Lobby(LobbyReply::Code { party_id, code }))
     }
 
     /// L-3: join the party whose code this is, as an accepted invitation would (closed and

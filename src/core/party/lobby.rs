@@ -40,6 +40,29 @@ pub enum InviteStrategy {
     LeaderOnly,
 }
 
+impl JoinStrategy {
+    /// SPEC L-4's name, as the admin API's JSON shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinStrategy::Public => "public",
+            JoinStrategy::FriendsOfLeader => "friends_of_leader",
+            JoinStrategy::FriendsOfMembers => "friends_of_members",
+            JoinStrategy::InvitedOnly => "invited_only",
+            JoinStrategy::NotAllowed => "not_allowed",
+        }
+    }
+}
+
+impl InviteStrategy {
+    /// SPEC L-4's name, as the admin API's JSON shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InviteStrategy::AllMembers => "all_members",
+            InviteStrategy::LeaderOnly => "leader_only",
+        }
+    }
+}
+
 /// The settings the lobby extensions add to a party, as create sets them, update changes them
 /// and every snapshot, summary and update event shows them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

@@ -217,7 +217,7 @@ impl Parties {
 
 /// A leader (by rotation or promotion) decides on join requests from now on: send it the
 /// whole pending list, if there is one.
-fn send_pending_to_leader(party: &super::table::Party, events: &mut Events) {
+pub(super) fn send_pending_to_leader(party: &super::table::Party, events: &mut Events) {
     if !party.pending.is_empty() {
         let presences = party.pending.iter().cloned().collect();
         send(events, [party.leader], PartyEvent::JoinRequest { party_id: party.id, presences });

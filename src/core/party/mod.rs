@@ -13,6 +13,8 @@
 //! | `lobby.rs` | the lobby extensions' vocabulary (L-2, L-3, L-4, L-9): settings, requests, replies, huddle-only events; dispatch of a lobby request |
 //! | `invites.rs` | L-2 invitations: invite, refresh, cancel, accept (with L-1's move), reject, list, expiry, delivery on connect |
 //! | `codes.rs` | L-3 party codes: read, regenerate, join by code, and the per-session guessing limit |
+//! | `history.rs` | O-3 history records, built from the change list; the creation order the admin API lists parties in |
+//! | `admin.rs` | O-1 moderation (close, kick) and the operator's views of parties |
 //!
 //! Shape of the tables (`table.rs`):
 //! - `by_id`: each party with its members in join order (so tenure is the index: the first
@@ -22,8 +24,9 @@
 //! - `invited`: invitee user → the parties that invited it (L-2);
 //! - `by_code`: code → party (L-3).
 //!
-//! Beside them, the search index (`search.rs`) holds every non-hidden party, and the code
-//! guard (`codes.rs`) each session's recent wrong codes.
+//! Beside them, the search index (`search.rs`) holds every non-hidden party, the code guard
+//! (`codes.rs`) each session's recent wrong codes, and the history (`history.rs`) a record in
+//! progress per party and the most recent finished ones.
 //!
 //! # One contract for every rule
 //!
@@ -44,7 +47,7 @@
 //! returns, [`Parties::commit`] walks that list once (`changes.rs`): it keeps the search index
 //! in step, so the very next search sees the change; it ends the invitations a join
 //! consumed or a dissolved party took along (L-2); and it sends `PartySnapshot` events to the
-//! member sessions that asked for them (L-9). History records (SPEC O-3) hang on the same walk:
+//! member sessions that asked for them (L-9); and it feeds the history (SPEC O-3, `history.rs`):
 //! `Created`, `Leader`, `Joined` and `Left` entries with `ctx.now.wall` give leaders over time
 //! and members with join and leave times; `Dissolved` carries the end reason.
 //!
@@ -59,12 +62,14 @@
 //! in the rules name them where they are made.
 
 mod access;
+mod admin;
 mod attributes;
 mod changes;
 mod chat;
 mod codes;
 mod custom;
 mod data;
+mod history;
 mod invites;
 mod lobby;
 mod membership;
@@ -86,8 +91,12 @@ use crate::limits::Limits;
 use bytes::Bytes;
 use chat::ChatGuard;
 use codes::CodeGuard;
+use history::PartyHistory;
 use search::PartySearch;
 use table::PartyTable;
+
+pub use admin::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
+pub use history::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
 
 /// A decoded party request (`Request::Party`).
 #[derive(Clone, Debug, PartialEq)]
@@ -213,6 +222,8 @@ pub enum RemovedReason {
     /// L-1: the user accepted an invitation to another party and the server keeps one party
     /// per user, so this session was taken out first.
     Moved,
+    /// O-1: an operator closed the party through the admin API (members and requesters).
+    ClosedByAdmin,
 }
 
 /// Party events. Each is queued once with all its recipients. Those about the party's state
@@ -272,10 +283,11 @@ pub struct LobbyStats {
     pub chat_refused_total: u64,
 }
 
-/// The party tables, the search index over them, and the code guard.
+/// The party tables, the search index over them, the code guard and the history of parties.
 pub(crate) struct Parties {
     table: PartyTable,
     search: PartySearch,
+    history: PartyHistory,
     /// L-3: recent wrong codes per session.
     guard: CodeGuard,
     /// L-6: recent chat messages per session.
@@ -295,6 +307,7 @@ impl Parties {
         Parties {
             table: PartyTable::default(),
             search: PartySearch::new(limits),
+            history: PartyHistory::default(),
             guard: CodeGuard::default(),
             chat: ChatGuard::default(),
             changed: Vec::new(),
@@ -309,6 +322,14 @@ impl Parties {
     /// Memberships over every party (a session in two parties counts twice), for metrics.
     pub fn member_count(&self) -> usize {
         self.table.member_count()
+    }
+
+    pub fn history(&self) -> &PartyHistory {
+        &self.history
+    }
+
+    pub fn history_mut(&mut self) -> &mut PartyHistory {
+        &mut self.history
     }
 
     /// One party request of `me`: the rule's reply, its events on `ctx.events`, then the
@@ -422,6 +443,7 @@ impl Parties {
         self.table.check_invariants(limits);
         self.search.check_invariants(&self.table);
         self.chat.check_invariants(limits.chat_messages_per_window_max);
+        self.history.check_invariants(&self.table, limits);
     }
 
     /// Table sizes: (parties, sessions indexed).

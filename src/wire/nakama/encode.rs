@@ -209,11 +209,13 @@ impl NakamaEncoder {
                 &PartyLeader { party_id: NakamaPartyId(*party_id), presence: UserPresence::of(leader) },
             ),
             // Nakama tells a kicked member, and every member of a closed party, `party_close`; a
-            // session moved out by one-party-per-user (L-1) is out of the party just the same.
+            // session moved out by one-party-per-user (L-1), or a party an operator closed, is out just the
+            // same.
             // A rejected join request goes unannounced in Nakama.
             PartyEvent::Removed {
                 party_id,
-                reason: RemovedReason::Kicked | RemovedReason::Closed | RemovedReason::Moved,
+                reason:
+                    RemovedReason::Kicked | RemovedReason::Closed | RemovedReason::Moved | RemovedReason::ClosedByAdmin,
                 ..
             } => self.frame(none, "party_close", &PartyClose { party_id: NakamaPartyId(*party_id) }),
             PartyEvent::Removed { reason: RemovedReason::Rejected, .. } => {}

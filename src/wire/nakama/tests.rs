@@ -313,6 +313,14 @@ fn leader_rotation_leave_and_close_match_nakamas() {
     // A kicked member hears the same message.
     let kicked = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Kicked, version: 1 };
     assert_like(encoder.event(&Event::Party(kicked)), &[received(&file, "B", Some("party_close"), None, 0)], &mut ids);
+    // So does every member of a party an operator closed (huddle's admin API; Nakama's console
+    // has no such thing, so its closest message).
+    let by_admin = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::ClosedByAdmin, version: 3 };
+    assert_like(
+        encoder.event(&Event::Party(by_admin)),
+        &[received(&file, "B", Some("party_close"), None, 0)],
+        &mut ids,
+    );
 }
 
 #[test]

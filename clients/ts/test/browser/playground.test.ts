@@ -1,12 +1,16 @@
 // The lobby playground (SPEC K-3) in a real browser: the huddle binary started with --playground
 // (admin listener on 127.0.0.1:0), Debian's chromium driven headless by playwright-core, two
-// browser contexts as two players. One mints a token through the page and creates a party; the
-// other pastes a token, finds the party by search and joins; the member list marks the leader;
-// party data and statuses reach the other page; an error shows its code and name; a kick shows
-// on the kicked page. The lobby's slots (codes, invitations, chat) are checked to be there and
-// disabled until the server has them. Screenshots end up in target/ for review: playground.png
-// (Alice's page at the end), playground-bob.png (Bob's, kicked), playground-party.png (Alice's
-// with both players in the party).
+// browser contexts as two players. One mints a token through the page and creates a party (its
+// code and version on the card); the other pastes a token, finds the party by search and joins;
+// the member list marks the leader; party data and statuses reach the other page; an error shows
+// its code and name; a kick shows on the kicked page. Then the lobby: the leader regenerates the
+// code and the kicked player joins by code (the old one refused with 247); a strategy changed
+// through the update form shows on both cards and refuses a plain join (242); an invitation goes
+// from one page to the other and is accepted there; another is cancelled. The slots still waiting
+// for Lobby II (chat, names) are checked to be there and disabled. Screenshots end up in target/
+// for review: playground.png (Alice's page at the end), playground-bob.png (Bob's, back in the
+// party by invitation), playground-invited.png (Bob's with the invitation pending),
+// playground-party.png (Alice's with both players in the party and an invitation out).
 //
 // Needs /usr/bin/chromium (or $CHROMIUM): without it the test is skipped, unless
 // HUDDLE_BROWSER_REQUIRED=1 (CI) makes that a failure. Every wait is a locator with a deadline.
@@ -26,6 +30,8 @@ const SKIP = !existsSync(CHROMIUM) && !REQUIRED ? `${CHROMIUM} not found: apt-ge
 const TARGET = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../../target');
 /** Longest any one wait on a page may take. */
 const WAIT_MS = 10_000;
+/** A party code as the card shows it. */
+const CODE = /^[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{6}$/;
 
 async function launch(t: TestContext): Promise<Browser> {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found (HUDDLE_BROWSER_REQUIRED=1): apt-get install chromium`);
@@ -78,7 +84,7 @@ function logLine(page: Page, type: string, text: string) {
   return page.locator(`#log li[data-type="${type}"]`, { hasText: text });
 }
 
-test('two players in the playground: mint, create, search, join, data, status, errors, kick', { skip: SKIP, timeout: 120_000 }, async (t) => {
+test('two players in the playground: mint, create, search, join, data, status, errors, kick, codes, strategies, invitations', { skip: SKIP, timeout: 120_000 }, async (t) => {
   const server = await startHuddle(t, { args: ['--playground'] });
   const browser = await launch(t);
   const alice = await open(browser, server, '?user=alice');
@@ -96,7 +102,8 @@ test('two players in the playground: mint, create, search, join, data, status, e
   await waitForState(alice, 'open');
   await alice.locator('#me', { hasText: 'Alice (alice)' }).waitFor();
 
-  // Bob pastes a token and connects from the keyboard (Enter in the token field).
+  // Bob pastes a token, asks for snapshot events, and connects from the keyboard (Enter in the token field).
+  await bob.locator('#connect-snapshots').check();
   await bob.locator('#connect-token').fill(server.token('bob'));
   await bob.locator('#connect-token').press('Enter');
   await waitForState(bob, 'open');
@@ -111,6 +118,15 @@ test('two players in the playground: mint, create, search, join, data, status, e
   assert.match(partyId ?? '', /^[0-9a-f]{32}$/);
   await card.locator('li[data-user-id="alice"] .badge.leader').waitFor();
   assert.equal(await card.locator('.party-id').textContent(), partyId);
+  // The leader's card shows the party code (read at once), the version and the strategies.
+  const code = card.locator('.party-code');
+  await code.filter({ hasText: CODE }).waitFor();
+  const firstCode = (await code.textContent()) ?? '';
+  await logLine(alice, 'partyCode', `code ${firstCode}`).waitFor();
+  assert.equal(await card.getAttribute('data-version'), '1');
+  assert.equal(await card.locator('.tag.version').textContent(), 'v1');
+  assert.equal(await card.locator('[data-strategy="join"]').textContent(), 'public');
+  assert.equal(await card.locator('[data-strategy="invite"]').textContent(), 'all members');
 
   // Bob finds it by search and joins from the results.
   await bob.locator('#action-search-query').fill('+label.mode:ctf');
@@ -121,14 +137,17 @@ test('two players in the playground: mint, create, search, join, data, status, e
   await row.getByRole('button', { name: 'Join' }).click();
   await bob.locator(`#parties article[data-party-id="${partyId}"] li[data-user-id="bob"] .badge.you`).waitFor();
 
-  // Both member lists show both players, the leader marked on Alice only.
+  // Both member lists show both players, the leader marked on Alice only, both at version 2.
   for (const page of [alice, bob]) {
     const members = page.locator(`#parties article[data-party-id="${partyId}"] ul.members li`);
     await members.filter({ hasText: 'Bob (bob)' }).waitFor();
     assert.equal(await members.count(), 2);
     assert.equal(await members.filter({ has: page.locator('.badge.leader') }).getAttribute('data-user-id'), 'alice');
+    await page.locator(`#parties article[data-party-id="${partyId}"][data-version="2"] .tag.version`, { hasText: 'v2' }).waitFor();
   }
-  await logLine(alice, 'partyPresence', 'joins Bob (bob)').waitFor();
+  await logLine(alice, 'partyPresence', 'v2: joins Bob (bob)').waitFor();
+  await logLine(bob, 'partySnapshot', 'v2: 2/4, leader Alice (alice)').waitFor();
+  assert.equal(await bob.locator(`#parties article[data-party-id="${partyId}"] dd.muted`).first().textContent(), 'only the leader can read it');
 
   // Party data, with a reply and fire-and-forget, arrives on the other page.
   await alice.locator('#action-data-data').fill('gl hf');
@@ -155,14 +174,12 @@ test('two players in the playground: mint, create, search, join, data, status, e
   await bob.locator('#action-join output.error', { hasText: '201 PartyNotFound' }).waitFor();
   await logLine(bob, 'partyJoin', '201 PartyNotFound').waitFor();
 
-  // The lobby's slots are on the page, disabled, until the server has those features.
-  for (const slot of ['join-code', 'invite', 'chat']) {
+  // The slots still waiting for Lobby II are on the page, disabled; Lobby I's forms are live.
+  for (const slot of ['chat', 'create-lobby']) {
     const form = bob.locator(`form[data-slot="${slot}"]`);
     await form.locator('fieldset[disabled] .slot', { hasText: 'Slot:' }).waitFor();
   }
-  await alice.locator(`#parties article[data-party-id="${partyId}"] [data-slot="party-code"]`).waitFor();
-
-  await screenshot(alice, 'playground-party.png');
+  for (const form of ['join-code', 'invite']) assert.equal(await bob.locator(`#action-${form}:not([data-slot]) button[type="submit"]`).count(), 1, form);
 
   // The leader kicks Bob: Bob's page says so and drops the party; Alice's list loses him.
   await alice.locator(`#parties article[data-party-id="${partyId}"] li[data-user-id="bob"] button[data-action="kick"]`).click();
@@ -171,6 +188,62 @@ test('two players in the playground: mint, create, search, join, data, status, e
   await logLine(bob, 'partyRemoved', 'Kicked').waitFor();
   await alice.locator(`#parties article[data-party-id="${partyId}"] li[data-user-id="bob"]`).waitFor({ state: 'detached' });
   await logLine(alice, 'partyPresence', 'leaves Bob (bob)').waitFor();
+
+  // Party codes: Alice regenerates (the old code dies at once); Bob joins with the new one, in
+  // lower case, and the old one is refused.
+  await card.getByRole('button', { name: 'Regenerate' }).click();
+  await code.filter({ hasText: CODE }).filter({ hasNotText: firstCode }).waitFor();
+  const secondCode = (await code.textContent()) ?? '';
+  await bob.locator('#action-join-code-code').fill(firstCode);
+  await bob.locator('#action-join-code-code').press('Enter');
+  await bob.locator('#action-join-code output.error', { hasText: '247 PartyCodeNotFound' }).waitFor();
+  await bob.locator('#action-join-code-code').fill(secondCode.toLowerCase());
+  await bob.locator('#action-join-code').getByRole('button', { name: 'Join' }).click();
+  await bob.locator('#action-join-code output.ok', { hasText: `joined ${partyId}` }).waitFor();
+  await bob.locator(`#parties article[data-party-id="${partyId}"] li[data-user-id="bob"] .badge.you`).waitFor();
+  await card.locator('li[data-user-id="bob"]').waitFor();
+  await alice.locator(`#parties article[data-party-id="${partyId}"][data-version="4"]`).waitFor();
+
+  // Strategies through the update form: only invited users (and codes) get in; both cards say so.
+  await alice.locator('#action-update-joinStrategy').selectOption('InvitedOnly');
+  await alice.locator('#action-update').getByRole('button', { name: 'Update' }).click();
+  for (const page of [alice, bob]) {
+    await page.locator(`#parties article[data-party-id="${partyId}"][data-version="5"] [data-strategy="join"]`, { hasText: 'invited only' }).waitFor();
+  }
+  await logLine(bob, 'partyUpdated', 'joins: invited only, invites: all members').waitFor();
+  await bob.locator(`#parties article[data-party-id="${partyId}"] button[data-action="leave"]`).click();
+  await card.locator('li[data-user-id="bob"]').waitFor({ state: 'detached' });
+  await bob.locator('#action-join-partyId').fill(partyId!);
+  await bob.locator('#action-join-partyId').press('Enter');
+  await bob.locator('#action-join output.error', { hasText: '242 PartyNotInvited' }).waitFor();
+
+  // An invitation from Alice's page to Bob's: listed on both, accepted on Bob's.
+  await alice.locator('#action-invite-userIds').fill('bob');
+  await alice.locator('#action-invite-userIds').press('Enter');
+  await alice.locator('#action-invite output.ok', { hasText: 'invited bob' }).waitFor();
+  await card.locator('ul.invited li[data-user-id="bob"]', { hasText: 'by Alice (alice)' }).waitFor();
+  await logLine(alice, 'partyInvitationSent', 'Alice (alice) invited bob').waitFor();
+  const invitation = bob.locator(`#invitations li[data-party-id="${partyId}"]`);
+  await invitation.filter({ hasText: 'from Alice (alice)' }).waitFor();
+  await logLine(bob, 'partyInvited', 'Alice (alice) invites you to party').waitFor();
+  await screenshot(bob, 'playground-invited.png');
+  await invitation.getByRole('button', { name: 'Accept' }).click();
+  await bob.locator(`#parties article[data-party-id="${partyId}"] li[data-user-id="bob"] .badge.you`).waitFor();
+  await bob.locator('#invitations li.empty', { hasText: 'No pending invitations.' }).waitFor();
+  await card.locator('li[data-user-id="bob"]').waitFor();
+  await card.locator('ul.invited').waitFor({ state: 'detached' });
+  for (const page of [alice, bob]) await page.locator(`#parties article[data-party-id="${partyId}"][data-version="7"]`).waitFor();
+
+  // An invitation to someone offline, cancelled by the leader: every member's card drops it.
+  await alice.locator('#action-invite-userIds').fill('carol');
+  await alice.locator('#action-invite-userIds').press('Enter');
+  const carolInvited = bob.locator(`#parties article[data-party-id="${partyId}"] ul.invited li[data-user-id="carol"]`);
+  await carolInvited.waitFor();
+  assert.equal(await carolInvited.locator('button').count(), 0, 'only the inviter or the leader may cancel');
+  await screenshot(alice, 'playground-party.png');
+  await card.locator('ul.invited li[data-user-id="carol"] button[data-action="cancel-invitation"]').click();
+  await carolInvited.waitFor({ state: 'detached' });
+  await logLine(bob, 'partyInvitationEnded', "carol's invitation ended: cancelled").waitFor();
 
   await screenshot(alice, 'playground.png');
   await screenshot(bob, 'playground-bob.png');

@@ -27,5 +27,10 @@ export enum PartyRemovedReason {
    * The user accepted an invitation to another party and the server keeps one party per user
    * (L-1): this session was taken out of this party first.
    */
-  Moved = 4
+  Moved = 4,
+
+  /**
+   * An operator closed the party through the admin API (O-1); members and requesters.
+   */
+  ClosedByAdmin = 5
 }
