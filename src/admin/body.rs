@@ -80,7 +80,8 @@ impl Fields {
     }
 }
 
-fn type_error(name: &str, expected: &str, got: &Value) -> AdminError {
+/// `name: expected …, got <its JSON type>` (400).
+pub(super) fn type_error(name: &str, expected: &str, got: &Value) -> AdminError {
     let kind = match got {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -121,15 +121,7 @@ fn user_ids(name: &str, value: Option<Value>) -> Result<Option<Vec<UserId>>, Adm
 }
 
 fn expected(name: &str, what: &str, got: &Value) -> AdminError {
-    let kind = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    AdminError::BadRequest(format!("{name}: expected {what}, got {kind}"))
+    body::type_error(name, what, got)
 }
 
 /// `PUT /v1/users/{user_id}/friends` and `…/blocks` → 200: the list's length as stored (after
