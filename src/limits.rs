@@ -265,6 +265,10 @@ pub struct Limits {
     /// 1,000,000 entries (10,000 players online with 100 friends each) cost about 40 MB. A write
     /// that would pass it: HTTP 507, nothing changes.
     pub social_entries_max: usize,
+    /// SPEC L-4: users one bulk write (`PUT /v1/social`) may name. 10,000 is far more than an
+    /// `admin_body_bytes_max` body of 64 KiB can hold with their lists; it bounds the work one
+    /// request makes the loop do whatever that limit is raised to. Past it: HTTP 400.
+    pub social_users_per_write_max: usize,
     /// Largest `limit` of a list route of the admin API (parties, history), and its value when
     /// the request names none. 100 parties with 2 KiB labels, or 100 typical history records,
     /// fit well within `admin_response_bytes_max`. Past it: 400 naming `limit`.
@@ -471,6 +475,7 @@ impl Default for Limits {
             social_friends_per_user_max: 2000,
             social_blocks_per_user_max: 1000,
             social_entries_max: 1_000_000,
+            social_users_per_write_max: 10_000,
             admin_page_limit_max: 100,
             admin_response_bytes_max: 256 * 1024,
             history_records_max: 10_000,
@@ -628,6 +633,7 @@ impl Limits {
             social_friends_per_user_max,
             social_blocks_per_user_max,
             social_entries_max,
+            social_users_per_write_max,
             admin_page_limit_max,
             admin_response_bytes_max,
             history_records_max,

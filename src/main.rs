@@ -313,6 +313,7 @@ limit_flags! {
     social_friends_per_user_max: usize => "Friends in one user's list (admin API)",
     social_blocks_per_user_max: usize => "Blocked users in one user's list (admin API)",
     social_entries_max: usize => "Friend and block entries in the whole social table",
+    social_users_per_write_max: usize => "Users one bulk social write (PUT /v1/social) may name",
     admin_page_limit_max: usize => "Largest (and default) limit of an admin list route",
     admin_response_bytes_max: usize => "Bytes of one page of an admin list route (at least one item)",
     history_records_max: usize => "Finished party history records kept in memory",

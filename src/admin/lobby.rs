@@ -31,10 +31,6 @@ pub enum LobbyCall {
     SetAttributes { party_id: PartyId, attributes: String, timestamp: UnixMillis },
 }
 
-/// Users one bulk write may name: far more than a 64 KiB body (`admin_body_bytes_max`) can
-/// hold with their lists; a bound on the work one request causes whatever that limit says.
-const SOCIAL_USERS_PER_REQUEST_MAX: usize = 10_000;
-
 pub(super) fn friends(params: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
     list(params, request, SocialList::Friends)
 }
@@ -52,7 +48,7 @@ fn list(params: &Params<'_>, request: &Request<'_>, list: SocialList) -> Result<
     Ok(AdminCall::Lobby(LobbyCall::SetList { user_id, list, ids }))
 }
 
-pub(super) fn social(_: &Params<'_>, request: &Request<'_>, _: &Limits) -> Result<AdminCall, AdminError> {
+pub(super) fn social(_: &Params<'_>, request: &Request<'_>, limits: &Limits) -> Result<AdminCall, AdminError> {
     let mut fields = Fields::parse(request.body)?;
     let users = match fields.take("users") {
         Some(Value::Array(users)) => users,
@@ -60,9 +56,10 @@ pub(super) fn social(_: &Params<'_>, request: &Request<'_>, _: &Limits) -> Resul
         None => return Err(AdminError::BadRequest("users: required".into())),
     };
     fields.finish()?;
-    if users.len() > SOCIAL_USERS_PER_REQUEST_MAX {
+    let users_max = limits.social_users_per_write_max;
+    if users.len() > users_max {
         return Err(AdminError::BadRequest(format!(
-            "users: {} entries; at most {SOCIAL_USERS_PER_REQUEST_MAX} per request",
+            "users: {} entries, more than social_users_per_write_max {users_max}",
             users.len()
         )));
     }
@@ -157,6 +154,10 @@ mod tests {
     use super::*;
 
     fn call(method: &str, path: &str, body: &str) -> Result<AdminCall, AdminError> {
+        call_with(method, path, body, &Limits::default())
+    }
+
+    fn call_with(method: &str, path: &str, body: &str, limits: &Limits) -> Result<AdminCall, AdminError> {
         let request = RouterRequest {
             method,
             path,
@@ -166,7 +167,24 @@ mod tests {
             origin: None,
             body: body.as_bytes(),
         };
-        route(&request, &AdminKey::new(b"k"), &Limits::default()).result
+        route(&request, &AdminKey::new(b"k"), limits).result
+    }
+
+    #[test]
+    fn a_bulk_write_names_at_most_social_users_per_write_max_users() {
+        let limits = Limits { social_users_per_write_max: 2, ..Limits::default() };
+        let two = r#"{"users":[{"user_id":"a","friends":[]},{"user_id":"b","blocks":[]}]}"#;
+        assert!(matches!(
+            call_with("PUT", "/v1/social", two, &limits),
+            Ok(AdminCall::Lobby(LobbyCall::SetSocial { .. }))
+        ));
+        let three = r#"{"users":[{"user_id":"a"},{"user_id":"b"},{"user_id":"c"}]}"#;
+        match call_with("PUT", "/v1/social", three, &limits) {
+            Err(AdminError::BadRequest(message)) => {
+                assert_eq!(message, "users: 3 entries, more than social_users_per_write_max 2")
+            }
+            other => panic!("expected 400, got {other:?}"),
+        }
     }
 
     fn bad(method: &str, path: &str, body: &str) -> String {
