@@ -10,13 +10,19 @@
 //!   snapshot) among 10,000 live parties: parse, lookup, snapshot.
 //! - `code_join_miss`: a wrong code among 10,000 live parties, the guard's window sliding (time
 //!   moves a minute per call, so the guard never refuses).
+//! - `open_join_leave/…` (SPEC L-4): the open-join path with Lobby II's access check, a join and
+//!   a leave of a party of 4 per iteration, with members and joiner all in a social table of
+//!   10,000 users (100 friends and 10 blocks each): `public_no_social` (an empty table: the
+//!   check is skipped), `public` (the two block lookups), `friends_of_leader` (one more lookup:
+//!   the leader's list), `friends_of_members` (one per member, the joiner in the last member's
+//!   list). The difference to `public_no_social` is what the strategy check costs.
 
 mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use huddle::core::{
-    Cid, ConnectOptions, Core, Identity, LobbyReply, LobbyRequest, Millis, Now, Outbox, Output, PartyId, PartyReply,
-    PartyRequest, Reply, Request, SessionId, UserId, Username,
+    AdminRequest, Cid, ConnectOptions, Core, Identity, JoinStrategy, LobbyReply, LobbyRequest, LobbySettings, Millis,
+    Now, Outbox, Output, PartyId, PartyReply, PartyRequest, Reply, Request, SessionId, SocialWrite, UserId, Username,
 };
 use huddle::limits::Limits;
 use huddle::net::outbound::OutboundQueue;
@@ -66,13 +72,11 @@ impl World {
     }
 
     fn create(&mut self, leader: SessionId, max_size: u32) -> PartyId {
-        let create = PartyRequest::Create {
-            open: true,
-            max_size,
-            label: String::new(),
-            hidden: false,
-            lobby: Default::default(),
-        };
+        self.create_with(leader, max_size, LobbySettings::default())
+    }
+
+    fn create_with(&mut self, leader: SessionId, max_size: u32, lobby: LobbySettings) -> PartyId {
+        let create = PartyRequest::Create { open: true, max_size, label: String::new(), hidden: false, lobby };
         self.core.handle_request(leader, Cid(1), Request::Party(create), Now::simulated(Millis(0)), &mut self.out);
         let Output::Reply { result: Ok(Reply::Party(PartyReply::Info(snapshot))), .. } = &self.out.outputs()[0] else {
             panic!("create failed")
@@ -181,5 +185,78 @@ fn codes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, invitations, codes);
+/// Users in the social table of `open_join_leave`, and each one's friends and blocks.
+const SOCIAL_USERS: usize = 10_000;
+const FRIENDS_EACH: usize = 100;
+const BLOCKS_EACH: usize = 10;
+
+fn open_joins(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lobby/open_join_leave");
+    group.throughput(Throughput::Elements(1));
+    for (name, join_strategy, social) in [
+        ("public_no_social", JoinStrategy::Public, false),
+        ("public", JoinStrategy::Public, true),
+        ("friends_of_leader", JoinStrategy::FriendsOfLeader, true),
+        ("friends_of_members", JoinStrategy::FriendsOfMembers, true),
+    ] {
+        let limits = Limits { social_entries_max: SOCIAL_USERS * (FRIENDS_EACH + BLOCKS_EACH), ..Limits::default() };
+        let mut world = World::new(limits);
+        let members: Vec<SessionId> = (0..3).map(|i| world.connect(&format!("user-{i}"))).collect();
+        let joiner = world.connect("user-3");
+        if social {
+            // Every user's lists name other users (friends, then blocks further on: never itself,
+            // never a member or the joiner as a block); the joiner is a friend of the leader and,
+            // for friends_of_members, found only in the last member's list.
+            let writes = (0..SOCIAL_USERS)
+                .map(|i| {
+                    let friends =
+                        (1..=FRIENDS_EACH).map(|k| UserId::new(&format!("user-{}", 4 + (i + k) % (SOCIAL_USERS - 4))));
+                    let mut friends: Vec<UserId> = friends.collect();
+                    if i == 0 {
+                        // The other members get in under any strategy.
+                        friends[1] = UserId::new("user-1");
+                        friends[2] = UserId::new("user-2");
+                    }
+                    if i == 0 && join_strategy != JoinStrategy::FriendsOfMembers || i == 2 {
+                        friends[0] = UserId::new("user-3");
+                    }
+                    let blocks = (1..=BLOCKS_EACH)
+                        .map(|k| UserId::new(&format!("user-{}", 4 + (i + FRIENDS_EACH + k) % (SOCIAL_USERS - 4))));
+                    SocialWrite {
+                        user_id: UserId::new(&format!("user-{i}")),
+                        friends: Some(friends),
+                        blocks: Some(blocks.collect()),
+                    }
+                })
+                .collect();
+            world
+                .core
+                .handle_admin(AdminRequest::SetSocial { writes }, Now::simulated(Millis(0)), &mut world.out)
+                .expect("the social table fits its limits");
+            world.out.clear();
+        }
+        let party_id = world.create_with(members[0], 4, LobbySettings { join_strategy, ..LobbySettings::default() });
+        // The second and third members come in as friends of the leader.
+        for &m in &members[1..] {
+            world.request(m, Request::Party(PartyRequest::Join { party_id }), Millis(0), &[]);
+        }
+        let mut everyone = members.clone();
+        everyone.push(joiner);
+        let join = Request::Party(PartyRequest::Join { party_id });
+        let leave = Request::Party(PartyRequest::Leave { party_id });
+        world.request(joiner, join.clone(), Millis(0), &everyone);
+        let joined = world.core.debug_party(party_id).is_some_and(|p| p.members.iter().any(|m| m.session_id == joiner));
+        assert!(joined, "{name}: the joiner gets in");
+        world.request(joiner, leave.clone(), Millis(0), &everyone);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                world.request(joiner, join.clone(), Millis(0), &everyone);
+                world.request(joiner, leave.clone(), Millis(0), &everyone)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, invitations, codes, open_joins);
 criterion_main!(benches);

@@ -238,6 +238,47 @@ pub struct Limits {
     /// for typing mistakes and keeps a guesser at 10 tries a minute per session (see the README
     /// for the odds).
     pub code_misses_per_minute_max: usize,
+    /// SPEC L-7: bytes of a party name (64: a name is one line of a party screen; PGOS's names
+    /// are as short). Past it: error 200, nothing changes.
+    pub party_name_bytes_max: usize,
+    /// Entries of the name deny-list (`--name-deny-list`, SPEC L-7). Every name set at create or
+    /// update is matched against all of them at once (an Aho-Corasick automaton, so the cost per
+    /// name does not grow with the list); 100,000 holds the largest multilingual profanity lists
+    /// with room to spare while bounding the automaton's memory (a few tens of MB at most). A
+    /// longer file is refused at startup and on a reload (the old list stays).
+    pub name_deny_list_entries_max: usize,
+    /// SPEC L-5: bytes of one custom data string, the party's global one or a member's (4,096 as
+    /// the spec says: room for a ready flag, a vote or a loadout as JSON). Past it: error 300,
+    /// nothing changes.
+    pub party_custom_data_bytes_max: usize,
+    /// SPEC L-6: bytes of one chat message body (1,024 as the spec says: a few lines of text).
+    /// Past it: error 300, nothing sent.
+    pub chat_body_bytes_max: usize,
+    /// SPEC L-6: chat messages one session may send in any `chat_window_ms` (a sliding window;
+    /// PGOS's 5 per 10 s: a quick exchange goes through, a flood does not). The next one gets
+    /// error 300 and is not sent; refused messages do not count, so the window always reopens.
+    pub chat_messages_per_window_max: usize,
+    /// SPEC L-6: the chat rate limit's sliding window, in ms (PGOS's 10 s).
+    pub chat_window_ms: u64,
+    /// SPEC L-8: bytes of a party's attributes, the JSON object a game backend writes through
+    /// the admin API, as stored (compact: keys sorted, no whitespace). 4 KiB as the spec says.
+    /// Past it: HTTP 400, nothing changes.
+    pub party_attributes_bytes_max: usize,
+    /// SPEC L-4: friends one user's list may hold (2,000: the largest friend list of the big
+    /// platforms). A longer list in an admin write: HTTP 400, nothing changes.
+    pub social_friends_per_user_max: usize,
+    /// SPEC L-4: users one user's block list may hold (1,000: far beyond what players block,
+    /// and a bound on what one list costs). A longer list in an admin write: HTTP 400.
+    pub social_blocks_per_user_max: usize,
+    /// SPEC L-4: friend and block entries in the whole social table, every user's lists added
+    /// up. About 40 bytes each (an id shared by reference, in a sorted list, plus its text), so
+    /// 1,000,000 entries (10,000 players online with 100 friends each) cost about 40 MB. A write
+    /// that would pass it: HTTP 507, nothing changes.
+    pub social_entries_max: usize,
+    /// SPEC L-4: users one bulk write (`PUT /v1/social`) may name. 10,000 is far more than an
+    /// `admin_body_bytes_max` body of 64 KiB can hold with their lists; it bounds the work one
+    /// request makes the loop do whatever that limit is raised to. Past it: HTTP 400.
+    pub social_users_per_write_max: usize,
     /// Largest `limit` of a list route of the admin API (parties, history), and its value when
     /// the request names none. 100 parties with 2 KiB labels, or 100 typical history records,
     /// fit well within `admin_response_bytes_max`. Past it: 400 naming `limit`.
@@ -435,6 +476,17 @@ impl Default for Limits {
             invitations_per_user_max: 32,
             invitees_per_request_max: 16,
             code_misses_per_minute_max: 10,
+            party_name_bytes_max: 64,
+            name_deny_list_entries_max: 100_000,
+            party_custom_data_bytes_max: 4096,
+            chat_body_bytes_max: 1024,
+            chat_messages_per_window_max: 5,
+            chat_window_ms: 10_000,
+            party_attributes_bytes_max: 4096,
+            social_friends_per_user_max: 2000,
+            social_blocks_per_user_max: 1000,
+            social_entries_max: 1_000_000,
+            social_users_per_write_max: 10_000,
             admin_page_limit_max: 100,
             admin_response_bytes_max: 256 * 1024,
             history_records_max: 10_000,
@@ -462,7 +514,32 @@ const _: () = {
     }
 };
 
+/// SPEC L-5, L-9: bytes one member adds to a FlatBuffers party snapshot at most beside its custom
+/// data: its presence (two claims of `CLAIM_BYTES_MAX` with length prefixes, terminators and
+/// padding, the table, its vtable and its offset in the list: 2 × (128 + 8) + 48) and its custom
+/// data entry's table around the string (48). The test `worst_case_snapshots_fit_the_computed_bound`
+/// encodes the largest snapshot and checks it.
+const SNAPSHOT_MEMBER_FRAMING_BYTES_MAX: usize = 2 * (CLAIM_BYTES_MAX + 8) + 48 + 48;
+/// The snapshot's own fields and the envelope around them, beside its strings.
+const SNAPSHOT_FRAMING_BYTES_MAX: usize = 1024;
+
 impl Limits {
+    /// The largest party snapshot (SPEC L-9: every reply snapshot, `PartyJoined`,
+    /// `PartySnapshot`) these limits allow, framed: `party_members_max` members each with
+    /// `party_custom_data_bytes_max` bytes of custom data (L-5), the leader again, the label, the
+    /// name, the global custom data and the attributes (L-8) at their bounds.
+    pub fn party_snapshot_bytes_max(&self) -> usize {
+        let member = SNAPSHOT_MEMBER_FRAMING_BYTES_MAX.saturating_add(self.party_custom_data_bytes_max);
+        self.party_members_max
+            .saturating_add(1)
+            .saturating_mul(member)
+            .saturating_add(self.party_label_bytes_max)
+            .saturating_add(self.party_name_bytes_max)
+            .saturating_add(self.party_custom_data_bytes_max)
+            .saturating_add(self.party_attributes_bytes_max)
+            .saturating_add(SNAPSHOT_FRAMING_BYTES_MAX)
+    }
+
     /// The largest follow reply these limits allow in `codec`, in bytes on the wire: every user
     /// it resolves to (`follow_ids_per_request_max`) with every session it may have
     /// (`sessions_per_user_max`) visible, each with a status of `status_bytes_max` (and, in JSON,
@@ -557,6 +634,17 @@ impl Limits {
             invitations_per_user_max,
             invitees_per_request_max,
             code_misses_per_minute_max,
+            party_name_bytes_max,
+            name_deny_list_entries_max,
+            party_custom_data_bytes_max,
+            chat_body_bytes_max,
+            chat_messages_per_window_max,
+            chat_window_ms,
+            party_attributes_bytes_max,
+            social_friends_per_user_max,
+            social_blocks_per_user_max,
+            social_entries_max,
+            social_users_per_write_max,
             admin_page_limit_max,
             admin_response_bytes_max,
             history_records_max,
@@ -612,6 +700,18 @@ impl Limits {
                 codec.entry_bytes_max(self.status_bytes_max),
                 self.status_bytes_max,
                 self.outbound_bytes_max
+            )));
+        }
+        // SPEC L-5, L-9: a snapshot is sent whole to every member; the largest one these limits
+        // allow must fit the output limit, or a full party's custom data could cut off its own
+        // members.
+        let snapshot_bytes_max = self.party_snapshot_bytes_max();
+        if snapshot_bytes_max > self.outbound_bytes_max {
+            return Err(LimitsError(format!(
+                "a party snapshot may reach {snapshot_bytes_max} bytes (party_members_max {} × \
+                 party_custom_data_bytes_max {} and framing, plus the label, name and attributes), more than \
+                 outbound_bytes_max {}: raise outbound_bytes_max or lower one of the others",
+                self.party_members_max, self.party_custom_data_bytes_max, self.outbound_bytes_max
             )));
         }
         if self.search_query_bytes_max > SEARCH_QUERY_BYTES_CEILING {
@@ -689,6 +789,12 @@ mod tests {
         assert!(many_invitees.validate().unwrap_err().0.contains("invitees_per_request_max"));
         let no_guesses = Limits { code_misses_per_minute_max: 0, ..Limits::default() };
         assert!(no_guesses.validate().unwrap_err().0.contains("code_misses_per_minute_max"));
+        let no_chat = Limits { chat_messages_per_window_max: 0, ..Limits::default() };
+        assert!(no_chat.validate().unwrap_err().0.contains("chat_messages_per_window_max"));
+        let no_window = Limits { chat_window_ms: 0, ..Limits::default() };
+        assert!(no_window.validate().unwrap_err().0.contains("chat_window_ms"));
+        let no_friends = Limits { social_entries_max: 0, ..Limits::default() };
+        assert!(no_friends.validate().unwrap_err().0.contains("social_entries_max"));
     }
 
     #[test]
@@ -719,6 +825,54 @@ mod tests {
         assert!(absurd.validate().is_err());
         let no_cap = Limits { sessions_per_user_max: 0, ..Limits::default() };
         assert!(no_cap.validate().unwrap_err().0.contains("sessions_per_user_max"));
+    }
+
+    /// The snapshot bound holds: the largest snapshot, framed as the server sends it, is within
+    /// `party_snapshot_bytes_max`, which the defaults keep within the output limit.
+    #[test]
+    fn worst_case_snapshots_fit_the_computed_bound() {
+        use crate::core::{
+            Event, LobbyData, LobbyEvent, LobbySettings, PartyId, PartySnapshot, Presence, SessionId, UnixMillis,
+            UserId, Username,
+        };
+        let limits = Limits::default();
+        let member = |i: u32| Presence {
+            user_id: UserId::new(&format!("{i:0>128}")),
+            session_id: SessionId::new(u32::MAX - i, u32::MAX),
+            username: Username::new(&format!("{i:x>128}")),
+        };
+        let members: Vec<Presence> = (0..limits.party_members_max as u32).map(member).collect();
+        let custom = "c".repeat(limits.party_custom_data_bytes_max);
+        let snapshot = PartySnapshot {
+            party_id: PartyId(u128::MAX),
+            open: true,
+            hidden: false,
+            max_size: limits.party_members_max as u16,
+            label: format!(r#"{{"a":"{}"}}"#, "l".repeat(limits.party_label_bytes_max - 8)),
+            leader: members[0].clone(),
+            members: members.clone(),
+            lobby: LobbySettings { name: "n".repeat(limits.party_name_bytes_max), ..LobbySettings::default() },
+            data: LobbyData {
+                custom_data: custom.clone(),
+                member_custom_data: members.iter().map(|m| (m.session_id, custom.clone())).collect(),
+                attributes: format!(r#"{{"a":"{}"}}"#, "x".repeat(limits.party_attributes_bytes_max - 8)),
+                attributes_timestamp: UnixMillis(u64::MAX),
+            },
+            version: u64::MAX,
+        };
+        let event = Event::Lobby(LobbyEvent::Snapshot(Box::new(snapshot)));
+        let framed = crate::net::frame::binary(crate::wire::Encoder::new().event(&event)).len();
+        let bound = limits.party_snapshot_bytes_max();
+        eprintln!("the largest snapshot: {framed} bytes framed, bound {bound}");
+        assert!(framed <= bound, "{framed} > {bound}");
+        assert!(bound <= limits.outbound_bytes_max);
+        let tight = Limits {
+            outbound_bytes_max: bound - 1,
+            outbound_soft_bytes_max: 1024,
+            follow_ids_per_request_max: 1,
+            ..Limits::default()
+        };
+        assert!(tight.validate().unwrap_err().0.contains("party snapshot"));
     }
 
     /// The follow reply bound holds for every codec: follow replies of worst-case entries,

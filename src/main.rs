@@ -112,6 +112,11 @@ struct ServeArgs {
     /// key needed); its token mint works only while the admin listener is on loopback.
     #[arg(long, env = "HUDDLE_PLAYGROUND", value_parser = clap::builder::BoolishValueParser::new())]
     playground: bool,
+    /// Party names containing any line of this file (compared after Unicode NFKC normalisation
+    /// and case folding) are refused (SPEC L-7); SIGHUP reads it again. Missing or unreadable at
+    /// startup: the server does not start.
+    #[arg(long, value_name = "PATH", env = "HUDDLE_NAME_DENY_LIST")]
+    name_deny_list: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -299,6 +304,17 @@ limit_flags! {
     invitations_per_user_max: usize => "Pending invitations per invitee user",
     invitees_per_request_max: usize => "Invitees in one invite request (at most 256)",
     code_misses_per_minute_max: usize => "Wrong party codes one session may try in any 60 s",
+    party_name_bytes_max: usize => "Bytes of a party name",
+    name_deny_list_entries_max: usize => "Entries the name deny-list file may hold",
+    party_custom_data_bytes_max: usize => "Bytes of one party custom data string (global or a member's)",
+    chat_body_bytes_max: usize => "Bytes of one party chat message body",
+    chat_messages_per_window_max: usize => "Chat messages one session may send in any chat_window_ms",
+    chat_window_ms: u64 => "The chat rate limit's sliding window, in ms",
+    party_attributes_bytes_max: usize => "Bytes of a party's attributes (admin API)",
+    social_friends_per_user_max: usize => "Friends in one user's list (admin API)",
+    social_blocks_per_user_max: usize => "Blocked users in one user's list (admin API)",
+    social_entries_max: usize => "Friend and block entries in the whole social table",
+    social_users_per_write_max: usize => "Users one bulk social write (PUT /v1/social) may name",
     admin_page_limit_max: usize => "Largest (and default) limit of an admin list route",
     admin_response_bytes_max: usize => "Bytes of one page of an admin list route (at least one item)",
     history_records_max: usize => "Finished party history records kept in memory",
@@ -319,6 +335,7 @@ struct ConfigFile {
     admin_key: Option<String>,
     admin_key_file: Option<PathBuf>,
     playground: Option<bool>,
+    name_deny_list: Option<PathBuf>,
     limits: LimitFile,
 }
 
@@ -347,6 +364,7 @@ impl ConfigFile {
             admin_key: take(&mut table, "admin_key")?,
             admin_key_file: take(&mut table, "admin_key_file")?,
             playground: take(&mut table, "playground")?,
+            name_deny_list: take(&mut table, "name_deny_list")?,
             limits: toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())?,
         })
     }
@@ -473,11 +491,22 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         log::info!("event loop pinned to cpu {cpu}");
     }
     let admin_description = admin.as_ref().map(|(_, description)| description.clone());
+    let (name_deny_list, source) = pick(
+        matches,
+        "name_deny_list",
+        args.name_deny_list.clone().map(Some),
+        file.name_deny_list.clone().map(Some),
+        None,
+    );
+    if let Some(path) = &name_deny_list {
+        shown.push(Shown { name: "name_deny_list", value: quoted(&path.display().to_string()), source });
+    }
     let config = ServerConfig {
         listen,
         limits: limits.clone(),
         token_key,
         admin: admin.map(|(config, _)| config),
+        name_deny_list,
         history_file,
     };
     // A bind error names its address and listener ("on 127.0.0.1:7351 (admin): …").
@@ -495,11 +524,16 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> Result<(), String> {
         log::info!("no shutdown signals on this platform: Ctrl-C stops the server without a drain");
     }
     let handle = server.handle();
-    huddle::os::on_hangup_signal(move || {
-        log::info!("SIGHUP received: reopening the history file");
-        handle.reopen_history();
+    let hooked = huddle::os::on_reload_signal(move || {
+        log::info!("SIGHUP received: reloading");
+        handle.reload();
     })
-    .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
+    .map_err(|e| format!("cannot install the reload signal handler: {e}"))?;
+    if !hooked {
+        log::info!(
+            "no SIGHUP on this platform: the name deny-list is read and the history file opened at startup only"
+        );
+    }
 
     let mut text = String::from("effective configuration (TOML; secrets redacted):\n");
     for line in &shown {

@@ -1,6 +1,5 @@
 //! Every call into the operating system beyond what `std` and `mio` offer, in one module: CPU
-//! pinning, the open-file limit, which `accept` errors pass, and signals (shutdown, and SIGHUP
-//! to reopen the history file). The only
+//! pinning, the open-file limit, which `accept` errors pass, shutdown and reload signals. The only
 //! `unsafe` code of the crate lives here (the crate root denies it everywhere else), each block
 //! behind `cfg(target_os = "linux")` with the reason it is sound.
 //!
@@ -118,13 +117,14 @@ pub fn on_shutdown_signal(on_signal: impl FnOnce(&'static str) + Send + 'static)
     }
 }
 
-/// Calls `on_signal` from a thread of its own each time SIGHUP arrives (log rotation: the
-/// server reopens its history file). Returns false where there is no SIGHUP (Windows).
-pub fn on_hangup_signal(on_signal: impl Fn() + Send + 'static) -> io::Result<bool> {
+/// Calls `on_signal` from a thread of its own each time SIGHUP arrives (the reload signal, as
+/// daemons use it: SPEC L-7's deny-list, O-3's history file). Returns false where the platform
+/// has no SIGHUP (Windows). Installing it also keeps SIGHUP from ending the process, its default.
+pub fn on_reload_signal(on_signal: impl Fn() + Send + 'static) -> io::Result<bool> {
     #[cfg(unix)]
     {
         let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-        std::thread::Builder::new().name("huddle-sighup".into()).spawn(move || {
+        std::thread::Builder::new().name("huddle-reload".into()).spawn(move || {
             for _ in signals.forever() {
                 on_signal();
             }

@@ -3,8 +3,9 @@
 //! is not there, limits that cannot work, a taken admin port, a bad config file) answered by one
 //! error line without a hint (exit 1), settings reaching the server from flag, environment,
 //! config file or default in that order (read back from the startup log, with keys redacted),
-//! the admin key file created beside the token key file, `huddle token` with key files, and
-//! SIGHUP reopening the history file after log rotation (Unix). Servers it starts listen
+//! the admin key file created beside the token key file, `huddle token` with key files, the
+//! name deny-list (SPEC L-7: a missing file, SIGHUP reloads) and SIGHUP reopening the history
+//! file after log rotation (Unix). Servers it starts listen
 //! on `127.0.0.1:0` with an explicit key and are killed when the test ends; waits are
 //! deadlines on the server's log, never sleeps.
 
@@ -299,6 +300,75 @@ fn token_signs_with_the_key_of_an_existing_key_file() {
     assert_eq!((claims.user_id.as_str(), claims.username.as_str()), ("alice", "Alice"));
     // The same claims signed with another key differ: the file's key was used, not a new one.
     assert_ne!(token, token_with("alice", "Alice", claims.expires_at_unix_s, "other"));
+}
+
+/// SPEC L-7: a name deny-list that cannot be read is a startup error naming the file.
+#[test]
+fn a_missing_name_deny_list_is_a_startup_error_naming_it() {
+    let dir = TempDir::new("deny-missing");
+    let path = dir.0.join("nope.txt");
+    let output = huddle(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "off",
+        "--token-key",
+        KEY,
+        "--name-deny-list",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let error = stderr(&output);
+    assert!(error.contains("name deny-list") && error.contains(path.to_str().unwrap()), "{error}");
+}
+
+/// SPEC L-7: SIGHUP reads the deny-list again; a file gone since keeps the list in force, and
+/// the log says why. Names are checked with the list the last good read left.
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_the_name_deny_list_and_a_bad_reload_keeps_the_old_one() {
+    use huddle::core::LobbySettings;
+    let _watchdog = Watchdog::start(WAIT * 3);
+    let dir = TempDir::new("deny-reload");
+    let path = dir.0.join("deny.txt");
+    std::fs::write(&path, "oldword\n").unwrap();
+    let mut server = Running::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--token-key",
+            KEY,
+            "--name-deny-list",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(server.wait_for("name deny-list ").trim_end(), format!("{}: 1 entries", path.display()));
+    let addr = server.wait_for("listening on ws://").trim_end_matches("/ws").to_owned();
+    let pid = server.child.0.id() as libc::pid_t;
+    let sighup = || {
+        // SAFETY: kill only sends a signal to the child this test started and still holds.
+        #[allow(unsafe_code)]
+        let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+        assert_eq!(sent, 0, "SIGHUP sent");
+    };
+
+    std::fs::write(&path, "newword\nother\n").unwrap();
+    sighup();
+    assert_eq!(server.wait_for(" reloaded: ").trim_end(), "2 entries");
+    let mut client = huddle::client::Client::connect(&addr, &common::token("alice"), Default::default()).unwrap();
+    let named = |name: &str| LobbySettings { name: name.into(), ..LobbySettings::default() };
+    let refused = client.party_create_with(true, 2, "", false, named("NEWWORD")).unwrap().unwrap_err();
+    assert_eq!(refused.code, huddle::wire::ErrorCode::PartyNameDenied);
+    assert!(client.party_create_with(true, 2, "", false, named("oldword")).unwrap().is_ok());
+
+    std::fs::remove_file(&path).unwrap();
+    sighup();
+    assert!(server.wait_for("keeping the ").starts_with("2 entries in force"), "{:?}", server.log);
+    let refused = client.party_create_with(true, 2, "", false, named("other")).unwrap().unwrap_err();
+    assert_eq!(refused.code, huddle::wire::ErrorCode::PartyNameDenied, "the old list stays");
 }
 
 /// Log rotation: the history file is moved away, SIGHUP makes the server open the path again,

@@ -15,7 +15,7 @@ mod common;
 use admin_http::*;
 use common::*;
 use huddle::client::Client;
-use huddle::core::{PartyId, Presence, Reply, Request};
+use huddle::core::{LobbySettingsPatch, PartyId, Presence, Reply, Request};
 use huddle::limits::Limits;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,12 @@ fn a_party_through_joins_a_promotion_and_a_close_leaves_one_line_with_its_story(
     let party = create(&mut alice, 4);
     ok(bob.party_join(party));
     ok(carol.party_join(party));
+    ok(alice.party_code_regenerate(party));
+    let code = ok(alice.party_code(party));
+    let named = |name: &str| LobbySettingsPatch { name: Some(name.into()), ..LobbySettingsPatch::default() };
+    ok(alice.party_update_lobby(party, named("first name")));
     ok(alice.party_promote(party, bob.presence()));
+    ok(bob.party_update_lobby(party, named("Friday squad")));
     ok(carol.party_leave(party));
     assert!(lines(&dir.file()).is_empty(), "nothing is written while the party lives");
     ok(bob.party_close(party));
@@ -110,7 +115,9 @@ fn a_party_through_joins_a_promotion_and_a_close_leaves_one_line_with_its_story(
     assert_eq!(line["party_id"].as_str(), Some(party.to_string().as_str()));
     assert_eq!((line["max_size"].as_u64(), line["end_reason"].as_str()), (Some(4), Some("closed")));
     assert_eq!(line["truncated"], false);
-    assert!(line.get("code").is_none() && line.get("name").is_none(), "absent until the lobby features land");
+    // L-3, L-7: the code after its regeneration and the name as the party ended.
+    assert_eq!(line["code"].as_str(), Some(code.as_str()));
+    assert_eq!(line["name"].as_str(), Some("Friday squad"));
     let (created, ended) = (line["created_at_ms"].as_u64().unwrap(), line["ended_at_ms"].as_u64().unwrap());
     assert!(started_ms <= created + 1000 && created <= ended && ended <= (unix_now() + 1) * 1000, "{line}");
 
@@ -170,6 +177,8 @@ fn every_end_is_recorded_with_its_reason_and_a_shutdown_records_the_parties_stil
     for (line, party) in lines[3..].iter().zip(alive) {
         assert_eq!(line["party_id"].as_str(), Some(party.to_string().as_str()));
         assert_eq!(line["end_reason"].as_str(), Some("shutdown"));
+        // L-7: a party that never had a name has no `name`; every party has a code (L-3).
+        assert!(line.get("name").is_none() && line["code"].as_str().is_some_and(|c| c.len() == 6), "{line}");
         let ended = line["ended_at_ms"].as_u64().unwrap();
         let members = line["members"].as_array().unwrap();
         assert!(members.iter().all(|m| m["left_at_ms"].as_u64() == Some(ended)), "{line}");

@@ -255,8 +255,9 @@ fn member_that_never_reads_is_cut_off_and_the_party_keeps_flowing() {
         outbound_bytes_max: 256 * 1024,
         outbound_soft_bytes_max: 128 * 1024,
         // A follow reply must fit the lowered output limit in every codec (validated at startup,
-        // SPEC S-2).
+        // SPEC S-2), and so must the largest party snapshot (members' custom data, SPEC L-5).
         follow_ids_per_request_max: 4,
+        party_custom_data_bytes_max: 256,
         outbound_soft_duration_ms: 60_000,
         requests_per_second_max: 1_000_000,
         requests_burst_max: 1_000_000,
@@ -322,6 +323,9 @@ fn ping_flood_without_reading_is_cut_off_by_the_output_limit() {
         outbound_bytes_max: 64 * 1024,
         outbound_soft_bytes_max: 32 * 1024,
         follow_ids_per_request_max: 1,
+        // The largest party snapshot must fit the lowered output limit too (SPEC L-5).
+        party_members_max: 16,
+        party_custom_data_bytes_max: 256,
         // Out of the way, so the output limit is what stops the flood (by default the budget of
         // control frames closes it first: tests/hostile_load.rs).
         extra_frames_per_second_max: u32::MAX,

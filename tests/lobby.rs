@@ -151,7 +151,7 @@ fn create(client: &mut Client, open: bool, max_size: u32) -> PartySnapshot {
 }
 
 fn create_with(client: &mut Client, open: bool, join: JoinStrategy, invite: InviteStrategy) -> PartySnapshot {
-    let lobby = LobbySettings { join_strategy: join, invite_strategy: invite };
+    let lobby = LobbySettings { join_strategy: join, invite_strategy: invite, ..LobbySettings::default() };
     ok(client.party_create_with(open, 8, "", false, lobby))
 }
 
@@ -545,13 +545,18 @@ fn l4_strategies_are_set_at_create_changed_by_the_leader_and_in_every_snapshot()
     let mut alice = server.connect("alice");
     let mut bob = server.connect("bob");
     let party = create_with(&mut alice, true, JoinStrategy::FriendsOfLeader, InviteStrategy::LeaderOnly);
-    let lobby =
-        LobbySettings { join_strategy: JoinStrategy::FriendsOfLeader, invite_strategy: InviteStrategy::LeaderOnly };
+    let lobby = LobbySettings {
+        join_strategy: JoinStrategy::FriendsOfLeader,
+        invite_strategy: InviteStrategy::LeaderOnly,
+        ..LobbySettings::default()
+    };
     assert_eq!(party.lobby, lobby);
     assert_eq!(ok(alice.party_my_parties())[0].lobby, lobby, "summaries carry them");
-    // Friends strategies are stored and, until friend lists exist, admit like public.
-    assert_eq!(join_open(&mut bob, party.party_id).lobby, lobby);
+    // An invitation bypasses the friends strategy (L-4); the joiner's snapshot carries it.
+    ok(alice.party_invite(party.party_id, &["bob"]));
+    assert_eq!(ok(bob.party_invitation_accept(party.party_id)).lobby, lobby);
     drain(&mut alice);
+    drain(&mut bob);
 
     assert_eq!(
         code(bob.party_update_strategies(party.party_id, Some(JoinStrategy::Public), None)),
@@ -564,7 +569,11 @@ fn l4_strategies_are_set_at_create_changed_by_the_leader_and_in_every_snapshot()
         hidden: false,
         max_size: 8,
         label: String::new(),
-        lobby: LobbySettings { join_strategy: JoinStrategy::InvitedOnly, invite_strategy: InviteStrategy::LeaderOnly },
+        lobby: LobbySettings {
+            join_strategy: JoinStrategy::InvitedOnly,
+            invite_strategy: InviteStrategy::LeaderOnly,
+            ..LobbySettings::default()
+        },
         version: 3,
     });
     assert_eq!(drain(&mut alice), vec![updated.clone()], "absent fields keep their value");

@@ -547,7 +547,9 @@ fn a_status_with_a_control_character_is_refused_in_nakamas_words() {
 fn a_worst_case_follow_reply_in_json_fits_the_output_limit_validate_allows() {
     use huddle::limits::FollowReplyCodec;
     let users = 4;
-    let chosen = Limits { follow_ids_per_request_max: users, ..Limits::default() };
+    // Custom data small enough that the largest party snapshot (SPEC L-5) fits the output limit
+    // lowered to the follow reply's bound.
+    let chosen = Limits { follow_ids_per_request_max: users, party_custom_data_bytes_max: 128, ..Limits::default() };
     let bound = chosen.follow_reply_bytes_max();
     let limits = Limits {
         outbound_bytes_max: bound,

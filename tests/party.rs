@@ -262,6 +262,7 @@ fn p3_leader_lists_in_arrival_order_accepts_and_rejects_and_the_rejected_request
         leader: me(&alice),
         members: vec![me(&alice), me(&bob)],
         lobby: Default::default(),
+        data: Default::default(),
         version: 0,
     };
     assert_eq!(drain(&mut bob), vec![PartyEvent::Joined(Box::new(expected))], "the new member gets the snapshot");

@@ -97,9 +97,18 @@ fn q1_empty_query_lists_every_non_hidden_party_with_its_listing() {
             max_size: 4,
             member_count: 1,
             label: r#"{"mode":"ctf"}"#.into(),
+            name: String::new(),
             version: 1,
         },
-        PartyListing { party_id: b, open: false, max_size: 2, member_count: 1, label: String::new(), version: 1 },
+        PartyListing {
+            party_id: b,
+            open: false,
+            max_size: 2,
+            member_count: 1,
+            label: String::new(),
+            name: String::new(),
+            version: 1,
+        },
     ];
     expected.sort_by_key(|l| l.party_id);
     assert_eq!(parties, expected);

@@ -6,14 +6,17 @@
 //! harness's checks: one reply first per request (none for party data without a cid), refusals
 //! change nothing anywhere, no event reaches a non-member or a disconnected session, party data
 //! reaches every other member once, searches agree with a brute-force evaluation, a model
-//! predicts every status output exactly, timers fire when and in the order the model says, and
-//! disconnecting everyone leaves empty tables.
+//! predicts every status output exactly, timers fire when and in the order the model says, the
+//! lobby's models (invitations, codes, versions; friends and blocks deciding who may join, custom
+//! data, chat, attributes, names) predict their outcomes and events, and disconnecting everyone
+//! leaves empty tables.
 //!
 //! `cargo test` runs `SEEDS` seeds × `STEPS` steps (a few seconds). Replay one seed with
 //! `HUDDLE_SIM_SEED=<n> cargo test --test sim -- --nocapture` (optionally `HUDDLE_SIM_STEPS`).
 //! Canaries prove that the invariant sweep catches a planted corruption of the party index,
-//! the search index, the follow index, the session table, the invitation index and the code
-//! index, and that the simulation's version check catches a version moved without a change.
+//! the search index, the follow index, the session table, the invitation index, the code
+//! index and the social table, and that the simulation's version check catches a version moved
+//! without a change.
 
 use huddle::sim::{run, run_counting, Sim, Stats};
 
@@ -84,8 +87,37 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
         "InvitationNotFound",
         "PartyCodeNotFound",
         "InvitationCancelNotAllowed",
+        "PartyJoinBlocked",
+        "PartyNotFriendOfLeader",
+        "PartyNotFriendOfMembers",
+        "InviteeBlocked",
+        "PartyChatDisabled",
+        "PartyNameDenied",
     ] {
         assert!(total.errors.get(error).is_some_and(|n| *n > 0), "no {error}: {total:?}");
+    }
+    // Lobby II: social writes (some refused), who may join by friends and blocks, custom data,
+    // chat (its rate limit, and times held against a wall clock that went back), attributes
+    // (some out of order), names (some denied).
+    // The rarest (a window overrun, a clock jump between two messages) need only happen: the
+    // core's checks on them run at every step either way.
+    let lobby2 = &total.lobby2;
+    for (what, count, least) in [
+        ("social writes", lobby2.social_writes, 1000),
+        ("refused social writes", lobby2.social_refused, 300),
+        ("joins refused by a block", lobby2.joins_blocked, 50),
+        ("joins refused by a friend strategy", lobby2.joins_not_friend, 30),
+        ("joins let in as a friend", lobby2.joins_as_friend, 10),
+        ("custom data writes", lobby2.custom_data_set, 500),
+        ("chat messages", lobby2.chat_sent, 250),
+        ("chat messages over the rate", lobby2.chat_rate_limited, 2),
+        ("chat times held against the clock", lobby2.chat_time_held, 1),
+        ("attribute writes", lobby2.attributes_written, 400),
+        ("stale attribute writes", lobby2.attributes_stale, 8),
+        ("names set", lobby2.names_set, 200),
+        ("names denied", lobby2.names_denied, 300),
+    ] {
+        assert!(count >= least, "too few {what} ({count}): {total:?}");
     }
     // Operators closed and kicked; parties ended and were recorded, some past their bound.
     assert!(total.admin_closes > 100 && total.admin_kicks > 100, "too little moderation: {total:?}");
@@ -154,21 +186,38 @@ fn canary_a_party_code_filed_twice_is_caught() {
     canary(6, "code index", |sim| sim.core.debug_corrupt_code_index());
 }
 
+#[test]
+fn canary_a_social_list_naming_its_own_user_is_caught() {
+    canary(8, "social table", |sim| sim.core.debug_corrupt_social_table());
+}
+
 /// The version invariant (1 + the steps that changed a party) is the simulation's, not the
 /// core's (the core keeps no history): a version moved without a change must fail the next
 /// step's check.
 #[test]
 fn canary_a_version_moved_without_a_change_fails_the_next_step() {
     let mut sim = Sim::new(7);
-    for _ in 0..2_000 {
-        sim.step();
-        if sim.core.party_count() >= 3 {
-            break;
+    // The next step may end the corrupted party (then nothing is left to check): corrupt again.
+    for _ in 0..50 {
+        for _ in 0..2_000 {
+            sim.step();
+            if sim.core.party_count() >= 3 {
+                break;
+            }
+        }
+        let corrupted = sim.core.debug_party_ids()[0];
+        assert!(sim.core.debug_corrupt_party_version(), "the simulation never had a party");
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()));
+        match caught {
+            Err(message) => {
+                let text = message.downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+                assert!(text.contains("version"), "caught for another reason: {text}");
+                return;
+            }
+            Ok(()) => {
+                assert!(sim.core.debug_party(corrupted).is_none(), "a version moved without a change went unnoticed")
+            }
         }
     }
-    assert!(sim.core.debug_corrupt_party_version(), "the simulation never had a party");
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()));
-    let message = caught.expect_err("a version moved without a change went unnoticed");
-    let text = message.downcast_ref::<String>().map(String::as_str).unwrap_or_default();
-    assert!(text.contains("version"), "caught for another reason: {text}");
+    panic!("the corrupted party always ended in the next step");
 }

@@ -27,6 +27,17 @@ impl Fields {
         }
     }
 
+    /// The fields of an object found inside a body (an entry of a list), read the same way.
+    pub fn from_map(map: Map<String, Value>) -> Fields {
+        Fields { map }
+    }
+
+    /// Takes a field out as it is, for a caller that reads a structured value (a list, an
+    /// object) itself; absent is `None`.
+    pub fn take(&mut self, name: &str) -> Option<Value> {
+        self.map.remove(name)
+    }
+
     /// A required string field.
     pub fn string(&mut self, name: &str) -> Result<String, AdminError> {
         self.opt_string(name)?.ok_or_else(|| AdminError::BadRequest(format!("{name}: required")))
@@ -69,7 +80,8 @@ impl Fields {
     }
 }
 
-fn type_error(name: &str, expected: &str, got: &Value) -> AdminError {
+/// `name: expected …, got <its JSON type>` (400).
+pub(super) fn type_error(name: &str, expected: &str, got: &Value) -> AdminError {
     let kind = match got {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -13,6 +13,7 @@
 
 mod body;
 pub mod key;
+pub mod lobby;
 pub mod playground;
 mod query;
 mod router;
@@ -46,6 +47,8 @@ pub enum AdminCall {
     Playground { host: Option<String> },
     /// `POST /playground/token` (K-3): checked by [`Playground::admit_token`].
     PlaygroundToken(playground::TokenAttempt),
+    /// SPEC L-4, L-8: friends, blocks and party attributes (`lobby.rs`).
+    Lobby(lobby::LobbyCall),
     /// `GET /v1/parties?offset&limit`: parties in creation order.
     ListParties { offset: usize, limit: usize },
     /// `GET /v1/parties/{party_id}`.
@@ -75,7 +78,8 @@ pub enum AdminError {
     PartyNotFound,
     /// The user (or the session named) is not a member of the party.
     MemberNotFound(String),
-    /// The server's state refuses the request (the message says why).
+    /// The server's state refuses the request (the message says why; L-8: a timestamp not
+    /// newer than the stored one), and nothing changed.
     Conflict(String),
     /// Routes have this path, with other methods (listed in `Allow`).
     MethodNotAllowed { allow: String },
@@ -192,6 +196,8 @@ impl From<CoreError> for AdminError {
         match error {
             CoreError::LimitExceeded(message) => AdminError::LimitExceeded(message),
             CoreError::BadInput(message) => AdminError::BadRequest(message),
+            // L-8: the stored attributes are newer; the message names both timestamps.
+            CoreError::StaleAttributes { .. } => AdminError::Conflict(format!("timestamp: {error}")),
             CoreError::PartyNotFound => AdminError::PartyNotFound,
             CoreError::PartyPresenceNotFound | CoreError::PartyNotMember => {
                 AdminError::MemberNotFound("no such member session in the party".into())
@@ -218,7 +224,13 @@ impl From<CoreError> for AdminError {
             | CoreError::InvitationNotFound
             | CoreError::PartyCodeNotFound
             | CoreError::InvitationCancelNotAllowed
-            | CoreError::StatusControlCharacter { .. } => AdminError::Conflict(error.to_string()),
+            | CoreError::StatusControlCharacter { .. }
+            | CoreError::PartyJoinBlocked
+            | CoreError::PartyNotFriendOfLeader
+            | CoreError::PartyNotFriendOfMembers
+            | CoreError::InviteeBlocked(_)
+            | CoreError::PartyChatDisabled
+            | CoreError::PartyNameDenied => AdminError::Conflict(error.to_string()),
         }
     }
 }
@@ -275,4 +287,9 @@ pub struct Health {
 /// Serializes a response body. Our own types always serialize; the fallback is never sent.
 pub fn json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// A JSON value as compact text. A parsed `Value` always serializes; the fallback is never used.
+pub fn json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }

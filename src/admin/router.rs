@@ -9,7 +9,7 @@
 
 use super::body::{self, Fields};
 use super::query::QueryParams;
-use super::{playground, AdminCall, AdminError, AdminKey};
+use super::{lobby, playground, AdminCall, AdminError, AdminKey};
 use crate::core::{HistoryQuery, UnixMillis};
 use crate::limits::Limits;
 use crate::net::http::{percent_decode, PlusSign};
@@ -40,6 +40,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: "DELETE", pattern: "/v1/users/{user_id}/sessions", parse: disconnect_user },
     Route { method: "PUT", pattern: "/v1/users/{user_id}/ban", parse: ban },
     Route { method: "DELETE", pattern: "/v1/users/{user_id}/ban", parse: unban },
+    // SPEC L-4, L-8: what a game backend writes into the lobby (`lobby.rs`).
+    Route { method: "PUT", pattern: "/v1/users/{user_id}/friends", parse: lobby::friends },
+    Route { method: "PUT", pattern: "/v1/users/{user_id}/blocks", parse: lobby::blocks },
+    Route { method: "PUT", pattern: "/v1/social", parse: lobby::social },
+    Route { method: "PUT", pattern: "/v1/parties/{party_id}/attributes", parse: lobby::attributes },
     Route { method: "GET", pattern: "/v1/parties", parse: list_parties },
     Route { method: "GET", pattern: "/v1/parties/{party_id}", parse: get_party },
     Route { method: "DELETE", pattern: "/v1/parties/{party_id}", parse: close_party },
@@ -156,11 +161,12 @@ impl<'p> Params<'p> {
             .ok_or_else(|| AdminError::BadRequest(format!("{name}: not valid percent-encoded UTF-8")))
     }
 
-    fn user_id(&self) -> Result<crate::core::UserId, AdminError> {
+    pub(super) fn user_id(&self) -> Result<crate::core::UserId, AdminError> {
         body::user_id("user_id", &self.get("user_id")?)
     }
 
-    fn party_id(&self) -> Result<crate::core::PartyId, AdminError> {
+    /// A party id in huddle's 32-hex form or Nakama's (`<uuid>.<node>`), as every id input takes.
+    pub(super) fn party_id(&self) -> Result<crate::core::PartyId, AdminError> {
         body::party_id("party_id", &self.get("party_id")?)
     }
 }

@@ -5,14 +5,17 @@
 //!
 //! Conventions: party ids in huddle's 32-hex form; session ids as decimal strings (their 64-bit
 //! wire form: JSON numbers past 2^53 lose precision in JavaScript); times as Unix milliseconds,
-//! named `…_ms`; a label as the JSON object it is (null when there is none).
+//! named `…_ms`; a label as the JSON object it is (null when there is none), and so are a
+//! party's attributes (L-8, `{}` until written); strategies by SPEC L-4's names
+//! (`friends_of_leader`); a party name (L-7) and custom data (L-5) as strings, "" for none.
 //!
 //! Lists are pages: at most the request's `limit` items and, beyond the first item, no more than
 //! `admin_response_bytes_max` bytes of them ([`json_items`]); the response says how to go on.
 
 use super::json;
 use crate::core::{
-    AdminClosed, AdminKicked, HistoryRecord, PartyAdminSummary, PartyAdminView, PartyId, Presence, UserId, UserParties,
+    AdminClosed, AdminKicked, HistoryRecord, LobbyData, LobbySettings, PartyAdminSummary, PartyAdminView, PartyId,
+    Presence, SessionId, UserId, UserParties,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -54,6 +57,8 @@ struct SummaryJson<'a> {
     label: Option<&'a RawValue>,
     leader: PresenceJson<'a>,
     created_at_ms: u64,
+    #[serde(flatten)]
+    lobby: LobbyJson<'a>,
     /// The user's sessions in the party (`GET /v1/users/{user_id}/parties` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions: Option<Vec<String>>,
@@ -72,7 +77,31 @@ impl<'a> SummaryJson<'a> {
             label: label_json(&summary.label),
             leader: PresenceJson::of(&summary.leader),
             created_at_ms: party.created_at.0,
+            lobby: LobbyJson::of(&summary.lobby, summary.version),
             sessions: None,
+        }
+    }
+}
+
+/// What the lobby adds to a party in lists and views: L-7 name, L-4 strategies, L-6 chat flag,
+/// L-9 version.
+#[derive(Serialize)]
+struct LobbyJson<'a> {
+    name: &'a str,
+    join_strategy: &'static str,
+    invite_strategy: &'static str,
+    chat_enabled: bool,
+    version: u64,
+}
+
+impl<'a> LobbyJson<'a> {
+    fn of(lobby: &'a LobbySettings, version: u64) -> LobbyJson<'a> {
+        LobbyJson {
+            name: &lobby.name,
+            join_strategy: lobby.join_strategy.as_str(),
+            invite_strategy: lobby.invite_strategy.as_str(),
+            chat_enabled: lobby.chat_enabled,
+            version,
         }
     }
 }
@@ -82,6 +111,8 @@ struct MemberJson<'a> {
     #[serde(flatten)]
     presence: PresenceJson<'a>,
     joined_at_ms: u64,
+    /// L-5: the member's own custom data, "" until written.
+    custom_data: &'a str,
 }
 
 /// `GET /v1/parties/{party_id}`.
@@ -95,6 +126,16 @@ struct PartyJson<'a> {
     label: Option<&'a RawValue>,
     leader: PresenceJson<'a>,
     created_at_ms: u64,
+    #[serde(flatten)]
+    lobby: LobbyJson<'a>,
+    /// L-3: operators see the code (members other than the leader do not).
+    code: &'a str,
+    /// L-5: the global custom data, "" until written.
+    custom_data: &'a str,
+    /// L-8: the backend's JSON object (`{}` until written) and the timestamp of its write (0
+    /// until written).
+    attributes: Option<&'a RawValue>,
+    attributes_timestamp_ms: u64,
     /// Join order, with when each joined.
     members: Vec<MemberJson<'a>>,
     /// Pending join requests, oldest first.
@@ -107,7 +148,11 @@ pub fn party(view: &PartyAdminView) -> Vec<u8> {
         .members
         .iter()
         .zip(&view.joined_at)
-        .map(|(presence, joined_at)| MemberJson { presence: PresenceJson::of(presence), joined_at_ms: joined_at.0 })
+        .map(|(presence, joined_at)| MemberJson {
+            presence: PresenceJson::of(presence),
+            joined_at_ms: joined_at.0,
+            custom_data: member_custom_data(&snapshot.data, presence.session_id),
+        })
         .collect();
     json(&PartyJson {
         party_id: snapshot.party_id.to_string(),
@@ -118,9 +163,19 @@ pub fn party(view: &PartyAdminView) -> Vec<u8> {
         label: label_json(&snapshot.label),
         leader: PresenceJson::of(&snapshot.leader),
         created_at_ms: view.created_at.0,
+        lobby: LobbyJson::of(&snapshot.lobby, snapshot.version),
+        code: view.code.as_str(),
+        custom_data: &snapshot.data.custom_data,
+        attributes: serde_json::from_str(&snapshot.data.attributes).ok(),
+        attributes_timestamp_ms: snapshot.data.attributes_timestamp.0,
         members,
         pending: view.pending.iter().map(PresenceJson::of).collect(),
     })
+}
+
+/// L-5: a member's custom data ("" until written; the snapshot lists only those written).
+fn member_custom_data(data: &LobbyData, session: SessionId) -> &str {
+    data.member_custom_data.iter().find(|(s, _)| *s == session).map_or("", |(_, value)| value.as_str())
 }
 
 /// Items rendered as one JSON array, for a page.
@@ -291,6 +346,11 @@ struct HistoryMemberJson<'a> {
 #[derive(Serialize)]
 struct RecordJson<'a> {
     party_id: String,
+    /// L-7: left out when the party had no name when it ended.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+    /// L-3: the party's last code.
+    code: &'a str,
     max_size: u16,
     created_at_ms: u64,
     ended_at_ms: u64,
@@ -319,6 +379,8 @@ pub fn history_record(record: &HistoryRecord) -> Vec<u8> {
         .collect();
     json(&RecordJson {
         party_id: record.party_id.to_string(),
+        name: &record.name,
+        code: record.code.as_str(),
         max_size: record.max_size,
         created_at_ms: record.created_at.0,
         ended_at_ms: record.ended_at.0,
@@ -366,6 +428,9 @@ mod tests {
         HistoryRecord {
             seq: u64::MAX,
             party_id: PartyId(u128::MAX),
+            // L-7's longest name: 64 bytes of the character JSON escapes longest.
+            name: "\"".repeat(64),
+            code: crate::core::PartyCode::from_indexes([0; crate::core::PartyCode::LEN]),
             max_size: 256,
             created_at: UnixMillis(u64::MAX),
             ended_at: UnixMillis(u64::MAX),
@@ -402,6 +467,8 @@ mod tests {
         let line: serde_json::Value = serde_json::from_slice(&history_record(&record(members, leaders))).unwrap();
         let expected = serde_json::json!({
             "party_id": "ffffffffffffffffffffffffffffffff",
+            "name": "\"".repeat(64),
+            "code": "222222",
             "max_size": 256,
             "created_at_ms": u64::MAX,
             "ended_at_ms": u64::MAX,

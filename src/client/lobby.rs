@@ -1,14 +1,18 @@
-//! Client helpers for the lobby extensions (SPEC L-2 invitations, L-3 codes). Each waits for its
-//! reply and returns `Ok(Ok(result))`, `Ok(Err(error reply))`, or `Err` when the connection
-//! failed or the reply did not fit the request. Events (`Event::Lobby`) stay queued for
-//! `wait_event`. Strategies (L-4) are set with `party_create_with` and
-//! `party_update_strategies`; `?snapshots=true` (L-9) is `ConnectOptions::snapshots`.
+//! Client helpers for the lobby extensions (SPEC L-2 invitations, L-3 codes, L-5 custom data,
+//! L-6 chat). Each waits for its reply and returns `Ok(Ok(result))`, `Ok(Err(error reply))`, or
+//! `Err` when the connection failed or the reply did not fit the request. Events
+//! (`Event::Lobby`) stay queued for `wait_event`. Strategies, names and the chat flag (L-4, L-6,
+//! L-7) are set with `party_create_with` and changed with `party_update_lobby` (or
+//! `party_update_strategies`); `?snapshots=true` (L-9) is `ConnectOptions::snapshots`. Friends,
+//! blocks and attributes (L-4, L-8) are written by the game's backend through the admin API.
 
 use super::party::unexpected;
 use super::{Client, ClientError, PartyResult};
 use crate::core::{
-    LobbyReply, LobbyRequest, PartyCode, PartyId, PartyInvitation, PartyReply, PartySnapshot, Reply, Request, UserId,
+    ChatKind, ChatMessage, CustomDataScope, LobbyReply, LobbyRequest, PartyCode, PartyId, PartyInvitation, PartyReply,
+    PartySnapshot, Reply, Request, UserId,
 };
+use bytes::Bytes;
 
 /// The reply of a lobby request: a lobby reply or a party one (accept and code join answer with
 /// the snapshot, invite, cancel and reject with `PartyOk`).
@@ -98,5 +102,28 @@ impl Client {
     /// L-3: join by code (any case); the reply is the party's snapshot.
     pub fn party_join_by_code(&mut self, code: &str) -> PartyResult<PartySnapshot> {
         self.lobby_snapshot("code join", LobbyRequest::JoinByCode { code: code.to_owned() })
+    }
+
+    /// L-5 (a member; `Global`: the leader): write a custom data string ("" clears it). Every
+    /// member session, this one included, gets `PartyCustomDataChanged`.
+    pub fn party_custom_data(&mut self, party_id: PartyId, scope: CustomDataScope, value: &str) -> PartyResult<()> {
+        self.lobby_ok("custom data", LobbyRequest::CustomDataSet { party_id, scope, value: value.to_owned() })
+    }
+
+    /// L-6 (a member of a party whose chat is on): one message; the reply is the message with
+    /// its sequence number and server time, as the other members receive it.
+    pub fn party_chat(&mut self, party_id: PartyId, kind: ChatKind, body: &[u8]) -> PartyResult<ChatMessage> {
+        let request = LobbyRequest::ChatSend { party_id, kind, body: Bytes::copy_from_slice(body) };
+        Ok(match self.lobby_request(request)? {
+            Ok(Answer::Lobby(LobbyReply::ChatSent(message))) => Ok((*message).clone()),
+            Ok(Answer::Party(other)) => return unexpected("chat", other),
+            Ok(Answer::Lobby(other)) => return unexpected("chat", other),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// L-6: a text message.
+    pub fn party_chat_text(&mut self, party_id: PartyId, text: &str) -> PartyResult<ChatMessage> {
+        self.party_chat(party_id, ChatKind::Text, text.as_bytes())
     }
 }

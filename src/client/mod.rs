@@ -24,8 +24,9 @@ use tungstenite::{Message, WebSocket};
 
 /// How long `request` waits for its reply unless told otherwise.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames a client accepts from the server (a party snapshot of 256 members fits easily).
-const CLIENT_MESSAGE_BYTES_MAX: usize = 1 << 20;
+/// Frames a client accepts from the server: the largest party snapshot (256 members, each with
+/// 4 KiB of custom data, L-5: about 1.1 MB) with room to spare.
+const CLIENT_MESSAGE_BYTES_MAX: usize = 4 << 20;
 
 #[derive(Debug)]
 pub enum ClientError {

@@ -142,7 +142,13 @@ impl Client {
         join_strategy: Option<JoinStrategy>,
         invite_strategy: Option<InviteStrategy>,
     ) -> PartyResult<()> {
-        let lobby = LobbySettingsPatch { join_strategy, invite_strategy };
+        let lobby = LobbySettingsPatch { join_strategy, invite_strategy, ..LobbySettingsPatch::default() };
+        self.party_ok("update", PartyRequest::Update { party_id, open: None, hidden: None, label: None, lobby })
+    }
+
+    /// P-10 / L-4, L-6, L-7 (leader): change the lobby settings (strategies, name, chat flag);
+    /// `None` keeps one, `Some("")` clears the name.
+    pub fn party_update_lobby(&mut self, party_id: PartyId, lobby: LobbySettingsPatch) -> PartyResult<()> {
         self.party_ok("update", PartyRequest::Update { party_id, open: None, hidden: None, label: None, lobby })
     }
 

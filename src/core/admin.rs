@@ -19,7 +19,7 @@ use super::context::Ctx;
 use super::outbox::Events;
 use super::party::UserParties;
 use super::party::{AdminClosed, AdminKicked, HistoryQuery, HistoryRecord, PartyAdminSummary, PartyAdminView};
-use super::{CloseReason, Core, CoreError, Now, Outbox, PartyId, SessionId, UnixMillis, UserId};
+use super::{CloseReason, Core, CoreError, Now, Outbox, PartyId, SessionId, SocialWrite, UnixMillis, UserId};
 use std::sync::Arc;
 
 /// Close reason of a session disconnected by `DELETE /v1/users/{id}/sessions`.
@@ -36,6 +36,12 @@ pub enum AdminRequest {
     Ban { user_id: UserId, until: UnixMillis },
     /// Lift a ban early.
     Unban { user_id: UserId },
+    /// L-4: replace the given friend and block lists of each user, all or nothing
+    /// (`lobby_admin.rs`).
+    SetSocial { writes: Vec<SocialWrite> },
+    /// L-8: the game backend writes a party's attributes (a compact JSON object) at `timestamp`
+    /// (`lobby_admin.rs`).
+    SetPartyAttributes { party_id: PartyId, attributes: String, timestamp: UnixMillis },
     /// Close a party: members and pending requesters are told `closed_by_admin`.
     CloseParty { party_id: PartyId },
     /// Kick every member session of `user_id` from the party, or only `session`.
@@ -55,6 +61,15 @@ pub enum AdminReply {
     /// `lifted` is false when the user was not banned (or the ban had expired).
     Unbanned {
         lifted: bool,
+    },
+    /// The social table after the write: users with a list, and entries.
+    Social {
+        users: usize,
+        entries: usize,
+    },
+    /// The party's version after the attributes write.
+    PartyAttributes {
+        version: u64,
     },
     PartyClosed(AdminClosed),
     MembersKicked(AdminKicked),
@@ -80,14 +95,18 @@ impl Core {
                 AdminReply::Banned { until, sessions_closed }
             }
             AdminRequest::Unban { user_id } => AdminReply::Unbanned { lifted: self.bans.lift(&user_id, now.wall) },
+            AdminRequest::SetSocial { writes } => self.set_social(writes)?,
+            AdminRequest::SetPartyAttributes { party_id, attributes, timestamp } => {
+                self.set_party_attributes(party_id, attributes, timestamp, now, out)?
+            }
             AdminRequest::CloseParty { party_id } => {
-                let Core { limits, sessions, parties, ids, timers, .. } = self;
-                let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+                let Core { limits, sessions, parties, ids, timers, social, names, .. } = self;
+                let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out), social, names };
                 AdminReply::PartyClosed(parties.admin_close(party_id, &mut ctx)?)
             }
             AdminRequest::KickMember { party_id, user_id, session } => {
-                let Core { limits, sessions, parties, ids, timers, .. } = self;
-                let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+                let Core { limits, sessions, parties, ids, timers, social, names, .. } = self;
+                let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out), social, names };
                 AdminReply::MembersKicked(parties.admin_kick(party_id, &user_id, session, &mut ctx)?)
             }
         };

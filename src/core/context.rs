@@ -2,8 +2,10 @@
 //! that needs one more thing (the social graph, timers) gets a field here instead of a
 //! parameter in every handler between the core and the rule.
 
+use super::names::NameDenyList;
 use super::outbox::Events;
 use super::session::Sessions;
+use super::social::Social;
 use super::timers::Timers;
 use super::{IdGenerator, Now, Timeout};
 use crate::limits::Limits;
@@ -24,4 +26,8 @@ pub(crate) struct Ctx<'a> {
     pub timers: &'a mut Timers<Timeout>,
     /// Where events go: after the reply of the request being handled, in the order queued.
     pub events: Events<'a>,
+    /// L-4: friends and blocks per user (read-only during a call: only the admin API writes it).
+    pub social: &'a Social,
+    /// L-7: the name deny-list (configuration: set at startup and on a reload).
+    pub names: &'a NameDenyList,
 }

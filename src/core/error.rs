@@ -60,6 +60,12 @@ error_codes! {
     InvitationNotFound = 246,
     PartyCodeNotFound = 247,
     InvitationCancelNotAllowed = 248,
+    PartyJoinBlocked = 260,
+    PartyNotFriendOfLeader = 261,
+    PartyNotFriendOfMembers = 262,
+    InviteeBlocked = 263,
+    PartyChatDisabled = 264,
+    PartyNameDenied = 265,
     LimitExceeded = 300,
 }
 
@@ -141,6 +147,24 @@ pub enum CoreError {
     PartyCodeNotFound,
     /// L-2: a cancel from a member who neither sent the invitation nor leads the party.
     InvitationCancelNotAllowed,
+    /// L-4: the leader blocked this user or this user blocked the leader: no way in.
+    PartyJoinBlocked,
+    /// L-4: the party's join strategy is `friends_of_leader` and the user is not in the leader's
+    /// friend list (a plain join or join request).
+    PartyNotFriendOfLeader,
+    /// L-4: the party's join strategy is `friends_of_members` and the user is in no member's
+    /// friend list.
+    PartyNotFriendOfMembers,
+    /// L-4: an invite names a user that the leader or the inviter blocked, or that blocked
+    /// either of them.
+    InviteeBlocked(UserId),
+    /// L-6: the party's chat is off.
+    PartyChatDisabled,
+    /// L-7: the name contains an entry of the deny-list.
+    PartyNameDenied,
+    /// L-8 (admin API only, answered with HTTP 409): an attributes write whose timestamp is not
+    /// newer than the stored one.
+    StaleAttributes { stored: super::UnixMillis, given: super::UnixMillis },
     /// S-1: a status is display text; this one holds a control character other than tab, line
     /// feed and carriage return, at byte `byte`.
     StatusControlCharacter { character: char, byte: usize },
@@ -201,6 +225,29 @@ impl std::fmt::Display for CoreError {
             CoreError::InvitationCancelNotAllowed => {
                 write!(f, "only the member who sent the invitation or the party leader may cancel it")
             }
+            CoreError::PartyJoinBlocked => {
+                write!(f, "you cannot join this party: its leader blocked you, or you blocked its leader")
+            }
+            CoreError::PartyNotFriendOfLeader => {
+                write!(f, "this party admits friends of its leader only (or invited users and party codes)")
+            }
+            CoreError::PartyNotFriendOfMembers => {
+                write!(f, "this party admits friends of its members only (or invited users and party codes)")
+            }
+            CoreError::InviteeBlocked(user_id) => write!(
+                f,
+                "invitee {:?} cannot be invited: the leader or you blocked that user, or that user blocked one of you",
+                user_id.as_str()
+            ),
+            CoreError::PartyChatDisabled => {
+                write!(f, "this party's chat is off (the leader turns it on with an update)")
+            }
+            CoreError::PartyNameDenied => write!(f, "the party name contains a word that is not allowed"),
+            CoreError::StaleAttributes { stored, given } => write!(
+                f,
+                "timestamp {} is not newer than the stored attributes' timestamp {}; nothing changed",
+                given.0, stored.0
+            ),
             CoreError::StatusControlCharacter { character, byte } => write!(
                 f,
                 "bad input: status has the control character U+{:04X} at byte {byte}; a status is display text \
@@ -242,6 +289,14 @@ impl CoreError {
             CoreError::InvitationNotFound => ErrorCode::InvitationNotFound,
             CoreError::PartyCodeNotFound => ErrorCode::PartyCodeNotFound,
             CoreError::InvitationCancelNotAllowed => ErrorCode::InvitationCancelNotAllowed,
+            CoreError::PartyJoinBlocked => ErrorCode::PartyJoinBlocked,
+            CoreError::PartyNotFriendOfLeader => ErrorCode::PartyNotFriendOfLeader,
+            CoreError::PartyNotFriendOfMembers => ErrorCode::PartyNotFriendOfMembers,
+            CoreError::InviteeBlocked(_) => ErrorCode::InviteeBlocked,
+            CoreError::PartyChatDisabled => ErrorCode::PartyChatDisabled,
+            CoreError::PartyNameDenied => ErrorCode::PartyNameDenied,
+            // No client request produces it: the admin API answers it with 409.
+            CoreError::StaleAttributes { .. } => ErrorCode::BadInput,
             CoreError::StatusControlCharacter { .. } => ErrorCode::BadInput,
         }
     }

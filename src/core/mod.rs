@@ -51,10 +51,13 @@ mod context;
 mod error;
 mod idgen;
 mod ids;
+mod lobby_admin;
+mod names;
 mod outbox;
 mod party;
 pub mod search;
 mod session;
+mod social;
 mod status;
 mod timers;
 
@@ -62,14 +65,16 @@ pub use admin::{AdminReply, AdminRequest, CLOSE_BANNED, CLOSE_DISCONNECTED_BY_AD
 pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, Now, PartyCode, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
+pub use names::{fold as fold_name, NameDenyList};
 pub use outbox::{CloseReason, Outbox, Output};
 pub use party::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
-pub use party::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
 pub use party::{
-    InvitationEndReason, InviteStrategy, JoinStrategy, LobbyEvent, LobbyReply, LobbyRequest, LobbySettings,
-    LobbySettingsPatch, PartyEvent, PartyInvitation, PartyListing, PartyReply, PartyRequest, PartySnapshot,
-    PartySummary, RemovedReason,
+    ChatKind, ChatMessage, CustomDataScope, InvitationEndReason, InviteStrategy, JoinStrategy, LobbyData, LobbyEvent,
+    LobbyReply, LobbyRequest, LobbySettings, LobbySettingsPatch, PartyEvent, PartyInvitation, PartyListing, PartyReply,
+    PartyRequest, PartySnapshot, PartySummary, RemovedReason, ATTRIBUTES_NONE,
 };
+pub use party::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
+pub use social::{SocialList, SocialWrite};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 pub use timers::TimerId;
 
@@ -80,6 +85,7 @@ use outbox::Events;
 pub use party::LobbyStats;
 use party::Parties;
 use session::Sessions;
+use social::Social;
 use status::Statuses;
 use timers::Timers;
 
@@ -119,8 +125,8 @@ pub enum Event {
         party_id: PartyId,
         error: CoreError,
     },
-    /// Invitations and snapshots (SPEC L-2, L-9). Huddle-only: a codec for another protocol
-    /// (Nakama's JSON) sends nothing for any of them.
+    /// Invitations, snapshots, custom data, chat and attributes (SPEC L-2, L-5, L-6, L-8, L-9).
+    /// Huddle-only: a codec for another protocol (Nakama's JSON) sends nothing for any of them.
     Lobby(LobbyEvent),
 }
 
@@ -160,6 +166,10 @@ pub struct Core {
     statuses: Statuses,
     /// Users refused a session until a time (admin API, `admin.rs`).
     bans: Bans,
+    /// L-4: friends and blocks per user (admin API, `lobby_admin.rs`).
+    social: Social,
+    /// L-7: the name deny-list, configuration the driver passes in (`set_name_deny_list`).
+    names: NameDenyList,
     /// Source of unguessable ids (party ids), seeded by the driver.
     ids: IdGenerator,
     timers: Timers<Timeout>,
@@ -176,6 +186,8 @@ impl Core {
             parties: Parties::new(&limits),
             statuses: Statuses::default(),
             bans: Bans::default(),
+            social: Social::default(),
+            names: NameDenyList::empty(),
             limits,
             ids: IdGenerator::new(seed),
             timers: Timers::default(),
@@ -217,8 +229,8 @@ impl Core {
             return;
         }
         out.event_to(session, Event::Welcome { presence: presence.clone() });
-        let Core { limits, sessions, parties, statuses, ids, timers, .. } = self;
-        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+        let Core { limits, sessions, parties, statuses, ids, timers, social, names, .. } = self;
+        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out), social, names };
         // C-3: visible at once; the join reaches followers and own sessions after the welcome.
         statuses.connect(&presence, options.status_visible, &mut ctx);
         // L-2: the user's pending invitations, after the welcome and the own-status event.
@@ -233,8 +245,8 @@ impl Core {
         let Some(presence) = self.sessions.remove(session) else {
             return;
         };
-        let Core { limits, sessions, parties, statuses, ids, timers, .. } = self;
-        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+        let Core { limits, sessions, parties, statuses, ids, timers, social, names, .. } = self;
+        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out), social, names };
         parties.disconnect(session, &mut ctx);
         // C-6: the status leaves (to followers and the user's other sessions), follows die.
         statuses.disconnect(&presence, &mut ctx);
@@ -247,7 +259,7 @@ impl Core {
     /// on refusal.
     pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, now: Now, out: &mut Outbox) {
         let replies_before = out.reply_count();
-        let Core { limits, sessions, parties, statuses, ids, timers, .. } = self;
+        let Core { limits, sessions, parties, statuses, ids, timers, social, names, .. } = self;
         let Some(me) = sessions.presence(session) else {
             // A driver bug, not client input: requests only come from upgraded connections.
             debug_assert!(false, "request from unknown session {session}");
@@ -260,7 +272,7 @@ impl Core {
             let Request::Party(data @ PartyRequest::Data { party_id, .. }) = request else {
                 unreachable!("matched just above");
             };
-            let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+            let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out), social, names };
             if let Err(error) = parties.handle(me, data, &mut ctx) {
                 ctx.events.send_to(session, Event::PartyDataRefused { party_id, error });
             }
@@ -272,7 +284,7 @@ impl Core {
         // one slip through in a release build, it is answered like any request, with cid 0.
         debug_assert!(cid != Cid::NONE, "{request:?} without a cid reached the core; the wire refuses it");
         let slot = out.reserve_reply(session, cid);
-        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out), social, names };
         let result = match request {
             Request::Ping => Ok(Reply::Pong),
             Request::Party(request) => parties.handle(me, request, &mut ctx),
@@ -298,12 +310,12 @@ impl Core {
     /// bounded by the timers armed before it.
     pub fn handle_timeout(&mut self, now: Now, out: &mut Outbox) {
         let mark = self.timers.mark();
-        let Core { limits, sessions, parties, ids, timers, fired_probes, .. } = self;
+        let Core { limits, sessions, parties, ids, timers, fired_probes, social, names, .. } = self;
         while let Some((_, timeout)) = timers.pop_due(now.mono, mark) {
             match timeout {
                 Timeout::Probe { tag } => fired_probes.push((tag, now.mono)),
                 Timeout::InvitationExpiry { party_id, invitee } => {
-                    let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+                    let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out), social, names };
                     parties.expire_invitation(party_id, &invitee, &mut ctx);
                 }
             }
@@ -331,6 +343,7 @@ impl Core {
         self.statuses.check_invariants(&self.limits, &self.sessions);
         self.timers.check_invariants();
         self.bans.check_invariants(self.limits.admin_bans_max);
+        self.social.check_invariants(&self.limits);
         // L-2: every pending invitation has its expiry armed, and every armed expiry names a
         // pending invitation (equal counts and an injection: a bijection).
         let mut invitations = 0;

@@ -142,7 +142,7 @@ fn body_length(head: &super::http::Head<'_>, body_bytes_max: usize) -> Result<us
 }
 
 /// A response: status, content type, body, and whether the connection closes after it.
-struct Response {
+pub(super) struct Response {
     status: Status,
     content_type: &'static str,
     body: Vec<u8>,
@@ -151,7 +151,7 @@ struct Response {
 }
 
 impl Response {
-    fn json(status: Status, body: Vec<u8>) -> Response {
+    pub(super) fn json(status: Status, body: Vec<u8>) -> Response {
         Response { status, content_type: "application/json", body, allow: None, close: false }
     }
 
@@ -385,6 +385,7 @@ impl<S: Transport> Driver<S> {
                 let request = self.playground()?.admit_token(&attempt)?;
                 self.mint_token(request)
             }
+            AdminCall::Lobby(call) => self.execute_lobby_admin(call, now)?,
             AdminCall::ListParties { offset, limit } => {
                 let bytes_max = self.limits.admin_response_bytes_max;
                 let (total, parties) = (self.core.party_count(), self.core.admin_parties(offset));
@@ -443,6 +444,7 @@ impl<S: Transport> Driver<S> {
 
     /// The values `/metrics` reads from the rest of the driver and the core.
     fn gauges(&self) -> Gauges {
+        let lobby = self.core.lobby_stats();
         Gauges {
             sessions: self.core.session_count() as u64,
             parties: self.core.party_count() as u64,
@@ -450,7 +452,9 @@ impl<S: Transport> Driver<S> {
             frame_bytes_received_total: self.scratch.bytes_read_total,
             slow_consumers_total: self.counters.slow_consumers_total,
             connections_refused_total: self.counters.refused_total,
-            party_code_misses_total: 0,
+            party_code_misses_total: lobby.code_misses_total,
+            party_chat_messages_total: lobby.chat_messages_total,
+            party_chat_refused_total: lobby.chat_refused_total,
             history_records_total: self.core.history_records_total(),
             history_write_errors_total: self.history.write_errors_total(),
             history_records_dropped_total: self.history.records_dropped_total(),
@@ -459,7 +463,7 @@ impl<S: Transport> Driver<S> {
 }
 
 /// A core reply of another kind than the request's: a bug, answered as a failed request.
-fn unexpected(reply: AdminReply) -> AdminError {
+pub(super) fn unexpected(reply: AdminReply) -> AdminError {
     debug_assert!(false, "the core answered an admin request with {reply:?}");
     log::error!("the core answered an admin request with {reply:?}");
     AdminError::BadRequest("internal error".into())

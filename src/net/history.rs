@@ -240,6 +240,8 @@ mod tests {
         HistoryRecord {
             seq,
             party_id: PartyId(seq.into()),
+            name: String::new(),
+            code: crate::core::PartyCode::from_indexes([0; crate::core::PartyCode::LEN]),
             max_size: 4,
             created_at: UnixMillis(1),
             ended_at: UnixMillis(2),

@@ -42,7 +42,7 @@ label_set! {
         PartyPromote, PartyClose, PartyDataSend, PartyUpdate, PartyGet, PartyMyList, PartySearch,
         StatusUpdate, StatusFollow, StatusUnfollow, PartyInvite, PartyInvitationCancel,
         PartyInvitationAccept, PartyInvitationReject, PartyInvitationList, PartyCodeGet,
-        PartyCodeRegenerate, PartyJoinByCode,
+        PartyCodeRegenerate, PartyJoinByCode, PartyCustomDataSet, PartyChatSend,
     }
 }
 
@@ -54,6 +54,7 @@ label_set! {
         PartyRemoved, PartyData, PartyUpdated, PartyJoined, StatusUpdated, StatusFollowed,
         StatusUnfollowed, StatusPresenceEvent, PartyInvitationListResult, PartyCode, PartyInvited,
         PartyInvitationSent, PartyInvitationRejected, PartyInvitationEnded, PartySnapshot,
+        PartyChatSent, PartyCustomDataChanged, PartyChatMessage, PartyAttributesUpdated,
     }
 }
 
@@ -68,7 +69,8 @@ label_set! {
         admin_request_timeout_ms, admin_bans_max, sessions_per_user_max, connections_per_ip_max,
         handshakes_per_ip_per_second_max, message_fragments_max, message_assembly_ms_max,
         extra_frames_per_second_max, invitations_per_party_max, invitations_per_user_max,
-        invitees_per_request_max, code_misses_per_minute_max, history_buffer_bytes_max,
+        invitees_per_request_max, code_misses_per_minute_max, party_custom_data_bytes_max,
+        chat_body_bytes_max, chat_messages_per_window_max, social_entries_max, history_buffer_bytes_max,
     }
 }
 
@@ -187,6 +189,9 @@ pub(crate) struct Gauges {
     pub slow_consumers_total: u64,
     pub connections_refused_total: u64,
     pub party_code_misses_total: u64,
+    /// L-6: chat messages sent, and chat requests refused (any reason).
+    pub party_chat_messages_total: u64,
+    pub party_chat_refused_total: u64,
     pub history_records_total: u64,
     pub history_write_errors_total: u64,
     pub history_records_dropped_total: u64,
@@ -274,6 +279,13 @@ impl Collector for Exposition {
             "huddle_party_code_misses",
             "Party code lookups that found no party",
             g.party_code_misses_total,
+        )?;
+        counter(&mut encoder, "huddle_party_chat_messages", "Party chat messages sent", g.party_chat_messages_total)?;
+        counter(
+            &mut encoder,
+            "huddle_party_chat_refused",
+            "Party chat messages refused (not a member, chat off, a bad body, the rate limit)",
+            g.party_chat_refused_total,
         )?;
         counter(
             &mut encoder,
@@ -374,6 +386,8 @@ fn received_kind(request: &Request) -> ReceivedKind {
             LobbyRequest::CodeGet { .. } => ReceivedKind::PartyCodeGet,
             LobbyRequest::CodeRegenerate { .. } => ReceivedKind::PartyCodeRegenerate,
             LobbyRequest::JoinByCode { .. } => ReceivedKind::PartyJoinByCode,
+            LobbyRequest::CustomDataSet { .. } => ReceivedKind::PartyCustomDataSet,
+            LobbyRequest::ChatSend { .. } => ReceivedKind::PartyChatSend,
         },
     }
 }
@@ -399,6 +413,7 @@ pub(crate) fn reply_kind(result: &Result<Reply, CoreError>) -> SentKind {
         Ok(Reply::Lobby(lobby)) => match lobby {
             LobbyReply::Invitations(_) => SentKind::PartyInvitationListResult,
             LobbyReply::Code { .. } => SentKind::PartyCode,
+            LobbyReply::ChatSent(_) => SentKind::PartyChatSent,
         },
     }
 }
@@ -424,6 +439,9 @@ pub(crate) fn event_kind(event: &Event) -> SentKind {
             LobbyEvent::InvitationRejected { .. } => SentKind::PartyInvitationRejected,
             LobbyEvent::InvitationEnded { .. } => SentKind::PartyInvitationEnded,
             LobbyEvent::Snapshot(_) => SentKind::PartySnapshot,
+            LobbyEvent::CustomDataChanged { .. } => SentKind::PartyCustomDataChanged,
+            LobbyEvent::ChatMessage(_) => SentKind::PartyChatMessage,
+            LobbyEvent::AttributesUpdated { .. } => SentKind::PartyAttributesUpdated,
         },
     }
 }

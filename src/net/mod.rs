@@ -45,15 +45,18 @@ mod history;
 pub mod http;
 mod inbound;
 mod listener;
+mod lobby_admin;
 mod metrics;
 pub mod outbound;
 mod per_ip;
 pub mod ratelimit;
 mod read;
+mod reload;
 mod stats;
 mod ws;
 
 pub use listener::{ListenerKind, ListenerLimits, ListenerSpec};
+pub use reload::load_name_deny_list;
 pub use stats::{Stats, StatsSnapshot};
 
 pub(crate) use admin::AdminState;
@@ -68,6 +71,7 @@ use crate::limits::Limits;
 use listener::Listeners;
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
+use reload::ReloadStep;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +92,9 @@ pub struct ServerConfig {
     pub token_key: TokenKey,
     /// The admin API's listener and key (SPEC O-1); `None` serves no admin API.
     pub admin: Option<AdminConfig>,
+    /// SPEC L-7: the name deny-list file (`--name-deny-list`), read at bind (a missing or bad
+    /// file refuses to start) and again on every reload; `None`: no name is refused.
+    pub name_deny_list: Option<PathBuf>,
     /// Where finished party history records are appended as JSON lines (SPEC O-3); `None`
     /// keeps them in memory only.
     pub history_file: Option<PathBuf>,
@@ -121,7 +128,7 @@ impl ServerConfig {
 pub struct ServerHandle {
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
-    reopen_history: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -152,12 +159,13 @@ impl ServerHandle {
         }
     }
 
-    /// Asks the loop to close the history file and open its path again (log rotation: the
-    /// binary calls this on SIGHUP). Lines already buffered go to the new file.
-    pub fn reopen_history(&self) {
-        self.reopen_history.store(true, Ordering::Release);
+    /// Asks the loop to run its reload steps (what SIGHUP does): the name deny-list is read
+    /// again (SPEC L-7) and the history file reopened (SPEC O-3, log rotation). Asking twice
+    /// before the loop turns reloads once.
+    pub fn reload(&self) {
+        self.reload.store(true, Ordering::Release);
         if let Err(e) = self.waker.wake() {
-            log::error!("could not wake the server loop to reopen the history file: {e}");
+            log::error!("could not wake the server loop for a reload: {e}");
         }
     }
 }
@@ -173,7 +181,9 @@ pub struct Server {
     shutdown_drain_ms: u64,
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
-    reopen_history: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    /// What a reload does, in order (`reload.rs`).
+    reload_steps: Vec<ReloadStep>,
     waker: Arc<Waker>,
 }
 
@@ -191,8 +201,17 @@ impl Server {
         let admin_addr = listeners.local_addr(ListenerKind::Admin);
         let seed = crate::auth::random_bytes()?;
         let mut driver = Driver::new(config.limits.clone(), config.token_key, seed);
+        let mut reload_steps = Vec::new();
+        if let Some(path) = config.name_deny_list {
+            let list = reload::load_name_deny_list(&path, config.limits.name_deny_list_entries_max)
+                .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
+            log::info!("name deny-list {}: {} entries", path.display(), list.len());
+            driver.core.set_name_deny_list(list);
+            reload_steps.push(ReloadStep::NameDenyList { path });
+        }
         if let Some(path) = config.history_file {
             driver.write_history_to(path);
+            reload_steps.push(ReloadStep::ReopenHistory);
         }
         if let (Some(admin), Some(bound)) = (config.admin, admin_addr) {
             let instance: [u8; 16] = crate::auth::random_bytes()?;
@@ -216,7 +235,8 @@ impl Server {
             shutdown_deadline: None,
             stats: Arc::new(Stats::default()),
             shutdown: Arc::new(AtomicBool::new(false)),
-            reopen_history: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(AtomicBool::new(false)),
+            reload_steps,
             waker,
         })
     }
@@ -230,7 +250,7 @@ impl Server {
         ServerHandle {
             stats: self.stats.clone(),
             shutdown: self.shutdown.clone(),
-            reopen_history: self.reopen_history.clone(),
+            reload: self.reload.clone(),
             waker: self.waker.clone(),
             local_addr: self.local_addr,
             admin_addr: self.admin_addr,
@@ -269,8 +289,8 @@ impl Server {
             if self.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
-            if self.reopen_history.swap(false, Ordering::AcqRel) {
-                self.driver.reopen_history();
+            if self.reload.swap(false, Ordering::AcqRel) {
+                self.driver.reload(&self.reload_steps);
             }
             self.listeners.accept(now, self.poll.registry(), &mut self.driver)?;
             let (registry, listeners) = (self.poll.registry(), &mut self.listeners);

@@ -82,4 +82,8 @@ stats! {
     party_code_misses_total,
     /// Invitations pending (SPEC L-2).
     party_invitations_pending,
+    /// Reloads the loop ran (SIGHUP, or `ServerHandle::reload`), and steps of them that failed
+    /// and kept what was in force (a name deny-list that could not be read: SPEC L-7).
+    reloads_total,
+    reload_failures_total,
 }

@@ -145,6 +145,12 @@ impl LobbyModel {
         self.misses.remove(&session);
     }
 
+    /// Whether `user` has a pending invitation to `party_id`, as the step began (a join in
+    /// this step consumes it only at the step's end, here).
+    pub(super) fn is_invited(&self, party_id: PartyId, user: &UserId) -> bool {
+        self.invitations.contains_key(&(party_id, user.clone()))
+    }
+
     /// The earliest invitation deadline (for `poll_timeout`).
     pub(super) fn earliest_deadline(&self) -> Option<Millis> {
         self.invitations.values().map(|p| p.deadline).min()
@@ -171,11 +177,13 @@ impl Sim {
     /// Lobby settings for a create: mostly the default, often something else.
     pub(super) fn lobby_settings(&mut self) -> LobbySettings {
         if self.rng.chance(50) {
-            return LobbySettings::default();
+            return LobbySettings { chat_enabled: self.rng.chance(70), ..LobbySettings::default() };
         }
         LobbySettings {
             join_strategy: self.rng.pick(&JOIN_STRATEGIES).expect("non-empty"),
             invite_strategy: if self.rng.chance(30) { InviteStrategy::LeaderOnly } else { InviteStrategy::AllMembers },
+            name: if self.rng.chance(40) { self.party_name() } else { String::new() },
+            chat_enabled: self.rng.chance(70),
         }
     }
 
@@ -190,6 +198,8 @@ impl Sim {
                     InviteStrategy::AllMembers
                 }
             }),
+            name: self.rng.chance(15).then(|| self.party_name()),
+            chat_enabled: self.rng.chance(15).then(|| self.rng.chance(70)),
         }
     }
 
@@ -352,6 +362,11 @@ impl Sim {
             if party.members.iter().any(|m| &m.user_id == user) {
                 return Some(CoreError::InviteeInParty(user.clone()));
             }
+            // L-4: blocked by, or blocking, the leader or the inviter.
+            let blocks = &self.lobby2;
+            if blocks.blocked_either_way(&party.leader.user_id, user) || blocks.blocked_either_way(&me.user_id, user) {
+                return Some(CoreError::InviteeBlocked(user.clone()));
+            }
             if !distinct.contains(&user) {
                 distinct.push(user);
             }
@@ -456,6 +471,9 @@ impl Sim {
             Some(_) if !self.lobby.invitations.contains_key(&key) => Some(CoreError::InvitationNotFound),
             Some(_) if !accept => None,
             Some(p) if p.lobby.join_strategy == JoinStrategy::NotAllowed => Some(CoreError::PartyJoinNotAllowed),
+            Some(p) if self.lobby2.blocked_either_way(&p.leader.user_id, &me.user_id) => {
+                Some(CoreError::PartyJoinBlocked)
+            }
             Some(p) if p.members.len() >= usize::from(p.max_size) => Some(CoreError::PartyFull),
             Some(_) => {
                 let frees = moving.is_some_and(|(session, _)| session == me.session_id);
@@ -635,6 +653,9 @@ impl Sim {
                 None => Some(CoreError::PartyCodeNotFound),
                 Some(p) if p.members.contains(&me) => None,
                 Some(p) if p.lobby.join_strategy == JoinStrategy::NotAllowed => Some(CoreError::PartyJoinNotAllowed),
+                Some(p) if self.lobby2.blocked_either_way(&p.leader.user_id, &me.user_id) => {
+                    Some(CoreError::PartyJoinBlocked)
+                }
                 Some(_) if self.limits.one_party_per_user && self.member_session_of(&before, &me.user_id).is_some() => {
                     Some(CoreError::PartyAlreadyInParty)
                 }

@@ -46,6 +46,9 @@
 //!   code request's outcome and events; invitations held agree with it both ways, none to a
 //!   member; codes are unique; versions are 1 + the steps that changed a party; snapshot events
 //!   equal the state and follow the deltas;
+//! - Lobby II (`lobby2.rs`, whose docs list its checks): models of the social table and who may
+//!   join, custom data, chat (sequence, time, the rate window) and attributes predict every
+//!   outcome and event; names are refused exactly when the deny-list or their rules say;
 //! - operators (`admin.rs`): admin close and kick tell exactly the right sessions, in the
 //!   right order, and a refusal changes nothing; every party that ended has exactly one
 //!   consistent history record;
@@ -60,6 +63,7 @@
 
 mod admin;
 mod lobby;
+mod lobby2;
 mod party;
 mod rng;
 mod status;
@@ -73,6 +77,7 @@ use crate::core::{
 };
 use crate::limits::Limits;
 use lobby::LobbyOp;
+use lobby2::Lobby2Op;
 use party::PartyOp;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -126,12 +131,15 @@ enum Op {
     EarlyTimeout,
     /// Invitations, codes, and time jumps (SPEC L-1 … L-9): `lobby.rs`.
     Lobby(LobbyOp),
+    /// Friends and blocks, custom data, chat, attributes, wall-clock jumps (SPEC L-4 … L-8):
+    /// `lobby2.rs`.
+    Lobby2(Lobby2Op),
     /// Admin API moderation (O-1), through `Core::handle_admin`.
     AdminClose,
     AdminKick,
 }
 
-const OPS: [Op; 35] = {
+const OPS: [Op; 40] = {
     use PartyOp::*;
     [
         Op::Connect,
@@ -167,6 +175,11 @@ const OPS: [Op; 35] = {
         Op::Lobby(LobbyOp::CodeRegenerate),
         Op::Lobby(LobbyOp::JoinByCode),
         Op::Lobby(LobbyOp::Wait),
+        Op::Lobby2(Lobby2Op::Social),
+        Op::Lobby2(Lobby2Op::CustomData),
+        Op::Lobby2(Lobby2Op::Chat),
+        Op::Lobby2(Lobby2Op::Attributes),
+        Op::Lobby2(Lobby2Op::ClockJump),
         Op::AdminClose,
         Op::AdminKick,
     ]
@@ -196,6 +209,8 @@ pub struct Stats {
     pub probes_fired: u64,
     /// Invitations, codes, versions and snapshots.
     pub lobby: lobby::LobbyCounts,
+    /// Friends and blocks, custom data, chat, attributes, names.
+    pub lobby2: lobby2::Lobby2Counts,
     /// Party history records finished (one per party that ended), and those truncated.
     pub history_records: u64,
     pub history_truncated: u64,
@@ -237,6 +252,10 @@ pub struct Sim {
     weights: [u64; OPS.len()],
     timers: time::TimerModel,
     lobby: lobby::LobbyModel,
+    lobby2: lobby2::Lobby2Model,
+    /// How far the simulated wall clock lags the monotonic one (`Lobby2Op::ClockJump` moves it,
+    /// backwards or forwards).
+    wall_lag_ms: u64,
     stats: Stats,
 }
 
@@ -271,6 +290,15 @@ impl Sim {
             invitations_per_user_max: rng.range(1, 4),
             invitees_per_request_max: rng.range(1, 4),
             code_misses_per_minute_max: rng.range(1, 4),
+            party_name_bytes_max: rng.range(6, 16),
+            party_custom_data_bytes_max: rng.range(1, 6),
+            chat_body_bytes_max: rng.range(1, 6),
+            chat_messages_per_window_max: rng.range(1, 4),
+            chat_window_ms: rng.range(5, 200) as u64,
+            party_attributes_bytes_max: rng.range(8, 24),
+            social_friends_per_user_max: rng.range(1, 4),
+            social_blocks_per_user_max: rng.range(1, 3),
+            social_entries_max: rng.range(6, 40),
             ..Limits::default()
         };
         // Small history bounds, so records truncate and memory forgets (checked per step).
@@ -283,13 +311,23 @@ impl Sim {
         let user_count = rng.range(2, 16);
         let name_count = rng.range(1, user_count);
         let mut weights = [0u64; OPS.len()];
-        for w in &mut weights {
-            *w = rng.range(1, 10) as u64;
+        for (w, op) in weights.iter_mut().zip(OPS) {
+            // Lobby II's operations are many, and an operator's close or kick ends parties the
+            // other features need alive (searches must find some): lighter, so the older
+            // features keep their share.
+            let heaviest = match op {
+                Op::AdminClose | Op::AdminKick => 3,
+                Op::Lobby2(op) if op != Lobby2Op::Social => 5,
+                _ => 10,
+            };
+            *w = rng.range(1, heaviest) as u64;
         }
         let mut seed_bytes = [0u8; 32];
         seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut core = Core::new(limits.clone(), seed_bytes);
+        core.set_name_deny_list(lobby2::deny_list());
         Sim {
-            core: Core::new(limits.clone(), seed_bytes),
+            core,
             rng,
             out: Outbox::new(),
             limits,
@@ -307,6 +345,8 @@ impl Sim {
             weights,
             timers: time::TimerModel::default(),
             lobby: lobby::LobbyModel::default(),
+            lobby2: lobby2::Lobby2Model::default(),
+            wall_lag_ms: 0,
             stats: Stats::default(),
         }
     }
@@ -355,6 +395,7 @@ impl Sim {
                 Op::CancelProbe => self.cancel_probe(),
                 Op::EarlyTimeout => self.run_due_timers(true),
                 Op::Lobby(op) => self.lobby_op(op),
+                Op::Lobby2(op) => self.lobby2_op(op),
                 Op::AdminClose => self.admin_close(),
                 Op::AdminKick => self.admin_kick(),
             }
@@ -387,8 +428,10 @@ impl Sim {
         }
     }
 
+    /// Both clocks; the wall clock lags by `wall_lag_ms`, which jumps now and then.
     fn now(&self) -> Now {
-        Now::simulated(self.now)
+        let simulated = Now::simulated(self.now);
+        Now::new(self.now, crate::core::UnixMillis(simulated.wall.0 - self.wall_lag_ms))
     }
 
     /// (party tables, status tables) digests.
@@ -454,6 +497,7 @@ impl Sim {
         self.slot_taken[session.slot() as usize] = false;
         self.gone.push(session);
         self.lobby.forget(session);
+        self.lobby2.forget(session);
         self.core.disconnect(session, self.now(), &mut self.out);
         let after = party::View::of(&self.core);
         assert!(!after.in_any(session), "a disconnected session is in no party");

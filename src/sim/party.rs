@@ -141,6 +141,12 @@ impl Sim {
     fn party_request(&mut self, me: Presence, request: PartyRequest) {
         self.stats.requests += 1;
         let before = View::of(&self.core);
+        let named_party = match &request {
+            PartyRequest::Join { party_id }
+            | PartyRequest::Accept { party_id, .. }
+            | PartyRequest::Update { party_id, .. } => self.core.debug_party(*party_id),
+            _ => None,
+        };
         let (party_digest, status_digest) = self.digests();
         let cid = self.next_cid();
         self.core.handle_request(me.session_id, cid, Request::Party(request.clone()), self.now(), &mut self.out);
@@ -148,6 +154,7 @@ impl Sim {
         self.check_recipients_connected();
         let result = self.reply_first(me.session_id, cid, &request);
         assert_eq!(self.core.debug_status_digest(), status_digest, "{request:?} changed a status");
+        self.check_lobby2_party_request(&me, &request, named_party.as_ref(), &before, &result);
         match &result {
             // L-1: the one refusal that changes a table: a stale join request is dropped.
             Err(CoreError::PartyAlreadyInParty) if matches!(request, PartyRequest::Accept { .. }) => {
@@ -370,6 +377,7 @@ impl Sim {
                     max_size: party.max_size,
                     member_count: party.members.len() as u16,
                     label: party.label.clone(),
+                    name: party.lobby.name.clone(),
                     version: party.version,
                 };
                 assert_eq!(*listing, expected, "a listing disagrees with the party table");
@@ -451,7 +459,12 @@ impl Sim {
                     Leave | Data | DataWithoutCid | Get | MyParties => {
                         return self.rng.pick(&party.members).expect("a party has members")
                     }
-                    Create | Join => {}
+                    Join => {
+                        if let Some(friend) = self.pick_friend_of(&party) {
+                            return friend;
+                        }
+                    }
+                    Create => {}
                 }
             }
         }
@@ -601,6 +614,8 @@ fn brute_force(query: &Query, open_filter: Option<bool>, parties: &[PartySnapsho
                 FieldRef::Open => (vec![if party.open { "true" } else { "false" }], vec![]),
                 FieldRef::MaxSize => (vec![], vec![f64::from(party.max_size)]),
                 FieldRef::MemberCount => (vec![], vec![member_count]),
+                FieldRef::Name if party.lobby.name.is_empty() => (vec![], vec![]),
+                FieldRef::Name => (vec![party.lobby.name.as_str()], vec![]),
             };
             match value {
                 ValueMatch::Exact { text, number } => {

@@ -4,7 +4,7 @@
 //! the schema without a claim (or claimed by two families) fails `cargo test`, instead of being
 //! routed to whichever family happened to catch "everything else".
 
-use super::{connection, fb, lobby, party, search, status, DecodeError, ServerMessage};
+use super::{chat, connection, fb, lobby, party, search, status, DecodeError, ServerMessage};
 use crate::core::Request;
 use bytes::Bytes;
 
@@ -36,6 +36,7 @@ const FAMILIES: &[(&str, Claims)] = &[
     ("status", status::CLAIMS),
     ("search", search::CLAIMS),
     ("lobby", lobby::CLAIMS),
+    ("chat", chat::CLAIMS),
 ];
 
 /// The claims indexed by union tag, built at compile time.

@@ -94,10 +94,14 @@ pub(super) fn invite_strategy_from_wire(
 pub(super) fn lobby_settings_from_wire(
     join: fb::PartyJoinStrategy,
     invite: fb::PartyInviteStrategy,
+    name: Option<&str>,
+    chat_enabled: bool,
 ) -> Result<LobbySettings, DecodeError> {
     Ok(LobbySettings {
         join_strategy: join_strategy_from_wire(join, "join_strategy")?.unwrap_or_default(),
         invite_strategy: invite_strategy_from_wire(invite, "invite_strategy")?.unwrap_or_default(),
+        name: name.unwrap_or_default().to_owned(),
+        chat_enabled,
     })
 }
 

@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 300;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 33] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 39] = [
   ErrorCode::Unspecified,
   ErrorCode::MalformedEnvelope,
   ErrorCode::MissingCid,
@@ -49,6 +49,12 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 33] = [
   ErrorCode::InvitationNotFound,
   ErrorCode::PartyCodeNotFound,
   ErrorCode::InvitationCancelNotAllowed,
+  ErrorCode::PartyJoinBlocked,
+  ErrorCode::PartyNotFriendOfLeader,
+  ErrorCode::PartyNotFriendOfMembers,
+  ErrorCode::InviteeBlocked,
+  ErrorCode::PartyChatDisabled,
+  ErrorCode::PartyNameDenied,
   ErrorCode::LimitExceeded,
 ];
 
@@ -134,6 +140,23 @@ impl ErrorCode {
   /// Lobby (L-2): only the member who sent an invitation (any session of that user) or the
   /// leader may cancel it.
   pub const InvitationCancelNotAllowed: Self = Self(248);
+  /// Lobby II (260-279, SPEC L-4): the party's leader blocked this user, or this user blocked the
+  /// leader: no join, join request, code join or invitation accept (and a leader's accept of such
+  /// a user's join request is refused too).
+  pub const PartyJoinBlocked: Self = Self(260);
+  /// Lobby II (L-4): the join strategy is `FriendsOfLeader` and this user is not in the leader's
+  /// friend list (a plain join or join request; invitations and codes bypass it).
+  pub const PartyNotFriendOfLeader: Self = Self(261);
+  /// Lobby II (L-4): the join strategy is `FriendsOfMembers` and this user is in no member's
+  /// friend list.
+  pub const PartyNotFriendOfMembers: Self = Self(262);
+  /// Lobby II (L-4): an invite names a user that the leader or the inviter blocked, or that blocked
+  /// either of them; the message names it and nobody is invited.
+  pub const InviteeBlocked: Self = Self(263);
+  /// Lobby II (L-6): the party's chat is off (`chat_enabled`, set by the leader).
+  pub const PartyChatDisabled: Self = Self(264);
+  /// Lobby II (L-7): the party name contains an entry of the server's deny-list.
+  pub const PartyNameDenied: Self = Self(265);
   /// A request-rate or size limit was exceeded; the message names the limit.
   pub const LimitExceeded: Self = Self(300);
 
@@ -172,6 +195,12 @@ impl ErrorCode {
     Self::InvitationNotFound,
     Self::PartyCodeNotFound,
     Self::InvitationCancelNotAllowed,
+    Self::PartyJoinBlocked,
+    Self::PartyNotFriendOfLeader,
+    Self::PartyNotFriendOfMembers,
+    Self::InviteeBlocked,
+    Self::PartyChatDisabled,
+    Self::PartyNameDenied,
     Self::LimitExceeded,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -209,6 +238,12 @@ impl ErrorCode {
       Self::InvitationNotFound => Some("InvitationNotFound"),
       Self::PartyCodeNotFound => Some("PartyCodeNotFound"),
       Self::InvitationCancelNotAllowed => Some("InvitationCancelNotAllowed"),
+      Self::PartyJoinBlocked => Some("PartyJoinBlocked"),
+      Self::PartyNotFriendOfLeader => Some("PartyNotFriendOfLeader"),
+      Self::PartyNotFriendOfMembers => Some("PartyNotFriendOfMembers"),
+      Self::InviteeBlocked => Some("InviteeBlocked"),
+      Self::PartyChatDisabled => Some("PartyChatDisabled"),
+      Self::PartyNameDenied => Some("PartyNameDenied"),
       Self::LimitExceeded => Some("LimitExceeded"),
       _ => None,
     }
@@ -767,12 +802,196 @@ impl<'a> ::flatbuffers::Verifiable for PartyInvitationEndReason {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for PartyInvitationEndReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_MESSAGE: u8 = 0;
+pub const ENUM_MIN_PARTY_CUSTOM_DATA_SCOPE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_MESSAGE: u8 = 52;
+pub const ENUM_MAX_PARTY_CUSTOM_DATA_SCOPE: u8 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_MESSAGE: [Message; 53] = [
+pub const ENUM_VALUES_PARTY_CUSTOM_DATA_SCOPE: [PartyCustomDataScope; 3] = [
+  PartyCustomDataScope::Unset,
+  PartyCustomDataScope::Global,
+  PartyCustomDataScope::Member,
+];
+
+/// Which custom data string a PartyCustomDataSet writes (L-5).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct PartyCustomDataScope(pub u8);
+#[allow(non_upper_case_globals)]
+impl PartyCustomDataScope {
+  /// Not given: refused with BadInput.
+  pub const Unset: Self = Self(0);
+  /// The party's global string: the leader only.
+  pub const Global: Self = Self(1);
+  /// The sender's own string (its member session's).
+  pub const Member: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Unset,
+    Self::Global,
+    Self::Member,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Unset => Some("Unset"),
+      Self::Global => Some("Global"),
+      Self::Member => Some("Member"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for PartyCustomDataScope {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for PartyCustomDataScope {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for PartyCustomDataScope {
+    type Output = PartyCustomDataScope;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for PartyCustomDataScope {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PartyCustomDataScope {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PartyCustomDataScope {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_PARTY_CHAT_KIND: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_PARTY_CHAT_KIND: u8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_PARTY_CHAT_KIND: [PartyChatKind; 3] = [
+  PartyChatKind::Unset,
+  PartyChatKind::Text,
+  PartyChatKind::Custom,
+];
+
+/// What a chat message carries (L-6).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct PartyChatKind(pub u8);
+#[allow(non_upper_case_globals)]
+impl PartyChatKind {
+  /// Not given: refused with BadInput.
+  pub const Unset: Self = Self(0);
+  /// UTF-8 text.
+  pub const Text: Self = Self(1);
+  /// Bytes the game interprets (an emote, a ping on the map).
+  pub const Custom: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Unset,
+    Self::Text,
+    Self::Custom,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Unset => Some("Unset"),
+      Self::Text => Some("Text"),
+      Self::Custom => Some("Custom"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for PartyChatKind {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for PartyChatKind {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for PartyChatKind {
+    type Output = PartyChatKind;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for PartyChatKind {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PartyChatKind {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PartyChatKind {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_MESSAGE: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_MESSAGE: u8 = 58;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_MESSAGE: [Message; 59] = [
   Message::NONE,
   Message::Welcome,
   Message::Error,
@@ -826,6 +1045,12 @@ pub const ENUM_VALUES_MESSAGE: [Message; 53] = [
   Message::PartyInvitationRejected,
   Message::PartyInvitationEnded,
   Message::PartySnapshot,
+  Message::PartyCustomDataSet,
+  Message::PartyChatSend,
+  Message::PartyChatSent,
+  Message::PartyCustomDataChanged,
+  Message::PartyChatMessage,
+  Message::PartyAttributesUpdated,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -886,9 +1111,15 @@ impl Message {
   pub const PartyInvitationRejected: Self = Self(50);
   pub const PartyInvitationEnded: Self = Self(51);
   pub const PartySnapshot: Self = Self(52);
+  pub const PartyCustomDataSet: Self = Self(53);
+  pub const PartyChatSend: Self = Self(54);
+  pub const PartyChatSent: Self = Self(55);
+  pub const PartyCustomDataChanged: Self = Self(56);
+  pub const PartyChatMessage: Self = Self(57);
+  pub const PartyAttributesUpdated: Self = Self(58);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 52;
+  pub const ENUM_MAX: u8 = 58;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
@@ -943,6 +1174,12 @@ impl Message {
     Self::PartyInvitationRejected,
     Self::PartyInvitationEnded,
     Self::PartySnapshot,
+    Self::PartyCustomDataSet,
+    Self::PartyChatSend,
+    Self::PartyChatSent,
+    Self::PartyCustomDataChanged,
+    Self::PartyChatMessage,
+    Self::PartyAttributesUpdated,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -1000,6 +1237,12 @@ impl Message {
       Self::PartyInvitationRejected => Some("PartyInvitationRejected"),
       Self::PartyInvitationEnded => Some("PartyInvitationEnded"),
       Self::PartySnapshot => Some("PartySnapshot"),
+      Self::PartyCustomDataSet => Some("PartyCustomDataSet"),
+      Self::PartyChatSend => Some("PartyChatSend"),
+      Self::PartyChatSent => Some("PartyChatSent"),
+      Self::PartyCustomDataChanged => Some("PartyCustomDataChanged"),
+      Self::PartyChatMessage => Some("PartyChatMessage"),
+      Self::PartyAttributesUpdated => Some("PartyAttributesUpdated"),
       _ => None,
     }
   }
@@ -1826,6 +2069,12 @@ impl<'a> PartyInfo<'a> {
   pub const VT_VERSION: ::flatbuffers::VOffsetT = 18;
   pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 20;
   pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 22;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 24;
+  pub const VT_CHAT_ENABLED: ::flatbuffers::VOffsetT = 26;
+  pub const VT_CUSTOM_DATA: ::flatbuffers::VOffsetT = 28;
+  pub const VT_MEMBER_CUSTOM_DATA: ::flatbuffers::VOffsetT = 30;
+  pub const VT_ATTRIBUTES: ::flatbuffers::VOffsetT = 32;
+  pub const VT_ATTRIBUTES_TIMESTAMP: ::flatbuffers::VOffsetT = 34;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1837,12 +2086,18 @@ impl<'a> PartyInfo<'a> {
     args: &'args PartyInfoArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyInfo<'bldr>> {
     let mut builder = PartyInfoBuilder::new(_fbb);
+    builder.add_attributes_timestamp(args.attributes_timestamp);
     builder.add_version(args.version);
+    if let Some(x) = args.attributes { builder.add_attributes(x); }
+    if let Some(x) = args.member_custom_data { builder.add_member_custom_data(x); }
+    if let Some(x) = args.custom_data { builder.add_custom_data(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
     if let Some(x) = args.members { builder.add_members(x); }
     if let Some(x) = args.leader { builder.add_leader(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_max_size(args.max_size);
+    builder.add_chat_enabled(args.chat_enabled);
     builder.add_invite_strategy(args.invite_strategy);
     builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
@@ -1924,6 +2179,54 @@ impl<'a> PartyInfo<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<PartyInviteStrategy>(PartyInfo::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
   }
+  /// L-7: the party's name, "" for none.
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInfo::VT_NAME, None)}
+  }
+  /// L-6: whether members may chat.
+  #[inline]
+  pub fn chat_enabled(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyInfo::VT_CHAT_ENABLED, Some(false)).unwrap()}
+  }
+  /// L-5: the global custom data (the leader writes it), "" until written.
+  #[inline]
+  pub fn custom_data(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInfo::VT_CUSTOM_DATA, None)}
+  }
+  /// L-5: each member's own custom data, for the members that wrote any (not ""), in join order.
+  #[inline]
+  pub fn member_custom_data(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyMemberCustomData<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyMemberCustomData>>>>(PartyInfo::VT_MEMBER_CUSTOM_DATA, None)}
+  }
+  /// L-8: the attributes the game backend wrote (a JSON object; "{}" until written) and the
+  /// timestamp of that write (Unix ms; 0 until written).
+  #[inline]
+  pub fn attributes(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInfo::VT_ATTRIBUTES, None)}
+  }
+  #[inline]
+  pub fn attributes_timestamp(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyInfo::VT_ATTRIBUTES_TIMESTAMP, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyInfo<'_> {
@@ -1942,6 +2245,12 @@ impl ::flatbuffers::Verifiable for PartyInfo<'_> {
      .visit_field::<u64>("version", Self::VT_VERSION, false)?
      .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
      .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<bool>("chat_enabled", Self::VT_CHAT_ENABLED, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("custom_data", Self::VT_CUSTOM_DATA, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<PartyMemberCustomData>>>>("member_custom_data", Self::VT_MEMBER_CUSTOM_DATA, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("attributes", Self::VT_ATTRIBUTES, false)?
+     .visit_field::<u64>("attributes_timestamp", Self::VT_ATTRIBUTES_TIMESTAMP, false)?
      .finish();
     Ok(())
   }
@@ -1957,6 +2266,12 @@ pub struct PartyInfoArgs<'a> {
     pub version: u64,
     pub join_strategy: PartyJoinStrategy,
     pub invite_strategy: PartyInviteStrategy,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub chat_enabled: bool,
+    pub custom_data: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_custom_data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyMemberCustomData<'a>>>>>,
+    pub attributes: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub attributes_timestamp: u64,
 }
 impl<'a> Default for PartyInfoArgs<'a> {
   #[inline]
@@ -1972,6 +2287,12 @@ impl<'a> Default for PartyInfoArgs<'a> {
       version: 0,
       join_strategy: PartyJoinStrategy::Unset,
       invite_strategy: PartyInviteStrategy::Unset,
+      name: None,
+      chat_enabled: false,
+      custom_data: None,
+      member_custom_data: None,
+      attributes: None,
+      attributes_timestamp: 0,
     }
   }
 }
@@ -2022,6 +2343,30 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInfoBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<PartyInviteStrategy>(PartyInfo::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
   }
   #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInfo::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_chat_enabled(&mut self, chat_enabled: bool) {
+    self.fbb_.push_slot::<bool>(PartyInfo::VT_CHAT_ENABLED, chat_enabled, false);
+  }
+  #[inline]
+  pub fn add_custom_data(&mut self, custom_data: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInfo::VT_CUSTOM_DATA, custom_data);
+  }
+  #[inline]
+  pub fn add_member_custom_data(&mut self, member_custom_data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<PartyMemberCustomData<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInfo::VT_MEMBER_CUSTOM_DATA, member_custom_data);
+  }
+  #[inline]
+  pub fn add_attributes(&mut self, attributes: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInfo::VT_ATTRIBUTES, attributes);
+  }
+  #[inline]
+  pub fn add_attributes_timestamp(&mut self, attributes_timestamp: u64) {
+    self.fbb_.push_slot::<u64>(PartyInfo::VT_ATTRIBUTES_TIMESTAMP, attributes_timestamp, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInfoBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyInfoBuilder {
@@ -2049,6 +2394,126 @@ impl ::core::fmt::Debug for PartyInfo<'_> {
       ds.field("version", &self.version());
       ds.field("join_strategy", &self.join_strategy());
       ds.field("invite_strategy", &self.invite_strategy());
+      ds.field("name", &self.name());
+      ds.field("chat_enabled", &self.chat_enabled());
+      ds.field("custom_data", &self.custom_data());
+      ds.field("member_custom_data", &self.member_custom_data());
+      ds.field("attributes", &self.attributes());
+      ds.field("attributes_timestamp", &self.attributes_timestamp());
+      ds.finish()
+  }
+}
+pub enum PartyMemberCustomDataOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// L-5: a member's custom data in a snapshot: the member with this session id, and its string.
+pub struct PartyMemberCustomData<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyMemberCustomData<'a> {
+  type Inner = PartyMemberCustomData<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyMemberCustomData<'a> {
+  pub const VT_SESSION_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyMemberCustomData { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyMemberCustomDataArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyMemberCustomData<'bldr>> {
+    let mut builder = PartyMemberCustomDataBuilder::new(_fbb);
+    builder.add_session_id(args.session_id);
+    if let Some(x) = args.value { builder.add_value(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn session_id(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyMemberCustomData::VT_SESSION_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn value(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyMemberCustomData::VT_VALUE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyMemberCustomData<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("session_id", Self::VT_SESSION_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyMemberCustomDataArgs<'a> {
+    pub session_id: u64,
+    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyMemberCustomDataArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyMemberCustomDataArgs {
+      session_id: 0,
+      value: None,
+    }
+  }
+}
+
+pub struct PartyMemberCustomDataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyMemberCustomDataBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_session_id(&mut self, session_id: u64) {
+    self.fbb_.push_slot::<u64>(PartyMemberCustomData::VT_SESSION_ID, session_id, 0);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyMemberCustomData::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyMemberCustomDataBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyMemberCustomDataBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyMemberCustomData<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyMemberCustomData<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyMemberCustomData");
+      ds.field("session_id", &self.session_id());
+      ds.field("value", &self.value());
       ds.finish()
   }
 }
@@ -2079,6 +2544,8 @@ impl<'a> PartySummary<'a> {
   pub const VT_VERSION: ::flatbuffers::VOffsetT = 18;
   pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 20;
   pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 22;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 24;
+  pub const VT_CHAT_ENABLED: ::flatbuffers::VOffsetT = 26;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2091,11 +2558,13 @@ impl<'a> PartySummary<'a> {
   ) -> ::flatbuffers::WIPOffset<PartySummary<'bldr>> {
     let mut builder = PartySummaryBuilder::new(_fbb);
     builder.add_version(args.version);
+    if let Some(x) = args.name { builder.add_name(x); }
     if let Some(x) = args.leader { builder.add_leader(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_member_count(args.member_count);
     builder.add_max_size(args.max_size);
+    builder.add_chat_enabled(args.chat_enabled);
     builder.add_invite_strategy(args.invite_strategy);
     builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
@@ -2175,6 +2644,22 @@ impl<'a> PartySummary<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<PartyInviteStrategy>(PartySummary::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
   }
+  /// L-7.
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartySummary::VT_NAME, None)}
+  }
+  /// L-6.
+  #[inline]
+  pub fn chat_enabled(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartySummary::VT_CHAT_ENABLED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartySummary<'_> {
@@ -2193,6 +2678,8 @@ impl ::flatbuffers::Verifiable for PartySummary<'_> {
      .visit_field::<u64>("version", Self::VT_VERSION, false)?
      .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
      .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<bool>("chat_enabled", Self::VT_CHAT_ENABLED, false)?
      .finish();
     Ok(())
   }
@@ -2208,6 +2695,8 @@ pub struct PartySummaryArgs<'a> {
     pub version: u64,
     pub join_strategy: PartyJoinStrategy,
     pub invite_strategy: PartyInviteStrategy,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub chat_enabled: bool,
 }
 impl<'a> Default for PartySummaryArgs<'a> {
   #[inline]
@@ -2223,6 +2712,8 @@ impl<'a> Default for PartySummaryArgs<'a> {
       version: 0,
       join_strategy: PartyJoinStrategy::Unset,
       invite_strategy: PartyInviteStrategy::Unset,
+      name: None,
+      chat_enabled: false,
     }
   }
 }
@@ -2273,6 +2764,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartySummaryBuilder<'a, 'b, A
     self.fbb_.push_slot::<PartyInviteStrategy>(PartySummary::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
   }
   #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartySummary::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_chat_enabled(&mut self, chat_enabled: bool) {
+    self.fbb_.push_slot::<bool>(PartySummary::VT_CHAT_ENABLED, chat_enabled, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartySummaryBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartySummaryBuilder {
@@ -2300,6 +2799,8 @@ impl ::core::fmt::Debug for PartySummary<'_> {
       ds.field("version", &self.version());
       ds.field("join_strategy", &self.join_strategy());
       ds.field("invite_strategy", &self.invite_strategy());
+      ds.field("name", &self.name());
+      ds.field("chat_enabled", &self.chat_enabled());
       ds.finish()
   }
 }
@@ -2326,6 +2827,8 @@ impl<'a> PartyCreate<'a> {
   pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 10;
   pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 12;
   pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 14;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 16;
+  pub const VT_CHAT_ENABLED: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2337,8 +2840,10 @@ impl<'a> PartyCreate<'a> {
     args: &'args PartyCreateArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyCreate<'bldr>> {
     let mut builder = PartyCreateBuilder::new(_fbb);
+    if let Some(x) = args.name { builder.add_name(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     builder.add_max_size(args.max_size);
+    builder.add_chat_enabled(args.chat_enabled);
     builder.add_invite_strategy(args.invite_strategy);
     builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
@@ -2391,6 +2896,22 @@ impl<'a> PartyCreate<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<PartyInviteStrategy>(PartyCreate::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
   }
+  /// L-7: absent or "" = no name; at most party_name_bytes_max bytes, no control characters.
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyCreate::VT_NAME, None)}
+  }
+  /// L-6: off unless set (as in PGOS).
+  #[inline]
+  pub fn chat_enabled(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyCreate::VT_CHAT_ENABLED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyCreate<'_> {
@@ -2405,6 +2926,8 @@ impl ::flatbuffers::Verifiable for PartyCreate<'_> {
      .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
      .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
      .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<bool>("chat_enabled", Self::VT_CHAT_ENABLED, false)?
      .finish();
     Ok(())
   }
@@ -2416,6 +2939,8 @@ pub struct PartyCreateArgs<'a> {
     pub hidden: bool,
     pub join_strategy: PartyJoinStrategy,
     pub invite_strategy: PartyInviteStrategy,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub chat_enabled: bool,
 }
 impl<'a> Default for PartyCreateArgs<'a> {
   #[inline]
@@ -2427,6 +2952,8 @@ impl<'a> Default for PartyCreateArgs<'a> {
       hidden: false,
       join_strategy: PartyJoinStrategy::Unset,
       invite_strategy: PartyInviteStrategy::Unset,
+      name: None,
+      chat_enabled: false,
     }
   }
 }
@@ -2461,6 +2988,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCreateBuilder<'a, 'b, A>
     self.fbb_.push_slot::<PartyInviteStrategy>(PartyCreate::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
   }
   #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyCreate::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_chat_enabled(&mut self, chat_enabled: bool) {
+    self.fbb_.push_slot::<bool>(PartyCreate::VT_CHAT_ENABLED, chat_enabled, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCreateBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyCreateBuilder {
@@ -2484,6 +3019,8 @@ impl ::core::fmt::Debug for PartyCreate<'_> {
       ds.field("hidden", &self.hidden());
       ds.field("join_strategy", &self.join_strategy());
       ds.field("invite_strategy", &self.invite_strategy());
+      ds.field("name", &self.name());
+      ds.field("chat_enabled", &self.chat_enabled());
       ds.finish()
   }
 }
@@ -3373,6 +3910,8 @@ impl<'a> PartyUpdate<'a> {
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 10;
   pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 12;
   pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 14;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 16;
+  pub const VT_CHAT_ENABLED: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3384,8 +3923,10 @@ impl<'a> PartyUpdate<'a> {
     args: &'args PartyUpdateArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyUpdate<'bldr>> {
     let mut builder = PartyUpdateBuilder::new(_fbb);
+    if let Some(x) = args.name { builder.add_name(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_chat_enabled(args.chat_enabled);
     builder.add_invite_strategy(args.invite_strategy);
     builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
@@ -3437,6 +3978,22 @@ impl<'a> PartyUpdate<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<PartyInviteStrategy>(PartyUpdate::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
   }
+  /// L-7: absent keeps the name, "" clears it.
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyUpdate::VT_NAME, None)}
+  }
+  /// L-6: Unset (absent) keeps the chat flag.
+  #[inline]
+  pub fn chat_enabled(&self) -> Toggle {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<Toggle>(PartyUpdate::VT_CHAT_ENABLED, Some(Toggle::Unset)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyUpdate<'_> {
@@ -3451,6 +4008,8 @@ impl ::flatbuffers::Verifiable for PartyUpdate<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
      .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
      .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<Toggle>("chat_enabled", Self::VT_CHAT_ENABLED, false)?
      .finish();
     Ok(())
   }
@@ -3462,6 +4021,8 @@ pub struct PartyUpdateArgs<'a> {
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub join_strategy: PartyJoinStrategy,
     pub invite_strategy: PartyInviteStrategy,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub chat_enabled: Toggle,
 }
 impl<'a> Default for PartyUpdateArgs<'a> {
   #[inline]
@@ -3473,6 +4034,8 @@ impl<'a> Default for PartyUpdateArgs<'a> {
       label: None,
       join_strategy: PartyJoinStrategy::Unset,
       invite_strategy: PartyInviteStrategy::Unset,
+      name: None,
+      chat_enabled: Toggle::Unset,
     }
   }
 }
@@ -3507,6 +4070,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyUpdateBuilder<'a, 'b, A>
     self.fbb_.push_slot::<PartyInviteStrategy>(PartyUpdate::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
   }
   #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyUpdate::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_chat_enabled(&mut self, chat_enabled: Toggle) {
+    self.fbb_.push_slot::<Toggle>(PartyUpdate::VT_CHAT_ENABLED, chat_enabled, Toggle::Unset);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyUpdateBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyUpdateBuilder {
@@ -3530,6 +4101,8 @@ impl ::core::fmt::Debug for PartyUpdate<'_> {
       ds.field("label", &self.label());
       ds.field("join_strategy", &self.join_strategy());
       ds.field("invite_strategy", &self.invite_strategy());
+      ds.field("name", &self.name());
+      ds.field("chat_enabled", &self.chat_enabled());
       ds.finish()
   }
 }
@@ -4812,6 +5385,8 @@ impl<'a> PartyUpdated<'a> {
   pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 14;
   pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 16;
   pub const VT_VERSION: ::flatbuffers::VOffsetT = 18;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 20;
+  pub const VT_CHAT_ENABLED: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4824,9 +5399,11 @@ impl<'a> PartyUpdated<'a> {
   ) -> ::flatbuffers::WIPOffset<PartyUpdated<'bldr>> {
     let mut builder = PartyUpdatedBuilder::new(_fbb);
     builder.add_version(args.version);
+    if let Some(x) = args.name { builder.add_name(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_max_size(args.max_size);
+    builder.add_chat_enabled(args.chat_enabled);
     builder.add_invite_strategy(args.invite_strategy);
     builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
@@ -4892,6 +5469,22 @@ impl<'a> PartyUpdated<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(PartyUpdated::VT_VERSION, Some(0)).unwrap()}
   }
+  /// L-7.
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyUpdated::VT_NAME, None)}
+  }
+  /// L-6.
+  #[inline]
+  pub fn chat_enabled(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PartyUpdated::VT_CHAT_ENABLED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyUpdated<'_> {
@@ -4908,6 +5501,8 @@ impl ::flatbuffers::Verifiable for PartyUpdated<'_> {
      .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
      .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
      .visit_field::<u64>("version", Self::VT_VERSION, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<bool>("chat_enabled", Self::VT_CHAT_ENABLED, false)?
      .finish();
     Ok(())
   }
@@ -4921,6 +5516,8 @@ pub struct PartyUpdatedArgs<'a> {
     pub join_strategy: PartyJoinStrategy,
     pub invite_strategy: PartyInviteStrategy,
     pub version: u64,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub chat_enabled: bool,
 }
 impl<'a> Default for PartyUpdatedArgs<'a> {
   #[inline]
@@ -4934,6 +5531,8 @@ impl<'a> Default for PartyUpdatedArgs<'a> {
       join_strategy: PartyJoinStrategy::Unset,
       invite_strategy: PartyInviteStrategy::Unset,
       version: 0,
+      name: None,
+      chat_enabled: false,
     }
   }
 }
@@ -4976,6 +5575,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyUpdatedBuilder<'a, 'b, A
     self.fbb_.push_slot::<u64>(PartyUpdated::VT_VERSION, version, 0);
   }
   #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyUpdated::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_chat_enabled(&mut self, chat_enabled: bool) {
+    self.fbb_.push_slot::<bool>(PartyUpdated::VT_CHAT_ENABLED, chat_enabled, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyUpdatedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyUpdatedBuilder {
@@ -5001,6 +5608,8 @@ impl ::core::fmt::Debug for PartyUpdated<'_> {
       ds.field("join_strategy", &self.join_strategy());
       ds.field("invite_strategy", &self.invite_strategy());
       ds.field("version", &self.version());
+      ds.field("name", &self.name());
+      ds.field("chat_enabled", &self.chat_enabled());
       ds.finish()
   }
 }
@@ -5274,6 +5883,7 @@ impl<'a> PartyListing<'a> {
   pub const VT_MEMBER_COUNT: ::flatbuffers::VOffsetT = 10;
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 12;
   pub const VT_VERSION: ::flatbuffers::VOffsetT = 14;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -5286,6 +5896,7 @@ impl<'a> PartyListing<'a> {
   ) -> ::flatbuffers::WIPOffset<PartyListing<'bldr>> {
     let mut builder = PartyListingBuilder::new(_fbb);
     builder.add_version(args.version);
+    if let Some(x) = args.name { builder.add_name(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_member_count(args.member_count);
@@ -5339,6 +5950,14 @@ impl<'a> PartyListing<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(PartyListing::VT_VERSION, Some(0)).unwrap()}
   }
+  /// L-7: the party's name, "" for none (searchable as the built-in keyword field `name`).
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyListing::VT_NAME, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyListing<'_> {
@@ -5353,6 +5972,7 @@ impl ::flatbuffers::Verifiable for PartyListing<'_> {
      .visit_field::<u16>("member_count", Self::VT_MEMBER_COUNT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
      .visit_field::<u64>("version", Self::VT_VERSION, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
      .finish();
     Ok(())
   }
@@ -5364,6 +5984,7 @@ pub struct PartyListingArgs<'a> {
     pub member_count: u16,
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub version: u64,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for PartyListingArgs<'a> {
   #[inline]
@@ -5375,6 +5996,7 @@ impl<'a> Default for PartyListingArgs<'a> {
       member_count: 0,
       label: None,
       version: 0,
+      name: None,
     }
   }
 }
@@ -5409,6 +6031,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyListingBuilder<'a, 'b, A
     self.fbb_.push_slot::<u64>(PartyListing::VT_VERSION, version, 0);
   }
   #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyListing::VT_NAME, name);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyListingBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyListingBuilder {
@@ -5432,6 +6058,7 @@ impl ::core::fmt::Debug for PartyListing<'_> {
       ds.field("member_count", &self.member_count());
       ds.field("label", &self.label());
       ds.field("version", &self.version());
+      ds.field("name", &self.name());
       ds.finish()
   }
 }
@@ -8076,6 +8703,849 @@ impl ::core::fmt::Debug for PartySnapshot<'_> {
       ds.finish()
   }
 }
+pub enum PartyCustomDataSetOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-5, a member; Global: the leader only): write a custom data string, at most
+/// party_custom_data_bytes_max bytes ("" clears it). Reply: PartyOk; every member session, the
+/// writer's included, gets PartyCustomDataChanged.
+pub struct PartyCustomDataSet<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyCustomDataSet<'a> {
+  type Inner = PartyCustomDataSet<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyCustomDataSet<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_SCOPE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyCustomDataSet { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyCustomDataSetArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyCustomDataSet<'bldr>> {
+    let mut builder = PartyCustomDataSetBuilder::new(_fbb);
+    if let Some(x) = args.value { builder.add_value(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_scope(args.scope);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyCustomDataSet::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn scope(&self) -> PartyCustomDataScope {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyCustomDataScope>(PartyCustomDataSet::VT_SCOPE, Some(PartyCustomDataScope::Unset)).unwrap()}
+  }
+  #[inline]
+  pub fn value(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyCustomDataSet::VT_VALUE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyCustomDataSet<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<PartyCustomDataScope>("scope", Self::VT_SCOPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyCustomDataSetArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub scope: PartyCustomDataScope,
+    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyCustomDataSetArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyCustomDataSetArgs {
+      party_id: None,
+      scope: PartyCustomDataScope::Unset,
+      value: None,
+    }
+  }
+}
+
+pub struct PartyCustomDataSetBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCustomDataSetBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyCustomDataSet::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_scope(&mut self, scope: PartyCustomDataScope) {
+    self.fbb_.push_slot::<PartyCustomDataScope>(PartyCustomDataSet::VT_SCOPE, scope, PartyCustomDataScope::Unset);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyCustomDataSet::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCustomDataSetBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyCustomDataSetBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyCustomDataSet<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyCustomDataSet<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyCustomDataSet");
+      ds.field("party_id", &self.party_id());
+      ds.field("scope", &self.scope());
+      ds.field("value", &self.value());
+      ds.finish()
+  }
+}
+pub enum PartyChatSendOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-6, a member of a party whose chat is on): one chat message, body 1..=chat_body_bytes_max
+/// bytes (UTF-8 for Text). Reply: PartyChatSent; every other member session gets PartyChatMessage.
+pub struct PartyChatSend<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyChatSend<'a> {
+  type Inner = PartyChatSend<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyChatSend<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BODY: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyChatSend { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyChatSendArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyChatSend<'bldr>> {
+    let mut builder = PartyChatSendBuilder::new(_fbb);
+    if let Some(x) = args.body { builder.add_body(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyChatSend::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn kind(&self) -> PartyChatKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyChatKind>(PartyChatSend::VT_KIND, Some(PartyChatKind::Unset)).unwrap()}
+  }
+  #[inline]
+  pub fn body(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(PartyChatSend::VT_BODY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyChatSend<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<PartyChatKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("body", Self::VT_BODY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyChatSendArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub kind: PartyChatKind,
+    pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for PartyChatSendArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyChatSendArgs {
+      party_id: None,
+      kind: PartyChatKind::Unset,
+      body: None,
+    }
+  }
+}
+
+pub struct PartyChatSendBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyChatSendBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyChatSend::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_kind(&mut self, kind: PartyChatKind) {
+    self.fbb_.push_slot::<PartyChatKind>(PartyChatSend::VT_KIND, kind, PartyChatKind::Unset);
+  }
+  #[inline]
+  pub fn add_body(&mut self, body: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyChatSend::VT_BODY, body);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyChatSendBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyChatSendBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyChatSend<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyChatSend<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyChatSend");
+      ds.field("party_id", &self.party_id());
+      ds.field("kind", &self.kind());
+      ds.field("body", &self.body());
+      ds.finish()
+  }
+}
+pub enum PartyChatMessageOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A chat message (L-6): the event every other member session gets, and inside the sender's reply.
+pub struct PartyChatMessage<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyChatMessage<'a> {
+  type Inner = PartyChatMessage<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyChatMessage<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_SENDER: ::flatbuffers::VOffsetT = 6;
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 8;
+  pub const VT_BODY: ::flatbuffers::VOffsetT = 10;
+  pub const VT_SEQUENCE: ::flatbuffers::VOffsetT = 12;
+  pub const VT_SENT_AT: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyChatMessage { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyChatMessageArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyChatMessage<'bldr>> {
+    let mut builder = PartyChatMessageBuilder::new(_fbb);
+    builder.add_sent_at(args.sent_at);
+    builder.add_sequence(args.sequence);
+    if let Some(x) = args.body { builder.add_body(x); }
+    if let Some(x) = args.sender { builder.add_sender(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyChatMessage::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn sender(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyChatMessage::VT_SENDER, None)}
+  }
+  #[inline]
+  pub fn kind(&self) -> PartyChatKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyChatKind>(PartyChatMessage::VT_KIND, Some(PartyChatKind::Unset)).unwrap()}
+  }
+  #[inline]
+  pub fn body(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(PartyChatMessage::VT_BODY, None)}
+  }
+  /// Per party, from 1, +1 per message.
+  #[inline]
+  pub fn sequence(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyChatMessage::VT_SEQUENCE, Some(0)).unwrap()}
+  }
+  /// Server time, Unix ms; never earlier than the party's previous message.
+  #[inline]
+  pub fn sent_at(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyChatMessage::VT_SENT_AT, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyChatMessage<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("sender", Self::VT_SENDER, false)?
+     .visit_field::<PartyChatKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("body", Self::VT_BODY, false)?
+     .visit_field::<u64>("sequence", Self::VT_SEQUENCE, false)?
+     .visit_field::<u64>("sent_at", Self::VT_SENT_AT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyChatMessageArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub sender: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub kind: PartyChatKind,
+    pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub sequence: u64,
+    pub sent_at: u64,
+}
+impl<'a> Default for PartyChatMessageArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyChatMessageArgs {
+      party_id: None,
+      sender: None,
+      kind: PartyChatKind::Unset,
+      body: None,
+      sequence: 0,
+      sent_at: 0,
+    }
+  }
+}
+
+pub struct PartyChatMessageBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyChatMessageBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyChatMessage::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_sender(&mut self, sender: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyChatMessage::VT_SENDER, sender);
+  }
+  #[inline]
+  pub fn add_kind(&mut self, kind: PartyChatKind) {
+    self.fbb_.push_slot::<PartyChatKind>(PartyChatMessage::VT_KIND, kind, PartyChatKind::Unset);
+  }
+  #[inline]
+  pub fn add_body(&mut self, body: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyChatMessage::VT_BODY, body);
+  }
+  #[inline]
+  pub fn add_sequence(&mut self, sequence: u64) {
+    self.fbb_.push_slot::<u64>(PartyChatMessage::VT_SEQUENCE, sequence, 0);
+  }
+  #[inline]
+  pub fn add_sent_at(&mut self, sent_at: u64) {
+    self.fbb_.push_slot::<u64>(PartyChatMessage::VT_SENT_AT, sent_at, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyChatMessageBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyChatMessageBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyChatMessage<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyChatMessage<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyChatMessage");
+      ds.field("party_id", &self.party_id());
+      ds.field("sender", &self.sender());
+      ds.field("kind", &self.kind());
+      ds.field("body", &self.body());
+      ds.field("sequence", &self.sequence());
+      ds.field("sent_at", &self.sent_at());
+      ds.finish()
+  }
+}
+pub enum PartyChatSentOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to PartyChatSend: the message as the others receive it.
+pub struct PartyChatSent<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyChatSent<'a> {
+  type Inner = PartyChatSent<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyChatSent<'a> {
+  pub const VT_MESSAGE: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyChatSent { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyChatSentArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyChatSent<'bldr>> {
+    let mut builder = PartyChatSentBuilder::new(_fbb);
+    if let Some(x) = args.message { builder.add_message(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn message(&self) -> Option<PartyChatMessage<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<PartyChatMessage>>(PartyChatSent::VT_MESSAGE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyChatSent<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<PartyChatMessage>>("message", Self::VT_MESSAGE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyChatSentArgs<'a> {
+    pub message: Option<::flatbuffers::WIPOffset<PartyChatMessage<'a>>>,
+}
+impl<'a> Default for PartyChatSentArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyChatSentArgs {
+      message: None,
+    }
+  }
+}
+
+pub struct PartyChatSentBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyChatSentBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_message(&mut self, message: ::flatbuffers::WIPOffset<PartyChatMessage<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<PartyChatMessage>>(PartyChatSent::VT_MESSAGE, message);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyChatSentBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyChatSentBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyChatSent<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyChatSent<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyChatSent");
+      ds.field("message", &self.message());
+      ds.finish()
+  }
+}
+pub enum PartyCustomDataChangedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event (L-5) to every member session: a custom data string changed. `member` absent: the global
+/// one; else that member's.
+pub struct PartyCustomDataChanged<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyCustomDataChanged<'a> {
+  type Inner = PartyCustomDataChanged<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyCustomDataChanged<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MEMBER: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyCustomDataChanged { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyCustomDataChangedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyCustomDataChanged<'bldr>> {
+    let mut builder = PartyCustomDataChangedBuilder::new(_fbb);
+    builder.add_version(args.version);
+    if let Some(x) = args.value { builder.add_value(x); }
+    if let Some(x) = args.member { builder.add_member(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyCustomDataChanged::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn member(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyCustomDataChanged::VT_MEMBER, None)}
+  }
+  #[inline]
+  pub fn value(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyCustomDataChanged::VT_VALUE, None)}
+  }
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyCustomDataChanged::VT_VERSION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyCustomDataChanged<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("member", Self::VT_MEMBER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyCustomDataChangedArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub member: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub version: u64,
+}
+impl<'a> Default for PartyCustomDataChangedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyCustomDataChangedArgs {
+      party_id: None,
+      member: None,
+      value: None,
+      version: 0,
+    }
+  }
+}
+
+pub struct PartyCustomDataChangedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCustomDataChangedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyCustomDataChanged::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_member(&mut self, member: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyCustomDataChanged::VT_MEMBER, member);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyCustomDataChanged::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyCustomDataChanged::VT_VERSION, version, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCustomDataChangedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyCustomDataChangedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyCustomDataChanged<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyCustomDataChanged<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyCustomDataChanged");
+      ds.field("party_id", &self.party_id());
+      ds.field("member", &self.member());
+      ds.field("value", &self.value());
+      ds.field("version", &self.version());
+      ds.finish()
+  }
+}
+pub enum PartyAttributesUpdatedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event (L-8) to every member session: the game backend wrote the party's attributes.
+pub struct PartyAttributesUpdated<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyAttributesUpdated<'a> {
+  type Inner = PartyAttributesUpdated<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyAttributesUpdated<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ATTRIBUTES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_TIMESTAMP: ::flatbuffers::VOffsetT = 8;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyAttributesUpdated { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyAttributesUpdatedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyAttributesUpdated<'bldr>> {
+    let mut builder = PartyAttributesUpdatedBuilder::new(_fbb);
+    builder.add_version(args.version);
+    builder.add_timestamp(args.timestamp);
+    if let Some(x) = args.attributes { builder.add_attributes(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyAttributesUpdated::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn attributes(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyAttributesUpdated::VT_ATTRIBUTES, None)}
+  }
+  #[inline]
+  pub fn timestamp(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyAttributesUpdated::VT_TIMESTAMP, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyAttributesUpdated::VT_VERSION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyAttributesUpdated<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("attributes", Self::VT_ATTRIBUTES, false)?
+     .visit_field::<u64>("timestamp", Self::VT_TIMESTAMP, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyAttributesUpdatedArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub attributes: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub timestamp: u64,
+    pub version: u64,
+}
+impl<'a> Default for PartyAttributesUpdatedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyAttributesUpdatedArgs {
+      party_id: None,
+      attributes: None,
+      timestamp: 0,
+      version: 0,
+    }
+  }
+}
+
+pub struct PartyAttributesUpdatedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyAttributesUpdatedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyAttributesUpdated::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_attributes(&mut self, attributes: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyAttributesUpdated::VT_ATTRIBUTES, attributes);
+  }
+  #[inline]
+  pub fn add_timestamp(&mut self, timestamp: u64) {
+    self.fbb_.push_slot::<u64>(PartyAttributesUpdated::VT_TIMESTAMP, timestamp, 0);
+  }
+  #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyAttributesUpdated::VT_VERSION, version, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyAttributesUpdatedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyAttributesUpdatedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyAttributesUpdated<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyAttributesUpdated<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyAttributesUpdated");
+      ds.field("party_id", &self.party_id());
+      ds.field("attributes", &self.attributes());
+      ds.field("timestamp", &self.timestamp());
+      ds.field("version", &self.version());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -8917,6 +10387,96 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_custom_data_set(&self) -> Option<PartyCustomDataSet<'a>> {
+    if self.message_type() == Message::PartyCustomDataSet {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyCustomDataSet::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_chat_send(&self) -> Option<PartyChatSend<'a>> {
+    if self.message_type() == Message::PartyChatSend {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyChatSend::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_chat_sent(&self) -> Option<PartyChatSent<'a>> {
+    if self.message_type() == Message::PartyChatSent {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyChatSent::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_custom_data_changed(&self) -> Option<PartyCustomDataChanged<'a>> {
+    if self.message_type() == Message::PartyCustomDataChanged {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyCustomDataChanged::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_chat_message(&self) -> Option<PartyChatMessage<'a>> {
+    if self.message_type() == Message::PartyChatMessage {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyChatMessage::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_attributes_updated(&self) -> Option<PartyAttributesUpdated<'a>> {
+    if self.message_type() == Message::PartyAttributesUpdated {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyAttributesUpdated::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -8980,6 +10540,12 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Message::PartyInvitationRejected => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationRejected>>("Message::PartyInvitationRejected", pos),
           Message::PartyInvitationEnded => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationEnded>>("Message::PartyInvitationEnded", pos),
           Message::PartySnapshot => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartySnapshot>>("Message::PartySnapshot", pos),
+          Message::PartyCustomDataSet => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyCustomDataSet>>("Message::PartyCustomDataSet", pos),
+          Message::PartyChatSend => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyChatSend>>("Message::PartyChatSend", pos),
+          Message::PartyChatSent => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyChatSent>>("Message::PartyChatSent", pos),
+          Message::PartyCustomDataChanged => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyCustomDataChanged>>("Message::PartyCustomDataChanged", pos),
+          Message::PartyChatMessage => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyChatMessage>>("Message::PartyChatMessage", pos),
+          Message::PartyAttributesUpdated => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyAttributesUpdated>>("Message::PartyAttributesUpdated", pos),
           _ => Ok(()),
         }
      })?
@@ -9400,6 +10966,48 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Message::PartySnapshot => {
           if let Some(x) = self.message_as_party_snapshot() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyCustomDataSet => {
+          if let Some(x) = self.message_as_party_custom_data_set() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyChatSend => {
+          if let Some(x) = self.message_as_party_chat_send() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyChatSent => {
+          if let Some(x) = self.message_as_party_chat_sent() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyCustomDataChanged => {
+          if let Some(x) = self.message_as_party_custom_data_changed() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyChatMessage => {
+          if let Some(x) = self.message_as_party_chat_message() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyAttributesUpdated => {
+          if let Some(x) = self.message_as_party_attributes_updated() {
             ds.field("message", &x)
           } else {
             ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")

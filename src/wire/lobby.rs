@@ -1,7 +1,9 @@
-//! Lobby messages on the wire (SPEC L-2 invitations, L-3 codes, L-9 snapshots): server-side
-//! request decode and reply/event encode, and their mirror images for clients. Strings from
-//! clients are bounded before they are copied. The strategies (L-4) and versions (L-9) are
-//! fields of the party messages (`party.rs`).
+//! Lobby messages on the wire (SPEC L-2 invitations, L-3 codes, L-5 custom data, L-8 attributes,
+//! L-9 snapshots): server-side request decode and reply/event encode, and their mirror images for
+//! clients. Strings from clients are bounded before they are copied (or by the frame, for the
+//! custom data the rule bounds). The strategies (L-4), names and the chat flag (L-6, L-7) and
+//! versions (L-9) are fields of the party messages (`party.rs`); chat has its own file
+//! (`chat.rs`).
 //!
 //! Accept and code join reply with `PartyInfo`, invite, cancel and reject with `PartyOk` (the
 //! party family encodes and decodes both); the lobby's own replies are the invitation list and
@@ -12,8 +14,8 @@ use super::fields::{party_id_from_wire, party_id_to_wire, presence_from_wire};
 use super::party::{party_info_from_wire, party_summary_from_wire};
 use super::{fb, Body, DecodeError, Encoder, ServerMessage};
 use crate::core::{
-    Cid, Event, InvitationEndReason, LobbyEvent, LobbyReply, LobbyRequest, PartyCode, PartyInvitation, Reply, Request,
-    UnixMillis, UserId,
+    Cid, CustomDataScope, Event, InvitationEndReason, LobbyEvent, LobbyReply, LobbyRequest, PartyCode, PartyInvitation,
+    Reply, Request, UnixMillis, UserId, ATTRIBUTES_NONE,
 };
 use crate::limits::INVITEES_PER_REQUEST_CEILING;
 use bytes::Bytes;
@@ -35,6 +37,9 @@ pub(super) const CLAIMS: Claims = &[
     (fb::Message::PartyInvitationRejected, Claim::Server(decode_rejected)),
     (fb::Message::PartyInvitationEnded, Claim::Server(decode_ended)),
     (fb::Message::PartySnapshot, Claim::Server(decode_snapshot)),
+    (fb::Message::PartyCustomDataSet, Claim::Request(decode_custom_data_set)),
+    (fb::Message::PartyCustomDataChanged, Claim::Server(decode_custom_data_changed)),
+    (fb::Message::PartyAttributesUpdated, Claim::Server(decode_attributes_updated)),
 ];
 
 fn body<T>(message: Option<T>) -> Result<T, DecodeError> {
@@ -107,6 +112,19 @@ fn decode_join_by_code(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request
         return Err(DecodeError::TooLong { field: "code", len: code.len(), max: PartyCode::TEXT_BYTES_MAX });
     }
     lobby(LobbyRequest::JoinByCode { code: code.to_owned() })
+}
+
+fn decode_custom_data_set(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
+    let m = body(envelope.message_as_party_custom_data_set())?;
+    let scope = match m.scope() {
+        fb::PartyCustomDataScope::Global => CustomDataScope::Global,
+        fb::PartyCustomDataScope::Member => CustomDataScope::Member,
+        fb::PartyCustomDataScope::Unset => return Err(DecodeError::MissingField("scope")),
+        other => return Err(DecodeError::UnknownEnumValue { field: "scope", value: other.0.into() }),
+    };
+    // Absent is "": what clearing a string sends most cheaply.
+    let value = m.value().unwrap_or_default().to_owned();
+    lobby(LobbyRequest::CustomDataSet { party_id: party_id_from_wire(m.party_id())?, scope, value })
 }
 
 // ---- replies and events (client side) ----
@@ -183,6 +201,26 @@ fn decode_snapshot(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeE
     event(LobbyEvent::Snapshot(Box::new(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?)))
 }
 
+fn decode_custom_data_changed(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_custom_data_changed())?;
+    event(LobbyEvent::CustomDataChanged {
+        party_id: party_id_from_wire(m.party_id())?,
+        member: m.member().map(super::fields::decode_presence).transpose()?,
+        value: m.value().unwrap_or_default().to_owned(),
+        version: m.version(),
+    })
+}
+
+fn decode_attributes_updated(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
+    let m = body(envelope.message_as_party_attributes_updated())?;
+    event(LobbyEvent::AttributesUpdated {
+        party_id: party_id_from_wire(m.party_id())?,
+        attributes: m.attributes().unwrap_or(ATTRIBUTES_NONE).to_owned(),
+        timestamp: UnixMillis(m.timestamp()),
+        version: m.version(),
+    })
+}
+
 // ---- encoding ----
 
 fn reason_to_wire(reason: InvitationEndReason) -> fb::PartyInvitationEndReason {
@@ -229,6 +267,7 @@ impl Encoder {
                 );
                 (fb::Message::PartyCode, m.as_union_value())
             }
+            LobbyReply::ChatSent(message) => self.chat_sent(message),
         }
     }
 
@@ -281,6 +320,36 @@ impl Encoder {
                 let party = self.party_info(snapshot);
                 let m = fb::PartySnapshot::create(&mut self.builder, &fb::PartySnapshotArgs { party: Some(party) });
                 (fb::Message::PartySnapshot, m.as_union_value())
+            }
+            LobbyEvent::CustomDataChanged { party_id, member, value, version } => {
+                let member = member.as_ref().map(|m| self.presence(m));
+                let value = self.builder.create_string(value);
+                let id = party_id_to_wire(*party_id);
+                let m = fb::PartyCustomDataChanged::create(
+                    &mut self.builder,
+                    &fb::PartyCustomDataChangedArgs {
+                        party_id: Some(&id),
+                        member,
+                        value: Some(value),
+                        version: *version,
+                    },
+                );
+                (fb::Message::PartyCustomDataChanged, m.as_union_value())
+            }
+            LobbyEvent::ChatMessage(message) => self.chat_event(message),
+            LobbyEvent::AttributesUpdated { party_id, attributes, timestamp, version } => {
+                let attributes = self.builder.create_string(attributes);
+                let id = party_id_to_wire(*party_id);
+                let m = fb::PartyAttributesUpdated::create(
+                    &mut self.builder,
+                    &fb::PartyAttributesUpdatedArgs {
+                        party_id: Some(&id),
+                        attributes: Some(attributes),
+                        timestamp: timestamp.0,
+                        version: *version,
+                    },
+                );
+                (fb::Message::PartyAttributesUpdated, m.as_union_value())
             }
         }
     }
@@ -345,6 +414,20 @@ impl Encoder {
                 let m = fb::PartyJoinByCode::create(&mut self.builder, &fb::PartyJoinByCodeArgs { code: Some(code) });
                 (fb::Message::PartyJoinByCode, m.as_union_value())
             }
+            LobbyRequest::CustomDataSet { party_id, scope, value } => {
+                let value = self.builder.create_string(value);
+                let id = party_id_to_wire(*party_id);
+                let scope = match scope {
+                    CustomDataScope::Global => fb::PartyCustomDataScope::Global,
+                    CustomDataScope::Member => fb::PartyCustomDataScope::Member,
+                };
+                let m = fb::PartyCustomDataSet::create(
+                    &mut self.builder,
+                    &fb::PartyCustomDataSetArgs { party_id: Some(&id), scope, value: Some(value) },
+                );
+                (fb::Message::PartyCustomDataSet, m.as_union_value())
+            }
+            LobbyRequest::ChatSend { party_id, kind, body } => self.chat_send(*party_id, *kind, body),
         }
     }
 }
@@ -355,8 +438,8 @@ mod tests {
     use super::super::{decode_request as decode, decode_server_message as decode_server, verifier_options, ErrorCode};
     use super::*;
     use crate::core::{
-        CoreError, InviteStrategy, JoinStrategy, LobbySettings, PartyId, PartySnapshot, PartySummary, Presence,
-        SessionId, Username,
+        CoreError, InviteStrategy, JoinStrategy, LobbyData, LobbySettings, PartyId, PartySnapshot, PartySummary,
+        Presence, SessionId, Username,
     };
 
     const ID: PartyId = PartyId(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
@@ -386,6 +469,8 @@ mod tests {
                 lobby: LobbySettings {
                     join_strategy: JoinStrategy::InvitedOnly,
                     invite_strategy: InviteStrategy::LeaderOnly,
+                    name: "squad".into(),
+                    chat_enabled: true,
                 },
                 version: 7,
             },
@@ -406,6 +491,8 @@ mod tests {
             LobbyRequest::CodeGet { party_id: ID },
             LobbyRequest::CodeRegenerate { party_id: ID },
             LobbyRequest::JoinByCode { code: "abc234".into() },
+            LobbyRequest::CustomDataSet { party_id: ID, scope: CustomDataScope::Global, value: "{}".into() },
+            LobbyRequest::CustomDataSet { party_id: ID, scope: CustomDataScope::Member, value: String::new() },
         ];
         for request in requests {
             request_round_trips(Request::Lobby(request));
@@ -437,6 +524,11 @@ mod tests {
             lobby: LobbySettings {
                 join_strategy: JoinStrategy::FriendsOfMembers,
                 invite_strategy: InviteStrategy::AllMembers,
+                ..LobbySettings::default()
+            },
+            data: LobbyData {
+                member_custom_data: vec![(presence(3).session_id, "ready".into())],
+                ..LobbyData::default()
             },
             version: 42,
         };
@@ -475,6 +567,19 @@ mod tests {
                 reason: InvitationEndReason::PartyGone,
             },
             LobbyEvent::Snapshot(Box::new(snapshot)),
+            LobbyEvent::CustomDataChanged { party_id: ID, member: None, value: "g".into(), version: 43 },
+            LobbyEvent::CustomDataChanged {
+                party_id: ID,
+                member: Some(presence(3)),
+                value: String::new(),
+                version: 44,
+            },
+            LobbyEvent::AttributesUpdated {
+                party_id: ID,
+                attributes: r#"{"a":[1,2]}"#.into(),
+                timestamp: UnixMillis(5),
+                version: 45,
+            },
         ];
         let mut encoder = Encoder::new();
         for e in events {
@@ -522,6 +627,12 @@ mod tests {
             (CoreError::InvitationNotFound, ErrorCode::InvitationNotFound, 246),
             (CoreError::PartyCodeNotFound, ErrorCode::PartyCodeNotFound, 247),
             (CoreError::InvitationCancelNotAllowed, ErrorCode::InvitationCancelNotAllowed, 248),
+            (CoreError::PartyJoinBlocked, ErrorCode::PartyJoinBlocked, 260),
+            (CoreError::PartyNotFriendOfLeader, ErrorCode::PartyNotFriendOfLeader, 261),
+            (CoreError::PartyNotFriendOfMembers, ErrorCode::PartyNotFriendOfMembers, 262),
+            (CoreError::InviteeBlocked(UserId::new("eve")), ErrorCode::InviteeBlocked, 263),
+            (CoreError::PartyChatDisabled, ErrorCode::PartyChatDisabled, 264),
+            (CoreError::PartyNameDenied, ErrorCode::PartyNameDenied, 265),
         ];
         for (error, code, number) in cases {
             assert_eq!(code.number(), number);

@@ -6,7 +6,8 @@
 //! # Rooms
 //!
 //! - One file per message family, as the core has them: `connection.rs` (welcome, errors,
-//!   ping/pong), `party.rs`, `status.rs`, `search.rs`, `lobby.rs` (invitations, codes, snapshots). Each lists the union members it claims,
+//!   ping/pong), `party.rs`, `status.rs`, `search.rs`, `lobby.rs` (invitations, codes, custom
+//!   data, attributes, snapshots), `chat.rs` (party chat). Each lists the union members it claims,
 //!   with their decoders; `dispatch.rs` joins the lists into one table indexed by union tag, and a
 //!   test fails when a member of the schema's `Message` is claimed by no family or by two.
 //! - `envelope.rs`: the file identifier ("HUDL", written on every frame, optional on input) and
@@ -53,6 +54,7 @@
 #[allow(clippy::all, clippy::pedantic, unsafe_code, unsafe_op_in_unsafe_fn, non_camel_case_types, mismatched_lifetime_syntaxes)]
 #[rustfmt::skip]
 mod huddle_generated;
+mod chat;
 mod codec;
 mod connection;
 mod dispatch;

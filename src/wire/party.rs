@@ -9,8 +9,8 @@ use super::fields::{
 };
 use super::{fb, Body, DecodeError, Encoder, ServerMessage};
 use crate::core::{
-    Cid, Event, LobbySettings, LobbySettingsPatch, PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary,
-    RemovedReason, Reply, Request,
+    Cid, Event, LobbyData, LobbySettings, LobbySettingsPatch, PartyEvent, PartyReply, PartyRequest, PartySnapshot,
+    PartySummary, RemovedReason, Reply, Request, SessionId, UnixMillis, ATTRIBUTES_NONE,
 };
 use bytes::Bytes;
 
@@ -55,10 +55,12 @@ fn party(request: PartyRequest) -> Result<Request, DecodeError> {
 
 fn decode_create(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
     let m = body(envelope.message_as_party_create())?;
-    // L-4: an unset strategy is the default one.
+    // L-4: an unset strategy is the default one; L-6, L-7: no name, chat off unless given.
     let lobby = LobbySettings {
         join_strategy: join_strategy_from_wire(m.join_strategy(), "join_strategy")?.unwrap_or_default(),
         invite_strategy: invite_strategy_from_wire(m.invite_strategy(), "invite_strategy")?.unwrap_or_default(),
+        name: m.name().unwrap_or_default().to_owned(),
+        chat_enabled: m.chat_enabled(),
     };
     party(PartyRequest::Create {
         open: m.open(),
@@ -127,6 +129,8 @@ fn decode_update(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, Deco
         lobby: LobbySettingsPatch {
             join_strategy: join_strategy_from_wire(m.join_strategy(), "join_strategy")?,
             invite_strategy: invite_strategy_from_wire(m.invite_strategy(), "invite_strategy")?,
+            name: m.name().map(str::to_owned),
+            chat_enabled: toggle_from_wire(m.chat_enabled(), "chat_enabled")?,
         },
     })
 }
@@ -158,7 +162,24 @@ pub(super) fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnaps
         label: info.label().unwrap_or_default().to_owned(),
         leader: presence_from_wire(info.leader(), "leader")?,
         members: presences_from_wire(info.members())?,
-        lobby: lobby_settings_from_wire(info.join_strategy(), info.invite_strategy())?,
+        lobby: lobby_settings_from_wire(
+            info.join_strategy(),
+            info.invite_strategy(),
+            info.name(),
+            info.chat_enabled(),
+        )?,
+        data: LobbyData {
+            custom_data: info.custom_data().unwrap_or_default().to_owned(),
+            member_custom_data: info
+                .member_custom_data()
+                .iter()
+                .flatten()
+                .map(|m| (SessionId::from_wire(m.session_id()), m.value().unwrap_or_default().to_owned()))
+                .collect(),
+            // Absent: the empty object, as before any write (the server leaves it out then).
+            attributes: info.attributes().unwrap_or(ATTRIBUTES_NONE).to_owned(),
+            attributes_timestamp: UnixMillis(info.attributes_timestamp()),
+        },
         version: info.version(),
     })
 }
@@ -172,7 +193,7 @@ pub(super) fn party_summary_from_wire(s: fb::PartySummary<'_>) -> Result<PartySu
         member_count: s.member_count(),
         label: s.label().unwrap_or_default().to_owned(),
         leader: presence_from_wire(s.leader(), "leader")?,
-        lobby: lobby_settings_from_wire(s.join_strategy(), s.invite_strategy())?,
+        lobby: lobby_settings_from_wire(s.join_strategy(), s.invite_strategy(), s.name(), s.chat_enabled())?,
         version: s.version(),
     })
 }
@@ -269,7 +290,7 @@ fn decode_updated(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeEr
         hidden: m.hidden(),
         max_size: m.max_size(),
         label: m.label().unwrap_or_default().to_owned(),
-        lobby: lobby_settings_from_wire(m.join_strategy(), m.invite_strategy())?,
+        lobby: lobby_settings_from_wire(m.join_strategy(), m.invite_strategy(), m.name(), m.chat_enabled())?,
         version: m.version(),
     })
 }
@@ -297,6 +318,26 @@ impl Encoder {
         let leader = self.presence(&snapshot.leader);
         let members = self.presences(&snapshot.members);
         let party_id = party_id_to_wire(snapshot.party_id);
+        let (lobby, data) = (&snapshot.lobby, &snapshot.data);
+        // Absent fields cost nothing: a party without a name or custom data writes none.
+        let name = (!lobby.name.is_empty()).then(|| self.builder.create_string(&lobby.name));
+        let custom_data = (!data.custom_data.is_empty()).then(|| self.builder.create_string(&data.custom_data));
+        let member_custom_data = (!data.member_custom_data.is_empty()).then(|| {
+            let offsets: Vec<_> = data
+                .member_custom_data
+                .iter()
+                .map(|(session, value)| {
+                    let value = self.builder.create_string(value);
+                    fb::PartyMemberCustomData::create(
+                        &mut self.builder,
+                        &fb::PartyMemberCustomDataArgs { session_id: session.to_wire(), value: Some(value) },
+                    )
+                })
+                .collect();
+            self.builder.create_vector(&offsets)
+        });
+        // Absent reads as the empty object (what a party holds before the first write).
+        let attributes = (data.attributes != ATTRIBUTES_NONE).then(|| self.builder.create_string(&data.attributes));
         fb::PartyInfo::create(
             &mut self.builder,
             &fb::PartyInfoArgs {
@@ -308,8 +349,14 @@ impl Encoder {
                 leader: Some(leader),
                 members: Some(members),
                 version: snapshot.version,
-                join_strategy: join_strategy_to_wire(snapshot.lobby.join_strategy),
-                invite_strategy: invite_strategy_to_wire(snapshot.lobby.invite_strategy),
+                join_strategy: join_strategy_to_wire(lobby.join_strategy),
+                invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
+                name,
+                chat_enabled: lobby.chat_enabled,
+                custom_data,
+                member_custom_data,
+                attributes,
+                attributes_timestamp: data.attributes_timestamp.0,
             },
         )
     }
@@ -321,6 +368,7 @@ impl Encoder {
         let label = self.builder.create_string(&summary.label);
         let leader = self.presence(&summary.leader);
         let party_id = party_id_to_wire(summary.party_id);
+        let name = (!summary.lobby.name.is_empty()).then(|| self.builder.create_string(&summary.lobby.name));
         fb::PartySummary::create(
             &mut self.builder,
             &fb::PartySummaryArgs {
@@ -334,6 +382,8 @@ impl Encoder {
                 version: summary.version,
                 join_strategy: join_strategy_to_wire(summary.lobby.join_strategy),
                 invite_strategy: invite_strategy_to_wire(summary.lobby.invite_strategy),
+                name,
+                chat_enabled: summary.lobby.chat_enabled,
             },
         )
     }
@@ -434,6 +484,7 @@ impl Encoder {
             }
             PartyEvent::Updated { party_id, open, hidden, max_size, label, lobby, version } => {
                 let label = self.builder.create_string(label);
+                let name = (!lobby.name.is_empty()).then(|| self.builder.create_string(&lobby.name));
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyUpdated::create(
                     &mut self.builder,
@@ -446,6 +497,8 @@ impl Encoder {
                         join_strategy: join_strategy_to_wire(lobby.join_strategy),
                         invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
                         version: *version,
+                        name,
+                        chat_enabled: lobby.chat_enabled,
                     },
                 );
                 (fb::Message::PartyUpdated, m.as_union_value())
@@ -463,6 +516,7 @@ impl Encoder {
         match request {
             PartyRequest::Create { open, max_size, label, hidden, lobby } => {
                 let label = self.builder.create_string(label);
+                let name = (!lobby.name.is_empty()).then(|| self.builder.create_string(&lobby.name));
                 let m = fb::PartyCreate::create(
                     &mut self.builder,
                     &fb::PartyCreateArgs {
@@ -472,6 +526,8 @@ impl Encoder {
                         hidden: *hidden,
                         join_strategy: join_strategy_to_wire(lobby.join_strategy),
                         invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
+                        name,
+                        chat_enabled: lobby.chat_enabled,
                     },
                 );
                 (fb::Message::PartyCreate, m.as_union_value())
@@ -537,6 +593,7 @@ impl Encoder {
             }
             PartyRequest::Update { party_id, open, hidden, label, lobby } => {
                 let label = label.as_deref().map(|l| self.builder.create_string(l));
+                let name = lobby.name.as_deref().map(|n| self.builder.create_string(n));
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyUpdate::create(
                     &mut self.builder,
@@ -549,6 +606,8 @@ impl Encoder {
                         invite_strategy: lobby
                             .invite_strategy
                             .map_or(fb::PartyInviteStrategy::Unset, invite_strategy_to_wire),
+                        name,
+                        chat_enabled: toggle_to_wire(lobby.chat_enabled),
                     },
                 );
                 (fb::Message::PartyUpdate, m.as_union_value())
@@ -602,9 +661,22 @@ mod tests {
             lobby: LobbySettings {
                 join_strategy: JoinStrategy::NotAllowed,
                 invite_strategy: InviteStrategy::AllMembers,
+                name: "Ünïcode squad".into(),
+                chat_enabled: true,
+            },
+            data: LobbyData {
+                custom_data: r#"{"ready":2}"#.into(),
+                member_custom_data: vec![(presence(1).session_id, "r".into()), (presence(3).session_id, "ß".into())],
+                attributes: r#"{"map":"dust"}"#.into(),
+                attributes_timestamp: UnixMillis(1_767_225_600_123),
             },
             version: 9,
         }
+    }
+
+    /// A snapshot with nothing of Lobby II set: the absent fields read back as the defaults.
+    fn plain_snapshot() -> PartySnapshot {
+        PartySnapshot { lobby: LobbySettings::default(), data: LobbyData::default(), ..snapshot() }
     }
 
     #[test]
@@ -618,7 +690,16 @@ mod tests {
                 lobby: LobbySettings {
                     join_strategy: JoinStrategy::InvitedOnly,
                     invite_strategy: InviteStrategy::LeaderOnly,
+                    name: "name".into(),
+                    chat_enabled: true,
                 },
+            },
+            PartyRequest::Create {
+                open: false,
+                max_size: 2,
+                label: String::new(),
+                hidden: true,
+                lobby: LobbySettings::default(),
             },
             PartyRequest::Join { party_id: ID },
             PartyRequest::JoinRequests { party_id: ID },
@@ -648,14 +729,24 @@ mod tests {
                 open: None,
                 hidden: None,
                 label: None,
-                lobby: LobbySettingsPatch { join_strategy: Some(JoinStrategy::NotAllowed), invite_strategy: None },
+                lobby: LobbySettingsPatch {
+                    join_strategy: Some(JoinStrategy::NotAllowed),
+                    name: Some(String::new()),
+                    chat_enabled: Some(false),
+                    ..LobbySettingsPatch::default()
+                },
             },
             PartyRequest::Update {
                 party_id: ID,
                 open: None,
                 hidden: None,
                 label: None,
-                lobby: LobbySettingsPatch { join_strategy: None, invite_strategy: Some(InviteStrategy::LeaderOnly) },
+                lobby: LobbySettingsPatch {
+                    invite_strategy: Some(InviteStrategy::LeaderOnly),
+                    name: Some("x".into()),
+                    chat_enabled: Some(true),
+                    ..LobbySettingsPatch::default()
+                },
             },
             PartyRequest::Get { party_id: ID },
             PartyRequest::MyParties,
@@ -701,11 +792,19 @@ mod tests {
         };
         let replies = vec![
             PartyReply::Info(Box::new(snapshot())),
+            PartyReply::Info(Box::new(plain_snapshot())),
             PartyReply::JoinPending { party_id: ID },
             PartyReply::JoinRequests { party_id: ID, presences: vec![presence(7), presence(8)] },
             PartyReply::JoinRequests { party_id: ID, presences: vec![] },
             PartyReply::Ok { party_id: ID },
-            PartyReply::MyParties(vec![summary.clone(), PartySummary { party_id: PartyId(1), ..summary }]),
+            PartyReply::MyParties(vec![
+                summary.clone(),
+                PartySummary {
+                    party_id: PartyId(1),
+                    lobby: LobbySettings { name: "n".into(), chat_enabled: true, ..LobbySettings::default() },
+                    ..summary
+                },
+            ]),
             PartyReply::MyParties(vec![]),
         ];
         for reply in replies {
@@ -735,6 +834,8 @@ mod tests {
                 lobby: LobbySettings {
                     join_strategy: JoinStrategy::FriendsOfLeader,
                     invite_strategy: InviteStrategy::LeaderOnly,
+                    name: "n".into(),
+                    chat_enabled: true,
                 },
                 version: u64::MAX,
             },

@@ -49,6 +49,7 @@ fn decode_search_result(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, De
             max_size: l.max_size(),
             member_count: l.member_count(),
             label: l.label().unwrap_or_default().to_owned(),
+            name: l.name().unwrap_or_default().to_owned(),
             version: l.version(),
         });
     }
@@ -79,6 +80,7 @@ impl Encoder {
             .iter()
             .map(|listing| {
                 let label = self.builder.create_string(&listing.label);
+                let name = (!listing.name.is_empty()).then(|| self.builder.create_string(&listing.name));
                 let party_id = party_id_to_wire(listing.party_id);
                 fb::PartyListing::create(
                     &mut self.builder,
@@ -89,6 +91,7 @@ impl Encoder {
                         member_count: listing.member_count,
                         label: Some(label),
                         version: listing.version,
+                        name,
                     },
                 )
             })
@@ -143,6 +146,7 @@ mod tests {
                         max_size: 8,
                         member_count: 3,
                         label: r#"{"a":1}"#.into(),
+                        name: "the crew".into(),
                         version: 3,
                     },
                     PartyListing {
@@ -151,6 +155,7 @@ mod tests {
                         max_size: 256,
                         member_count: 256,
                         label: "".into(),
+                        name: String::new(),
                         version: u64::MAX,
                     },
                 ],

@@ -150,3 +150,36 @@ pub fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &s
         other => panic!("{name}: not a single value: {other:?}"),
     }
 }
+
+/// An admin API answer read as JSON: the status and the body (`null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error body's `code`.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_else(|| panic!("no error code in {}", self.body))
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_else(|| panic!("no error message in {}", self.body))
+    }
+}
+
+/// `METHOD path` with `body` (JSON text) and the admin key, on a connection of its own.
+pub fn admin(server: &TestServer, method: &str, path: &str, body: &str) -> Answer {
+    admin_with_key(server, method, path, body, GOOD)
+}
+
+pub fn admin_with_key(server: &TestServer, method: &str, path: &str, body: &str, key: Option<&str>) -> Answer {
+    let response = Http::connect(server).request(method, path, key, (!body.is_empty()).then_some(body));
+    let body = if response.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&response.body).unwrap_or_else(|_| Value::String(response.text()))
+    };
+    Answer { status: response.status, body }
+}

@@ -57,13 +57,29 @@ impl TestServer {
     }
 
     fn with_config(limits: Limits, admin: Option<AdminConfig>, history_file: Option<std::path::PathBuf>) -> TestServer {
-        let config = ServerConfig {
+        TestServer::with_server_config(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             limits,
             token_key: TokenKey::new(KEY),
             admin,
+            name_deny_list: None,
             history_file,
-        };
+        })
+    }
+
+    /// A server with the admin API and a name deny-list file (SPEC L-7).
+    pub fn with_name_deny_list(limits: Limits, path: &std::path::Path) -> TestServer {
+        TestServer::with_server_config(ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            limits,
+            token_key: TokenKey::new(KEY),
+            admin: Some(admin_config()),
+            name_deny_list: Some(path.to_owned()),
+            history_file: None,
+        })
+    }
+
+    fn with_server_config(config: ServerConfig) -> TestServer {
         let server = Server::bind(config).expect("bind 127.0.0.1:0");
         let handle = server.handle();
         let addr = handle.local_addr().to_string();

@@ -129,34 +129,28 @@ export const ACTIONS: readonly Action[] = [
       { name: 'joinStrategy', label: 'Who may join', kind: 'select', options: JOIN_STRATEGIES, value: 'Public', narrow: true },
       { name: 'inviteStrategy', label: 'Who may invite', kind: 'select', options: INVITE_STRATEGIES, value: 'AllMembers', narrow: true },
       { name: 'maxSize', label: 'Max size', kind: 'number', value: '4', min: 1, max: 256, required: true, narrow: true },
+      { name: 'name', label: 'Name (optional, not unique)', kind: 'text', placeholder: 'Friday squad' },
       { name: 'open', label: 'open (join without asking)', kind: 'checkbox', value: true },
       { name: 'hidden', label: 'hidden from search', kind: 'checkbox', value: false },
+      { name: 'chatEnabled', label: 'chat enabled', kind: 'checkbox', value: false },
     ],
     submit: 'Create',
     hint: 'Invitations and codes get past every join strategy but "not allowed".',
     async run(ctx, v) {
       const label = text(v, 'label');
+      const name = text(v, 'name');
       const reply = await ctx.request('partyCreate', {
         open: flag(v, 'open'),
         maxSize: integer(v, 'maxSize') ?? 0,
         hidden: flag(v, 'hidden'),
+        chatEnabled: flag(v, 'chatEnabled'),
         ...(label === '' ? {} : { label }),
+        ...(name === '' ? {} : { name }),
         ...strategies(v),
       });
       ctx.lobby.upsert(reply);
       return `created party ${reply.partyId}`;
     },
-  },
-  {
-    id: 'create-lobby',
-    group: 'Create',
-    title: 'Name and chat',
-    fields: [
-      { name: 'name', label: 'Name', kind: 'text' },
-      { name: 'chat', label: 'chat enabled', kind: 'checkbox', value: false },
-    ],
-    submit: 'Create',
-    slot: 'Party names and chat arrive with Lobby II (SPEC L-6, L-7).',
   },
   {
     id: 'search',
@@ -224,9 +218,31 @@ export const ACTIONS: readonly Action[] = [
     id: 'chat',
     group: 'In a party',
     title: 'Chat',
-    fields: [party(false), { name: 'body', label: 'Message', kind: 'text' }],
+    fields: [party(), { name: 'body', label: 'Message', kind: 'text', placeholder: 'gl hf', required: true }],
     submit: 'Send',
-    slot: 'Party chat arrives with Lobby II (SPEC L-6).',
+    hint: 'The leader turns chat on (create or update). 5 messages per 10 s; the others see it on the card.',
+    async run(ctx, v) {
+      const reply = await ctx.request('partyChatSend', { partyId: text(v, 'partyId'), body: String(v['body'] ?? '') });
+      ctx.lobby.chat(reply.message);
+      return `sent #${reply.message.sequence}`;
+    },
+  },
+  {
+    id: 'custom-data',
+    group: 'In a party',
+    title: 'Custom data (ready, votes)',
+    fields: [
+      party(),
+      { name: 'scope', label: 'Whose', kind: 'select', options: [['Member', 'mine'], ['Global', "the party's (leader)"]], narrow: true },
+      { name: 'value', label: 'Value ("" clears)', kind: 'text', placeholder: 'ready', narrow: true },
+    ],
+    submit: 'Set',
+    hint: 'Every member sees it on the card.',
+    async run(ctx, v) {
+      const scope = text(v, 'scope') === 'Global' ? 'Global' : 'Member';
+      await ctx.request('partyCustomDataSet', { partyId: text(v, 'partyId'), scope, value: String(v['value'] ?? '') });
+      return scope === 'Global' ? 'party data set' : 'your data set';
+    },
   },
   {
     id: 'invite',
@@ -251,19 +267,26 @@ export const ACTIONS: readonly Action[] = [
       { name: 'hidden', label: 'Hidden', kind: 'select', options: TRISTATE, narrow: true },
       { name: 'joinStrategy', label: 'Who may join', kind: 'select', options: [KEEP, ...JOIN_STRATEGIES], narrow: true },
       { name: 'inviteStrategy', label: 'Who may invite', kind: 'select', options: [KEEP, ...INVITE_STRATEGIES], narrow: true },
+      { name: 'chatEnabled', label: 'Chat', kind: 'select', options: TRISTATE, narrow: true },
+      { name: 'name', label: 'New name (empty: keep)', kind: 'text', narrow: true },
       { name: 'label', label: 'New label (empty: keep)', kind: 'text', mono: true },
       { name: 'clearLabel', label: 'clear the label', kind: 'checkbox', value: false },
+      { name: 'clearName', label: 'clear the name', kind: 'checkbox', value: false },
     ],
     submit: 'Update',
     async run(ctx, v) {
       const open = tristate(v, 'open');
       const hidden = tristate(v, 'hidden');
+      const chatEnabled = tristate(v, 'chatEnabled');
       const label = flag(v, 'clearLabel') ? '' : text(v, 'label') || undefined;
+      const name = flag(v, 'clearName') ? '' : text(v, 'name') || undefined;
       await ctx.request('partyUpdate', {
         partyId: text(v, 'partyId'),
         ...(open === undefined ? {} : { open }),
         ...(hidden === undefined ? {} : { hidden }),
+        ...(chatEnabled === undefined ? {} : { chatEnabled }),
         ...(label === undefined ? {} : { label }),
+        ...(name === undefined ? {} : { name }),
         ...strategies(v),
       });
       return 'updated';

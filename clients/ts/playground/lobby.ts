@@ -3,7 +3,7 @@
 // members sent), this user's pending invitations, its followed users' statuses, and the last
 // search. Replies and events update the state; each change redraws the part it touched.
 
-import type { Inbound, InviteStrategyName, JoinStrategyName, Party, PartyInvitation, PartySearchArgs, Presence, RequestArgs, RequestName, RequestReply, StatusPresence } from '../src/index.js';
+import type { ChatMessage, Inbound, InviteStrategyName, JoinStrategyName, Party, PartyInvitation, PartySearchArgs, Presence, RequestArgs, RequestName, RequestReply, StatusPresence } from '../src/index.js';
 import { button, h } from './dom.js';
 import { errorText, shortId, spaced, timeOfDay, who } from './format.js';
 
@@ -33,7 +33,18 @@ interface PartyView {
   code: string | null;
   /** Pending invitations the members sent, by invitee user id (from `partyInvitationSent`). */
   invited: Map<string, { inviter: Presence; expiresAt: bigint }>;
+  /** Lobby II: the name (L-7), the chat flag (L-6), custom data (L-5: the global string and each
+   *  member's by session id), attributes (L-8, JSON text), the last chat lines (newest last). */
+  name: string;
+  chatEnabled: boolean;
+  customData: string;
+  memberCustomData: Map<bigint, string>;
+  attributes: string;
+  chat: ChatMessage[];
 }
+
+/** Chat lines a card keeps. */
+const CHAT_LINES_KEPT = 8;
 
 export interface LobbyElements {
   parties: HTMLElement;
@@ -109,6 +120,12 @@ export class Lobby {
       inviteStrategy: party.inviteStrategy,
       code: known?.code ?? null,
       invited: known?.invited ?? new Map(),
+      name: party.name,
+      chatEnabled: party.chatEnabled,
+      customData: party.customData,
+      memberCustomData: new Map(party.memberCustomData.map((m) => [m.sessionId, m.value])),
+      attributes: party.attributes,
+      chat: known?.chat ?? [],
     });
     this.#current ??= party.partyId;
     if (known === undefined || known.pending) this.#current = party.partyId;
@@ -135,6 +152,13 @@ export class Lobby {
   forget(partyId: string, why: string): void {
     if (this.#parties.delete(partyId)) this.notice(`Left party ${shortId(partyId)}: ${why}.`, 'info');
     this.#partiesChanged();
+  }
+
+  /** A chat message: this session's own (from the reply) or another member's (the event). */
+  chat(message: ChatMessage): void {
+    this.#update(message.partyId, (p) => {
+      p.chat = [...p.chat, message].slice(-CHAT_LINES_KEPT);
+    });
   }
 
   /** Search results with a Join button each. */
@@ -208,8 +232,20 @@ export class Lobby {
             label: message.label,
             joinStrategy: message.joinStrategy,
             inviteStrategy: message.inviteStrategy,
+            name: message.name,
+            chatEnabled: message.chatEnabled,
           }),
         );
+      case 'partyCustomDataChanged':
+        return this.#versioned(message.partyId, message.version, (p) => {
+          if (message.member === null) p.customData = message.value;
+          else if (message.value === '') p.memberCustomData.delete(message.member.sessionId);
+          else p.memberCustomData.set(message.member.sessionId, message.value);
+        });
+      case 'partyAttributesUpdated':
+        return this.#versioned(message.partyId, message.version, (p) => (p.attributes = message.attributes));
+      case 'partyChatMessage':
+        return this.chat(message);
       case 'partyJoinRequest':
         return this.#update(message.partyId, (p) => (p.requests = [...p.requests, ...message.presences.filter((n) => !p.requests.some((r) => sameSession(r, n)))]));
       case 'partyJoined':
@@ -274,6 +310,12 @@ export class Lobby {
       inviteStrategy: 'AllMembers',
       code: null,
       invited: new Map(),
+      name: '',
+      chatEnabled: false,
+      customData: '',
+      memberCustomData: new Map(),
+      attributes: '{}',
+      chat: [],
     });
     this.#partiesChanged();
   }
@@ -358,7 +400,7 @@ export class Lobby {
       h(
         'div',
         { class: 'party-head' },
-        h('h3', { text: p.label ? `Party ${labelTitle(p.label)}` : 'Party' }),
+        h('h3', { class: 'party-name', text: p.name || (p.label ? `Party ${labelTitle(p.label)}` : 'Party') }),
         h('span', { class: 'party-id', text: p.partyId, attrs: { 'aria-label': 'party id' } }),
       ),
       h(
@@ -367,6 +409,7 @@ export class Lobby {
         p.pending ? h('span', { class: 'badge pending', text: 'join requested: waiting for the leader' }) : null,
         p.pending ? null : h('span', { class: p.open ? 'tag on' : 'tag', text: p.open ? 'open' : 'closed' }),
         p.hidden ? h('span', { class: 'tag', text: 'hidden' }) : null,
+        p.chatEnabled ? h('span', { class: 'tag on', text: 'chat on' }) : null,
         p.pending ? null : h('span', { class: 'tag', text: `${p.members.length}/${p.maxSize} members` }),
         p.pending ? null : h('span', { class: 'tag version', text: `v${p.version}`, title: 'version (SPEC L-9): +1 per change of what a member sees' }),
         p.partyId === this.#current ? h('span', { class: 'tag on', text: 'selected in the forms' }) : null,
@@ -395,6 +438,10 @@ export class Lobby {
           h('dd', { class: 'strategy', data: { strategy: 'join' }, text: spaced(p.joinStrategy) }),
           h('dt', { text: 'who invites' }),
           h('dd', { class: 'strategy', data: { strategy: 'invite' }, text: spaced(p.inviteStrategy) }),
+          h('dt', { text: 'party data' }),
+          h('dd', { class: 'custom-data', data: { customData: 'global' }, text: p.customData || '—' }),
+          h('dt', { text: 'attributes' }),
+          h('dd', { class: 'mono attributes', text: p.attributes === '{}' ? '—' : p.attributes, title: 'written by the game backend (admin API)' }),
         ),
         h(
           'ul',
@@ -406,12 +453,33 @@ export class Lobby {
               'li',
               { data: { userId: m.userId, sessionId: String(m.sessionId) } },
               h('span', { class: 'who' }, who(m), ' ', h('small', { text: `#${m.sessionId}` })),
+              p.memberCustomData.has(m.sessionId) ? h('span', { class: 'badge custom', data: { customData: 'member' }, text: p.memberCustomData.get(m.sessionId) ?? '' }) : null,
               isLeader ? h('span', { class: 'badge leader', text: '★ leader' }) : null,
               isMe ? h('span', { class: 'badge you', text: 'you' }) : null,
               leading && !isMe ? button('Promote', act(() => request('partyPromote', { partyId: p.partyId, presence: m })), 'secondary small', { action: 'promote' }) : null,
               leading && !isMe ? button('Kick', act(() => request('partyRemove', { partyId: p.partyId, presence: m })), 'danger small', { action: 'kick' }) : null,
             );
           }),
+        ),
+      );
+    }
+    if (p.chat.length > 0) {
+      card.append(
+        h('h3', { text: 'Chat' }),
+        h(
+          'ul',
+          { class: 'plain chat', attrs: { 'aria-label': 'chat' } },
+          ...p.chat.map((c) =>
+            h(
+              'li',
+              { data: { sequence: String(c.sequence) } },
+              h('small', { class: 'muted', text: timeOfDay(c.sentAt) }),
+              ' ',
+              h('strong', { text: who(c.sender) }),
+              ' ',
+              h('span', { class: 'chat-body', text: c.kind === 'Text' ? new TextDecoder().decode(c.body) : `(${c.body.length} custom bytes)` }),
+            ),
+          ),
         ),
       );
     }

@@ -39,7 +39,7 @@ export const SUMMARIES: Summaries = {
   partyData: (m) => `${who(m.sender)} → op ${m.opCode}: ${bytesText(m.data)}`,
   partyUpdated: (m) =>
     `party ${shortId(m.partyId)} v${m.version}: ${m.open ? 'open' : 'closed'}${m.hidden ? ', hidden' : ''}, max ${m.maxSize}, label ${m.label || '—'}, ` +
-    `joins: ${spaced(m.joinStrategy)}, invites: ${spaced(m.inviteStrategy)}`,
+    `joins: ${spaced(m.joinStrategy)}, invites: ${spaced(m.inviteStrategy)}, name ${m.name || '—'}, chat ${m.chatEnabled ? 'on' : 'off'}`,
   partyJoined: (m) => `${snapshot(m.party)}: accepted`,
   statusUpdated: () => '',
   statusFollowed: (m) => list(m.presences.map((p) => `${who(p.presence)}: ${p.status || '(online)'}`)),
@@ -58,6 +58,10 @@ export const SUMMARIES: Summaries = {
   partyInvitationRejected: (m) => `party ${shortId(m.partyId)}: ${m.invitee} rejected the invitation`,
   partyInvitationEnded: (m) => `party ${shortId(m.partyId)}: ${m.invitee}'s invitation ended: ${spaced(m.reason)}`,
   partySnapshot: (m) => snapshot(m.party),
+  partyChatSent: (m) => `party ${shortId(m.message.partyId)}: sent #${m.message.sequence}`,
+  partyChatMessage: (m) => `party ${shortId(m.partyId)} #${m.sequence} ${who(m.sender)}: ${m.kind === 'Text' ? bytesText(m.body) : `${m.body.length} custom bytes`}`,
+  partyCustomDataChanged: (m) => `party ${shortId(m.partyId)} v${m.version}: ${m.member === null ? "the party's data" : `${who(m.member)}'s data`} is ${m.value === '' ? '(cleared)' : `"${m.value}"`}`,
+  partyAttributesUpdated: (m) => `party ${shortId(m.partyId)} v${m.version}: attributes ${m.attributes} (at ${m.timestamp})`,
 };
 
 /** The summary of any server message. */

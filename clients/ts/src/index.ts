@@ -21,6 +21,8 @@ export { isPartyId, partyIdFromHex, partyIdToHex } from './ids.js';
 export type { PartyIdHex } from './ids.js';
 export { decodeFrame, INBOUND } from './messages.js';
 export type {
+  ChatKindName,
+  ChatMessage,
   EnumName,
   Frame,
   Inbound,
@@ -29,6 +31,7 @@ export type {
   InvitationEndReasonName,
   InviteStrategyName,
   JoinStrategyName,
+  MemberCustomData,
   Party,
   PartyInvitation,
   PartyListing,
@@ -39,9 +42,14 @@ export type {
 } from './messages.js';
 export { REQUESTS } from './requests.js';
 export type {
+  ChatKind,
+  CustomDataScope,
   InviteStrategy,
   JoinStrategy,
+  LobbyCreateArgs,
+  PartyChatSendArgs,
   PartyCreateArgs,
+  PartyCustomDataSetArgs,
   PartyDataArgs,
   PartyInvitationCancelArgs,
   PartyInviteArgs,

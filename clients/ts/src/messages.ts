@@ -35,6 +35,37 @@ export interface Party {
   version: bigint;
   joinStrategy: JoinStrategyName;
   inviteStrategy: InviteStrategyName;
+  /** L-7: "" for none. */
+  name: string;
+  /** L-6: whether members may chat. */
+  chatEnabled: boolean;
+  /** L-5: the global custom data (the leader writes it), "" until written. */
+  customData: string;
+  /** L-5: each member's own custom data, for the members that wrote one, in join order. */
+  memberCustomData: MemberCustomData[];
+  /** L-8: the game backend's attributes, a JSON object as text ("{}" until written). */
+  attributes: string;
+  /** L-8: the Unix-ms timestamp of the attributes' write (0n until written). */
+  attributesTimestamp: bigint;
+}
+
+/** A member's custom data string in a snapshot (SPEC L-5): the member by its session id. */
+export interface MemberCustomData {
+  sessionId: bigint;
+  value: string;
+}
+
+/** A party chat message (SPEC L-6): the sender's reply and every other member's event. */
+export interface ChatMessage {
+  partyId: PartyIdHex;
+  sender: Presence;
+  kind: ChatKindName;
+  /** A view of the received frame (no copy); `new TextDecoder().decode(body)` for `Text`. */
+  body: Uint8Array;
+  /** Per party, from 1n, +1 per message. */
+  sequence: bigint;
+  /** Server time, Unix ms; never earlier than the party's previous message. */
+  sentAt: bigint;
 }
 
 /** A party without its members (the `partyMyList` reply; the party an invitation is for). */
@@ -49,6 +80,10 @@ export interface PartySummary {
   version: bigint;
   joinStrategy: JoinStrategyName;
   inviteStrategy: InviteStrategyName;
+  /** L-7: "" for none. */
+  name: string;
+  /** L-6. */
+  chatEnabled: boolean;
 }
 
 /** One party in a search result. */
@@ -59,6 +94,8 @@ export interface PartyListing {
   memberCount: number;
   label: string;
   version: bigint;
+  /** L-7: "" for none (searchable as the keyword field `name`). */
+  name: string;
 }
 
 /** A pending invitation as the invitee sees it (SPEC L-2). */
@@ -88,6 +125,8 @@ export type InvitationEndReasonName = EnumName<typeof fb.PartyInvitationEndReaso
 export type JoinStrategyName = EnumName<typeof fb.PartyJoinStrategy>;
 /** Who may invite (SPEC L-4): `AllMembers` or `LeaderOnly`. */
 export type InviteStrategyName = EnumName<typeof fb.PartyInviteStrategy>;
+/** What a chat message carries (SPEC L-6): `Text` or `Custom`. */
+export type ChatKindName = EnumName<typeof fb.PartyChatKind>;
 
 /** The body of every message the server sends, by its `type`. */
 export interface InboundBodies {
@@ -119,6 +158,10 @@ export interface InboundBodies {
     label: string;
     joinStrategy: JoinStrategyName;
     inviteStrategy: InviteStrategyName;
+    /** L-7: "" for none. */
+    name: string;
+    /** L-6. */
+    chatEnabled: boolean;
     version: bigint;
   };
   partyJoined: { party: Party };
@@ -142,6 +185,14 @@ export interface InboundBodies {
   partyInvitationEnded: { partyId: PartyIdHex; invitee: string; reason: InvitationEndReasonName; reasonCode: number };
   /** With `snapshots: true`: the whole party after the delta events of every change (L-9). */
   partySnapshot: { party: Party };
+  /** Reply to `partyChatSend`: the message as the other members receive it (L-6). */
+  partyChatSent: { message: ChatMessage };
+  /** To every member session, the writer's included (L-5): `member` null for the global string, else whose string changed. */
+  partyCustomDataChanged: { partyId: PartyIdHex; member: Presence | null; value: string; version: bigint };
+  /** To every *other* member session (L-6): a chat message. */
+  partyChatMessage: ChatMessage;
+  /** To every member session (L-8): the game backend wrote the party's attributes (a JSON object as text). */
+  partyAttributesUpdated: { partyId: PartyIdHex; attributes: string; timestamp: bigint; version: bigint };
 }
 
 export type InboundName = keyof InboundBodies;
@@ -211,6 +262,23 @@ function strategies(m: { joinStrategy(): fb.PartyJoinStrategy; inviteStrategy():
   return { joinStrategy: enumName(fb.PartyJoinStrategy, m.joinStrategy()), inviteStrategy: enumName(fb.PartyInviteStrategy, m.inviteStrategy()) };
 }
 
+/** The chat flag and name summaries and update events carry (L-6, L-7). */
+function lobby(m: { name(): string | null; chatEnabled(): boolean }) {
+  return { name: m.name() ?? '', chatEnabled: m.chatEnabled() };
+}
+
+function chatMessage(item: fb.PartyChatMessage | null): ChatMessage {
+  const m = required(item, 'message');
+  return {
+    partyId: partyId(m.partyId()),
+    sender: presence(m.sender(), 'sender'),
+    kind: enumName(fb.PartyChatKind, m.kind()),
+    body: m.bodyArray() ?? new Uint8Array(0),
+    sequence: m.sequence(),
+    sentAt: m.sentAt(),
+  };
+}
+
 function party(p: fb.PartyInfo): Party {
   return {
     partyId: partyId(p.partyId()),
@@ -222,6 +290,14 @@ function party(p: fb.PartyInfo): Party {
     members: presences(p.membersLength(), (i) => p.members(i)),
     version: p.version(),
     ...strategies(p),
+    ...lobby(p),
+    customData: p.customData() ?? '',
+    memberCustomData: list(p.memberCustomDataLength(), (i) => p.memberCustomData(i), (item) => {
+      const m = required(item, 'member_custom_data[]');
+      return { sessionId: m.sessionId(), value: m.value() ?? '' };
+    }),
+    attributes: p.attributes() ?? '{}',
+    attributesTimestamp: p.attributesTimestamp(),
   };
 }
 
@@ -237,6 +313,7 @@ function summary(item: fb.PartySummary | null, field: string): PartySummary {
     leader: presence(s.leader(), 'leader'),
     version: s.version(),
     ...strategies(s),
+    ...lobby(s),
   };
 }
 
@@ -300,6 +377,7 @@ export const INBOUND: { readonly [K in InboundName]: InboundSpec<InboundBodies[K
     maxSize: m.maxSize(),
     label: m.label() ?? '',
     ...strategies(m),
+    ...lobby(m),
     version: m.version(),
   })),
   partyJoined: inbound(fb.Message.PartyJoined, fb.PartyJoined, (m) => ({ party: party(required(m.party(), 'party')) })),
@@ -315,7 +393,15 @@ export const INBOUND: { readonly [K in InboundName]: InboundSpec<InboundBodies[K
   partySearchResult: inbound(fb.Message.PartySearchResult, fb.PartySearchResult, (m) => ({
     parties: list(m.partiesLength(), (i) => m.parties(i), (item) => {
       const l = required(item, 'parties[]');
-      return { partyId: partyId(l.partyId()), open: l.open(), maxSize: l.maxSize(), memberCount: l.memberCount(), label: l.label() ?? '', version: l.version() };
+      return {
+        partyId: partyId(l.partyId()),
+        open: l.open(),
+        maxSize: l.maxSize(),
+        memberCount: l.memberCount(),
+        label: l.label() ?? '',
+        version: l.version(),
+        name: l.name() ?? '',
+      };
     }),
     cursor: m.cursor() || null,
   })),
@@ -341,6 +427,18 @@ export const INBOUND: { readonly [K in InboundName]: InboundSpec<InboundBodies[K
     reasonCode: m.reason(),
   })),
   partySnapshot: inbound(fb.Message.PartySnapshot, fb.PartySnapshot, (m) => ({ party: party(required(m.party(), 'party')) })),
+  partyChatSent: inbound(fb.Message.PartyChatSent, fb.PartyChatSent, (m) => ({ message: chatMessage(m.message()) })),
+  partyCustomDataChanged: inbound(fb.Message.PartyCustomDataChanged, fb.PartyCustomDataChanged, (m) => {
+    const member = m.member();
+    return { partyId: partyId(m.partyId()), member: member === null ? null : presence(member, 'member'), value: m.value() ?? '', version: m.version() };
+  }),
+  partyChatMessage: inbound(fb.Message.PartyChatMessage, fb.PartyChatMessage, (m) => chatMessage(m)),
+  partyAttributesUpdated: inbound(fb.Message.PartyAttributesUpdated, fb.PartyAttributesUpdated, (m) => ({
+    partyId: partyId(m.partyId()),
+    attributes: m.attributes() ?? '{}',
+    timestamp: m.timestamp(),
+    version: m.version(),
+  })),
 };
 
 const BY_MESSAGE = new Map<number, InboundName>();

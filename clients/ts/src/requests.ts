@@ -38,7 +38,15 @@ export interface StrategyArgs {
   inviteStrategy?: InviteStrategy;
 }
 
-export interface PartyCreateArgs extends StrategyArgs {
+/** What Lobby II adds to a create (SPEC L-6, L-7). */
+export interface LobbyCreateArgs {
+  /** L-7: at most party_name_bytes_max (64) bytes of one line; "" or absent for none. Refused (`PartyNameDenied`) when it contains a deny-list word. */
+  name?: string;
+  /** L-6: whether members may chat; absent = off (as in PGOS). */
+  chatEnabled?: boolean;
+}
+
+export interface PartyCreateArgs extends StrategyArgs, LobbyCreateArgs {
   open: boolean;
   /** 1..=party_members_max (256 by default), the leader included. */
   maxSize: number;
@@ -64,8 +72,12 @@ export interface PartyDataArgs extends PartyRef {
   data: Uint8Array | string;
 }
 
-/** Absent properties (strategies included) keep their value. */
+/** Absent properties (strategies, name and chat flag included) keep their value. */
 export interface PartyUpdateArgs extends PartyRef, StrategyArgs {
+  /** L-7: absent keeps the name, "" clears it. */
+  name?: string;
+  /** L-6: absent keeps the chat flag. */
+  chatEnabled?: boolean;
   /** Absent keeps the current value. */
   open?: boolean;
   /** Absent keeps the current value. */
@@ -98,6 +110,24 @@ export interface PartyInvitationCancelArgs extends PartyRef {
 export interface PartyJoinByCodeArgs {
   /** The party's code; letter case and surrounding whitespace are ignored. */
   code: string;
+}
+
+/** Which custom data string a write targets (SPEC L-5): the party's `Global` one (the leader only) or the sender's own (`Member`). */
+export type CustomDataScope = Exclude<keyof typeof fb.PartyCustomDataScope, 'Unset'>;
+/** What a chat message carries (SPEC L-6): `Text` (UTF-8) or `Custom` (bytes the game interprets). */
+export type ChatKind = Exclude<keyof typeof fb.PartyChatKind, 'Unset'>;
+
+export interface PartyCustomDataSetArgs extends PartyRef {
+  scope: CustomDataScope;
+  /** At most party_custom_data_bytes_max (4096) bytes; "" clears it. */
+  value: string;
+}
+
+export interface PartyChatSendArgs extends PartyRef {
+  /** Absent: `Text`. */
+  kind?: ChatKind;
+  /** 1..=chat_body_bytes_max (1024) bytes; a string is sent as its UTF-8 bytes. */
+  body: Uint8Array | string;
 }
 
 export interface StatusUpdateArgs {
@@ -134,7 +164,7 @@ function toggle(field: string, value: boolean | undefined): fb.Toggle {
   return checkBool(field, value) ? fb.Toggle.Yes : fb.Toggle.No;
 }
 
-/** A strategy's wire value; absent is `Unset` (0, the field's default, so not written). */
+/** An enum field's wire value by its schema name (strategies, custom data scope, chat kind); absent is `Unset` (0, the field's default, so not written). */
 function strategy<E extends Record<string, string | number>>(field: string, values: E, name: string | undefined): number {
   if (name === undefined) return 0;
   const value = typeof name === 'string' && name !== 'Unset' ? values[name] : undefined;
@@ -151,6 +181,13 @@ function strategies(args: StrategyArgs): { join: fb.PartyJoinStrategy; invite: f
     join: strategy('joinStrategy', fb.PartyJoinStrategy, args.joinStrategy),
     invite: strategy('inviteStrategy', fb.PartyInviteStrategy, args.inviteStrategy),
   };
+}
+
+/** Bytes, or a string as its UTF-8 bytes. */
+function bytesOf(field: string, value: Uint8Array | string): Uint8Array {
+  if (typeof value === 'string') return utf8.encode(value);
+  if (value instanceof Uint8Array) return value;
+  throw new TypeError(`${field} must be a Uint8Array or a string`);
 }
 
 function strings(builder: Builder, values: string[]): Offset[] {
@@ -188,10 +225,7 @@ function partyAndPresence(
 export function encodePartyData(builder: Builder, args: PartyDataArgs): Offset {
   const id = partyIdFromHex(args.partyId);
   const opCode = checkI64('opCode', args.opCode);
-  let bytes: Uint8Array;
-  if (typeof args.data === 'string') bytes = utf8.encode(args.data);
-  else if (args.data instanceof Uint8Array) bytes = args.data;
-  else throw new TypeError('data must be a Uint8Array or a string');
+  const bytes = bytesOf('data', args.data);
   const data = fb.PartyDataSend.createDataVector(builder, bytes);
   fb.PartyDataSend.startPartyDataSend(builder);
   fb.PartyDataSend.addPartyId(builder, partyIdStruct(builder, id));
@@ -212,15 +246,17 @@ export const REQUESTS = {
     ['pong'],
   ),
 
-  /** P-1, L-4: create a party (strategies absent: `Public`, `AllMembers`); the caller is its leader and only member. */
+  /** P-1, L-4, L-6, L-7: create a party (strategies absent: `Public`, `AllMembers`; chat off; no name); the caller is its leader and only member. */
   partyCreate: request(
     fb.Message.PartyCreate,
     (b, args: PartyCreateArgs) => {
       const open = checkBool('open', args.open);
       const maxSize = checkU32('maxSize', args.maxSize);
       const hidden = args.hidden === undefined ? false : checkBool('hidden', args.hidden);
+      const chatEnabled = args.chatEnabled === undefined ? false : checkBool('chatEnabled', args.chatEnabled);
       const { join, invite } = strategies(args);
       const label = args.label ? b.createString(checkString('label', args.label)) : 0;
+      const name = args.name ? b.createString(checkString('name', args.name)) : 0;
       fb.PartyCreate.startPartyCreate(b);
       fb.PartyCreate.addOpen(b, open);
       fb.PartyCreate.addMaxSize(b, maxSize);
@@ -228,6 +264,8 @@ export const REQUESTS = {
       fb.PartyCreate.addHidden(b, hidden);
       fb.PartyCreate.addJoinStrategy(b, join);
       fb.PartyCreate.addInviteStrategy(b, invite);
+      if (name) fb.PartyCreate.addName(b, name);
+      fb.PartyCreate.addChatEnabled(b, chatEnabled);
       return fb.PartyCreate.endPartyCreate(b);
     },
     ['partyInfo'],
@@ -276,7 +314,7 @@ export const REQUESTS = {
   /** P-9 (members): party data with a reply; see `partyDataFireAndForget` for game state. */
   partyDataSend: request(fb.Message.PartyDataSend, encodePartyData, ['partyOk']),
 
-  /** P-10, L-4 (leader): change settings and strategies; absent properties keep their value. */
+  /** P-10, L-4, L-6, L-7 (leader): change settings, strategies, the chat flag and the name; absent properties keep their value. */
   partyUpdate: request(
     fb.Message.PartyUpdate,
     (b, args: PartyUpdateArgs) => {
@@ -285,6 +323,8 @@ export const REQUESTS = {
       const hidden = toggle('hidden', args.hidden);
       const { join, invite } = strategies(args);
       const label = args.label === undefined ? 0 : b.createString(checkString('label', args.label));
+      const chatEnabled = toggle('chatEnabled', args.chatEnabled);
+      const name = args.name === undefined ? 0 : b.createString(checkString('name', args.name));
       fb.PartyUpdate.startPartyUpdate(b);
       fb.PartyUpdate.addPartyId(b, partyIdStruct(b, id));
       fb.PartyUpdate.addOpen(b, open);
@@ -292,6 +332,8 @@ export const REQUESTS = {
       if (args.label !== undefined) fb.PartyUpdate.addLabel(b, label);
       fb.PartyUpdate.addJoinStrategy(b, join);
       fb.PartyUpdate.addInviteStrategy(b, invite);
+      if (args.name !== undefined) fb.PartyUpdate.addName(b, name);
+      fb.PartyUpdate.addChatEnabled(b, chatEnabled);
       return fb.PartyUpdate.endPartyUpdate(b);
     },
     ['partyOk'],
@@ -434,6 +476,38 @@ export const REQUESTS = {
       return fb.PartyJoinByCode.endPartyJoinByCode(b);
     },
     ['partyInfo'],
+  ),
+
+  /** L-5 (members; `Global`: the leader only): write a custom data string; every member, the writer included, gets `partyCustomDataChanged`. */
+  partyCustomDataSet: request(
+    fb.Message.PartyCustomDataSet,
+    (b, args: PartyCustomDataSetArgs) => {
+      const id = partyIdFromHex(args.partyId);
+      const scope = strategy('scope', fb.PartyCustomDataScope, args.scope);
+      const value = b.createString(checkString('value', args.value));
+      fb.PartyCustomDataSet.startPartyCustomDataSet(b);
+      fb.PartyCustomDataSet.addPartyId(b, partyIdStruct(b, id));
+      fb.PartyCustomDataSet.addScope(b, scope);
+      fb.PartyCustomDataSet.addValue(b, value);
+      return fb.PartyCustomDataSet.endPartyCustomDataSet(b);
+    },
+    ['partyOk'],
+  ),
+
+  /** L-6 (members of a party whose chat is on): one chat message; the reply carries it with its sequence number and server time; every other member gets `partyChatMessage`. */
+  partyChatSend: request(
+    fb.Message.PartyChatSend,
+    (b, args: PartyChatSendArgs) => {
+      const id = partyIdFromHex(args.partyId);
+      const kind = strategy('kind', fb.PartyChatKind, args.kind ?? 'Text');
+      const body = fb.PartyChatSend.createBodyVector(b, bytesOf('body', args.body));
+      fb.PartyChatSend.startPartyChatSend(b);
+      fb.PartyChatSend.addPartyId(b, partyIdStruct(b, id));
+      fb.PartyChatSend.addKind(b, kind);
+      fb.PartyChatSend.addBody(b, body);
+      return fb.PartyChatSend.endPartyChatSend(b);
+    },
+    ['partyChatSent'],
   ),
 };
 

@@ -15,7 +15,7 @@ function me(client: HuddleClient): Presence {
 
 /** The summary an invitation carries of `party` (as it was when sent). */
 function summaryOf(party: Party): PartySummary {
-  const { members, ...rest } = party;
+  const { members, customData: _c, memberCustomData: _m, attributes: _a, attributesTimestamp: _t, ...rest } = party;
   return { ...rest, memberCount: members.length };
 }
 
@@ -228,7 +228,7 @@ test('strategies: set at create, changed by update (absent keeps them), in every
   await rejectsWith(bob.partyUpdate({ partyId, joinStrategy: 'Public' }), ErrorCode.PartyNotLeader, 'PartyNotLeader');
   await alice.partyUpdate({ partyId, joinStrategy: 'NotAllowed' });
   assert.deepEqual(await bobEvents.drain(), [
-    { type: 'partyUpdated', partyId, open: true, hidden: false, maxSize: 4, label: '', joinStrategy: 'NotAllowed', inviteStrategy: 'LeaderOnly', version: 3n },
+    { type: 'partyUpdated', partyId, open: true, hidden: false, maxSize: 4, label: '', joinStrategy: 'NotAllowed', inviteStrategy: 'LeaderOnly', name: '', chatEnabled: false, version: 3n },
   ]);
   // NotAllowed refuses every way in: joins, codes, invitations.
   await rejectsWith(carol.partyJoin({ partyId }), ErrorCode.PartyJoinNotAllowed, 'PartyJoinNotAllowed');

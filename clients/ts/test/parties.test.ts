@@ -40,7 +40,7 @@ test('create, open join, get, my parties and leave, with the joins and leaves me
   const mine = await bob.partyMyList();
   assert.equal(mine.type, 'partyMyListResult');
   assert.deepEqual(mine.parties, [
-    { partyId, open: true, hidden: false, maxSize: 4, memberCount: 2, label: '{"mode":"ctf"}', leader: me(alice), version: 2n, joinStrategy: 'Public', inviteStrategy: 'AllMembers' },
+    { partyId, open: true, hidden: false, maxSize: 4, memberCount: 2, label: '{"mode":"ctf"}', leader: me(alice), version: 2n, joinStrategy: 'Public', inviteStrategy: 'AllMembers', name: '', chatEnabled: false },
   ]);
 
   const aliceSeesLeave = alice.next('partyPresence');
@@ -131,18 +131,18 @@ test('update: absent fields keep their value (Toggle Unset), members get the ful
   const { partyId } = await alice.partyCreate({ open: true, maxSize: 4, label: '{"mode":"ctf"}' });
   await bob.partyJoin({ partyId });
 
-  const strategies = { joinStrategy: 'Public', inviteStrategy: 'AllMembers' } as const;
+  const lobby = { joinStrategy: 'Public', inviteStrategy: 'AllMembers', name: '', chatEnabled: false } as const;
   let updated = bob.next('partyUpdated');
   await alice.partyUpdate({ partyId, open: false });
-  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '{"mode":"ctf"}', ...strategies, version: 3n });
+  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '{"mode":"ctf"}', ...lobby, version: 3n });
 
   updated = bob.next('partyUpdated');
   await alice.partyUpdate({ partyId, label: '' });
-  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '', ...strategies, version: 4n });
+  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: false, hidden: false, maxSize: 4, label: '', ...lobby, version: 4n });
 
   updated = bob.next('partyUpdated');
   await alice.partyUpdate({ partyId, open: true, hidden: true });
-  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: true, hidden: true, maxSize: 4, label: '', ...strategies, version: 5n });
+  assert.deepEqual(await updated, { type: 'partyUpdated', partyId, open: true, hidden: true, maxSize: 4, label: '', ...lobby, version: 5n });
 
   // The same values again: the event all the same (as Nakama), but no change, no version step.
   updated = bob.next('partyUpdated');

@@ -86,7 +86,7 @@ test('search: queries, the open filter, pages with a cursor, hidden parties, and
   const ctf = await bob.partySearch({ query: '+label.mode:ctf' });
   assert.deepEqual(ids(ctf), [ctfEu.partyId, ctfUs.partyId].sort());
   const listing = ctf.parties.find((p) => p.partyId === ctfEu.partyId)!;
-  assert.deepEqual(listing, { partyId: ctfEu.partyId, open: true, maxSize: 4, memberCount: 1, label: ctfEu.label, version: 1n });
+  assert.deepEqual(listing, { partyId: ctfEu.partyId, open: true, maxSize: 4, memberCount: 1, label: ctfEu.label, version: 1n, name: '' });
 
   assert.deepEqual(ids(await bob.partySearch({ query: '+label.mode:ctf', open: true })), [ctfEu.partyId]);
   assert.deepEqual(ids(await bob.partySearch({ query: '+label.mode:ctf', open: false })), [ctfUs.partyId]);

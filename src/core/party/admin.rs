@@ -17,7 +17,7 @@ use super::membership::send_pending_to_leader;
 use super::table::Party;
 use super::{send, Parties, PartyEvent, PartySnapshot, PartySummary, RemovedReason};
 use crate::core::context::Ctx;
-use crate::core::{CoreError, PartyId, Presence, SessionId, UnixMillis, UserId};
+use crate::core::{CoreError, PartyCode, PartyId, Presence, SessionId, UnixMillis, UserId};
 
 /// A party as the admin API lists it. Lobby features that widen [`PartySummary`] (name,
 /// strategies, version) reach the list through it.
@@ -29,10 +29,13 @@ pub struct PartyAdminSummary {
 }
 
 /// A party in full (`GET /v1/parties/{party_id}`). Lobby features add what only operators see
-/// (invitations, the code) beside the snapshot, which carries what members see.
+/// (the code) beside the snapshot, which carries what members see (name, strategies, chat
+/// flag, custom data, attributes, version).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartyAdminView {
     pub snapshot: PartySnapshot,
+    /// L-3: the party's code (members other than the leader never see it).
+    pub code: PartyCode,
     /// When each member (in snapshot order) joined.
     pub joined_at: Vec<UnixMillis>,
     /// Pending join requests, oldest first.
@@ -181,6 +184,7 @@ impl Parties {
             party.members.iter().map(|m| self.history.joined_at(party_id, m.session_id).unwrap_or_default()).collect();
         Some(PartyAdminView {
             snapshot: party.snapshot(),
+            code: party.code,
             joined_at,
             pending: party.pending.iter().cloned().collect(),
             created_at: self.created_at(party_id),

@@ -62,6 +62,10 @@ pub(super) enum PartyChange {
     Settings { party_id: PartyId, label: Option<PreparedLabel> },
     /// The party is gone from the table, with the invitations that were pending.
     Dissolved { party_id: PartyId, reason: EndReason, invitations: Vec<Invitation> },
+    /// L-5: the global custom data or a member's changed.
+    CustomData { party_id: PartyId },
+    /// L-8: the game backend wrote the attributes.
+    Attributes { party_id: PartyId },
 }
 
 impl PartyChange {
@@ -72,7 +76,9 @@ impl PartyChange {
             | PartyChange::Left { party_id, .. }
             | PartyChange::Leader { party_id, .. }
             | PartyChange::Settings { party_id, .. }
-            | PartyChange::Dissolved { party_id, .. } => *party_id,
+            | PartyChange::Dissolved { party_id, .. }
+            | PartyChange::CustomData { party_id }
+            | PartyChange::Attributes { party_id } => *party_id,
         }
     }
 }
@@ -120,7 +126,10 @@ impl Parties {
                         end_invitation(ctx, *party_id, invitation, InvitationEndReason::PartyGone, |_| true);
                     }
                 }
-                PartyChange::Created { .. } | PartyChange::Settings { .. } => {}
+                PartyChange::Created { .. }
+                | PartyChange::Settings { .. }
+                | PartyChange::CustomData { .. }
+                | PartyChange::Attributes { .. } => {}
             }
             history.apply(table, &change, ctx.now.wall, ctx.limits);
             let party_id = change.party_id();

@@ -13,6 +13,7 @@
 //! outside the party tables (and outside their digest). Memory: at most
 //! `code_misses_per_minute_max` times per session that missed recently, freed on disconnect.
 
+use super::access;
 use super::lobby::{JoinStrategy, LobbyReply};
 use super::{done, Outcome, Parties, PartyReply};
 use crate::core::context::Ctx;
@@ -68,14 +69,16 @@ impl Parties {
     pub(super) fn code_regenerate(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         self.table.find_as_leader(party_id, me.session_id)?;
         let code = self.table.fresh_code(ctx.ids);
-        let party = self.table.set_code(party_id, code);
-        Ok(Reply::Lobby(LobbyReply::Code { party_id, code: party.code }))
+        self.table.set_code(party_id, code);
+        self.history.set_code(party_id, code);
+        Ok(Reply::Lobby(LobbyReply::Code { party_id, code }))
     }
 
     /// L-3: join the party whose code this is, as an accepted invitation would (closed and
     /// invited-only parties too). Checks: the guard (300), the code (247, counted as a miss:
     /// unknown, dead, or not a code at all), then as an invitation: already a member (a no-op
-    /// with the snapshot, as P-2), 241 `not_allowed`, 240 one party per user, 202, 210.
+    /// with the snapshot, as P-2), 241 `not_allowed`, 260 blocked by or blocking the leader,
+    /// 240 one party per user, 202, 210.
     pub(super) fn join_by_code(&mut self, me: &Presence, text: &str, ctx: &mut Ctx) -> Outcome {
         let misses_max = ctx.limits.code_misses_per_minute_max;
         if !self.guard.allows(me.session_id, ctx.now.mono, misses_max) {
@@ -95,6 +98,7 @@ impl Parties {
         if party.lobby.join_strategy == JoinStrategy::NotAllowed {
             return Err(CoreError::PartyJoinNotAllowed);
         }
+        access::check_not_blocked(party, &me.user_id, ctx)?;
         self.check_not_in_party(me, ctx)?;
         if party.is_full() {
             return Err(CoreError::PartyFull);

@@ -22,13 +22,18 @@
 //! the current leader are always listed (the bound exceeds `party_members_max`, validated at
 //! startup, so there is always an older entry to drop).
 //!
+//! Lobby fields: a record carries the party's name (L-7) and code (L-3) as they were last:
+//! every change of the walk copies them from the table when they differ (a name changes only
+//! through a `Settings` change), and a code regeneration, which is no change of the walk (codes
+//! are not in snapshots, L-9), tells the history itself ([`PartyHistory::set_code`]).
+//!
 //! A graceful shutdown finishes every live record at once with reason `shutdown`
 //! ([`PartyHistory::record_shutdown`]); the parties stay in the table while their sessions
 //! drain, and their later changes are not recorded again.
 
 use super::changes::{EndReason, PartyChange};
 use super::table::PartyTable;
-use crate::core::{PartyId, Presence, SessionId, UnixMillis, UserId};
+use crate::core::{PartyCode, PartyId, Presence, SessionId, UnixMillis, UserId};
 use crate::limits::Limits;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -85,12 +90,16 @@ pub struct HistoryLeader {
     pub since: UnixMillis,
 }
 
-/// A finished party's history. Lobby features add their fields (name, code) here as they land.
+/// A finished party's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryRecord {
     /// Order in which records finished, from 1 for this process (the admin API's cursor).
     pub seq: u64,
     pub party_id: PartyId,
+    /// L-7: the name when the party ended ("" for none).
+    pub name: String,
+    /// L-3: the party's code when it ended (the last one, after any regeneration).
+    pub code: PartyCode,
     pub max_size: u16,
     pub created_at: UnixMillis,
     pub ended_at: UnixMillis,
@@ -141,6 +150,9 @@ struct Live {
     /// The latest time recorded, so later times never go back.
     last_at: UnixMillis,
     max_size: u16,
+    /// L-7, L-3: the party's name and code as they were last.
+    name: String,
+    code: PartyCode,
     leaders: VecDeque<HistoryLeader>,
     members: VecDeque<HistoryMember>,
     truncated: bool,
@@ -191,6 +203,8 @@ impl Live {
         HistoryRecord {
             seq,
             party_id,
+            name: self.name.clone(),
+            code: self.code,
             max_size: self.max_size,
             created_at: self.created_at,
             ended_at,
@@ -217,6 +231,13 @@ pub(crate) struct PartyHistory {
 impl PartyHistory {
     /// One change of the commit walk, with the table as the request left it.
     pub(super) fn apply(&mut self, table: &PartyTable, change: &PartyChange, now: UnixMillis, limits: &Limits) {
+        if let (Some(live), Some(party)) = (self.live.get_mut(&change.party_id()), table.get(change.party_id())) {
+            // Compared first: the name rarely changes, and joins and leaves come through here.
+            if live.name != party.lobby.name {
+                live.name.clone_from(&party.lobby.name);
+            }
+            live.code = party.code;
+        }
         match change {
             PartyChange::Created { party_id, .. } => {
                 let Some(party) = table.get(*party_id) else {
@@ -230,6 +251,8 @@ impl PartyHistory {
                     created_at: now,
                     last_at: now,
                     max_size: party.max_size,
+                    name: party.lobby.name.clone(),
+                    code: party.code,
                     leaders: VecDeque::from([HistoryLeader { presence: leader.clone(), since: now }]),
                     members: VecDeque::from([HistoryMember { presence: leader, joined_at: now, left_at: None }]),
                     truncated: false,
@@ -280,7 +303,8 @@ impl PartyHistory {
                     self.finish(&live, *party_id, ended_at, (*reason).into(), limits);
                 }
             }
-            PartyChange::Settings { .. } => {}
+            // Name and code were copied above; nothing else of these is recorded.
+            PartyChange::Settings { .. } | PartyChange::CustomData { .. } | PartyChange::Attributes { .. } => {}
         }
     }
 
@@ -335,6 +359,14 @@ impl PartyHistory {
         self.live.get(&party_id).map(|live| live.created_at)
     }
 
+    /// L-3: the party's code was regenerated (no change of the walk: codes are not in
+    /// snapshots).
+    pub fn set_code(&mut self, party_id: PartyId, code: PartyCode) {
+        if let Some(live) = self.live.get_mut(&party_id).filter(|live| !live.recorded) {
+            live.code = code;
+        }
+    }
+
     /// When `session` joined the party (its current membership).
     pub fn joined_at(&self, party_id: PartyId, session: SessionId) -> Option<UnixMillis> {
         let live = self.live.get(&party_id)?;
@@ -359,6 +391,8 @@ impl PartyHistory {
             for member in &party.members {
                 assert!(live.open_member(member.session_id).is_some(), "{party_id}: member without an open entry");
             }
+            assert_eq!(live.name, party.lobby.name, "{party_id}: history has another name");
+            assert_eq!(live.code, party.code, "{party_id}: history has another code");
             let leader = live.leaders.back().expect("a record has a leader");
             assert_eq!(leader.presence.session_id, party.leader, "{party_id}: history names another leader");
         }

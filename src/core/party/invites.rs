@@ -16,6 +16,7 @@
 //! - cancel, expiry: `PartyInvitationEnded` to the invitee's sessions and the members;
 //! - the party's end: `party_gone` to the invitee's sessions.
 
+use super::access;
 use super::lobby::{InvitationEndReason, InviteStrategy, JoinStrategy, LobbyEvent, PartyInvitation};
 use super::table::{Invitation, Party};
 use super::{done, Outcome, Parties, PartyReply, RemovedReason};
@@ -40,7 +41,8 @@ impl Parties {
     /// nothing. Checks, in the order a client can fix them: the party (201, 204), its
     /// strategies (241, 203), the list's size (200 when empty, 300 over
     /// `invitees_per_request_max`), each invitee (244 malformed, 243 yourself, 245 already in
-    /// the party; the first bad one is named), then the bounds (300 over
+    /// the party, 263 blocked by or blocking the leader or `me`; the first bad one is named),
+    /// then the bounds (300 over
     /// `invitations_per_party_max`, or over `invitations_per_user_max` for an invitee, named).
     /// A user named twice is invited once. An invitee already invited is refreshed: new expiry,
     /// `me` its inviter, announced again.
@@ -75,6 +77,7 @@ impl Parties {
             if party.has_member_user(&user_id) {
                 return Err(CoreError::InviteeInParty(user_id));
             }
+            access::check_invitee_not_blocked(party, &me.user_id, &user_id, ctx)?;
             if !invitees.contains(&user_id) {
                 invitees.push(user_id);
             }
@@ -169,7 +172,8 @@ impl Parties {
     }
 
     /// L-2: a session of the invitee accepts: it joins the party, closed or invited-only, if
-    /// not full (201, 246 none pending, 241 `not_allowed`, 202, 210). With one party per user,
+    /// not full (201, 246 none pending, 241 `not_allowed`, 260 blocked by or blocking the
+    /// leader, 202, 210). With one party per user,
     /// the user's session in another party is moved out first (`PartyRemoved{moved}` to it, the
     /// usual leave events there). Reply: the snapshot.
     pub(super) fn accept_invitation(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
@@ -178,6 +182,7 @@ impl Parties {
         if party.lobby.join_strategy == JoinStrategy::NotAllowed {
             return Err(CoreError::PartyJoinNotAllowed);
         }
+        access::check_not_blocked(party, &me.user_id, ctx)?;
         if party.is_full() {
             return Err(CoreError::PartyFull);
         }

@@ -1,8 +1,9 @@
-//! Who is in a party: P-2 join (with L-4's join strategies and L-1), P-4 kick, P-5 leave, P-6
+//! Who is in a party: P-2 join (with L-4's join strategies and blocks, and L-1), P-4 kick, P-5 leave, P-6
 //! leader rotation and the end of an emptied party, P-7 promote, P-8 close, P-11 get and "my
 //! parties", C-6 (a disconnected session leaves everything), and the one way in that open joins,
 //! invitations and codes share ([`Parties::admit`]).
 
+use super::access;
 use super::changes::EndReason;
 use super::lobby::JoinStrategy;
 use super::requests::find_named;
@@ -14,11 +15,13 @@ use crate::core::{CoreError, PartyId, Presence, SessionId};
 
 impl Parties {
     /// P-2 with L-4 and L-1. A member asking again gets the snapshot (a no-op). Otherwise: a
-    /// `not_allowed` party refuses (241); with one party per user, a user in a party is refused
-    /// (240); a full party refuses (202). An invited user joins at once, whatever the party's
-    /// open flag and join strategy (L-2: PGOS clients accept by joining). Without an invitation,
-    /// `invited_only` refuses (242), a closed party queues a request (`requests.rs`) and an open
-    /// one takes the session at once, even if it had asked while the party was closed.
+    /// `not_allowed` party refuses (241); a user the leader blocked, or who blocked the leader,
+    /// is refused (260); with one party per user, a user in a party is refused (240); a full
+    /// party refuses (202). An invited user joins at once, whatever the party's open flag and
+    /// join strategy (L-2: PGOS clients accept by joining). Without an invitation, the join
+    /// strategy decides (`access.rs`: 242, 261, 262), then a closed party queues a request
+    /// (`requests.rs`) and an open one takes the session at once, even if it had asked while the
+    /// party was closed.
     pub(super) fn join(&mut self, me: &Presence, party_id: PartyId, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find(party_id)?;
         if party.is_member(me.session_id) {
@@ -27,15 +30,14 @@ impl Parties {
         if party.lobby.join_strategy == JoinStrategy::NotAllowed {
             return Err(CoreError::PartyJoinNotAllowed);
         }
+        access::check_not_blocked(party, &me.user_id, ctx)?;
         self.check_not_in_party(me, ctx)?;
         if party.is_full() {
             return Err(CoreError::PartyFull);
         }
         let invited = party.invitation_index(&me.user_id).is_some();
         if !invited {
-            if party.lobby.join_strategy == JoinStrategy::InvitedOnly {
-                return Err(CoreError::PartyNotInvited);
-            }
+            access::check_join_strategy(party, &me.user_id, ctx)?;
             if !party.open {
                 return self.ask_to_join(me, party_id, ctx);
             }

@@ -61,9 +61,13 @@
 //! Decisions where SPEC is silent are listed in the README's "Parties" section; the comments
 //! in the rules name them where they are made.
 
+mod access;
 mod admin;
+mod attributes;
 mod changes;
+mod chat;
 mod codes;
+mod custom;
 mod data;
 mod history;
 mod invites;
@@ -75,8 +79,8 @@ mod settings;
 mod table;
 
 pub use lobby::{
-    InvitationEndReason, InviteStrategy, JoinStrategy, LobbyEvent, LobbyReply, LobbyRequest, LobbySettings,
-    LobbySettingsPatch, PartyInvitation,
+    ChatKind, ChatMessage, CustomDataScope, InvitationEndReason, InviteStrategy, JoinStrategy, LobbyData, LobbyEvent,
+    LobbyReply, LobbyRequest, LobbySettings, LobbySettingsPatch, PartyInvitation, ATTRIBUTES_NONE,
 };
 
 use super::context::Ctx;
@@ -85,6 +89,7 @@ use super::session::Sessions;
 use super::{CoreError, Event, PartyCode, PartyId, Presence, Reply, SessionId, UnixMillis, UserId};
 use crate::limits::Limits;
 use bytes::Bytes;
+use chat::ChatGuard;
 use codes::CodeGuard;
 use history::PartyHistory;
 use search::PartySearch;
@@ -145,8 +150,10 @@ pub struct PartySnapshot {
     pub leader: Presence,
     /// Join order, longest tenure first.
     pub members: Vec<Presence>,
-    /// L-4 strategies (and Lobby II's settings).
+    /// L-4 strategies, L-6 chat flag, L-7 name.
     pub lobby: LobbySettings,
+    /// L-5 custom data, L-8 attributes.
+    pub data: LobbyData,
     /// L-9: 1 at create, +1 per request (or disconnect) that changed what this snapshot shows.
     pub version: u64,
 }
@@ -177,6 +184,8 @@ pub struct PartyListing {
     pub member_count: u16,
     /// A JSON object, or empty for none.
     pub label: String,
+    /// L-7: "" for none.
+    pub name: String,
     /// L-9.
     pub version: u64,
 }
@@ -267,6 +276,11 @@ pub struct LobbyStats {
     pub invitations_pending: usize,
     /// Invitations that expired since the start.
     pub invitations_expired_total: u64,
+    /// L-6: chat messages sent since the start.
+    pub chat_messages_total: u64,
+    /// L-6: chat requests refused since the start, for any reason (not a member, chat off, a bad
+    /// body, the rate limit).
+    pub chat_refused_total: u64,
 }
 
 /// The party tables, the search index over them, the code guard and the history of parties.
@@ -276,6 +290,8 @@ pub(crate) struct Parties {
     history: PartyHistory,
     /// L-3: recent wrong codes per session.
     guard: CodeGuard,
+    /// L-6: recent chat messages per session.
+    chat: ChatGuard,
     /// The parties the current commit changed, in first-change order (a reused buffer).
     changed: Vec<PartyId>,
     invitations_expired_total: u64,
@@ -293,6 +309,7 @@ impl Parties {
             search: PartySearch::new(limits),
             history: PartyHistory::default(),
             guard: CodeGuard::default(),
+            chat: ChatGuard::default(),
             changed: Vec::new(),
             invitations_expired_total: 0,
         }
@@ -366,6 +383,7 @@ impl Parties {
     pub fn disconnect(&mut self, session: SessionId, ctx: &mut Ctx) {
         self.leave_everything(session, ctx);
         self.guard.forget(session);
+        self.chat.forget(session);
         self.commit(ctx);
     }
 
@@ -394,6 +412,8 @@ impl Parties {
             code_joins_limited_total: self.guard.limited_total,
             invitations_pending: self.table.invitations_len(),
             invitations_expired_total: self.invitations_expired_total,
+            chat_messages_total: self.chat.messages_total,
+            chat_refused_total: self.chat.refused_total,
         }
     }
 
@@ -422,6 +442,7 @@ impl Parties {
         assert_eq!(self.table.changes_pending(), 0, "a change list was left uncommitted");
         self.table.check_invariants(limits);
         self.search.check_invariants(&self.table);
+        self.chat.check_invariants(limits.chat_messages_per_window_max);
         self.history.check_invariants(&self.table, limits);
     }
 

@@ -2,6 +2,7 @@
 //! accept and reject. Requests are linked in the session index (they count toward
 //! `parties_per_session_max`) but are not in a member's snapshot, so they record no change.
 
+use super::access;
 use super::{done, send, Outcome, Parties, PartyEvent, PartyReply, RemovedReason};
 use crate::core::context::Ctx;
 use crate::core::{CoreError, PartyId, Presence};
@@ -60,6 +61,10 @@ impl Parties {
     /// P-3, leader only: a pending request becomes a membership. The new member learns the
     /// roster from its snapshot; the others from a presence event.
     ///
+    /// L-4: a requester the leader blocked, or who blocked the leader (a block written since
+    /// the request), is refused with `PartyJoinBlocked`; the request stays for the leader to
+    /// reject. The strategy is not asked again: it gated the request when it was made.
+    ///
     /// L-1: with one party per user, a request from a user who meanwhile joined another party
     /// is stale: the accept fails with `already in party` and drops the request. This is the one
     /// refusal that changes a table (the queue; nobody's snapshot), and it tells nobody but the
@@ -72,6 +77,7 @@ impl Parties {
             self.table.remove_request(party_id, i);
             return Err(CoreError::PartyAlreadyInParty);
         }
+        access::check_not_blocked(party, &named.user_id, ctx)?;
         if party.is_full() {
             return Err(CoreError::PartyFull); // the request stays queued
         }

@@ -23,8 +23,13 @@ pub(super) struct PartySearch {
     index: SearchIndex,
 }
 
-fn built_ins(party: &Party) -> BuiltIns {
-    BuiltIns { open: party.open, max_size: u32::from(party.max_size), member_count: party.members.len() as u32 }
+fn built_ins(party: &Party) -> BuiltIns<'_> {
+    BuiltIns {
+        open: party.open,
+        max_size: u32::from(party.max_size),
+        member_count: party.members.len() as u32,
+        name: &party.lobby.name,
+    }
 }
 
 impl PartySearch {
@@ -60,16 +65,19 @@ impl PartySearch {
                     self.index.remove(party_id.0);
                 }
                 (Some(party), Some(label)) => self.index.upsert_prepared(party_id.0, built_ins(party), &label),
-                // Only the open flag may have changed: no need to re-flatten the label.
+                // Only the open flag and the name (L-7) may have changed: no need to re-flatten
+                // the label.
                 (Some(party), None) => {
                     let indexed = self.index.set_open(party_id.0, party.open);
                     debug_assert!(indexed, "non-hidden party {party_id} is indexed");
+                    self.index.set_name(party_id.0, &party.lobby.name);
                 }
             },
             PartyChange::Dissolved { party_id, .. } => {
                 self.index.remove(party_id.0);
             }
-            PartyChange::Leader { .. } => {}
+            // Custom data and attributes are not searchable.
+            PartyChange::Leader { .. } | PartyChange::CustomData { .. } | PartyChange::Attributes { .. } => {}
         }
     }
 
@@ -126,6 +134,8 @@ impl PartySearch {
             visible += 1;
             let expected = (party.open, f64::from(party.max_size), party.members.len() as f64);
             assert_eq!(built_ins, Some(expected), "party {}: search index disagrees with the table", party.id);
+            let name = self.index.name(party.id.0);
+            assert_eq!(name, Some(party.lobby.name.as_str()), "party {}: the index has another name", party.id);
         }
         assert_eq!(self.index.len(), visible, "the search index holds a party that is gone");
         self.index.check_invariants();

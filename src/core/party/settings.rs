@@ -29,6 +29,28 @@ pub(super) struct SettingsPatch {
     pub lobby: LobbySettingsPatch,
 }
 
+/// L-7: a name is at most `party_name_bytes_max` bytes of one line of display text (no control
+/// characters: 200) and contains no entry of the deny-list (265). "" is no name.
+fn check_name(name: &str, ctx: &Ctx) -> Result<(), CoreError> {
+    let bytes_max = ctx.limits.party_name_bytes_max;
+    if name.len() > bytes_max {
+        return Err(CoreError::BadInput(format!(
+            "name is {} bytes, more than party_name_bytes_max {bytes_max}",
+            name.len()
+        )));
+    }
+    if let Some((byte, c)) = name.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(CoreError::BadInput(format!(
+            "name has the control character U+{:04X} at byte {byte}; a name is one line of display text",
+            u32::from(c)
+        )));
+    }
+    if ctx.names.denies(name) {
+        return Err(CoreError::PartyNameDenied);
+    }
+    Ok(())
+}
+
 impl Parties {
     /// P-1 / P-10 label rules: empty is none; a hidden party carries none; otherwise a JSON
     /// object within `party_label_bytes_max`, as the search index parses it.
@@ -61,6 +83,7 @@ impl Parties {
             )));
         }
         let prepared = self.prepare_label(&label, hidden)?;
+        check_name(&lobby.name, ctx)?;
         self.check_not_in_party(me, ctx)?;
         self.table.check_room_for_one_more(limits, me.session_id)?;
 
@@ -72,15 +95,20 @@ impl Parties {
         done(PartyReply::Info(Box::new(party.snapshot())))
     }
 
-    /// P-10 and L-4, leader only: absent fields keep their value; the resulting party may not
-    /// be hidden and labelled. Every member (the leader too) gets the new settings, also when
-    /// nothing changed (then the version stays, L-9).
+    /// P-10 and L-4, L-6, L-7, leader only: absent fields keep their value; the resulting party
+    /// may not be hidden and labelled; a new name follows the name rules (a name kept as it is
+    /// is not checked again, so reloading the deny-list never blocks other updates). Every
+    /// member (the leader too) gets the new settings, also when nothing changed (then the
+    /// version stays, L-9).
     pub(super) fn update(&mut self, me: &Presence, party_id: PartyId, patch: SettingsPatch, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let open = patch.open.unwrap_or(party.open);
         let hidden = patch.hidden.unwrap_or(party.hidden);
         let label = patch.label.unwrap_or_else(|| party.label.clone());
         let lobby = patch.lobby.apply(&party.lobby);
+        if lobby.name != party.lobby.name {
+            check_name(&lobby.name, ctx)?;
+        }
         // The label is checked (and the index entry rebuilt) only when the label or the hidden
         // flag changes: unchanged, they passed these rules when they were set.
         let prepared = if party.hidden != hidden || party.label != label {

@@ -20,7 +20,7 @@
 //! but not recorded, and never move the version.
 
 use super::changes::{EndReason, PartyChange};
-use super::lobby::LobbySettings;
+use super::lobby::{LobbyData, LobbySettings, ATTRIBUTES_NONE};
 use super::{PartyListing, PartySnapshot, PartySummary};
 use crate::core::search::PreparedLabel;
 use crate::core::{CoreError, IdGenerator, PartyCode, PartyId, Presence, SessionId, TimerId, UnixMillis, UserId};
@@ -40,8 +40,19 @@ pub(super) struct Party {
     pub members: Vec<Presence>,
     /// Join requests, oldest first; at most `max_size`, at most one per user.
     pub pending: VecDeque<Presence>,
-    /// L-4 strategies (and Lobby II's settings).
+    /// L-4 strategies, L-6 chat flag, L-7 name.
     pub lobby: LobbySettings,
+    /// L-5: the global custom data ("" until written).
+    pub custom_data: String,
+    /// L-5: each member's own custom data, parallel to `members` ("" until written; it leaves
+    /// with its member).
+    pub member_custom_data: Vec<String>,
+    /// L-8: the attributes (a compact JSON object) and the timestamp of their write.
+    pub attributes: String,
+    pub attributes_timestamp: UnixMillis,
+    /// L-6: the last chat message's sequence number (0 before the first) and server time.
+    pub chat_sequence: u64,
+    pub chat_sent_at: UnixMillis,
     /// L-9: 1 at create, +1 per commit that changed what a member snapshot shows.
     pub version: u64,
     /// The commit whose changes last moved `version` (see [`PartyTable::record`]).
@@ -89,6 +100,12 @@ impl Party {
             members: vec![leader],
             pending: VecDeque::new(),
             lobby: settings.lobby,
+            custom_data: String::new(),
+            member_custom_data: vec![String::new()],
+            attributes: ATTRIBUTES_NONE.to_owned(),
+            attributes_timestamp: UnixMillis(0),
+            chat_sequence: 0,
+            chat_sent_at: UnixMillis(0),
             version: 1,
             changed_in: 0,
             code,
@@ -143,7 +160,25 @@ impl Party {
             leader: self.leader_presence().clone(),
             members: self.members.clone(),
             lobby: self.lobby.clone(),
+            data: self.data(),
             version: self.version,
+        }
+    }
+
+    /// L-5, L-8: what the snapshot shows beside the settings.
+    pub fn data(&self) -> LobbyData {
+        let member_custom_data = self
+            .members
+            .iter()
+            .zip(&self.member_custom_data)
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(member, value)| (member.session_id, value.clone()))
+            .collect();
+        LobbyData {
+            custom_data: self.custom_data.clone(),
+            member_custom_data,
+            attributes: self.attributes.clone(),
+            attributes_timestamp: self.attributes_timestamp,
         }
     }
 
@@ -154,6 +189,7 @@ impl Party {
             max_size: self.max_size,
             member_count: self.members.len() as u16,
             label: self.label.clone(),
+            name: self.lobby.name.clone(),
             version: self.version,
         }
     }
@@ -323,6 +359,7 @@ impl PartyTable {
         let party = self.party_mut(party_id);
         let invitation = party.invitation_index(&presence.user_id).map(|i| party.invitations.remove(i));
         party.members.push(presence);
+        party.member_custom_data.push(String::new());
         if let Some(invitation) = &invitation {
             self.unlink_invitee(&invitation.invitee, party_id);
             self.invitations_len -= 1;
@@ -335,7 +372,10 @@ impl PartyTable {
     /// The member at `index` leaves (leave, kick, disconnect, a move). The party may be left
     /// empty or without its leader for the rule to settle (dissolve it, or rotate the leader).
     pub fn remove_member(&mut self, party_id: PartyId, index: usize) -> Presence {
-        let gone = self.party_mut(party_id).members.remove(index);
+        let party = self.party_mut(party_id);
+        // L-5: a member's custom data goes with it.
+        party.member_custom_data.remove(index);
+        let gone = party.members.remove(index);
         self.unlink(gone.session_id, party_id, Link::Member);
         self.record(PartyChange::Left { party_id, session: gone.session_id });
         gone
@@ -363,6 +403,41 @@ impl PartyTable {
             self.record(PartyChange::Settings { party_id, label });
         }
         &self.by_id[&party_id]
+    }
+
+    /// L-5: the global custom data (`member` `None`) or the custom data of the member at index
+    /// `member` is now `value` (validated). An equal value changes nothing and records nothing.
+    pub fn set_custom_data(&mut self, party_id: PartyId, member: Option<usize>, value: String) -> &Party {
+        let party = self.party_mut(party_id);
+        let slot = match member {
+            Some(index) => &mut party.member_custom_data[index],
+            None => &mut party.custom_data,
+        };
+        if *slot != value {
+            *slot = value;
+            self.record(PartyChange::CustomData { party_id });
+        }
+        &self.by_id[&party_id]
+    }
+
+    /// L-8: the attributes written at `timestamp` (validated: newer than the stored one).
+    pub fn set_attributes(&mut self, party_id: PartyId, attributes: String, timestamp: UnixMillis) -> &Party {
+        let party = self.party_mut(party_id);
+        debug_assert!(timestamp > party.attributes_timestamp, "attributes only move forward in time");
+        party.attributes = attributes;
+        party.attributes_timestamp = timestamp;
+        self.record(PartyChange::Attributes { party_id });
+        &self.by_id[&party_id]
+    }
+
+    /// L-6: the next chat message's sequence number and server time: +1, and the later of the
+    /// party's last message and `wall`, so neither goes backwards whatever the clock does. Not a
+    /// change a snapshot shows: nothing is recorded, the version stays.
+    pub fn next_chat_message(&mut self, party_id: PartyId, wall: UnixMillis) -> (u64, UnixMillis) {
+        let party = self.party_mut(party_id);
+        party.chat_sequence += 1;
+        party.chat_sent_at = party.chat_sent_at.max(wall);
+        (party.chat_sequence, party.chat_sent_at)
     }
 
     /// L-3: the party's code is now `code` (fresh); the old one is dead at once.
@@ -648,6 +723,12 @@ impl PartyTable {
         assert!(party.pending.len() <= usize::from(party.max_size), "party {id} has too many requests");
         assert!(party.is_member(party.leader), "party {id}: leader is not a member");
         assert!(!party.hidden || party.label.is_empty(), "party {id} is hidden and labelled");
+        assert_eq!(party.member_custom_data.len(), party.members.len(), "party {id}: custom data per member");
+        let custom = std::iter::once(&party.custom_data).chain(&party.member_custom_data);
+        assert!(custom.into_iter().all(|v| v.len() <= limits.party_custom_data_bytes_max), "party {id}: custom data");
+        assert!(party.lobby.name.len() <= limits.party_name_bytes_max, "party {id}: name over its bound");
+        assert!(party.attributes.len() <= limits.party_attributes_bytes_max.max(2), "party {id}: attributes");
+        assert!(party.chat_sequence > 0 || party.chat_sent_at.0 == 0, "party {id}: a chat time without a message");
         assert!(party.version >= 1, "party {id} below version 1");
         assert_eq!(self.by_code.get(&party.code), Some(&id), "party {id}: its code {} is not indexed", party.code);
         assert!(party.invitations.len() <= limits.invitations_per_party_max, "party {id} has too many invitations");
@@ -715,6 +796,8 @@ impl PartyTable {
             let party = &self.by_id[&id];
             (id, party.open, party.hidden, party.max_size, &party.label, party.leader).hash(h);
             (&party.lobby, party.version, party.code).hash(h);
+            (&party.custom_data, &party.member_custom_data, &party.attributes, party.attributes_timestamp).hash(h);
+            (party.chat_sequence, party.chat_sent_at).hash(h);
             for invitation in &party.invitations {
                 (&invitation.invitee, invitation.expires_at, invitation.timer).hash(h);
                 presence(h, &invitation.inviter);

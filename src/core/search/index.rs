@@ -33,9 +33,11 @@ const FIELD_ANY_LABEL: FieldId = 0;
 const FIELD_OPEN: FieldId = 1;
 const FIELD_MAX_SIZE: FieldId = 2;
 const FIELD_MEMBER_COUNT: FieldId = 3;
+/// The party's name (SPEC L-7): a keyword, absent when the party has none.
+const FIELD_NAME: FieldId = 4;
 /// Fields below this id exist for the index's whole life; label fields are created on first
 /// use and freed when their last value goes, so hostile labels cannot grow the field table.
-const FIELDS_BUILTIN: FieldId = 4;
+const FIELDS_BUILTIN: FieldId = 5;
 /// Terms of the `open` field, interned at construction and never freed, so `set_open` never
 /// touches the dictionary.
 const TERM_FALSE: TermId = 0;
@@ -163,10 +165,12 @@ impl PreparedLabel {
 
 /// What the index holds about a party besides its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BuiltIns {
+pub struct BuiltIns<'a> {
     pub open: bool,
     pub max_size: u32,
     pub member_count: u32,
+    /// The party's name (SPEC L-7); "" for none, which is not indexed.
+    pub name: &'a str,
 }
 
 impl std::error::Error for LabelError {}
@@ -422,7 +426,7 @@ impl SearchIndex {
             field_ids: BTreeMap::new(),
             free_fields: Vec::new(),
         };
-        for name in ["", "open", "max_size", "member_count"] {
+        for name in ["", "open", "max_size", "member_count", "name"] {
             index.fields.push(Field { name: name.into(), ..Field::default() });
         }
         let false_id = index.intern_term(FIELD_OPEN, "false");
@@ -460,7 +464,8 @@ impl SearchIndex {
     /// then [`Self::upsert_prepared`], for callers that hold the label only here.
     pub fn upsert(&mut self, key: u128, party: PartyDoc<'_>) -> Result<(), LabelError> {
         let label = self.prepare_label(party.label.unwrap_or_default())?;
-        let built_ins = BuiltIns { open: party.open, max_size: party.max_size, member_count: party.member_count };
+        let built_ins =
+            BuiltIns { open: party.open, max_size: party.max_size, member_count: party.member_count, name: "" };
         self.upsert_prepared(key, built_ins, &label);
         Ok(())
     }
@@ -477,7 +482,7 @@ impl SearchIndex {
 
     /// Inserts a party or replaces everything the index knows about it, with a label prepared
     /// by [`Self::prepare_label`]. Cannot fail.
-    pub fn upsert_prepared(&mut self, key: u128, party: BuiltIns, label: &PreparedLabel) {
+    pub fn upsert_prepared(&mut self, key: u128, party: BuiltIns<'_>, label: &PreparedLabel) {
         let flat = &label.flat;
         let doc_id = match self.by_key.get(&key) {
             Some(&doc_id) => {
@@ -504,6 +509,9 @@ impl SearchIndex {
         keywords.push((FIELD_OPEN, if party.open { TERM_TRUE } else { TERM_FALSE }));
         numbers.push(NumberEntry { field: FIELD_MAX_SIZE, value: ordered_bits(f64::from(party.max_size)) });
         numbers.push(NumberEntry { field: FIELD_MEMBER_COUNT, value: ordered_bits(f64::from(party.member_count)) });
+        if !party.name.is_empty() {
+            keywords.push((FIELD_NAME, self.intern_term(FIELD_NAME, party.name)));
+        }
         for (name, value) in flat {
             let field = self.intern_field(name);
             match value {
@@ -592,6 +600,51 @@ impl SearchIndex {
         entry.posting_pos = pos;
         self.debug_check_doc(doc_id);
         true
+    }
+
+    /// Updates the name of an indexed party ("" = none). Returns false if the key is not indexed.
+    pub fn set_name(&mut self, key: u128, name: &str) -> bool {
+        let Some(&doc_id) = self.by_key.get(&key) else {
+            return false;
+        };
+        if self.name(key) == Some(name) {
+            return true;
+        }
+        let doc = &self.docs[doc_id as usize];
+        if let Some(at) = doc.keywords.iter().position(|entry| entry.field == FIELD_NAME) {
+            let entry = doc.keywords[at];
+            remove_from_posting(&mut self.fields, &mut self.docs, doc_id, entry);
+            self.docs[doc_id as usize].keywords.remove(at);
+            let field = &mut self.fields[FIELD_NAME as usize];
+            field.entries -= 1;
+            let posting = &mut field.postings[entry.term as usize];
+            if posting.docs.is_empty() {
+                let term = std::mem::take(&mut posting.term);
+                posting.docs = Vec::new();
+                field.terms.remove(&term);
+                field.free_terms.push(entry.term);
+            }
+        }
+        if !name.is_empty() {
+            let term = self.intern_term(FIELD_NAME, name);
+            let field = &mut self.fields[FIELD_NAME as usize];
+            let posting_pos = field.postings[term as usize].push(doc_id);
+            field.entries += 1;
+            let keywords = &mut self.docs[doc_id as usize].keywords;
+            // Sorted by (field, term): the name's place is found, not assumed.
+            let at = keywords.partition_point(|e| (e.field, e.term) < (FIELD_NAME, term));
+            keywords.insert(at, KeywordEntry { field: FIELD_NAME, term, posting_pos });
+        }
+        self.debug_check_doc(doc_id);
+        true
+    }
+
+    /// The name an indexed party is indexed under ("" for none); `None` when not indexed. For the
+    /// party layer's consistency check.
+    pub fn name(&self, key: u128) -> Option<&str> {
+        let doc = &self.docs[*self.by_key.get(&key)? as usize];
+        let entry = doc.keywords.iter().find(|entry| entry.field == FIELD_NAME);
+        Some(entry.map_or("", |entry| &self.fields[FIELD_NAME as usize].postings[entry.term as usize].term))
     }
 
     /// Removes a party. Returns false if the key was not indexed.
@@ -800,6 +853,7 @@ impl SearchIndex {
         }
         let open_terms: Vec<TermId> = doc.keywords.iter().filter(|e| e.field == FIELD_OPEN).map(|e| e.term).collect();
         assert_eq!(open_terms, [if doc.open { TERM_TRUE } else { TERM_FALSE }]);
+        assert!(doc.keywords.iter().filter(|e| e.field == FIELD_NAME).count() <= 1, "at most one name");
         for (builtin, copy) in [(FIELD_MAX_SIZE, doc.max_size), (FIELD_MEMBER_COUNT, doc.member_count)] {
             let values: Vec<u64> = doc.numbers.iter().filter(|e| e.field == builtin).map(|e| e.value).collect();
             assert_eq!(values, [copy], "one built-in number, copied on the doc");
@@ -888,6 +942,7 @@ impl SearchIndex {
             FieldRef::Open => Some(FIELD_OPEN),
             FieldRef::MaxSize => Some(FIELD_MAX_SIZE),
             FieldRef::MemberCount => Some(FIELD_MEMBER_COUNT),
+            FieldRef::Name => Some(FIELD_NAME),
             FieldRef::Label(name) => {
                 debug_assert!(name.starts_with(LABEL_PREFIX));
                 self.field_ids.get(&**name).copied()
@@ -2184,6 +2239,7 @@ mod tests {
                     FieldRef::Open => "open",
                     FieldRef::MaxSize => "max_size",
                     FieldRef::MemberCount => "member_count",
+                    FieldRef::Name => "name",
                     FieldRef::Label(name) => name,
                 };
                 let matched = match &clause.value {

@@ -26,6 +26,8 @@ pub const FIELD_OPEN: &str = "open";
 pub const FIELD_MAX_SIZE: &str = "max_size";
 /// The built-in numeric field holding the party's current member count.
 pub const FIELD_MEMBER_COUNT: &str = "member_count";
+/// The built-in keyword field holding the party's name (SPEC L-7); absent for a party without one.
+pub const FIELD_NAME: &str = "name";
 /// Label fields are the flattened label paths under this prefix (`label.mode`, `label.a.b`).
 pub const LABEL_PREFIX: &str = "label.";
 
@@ -95,6 +97,8 @@ pub enum FieldRef {
     MaxSize,
     /// Built-in numeric field `member_count`.
     MemberCount,
+    /// Built-in keyword field `name` (SPEC L-7): exact and case-sensitive, like label keywords.
+    Name,
     /// A flattened label path, stored with its `label.` prefix (`label.a.b`).
     Label(Box<str>),
 }
@@ -249,7 +253,7 @@ impl fmt::Display for QueryError {
             QueryErrorKind::EmptyFieldName => write!(f, "empty field name before ':'")?,
             QueryErrorKind::MissingValue => write!(f, "missing value after ':'")?,
             QueryErrorKind::UnknownField { name } => {
-                write!(f, "unknown field '{name}' (use open, max_size, member_count or label.<path>)")?
+                write!(f, "unknown field '{name}' (use open, max_size, member_count, name or label.<path>)")?
             }
             QueryErrorKind::UnterminatedPhrase => write!(f, "unterminated quoted phrase")?,
             QueryErrorKind::UnexpectedChar { found } => {
@@ -537,6 +541,7 @@ fn resolve_field(name: &str) -> Option<FieldRef> {
         FIELD_OPEN => Some(FieldRef::Open),
         FIELD_MAX_SIZE => Some(FieldRef::MaxSize),
         FIELD_MEMBER_COUNT => Some(FieldRef::MemberCount),
+        FIELD_NAME => Some(FieldRef::Name),
         _ if name.len() > LABEL_PREFIX.len() && name.starts_with(LABEL_PREFIX) => Some(FieldRef::Label(name.into())),
         _ => None,
     }
@@ -557,7 +562,10 @@ fn check_field_value(field: &FieldRef, value: &ValueMatch) -> Result<(), QueryEr
             field: FIELD_MEMBER_COUNT,
             expected: "a number or a numeric range",
         }),
-        (FieldRef::AnyLabel | FieldRef::Label(_), _) => Ok(()),
+        (FieldRef::Name, ValueMatch::Range { .. }) => {
+            Err(QueryErrorKind::InvalidFieldValue { field: FIELD_NAME, expected: "a keyword, not a numeric range" })
+        }
+        (FieldRef::AnyLabel | FieldRef::Label(_) | FieldRef::Name, _) => Ok(()),
     }
 }
 
@@ -827,7 +835,7 @@ mod tests {
         let error = parse_err("mode:x");
         assert_eq!(
             error.to_string(),
-            "unknown field 'mode' (use open, max_size, member_count or label.<path>) at byte 0"
+            "unknown field 'mode' (use open, max_size, member_count, name or label.<path>) at byte 0"
         );
     }
 

@@ -126,7 +126,8 @@ impl NakamaEncoder {
             // huddle's own greeting; Nakama's clients know who they are from their session.
             Event::Welcome { .. } => {}
             Event::Party(event) => self.party_event(event),
-            // Invitations and snapshots are huddle-only (SPEC K-1): Nakama has no message for them.
+            // Invitations, snapshots, custom data, chat and attributes are huddle-only (SPEC K-1):
+            // Nakama has no message for them.
             Event::Lobby(_) => {}
             Event::Status(event) => self.frame(
                 none,

@@ -183,6 +183,14 @@ pub fn nakama_error(op: Option<NakamaOp>, code: ErrorCode, text: &str) -> Nakama
         | ErrorCode::InvitationNotFound
         | ErrorCode::PartyCodeNotFound
         | ErrorCode::InvitationCancelNotAllowed
+        // Lobby II: blocks and the friend strategies refuse JSON sessions' joins too; the
+        // others answer huddle-only requests (or names, which Nakama's create has not).
+        | ErrorCode::PartyJoinBlocked
+        | ErrorCode::PartyNotFriendOfLeader
+        | ErrorCode::PartyNotFriendOfMembers
+        | ErrorCode::InviteeBlocked
+        | ErrorCode::PartyChatDisabled
+        | ErrorCode::PartyNameDenied
         | ErrorCode::LimitExceeded => NakamaCode::BadInput,
     };
     let Some(op) = op else {

@@ -49,6 +49,7 @@ fn snapshot(party_id: PartyId, open: bool, max_size: u16, label: &str, members: 
         leader: user(members[0]),
         members: members.iter().map(|who| user(who)).collect(),
         lobby: Default::default(),
+        data: Default::default(),
         version: 1,
     }
 }
@@ -852,6 +853,22 @@ fn lobby_events_are_huddle_only_and_a_moved_member_hears_party_close() {
         LobbyEvent::Snapshot(Box::new(party.clone())),
         LobbyEvent::InvitationRejected { party_id: OPEN, invitee: UserId::new("c") },
         LobbyEvent::InvitationEnded { party_id: OPEN, invitee: UserId::new("c"), reason: InvitationEndReason::Expired },
+        // Lobby II (L-5, L-6, L-8): custom data, chat and attributes have no Nakama form either.
+        LobbyEvent::CustomDataChanged { party_id: OPEN, member: Some(user("A")), value: "r".into(), version: 3 },
+        LobbyEvent::ChatMessage(std::sync::Arc::new(crate::core::ChatMessage {
+            party_id: OPEN,
+            sender: user("A"),
+            kind: crate::core::ChatKind::Text,
+            body: bytes::Bytes::from_static(b"hi"),
+            sequence: 1,
+            sent_at: crate::core::UnixMillis(5),
+        })),
+        LobbyEvent::AttributesUpdated {
+            party_id: OPEN,
+            attributes: "{}".into(),
+            timestamp: crate::core::UnixMillis(1),
+            version: 4,
+        },
     ] {
         assert!(encoder.event(&Event::Lobby(event.clone())).is_empty(), "{event:?} has no Nakama form");
     }

@@ -6,8 +6,10 @@
 // its code and name; a kick shows on the kicked page. Then the lobby: the leader regenerates the
 // code and the kicked player joins by code (the old one refused with 247); a strategy changed
 // through the update form shows on both cards and refuses a plain join (242); an invitation goes
-// from one page to the other and is accepted there; another is cancelled. The slots still waiting
-// for Lobby II (chat, names) are checked to be there and disabled. Screenshots end up in target/
+// from one page to the other and is accepted there; another is cancelled. Lobby II: the party is
+// created with a name and chat on; a member's custom data ("ready") shows on both cards; chat goes
+// from one page to the other; a new name through the update form shows on both cards; no slot is
+// left. Screenshots end up in target/
 // for review: playground.png (Alice's page at the end), playground-bob.png (Bob's, back in the
 // party by invitation), playground-invited.png (Bob's with the invitation pending),
 // playground-party.png (Alice's with both players in the party and an invitation out).
@@ -111,6 +113,8 @@ test('two players in the playground: mint, create, search, join, data, status, e
   // Alice creates an open party with a label, submitting with Enter.
   await alice.locator('#action-create-label').fill('{"mode":"ctf","region":"eu"}');
   await alice.locator('#action-create-maxSize').fill('4');
+  await alice.locator('#action-create-name').fill('Friday squad');
+  await alice.locator('#action-create-chatEnabled').check();
   await alice.locator('#action-create-label').press('Enter');
   await alice.locator('#action-create output.ok', { hasText: 'created party' }).waitFor();
   const card = alice.locator('#parties article.party');
@@ -127,6 +131,8 @@ test('two players in the playground: mint, create, search, join, data, status, e
   assert.equal(await card.locator('.tag.version').textContent(), 'v1');
   assert.equal(await card.locator('[data-strategy="join"]').textContent(), 'public');
   assert.equal(await card.locator('[data-strategy="invite"]').textContent(), 'all members');
+  assert.equal(await card.locator('h3.party-name').textContent(), 'Friday squad');
+  await card.locator('.tag.on', { hasText: 'chat on' }).waitFor();
 
   // Bob finds it by search and joins from the results.
   await bob.locator('#action-search-query').fill('+label.mode:ctf');
@@ -174,12 +180,9 @@ test('two players in the playground: mint, create, search, join, data, status, e
   await bob.locator('#action-join output.error', { hasText: '201 PartyNotFound' }).waitFor();
   await logLine(bob, 'partyJoin', '201 PartyNotFound').waitFor();
 
-  // The slots still waiting for Lobby II are on the page, disabled; Lobby I's forms are live.
-  for (const slot of ['chat', 'create-lobby']) {
-    const form = bob.locator(`form[data-slot="${slot}"]`);
-    await form.locator('fieldset[disabled] .slot', { hasText: 'Slot:' }).waitFor();
-  }
-  for (const form of ['join-code', 'invite']) assert.equal(await bob.locator(`#action-${form}:not([data-slot]) button[type="submit"]`).count(), 1, form);
+  // Every form is live: Lobby II filled the last slots.
+  assert.equal(await bob.locator('form[data-slot]').count(), 0, 'no slot left');
+  for (const form of ['join-code', 'invite', 'chat', 'custom-data']) assert.equal(await bob.locator(`#action-${form}:not([data-slot]) button[type="submit"]`).count(), 1, form);
 
   // The leader kicks Bob: Bob's page says so and drops the party; Alice's list loses him.
   await alice.locator(`#parties article[data-party-id="${partyId}"] li[data-user-id="bob"] button[data-action="kick"]`).click();
@@ -244,6 +247,30 @@ test('two players in the playground: mint, create, search, join, data, status, e
   await card.locator('ul.invited li[data-user-id="carol"] button[data-action="cancel-invitation"]').click();
   await carolInvited.waitFor({ state: 'detached' });
   await logLine(bob, 'partyInvitationEnded', "carol's invitation ended: cancelled").waitFor();
+
+  // Lobby II. Bob is ready (his own custom data): both cards show it by his name, version 8.
+  await bob.locator('#action-custom-data-value').fill('ready');
+  await bob.locator('#action-custom-data-value').press('Enter');
+  await bob.locator('#action-custom-data output.ok', { hasText: 'your data set' }).waitFor();
+  for (const page of [alice, bob]) {
+    await page.locator(`#parties article[data-party-id="${partyId}"][data-version="8"] li[data-user-id="bob"] .badge.custom`, { hasText: 'ready' }).waitFor();
+  }
+  await logLine(alice, 'partyCustomDataChanged', `Bob (bob)'s data is "ready"`).waitFor();
+  // Chat from Alice's page reaches Bob's card (and Alice's own, from the reply); not a version step.
+  await alice.locator('#action-chat-body').fill('gg wp');
+  await alice.locator('#action-chat-body').press('Enter');
+  await alice.locator('#action-chat output.ok', { hasText: 'sent #1' }).waitFor();
+  for (const page of [alice, bob]) {
+    await page.locator(`#parties article[data-party-id="${partyId}"][data-version="8"] ul.chat li[data-sequence="1"]`, { hasText: 'Alice (alice) gg wp' }).waitFor();
+  }
+  await logLine(bob, 'partyChatMessage', '#1 Alice (alice): gg wp').waitFor();
+  // A new name through the update form shows on both cards.
+  await alice.locator('#action-update-joinStrategy').selectOption('keep');
+  await alice.locator('#action-update-name').fill('Saturday squad');
+  await alice.locator('#action-update').getByRole('button', { name: 'Update' }).click();
+  for (const page of [alice, bob]) {
+    await page.locator(`#parties article[data-party-id="${partyId}"][data-version="9"] h3.party-name`, { hasText: 'Saturday squad' }).waitFor();
+  }
 
   await screenshot(alice, 'playground.png');
   await screenshot(bob, 'playground-bob.png');

@@ -177,6 +177,41 @@ export enum ErrorCode {
   InvitationCancelNotAllowed = 248,
 
   /**
+   * Lobby II (260-279, SPEC L-4): the party's leader blocked this user, or this user blocked the
+   * leader: no join, join request, code join or invitation accept (and a leader's accept of such
+   * a user's join request is refused too).
+   */
+  PartyJoinBlocked = 260,
+
+  /**
+   * Lobby II (L-4): the join strategy is `FriendsOfLeader` and this user is not in the leader's
+   * friend list (a plain join or join request; invitations and codes bypass it).
+   */
+  PartyNotFriendOfLeader = 261,
+
+  /**
+   * Lobby II (L-4): the join strategy is `FriendsOfMembers` and this user is in no member's
+   * friend list.
+   */
+  PartyNotFriendOfMembers = 262,
+
+  /**
+   * Lobby II (L-4): an invite names a user that the leader or the inviter blocked, or that blocked
+   * either of them; the message names it and nobody is invited.
+   */
+  InviteeBlocked = 263,
+
+  /**
+   * Lobby II (L-6): the party's chat is off (`chat_enabled`, set by the leader).
+   */
+  PartyChatDisabled = 264,
+
+  /**
+   * Lobby II (L-7): the party name contains an entry of the server's deny-list.
+   */
+  PartyNameDenied = 265,
+
+  /**
    * A request-rate or size limit was exceeded; the message names the limit.
    */
   LimitExceeded = 300

@@ -4,11 +4,17 @@
 
 import { Error } from '../../huddle/fb/error.js';
 import { PartyAccept } from '../../huddle/fb/party-accept.js';
+import { PartyAttributesUpdated } from '../../huddle/fb/party-attributes-updated.js';
+import { PartyChatMessage } from '../../huddle/fb/party-chat-message.js';
+import { PartyChatSend } from '../../huddle/fb/party-chat-send.js';
+import { PartyChatSent } from '../../huddle/fb/party-chat-sent.js';
 import { PartyClose } from '../../huddle/fb/party-close.js';
 import { PartyCode } from '../../huddle/fb/party-code.js';
 import { PartyCodeGet } from '../../huddle/fb/party-code-get.js';
 import { PartyCodeRegenerate } from '../../huddle/fb/party-code-regenerate.js';
 import { PartyCreate } from '../../huddle/fb/party-create.js';
+import { PartyCustomDataChanged } from '../../huddle/fb/party-custom-data-changed.js';
+import { PartyCustomDataSet } from '../../huddle/fb/party-custom-data-set.js';
 import { PartyData } from '../../huddle/fb/party-data.js';
 import { PartyDataSend } from '../../huddle/fb/party-data-send.js';
 import { PartyGet } from '../../huddle/fb/party-get.js';
@@ -109,13 +115,19 @@ export enum Message {
   PartyInvitationSent = 49,
   PartyInvitationRejected = 50,
   PartyInvitationEnded = 51,
-  PartySnapshot = 52
+  PartySnapshot = 52,
+  PartyCustomDataSet = 53,
+  PartyChatSend = 54,
+  PartyChatSent = 55,
+  PartyCustomDataChanged = 56,
+  PartyChatMessage = 57,
+  PartyAttributesUpdated = 58
 }
 
 export function unionToMessage(
   type: Message,
-  accessor: (obj:Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null
-): Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
+  accessor: (obj:Error|PartyAccept|PartyAttributesUpdated|PartyChatMessage|PartyChatSend|PartyChatSent|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyCustomDataChanged|PartyCustomDataSet|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyAttributesUpdated|PartyChatMessage|PartyChatSend|PartyChatSent|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyCustomDataChanged|PartyCustomDataSet|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null
+): Error|PartyAccept|PartyAttributesUpdated|PartyChatMessage|PartyChatSend|PartyChatSent|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyCustomDataChanged|PartyCustomDataSet|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(new Welcome())! as Welcome;
@@ -170,15 +182,21 @@ export function unionToMessage(
     case 'PartyInvitationRejected': return accessor(new PartyInvitationRejected())! as PartyInvitationRejected;
     case 'PartyInvitationEnded': return accessor(new PartyInvitationEnded())! as PartyInvitationEnded;
     case 'PartySnapshot': return accessor(new PartySnapshot())! as PartySnapshot;
+    case 'PartyCustomDataSet': return accessor(new PartyCustomDataSet())! as PartyCustomDataSet;
+    case 'PartyChatSend': return accessor(new PartyChatSend())! as PartyChatSend;
+    case 'PartyChatSent': return accessor(new PartyChatSent())! as PartyChatSent;
+    case 'PartyCustomDataChanged': return accessor(new PartyCustomDataChanged())! as PartyCustomDataChanged;
+    case 'PartyChatMessage': return accessor(new PartyChatMessage())! as PartyChatMessage;
+    case 'PartyAttributesUpdated': return accessor(new PartyAttributesUpdated())! as PartyAttributesUpdated;
     default: return null;
   }
 }
 
 export function unionListToMessage(
   type: Message, 
-  accessor: (index: number, obj:Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null, 
+  accessor: (index: number, obj:Error|PartyAccept|PartyAttributesUpdated|PartyChatMessage|PartyChatSend|PartyChatSent|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyCustomDataChanged|PartyCustomDataSet|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome) => Error|PartyAccept|PartyAttributesUpdated|PartyChatMessage|PartyChatSend|PartyChatSent|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyCustomDataChanged|PartyCustomDataSet|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null, 
   index: number
-): Error|PartyAccept|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
+): Error|PartyAccept|PartyAttributesUpdated|PartyChatMessage|PartyChatSend|PartyChatSent|PartyClose|PartyCode|PartyCodeGet|PartyCodeRegenerate|PartyCreate|PartyCustomDataChanged|PartyCustomDataSet|PartyData|PartyDataSend|PartyGet|PartyInfo|PartyInvitationAccept|PartyInvitationCancel|PartyInvitationEnded|PartyInvitationList|PartyInvitationListResult|PartyInvitationReject|PartyInvitationRejected|PartyInvitationSent|PartyInvite|PartyInvited|PartyJoin|PartyJoinByCode|PartyJoinPending|PartyJoinRequest|PartyJoinRequestList|PartyJoinRequestListGet|PartyJoined|PartyLeader|PartyLeave|PartyMyList|PartyMyListResult|PartyOk|PartyPresence|PartyPromote|PartyRemove|PartyRemoved|PartySearch|PartySearchResult|PartySnapshot|PartyUpdate|PartyUpdated|Ping|Pong|StatusFollow|StatusFollowed|StatusPresenceEvent|StatusUnfollow|StatusUnfollowed|StatusUpdate|StatusUpdated|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Welcome': return accessor(index, new Welcome())! as Welcome;
@@ -233,6 +251,12 @@ export function unionListToMessage(
     case 'PartyInvitationRejected': return accessor(index, new PartyInvitationRejected())! as PartyInvitationRejected;
     case 'PartyInvitationEnded': return accessor(index, new PartyInvitationEnded())! as PartyInvitationEnded;
     case 'PartySnapshot': return accessor(index, new PartySnapshot())! as PartySnapshot;
+    case 'PartyCustomDataSet': return accessor(index, new PartyCustomDataSet())! as PartyCustomDataSet;
+    case 'PartyChatSend': return accessor(index, new PartyChatSend())! as PartyChatSend;
+    case 'PartyChatSent': return accessor(index, new PartyChatSent())! as PartyChatSent;
+    case 'PartyCustomDataChanged': return accessor(index, new PartyCustomDataChanged())! as PartyCustomDataChanged;
+    case 'PartyChatMessage': return accessor(index, new PartyChatMessage())! as PartyChatMessage;
+    case 'PartyAttributesUpdated': return accessor(index, new PartyAttributesUpdated())! as PartyAttributesUpdated;
     default: return null;
   }
 }

@@ -67,8 +67,26 @@ inviteStrategy():PartyInviteStrategy {
   return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
 }
 
+/**
+ * L-7: absent or "" = no name; at most party_name_bytes_max bytes, no control characters.
+ */
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * L-6: off unless set (as in PGOS).
+ */
+chatEnabled():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startPartyCreate(builder:flatbuffers.Builder) {
-  builder.startObject(6);
+  builder.startObject(8);
 }
 
 static addOpen(builder:flatbuffers.Builder, open:boolean) {
@@ -95,12 +113,20 @@ static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInvite
   builder.addFieldInt8(5, inviteStrategy, PartyInviteStrategy.Unset);
 }
 
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, nameOffset, 0);
+}
+
+static addChatEnabled(builder:flatbuffers.Builder, chatEnabled:boolean) {
+  builder.addFieldInt8(7, +chatEnabled, +false);
+}
+
 static endPartyCreate(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyCreate(builder:flatbuffers.Builder, open:boolean, maxSize:number, labelOffset:flatbuffers.Offset, hidden:boolean, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy):flatbuffers.Offset {
+static createPartyCreate(builder:flatbuffers.Builder, open:boolean, maxSize:number, labelOffset:flatbuffers.Offset, hidden:boolean, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy, nameOffset:flatbuffers.Offset, chatEnabled:boolean):flatbuffers.Offset {
   PartyCreate.startPartyCreate(builder);
   PartyCreate.addOpen(builder, open);
   PartyCreate.addMaxSize(builder, maxSize);
@@ -108,6 +134,8 @@ static createPartyCreate(builder:flatbuffers.Builder, open:boolean, maxSize:numb
   PartyCreate.addHidden(builder, hidden);
   PartyCreate.addJoinStrategy(builder, joinStrategy);
   PartyCreate.addInviteStrategy(builder, inviteStrategy);
+  PartyCreate.addName(builder, nameOffset);
+  PartyCreate.addChatEnabled(builder, chatEnabled);
   return PartyCreate.endPartyCreate(builder);
 }
 }

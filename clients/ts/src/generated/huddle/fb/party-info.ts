@@ -7,6 +7,7 @@ import * as flatbuffers from 'flatbuffers';
 import { PartyId } from '../../huddle/fb/party-id.js';
 import { PartyInviteStrategy } from '../../huddle/fb/party-invite-strategy.js';
 import { PartyJoinStrategy } from '../../huddle/fb/party-join-strategy.js';
+import { PartyMemberCustomData } from '../../huddle/fb/party-member-custom-data.js';
 import { Presence } from '../../huddle/fb/presence.js';
 
 
@@ -97,8 +98,65 @@ inviteStrategy():PartyInviteStrategy {
   return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
 }
 
+/**
+ * L-7: the party's name, "" for none.
+ */
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * L-6: whether members may chat.
+ */
+chatEnabled():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+/**
+ * L-5: the global custom data (the leader writes it), "" until written.
+ */
+customData():string|null
+customData(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+customData(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * L-5: each member's own custom data, for the members that wrote any (not ""), in join order.
+ */
+memberCustomData(index: number, obj?:PartyMemberCustomData):PartyMemberCustomData|null {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? (obj || new PartyMemberCustomData()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+memberCustomDataLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+/**
+ * L-8: the attributes the game backend wrote (a JSON object; "{}" until written) and the
+ * timestamp of that write (Unix ms; 0 until written).
+ */
+attributes():string|null
+attributes(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+attributes(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 32);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+attributesTimestamp():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 34);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPartyInfo(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(16);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -151,6 +209,42 @@ static addJoinStrategy(builder:flatbuffers.Builder, joinStrategy:PartyJoinStrate
 
 static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInviteStrategy) {
   builder.addFieldInt8(9, inviteStrategy, PartyInviteStrategy.Unset);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(10, nameOffset, 0);
+}
+
+static addChatEnabled(builder:flatbuffers.Builder, chatEnabled:boolean) {
+  builder.addFieldInt8(11, +chatEnabled, +false);
+}
+
+static addCustomData(builder:flatbuffers.Builder, customDataOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(12, customDataOffset, 0);
+}
+
+static addMemberCustomData(builder:flatbuffers.Builder, memberCustomDataOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(13, memberCustomDataOffset, 0);
+}
+
+static createMemberCustomDataVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startMemberCustomDataVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addAttributes(builder:flatbuffers.Builder, attributesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(14, attributesOffset, 0);
+}
+
+static addAttributesTimestamp(builder:flatbuffers.Builder, attributesTimestamp:bigint) {
+  builder.addFieldInt64(15, attributesTimestamp, BigInt('0'));
 }
 
 static endPartyInfo(builder:flatbuffers.Builder):flatbuffers.Offset {

@@ -66,8 +66,18 @@ version():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+/**
+ * L-7: the party's name, "" for none (searchable as the built-in keyword field `name`).
+ */
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startPartyListing(builder:flatbuffers.Builder) {
-  builder.startObject(6);
+  builder.startObject(7);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -94,12 +104,16 @@ static addVersion(builder:flatbuffers.Builder, version:bigint) {
   builder.addFieldInt64(5, version, BigInt('0'));
 }
 
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, nameOffset, 0);
+}
+
 static endPartyListing(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyListing(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, maxSize:number, memberCount:number, labelOffset:flatbuffers.Offset, version:bigint):flatbuffers.Offset {
+static createPartyListing(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, maxSize:number, memberCount:number, labelOffset:flatbuffers.Offset, version:bigint, nameOffset:flatbuffers.Offset):flatbuffers.Offset {
   PartyListing.startPartyListing(builder);
   PartyListing.addPartyId(builder, partyIdOffset);
   PartyListing.addOpen(builder, open);
@@ -107,6 +121,7 @@ static createPartyListing(builder:flatbuffers.Builder, partyIdOffset:flatbuffers
   PartyListing.addMemberCount(builder, memberCount);
   PartyListing.addLabel(builder, labelOffset);
   PartyListing.addVersion(builder, version);
+  PartyListing.addName(builder, nameOffset);
   return PartyListing.endPartyListing(builder);
 }
 }

@@ -86,8 +86,26 @@ inviteStrategy():PartyInviteStrategy {
   return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
 }
 
+/**
+ * L-7.
+ */
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * L-6.
+ */
+chatEnabled():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startPartySummary(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(12);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -128,6 +146,14 @@ static addJoinStrategy(builder:flatbuffers.Builder, joinStrategy:PartyJoinStrate
 
 static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInviteStrategy) {
   builder.addFieldInt8(9, inviteStrategy, PartyInviteStrategy.Unset);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(10, nameOffset, 0);
+}
+
+static addChatEnabled(builder:flatbuffers.Builder, chatEnabled:boolean) {
+  builder.addFieldInt8(11, +chatEnabled, +false);
 }
 
 static endPartySummary(builder:flatbuffers.Builder):flatbuffers.Offset {

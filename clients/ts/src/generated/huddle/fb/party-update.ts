@@ -67,8 +67,26 @@ inviteStrategy():PartyInviteStrategy {
   return offset ? this.bb!.readUint8(this.bb_pos + offset) : PartyInviteStrategy.Unset;
 }
 
+/**
+ * L-7: absent keeps the name, "" clears it.
+ */
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * L-6: Unset (absent) keeps the chat flag.
+ */
+chatEnabled():Toggle {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : Toggle.Unset;
+}
+
 static startPartyUpdate(builder:flatbuffers.Builder) {
-  builder.startObject(6);
+  builder.startObject(8);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -95,12 +113,20 @@ static addInviteStrategy(builder:flatbuffers.Builder, inviteStrategy:PartyInvite
   builder.addFieldInt8(5, inviteStrategy, PartyInviteStrategy.Unset);
 }
 
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, nameOffset, 0);
+}
+
+static addChatEnabled(builder:flatbuffers.Builder, chatEnabled:Toggle) {
+  builder.addFieldInt8(7, chatEnabled, Toggle.Unset);
+}
+
 static endPartyUpdate(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyUpdate(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:Toggle, hidden:Toggle, labelOffset:flatbuffers.Offset, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy):flatbuffers.Offset {
+static createPartyUpdate(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:Toggle, hidden:Toggle, labelOffset:flatbuffers.Offset, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy, nameOffset:flatbuffers.Offset, chatEnabled:Toggle):flatbuffers.Offset {
   PartyUpdate.startPartyUpdate(builder);
   PartyUpdate.addPartyId(builder, partyIdOffset);
   PartyUpdate.addOpen(builder, open);
@@ -108,6 +134,8 @@ static createPartyUpdate(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.
   PartyUpdate.addLabel(builder, labelOffset);
   PartyUpdate.addJoinStrategy(builder, joinStrategy);
   PartyUpdate.addInviteStrategy(builder, inviteStrategy);
+  PartyUpdate.addName(builder, nameOffset);
+  PartyUpdate.addChatEnabled(builder, chatEnabled);
   return PartyUpdate.endPartyUpdate(builder);
 }
 }

@@ -75,8 +75,26 @@ version():bigint {
   return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
 }
 
+/**
+ * L-7.
+ */
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * L-6.
+ */
+chatEnabled():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startPartyUpdated(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(10);
 }
 
 static addPartyId(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset) {
@@ -111,12 +129,20 @@ static addVersion(builder:flatbuffers.Builder, version:bigint) {
   builder.addFieldInt64(7, version, BigInt('0'));
 }
 
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(8, nameOffset, 0);
+}
+
+static addChatEnabled(builder:flatbuffers.Builder, chatEnabled:boolean) {
+  builder.addFieldInt8(9, +chatEnabled, +false);
+}
+
 static endPartyUpdated(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPartyUpdated(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, hidden:boolean, maxSize:number, labelOffset:flatbuffers.Offset, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy, version:bigint):flatbuffers.Offset {
+static createPartyUpdated(builder:flatbuffers.Builder, partyIdOffset:flatbuffers.Offset, open:boolean, hidden:boolean, maxSize:number, labelOffset:flatbuffers.Offset, joinStrategy:PartyJoinStrategy, inviteStrategy:PartyInviteStrategy, version:bigint, nameOffset:flatbuffers.Offset, chatEnabled:boolean):flatbuffers.Offset {
   PartyUpdated.startPartyUpdated(builder);
   PartyUpdated.addPartyId(builder, partyIdOffset);
   PartyUpdated.addOpen(builder, open);
@@ -126,6 +152,8 @@ static createPartyUpdated(builder:flatbuffers.Builder, partyIdOffset:flatbuffers
   PartyUpdated.addJoinStrategy(builder, joinStrategy);
   PartyUpdated.addInviteStrategy(builder, inviteStrategy);
   PartyUpdated.addVersion(builder, version);
+  PartyUpdated.addName(builder, nameOffset);
+  PartyUpdated.addChatEnabled(builder, chatEnabled);
   return PartyUpdated.endPartyUpdated(builder);
 }
 }
