@@ -18,7 +18,7 @@
 mod common;
 
 use common::*;
-use huddle::core::{Event, PartyEvent, PartyId, PartyReply, PartyRequest, Presence, Request};
+use huddle::core::{Event, PartyEvent, PartyId, PartyReply, PartyRequest, Presence, Reply, Request};
 use huddle::limits::Limits;
 use huddle::wire::nakama::{parse_party_id, parse_session_id};
 use huddle::wire::ErrorCode;
@@ -635,6 +635,9 @@ fn json_and_flatbuffers_sessions_share_a_party_and_each_event_is_encoded_once_pe
     .expect("f1 sees f2 join");
 
     // FlatBuffers data to the party's three other members: one encoding per codec in use (two).
+    // Stats are published at the end of a turn: a ping's reply proves the turns that sent the
+    // joins' events have published theirs, so `before` counts them.
+    assert_eq!(f1.request(&Request::Ping).expect("io"), Ok(Reply::Pong));
     let before = server.stats().events_encoded_total;
     f1.party_data(party_id, 7, b"from flatbuffers").expect("io").expect("sent");
     let expected = json!({"party_data": {
@@ -652,6 +655,7 @@ fn json_and_flatbuffers_sessions_share_a_party_and_each_event_is_encoded_once_pe
     assert_eq!(stats.events_encoded_total, before + 2, "one encoding per codec, not per recipient");
 
     // JSON data the other way: the FlatBuffers members get it, the other JSON member too.
+    assert_eq!(f1.request(&Request::Ping).expect("io"), Ok(Reply::Pong));
     let before = server.stats().events_encoded_total;
     j1.send(json!({"party_data_send": {"party_id": party_text, "op_code": "-3", "data": "AQID/w=="}}));
     for client in [&mut f1, &mut f2] {
