@@ -36,6 +36,10 @@ pub enum ErrorCode {
     SearchCursorMismatch = 231,
     SearchCursorInvalid = 232,
     SearchQueryTooBroad = 233,
+    SearchQueryTooCostly = 234,
+    SearchBudgetExhausted = 235,
+    LabelTooComplex = 236,
+    SearchIndexFull = 237,
     LimitExceeded = 300,
 }
 
@@ -65,6 +69,10 @@ impl ErrorCode {
         ErrorCode::SearchCursorMismatch,
         ErrorCode::SearchCursorInvalid,
         ErrorCode::SearchQueryTooBroad,
+        ErrorCode::SearchQueryTooCostly,
+        ErrorCode::SearchBudgetExhausted,
+        ErrorCode::LabelTooComplex,
+        ErrorCode::SearchIndexFull,
         ErrorCode::LimitExceeded,
     ];
 
@@ -126,6 +134,16 @@ pub enum CoreError {
     /// A wildcard term of the query matches (or would have to inspect) more indexed values than
     /// `search_wildcard_expansion_max` / `search_wildcard_scan_max` allow.
     SearchQueryTooBroad { byte_pos: usize, values_max: usize },
+    /// The search would need more than `search_query_cost_max` cost units (issue 14).
+    SearchQueryTooCostly { cost_max: u64 },
+    /// The session's search budget is spent (`search_budget_cost_per_ms`,
+    /// `search_budget_burst_cost`); searches are admitted again in `retry_after_ms`.
+    SearchBudgetExhausted { retry_after_ms: u64 },
+    /// The label indexes more values or fields than `party_label_values_max` /
+    /// `party_label_fields_max` allow, or its field paths are too long (the error says which).
+    LabelTooComplex(search::LabelError),
+    /// The search index reached `search_index_bytes_max`: labels are refused until parties end.
+    SearchIndexFull { bytes_max: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -165,6 +183,22 @@ impl std::fmt::Display for CoreError {
                 "search query too broad: the wildcard term at byte {byte_pos} matches or scans more than \
                  {values_max} distinct values; give it a longer literal prefix"
             ),
+            CoreError::SearchQueryTooCostly { cost_max } => write!(
+                f,
+                "search query too costly: answering it would visit more than {cost_max} index entries \
+                 (search_query_cost_max); add a selective must-term (+field:value) or narrow its ranges"
+            ),
+            CoreError::SearchBudgetExhausted { retry_after_ms } => write!(
+                f,
+                "search budget spent: this connection's searches used their share of the server \
+                 (search_budget_cost_per_ms); search again in {retry_after_ms} ms"
+            ),
+            CoreError::LabelTooComplex(error) => write!(f, "label too complex for the search index: {error}"),
+            CoreError::SearchIndexFull { bytes_max } => write!(
+                f,
+                "the search index is full (search_index_bytes_max {bytes_max} bytes): labels are refused \
+                 until parties end; a party without a label can still be created"
+            ),
         }
     }
 }
@@ -191,6 +225,10 @@ impl CoreError {
             CoreError::SearchCursorMismatch => ErrorCode::SearchCursorMismatch,
             CoreError::SearchCursorInvalid => ErrorCode::SearchCursorInvalid,
             CoreError::SearchQueryTooBroad { .. } => ErrorCode::SearchQueryTooBroad,
+            CoreError::SearchQueryTooCostly { .. } => ErrorCode::SearchQueryTooCostly,
+            CoreError::SearchBudgetExhausted { .. } => ErrorCode::SearchBudgetExhausted,
+            CoreError::LabelTooComplex(_) => ErrorCode::LabelTooComplex,
+            CoreError::SearchIndexFull { .. } => ErrorCode::SearchIndexFull,
         }
     }
 }

@@ -55,7 +55,9 @@ pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
 pub use ids::{Cid, Millis, Now, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
-pub use party::{PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason};
+pub use party::{
+    PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason, SearchStats,
+};
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 pub use timers::TimerId;
 
@@ -116,6 +118,14 @@ pub struct ConnectOptions {
     pub status_visible: bool,
 }
 
+/// The core's counters and gauges, for the driver's metrics: cheap to read (a copy of a few
+/// numbers), so a metrics endpoint may call [`Core::stats`] on every scrape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Searches, their cost, and what the search budgets and label bounds refused (issue 14).
+    pub search: SearchStats,
+}
+
 /// What a core timer does when it fires.
 #[derive(Debug)]
 enum Timeout {
@@ -154,6 +164,11 @@ impl Core {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The core's counters and gauges (see [`CoreStats`]).
+    pub fn stats(&self) -> CoreStats {
+        CoreStats { search: self.parties.search_stats() }
     }
 
     /// Number of connected sessions.

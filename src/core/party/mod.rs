@@ -62,6 +62,7 @@ use super::{CoreError, Event, PartyId, Presence, Reply, SessionId};
 use crate::limits::Limits;
 use bytes::Bytes;
 use search::PartySearch;
+pub use search::SearchStats;
 use table::PartyTable;
 
 /// A decoded party request (`Request::Party`).
@@ -235,7 +236,8 @@ impl Parties {
             PartyRequest::Get { party_id } => self.get(me, party_id),
             PartyRequest::MyParties => done(self.my_parties(me)),
             PartyRequest::Search { query, open, limit, cursor } => {
-                self.search.search(&self.table, search::SearchParams { query, open, limit, cursor }, ctx.limits)
+                let params = search::SearchParams { query, open, limit, cursor };
+                self.search.search(&self.table, me.session_id, params, ctx)
             }
         };
         debug_assert!(result.is_ok() || self.table.changes_pending() == 0, "a refused request changed a table");
@@ -262,6 +264,11 @@ impl Parties {
         assert_eq!(self.table.changes_pending(), 0, "a change list was left uncommitted");
         self.table.check_invariants(limits);
         self.search.check_invariants(&self.table);
+    }
+
+    /// What search and the label bounds did (`Core::stats`).
+    pub fn search_stats(&self) -> SearchStats {
+        self.search.stats()
     }
 
     /// Table sizes: (parties, sessions indexed).

@@ -1,13 +1,20 @@
 //! Party search (SPEC Q-1 … Q-4) seen from the party layer: the index (`core::search`) knows
 //! only `u128` keys, [`PreparedLabel`]s and built-in values; this adapter knows parties. It
 //! keeps the rule "hidden parties are never indexed" in one place, brings the index in step
-//! with each committed change, and answers search requests.
+//! with each committed change, answers search requests, and keeps each session's search budget
+//! (issue 14: a token bucket of cost units, see `core/search/cost.rs`) and the counters of
+//! what the budgets and label bounds refused.
+
+use std::cell::Cell;
 
 use super::changes::PartyChange;
 use super::table::{Party, PartyTable};
 use super::{done, Outcome, PartyReply};
-use crate::core::search::{parse_query, BuiltIns, LabelError, PreparedLabel, SearchError, SearchIndex, SearchLimits};
-use crate::core::{CoreError, PartyId};
+use crate::core::context::Ctx;
+use crate::core::search::{
+    parse_query, BuiltIns, LabelError, PreparedLabel, SearchBudget, SearchError, SearchIndex, SearchLimits,
+};
+use crate::core::{CoreError, PartyId, SessionId};
 use crate::limits::Limits;
 
 /// A search request's fields (`PartyRequest::Search`).
@@ -18,9 +25,35 @@ pub(super) struct SearchParams {
     pub cursor: Option<String>,
 }
 
-/// Every non-hidden party, for search. About 1 KiB per labelled party (see the README).
+/// What search and the label bounds did since the server started (`Core::stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Searches run (admitted by the session's budget), refused ones included.
+    pub searches_total: u64,
+    /// Cost units those searches spent.
+    pub search_cost_total: u64,
+    /// Searches refused with 234 (`search_query_cost_max`).
+    pub search_refused_too_costly_total: u64,
+    /// Searches refused with 235 (the session's search budget was spent).
+    pub search_refused_budget_total: u64,
+    /// Labels refused with 236 (`party_label_values_max`, `party_label_fields_max`, paths).
+    pub labels_refused_too_complex_total: u64,
+    /// Labels refused with 237 (`search_index_bytes_max`).
+    pub labels_refused_index_full_total: u64,
+    /// The index's estimate of its own memory, in bytes.
+    pub search_index_bytes: u64,
+}
+
+/// Every non-hidden party, for search; each session's search budget. See the README for
+/// the memory a labelled party costs.
 pub(super) struct PartySearch {
     index: SearchIndex,
+    /// Search budgets by session slot. An entry names its session: one left by a session that
+    /// is gone (a later session in the slot has another id) is replaced by a full bucket, so
+    /// disconnects need not visit this table, and it never holds more than `connections_max`.
+    budgets: Vec<Option<(SessionId, SearchBudget)>>,
+    /// Counters (cells: a label is checked through `&self` before anything changes).
+    stats: Cell<SearchStats>,
 }
 
 fn built_ins(party: &Party) -> BuiltIns {
@@ -29,13 +62,44 @@ fn built_ins(party: &Party) -> BuiltIns {
 
 impl PartySearch {
     pub fn new(limits: &Limits) -> PartySearch {
-        PartySearch { index: SearchIndex::new(SearchLimits::from(limits)) }
+        PartySearch {
+            index: SearchIndex::new(SearchLimits::from(limits)),
+            budgets: Vec::new(),
+            stats: Cell::new(SearchStats::default()),
+        }
     }
 
-    /// Parses and flattens a label with the index's own rules (a JSON object within
-    /// `party_label_bytes_max`; empty = none), before anything changes: the one label check.
-    pub fn prepare_label(&self, label: &str) -> Result<PreparedLabel, LabelError> {
-        self.index.prepare_label(label)
+    /// Parses, flattens and bounds a label with the index's own rules (see
+    /// `core/search/label.rs`; empty = none), before anything changes: the one label check.
+    /// Size and syntax are the client's input errors (200); the index's bounds have their own
+    /// codes (236, 237).
+    pub fn prepare_label(&self, label: &str) -> Result<PreparedLabel, CoreError> {
+        self.index.prepare_label(label).map_err(|error| match error {
+            LabelError::TooLarge { bytes, bytes_max } => {
+                CoreError::BadInput(format!("label is {bytes} bytes, more than party_label_bytes_max {bytes_max}"))
+            }
+            LabelError::NotObject => CoreError::BadInput("label must be a JSON object".into()),
+            LabelError::NotJson(why) => CoreError::BadInput(format!("label is not valid JSON: {why}")),
+            LabelError::TooManyValues { .. } | LabelError::TooManyFields { .. } | LabelError::PathsTooLong { .. } => {
+                self.count(|stats| stats.labels_refused_too_complex_total += 1);
+                CoreError::LabelTooComplex(error)
+            }
+            LabelError::IndexFull { bytes_max } => {
+                self.count(|stats| stats.labels_refused_index_full_total += 1);
+                log::warn!("label refused: the search index is at search_index_bytes_max {bytes_max}");
+                CoreError::SearchIndexFull { bytes_max }
+            }
+        })
+    }
+
+    fn count(&self, change: impl FnOnce(&mut SearchStats)) {
+        let mut stats = self.stats.get();
+        change(&mut stats);
+        self.stats.set(stats);
+    }
+
+    pub fn stats(&self) -> SearchStats {
+        SearchStats { search_index_bytes: self.index.bytes_estimated() as u64, ..self.stats.get() }
     }
 
     /// Brings the index in step with one committed change (see `changes.rs`). Every update
@@ -75,8 +139,11 @@ impl PartySearch {
 
     /// one page of the non-hidden parties matching the query, best first. Anyone may
     /// search. Limits are checked in the order a client can fix them: page size, query length,
-    /// syntax, then the cursor and wildcard breadth (which the index reports).
-    pub fn search(&self, table: &PartyTable, params: SearchParams, limits: &Limits) -> Outcome {
+    /// syntax, then the session's search budget (a refusal costs no search work), then the
+    /// cursor, wildcard breadth and the query's cost (which the index reports). The units the
+    /// search spent are charged to the session's budget, refused or not.
+    pub fn search(&mut self, table: &PartyTable, session: SessionId, params: SearchParams, ctx: &Ctx) -> Outcome {
+        let limits = ctx.limits;
         let SearchParams { query, open, limit, cursor } = params;
         let limit = limit.map_or(limits.search_page_limit_default, |l| l as usize);
         if limit == 0 || limit > limits.search_page_limit_max {
@@ -93,15 +160,33 @@ impl PartySearch {
             )));
         }
         let query = parse_query(&query, self.index.limits()).map_err(CoreError::SearchQueryInvalid)?;
+        let slot = self.budget_slot(session, ctx);
+        let budget = self.budget_at(slot);
+        if let Err(retry_after_ms) =
+            budget.admit(ctx.now.mono, limits.search_budget_cost_per_ms, limits.search_budget_burst_cost)
+        {
+            self.count(|stats| stats.search_refused_budget_total += 1);
+            return Err(CoreError::SearchBudgetExhausted { retry_after_ms });
+        }
         // An empty cursor means none, as an empty label means none: clients that always send
         // the field (Nakama's do) need not special-case the first page.
         let cursor = cursor.as_deref().filter(|c| !c.is_empty());
-        let page = self.index.search(&query, open, limit, cursor).map_err(|error| match error {
+        let (result, cost) = self.index.search_costed(&query, open, limit, cursor);
+        self.budget_at(slot).charge(cost);
+        self.count(|stats| {
+            stats.searches_total += 1;
+            stats.search_cost_total += cost;
+            if matches!(result, Err(SearchError::TooCostly { .. })) {
+                stats.search_refused_too_costly_total += 1;
+            }
+        });
+        let page = result.map_err(|error| match error {
             SearchError::CursorMismatch => CoreError::SearchCursorMismatch,
             SearchError::BadCursor => CoreError::SearchCursorInvalid,
             SearchError::WildcardTooBroad { byte_pos, terms_max } => {
                 CoreError::SearchQueryTooBroad { byte_pos, values_max: terms_max }
             }
+            SearchError::TooCostly { cost_max } => CoreError::SearchQueryTooCostly { cost_max },
             // Checked above against the same limit; kept total rather than unreachable.
             SearchError::BadLimit { limit, limit_max } => {
                 CoreError::BadInput(format!("limit must be 1..={limit_max}, got {limit}"))
@@ -111,6 +196,25 @@ impl PartySearch {
         let parties =
             page.keys.into_iter().map(|key| table.get(PartyId(key)).expect("indexed party exists").listing()).collect();
         done(PartyReply::SearchResult { parties, cursor: page.cursor })
+    }
+
+    /// The slot of the session's search budget, a full bucket for a session searching for the
+    /// first time (or the first time since its slot's last session left).
+    fn budget_slot(&mut self, session: SessionId, ctx: &Ctx) -> usize {
+        let slot = session.slot() as usize;
+        if slot >= self.budgets.len() {
+            self.budgets.resize(slot + 1, None);
+        }
+        let entry = &mut self.budgets[slot];
+        if entry.is_none_or(|(owner, _)| owner != session) {
+            *entry = Some((session, SearchBudget::new(ctx.limits.search_budget_burst_cost, ctx.now.mono)));
+        }
+        slot
+    }
+
+    fn budget_at(&mut self, slot: usize) -> &mut SearchBudget {
+        // Invariant: `budget_slot` filled the slot.
+        &mut self.budgets[slot].as_mut().expect("a budget for this slot").1
     }
 
     /// Q-3 as an invariant: the index holds every non-hidden party with its current open flag,

@@ -172,6 +172,10 @@ pub fn nakama_error(op: Option<NakamaOp>, code: ErrorCode, text: &str) -> Nakama
         | ErrorCode::SearchCursorMismatch
         | ErrorCode::SearchCursorInvalid
         | ErrorCode::SearchQueryTooBroad
+        | ErrorCode::SearchQueryTooCostly
+        | ErrorCode::SearchBudgetExhausted
+        | ErrorCode::LabelTooComplex
+        | ErrorCode::SearchIndexFull
         | ErrorCode::LimitExceeded => NakamaCode::BadInput,
     };
     let Some(op) = op else {
