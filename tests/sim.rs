@@ -43,7 +43,15 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     assert!(total.deliveries > total.events, "events reached several recipients: {total:?}");
     // Searches ran, returned parties, and were refused for each reason the workload provokes.
     assert!(total.search_results > total.searches / 2, "searches returned parties: {total:?}");
-    for error in ["SearchQueryInvalid", "SearchCursorMismatch", "SearchQueryTooBroad"] {
+    for error in [
+        "SearchQueryInvalid",
+        "SearchCursorMismatch",
+        "SearchQueryTooBroad",
+        "SearchQueryTooCostly",
+        "SearchBudgetExhausted",
+        "LabelTooComplex",
+        "SearchIndexFull",
+    ] {
         assert!(total.errors.get(error).is_some_and(|n| *n > 0), "no {error}: {total:?}");
     }
     // Statuses and follows.

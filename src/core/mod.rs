@@ -341,6 +341,23 @@ impl Core {
     }
 
     #[doc(hidden)]
+    /// A hash of one party and of one session's party links: what a request naming that party
+    /// from that session may change (the fuzz target's per-step check; see `debug_party_digest`).
+    pub fn debug_party_digest_touched(&self, party_id: PartyId, session: SessionId) -> u64 {
+        use std::hash::Hasher;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.parties.digest_touched(party_id, session, &mut hasher);
+        hasher.finish()
+    }
+
+    /// The invariant sweep for one party (its tables and its search index entry), in every
+    /// build: what the fuzz target checks after a step that touched it, between full sweeps.
+    #[doc(hidden)]
+    pub fn debug_check_party(&self, party_id: PartyId) {
+        self.parties.check_one(party_id, &self.limits);
+    }
+
+    #[doc(hidden)]
     /// A hash of the status tables, equal before and after any rejected request.
     pub fn debug_status_digest(&self) -> u64 {
         use std::hash::Hasher;

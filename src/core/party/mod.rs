@@ -266,6 +266,19 @@ impl Parties {
         self.search.check_invariants(&self.table);
     }
 
+    /// `check_invariants` for one party (tables and search index), for sweeps limited to what
+    /// a request touched.
+    pub fn check_one(&self, party_id: PartyId, limits: &Limits) {
+        assert_eq!(self.table.changes_pending(), 0, "a change list was left uncommitted");
+        self.table.check_one(party_id, limits);
+        self.search.check_one(&self.table, party_id);
+    }
+
+    /// A hash of one party and one session's links: see [`PartyTable::digest_touched`].
+    pub fn digest_touched(&self, party_id: PartyId, session: SessionId, hasher: &mut impl std::hash::Hasher) {
+        self.table.digest_touched(party_id, session, hasher);
+    }
+
     /// What search and the label bounds did (`Core::stats`).
     pub fn search_stats(&self) -> SearchStats {
         self.search.stats()

@@ -235,6 +235,20 @@ impl PartySearch {
         self.index.check_invariants();
     }
 
+    /// `check_invariants` for one party: indexed exactly when it exists and is not hidden,
+    /// with its current built-in values, and its entries where they say they are.
+    pub fn check_one(&self, table: &PartyTable, party_id: PartyId) {
+        let built_ins = self.index.built_ins(party_id.0);
+        match table.get(party_id).filter(|party| !party.hidden) {
+            None => assert!(built_ins.is_none(), "party {party_id} is gone or hidden and still indexed"),
+            Some(party) => {
+                let expected = (party.open, f64::from(party.max_size), party.members.len() as f64);
+                assert_eq!(built_ins, Some(expected), "party {party_id}: search index disagrees with the table");
+                self.index.check_key(party_id.0);
+            }
+        }
+    }
+
     pub fn digest(&self, hasher: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
         self.index.len().hash(hasher);
@@ -252,5 +266,73 @@ impl PartySearch {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::{
+        Cid, ConnectOptions, Core, CoreError, Identity, Millis, Now, Outbox, Output, PartyReply, PartyRequest, Reply,
+        Request, SessionId, UserId, Username,
+    };
+    use crate::limits::Limits;
+
+    fn connect(core: &mut Core, slot: u32) -> SessionId {
+        let session = SessionId::new(slot, 1);
+        let identity = Identity { user_id: UserId::new(&format!("u{slot}")), username: Username::new("U") };
+        core.connect(session, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut Outbox::new());
+        session
+    }
+
+    fn request(core: &mut Core, session: SessionId, at_ms: u64, request: PartyRequest) -> Result<Reply, CoreError> {
+        let mut out = Outbox::new();
+        core.handle_request(session, Cid(1), Request::Party(request), Now::simulated(Millis(at_ms)), &mut out);
+        match &out.outputs()[0] {
+            Output::Reply { result, .. } => result.clone(),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    fn search(core: &mut Core, session: SessionId, at_ms: u64) -> Result<Reply, CoreError> {
+        let query = "label.n:>=0 label.n:>=1".to_owned();
+        request(core, session, at_ms, PartyRequest::Search { query, open: None, limit: None, cursor: None })
+    }
+
+    /// The session's budget, exactly at its edge: admitted while positive (however little is
+    /// left), refused at zero or below with the exact wait at the refill rate, admitted again
+    /// once that wait is over; every search is charged what it cost; each session has its own.
+    #[test]
+    fn a_session_budget_admits_while_positive_and_refuses_with_the_exact_wait() {
+        let limits = Limits { search_budget_cost_per_ms: 2, search_budget_burst_cost: 100, ..Limits::default() };
+        let (refill, burst) = (limits.search_budget_cost_per_ms as i64, limits.search_budget_burst_cost as i64);
+        let mut core = Core::new(limits, [1; 32]);
+        let owner = connect(&mut core, 0);
+        for n in 0..4 {
+            let label = format!(r#"{{"n":{n}}}"#);
+            request(&mut core, owner, 0, PartyRequest::Create { open: true, max_size: 2, label, hidden: false })
+                .unwrap();
+        }
+        let (me, other) = (connect(&mut core, 1), connect(&mut core, 2));
+        let mut level = burst;
+        let mut searches = 0;
+        while level > 0 {
+            let spent_before = core.stats().search.search_cost_total;
+            assert!(matches!(search(&mut core, me, 0), Ok(Reply::Party(PartyReply::SearchResult { .. }))));
+            let cost = (core.stats().search.search_cost_total - spent_before) as i64;
+            assert!(cost > 0, "a search costs something");
+            level -= cost;
+            searches += 1;
+        }
+        assert!(searches > 1, "the bucket held several searches");
+        // Spent (zero or in debt): refused, at no cost, with the wait until one unit is back.
+        let wait = ((1 - level) as u64).div_ceil(refill as u64);
+        let stats = core.stats().search;
+        assert_eq!(search(&mut core, me, 0), Err(CoreError::SearchBudgetExhausted { retry_after_ms: wait }));
+        assert_eq!(search(&mut core, me, wait - 1), Err(CoreError::SearchBudgetExhausted { retry_after_ms: 1 }));
+        assert_eq!(core.stats().search.search_cost_total, stats.search_cost_total, "a refusal costs nothing");
+        assert_eq!(core.stats().search.search_refused_budget_total, stats.search_refused_budget_total + 2);
+        // Another session's budget is untouched; this one is admitted again after the wait.
+        assert!(search(&mut core, other, 0).is_ok());
+        assert!(search(&mut core, me, wait).is_ok(), "one unit back after {wait} ms");
     }
 }

@@ -395,6 +395,9 @@ impl Posting {
 fn set_bit(bits: &mut Vec<u64>, doc_id: DocId) {
     let word = doc_id as usize / 64;
     if word >= bits.len() {
+        // Exactly: a bitmap grows a word per 64 doc slots, and doubling it would add its whole
+        // size to the memory estimate at once.
+        bits.reserve_exact(word + 1 - bits.len());
         bits.resize(word + 1, 0);
     }
     bits[word] |= 1u64 << (doc_id % 64);
@@ -696,17 +699,49 @@ impl SearchIndex {
         Ok(prepared)
     }
 
-    /// What indexing `label` can add at most: a new doc, its entries, every keyword a new term,
-    /// every field a new field.
+    /// What indexing `label` can add at most, as the running estimate counts it: a new doc
+    /// slot, its entries, every new field and term, and what joining an existing term can add
+    /// (its posting's tail on a second doc, its bitmap when it reaches `BITS_POSTING_MIN` or
+    /// grows to a new doc slot). Without what the party's old label would free.
     pub fn label_bytes_worst(&self, label: &PreparedLabel) -> usize {
-        let mut bytes = estimate::DOC_SLOT + estimate::DOC_LIVE + estimate::KEYWORD_ENTRY + 2 * estimate::NUMBER_ENTRY;
-        for (_, value) in &label.flat {
+        // The doc's id is at most a new slot's.
+        let doc_id = DocId::try_from(self.docs.len()).unwrap_or(DocId::MAX);
+        let open = [TERM_FALSE, TERM_TRUE].map(|term| self.join_bytes_worst(&self.postings[term as usize], doc_id));
+        let mut bytes = estimate::DOC_SLOT
+            + estimate::DOC_LIVE
+            + estimate::KEYWORD_ENTRY
+            + open.into_iter().max().unwrap_or(0)
+            + 2 * estimate::NUMBER_ENTRY;
+        for (name, value) in &label.flat {
             bytes += match value {
-                FlatValue::Keyword(text) => estimate::KEYWORD_ENTRY + estimate::term(text.len()),
+                FlatValue::Keyword(text) => {
+                    let field = self.field_ids.get(name.as_str());
+                    let term = field.and_then(|&field| self.by_text.get(&(text.as_str(), field) as &dyn TextFirst));
+                    estimate::KEYWORD_ENTRY
+                        + match term {
+                            Some(&term) => self.join_bytes_worst(&self.postings[term as usize], doc_id),
+                            None => estimate::term(text.len()),
+                        }
+                }
                 FlatValue::Number(_) => 2 * estimate::NUMBER_ENTRY,
             };
         }
-        bytes + label.fields.iter().map(|name| estimate::field(name.len())).sum::<usize>()
+        let new_fields = label.fields.iter().filter(|name| !self.field_ids.contains_key(name.as_str()));
+        bytes + new_fields.map(|name| estimate::field(name.len())).sum::<usize>()
+    }
+
+    /// What `doc_id` joining `posting` can add to its heap bytes (see `Posting::heap_bytes`).
+    fn join_bytes_worst(&self, posting: &Posting, doc_id: DocId) -> usize {
+        let words = doc_id as usize / 64 + 1;
+        let tail = if posting.len() == 1 { estimate::block(size_of::<PostingMore>()) } else { 0 };
+        let bits = if posting.has_bits() {
+            words.saturating_sub(posting.bits().len())
+        } else if posting.len() + 1 >= BITS_POSTING_MIN {
+            words
+        } else {
+            0
+        };
+        tail + bits * size_of::<u64>()
     }
 
     /// Inserts a party or replaces everything the index knows about it, with a label prepared
@@ -1049,6 +1084,15 @@ impl SearchIndex {
             }
         }
         assert_eq!(self.bytes, self.bytes_recounted(), "the running memory estimate is exact");
+    }
+
+    /// The pair assertions of one party's entries (`check_invariants` for one doc); nothing
+    /// when the key is not indexed.
+    pub fn check_key(&self, key: u128) {
+        if let Some(&doc_id) = self.by_key.get(&key) {
+            assert_eq!(self.docs[doc_id as usize].key, key, "by_key and doc agree");
+            self.check_doc(doc_id);
+        }
     }
 
     fn debug_check_doc(&self, doc_id: DocId) {
@@ -2448,6 +2492,65 @@ mod tests {
         assert_eq!(keys_with(&index, "ranked casual", Some(false), 10), Vec::<u128>::new());
     }
 
+    /// The query cost budget, exactly at and one past the cost of a search; a term written
+    /// many times costs what it costs once.
+    #[test]
+    fn a_search_is_refused_one_unit_past_its_cost_budget_and_repeated_terms_cost_once() {
+        let build = |query_cost_max| {
+            let mut index = SearchIndex::new(SearchLimits { query_cost_max, ..SearchLimits::default() });
+            for i in 0..300u128 {
+                insert(&mut index, i, &format!(r#"{{"n":{i},"g":"g{}"}}"#, i % 7));
+            }
+            index
+        };
+        let queries = [
+            (0..20).map(|i| format!("label.n:>={i}")).collect::<Vec<_>>().join(" "),
+            "label.g:g1 label.g:g2^2 +label.n:<250 -label.n:<3".to_owned(),
+            "g* 5 label.n:>=10".to_owned(),
+        ];
+        for text in &queries {
+            let (result, cost) = build(u64::MAX).search_costed(&query(text), None, 10, None);
+            let expected = result.expect("no budget, no refusal").keys;
+            assert!(cost > 0);
+            let (at, at_cost) = build(cost).search_costed(&query(text), None, 10, None);
+            assert_eq!(at.map(|page| page.keys), Ok(expected), "{text}: exactly at its cost");
+            assert_eq!(at_cost, cost);
+            let (past, past_cost) = build(cost - 1).search_costed(&query(text), None, 10, None);
+            assert_eq!(past, Err(SearchError::TooCostly { cost_max: cost - 1 }), "{text}: one unit past");
+            assert!(past_cost <= cost, "a refused search does no more than the whole search");
+        }
+        // Written once or 64 times: the same results, the same cost.
+        let index = build(u64::MAX);
+        let once = index.search_costed(&query("label.n:>=0"), None, 10, None);
+        let many = index.search_costed(&query(&vec!["label.n:>=0"; 64].join(" ")), None, 10, None);
+        assert_eq!(once.0.map(|page| page.keys), many.0.map(|page| page.keys));
+        // What merging adds is the pairwise comparison of the 64 terms (charged 64²/16).
+        assert!(many.1 <= once.1 + 64 * 64 / 16, "64 repeats cost {} units, one term {}", many.1, once.1);
+    }
+
+    /// The memory budget, exactly at and one past what a label can add; parties without a
+    /// label are indexed past it.
+    #[test]
+    fn a_label_is_refused_one_byte_past_the_index_memory_budget() {
+        let mut index = sample_index();
+        let label = r#"{"mode":"new","fresh":[1,2],"tag":"t"}"#;
+        let prepared = index.prepare_label(label).unwrap();
+        let needed = index.bytes_estimated() + index.label_bytes_worst(&prepared);
+        index.limits.index_bytes_max = needed;
+        let at = index.prepare_label(label).expect("exactly at the budget");
+        index.limits.index_bytes_max = needed - 1;
+        assert_eq!(index.prepare_label(label), Err(LabelError::IndexFull { bytes_max: needed - 1 }));
+        assert_eq!(index.prepare_label(""), Ok(PreparedLabel::none()), "no label, no budget");
+        assert_eq!(index.prepare_label("{}"), Ok(PreparedLabel::default()), "nothing to index, no budget");
+        let before = index.bytes_estimated();
+        index.upsert_prepared(9, BuiltIns { open: true, max_size: 2, member_count: 1 }, &at);
+        assert!(index.bytes_estimated() <= needed, "the label took no more than its worst case");
+        assert!(index.bytes_estimated() > before);
+        index.upsert(10, party(true, 1, None)).expect("a party without a label is indexed past the budget");
+        index.check_invariants();
+        assert_eq!(keys(&index, "+label.mode:new"), [9]);
+    }
+
     #[test]
     fn limit_is_checked() {
         let index = sample_index();
@@ -2749,13 +2852,20 @@ mod tests {
                     }
                     _ => {
                         let label = random_label(&mut rng);
-                        let doc = PartyDoc {
+                        let built_ins = BuiltIns {
                             open: rng.below(2) == 0,
                             max_size: 2 + rng.below(4) as u32,
                             member_count: rng.below(5) as u32,
-                            label: Some(&label),
                         };
-                        index.upsert(key, doc).unwrap();
+                        // The memory budget's bound: indexing a label never adds more than
+                        // its worst case (bitmaps come and go here: see BITS_POSTING_MIN).
+                        let prepared = index.prepare_label(&label).unwrap();
+                        let (before, worst) = (index.bytes_estimated(), index.label_bytes_worst(&prepared));
+                        index.upsert_prepared(key, built_ins, &prepared);
+                        assert!(
+                            index.bytes_estimated() <= before + worst,
+                            "seed {seed}: {label} took more than its worst case"
+                        );
                     }
                 }
                 if step % 97 == 0 {
