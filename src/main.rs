@@ -115,6 +115,9 @@ limit_flags! {
     requests_per_second_max: u32 => "Sustained requests per second per connection",
     requests_burst_max: u32 => "Requests a connection may send at once above that",
     read_buffer_bytes: usize => "Per-connection frame buffer (grows for large frames)",
+    search_index_bytes_max: usize => "Search index memory, estimated bytes; past it labels are refused",
+    search_query_cost_max: u64 => "Cost units one search may spend",
+    search_budget_cost_per_ms: u64 => "Search cost units a session's budget regains per ms",
 }
 
 fn main() -> ExitCode {
