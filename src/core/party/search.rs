@@ -54,6 +54,9 @@ pub(super) struct PartySearch {
     budgets: Vec<Option<(SessionId, SearchBudget)>>,
     /// Counters (cells: a label is checked through `&self` before anything changes).
     stats: Cell<SearchStats>,
+    /// Whether the index being full was logged since a label was last accepted (one warning
+    /// per episode, not one per refused label).
+    full_logged: Cell<bool>,
 }
 
 fn built_ins(party: &Party) -> BuiltIns {
@@ -66,6 +69,7 @@ impl PartySearch {
             index: SearchIndex::new(SearchLimits::from(limits)),
             budgets: Vec::new(),
             stats: Cell::new(SearchStats::default()),
+            full_logged: Cell::new(false),
         }
     }
 
@@ -74,7 +78,11 @@ impl PartySearch {
     /// Size and syntax are the client's input errors (200); the index's bounds have their own
     /// codes (236, 237).
     pub fn prepare_label(&self, label: &str) -> Result<PreparedLabel, CoreError> {
-        self.index.prepare_label(label).map_err(|error| match error {
+        let prepared = self.index.prepare_label(label);
+        if prepared.as_ref().is_ok_and(|label| label.values() > 0) {
+            self.full_logged.set(false);
+        }
+        prepared.map_err(|error| match error {
             LabelError::TooLarge { bytes, bytes_max } => {
                 CoreError::BadInput(format!("label is {bytes} bytes, more than party_label_bytes_max {bytes_max}"))
             }
@@ -86,7 +94,13 @@ impl PartySearch {
             }
             LabelError::IndexFull { bytes_max } => {
                 self.count(|stats| stats.labels_refused_index_full_total += 1);
-                log::warn!("label refused: the search index is at search_index_bytes_max {bytes_max}");
+                if !self.full_logged.replace(true) {
+                    log::warn!(
+                        "search index full ({} estimated bytes, search_index_bytes_max {bytes_max}): labels are \
+                         refused until parties end",
+                        self.index.bytes_estimated()
+                    );
+                }
                 CoreError::SearchIndexFull { bytes_max }
             }
         })
