@@ -29,7 +29,9 @@ for target in $targets; do
 done
 for target in $targets; do
   sanitizer=$(sanitizer_of "$target")
-  scratch=$(mktemp -d)
+  # New corpus entries are thrown away: on tmpfs where there is one, so writing them (libFuzzer
+  # writes every new unit) costs no disk work.
+  scratch=$(mktemp -d -p "$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )")
   mkdir -p "corpus/$target" "regressions/$target"
   echo "--- fuzzing $target for ${seconds}s (sanitizer: $sanitizer)"
   log="$scratch.log"
