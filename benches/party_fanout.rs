@@ -26,7 +26,13 @@ fn party_of(size: usize) -> (Core, Vec<SessionId>, huddle::core::PartyId) {
         core.connect(s, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut out);
     }
     out.clear();
-    let create = PartyRequest::Create { open: true, max_size: size as u32, label: String::new(), hidden: false };
+    let create = PartyRequest::Create {
+        open: true,
+        max_size: size as u32,
+        label: String::new(),
+        hidden: false,
+        lobby: Default::default(),
+    };
     core.handle_request(sessions[0], Cid(1), Request::Party(create), Now::simulated(Millis(0)), &mut out);
     let Output::Reply { result: Ok(Reply::Party(PartyReply::Info(snapshot))), .. } = &out.outputs()[0] else {
         panic!("create failed")

@@ -26,7 +26,13 @@ fn status_fanout(c: &mut Criterion) {
     let mut out = Outbox::new();
     let star = SessionId::new(0, 1);
     let identity = |id: &str| Identity { user_id: UserId::new(id), username: Username::new(id) };
-    core.connect(star, identity("star"), ConnectOptions { status_visible: true }, Now::simulated(Millis(0)), &mut out);
+    core.connect(
+        star,
+        identity("star"),
+        ConnectOptions { status_visible: true, ..Default::default() },
+        Now::simulated(Millis(0)),
+        &mut out,
+    );
     for slot in 1..=FOLLOWERS {
         let session = SessionId::new(slot, 1);
         core.connect(

@@ -96,7 +96,7 @@ fn create(core: &mut Core, session: SessionId, mut label: String) -> Result<(), 
     // capacity that the party table would keep.
     label.shrink_to_fit();
     let mut out = Outbox::new();
-    let request = PartyRequest::Create { open: true, max_size: 8, label, hidden: false };
+    let request = PartyRequest::Create { open: true, max_size: 8, label, hidden: false, lobby: Default::default() };
     core.handle_request(session, Cid(1), Request::Party(request), Now::default(), &mut out);
     match &out.outputs()[0] {
         Output::Reply { result: Ok(_), .. } => Ok(()),

@@ -157,6 +157,8 @@ fn main() -> ExitCode {
         listen: "127.0.0.1:0".parse().expect("address"),
         limits: limits.clone(),
         token_key: TokenKey::new(KEY),
+        admin: None,
+        history_file: None,
     };
     let server = Server::bind(config).expect("bind 127.0.0.1:0");
     let handle = server.handle();

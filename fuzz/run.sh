@@ -2,7 +2,8 @@
 # Runs every fuzz target for a bounded time (default 60 s each) on the stable toolchain and
 # fails on any crash. New corpus entries go to a scratch folder, so the committed seeds only
 # change on purpose. A crash input is kept under fuzz/artifacts/<target>/: copy it to
-# fuzz/regressions/<target>/ so `cargo test` replays it from then on.
+# fuzz/regressions/<target>/ so `cargo test` replays it from then on. A target with a
+# fuzz/<target>.dict (nakama_json: the JSON envelope's keys) runs with that libFuzzer dictionary.
 #   fuzz/run.sh [SECONDS_PER_TARGET]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,10 +11,11 @@ seconds="${1:-60}"
 export RUSTC_BOOTSTRAP=1   # cargo-fuzz's sanitizer flags need it on a stable toolchain
 
 # The sanitizer of each target. decode_envelope feeds arbitrary bytes to the FlatBuffers
-# decoder, whose generated accessors are `unsafe` code: it keeps AddressSanitizer. core_ops and
-# conn_bytes run the crate's own safe Rust (the crate root denies `unsafe`) and reach the
-# decoder only through what decode_envelope fuzzes; AddressSanitizer finds nothing there that
-# a panic would not, and it cost them four to six times their executions (issue 14). Each
+# decoder, whose generated accessors are `unsafe` code: it keeps AddressSanitizer. The others
+# (core_ops, conn_bytes, admin_bytes, nakama_json) run the crate's own safe Rust (the crate root
+# denies `unsafe`) and reach the decoder only through what decode_envelope fuzzes;
+# AddressSanitizer finds nothing there that a panic would not, and it cost core_ops and
+# conn_bytes four to six times their executions (issue 14). Each
 # sanitizer builds into its own folder, so neither build invalidates the other.
 sanitizer_of() {
   case "$1" in
@@ -33,6 +35,8 @@ for target in $targets; do
   # writes every new unit) costs no disk work.
   scratch=$(mktemp -d -p "$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )")
   mkdir -p "corpus/$target" "regressions/$target"
+  dict=()
+  if [ -f "$target.dict" ]; then dict=("-dict=$target.dict"); fi
   echo "--- fuzzing $target for ${seconds}s (sanitizer: $sanitizer)"
   log="$scratch.log"
   set +e
@@ -40,7 +44,7 @@ for target in $targets; do
   # so the outer timeout bounds the whole target whatever happens.
   timeout $((seconds + 180)) cargo fuzz run -O -s "$sanitizer" --target-dir "target/$sanitizer" "$target" \
     "$scratch" "corpus/$target" "regressions/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 >"$log" 2>&1
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 ${dict[@]+"${dict[@]}"} >"$log" 2>&1
   status=$?
   set -e
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|ERROR|SUMMARY|panicked|Test unit written' "$log" || true

@@ -32,6 +32,12 @@ impl TokenKey {
     pub fn new(bytes: impl Into<Vec<u8>>) -> TokenKey {
         TokenKey(bytes.into())
     }
+
+    /// The key's bytes: exactly what was configured (a key file's text without surrounding
+    /// whitespace), which a backend signing tokens must use as its HMAC key too.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// What a valid token says.
@@ -51,6 +57,9 @@ pub enum TokenError {
     Malformed(&'static str),
     /// The header names another algorithm (`none`, RS256, ...): only HS256 is accepted.
     UnsupportedAlgorithm,
+    /// The header has a `crit` member: it names extensions the token's issuer requires the
+    /// recipient to understand, and this server understands none (RFC 7515 §4.1.11).
+    CriticalExtension,
     BadSignature,
     Expired,
     BadClaim(&'static str),
@@ -63,6 +72,9 @@ impl std::fmt::Display for TokenError {
             TokenError::TooLong => write!(f, "token longer than {TOKEN_BYTES_MAX} bytes"),
             TokenError::Malformed(what) => write!(f, "malformed token: {what}"),
             TokenError::UnsupportedAlgorithm => write!(f, "token algorithm is not HS256"),
+            TokenError::CriticalExtension => {
+                write!(f, "token header lists critical extensions (crit) this server does not support")
+            }
             TokenError::BadSignature => write!(f, "token signature does not match the server key"),
             TokenError::Expired => write!(f, "token expired"),
             TokenError::BadClaim(what) => write!(f, "bad token claim: {what}"),
@@ -102,6 +114,12 @@ pub fn verify(token: &str, key: &TokenKey, now_unix_s: u64) -> Result<Claims, To
     // algorithm must never be judged by our HMAC (the classic JWT confusion attacks).
     if header.get("alg").and_then(|v| v.as_str()) != Some("HS256") {
         return Err(TokenError::UnsupportedAlgorithm);
+    }
+    // RFC 7515 §4.1.11: a recipient must reject a token whose `crit` names an extension it does
+    // not understand. This server implements no JWS extension, so any `crit` (a malformed one
+    // included: it must be a non-empty list) is refused, before the signature like `alg`.
+    if header.contains_key("crit") {
+        return Err(TokenError::CriticalExtension);
     }
 
     let signature =
@@ -168,14 +186,73 @@ fn string_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &'sta
             "usn missing or not a string"
         }));
     };
-    if value.is_empty() || value.len() > CLAIM_BYTES_MAX || value.chars().any(char::is_control) {
+    if value.len() > CLAIM_BYTES_MAX || !is_visible_name(value) {
         return Err(TokenError::BadClaim(if name == "uid" {
-            "uid empty, longer than 128 bytes, or with control characters"
+            "uid empty, blank, longer than 128 bytes, or with control or format characters"
         } else {
-            "usn empty, longer than 128 bytes, or with control characters"
+            "usn empty, blank, longer than 128 bytes, or with control or format characters"
         }));
     }
     Ok(value.to_owned())
+}
+
+/// Whether `name` can stand for a user in front of other users: not empty, not blank, and free
+/// of characters that are invisible or rearrange the text around them, so one name cannot be
+/// made to look like another. Refused: control characters (Cc), format characters (Cf: the
+/// right-to-left override U+202E, zero-width space U+200B, byte order mark U+FEFF, joiners, …),
+/// line and paragraph separators (Zl, Zp), and names made only of whitespace and blank-looking
+/// fillers. Emoji sequences joined by U+200D (a format character) are refused with the rest.
+pub fn is_visible_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.chars().all(|c| c.is_whitespace() || BLANK_FILLERS.contains(&c))
+        && !name.chars().any(|c| c.is_control() || is_format_or_separator(c))
+}
+
+/// Letters and symbols that render as nothing, the classic way to make a name look empty
+/// (Hangul fillers, the blank Braille pattern). Only a name made of nothing else is refused.
+const BLANK_FILLERS: [char; 5] = ['\u{115F}', '\u{1160}', '\u{2800}', '\u{3164}', '\u{FFA0}'];
+
+/// General category Cf (Unicode 16.0; the table is small and changes rarely, so no crate), plus
+/// U+2028 and U+2029 (Zl, Zp), which break lines like control characters do. Sorted, disjoint
+/// inclusive ranges (checked at compile time below), searched by their last character.
+const FORMAT_OR_SEPARATOR: [(u32, u32); 22] = [
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x2029),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < FORMAT_OR_SEPARATOR.len() {
+        assert!(FORMAT_OR_SEPARATOR[i].0 <= FORMAT_OR_SEPARATOR[i].1, "a range runs forwards");
+        assert!(i == 0 || FORMAT_OR_SEPARATOR[i - 1].1 < FORMAT_OR_SEPARATOR[i].0, "ranges are sorted and disjoint");
+        i += 1;
+    }
+};
+
+fn is_format_or_separator(c: char) -> bool {
+    let c = u32::from(c);
+    let at = FORMAT_OR_SEPARATOR.partition_point(|&(_, last)| last < c);
+    FORMAT_OR_SEPARATOR.get(at).is_some_and(|&(first, _)| first <= c)
 }
 
 /// Where the key came from, for the startup log (never the key itself).
@@ -393,6 +470,64 @@ mod tests {
         }
         let long = format!(r#"{{"uid":"{}","usn":"Alice","exp":2000}}"#, "x".repeat(CLAIM_BYTES_MAX + 1));
         assert!(matches!(verify(&forge(hs, &long, &key()), &key(), 1), Err(TokenError::BadClaim(_))));
+    }
+
+    #[test]
+    fn a_crit_header_is_refused_even_when_signed() {
+        let body = r#"{"uid":"u1","usn":"Alice","exp":2000}"#;
+        for header in [
+            r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+            r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"HS256","crit":[]}"#,
+            r#"{"alg":"HS256","crit":"nonsense"}"#,
+        ] {
+            assert_eq!(verify(&forge(header, body, &key()), &key(), 1), Err(TokenError::CriticalExtension), "{header}");
+        }
+        let plain = forge(r#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#, body, &key());
+        assert_eq!(verify(&plain, &key(), 1), Ok(claims(2_000)), "other header members stay accepted");
+    }
+
+    #[test]
+    fn names_with_format_characters_or_only_blanks_are_refused() {
+        let hs = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let with_name = |usn: &str| {
+            let body = serde_json::json!({"uid": "u1", "usn": usn, "exp": 2000}).to_string();
+            verify(&forge(hs, &body, &key()), &key(), 1)
+        };
+        let refused = [
+            "Alice\u{202E}gnp.exe", // right-to-left override
+            "Al\u{200B}ice",        // zero-width space
+            "\u{FEFF}Alice",        // byte order mark
+            "Ali\u{200D}ce",        // zero-width joiner
+            "Alice\u{2066}",        // left-to-right isolate
+            "tag\u{E0041}",         // a tag character
+            "a\u{2028}b",           // line separator
+            "a\u{7}b",              // a control character, as before
+            " ",
+            "\u{3000}\t ",      // ideographic space and a tab
+            "\u{3164}\u{3164}", // Hangul fillers
+            "",
+        ];
+        for name in refused {
+            assert!(matches!(with_name(name), Err(TokenError::BadClaim(_))), "{name:?} accepted");
+        }
+        for name in ["Alice", "Ann Lee", "Zoë", "日本語", "\u{3164}x", "a\u{AC}b", "🎮"] {
+            assert!(with_name(name).is_ok(), "{name:?} refused");
+        }
+        let uid = serde_json::json!({"uid": "u\u{202E}1", "usn": "Alice", "exp": 2000}).to_string();
+        assert!(
+            matches!(verify(&forge(hs, &uid, &key()), &key(), 1), Err(TokenError::BadClaim(m)) if m.starts_with("uid"))
+        );
+    }
+
+    #[test]
+    fn the_format_table_refuses_both_ends_of_its_ranges_and_nothing_beside_them() {
+        for c in ['\u{AD}', '\u{600}', '\u{605}', '\u{200F}', '\u{206F}', '\u{1343F}', '\u{E007F}', '\u{2029}'] {
+            assert!(is_format_or_separator(c), "{:X}", u32::from(c));
+        }
+        for c in ['\u{AC}', '\u{606}', '\u{2010}', '\u{2070}', '\u{13440}', '\u{E0080}', 'a', '\u{10FFFF}'] {
+            assert!(!is_format_or_separator(c), "{:X}", u32::from(c));
+        }
     }
 
     #[test]

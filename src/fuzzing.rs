@@ -4,10 +4,11 @@
 //! re-encodes to the same value, and the core's invariants hold.
 #![doc(hidden)]
 
+use crate::admin::{AdminKey, Playground};
 use crate::auth::{self, Claims, TokenKey};
 use crate::core::Millis;
 use crate::limits::Limits;
-use crate::net::{Driver, ListenerId, ListenerKind, ListenerLimits, Transport};
+use crate::net::{AdminState, Driver, ListenerId, ListenerKind, ListenerLimits, Transport};
 use crate::wire::{self, Encoder, ErrorCode, ServerMessage};
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -15,6 +16,9 @@ use std::io::{self, Read, Write};
 use std::rc::Rc;
 
 const FUZZ_KEY: &str = "fuzz-key";
+/// The admin key of the `admin_bytes` target's driver (its seeds carry it, so the fuzzer
+/// reaches the routes behind it).
+pub const FUZZ_ADMIN_KEY: &str = "fuzz-admin-key";
 
 fn fuzz_limits() -> Limits {
     // Small limits make the fuzzer reach the edges quickly.
@@ -32,7 +36,7 @@ pub fn decode_envelope(data: &[u8]) {
         Ok((cid, _)) | Err((cid, _)) => *cid,
     };
     assert_eq!(cid, wire::peek_cid(&frame, &options), "decode and the cid-only read disagree on the cid");
-    let mut codecs = wire::Codecs::new(fuzz_limits().message_bytes_max);
+    let mut codecs = wire::Codecs::new(&fuzz_limits());
     let mut conn = wire::ConnCodec::new(wire::CodecKind::FlatBuffers);
     assert_eq!(
         codecs.decode_request(&mut conn, wire::ClientFrame::Binary(&frame)),
@@ -102,8 +106,17 @@ const READ_BATCHES: [usize; 4] = [64 * 1024, 7, 64, 1024];
 /// Frames read from the connection per turn (the first is the server's default).
 const FRAMES_PER_TURN: [usize; 4] = [64, 1, 3, 16];
 
-/// An in-memory stream in place of a socket: it hands out a chunk of bytes per read (sizes
-/// from `READ_CHUNKS` in turn) and says WouldBlock between reads, so every parser must resume
+/// How many bytes each read of an in-memory stream hands out.
+#[derive(Clone, Copy)]
+enum ReadSizes {
+    /// The same every read (the admin target's).
+    Fixed(usize),
+    /// `READ_CHUNKS` in turn, starting at this place (the game target's).
+    Cycle(usize),
+}
+
+/// An in-memory stream in place of a socket: it hands out a chunk of bytes per read (`ReadSizes`)
+/// and says WouldBlock between reads, so every parser must resume
 /// mid-request and mid-frame as on a real non-blocking socket, then EOF (the peer hung up); it
 /// keeps everything the server writes.
 struct MemStream(Rc<RefCell<MemState>>);
@@ -111,8 +124,8 @@ struct MemStream(Rc<RefCell<MemState>>);
 struct MemState {
     input: Vec<u8>,
     at: usize,
-    /// Reads so far, offset by the input's mode: the next read's place in `READ_CHUNKS`.
-    reads: usize,
+    /// The size of the next read; a cycle advances after each.
+    sizes: ReadSizes,
     block_next: bool,
     written: Vec<u8>,
     write_shut: bool,
@@ -127,8 +140,13 @@ impl Read for MemStream {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         state.block_next = true;
-        let chunk = READ_CHUNKS[state.reads % READ_CHUNKS.len()];
-        state.reads += 1;
+        let chunk = match state.sizes {
+            ReadSizes::Fixed(chunk) => chunk,
+            ReadSizes::Cycle(place) => {
+                state.sizes = ReadSizes::Cycle(place + 1);
+                READ_CHUNKS[place % READ_CHUNKS.len()]
+            }
+        };
         let n = left.min(chunk).min(buf.len());
         let at = state.at;
         buf[..n].copy_from_slice(&state.input[at..at + n]);
@@ -170,6 +188,7 @@ struct ConnHarness {
 
 thread_local! {
     static CONN_HARNESS: RefCell<Option<ConnHarness>> = const { RefCell::new(None) };
+    static ADMIN_HARNESS: RefCell<Option<ConnHarness>> = const { RefCell::new(None) };
 }
 
 /// Raw bytes into one connection of the driver's own read path: the request head and upgrade,
@@ -190,29 +209,118 @@ pub fn connection_bytes(input: &[u8]) -> ConnReport {
     })
 }
 
+/// Raw bytes into one admin API connection of the driver: request heads, bodies, keep-alive
+/// and pipelining, routing behind the admin key, and the calls (tokens, bans, disconnects,
+/// metrics, health, the party and history routes), with everything the server writes read back as HTTP responses whose error
+/// bodies are JSON. The first byte picks the read chunk size.
+pub fn admin_bytes(input: &[u8]) -> AdminReport {
+    let Some((&mode, rest)) = input.split_first() else { return AdminReport::default() };
+    ADMIN_HARNESS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let harness = cell.get_or_insert_with(|| {
+            let mut driver = Driver::new(fuzz_limits(), TokenKey::new(FUZZ_KEY), [7; 32]);
+            let key = AdminKey::new(FUZZ_ADMIN_KEY.as_bytes());
+            // The playground on, with its mint (loopback), so the fuzzer reaches those paths too.
+            let playground = Playground::new(([127, 0, 0, 1], 7350).into(), ([127, 0, 0, 1], 7351).into());
+            driver.serve_admin(AdminState {
+                key,
+                instance_id: "fuzz".into(),
+                started_at_ms: 0,
+                playground: Some(playground),
+            });
+            ConnHarness { driver, now: Millis(0) }
+        });
+        let written = harness.drive(ListenerKind::Admin, ReadSizes::Fixed(1 + usize::from(mode) * 3), rest.to_vec());
+        harness.driver.forget_admin_state_for_fuzzing();
+        read_admin_responses(&written)
+    })
+}
+
+/// The statuses of the responses an `admin_bytes` input got, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AdminReport {
+    pub statuses: Vec<u16>,
+}
+
+/// Reads what the server wrote to an admin connection: whole HTTP/1.1 responses, each with a
+/// `Content-Length` body (none for `100 Continue`), every `application/json` body valid JSON.
+fn read_admin_responses(mut written: &[u8]) -> AdminReport {
+    let mut report = AdminReport::default();
+    while !written.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        let head_len = match response.parse(written) {
+            Ok(httparse::Status::Complete(len)) => len,
+            other => panic!("not a whole HTTP response ({other:?}): {:?}", String::from_utf8_lossy(written)),
+        };
+        let status = response.code.expect("a parsed response has a status");
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value))
+        };
+        let body_len: usize = match header("content-length") {
+            Some(len) => len.parse().expect("Content-Length is a number"),
+            None => {
+                assert_eq!(status, 100, "every final response has a Content-Length");
+                0
+            }
+        };
+        assert!(written.len() >= head_len + body_len, "a truncated response body");
+        let body = &written[head_len..head_len + body_len];
+        if header("content-type").is_some_and(|t| t == "application/json") {
+            let json: serde_json::Value = serde_json::from_slice(body).expect("JSON bodies are JSON");
+            if status >= 400 {
+                assert!(json["code"].is_string() && json["message"].is_string(), "errors are {{code, message}}");
+            }
+        }
+        report.statuses.push(status);
+        written = &written[head_len + body_len..];
+    }
+    report
+}
+
 impl ConnHarness {
     fn run(&mut self, mode: u8, rest: &[u8]) -> ConnReport {
         let stream = if mode & 1 == 1 { [canned_upgrade(), rest].concat() } else { rest.to_vec() };
-        let turns_max = TURNS_PER_INPUT_MIN + TURNS_PER_INPUT_BYTE * stream.len();
-        let state = Rc::new(RefCell::new(MemState {
-            input: stream,
-            at: 0,
-            reads: usize::from(mode >> 1) & 7,
-            block_next: false,
-            written: Vec::new(),
-            write_shut: false,
-        }));
         // The loop-wide read batch, sized by the input so frames straddle its edges; and a
         // frame budget per turn, after which leftovers wait in the connection's stash.
         let (batch, frames) = (READ_BATCHES[usize::from(mode >> 4) & 3], FRAMES_PER_TURN[usize::from(mode >> 6)]);
         self.driver.reshape_reads_for_fuzzing(batch, frames);
         let before = *self.driver.counters();
+        let written = self.drive(ListenerKind::Game, ReadSizes::Cycle(usize::from(mode >> 1) & 7), stream);
+        let after = *self.driver.counters();
+        let mut report = read_server_bytes(&written);
+        report.requests = (after.requests_total - before.requests_total) as usize;
+        report.decode_errors = (after.decode_errors_total - before.decode_errors_total) as usize - report.text_replies;
+        report
+    }
+
+    /// Runs one connection of `kind` that reads `stream` in reads of `sizes`, then hangs up,
+    /// until the driver is idle again; returns what the server wrote.
+    fn drive(&mut self, kind: ListenerKind, sizes: ReadSizes, stream: Vec<u8>) -> Vec<u8> {
+        let turns_max = TURNS_PER_INPUT_MIN + TURNS_PER_INPUT_BYTE * stream.len();
+        let state = Rc::new(RefCell::new(MemState {
+            input: stream,
+            at: 0,
+            sizes,
+            block_next: false,
+            written: Vec::new(),
+            write_shut: false,
+        }));
         let limits = fuzz_limits();
+        let listener_limits = match kind {
+            ListenerKind::Game => ListenerLimits::game(&limits),
+            ListenerKind::Admin => ListenerLimits::admin(&limits),
+        };
         let id = self.driver.insert(
             MemStream(state.clone()),
+            std::net::Ipv4Addr::LOCALHOST.into(),
             ListenerId(0),
-            ListenerKind::Game,
-            &ListenerLimits::game(&limits),
+            kind,
+            &listener_limits,
             self.now,
         );
         let mut turns = 0;
@@ -222,18 +330,14 @@ impl ConnHarness {
             // Every turn is a readable edge: bytes are left, or the EOF is.
             self.driver.note_ready(id.slot() as usize, true, true, false, false);
             self.now = self.now.saturating_add(TURN_MS);
-            self.driver.turn(self.now, |_, _| {});
+            self.driver.turn(self.now, |_, _, _| {});
         }
         // Let every deadline of this input pass, then the driver must be idle again.
         self.now = self.now.saturating_add(BETWEEN_INPUTS_MS);
-        self.driver.turn(self.now, |_, _| {});
+        self.driver.turn(self.now, |_, _, _| {});
         self.driver.assert_idle();
-        let after = *self.driver.counters();
         let written = std::mem::take(&mut state.borrow_mut().written);
-        let mut report = read_server_bytes(&written);
-        report.requests = (after.requests_total - before.requests_total) as usize;
-        report.decode_errors = (after.decode_errors_total - before.decode_errors_total) as usize - report.text_replies;
-        report
+        written
     }
 }
 
@@ -311,4 +415,70 @@ fn split_server_frame(bytes: &[u8]) -> (u8, &[u8], &[u8]) {
     };
     assert!(bytes.len() >= header + len, "a truncated server frame");
     (bytes[0] & 0x0F, &bytes[header..header + len], &bytes[header + len..])
+}
+
+/// bytes → the Nakama JSON decoder, bounded whatever the bytes; as the driver calls it (a text
+/// frame through the codec interface) it agrees with the free function and the cid-only read;
+/// whatever decodes re-encodes as a client frame that decodes to the same request and cid; and
+/// every answer (a reply, or the error for a frame that did not decode) is text frames of JSON
+/// objects carrying the frame's cid exactly as the client wrote it.
+pub fn nakama_json(data: &[u8]) {
+    use crate::core::{CoreError, Event, Presence, SessionId, UserId, Username};
+    use crate::wire::nakama::{decode_request, request_frame, CidText, NakamaLimits};
+    use crate::wire::{ClientFrame, CodecKind, Codecs, ConnCodec, Frame, FrameKind};
+    use serde_json::Value;
+
+    let limits = fuzz_limits();
+    let decoded = decode_request(data, &NakamaLimits::new(&limits));
+    if let Ok(request) = &decoded {
+        let again = request_frame(&request.reply_to.cid, &request.request).expect("every decoded request has a form");
+        let redecoded = decode_request(again.as_bytes(), &NakamaLimits::new(&limits));
+        assert_eq!(redecoded.as_ref(), Ok(request), "re-encoded request differs: {again}");
+        // The cid is the frame's, as any JSON parser reads it.
+        if let Ok(Value::Object(frame)) = serde_json::from_slice::<Value>(data) {
+            let written = frame.get("cid").and_then(Value::as_str).unwrap_or_default();
+            assert_eq!(request.reply_to.cid.to_string(), written, "the cid read differs from the frame's");
+        }
+    }
+    // The driver hands the codec only UTF-8 text (the WebSocket layer checks it).
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut codecs = Codecs::new(&limits);
+    let mut conn = ConnCodec::new(CodecKind::NakamaJson);
+    let me = Presence { user_id: UserId::new("u"), session_id: SessionId::new(1, 1), username: Username::new("U") };
+    codecs.encode_event(CodecKind::NakamaJson, &Event::Welcome { presence: me }, Some(&mut conn), &mut |_| {
+        panic!("the welcome is not sent to JSON sessions")
+    });
+    let through_codec = codecs.decode_request(&mut conn, ClientFrame::Text(text));
+    let cid_text = match &decoded {
+        Ok(request) => request.reply_to.cid.clone(),
+        Err(failure) => failure.cid.clone(),
+    };
+    let mut answer = Vec::new();
+    let mut collect = |frame: Frame<'_>| {
+        assert_eq!(frame.kind, FrameKind::Text, "JSON sessions get text frames only");
+        let parsed: Value = serde_json::from_slice(frame.payload).expect("every frame is JSON");
+        assert!(parsed.is_object(), "every frame is an envelope");
+        answer.push(parsed);
+    };
+    match (&decoded, through_codec) {
+        (Ok(request), Ok((cid, core_request))) => {
+            assert_eq!((cid, &core_request), (request.reply_to.core_cid(), &request.request), "codec differs");
+            let refusal = Err(CoreError::BadInput("fuzz".into()));
+            codecs.encode_reply(&mut conn, cid, &refusal, &mut collect);
+        }
+        (Err(failure), Err((cid, error))) => {
+            assert_eq!((cid, error.code()), (failure.cid.core_cid(), failure.error.code()), "codec differs");
+            codecs.encode_error(&mut conn, cid, error.code(), &error.to_string(), &mut collect);
+        }
+        (free, codec) => panic!("codec and free function disagree: {free:?} vs {codec:?}"),
+    }
+    if let CidText::Absent = cid_text {
+        assert!(answer.iter().all(|frame| frame.get("cid").is_none()), "a cid appeared: {answer:?}");
+    } else {
+        // An ack of party data sent without a cid is nothing; anything else answers under the cid.
+        let first = answer.first().expect("a request with a cid is answered");
+        assert_eq!(first["cid"].as_str(), Some(cid_text.to_string().as_str()), "the cid is not echoed: {first}");
+    }
+    let peeked = codecs.peek_cid(&mut conn, ClientFrame::Text(text));
+    assert_eq!(peeked, cid_text.core_cid(), "the cid-only read differs");
 }

@@ -20,11 +20,15 @@
 //!   the request's events by construction. Who owns which rule:
 //!   - `core/session.rs`: connected sessions, user → sessions, username → users;
 //!   - `core/party/`: parties, a file per sub-state: `table.rs` (the tables, every mutation,
-//!     the sweep), `changes.rs` (the per-request change list that alone keeps the search index
-//!     in step, and where versions, snapshots and history will hang), `membership.rs` (P-2
-//!     open join, P-4 … P-8, P-11, C-6), `requests.rs` (P-2 closed, P-3), `settings.rs` (P-1,
-//!     P-10), `data.rs` (P-9, the hot path), `search.rs` (Q-1 … Q-4 through `core/search/`,
-//!     the label query language and inverted index);
+//!     versions moved as changes are recorded, the sweep), `changes.rs` (the per-request change
+//!     list whose commit alone keeps the search index in step, ends the invitations a join or a
+//!     party's end takes along, and sends snapshot events; history will hang there too),
+//!     `membership.rs` (P-2 join with strategies and one party per user, P-4 … P-8, P-11, C-6),
+//!     `requests.rs` (P-2 closed, P-3), `settings.rs` (P-1, P-10, strategies), `data.rs` (P-9,
+//!     the hot path), `search.rs` (Q-1 … Q-4 through `core/search/`, the label query language
+//!     and inverted index), and the lobby extensions: `lobby.rs` (their vocabulary and
+//!     huddle-only events), `invites.rs` (L-2 invitations, expiring through the core's timers),
+//!     `codes.rs` (L-3 party codes and the guessing guard);
 //!   - `core/status.rs`: statuses and follows (S-1 … S-3, C-3);
 //!   - `core/timers.rs`: deadlines fired by `handle_timeout`; `core/error.rs`: `CoreError` and
 //!     the codec-neutral `ErrorCode`; `core/ids.rs`: identities (with their byte bounds) and time.
@@ -32,7 +36,7 @@
 //!   decode of client frames, one reusable encoder, client-side decoding, and the single mapping of
 //!   the codec-neutral [`core::ErrorCode`] to the schema's codes (`wire/errors.rs`). One file per
 //!   message family as the core has them (`connection.rs`: welcome, errors, ping; `party.rs`,
-//!   `status.rs`, `search.rs`), each listing the union members it claims; `dispatch.rs` joins the
+//!   `status.rs`, `search.rs`, `lobby.rs`), each listing the union members it claims; `dispatch.rs` joins the
 //!   lists into one table by union tag, and a test fails when a member of the schema's `Message`
 //!   is claimed by no family or by two. `envelope.rs` writes the file identifier `HUDL` on every
 //!   frame (optional on input) and reads the cid of a frame whose body does not verify, so its
@@ -40,8 +44,9 @@
 //!   fire-and-forget (P-9); every other request needs a cid. `codec.rs` is the interface a
 //!   connection's codec implements ([`wire::Codec`]: decode a binary or text message, encode a
 //!   reply, an event or an error into zero or more frames, with per-connection state), chosen per
-//!   connection ([`wire::ConnCodec`]) and dispatched by [`wire::Codecs`]; FlatBuffers is the first
-//!   codec behind it, Nakama's JSON the next.
+//!   connection ([`wire::ConnCodec`]) and dispatched by [`wire::Codecs`]: huddle's FlatBuffers,
+//!   and Nakama's realtime JSON (`wire/nakama/`, SPEC K-1), which the upgrade chooses when the URL
+//!   says `format=json` or names `lang` without a `format`, as every Nakama SDK does.
 //! - [`net`] is the mio driver: one `Poll` on one thread, a table of listeners (each with a
 //!   kind and its own limits: game clients today, the admin API next), one table of connections
 //!   named by their core `SessionId` (slab slot + generation, one checked lookup), and one turn
@@ -77,6 +82,7 @@
 //! once and the same bytes are queued for each recipient.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod core;

@@ -1,5 +1,6 @@
 //! Every call into the operating system beyond what `std` and `mio` offer, in one module: CPU
-//! pinning, the open-file limit, which `accept` errors pass, and shutdown signals. The only
+//! pinning, the open-file limit, which `accept` errors pass, and signals (shutdown, and SIGHUP
+//! to reopen the history file). The only
 //! `unsafe` code of the crate lives here (the crate root denies it everywhere else), each block
 //! behind `cfg(target_os = "linux")` with the reason it is sound.
 //!
@@ -106,6 +107,26 @@ pub fn on_shutdown_signal(on_signal: impl FnOnce(&'static str) + Send + 'static)
         std::thread::Builder::new().name("huddle-signals".into()).spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 on_signal(if signal == SIGINT { "SIGINT" } else { "SIGTERM" });
+            }
+        })?;
+        Ok(true)
+    }
+    #[cfg(not(unix))]
+    {
+        drop(on_signal);
+        Ok(false)
+    }
+}
+
+/// Calls `on_signal` from a thread of its own each time SIGHUP arrives (log rotation: the
+/// server reopens its history file). Returns false where there is no SIGHUP (Windows).
+pub fn on_hangup_signal(on_signal: impl Fn() + Send + 'static) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+        std::thread::Builder::new().name("huddle-sighup".into()).spawn(move || {
+            for _ in signals.forever() {
+                on_signal();
             }
         })?;
         Ok(true)

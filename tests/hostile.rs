@@ -4,26 +4,19 @@
 //! served throughout. Waits are deadlines on stats or frames, never sleeps.
 
 mod common;
+#[path = "common/raw_ws.rs"]
+mod raw_ws;
 
 use common::*;
 use huddle::client::Client;
 use huddle::core::{ConnectOptions, Reply, Request};
 use huddle::limits::Limits;
 use huddle::wire::{ErrorCode, ServerMessage};
+use raw_ws::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
-
-/// A raw WebSocket: tungstenite for the upgrade, then raw bytes on the socket.
-fn raw_ws(server: &TestServer, user: &str) -> tungstenite::WebSocket<TcpStream> {
-    let stream = TcpStream::connect(&server.addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let url = format!("ws://{}/ws?token={}", server.addr, token(user));
-    let (mut ws, _) = tungstenite::client::client(url, stream).expect("upgrade");
-    assert!(matches!(ws.read().unwrap(), Message::Binary(_)), "welcome first");
-    ws
-}
 
 fn ping_ok(client: &mut Client) {
     assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
@@ -173,15 +166,13 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The real binary: 100 clients, SIGTERM, every client gets the close frame, exit code 0.
-// SIGTERM and libc exist on Unix only (the server is tested on Linux).
+/// The real binary on `127.0.0.1:0` with info logging: the process, its address, and a thread
+/// collecting its log lines until it exits.
 #[cfg(unix)]
-#[test]
-fn sigterm_with_100_clients_closes_all_and_exits_zero() {
-    let _watchdog = Watchdog::start(Duration::from_secs(60));
+fn start_binary() -> (KillOnDrop, String, std::thread::JoinHandle<Vec<String>>) {
     let mut child = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY])
+            .args(["serve", "--listen", "127.0.0.1:0", "--token-key", KEY, "--admin-listen", "off"])
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -200,11 +191,26 @@ fn sigterm_with_100_clients_closes_all_and_exits_zero() {
         log
     });
     let addr = addr_rx.recv_timeout(WAIT).expect("server logs its address");
+    (child, addr, log_reader)
+}
+
+#[cfg(unix)]
+fn sigterm(child: &KillOnDrop) {
+    // SAFETY: kill(2) with the pid of our own child process.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+}
+
+/// The real binary: 100 clients, SIGTERM, every client gets the close frame, exit code 0.
+// SIGTERM and libc exist on Unix only (the server is tested on Linux).
+#[cfg(unix)]
+#[test]
+fn sigterm_with_100_clients_closes_all_and_exits_zero() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let (mut child, addr, log_reader) = start_binary();
     let mut clients: Vec<Client> = (0..100)
         .map(|i| Client::connect(&addr, &token(&format!("u{i}")), ConnectOptions::default()).unwrap())
         .collect();
-    // SAFETY: kill(2) with the pid of our own child process.
-    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    sigterm(&child);
     for client in &mut clients {
         let frame = client.wait_closed(WAIT).unwrap().expect("close frame");
         assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1001, "server shutting down"));
@@ -216,6 +222,29 @@ fn sigterm_with_100_clients_closes_all_and_exits_zero() {
     assert!(log.iter().any(|l| l.contains("shutdown complete")), "log:\n{}", log.join("\n"));
 }
 
+/// A client that gets its close frame but never closes its side: the 1 s linger no longer drops
+/// it before the 2 s drain deadline, so the drain waits for it and then warns with what it cut.
+#[cfg(unix)]
+#[test]
+fn sigterm_with_a_client_that_never_closes_waits_for_the_drain_deadline_and_warns() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let (mut child, addr, log_reader) = start_binary();
+    let mut polite = Client::connect(&addr, &token("polite"), ConnectOptions::default()).unwrap();
+    let stubborn = Client::connect(&addr, &token("stubborn"), ConnectOptions::default()).unwrap();
+    sigterm(&child);
+    let frame = polite.wait_closed(WAIT).unwrap().expect("close frame");
+    assert_eq!(u16::from(frame.code), 1001);
+    drop(polite);
+    let status = child.0.wait().unwrap();
+    let log = log_reader.join().unwrap();
+    assert!(status.success(), "exit status {status}; log:\n{}", log.join("\n"));
+    let warning = log.iter().find(|l| l.contains("cut at the drain deadline")).unwrap_or_else(|| {
+        panic!("no drain warning; log:\n{}", log.join("\n"));
+    });
+    assert!(warning.contains("1 connections cut"), "{warning}");
+    drop(stubborn);
+}
+
 /// A party member that never reads while its party receives data: cut off by the output limit
 /// (close 1008 "output buffer limit", one counter), the other member keeps receiving every
 /// message in order, and the server's queued bytes stay bounded throughout.
@@ -225,6 +254,9 @@ fn member_that_never_reads_is_cut_off_and_the_party_keeps_flowing() {
     let limits = Limits {
         outbound_bytes_max: 256 * 1024,
         outbound_soft_bytes_max: 128 * 1024,
+        // A follow reply must fit the lowered output limit in every codec (validated at startup,
+        // SPEC S-2).
+        follow_ids_per_request_max: 4,
         outbound_soft_duration_ms: 60_000,
         requests_per_second_max: 1_000_000,
         requests_burst_max: 1_000_000,
@@ -289,6 +321,11 @@ fn ping_flood_without_reading_is_cut_off_by_the_output_limit() {
     let server = TestServer::with_limits(Limits {
         outbound_bytes_max: 64 * 1024,
         outbound_soft_bytes_max: 32 * 1024,
+        follow_ids_per_request_max: 1,
+        // Out of the way, so the output limit is what stops the flood (by default the budget of
+        // control frames closes it first: tests/hostile_load.rs).
+        extra_frames_per_second_max: u32::MAX,
+        extra_frames_burst_max: u32::MAX,
         ..Limits::default()
     });
     let mut bystander = server.connect("bob");

@@ -26,8 +26,26 @@ fn requests_with(text: &str, party_id: PartyId, target: &Presence) -> Vec<(&'sta
     };
     let party = Request::Party;
     vec![
-        ("create.label", party(PartyRequest::Create { open: true, max_size: 4, label: json.clone(), hidden: false })),
-        ("update.label", party(PartyRequest::Update { party_id, open: None, hidden: None, label: Some(json) })),
+        (
+            "create.label",
+            party(PartyRequest::Create {
+                open: true,
+                max_size: 4,
+                label: json.clone(),
+                hidden: false,
+                lobby: Default::default(),
+            }),
+        ),
+        (
+            "update.label",
+            party(PartyRequest::Update {
+                party_id,
+                open: None,
+                hidden: None,
+                label: Some(json),
+                lobby: Default::default(),
+            }),
+        ),
         (
             "accept.presence.user_id",
             party(PartyRequest::Accept { party_id, presence: presence(text, target.username.as_str()) }),

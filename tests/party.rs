@@ -35,6 +35,23 @@ fn code<T: std::fmt::Debug>(result: PartyResult<T>) -> ErrorCode {
     }
 }
 
+/// Versions (SPEC L-9) are another rule, checked step by step in `tests/lobby.rs`: here the
+/// events are compared with their version set to 0, so each test states only its P rule.
+fn unversioned(event: PartyEvent) -> PartyEvent {
+    match event {
+        PartyEvent::Presence { party_id, joins, leaves, .. } => {
+            PartyEvent::Presence { party_id, joins, leaves, version: 0 }
+        }
+        PartyEvent::Leader { party_id, leader, .. } => PartyEvent::Leader { party_id, leader, version: 0 },
+        PartyEvent::Removed { party_id, reason, .. } => PartyEvent::Removed { party_id, reason, version: 0 },
+        PartyEvent::Updated { party_id, open, hidden, max_size, label, lobby, .. } => {
+            PartyEvent::Updated { party_id, open, hidden, max_size, label, lobby, version: 0 }
+        }
+        PartyEvent::Joined(snapshot) => PartyEvent::Joined(Box::new(PartySnapshot { version: 0, ..*snapshot })),
+        other @ (PartyEvent::JoinRequest { .. } | PartyEvent::Data { .. }) => other,
+    }
+}
+
 /// Every event that reached `client` before a Pong to a fresh Ping (see the file comment).
 fn drain(client: &mut Client) -> Vec<PartyEvent> {
     assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
@@ -42,7 +59,7 @@ fn drain(client: &mut Client) -> Vec<PartyEvent> {
         .take_events()
         .into_iter()
         .map(|e| match e {
-            Event::Party(e) => e,
+            Event::Party(e) => unversioned(e),
             other => panic!("unexpected non-party event {other:?}"),
         })
         .collect()
@@ -53,7 +70,7 @@ fn drain(client: &mut Client) -> Vec<PartyEvent> {
 fn next_events(client: &mut Client, n: usize) -> Vec<PartyEvent> {
     (0..n)
         .map(|_| match client.wait_event(WAIT, |_| true).expect("an event") {
-            Event::Party(e) => e,
+            Event::Party(e) => unversioned(e),
             other => panic!("unexpected non-party event {other:?}"),
         })
         .collect()
@@ -69,25 +86,25 @@ fn create(client: &mut Client, open: bool, max_size: u32) -> PartyId {
 
 fn join_open(client: &mut Client, party_id: PartyId) -> PartySnapshot {
     match ok(client.party_join(party_id)) {
-        PartyReply::Info(snapshot) => snapshot,
+        PartyReply::Info(snapshot) => *snapshot,
         other => panic!("expected a snapshot, got {other:?}"),
     }
 }
 
 fn joins(party_id: PartyId, who: &Client) -> PartyEvent {
-    PartyEvent::Presence { party_id, joins: vec![me(who)], leaves: vec![] }
+    PartyEvent::Presence { party_id, joins: vec![me(who)], leaves: vec![], version: 0 }
 }
 
 fn leaves(party_id: PartyId, who: &Presence) -> PartyEvent {
-    PartyEvent::Presence { party_id, joins: vec![], leaves: vec![who.clone()] }
+    PartyEvent::Presence { party_id, joins: vec![], leaves: vec![who.clone()], version: 0 }
 }
 
 fn leader(party_id: PartyId, who: &Presence) -> PartyEvent {
-    PartyEvent::Leader { party_id, leader: who.clone() }
+    PartyEvent::Leader { party_id, leader: who.clone(), version: 0 }
 }
 
 fn removed(party_id: PartyId, reason: RemovedReason) -> PartyEvent {
-    PartyEvent::Removed { party_id, reason }
+    PartyEvent::Removed { party_id, reason, version: 0 }
 }
 
 // ---- P-1 create ----
@@ -244,8 +261,10 @@ fn p3_leader_lists_in_arrival_order_accepts_and_rejects_and_the_rejected_request
         label: r#"{"x":true}"#.into(),
         leader: me(&alice),
         members: vec![me(&alice), me(&bob)],
+        lobby: Default::default(),
+        version: 0,
     };
-    assert_eq!(drain(&mut bob), vec![PartyEvent::Joined(expected)], "the new member gets the snapshot");
+    assert_eq!(drain(&mut bob), vec![PartyEvent::Joined(Box::new(expected))], "the new member gets the snapshot");
     assert_eq!(drain(&mut alice), vec![joins(party, &bob)]);
     assert_eq!(drain(&mut carol), vec![], "a pending requester is not a member");
     assert_eq!(code(bob.party_join_requests(party)), ErrorCode::PartyNotLeader);
@@ -625,8 +644,15 @@ fn p10_update_replaces_only_given_fields_and_every_member_is_told() {
     drain(&mut alice);
 
     ok(alice.party_update(party, Some(false), None, None));
-    let closed_labelled =
-        PartyEvent::Updated { party_id: party, open: false, hidden: false, max_size: 4, label: r#"{"a":1}"#.into() };
+    let closed_labelled = PartyEvent::Updated {
+        party_id: party,
+        open: false,
+        hidden: false,
+        max_size: 4,
+        label: r#"{"a":1}"#.into(),
+        lobby: Default::default(),
+        version: 0,
+    };
     assert_eq!(drain(&mut alice), vec![closed_labelled.clone()], "the label survives (Nakama would drop it)");
     assert_eq!(drain(&mut bob), vec![closed_labelled]);
     assert_eq!(drain(&mut zed), vec![]);
@@ -642,7 +668,15 @@ fn p10_update_replaces_only_given_fields_and_every_member_is_told() {
     ok(alice.party_update(party, None, Some(true), Some("")));
     assert_eq!(
         drain(&mut bob),
-        vec![PartyEvent::Updated { party_id: party, open: false, hidden: true, max_size: 4, label: String::new() }]
+        vec![PartyEvent::Updated {
+            party_id: party,
+            open: false,
+            hidden: true,
+            max_size: 4,
+            label: String::new(),
+            lobby: Default::default(),
+            version: 0
+        }]
     );
     // Once open again, a newcomer joins directly.
     ok(alice.party_update(party, Some(true), None, None));

@@ -91,8 +91,15 @@ fn q1_empty_query_lists_every_non_hidden_party_with_its_listing() {
     let (parties, cursor) = ok(bob.party_search("", None, None, None));
     assert_eq!(cursor, None);
     let mut expected = vec![
-        PartyListing { party_id: a, open: true, max_size: 4, member_count: 1, label: r#"{"mode":"ctf"}"#.into() },
-        PartyListing { party_id: b, open: false, max_size: 2, member_count: 1, label: String::new() },
+        PartyListing {
+            party_id: a,
+            open: true,
+            max_size: 4,
+            member_count: 1,
+            label: r#"{"mode":"ctf"}"#.into(),
+            version: 1,
+        },
+        PartyListing { party_id: b, open: false, max_size: 2, member_count: 1, label: String::new(), version: 1 },
     ];
     expected.sort_by_key(|l| l.party_id);
     assert_eq!(parties, expected);

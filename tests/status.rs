@@ -15,7 +15,7 @@ use huddle::core::{ConnectOptions, Event, Reply, Request, StatusEvent, StatusPre
 use huddle::limits::Limits;
 use huddle::wire::{ErrorCode, ServerMessage};
 
-const VISIBLE: ConnectOptions = ConnectOptions { status_visible: true };
+const VISIBLE: ConnectOptions = ConnectOptions { status_visible: true, snapshots: false };
 
 /// The next status event of `client` (other events in between fail the test).
 fn status_event(client: &mut Client) -> StatusEvent {
@@ -148,6 +148,32 @@ fn s1_status_over_status_bytes_max_is_refused_and_the_old_status_stays() {
     set(&mut alice, Some(&longest));
     let event = status_event(&mut bob);
     assert_eq!(event.joins, vec![sp(&alice, &longest)]);
+}
+
+/// S-1: a status is display text. A control character other than tab, line feed and carriage
+/// return is refused with error 200 naming it and its byte offset; the old status stays and
+/// nobody hears anything. Pretty-printed JSON (tabs, line breaks) is a status like any other.
+#[test]
+fn s1_a_status_with_a_control_character_is_refused_and_the_old_status_stays() {
+    let server = TestServer::start();
+    let mut alice = server.connect("alice");
+    let mut bob = server.connect("bob");
+    follow(&mut bob, &["alice"]);
+    let pretty = "{\n\t\"match\": \"m-1\"\r\n}";
+    set(&mut alice, Some(pretty));
+    assert_eq!(status_event(&mut bob), joins(vec![sp(&alice, pretty)]));
+    let _ = status_event(&mut alice);
+
+    for (status, named) in
+        [("ready\u{7}", "U+0007 at byte 5"), ("\u{1b}[31mred", "U+001B at byte 0"), ("é\u{7f}", "U+007F at byte 2")]
+    {
+        let error = alice.status_update(Some(status)).unwrap().unwrap_err();
+        assert_eq!(error.code, ErrorCode::BadInput, "{status:?}");
+        assert!(error.message.contains(named), "{status:?}: {}", error.message);
+    }
+    assert_quiet(&mut bob);
+    assert_quiet(&mut alice);
+    assert_eq!(follow(&mut bob, &["alice"]), vec![sp(&alice, pretty)]);
 }
 
 #[test]
@@ -314,7 +340,7 @@ fn s2_too_many_ids_in_one_request_and_bad_ids_are_refused_and_nothing_changes() 
     let limits = Limits { follow_ids_per_request_max: 4, ..Limits::default() };
     let server = TestServer::with_limits(limits);
     let mut bob = server.connect("bob");
-    let error = bob.follow(&["u1", "u2", "u3"], &["U4", "U5"]).unwrap().unwrap_err();
+    let error = bob.follow(&["u1", "u2", "u3", "u4", "u5"], &[]).unwrap().unwrap_err();
     assert_eq!(error.code, ErrorCode::LimitExceeded);
     assert!(error.message.contains("follow_ids_per_request_max"), "{}", error.message);
     let error = bob.follow(&["u1", ""], &[]).unwrap().unwrap_err();
@@ -331,4 +357,36 @@ fn s2_too_many_ids_in_one_request_and_bad_ids_are_refused_and_nothing_changes() 
     assert_eq!(error.code, ErrorCode::LimitExceeded);
     set(&mut u1, Some("still followed"));
     assert_eq!(status_event(&mut bob).joins, vec![sp(&u1, "still followed")]);
+}
+
+/// SPEC S-2: what counts is the users a request resolves to. Five connected users sharing one
+/// username are five users; names that repeat a user, name the caller or name nobody are not.
+/// The refused follower stays connected and followed nothing.
+#[test]
+fn s2_a_username_shared_by_more_users_than_follow_ids_per_request_max_is_refused() {
+    let limits = Limits { follow_ids_per_request_max: 4, ..Limits::default() };
+    let server = TestServer::with_limits(limits);
+    let mut bob = server.connect("bob");
+    let mut same: Vec<Client> = (1..=4)
+        .map(|i| {
+            let token = token_with(&format!("u{i}"), "Same", unix_now() + 3600, KEY);
+            let mut client = server.try_connect(&token).expect("connect");
+            set(&mut client, Some("on"));
+            client
+        })
+        .collect();
+    assert_quiet(&mut bob);
+    // Seven names, four users.
+    let reply = bob.follow(&["u1", "u1", "bob", "u2"], &["Same", "Same", "Nobody"]).unwrap().unwrap();
+    assert_eq!(reply, same.iter().map(|c| sp(c, "on")).collect::<Vec<_>>());
+    bob.unfollow(&["u1", "u2", "u3", "u4"]).unwrap().unwrap();
+    // A fifth user takes the name: the same follow now resolves to five.
+    let token = token_with("u5", "Same", unix_now() + 3600, KEY);
+    same.push(server.try_connect(&token).expect("connect"));
+    let error = bob.follow(&[], &["Same"]).unwrap().unwrap_err();
+    assert_eq!(error.code, ErrorCode::LimitExceeded);
+    assert!(error.message.contains("follow_ids_per_request_max"), "{}", error.message);
+    set(&mut same[0], Some("changed"));
+    assert_quiet(&mut bob);
+    assert_eq!(bob.request(&Request::Ping).unwrap(), Ok(Reply::Pong), "the follower is still connected");
 }

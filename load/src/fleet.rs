@@ -7,7 +7,10 @@
 //! - WebSocket, towards huddle, hand-rolled and minimal: an HTTP upgrade request, masked
 //!   binary client frames (RFC 6455 §5.3), and a parser for the server's unmasked frames that
 //!   answers pings and notices close frames. Requests are encoded with the server's own
-//!   [`Encoder`](huddle::wire::Encoder).
+//!   [`Encoder`](huddle::wire::Encoder). In Nakama's JSON mode ([`Format::Json`]) the upgrade
+//!   asks for `format=json`, as a Nakama SDK's does, frames are text both ways, requests are
+//!   written by the server crate's own [`request_frame`], and a session starts at the upgrade
+//!   (JSON sessions get no welcome).
 //! - Length-prefixed, towards the floor (`floor.rs`): a `u32` body length, then the body.
 //!
 //! Output is buffered per connection and written once per turn, so a burst of sends costs one
@@ -17,7 +20,9 @@
 use super::floor;
 use super::procfs::now_ns;
 use super::watch::{LoopWatch, BACKLOG_PROBE_INTERVAL_NS, BACKLOG_PROBE_SOCKETS};
+use super::Format;
 use huddle::core::{Cid, Request};
+use huddle::wire::nakama::{request_frame, CidText};
 use huddle::wire::Encoder;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -42,8 +47,9 @@ const OUT_BYTES_FULL: usize = 1 << 20;
 #[derive(Clone, Debug)]
 pub enum Framing {
     /// huddle: an HTTP upgrade to WebSocket at `path` (with the session's token), then masked
-    /// binary frames; the server's first frame is its welcome.
-    WebSocket { host: String, path: String },
+    /// frames: binary, the server's first frame its welcome ([`Format::FlatBuffers`]); or text,
+    /// no welcome ([`Format::Json`]).
+    WebSocket { host: String, path: String, format: Format },
     /// The floor: no handshake; `u32` little-endian body length, then the body; the server's
     /// first frame is its welcome.
     LengthPrefixed,
@@ -71,7 +77,8 @@ struct Conn {
 
 /// What a connection delivered, handed to the scenario's callback.
 pub enum Incoming<'a> {
-    /// One binary frame's payload (the first is the welcome event).
+    /// One message's payload: a binary frame's (the first is the welcome event), a text
+    /// frame's in Nakama's JSON mode, or a floor frame's body.
     Frame(&'a [u8]),
     /// The connection ended; the text says why.
     Closed(&'a str),
@@ -145,10 +152,14 @@ impl Fleet {
         let index = self.conns.len();
         self.poll.registry().register(&mut stream, Token(index), Interest::READABLE | Interest::WRITABLE)?;
         let out = match &self.framing {
-            Framing::WebSocket { host, path } => {
+            Framing::WebSocket { host, path, format } => {
                 let status = if status { "&status=true" } else { "" };
+                let format = match format {
+                    Format::FlatBuffers => "",
+                    Format::Json => "&format=json",
+                };
                 format!(
-                    "GET {path}?token={token}{status} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+                    "GET {path}?token={token}{status}{format} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
                      Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
                      Sec-WebSocket-Version: 13\r\n\r\n"
                 )
@@ -207,10 +218,25 @@ impl Fleet {
         Ok(())
     }
 
-    /// Queues one huddle request, encoded with the server's codec (WebSocket framing only).
+    /// Queues one huddle request (cid 0: none), encoded with the server's codec: FlatBuffers, or
+    /// the text a Nakama SDK sends (WebSocket framing only). A JSON request is a fresh string:
+    /// this is for setup and the scenarios' few requests, not for party data's hot path, which
+    /// queues a template with [`Fleet::send_body`].
     pub fn send(&mut self, conn: usize, cid: u64, request: &Request) {
-        debug_assert!(matches!(self.framing, Framing::WebSocket { .. }), "requests are huddle's");
-        let body = self.encoder.request(Cid(cid), request);
+        let json;
+        let body = match self.framing {
+            Framing::WebSocket { format: Format::FlatBuffers, .. } => self.encoder.request(Cid(cid), request),
+            Framing::WebSocket { format: Format::Json, .. } => {
+                let cid = if cid == 0 { CidText::Absent } else { CidText::Number(cid) };
+                json = request_frame(&cid, request)
+                    .expect("Invariant: the harness sends only requests Nakama's realtime API has a message for");
+                json.as_bytes()
+            }
+            Framing::LengthPrefixed => {
+                debug_assert!(false, "requests are huddle's; the floor takes bodies");
+                return;
+            }
+        };
         queue_body(&mut self.conns, &mut self.flush_list, &mut self.mask_state, &self.framing, conn, body);
     }
 
@@ -334,6 +360,14 @@ impl Fleet {
         }
     }
 
+    /// Counts connection `index` as started (its welcome, or its upgrade in JSON mode), once.
+    fn mark_welcomed(&mut self, index: usize) {
+        if !self.conns[index].welcomed {
+            self.conns[index].welcomed = true;
+            self.welcomed += 1;
+        }
+    }
+
     fn list_flush(&mut self, index: usize) {
         let c = &mut self.conns[index];
         if !c.out_listed {
@@ -452,6 +486,10 @@ impl Fleet {
             }
             self.conns[index].state = ConnState::Open;
             at = end + 4;
+            if matches!(self.framing, Framing::WebSocket { format: Format::Json, .. }) {
+                // No welcome in Nakama's vocabulary: the upgrade is the session's start.
+                self.mark_welcomed(index);
+            }
         }
         while self.conns[index].state == ConnState::Open {
             let header = match self.framing {
@@ -468,12 +506,13 @@ impl Fleet {
             }
             let payload = &bytes[at + header..at + header + len];
             at += header + len;
+            let data_opcode = match self.framing {
+                Framing::WebSocket { format: Format::Json, .. } => 0x1,
+                _ => 0x2,
+            };
             match opcode {
-                0x2 => {
-                    if !self.conns[index].welcomed {
-                        self.conns[index].welcomed = true;
-                        self.welcomed += 1;
-                    }
+                _ if opcode == data_opcode => {
+                    self.mark_welcomed(index);
                     on_frame(index, Incoming::Frame(payload));
                 }
                 0x9 => {
@@ -540,11 +579,15 @@ fn queue_body(
         return;
     }
     match framing {
-        Framing::WebSocket { .. } => {
+        Framing::WebSocket { format, .. } => {
             *mask_state ^= *mask_state << 13;
             *mask_state ^= *mask_state >> 17;
             *mask_state ^= *mask_state << 5;
-            push_client_frame(&mut c.out, 0x2, body, mask_state.to_be_bytes());
+            let opcode = match format {
+                Format::FlatBuffers => 0x2,
+                Format::Json => 0x1,
+            };
+            push_client_frame(&mut c.out, opcode, body, mask_state.to_be_bytes());
         }
         Framing::LengthPrefixed => floor::push_frame(&mut c.out, &[body]),
     }

@@ -16,6 +16,9 @@
 //! huddle and then the floor in one invocation and reports each figure with its ratio: what
 //! huddle costs above moving the same bytes through the kernel on this machine (SPEC §7).
 //!
+//! Towards huddle the sessions speak FlatBuffers or, with `--format json` (fanout and sweep),
+//! Nakama's JSON mode as a Nakama SDK does (SPEC K-1); the floor keeps its raw framing either way.
+//!
 //! Every report also says whether the harness itself was the bottleneck (`watch.rs`: its loop's
 //! busy share, its send lag, bytes left unread in its sockets) and whether queues grew over
 //! the window (outstanding deliveries at the end against the start).
@@ -131,6 +134,11 @@ FANOUT / GAME / SWEEP:
     --mode ack|fire           ack: each message gets a reply; fire: sent with cid 0, no reply on
                               success (SPEC P-9) [default: ack; game: fire]
     --fire-and-forget         the same as --mode fire
+    --format flatbuffers|json fanout, sweep: huddle's sessions speak FlatBuffers, or Nakama's
+                              JSON mode (format=json: party_data_send text frames, with a cid
+                              under --mode ack and without one under --mode fire; party_data
+                              deliveries) [default: flatbuffers]. The floor is format-independent:
+                              it keeps its raw framing whatever --format says
     --hz H                    game: messages per session per second [20]; the rate is connections x H
     --rates R1,R2,...         sweep: explicit rates, else --rate-start [20000] times --rate-factor [1.5]
     --steps-max N [12]  --p99-max-us US [20000]  --svg PATH [sweep.svg]
@@ -210,6 +218,26 @@ impl SendMode {
     }
 }
 
+/// The wire format of the sessions towards huddle (`--format`). The floor has one framing of
+/// its own whatever the format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// huddle's own protocol: binary WebSocket frames, one FlatBuffers envelope each.
+    FlatBuffers,
+    /// Nakama's realtime JSON (SPEC K-1), as a Nakama SDK connects (`format=json`): text frames,
+    /// one `rtapi.Envelope` each; fanout and sweep only.
+    Json,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::FlatBuffers => "flatbuffers",
+            Format::Json => "json",
+        }
+    }
+}
+
 /// Everything a run needs, parsed from the command line.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -240,6 +268,8 @@ pub struct Options {
     pub echo_cpu: Option<usize>,
     pub against: Against,
     pub mode: SendMode,
+    /// huddle's sessions' wire format (the floor ignores it).
+    pub format: Format,
     /// The CPU the floor server is pinned to (and, for `floor-server`, its own).
     pub floor_cpu: Option<usize>,
     /// Internal: where the floor listens (workers), or where to listen (`floor-server`).
@@ -300,6 +330,7 @@ impl Options {
             echo_cpu: None,
             against: if game { Against::Both } else { Against::Huddle },
             mode: if game { SendMode::Fire } else { SendMode::Ack },
+            format: Format::FlatBuffers,
             floor_cpu: None,
             floor_addr: None,
             hz: 20,
@@ -398,6 +429,13 @@ impl Options {
                         _ => return Err(format!("--mode ack|fire, not {value:?}")),
                     }
                 }
+                "--format" => {
+                    o.format = match value.as_str() {
+                        "flatbuffers" => Format::FlatBuffers,
+                        "json" => Format::Json,
+                        _ => return Err(format!("--format flatbuffers|json, not {value:?}")),
+                    }
+                }
                 "--floor-cpu" => o.floor_cpu = Some(num(&value)? as usize),
                 "--floor-addr" => {
                     let addr: SocketAddr =
@@ -426,6 +464,9 @@ impl Options {
         }
         if o.mode == SendMode::Fire && !o.scenario.is_fanout() {
             return Err("--mode fire is for fanout, game and sweep (party data)".into());
+        }
+        if o.format == Format::Json && !matches!(o.scenario, Scenario::Fanout | Scenario::Sweep) {
+            return Err("--format json is for fanout and sweep".into());
         }
         if o.mode == SendMode::Fire && o.rate == 0 {
             return Err("--rate 0 keeps a window of requests awaiting replies: it needs --mode ack".into());
@@ -806,6 +847,8 @@ pub(crate) fn run_distributed(o: &Options) -> Result<Report, String> {
         scenario: o.scenario.name(),
         against: o.against.name(),
         mode: if fanout { o.mode.name() } else { "" },
+        // The floor frames its messages its own way whatever `--format` says.
+        format: if o.against == Against::Floor { "raw" } else { o.format.name() },
         connections: total.connections,
         processes,
         duration_s,

@@ -54,6 +54,9 @@ pub struct Report {
     pub against: &'static str,
     /// Fan-out family: `ack` or `fire`; empty elsewhere.
     pub mode: &'static str,
+    /// The sessions' wire format: `flatbuffers` or `json` (Nakama's JSON mode) towards huddle,
+    /// `raw` towards the floor (its own framing, whatever `--format` said); empty for calibrate.
+    pub format: &'static str,
     pub connections: u64,
     pub processes: usize,
     pub duration_s: f64,
@@ -181,6 +184,7 @@ impl Report {
             "scenario": self.scenario,
             "against": self.against,
             "mode": self.mode,
+            "format": self.format,
             "connections": self.connections,
             "processes": self.processes,
             "duration_s": self.duration_s,
@@ -279,6 +283,20 @@ impl Report {
 
     fn head(&self, s: &mut String, against: &str) {
         let _ = writeln!(s, "scenario              {} against {against}{}", self.scenario, self.mode_text());
+        let format = match self.format {
+            "json" => "json (Nakama's JSON mode: format=json, text frames)",
+            "raw" => "raw (the floor's own framing, whatever --format says)",
+            other => other,
+        };
+        match (format, &self.floor) {
+            ("", _) => {}
+            (format, Some(_)) => {
+                let _ = writeln!(s, "format                huddle {format}; the floor its own raw framing");
+            }
+            (format, None) => {
+                let _ = writeln!(s, "format                {format}");
+            }
+        }
         let _ = writeln!(s, "connections           {} ({} process(es))", self.connections, self.processes);
         let _ = writeln!(s, "duration              {:.1} s", self.duration_s);
         if self.offered_per_sec > 0 {

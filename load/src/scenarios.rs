@@ -5,19 +5,29 @@
 //! The fan-out family (`fanout`, `game`, each sweep step) runs the same sessions code against
 //! huddle or the floor: only the setup (huddle's create and join requests, or the floor's join
 //! message), the encoded message ([`DataTemplate`]) and the reading of what comes back
-//! ([`classify`], [`classify_floor`]) differ.
+//! ([`classify`], [`classify_json`], [`classify_floor`]) differ. Towards huddle the sessions
+//! speak FlatBuffers or, with `--format json`, Nakama's JSON mode as a Nakama SDK does (SPEC
+//! K-1): `party_data_send` text frames out (with a cid when acknowledged, without one when
+//! fire-and-forget), `party_data` deliveries in.
 
 use super::fleet::{Fleet, Framing, Incoming};
 use super::floor;
 use super::hist::Latency;
 use super::pace::Schedule;
 use super::procfs::{now_ns, thread_cpu_ns};
-use super::{load_key, resolve_target, source_address, Against, Link, Options, Scenario, SendMode, WorkerResult};
+use super::{
+    load_key, resolve_target, source_address, Against, Format, Link, Options, Scenario, SendMode, WorkerResult,
+};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use bytes::Bytes;
 use flatbuffers::VerifierOptions;
 use huddle::auth::{self, Claims, TokenKey};
 use huddle::core::{Cid, PartyId, PartyReply, PartyRequest, Reply, Request, StatusRequest, UserId};
+use huddle::wire::nakama::{parse_party_id, request_frame, CidText};
 use huddle::wire::{self, fb, Encoder, ServerMessage};
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -114,10 +124,20 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// Whether this worker's sessions speak Nakama's JSON: `--format json` towards huddle (the
+    /// floor has its own framing whatever the format).
+    fn json(&self) -> bool {
+        self.o.format == Format::Json && self.o.against != Against::Floor
+    }
+
     fn fleet(&self) -> Result<Fleet, String> {
         let framing = match self.o.against {
             Against::Floor => Framing::LengthPrefixed,
-            _ => Framing::WebSocket { host: self.target.host.clone(), path: self.target.path.clone() },
+            _ => Framing::WebSocket {
+                host: self.target.host.clone(),
+                path: self.target.path.clone(),
+                format: self.o.format,
+            },
         };
         Fleet::new(self.target.addr, framing).map_err(|e| format!("poll: {e}"))
     }
@@ -140,26 +160,35 @@ fn unix_now_s() -> u64 {
 }
 
 /// A server frame as the scenarios need it: the hot cases read in place, the rest decoded.
-enum Msg<'a> {
-    PartyData(&'a [u8]),
+enum Msg {
+    /// Party data, with the harness's send stamp (its payload's first 8 bytes).
+    PartyData(u64),
     /// A status event: the first joined status, the harness's send stamp when it parses.
     StatusStamp(Option<u64>),
     Ok,
     Error {
-        code: u16,
+        /// huddle refused a request for having no cid (error 101): what a server without
+        /// fire-and-forget party data answers to `--mode fire`.
+        missing_cid: bool,
         text: String,
     },
     Other(ServerMessage),
-    /// Nothing the scenarios count (the floor's welcome).
+    /// Nothing the scenarios count (the floor's welcome, Nakama's cid-less events).
     Ignored,
 }
 
-fn classify<'a>(frame: &'a [u8], verifier: &VerifierOptions) -> Result<Msg<'a>, String> {
+/// The send stamp at the start of a delivered payload.
+fn stamp(data: &[u8]) -> Result<u64, String> {
+    let head = data.first_chunk::<8>().ok_or("party data without a send stamp")?;
+    Ok(u64::from_le_bytes(*head))
+}
+
+fn classify(frame: &[u8], verifier: &VerifierOptions) -> Result<Msg, String> {
     let envelope = flatbuffers::root_with_opts::<fb::Envelope>(verifier, frame).map_err(|e| e.to_string())?;
     match envelope.message_type() {
         fb::Message::PartyData => {
             let data = envelope.message_as_party_data().and_then(|d| d.data()).ok_or("party data without data")?;
-            Ok(Msg::PartyData(data.bytes()))
+            Ok(Msg::PartyData(stamp(data.bytes())?))
         }
         fb::Message::StatusPresenceEvent => {
             let event = envelope.message_as_status_presence_event().ok_or("status event without body")?;
@@ -170,16 +199,87 @@ fn classify<'a>(frame: &'a [u8], verifier: &VerifierOptions) -> Result<Msg<'a>, 
         fb::Message::Error => {
             let e = envelope.message_as_error().ok_or("error without body")?;
             let code = e.code().0;
-            Ok(Msg::Error { code, text: format!("error {code}: {}", e.message().unwrap_or_default()) })
+            let text = format!("error {code}: {}", e.message().unwrap_or_default());
+            Ok(Msg::Error { missing_cid: code == ERROR_MISSING_CID, text })
         }
         _ => wire::decode_server_message(frame, verifier).map(Msg::Other).map_err(|e| e.to_string()),
     }
 }
 
+/// The parts of a Nakama JSON envelope the harness reads, borrowed from the frame: reading a
+/// delivery allocates nothing. Every other field and message (presence events, `party` pushed
+/// after a join) is skipped by the parser.
+#[derive(Deserialize)]
+struct JsonEnvelope<'a> {
+    #[serde(borrow, default)]
+    cid: Option<&'a str>,
+    #[serde(borrow, default)]
+    party_data: Option<JsonPartyData<'a>>,
+    #[serde(borrow, default)]
+    error: Option<JsonError<'a>>,
+    /// The reply to `party_create` (setup only).
+    #[serde(borrow, default)]
+    party: Option<JsonParty<'a>>,
+}
+
+#[derive(Deserialize)]
+struct JsonPartyData<'a> {
+    /// Standard base64, which needs no escapes in JSON, so it borrows.
+    #[serde(borrow, default)]
+    data: &'a str,
+}
+
+#[derive(Deserialize)]
+struct JsonError<'a> {
+    #[serde(default)]
+    code: i64,
+    #[serde(borrow, default)]
+    message: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct JsonParty<'a> {
+    #[serde(borrow, default)]
+    party_id: &'a str,
+}
+
+impl JsonEnvelope<'_> {
+    fn parse(frame: &[u8]) -> Result<JsonEnvelope<'_>, String> {
+        serde_json::from_slice(frame).map_err(|e| format!("a frame that is not a Nakama envelope: {e}"))
+    }
+
+    fn error_text(&self) -> Option<String> {
+        self.error.as_ref().map(|e| format!("error {}: {}", e.code, e.message))
+    }
+}
+
+/// A server frame of Nakama's JSON mode, in the same terms. Party data's send stamp is its
+/// payload's first 8 bytes: the first 12 characters of the base64 hold the first 9 bytes, and
+/// only those are decoded. An envelope with a cid and nothing else is the ack of party data
+/// sent with a cid (what FlatBuffers' `PartyOk` is).
+fn classify_json(frame: &[u8]) -> Result<Msg, String> {
+    let envelope = JsonEnvelope::parse(frame)?;
+    if let Some(party_data) = &envelope.party_data {
+        let prefix = &party_data.data.as_bytes()[..party_data.data.len().min(12)];
+        let mut head = [0u8; 9];
+        let len = STANDARD.decode_slice(prefix, &mut head).map_err(|e| format!("party data: {e}"))?;
+        return Ok(Msg::PartyData(stamp(&head[..len])?));
+    }
+    if let Some(text) = envelope.error_text() {
+        // Nakama's codes (3 for every party refusal) have no "missing cid": without a cid,
+        // party data is fire-and-forget in the JSON mode.
+        return Ok(Msg::Error { missing_cid: false, text });
+    }
+    Ok(match envelope.cid {
+        Some(_) => Msg::Ok,
+        None => Msg::Ignored,
+    })
+}
+
 /// The floor's frames, in the same terms (see `floor.rs` for the protocol).
-fn classify_floor(body: &[u8]) -> Result<Msg<'_>, String> {
+fn classify_floor(body: &[u8]) -> Result<Msg, String> {
     match body.first() {
-        Some(&floor::KIND_DELIVERY) => Ok(Msg::PartyData(&body[1..])),
+        Some(&floor::KIND_DELIVERY) => Ok(Msg::PartyData(stamp(&body[1..])?)),
         Some(&floor::KIND_ACK) => Ok(Msg::Ok),
         Some(&floor::KIND_WELCOME) => Ok(Msg::Ignored),
         other => Err(format!("unknown floor frame kind {other:?}")),
@@ -245,64 +345,144 @@ fn setup_round(
     }
 }
 
-/// A huddle setup round: sends `request(i)` (cid = session index + 1, unique within the round)
-/// for every session index `i` in `which` and waits for each reply; `on_reply(i, reply)` sees
-/// each successful one.
+/// A huddle setup round, in the fleet's format: sends `request(i)` (cid = session index + 1,
+/// unique within the round) for every session index `i` in `which` and waits for each reply;
+/// `on_reply(i, party_id)` sees each successful one, with the party it names, if any (a
+/// create's). In Nakama's JSON mode the reply is the envelope under the cid (a join's is a bare
+/// ack; the `party` pushed after it has no cid and is skipped).
 fn huddle_setup_round(
     ctx: &Ctx<'_>,
     fleet: &mut Fleet,
     which: &[usize],
     mut request: impl FnMut(usize) -> Request,
-    mut on_reply: impl FnMut(usize, Reply),
+    mut on_reply: impl FnMut(usize, Option<PartyId>),
 ) -> Result<(), String> {
     let verifier = &ctx.verifier;
+    let json = ctx.json();
     setup_round(
         fleet,
         which,
         |fleet, i| fleet.send(i, i as u64 + 1, &request(i)),
-        |i, frame| match wire::decode_server_message(frame, verifier) {
-            Ok(ServerMessage::Reply { cid, result }) if cid.0 == i as u64 + 1 => Some(match result {
-                Ok(reply) => {
-                    on_reply(i, reply);
-                    Ok(())
-                }
-                Err(e) => Err(format!("error {}: {}", e.code.number(), e.message)),
-            }),
-            Ok(_) => None,
-            Err(e) => Some(Err(format!("undecodable frame: {e}"))),
+        |i, frame| {
+            let cid = i as u64 + 1;
+            if json {
+                return json_setup_reply(frame, cid).map(|reply| reply.map(|party_id| on_reply(i, party_id)));
+            }
+            match wire::decode_server_message(frame, verifier) {
+                Ok(ServerMessage::Reply { cid: reply_cid, result }) if reply_cid.0 == cid => Some(match result {
+                    Ok(reply) => {
+                        let party_id = match reply {
+                            Reply::Party(PartyReply::Info(snapshot)) => Some(snapshot.party_id),
+                            _ => None,
+                        };
+                        on_reply(i, party_id);
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("error {}: {}", e.code.number(), e.message)),
+                }),
+                Ok(_) => None,
+                Err(e) => Some(Err(format!("undecodable frame: {e}"))),
+            }
         },
     )
 }
 
+/// A JSON frame read as the reply to setup request `cid`: `None` when it is not (an event:
+/// presence, the `party` pushed after a join), else the refusal or the party the reply names.
+fn json_setup_reply(frame: &[u8], cid: u64) -> Option<Result<Option<PartyId>, String>> {
+    let envelope = match JsonEnvelope::parse(frame) {
+        Ok(envelope) => envelope,
+        Err(e) => return Some(Err(e)),
+    };
+    if envelope.cid.and_then(|c| c.parse::<u64>().ok()) != Some(cid) {
+        return None;
+    }
+    if let Some(text) = envelope.error_text() {
+        return Some(Err(text));
+    }
+    // The SDKs hand the printed id back as it is; it must name the party.
+    Some(match envelope.party.map(|p| p.party_id) {
+        None => Ok(None),
+        Some(text) => parse_party_id(text).map(Some).ok_or_else(|| format!("{text:?} is not a party id")),
+    })
+}
+
 /// One party's party-data message, encoded once at setup; each send writes its stamp (the
-/// intended send time) into the first 8 bytes of the payload in place. Encoding per send would
-/// cost the harness an allocation and a FlatBuffers build per message, time taken from reading
-/// deliveries on time.
+/// intended send time) into the message in place. Encoding per send would cost the harness an
+/// allocation and an encoder's work per message, time taken from reading deliveries on time.
+///
+/// In Nakama's JSON mode the payload travels as standard base64 inside the text, and the stamp
+/// is patched there: base64 turns every 3 bytes into 4 characters on their own, so the first 12
+/// characters depend only on the payload's first 9 bytes (the stamp and one constant byte) and
+/// always number 12; base64's alphabet needs no escape in a JSON string. The frame's text thus
+/// stays valid JSON of one fixed length, and a send rewrites 12 bytes.
 struct DataTemplate {
     body: Vec<u8>,
     stamp_at: usize,
+    form: StampForm,
+}
+
+/// How the stamp is written into a template.
+#[derive(Copy, Clone)]
+enum StampForm {
+    /// 8 bytes, little-endian (FlatBuffers' byte vector, the floor's body).
+    Raw,
+    /// The base64 of the stamp and the payload's 9th byte (when it has one): 12 characters.
+    Base64 { ninth: Option<u8> },
 }
 
 impl DataTemplate {
     /// Marks where the stamp goes while the template is encoded; found once, then overwritten.
     const MARK: [u8; 8] = *b"\xA5stamp\x5A\xC3";
+    /// Base64 characters holding the stamp (its 8 bytes and one more).
+    const STAMP_BASE64_CHARS: usize = 12;
+
+    /// The payload with the mark where the stamp goes.
+    fn marked_payload(payload_bytes: usize) -> Vec<u8> {
+        let mut data = vec![0u8; payload_bytes];
+        data[..8].copy_from_slice(&Self::MARK);
+        data
+    }
+
+    /// A template whose stamp is where `marker` occurs in `body`, which must be exactly once.
+    fn find(body: Vec<u8>, marker: &[u8], form: StampForm) -> Result<Self, String> {
+        let found: Vec<usize> =
+            body.windows(marker.len()).enumerate().filter(|(_, w)| *w == marker).map(|(i, _)| i).collect();
+        match found[..] {
+            [stamp_at] => Ok(DataTemplate { body, stamp_at, form }),
+            _ => Err(format!("the stamp mark occurs {} times in an encoded party data request", found.len())),
+        }
+    }
 
     /// huddle's `PartyDataSend` to `party_id`: cid 1 when acknowledged (the harness matches
     /// acks by connection, not by cid), cid 0 when fire-and-forget.
     fn huddle(encoder: &mut Encoder, party_id: PartyId, payload_bytes: usize, mode: SendMode) -> Result<Self, String> {
-        let mut data = vec![0u8; payload_bytes];
-        data[..8].copy_from_slice(&Self::MARK);
+        let data = Self::marked_payload(payload_bytes);
         let cid = match mode {
             SendMode::Ack => Cid(1),
             SendMode::Fire => Cid::NONE,
         };
         let request = Request::Party(PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(data) });
         let body = encoder.request(cid, &request).to_vec();
-        let found: Vec<usize> = body.windows(8).enumerate().filter(|(_, w)| *w == Self::MARK).map(|(i, _)| i).collect();
-        match found[..] {
-            [stamp_at] => Ok(DataTemplate { body, stamp_at }),
-            _ => Err(format!("the stamp mark occurs {} times in an encoded party data request", found.len())),
-        }
+        Self::find(body, &Self::MARK, StampForm::Raw)
+    }
+
+    /// Nakama's `party_data_send` to `party_id`, as the server crate's [`request_frame`] writes
+    /// it: with cid "1" when acknowledged (the server acks it as FlatBuffers' `PartyOk`), without
+    /// a cid when fire-and-forget (what the SDKs send; no reply on success).
+    fn json(party_id: PartyId, payload_bytes: usize, mode: SendMode) -> Result<Self, String> {
+        let data = Self::marked_payload(payload_bytes);
+        let head = &data[..payload_bytes.min(9)];
+        let form = StampForm::Base64 { ninth: data.get(8).copied() };
+        let marker = STANDARD.encode(head);
+        debug_assert_eq!(marker.len(), Self::STAMP_BASE64_CHARS);
+        let cid = match mode {
+            SendMode::Ack => CidText::Number(1),
+            SendMode::Fire => CidText::Absent,
+        };
+        let request = Request::Party(PartyRequest::Data { party_id, op_code: 1, data: Bytes::from(data) });
+        let body = request_frame(&cid, &request).ok_or("party data has no Nakama form")?.into_bytes();
+        Self::find(body, marker.as_bytes(), form)
     }
 
     /// The floor's data frame body: its kind, then the payload.
@@ -312,11 +492,27 @@ impl DataTemplate {
             SendMode::Ack => floor::KIND_DATA_ACKED,
             SendMode::Fire => floor::KIND_DATA_FIRE,
         };
-        DataTemplate { body, stamp_at: 1 }
+        DataTemplate { body, stamp_at: 1, form: StampForm::Raw }
     }
 
     fn stamped(&mut self, intended_ns: u64) -> &[u8] {
-        self.body[self.stamp_at..self.stamp_at + 8].copy_from_slice(&intended_ns.to_le_bytes());
+        let at = self.stamp_at;
+        match self.form {
+            StampForm::Raw => self.body[at..at + 8].copy_from_slice(&intended_ns.to_le_bytes()),
+            StampForm::Base64 { ninth } => {
+                let mut head = [0u8; 9];
+                head[..8].copy_from_slice(&intended_ns.to_le_bytes());
+                let len = match ninth {
+                    Some(byte) => {
+                        head[8] = byte;
+                        9
+                    }
+                    None => 8,
+                };
+                let written = STANDARD.encode_slice(&head[..len], &mut self.body[at..at + Self::STAMP_BASE64_CHARS]);
+                debug_assert_eq!(written, Ok(Self::STAMP_BASE64_CHARS), "8 or 9 bytes are 12 base64 characters");
+            }
+        }
         &self.body
     }
 }
@@ -334,13 +530,15 @@ fn huddle_parties(ctx: &Ctx<'_>, fleet: &mut Fleet) -> Result<Vec<DataTemplate>,
         fleet,
         &leaders,
         |_| {
-            Request::Party(PartyRequest::Create { open: true, max_size: k as u32, label: String::new(), hidden: false })
+            Request::Party(PartyRequest::Create {
+                open: true,
+                max_size: k as u32,
+                label: String::new(),
+                hidden: false,
+                lobby: Default::default(),
+            })
         },
-        |i, reply| {
-            if let Reply::Party(PartyReply::Info(snapshot)) = reply {
-                party_of[i / k] = Some(snapshot.party_id);
-            }
-        },
+        |i, party_id| party_of[i / k] = party_id,
     )?;
     let party_of: Vec<PartyId> =
         party_of.into_iter().map(|p| p.ok_or("a create reply without a party")).collect::<Result<_, _>>()?;
@@ -352,6 +550,9 @@ fn huddle_parties(ctx: &Ctx<'_>, fleet: &mut Fleet) -> Result<Vec<DataTemplate>,
         |i| Request::Party(PartyRequest::Join { party_id: party_of[i / k] }),
         |_, _| {},
     )?;
+    if ctx.json() {
+        return party_of.iter().map(|&party_id| DataTemplate::json(party_id, o.payload_bytes, o.mode)).collect();
+    }
     let mut encoder = Encoder::new();
     party_of.iter().map(|&party_id| DataTemplate::huddle(&mut encoder, party_id, o.payload_bytes, o.mode)).collect()
 }
@@ -401,6 +602,7 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         _ => huddle_parties(ctx, &mut fleet)?,
     };
     let side = o.against;
+    let json = ctx.json();
 
     link.ready();
     let go = link.wait_go()?;
@@ -523,12 +725,12 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
         fleet.turn(timeout, &mut |conn, incoming| {
             let msg = match incoming {
                 Incoming::Frame(frame) if side == Against::Floor => classify_floor(frame),
+                Incoming::Frame(frame) if json => classify_json(frame),
                 Incoming::Frame(frame) => classify(frame, verifier),
                 Incoming::Closed(why) => return tally.error(why.to_owned()),
             };
             match msg {
-                Ok(Msg::PartyData(data)) if data.len() >= 8 => {
-                    let intended = u64::from_le_bytes(data[..8].try_into().expect("8 bytes checked"));
+                Ok(Msg::PartyData(intended)) => {
                     delivered_total += 1;
                     if (window_start..window_end).contains(&intended) {
                         delivered_window += 1;
@@ -544,9 +746,9 @@ fn fanout(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                     tally.acked += 1;
                     in_flight[conn] = in_flight[conn].saturating_sub(1);
                 }
-                Ok(Msg::Error { code, text }) => {
+                Ok(Msg::Error { missing_cid, text }) => {
                     refused += 1;
-                    if fire && code == ERROR_MISSING_CID {
+                    if fire && missing_cid {
                         tally.error(FIRE_UNSUPPORTED.to_owned());
                     } else {
                         tally.error(text);
@@ -663,7 +865,13 @@ fn churn(ctx: &Ctx<'_>, link: &mut dyn Link) -> Result<WorkerResult, String> {
                         started_window += 1;
                     }
                     cid += 1;
-                    let create = PartyRequest::Create { open: true, max_size: 2, label: String::new(), hidden: false };
+                    let create = PartyRequest::Create {
+                        open: true,
+                        max_size: 2,
+                        label: String::new(),
+                        hidden: false,
+                        lobby: Default::default(),
+                    };
                     fleet.send(2 * i, cid, &Request::Party(create));
                 }
             }
@@ -817,5 +1025,72 @@ fn status(ctx: &Ctx<'_>, link: &mut dyn Link, idle: bool) -> Result<WorkerResult
             },
             Incoming::Closed(why) => tally.error(why.to_owned()),
         })?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle::core::{ErrorCode, Event, PartyEvent, Presence, SessionId, Username};
+    use huddle::limits::Limits;
+    use huddle::wire::nakama::{decode_request, NakamaEncoder, NakamaLimits};
+
+    const PARTY: PartyId = PartyId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+
+    /// What huddle's JSON decoder reads from a stamped template: the cid, and the stamp.
+    fn decoded(frame: &[u8]) -> (CidText, u64) {
+        let text = std::str::from_utf8(frame).expect("a text frame");
+        let request = decode_request(frame, &NakamaLimits::new(&Limits::default()))
+            .unwrap_or_else(|e| panic!("huddle refuses {text}: {e:?}"));
+        match request.request {
+            Request::Party(PartyRequest::Data { party_id, data, .. }) => {
+                assert_eq!(party_id, PARTY, "{text}");
+                (request.reply_to.cid, stamp(&data).expect("a stamp"))
+            }
+            other => panic!("{text} decodes to {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_templates_carry_each_stamp_in_place_and_decode_as_huddle_reads_them() {
+        for payload_bytes in [8, 9, 10, 11, 64, 1000] {
+            for (mode, cid) in [(SendMode::Ack, CidText::Number(1)), (SendMode::Fire, CidText::Absent)] {
+                let mut template = DataTemplate::json(PARTY, payload_bytes, mode).expect("a template");
+                let len = template.body.len();
+                for intended in [0, 1, u64::MAX, 1_732_000_000_123_456_789, 0xFFFF_FFFF] {
+                    let frame = template.stamped(intended).to_vec();
+                    assert_eq!(frame.len(), len, "the stamp keeps the frame's length");
+                    assert_eq!(decoded(&frame), (cid.clone(), intended), "{payload_bytes} bytes, {mode:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_deliveries_acks_and_refusals_read_as_flatbuffers_ones() {
+        let sender =
+            Presence { user_id: UserId::new("u"), session_id: SessionId::new(1, 2), username: Username::new("U") };
+        let mut encoder = NakamaEncoder::new();
+        for payload_bytes in [8, 9, 64] {
+            let intended = 1_732_000_000_987_654_321u64;
+            let mut data = vec![7u8; payload_bytes];
+            data[..8].copy_from_slice(&intended.to_le_bytes());
+            let event = Event::Party(PartyEvent::Data {
+                party_id: PARTY,
+                sender: sender.clone(),
+                op_code: 1,
+                data: Bytes::from(data),
+            });
+            let frames = encoder.event(&event);
+            let frame = frames.iter().next().expect("one party_data frame");
+            assert!(matches!(classify_json(frame), Ok(Msg::PartyData(stamp)) if stamp == intended));
+        }
+        assert!(matches!(classify_json(br#"{"cid":"1"}"#), Ok(Msg::Ok)));
+        let refusal = encoder.refusal(&CidText::Absent, ErrorCode::PartyNotMember, "not a member");
+        let refusal = refusal.iter().next().expect("one error frame");
+        assert!(matches!(classify_json(refusal), Ok(Msg::Error { missing_cid: false, .. })));
+        assert!(matches!(classify_json(br#"{"party_presence_event":{"joins":[]}}"#), Ok(Msg::Ignored)));
+        assert!(classify_json(br#"{"party_data":{"data":"AAAA"}}"#).is_err(), "no stamp in 3 bytes");
+        assert!(classify_json(b"not json").is_err());
     }
 }

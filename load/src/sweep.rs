@@ -257,8 +257,10 @@ pub(crate) fn plot(steps: &[Report], party_size: usize, payload_bytes: usize) ->
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{} fan-out latency vs delivered msgs/s (parties of {party_size}, {payload_bytes}-byte data)</text>"#,
+        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}{} fan-out latency vs delivered msgs/s (parties of {party_size}, {payload_bytes}-byte data)</text>"#,
         w / 2.0,
+        // huddle's sessions' format, when it is not huddle's own.
+        if steps.first().is_some_and(|r| r.format == "json") { "Nakama JSON: " } else { "" },
         if floor_steps.is_empty() {
             steps.first().map_or("huddle", |r| r.against)
         } else {

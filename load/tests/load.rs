@@ -4,6 +4,9 @@
 //! One run spreads its sessions over two worker processes of the built `huddle-load` binary,
 //! so the READY / GO / REPORT protocol and the histogram merge are exercised end to end.
 //!
+//! The JSON runs put a few hundred sessions in Nakama's JSON mode (`--format json`), acknowledged
+//! and fire-and-forget, the latter beside the floor, which keeps its raw framing.
+//!
 //! The floor runs start the harness's own floor server (a child process of the built binary)
 //! and check what a user reads off the report: nothing lost at a trivial rate, the floor's
 //! figures and the huddle/floor ratios present beside huddle's, the game shape at a tiny
@@ -71,6 +74,37 @@ fn fanout_delivers_to_every_other_member() {
         assert!(!json[field].is_null(), "{field} missing in {json}");
     }
     assert!(json["latency_us"]["p999"].is_number());
+}
+
+#[test]
+fn fanout_in_nakamas_json_mode_delivers_to_every_other_member() {
+    let _watchdog = Watchdog::start(Duration::from_secs(60));
+    let server = server();
+    // A few hundred sessions as a Nakama SDK connects them (`format=json`); `run` asserts no
+    // errors and nothing lost, so every ack and every delivery came back as JSON.
+    let report = run(&server, "fanout --format json --connections 240 --party-size 4 --rate 2400 --payload 64");
+    assert_eq!((report.connections, report.format), (240, "json"));
+    assert!(report.delivered_per_sec > 0.0, "{}", report.table());
+    assert!(report.latency_us.count > 0, "{}", report.table());
+    assert_eq!(report.to_json()["format"], "json");
+    assert_eq!(server.stats().decode_errors_total, 0, "every text frame was a request huddle reads");
+}
+
+#[test]
+fn json_fire_and_forget_over_two_processes_beside_the_format_independent_floor() {
+    let _watchdog = Watchdog::start(Duration::from_secs(90));
+    let server = server();
+    let report = run(
+        &server,
+        "fanout --format json --mode fire --against both --connections 200 --party-size 4 --rate 2000 --processes 2",
+    );
+    let floor = report.floor.as_deref().expect("the floor ran beside");
+    assert_eq!((report.format, report.mode, floor.format), ("json", "fire", "raw"), "{}", report.table());
+    assert!(report.latency_us.count > 0 && floor.latency_us.count > 0, "{}", report.table());
+    assert_eq!(server.stats().decode_errors_total, 0, "party_data_send without a cid is a request too");
+    let parse = |s: &str| Options::parse(&s.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+    assert!(parse("churn --format json").unwrap_err().contains("--format json"));
+    assert!(parse("fanout --format xml").is_err());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! P-9; a frame whose cid the server could not read, C-5), so the client never takes it for a
 //! reply: it is queued as an error event for [`Client::wait_error_event`].
 
+mod lobby;
 mod party;
 
 pub use party::PartyResult;
@@ -89,7 +90,8 @@ impl Client {
     /// welcome event.
     pub fn connect(addr: &str, token: &str, options: ConnectOptions) -> Result<Client, ClientError> {
         let status = if options.status_visible { "&status=true" } else { "" };
-        Client::connect_url(&format!("ws://{addr}/ws?token={token}{status}"))
+        let snapshots = if options.snapshots { "&snapshots=true" } else { "" };
+        Client::connect_url(&format!("ws://{addr}/ws?token={token}{status}{snapshots}"))
     }
 
     /// Connects to a full `ws://` URL and waits for the welcome event.

@@ -4,7 +4,8 @@
 
 use super::{Client, ClientError};
 use crate::core::{
-    Cid, PartyId, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, Presence, Reply, Request,
+    Cid, InviteStrategy, JoinStrategy, LobbySettings, LobbySettingsPatch, PartyId, PartyListing, PartyReply,
+    PartyRequest, PartySnapshot, PartySummary, Presence, Reply, Request,
 };
 use crate::wire::ErrorReply;
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use bytes::Bytes;
 /// A party request's outcome: transport failure outside, the server's answer inside.
 pub type PartyResult<T> = Result<Result<T, ErrorReply>, ClientError>;
 
-fn unexpected<T>(what: &str, reply: PartyReply) -> PartyResult<T> {
+pub(super) fn unexpected<T>(what: &str, reply: impl std::fmt::Debug) -> PartyResult<T> {
     Err(ClientError::Unexpected(format!("{what}: unexpected reply {reply:?}")))
 }
 
@@ -26,7 +27,7 @@ impl Client {
         }
     }
 
-    fn party_ok(&mut self, what: &str, request: PartyRequest) -> PartyResult<()> {
+    pub(super) fn party_ok(&mut self, what: &str, request: PartyRequest) -> PartyResult<()> {
         Ok(match self.party_request(request)? {
             Ok(PartyReply::Ok { .. }) => Ok(()),
             Ok(other) => return unexpected(what, other),
@@ -36,15 +37,28 @@ impl Client {
 
     fn party_info(&mut self, what: &str, request: PartyRequest) -> PartyResult<PartySnapshot> {
         Ok(match self.party_request(request)? {
-            Ok(PartyReply::Info(snapshot)) => Ok(snapshot),
+            Ok(PartyReply::Info(snapshot)) => Ok(*snapshot),
             Ok(other) => return unexpected(what, other),
             Err(e) => Err(e),
         })
     }
 
-    /// P-1: the new party's snapshot. `label` empty = none.
+    /// P-1: the new party's snapshot. `label` empty = none. Default lobby settings (public,
+    /// every member invites); [`Client::party_create_with`] sets them.
     pub fn party_create(&mut self, open: bool, max_size: u32, label: &str, hidden: bool) -> PartyResult<PartySnapshot> {
-        self.party_info("create", PartyRequest::Create { open, max_size, label: label.to_owned(), hidden })
+        self.party_create_with(open, max_size, label, hidden, LobbySettings::default())
+    }
+
+    /// P-1 with L-4's strategies.
+    pub fn party_create_with(
+        &mut self,
+        open: bool,
+        max_size: u32,
+        label: &str,
+        hidden: bool,
+        lobby: LobbySettings,
+    ) -> PartyResult<PartySnapshot> {
+        self.party_info("create", PartyRequest::Create { open, max_size, label: label.to_owned(), hidden, lobby })
     }
 
     /// P-2: `PartyReply::Info` (joined) or `PartyReply::JoinPending` (closed party).
@@ -117,7 +131,19 @@ impl Client {
         hidden: Option<bool>,
         label: Option<&str>,
     ) -> PartyResult<()> {
-        self.party_ok("update", PartyRequest::Update { party_id, open, hidden, label: label.map(str::to_owned) })
+        let lobby = LobbySettingsPatch::default();
+        self.party_ok("update", PartyRequest::Update { party_id, open, hidden, label: label.map(str::to_owned), lobby })
+    }
+
+    /// P-10 / L-4 (leader): change the strategies; `None` keeps one.
+    pub fn party_update_strategies(
+        &mut self,
+        party_id: PartyId,
+        join_strategy: Option<JoinStrategy>,
+        invite_strategy: Option<InviteStrategy>,
+    ) -> PartyResult<()> {
+        let lobby = LobbySettingsPatch { join_strategy, invite_strategy };
+        self.party_ok("update", PartyRequest::Update { party_id, open: None, hidden: None, label: None, lobby })
     }
 
     /// P-11 (members).

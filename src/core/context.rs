@@ -4,7 +4,8 @@
 
 use super::outbox::Events;
 use super::session::Sessions;
-use super::{IdGenerator, Now};
+use super::timers::Timers;
+use super::{IdGenerator, Now, Timeout};
 use crate::limits::Limits;
 
 /// Per-call context of a request, a disconnect or a timer. Built by [`super::Core`] for each
@@ -16,8 +17,11 @@ pub(crate) struct Ctx<'a> {
     /// Who is connected, and the user and username indexes (read-only during a call: only
     /// connect and disconnect change it).
     pub sessions: &'a Sessions,
-    /// Source of unguessable ids.
+    /// Source of unguessable ids (party ids and codes).
     pub ids: &'a mut IdGenerator,
+    /// The core's timers: rules arm and disarm deadlines here (invitation expiry, L-2);
+    /// `Core::handle_timeout` fires them.
+    pub timers: &'a mut Timers<Timeout>,
     /// Where events go: after the reply of the request being handled, in the order queued.
     pub events: Events<'a>,
 }

@@ -6,13 +6,28 @@
 //! `ErrorCode` to its own representation once (the FlatBuffers codec by number, checked against
 //! the generated enum by a test in `wire`).
 
-use super::search;
+use super::{search, UserId};
 
-/// Stable error codes, codec-neutral. The numbers are the wire's and never change meaning;
-/// new codes are appended in the range of their family.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u16)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] and its `ALL` list from one list of names and numbers, so a new code
+/// is written once.
+macro_rules! error_codes {
+    ($($name:ident = $number:literal,)*) => {
+        /// Stable error codes, codec-neutral. The numbers are the wire's and never change meaning;
+        /// new codes are appended in the range of their family.
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u16)]
+        pub enum ErrorCode {
+            $($name = $number,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in number order (tests walk it against each codec).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name),*];
+        }
+    };
+}
+
+error_codes! {
     Unspecified = 0,
     MalformedEnvelope = 100,
     MissingCid = 101,
@@ -40,42 +55,19 @@ pub enum ErrorCode {
     SearchBudgetExhausted = 235,
     LabelTooComplex = 236,
     SearchIndexFull = 237,
+    PartyAlreadyInParty = 240,
+    PartyJoinNotAllowed = 241,
+    PartyNotInvited = 242,
+    InviteeIsSelf = 243,
+    InviteeInvalid = 244,
+    InviteeInParty = 245,
+    InvitationNotFound = 246,
+    PartyCodeNotFound = 247,
+    InvitationCancelNotAllowed = 248,
     LimitExceeded = 300,
 }
 
 impl ErrorCode {
-    /// Every code, in number order (tests walk it against each codec).
-    pub const ALL: &'static [ErrorCode] = &[
-        ErrorCode::Unspecified,
-        ErrorCode::MalformedEnvelope,
-        ErrorCode::MissingCid,
-        ErrorCode::UnknownMessage,
-        ErrorCode::NotARequest,
-        ErrorCode::TextFrameUnsupported,
-        ErrorCode::BadInput,
-        ErrorCode::PartyNotFound,
-        ErrorCode::PartyFull,
-        ErrorCode::PartyNotLeader,
-        ErrorCode::PartyNotMember,
-        ErrorCode::PartyJoinRequestDuplicate,
-        ErrorCode::PartyAlreadyMember,
-        ErrorCode::PartyCannotRemoveSelf,
-        ErrorCode::PartyPresenceNotFound,
-        ErrorCode::PartyJoinRequestsFull,
-        ErrorCode::PartyTooManyParties,
-        ErrorCode::PartyPresenceMismatch,
-        ErrorCode::FollowLimitReached,
-        ErrorCode::SearchQueryInvalid,
-        ErrorCode::SearchCursorMismatch,
-        ErrorCode::SearchCursorInvalid,
-        ErrorCode::SearchQueryTooBroad,
-        ErrorCode::SearchQueryTooCostly,
-        ErrorCode::SearchBudgetExhausted,
-        ErrorCode::LabelTooComplex,
-        ErrorCode::SearchIndexFull,
-        ErrorCode::LimitExceeded,
-    ];
-
     /// The wire number.
     pub fn number(self) -> u16 {
         self as u16
@@ -144,6 +136,28 @@ pub enum CoreError {
     LabelTooComplex(search::LabelError),
     /// The search index reached `search_index_bytes_max`: labels are refused until parties end.
     SearchIndexFull { bytes_max: usize },
+    /// L-1: the server keeps one party per user and this user has a session in a party.
+    PartyAlreadyInParty,
+    /// L-4: the party's join strategy is `not_allowed`.
+    PartyJoinNotAllowed,
+    /// L-4: the party's join strategy is `invited_only` and the user has no pending invitation.
+    PartyNotInvited,
+    /// L-2: an invite names the inviting user.
+    InviteeIsSelf,
+    /// L-2: an invite names a malformed user id (empty, or longer than `UserId::BYTES_MAX`); the
+    /// text is the id, shortened for display.
+    InviteeInvalid(String),
+    /// L-2: an invite names a user with a session in the party.
+    InviteeInParty(UserId),
+    /// L-2: no pending invitation of this user to this party.
+    InvitationNotFound,
+    /// L-3: no live party has this code.
+    PartyCodeNotFound,
+    /// L-2: a cancel from a member who neither sent the invitation nor leads the party.
+    InvitationCancelNotAllowed,
+    /// S-1: a status is display text; this one holds a control character other than tab, line
+    /// feed and carriage return, at byte `byte`.
+    StatusControlCharacter { character: char, byte: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -199,6 +213,30 @@ impl std::fmt::Display for CoreError {
                 "the search index is full (search_index_bytes_max {bytes_max} bytes): labels are refused \
                  until parties end; a party without a label can still be created"
             ),
+            CoreError::PartyAlreadyInParty => {
+                write!(f, "already in party: this server keeps one party per user; leave the current party first")
+            }
+            CoreError::PartyJoinNotAllowed => write!(f, "this party does not allow joins or invitations"),
+            CoreError::PartyNotInvited => write!(f, "this party admits invited users only, and you have no invitation"),
+            CoreError::InviteeIsSelf => write!(f, "you cannot invite yourself"),
+            CoreError::InviteeInvalid(id) => write!(f, "invitee {id:?} is not a valid user id (1..=128 bytes)"),
+            CoreError::InviteeInParty(user_id) => {
+                write!(f, "invitee {:?} already has a session in the party", user_id.as_str())
+            }
+            CoreError::InvitationNotFound => write!(
+                f,
+                "no pending invitation to this party (never sent, or already accepted, rejected, cancelled or expired)"
+            ),
+            CoreError::PartyCodeNotFound => write!(f, "no party has this code"),
+            CoreError::InvitationCancelNotAllowed => {
+                write!(f, "only the member who sent the invitation or the party leader may cancel it")
+            }
+            CoreError::StatusControlCharacter { character, byte } => write!(
+                f,
+                "bad input: status has the control character U+{:04X} at byte {byte}; a status is display text \
+                 (tab, line feed and carriage return are allowed)",
+                u32::from(*character)
+            ),
         }
     }
 }
@@ -229,6 +267,16 @@ impl CoreError {
             CoreError::SearchBudgetExhausted { .. } => ErrorCode::SearchBudgetExhausted,
             CoreError::LabelTooComplex(_) => ErrorCode::LabelTooComplex,
             CoreError::SearchIndexFull { .. } => ErrorCode::SearchIndexFull,
+            CoreError::PartyAlreadyInParty => ErrorCode::PartyAlreadyInParty,
+            CoreError::PartyJoinNotAllowed => ErrorCode::PartyJoinNotAllowed,
+            CoreError::PartyNotInvited => ErrorCode::PartyNotInvited,
+            CoreError::InviteeIsSelf => ErrorCode::InviteeIsSelf,
+            CoreError::InviteeInvalid(_) => ErrorCode::InviteeInvalid,
+            CoreError::InviteeInParty(_) => ErrorCode::InviteeInParty,
+            CoreError::InvitationNotFound => ErrorCode::InvitationNotFound,
+            CoreError::PartyCodeNotFound => ErrorCode::PartyCodeNotFound,
+            CoreError::InvitationCancelNotAllowed => ErrorCode::InvitationCancelNotAllowed,
+            CoreError::StatusControlCharacter { .. } => ErrorCode::BadInput,
         }
     }
 }

@@ -41,46 +41,49 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// A user's id, as the token's `uid` claim carries it. Shared, because one user id is copied
-/// into every presence and event that names the user.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(Arc<str>);
+/// A shared, bounded string identity from a token claim: one value is copied into every presence
+/// and event that names its user, so clones share it.
+macro_rules! claim_string {
+    ($(#[$doc:meta])* $name:ident, $(#[$max_doc:meta])* BYTES_MAX = $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
-impl UserId {
+        impl $name {
+            $(#[$max_doc])*
+            pub const BYTES_MAX: usize = $max;
+
+            pub fn new(value: &str) -> $name {
+                $name(Arc::from(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+claim_string!(
+    /// A user's id, as the token's `uid` claim carries it.
+    UserId,
     /// Longest user id: it is copied into every presence and event that names the user, so it
     /// is bounded. 128 bytes covers UUIDs and any id an account system hands out. Tokens
     /// (`auth`), the wire's presences and follow requests all check against this.
-    pub const BYTES_MAX: usize = 128;
+    BYTES_MAX = 128
+);
 
-    pub fn new(id: &str) -> UserId {
-        UserId(Arc::from(id))
-    }
+// `limits` bounds follow replies with these sizes without importing the core.
+const _: () = assert!(UserId::BYTES_MAX == crate::limits::CLAIM_BYTES_MAX);
+const _: () = assert!(Username::BYTES_MAX == crate::limits::CLAIM_BYTES_MAX);
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A user's display name, from the token's `usn` claim.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Username(Arc<str>);
-
-impl Username {
+claim_string!(
+    /// A user's display name, from the token's `usn` claim.
+    Username,
     /// Longest username, for the same reason as [`UserId::BYTES_MAX`]; 128 bytes is Nakama's
     /// username bound.
-    pub const BYTES_MAX: usize = 128;
-
-    pub fn new(name: &str) -> Username {
-        Username(Arc::from(name))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-// Tokens carry both as claims checked against one bound (`auth::CLAIM_BYTES_MAX`).
-const _: () = assert!(UserId::BYTES_MAX == Username::BYTES_MAX);
+    BYTES_MAX = 128
+);
 
 /// A session of a user: who is behind a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +100,56 @@ pub struct PartyId(pub u128);
 impl fmt::Display for PartyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:032x}", self.0)
+    }
+}
+
+/// A party's code (SPEC L-3): 6 characters from an alphabet without the look-alikes 0/O and
+/// 1/I/L, so it can be read out and typed. Stored in upper case; [`PartyCode::parse`] accepts
+/// either case. 31^6 ≈ 887 million codes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartyCode([u8; PartyCode::LEN]);
+
+impl PartyCode {
+    pub const LEN: usize = 6;
+    /// The characters a code is made of: digits 2–9 and the letters without I, L and O.
+    pub const ALPHABET: &'static [u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    /// Longest code text a request may carry: anything longer is not a code, and the wire refuses
+    /// it before copying (it does not count as a miss). A little room over `LEN` so that a code
+    /// pasted with spaces around it still reaches the core and gets a clear answer.
+    pub const TEXT_BYTES_MAX: usize = 32;
+
+    /// The code with these alphabet indexes (each below 31), as the id generator draws them.
+    pub fn from_indexes(indexes: [u8; PartyCode::LEN]) -> PartyCode {
+        PartyCode(indexes.map(|i| PartyCode::ALPHABET[usize::from(i) % PartyCode::ALPHABET.len()]))
+    }
+
+    /// A code as a user typed it: surrounding whitespace ignored, letters in either case. `None`
+    /// when it cannot be a code (wrong length, or a character outside the alphabet).
+    pub fn parse(text: &str) -> Option<PartyCode> {
+        let text = text.trim().as_bytes();
+        let mut code = [0u8; PartyCode::LEN];
+        if text.len() != PartyCode::LEN {
+            return None;
+        }
+        for (slot, byte) in code.iter_mut().zip(text) {
+            let upper = byte.to_ascii_uppercase();
+            if !PartyCode::ALPHABET.contains(&upper) {
+                return None;
+            }
+            *slot = upper;
+        }
+        Some(PartyCode(code))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Invariant: every byte comes from the ASCII alphabet (the constructors above).
+        std::str::from_utf8(&self.0).expect("party codes are ASCII")
+    }
+}
+
+impl fmt::Display for PartyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -163,5 +216,20 @@ mod tests {
         assert_ne!(a.to_wire(), b.to_wire());
         assert_eq!(SessionId::from_wire(a.to_wire()), a);
         assert_eq!(SessionId::from_wire(u64::MAX), SessionId::new(u32::MAX, u32::MAX));
+    }
+
+    #[test]
+    fn party_codes_parse_case_insensitively_and_refuse_look_alikes() {
+        let code = PartyCode::from_indexes([0, 8, 30, 12, 20, 29]);
+        assert_eq!(code.as_str(), "2AZEPY");
+        assert_eq!(PartyCode::parse("2azepy"), Some(code));
+        assert_eq!(PartyCode::parse(" 2AzEpY\n"), Some(code), "surrounding whitespace is ignored");
+        for wrong in ["", "2AZEP", "2AZEPYY", "0AZEPY", "OAZEPY", "1AZEPY", "IAZEPY", "LAZEPY", "2AZ PY", "2AZEPé"] {
+            assert_eq!(PartyCode::parse(wrong), None, "{wrong:?}");
+        }
+        assert_eq!(PartyCode::ALPHABET.len(), 31);
+        for c in b"0O1IL" {
+            assert!(!PartyCode::ALPHABET.contains(c));
+        }
     }
 }

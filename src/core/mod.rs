@@ -3,10 +3,11 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `mod.rs` | [`Core`]: the entry points, dispatch of a request to its feature, the driver contract, the cross-table sweep |
-//! | `context.rs` | the per-call context every handler gets (limits, clocks, session table, id generator, event sink) |
+//! | `context.rs` | the per-call context every handler gets (limits, clocks, session table, id generator, timers, event sink) |
 //! | `outbox.rs` | [`Outbox`]: outputs in order; the reply slot reserved before a handler runs; the event sink |
 //! | `session.rs` | connected sessions, user → sessions (connect order), username → users |
-//! | `party/` | parties (SPEC §2, P-1 … P-12) and party search (Q-1 … Q-4), a file per sub-state (see its docs) |
+//! | `party/` | parties (SPEC §2, P-1 … P-12), party search (Q-1 … Q-4), their history (O-3) and moderation (O-1), and the lobby extensions (L-1 one party per user, L-2 invitations, L-3 codes, L-4 strategies, L-9 versions and snapshots), a file per sub-state (see its docs) |
+//! | `admin.rs`, `ban.rs` | the admin API's entry points ([`Core::handle_admin`], the party views, history queries) and the ban table |
 //! | `status.rs` | statuses and follows (SPEC §4, S-1 … S-3, C-3) |
 //! | `search/` | the label query language and the inverted index behind party search |
 //! | `timers.rs` | armed deadlines, fired by [`Core::handle_timeout`] |
@@ -36,10 +37,16 @@
 //! request caused, and every event reaches its recipients in the order the outbox lists it.
 //! Party data sent without a cid (SPEC P-9, fire and forget) is the one request without a
 //! reply: it gets nothing on success and an [`Event::PartyDataRefused`] on refusal. Any other
-//! request must carry a cid (the wire refuses it with 101 before the core sees it). Because
+//! request must carry a cid (the wire refuses it with 101 before the core sees it). Admin
+//! requests come through [`Core::handle_admin`], their events into the outbox like a request's.
+//! Party history records finish inside the core: the driver takes them with
+//! [`Core::take_finished_history`] at least once per turn (they pile up until taken) and calls
+//! [`Core::record_shutdown`] once when a graceful shutdown begins. Because
 //! nothing here touches a socket, a clock or FlatBuffers bytes, unit tests, the simulation and
 //! fuzzers drive the core directly.
 
+mod admin;
+mod ban;
 mod context;
 mod error;
 mod idgen;
@@ -51,19 +58,26 @@ mod session;
 mod status;
 mod timers;
 
+pub use admin::{AdminReply, AdminRequest, CLOSE_BANNED, CLOSE_DISCONNECTED_BY_ADMIN};
 pub use error::{CoreError, ErrorCode};
 pub use idgen::IdGenerator;
-pub use ids::{Cid, Millis, Now, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
+pub use ids::{Cid, Millis, Now, PartyCode, PartyId, Presence, SessionId, UnixMillis, UserId, Username};
 pub use outbox::{CloseReason, Outbox, Output};
+pub use party::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
+pub use party::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
 pub use party::{
-    PartyEvent, PartyListing, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason, SearchStats,
+    InvitationEndReason, InviteStrategy, JoinStrategy, LobbyEvent, LobbyReply, LobbyRequest, LobbySettings,
+    LobbySettingsPatch, PartyEvent, PartyInvitation, PartyListing, PartyReply, PartyRequest, PartySnapshot,
+    PartySummary, RemovedReason, SearchStats,
 };
 pub use status::{StatusEvent, StatusPresence, StatusReply, StatusRequest};
 pub use timers::TimerId;
 
 use crate::limits::Limits;
+use ban::Bans;
 use context::Ctx;
 use outbox::Events;
+pub use party::LobbyStats;
 use party::Parties;
 use session::Sessions;
 use status::Statuses;
@@ -76,6 +90,8 @@ pub enum Request {
     Party(PartyRequest),
     /// Status and follows (SPEC S-1, S-2).
     Status(StatusRequest),
+    /// Invitations and codes (SPEC L-2, L-3): huddle's own requests, beside Nakama's parties.
+    Lobby(LobbyRequest),
 }
 
 /// The successful result of a request.
@@ -84,6 +100,7 @@ pub enum Reply {
     Pong,
     Party(PartyReply),
     Status(StatusReply),
+    Lobby(LobbyReply),
 }
 
 /// Something pushed to sessions without a request of theirs.
@@ -102,6 +119,9 @@ pub enum Event {
         party_id: PartyId,
         error: CoreError,
     },
+    /// Invitations and snapshots (SPEC L-2, L-9). Huddle-only: a codec for another protocol
+    /// (Nakama's JSON) sends nothing for any of them.
+    Lobby(LobbyEvent),
 }
 
 /// Who a connecting session is, as its verified token says.
@@ -116,6 +136,9 @@ pub struct Identity {
 pub struct ConnectOptions {
     /// `?status=true`: visible with an empty status from the first moment (SPEC C-3).
     pub status_visible: bool,
+    /// `?snapshots=true`: a `PartySnapshot` event after the delta events of every change to a
+    /// party the session is a member of (SPEC L-9).
+    pub snapshots: bool,
 }
 
 /// The core's counters and gauges, for the driver's metrics: cheap to read (a copy of a few
@@ -127,12 +150,15 @@ pub struct CoreStats {
 }
 
 /// What a core timer does when it fires.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Timeout {
     /// A timer armed by the simulation through [`Core::debug_arm_probe`], to drive the timer
-    /// facility before any rule arms one (invitation expiry will): firing records its tag and
-    /// the time it fired, and changes nothing else.
+    /// facility beside the rules' own: firing records its tag and the time it fired, and
+    /// changes nothing else.
     Probe { tag: u64 },
+    /// L-2: the pending invitation of `invitee` to `party_id` expires. Disarmed whenever the
+    /// invitation ends otherwise, so it always finds its invitation.
+    InvitationExpiry { party_id: PartyId, invitee: UserId },
 }
 
 pub struct Core {
@@ -140,6 +166,8 @@ pub struct Core {
     sessions: Sessions,
     parties: Parties,
     statuses: Statuses,
+    /// Users refused a session until a time (admin API, `admin.rs`).
+    bans: Bans,
     /// Source of unguessable ids (party ids), seeded by the driver.
     ids: IdGenerator,
     timers: Timers<Timeout>,
@@ -155,6 +183,7 @@ impl Core {
             sessions: Sessions::with_capacity(limits.connections_max),
             parties: Parties::new(&limits),
             statuses: Statuses::default(),
+            bans: Bans::default(),
             limits,
             ids: IdGenerator::new(seed),
             timers: Timers::default(),
@@ -176,6 +205,13 @@ impl Core {
         self.sessions.len()
     }
 
+    /// Connected sessions of `user_id`: the driver refuses an upgrade that would pass
+    /// `sessions_per_user_max` (SPEC C-2a). Answered from the status tables' user → sessions
+    /// index, which lists every connected session, visible or not.
+    pub fn sessions_of_user_count(&self, user_id: &UserId) -> usize {
+        self.sessions.sessions_of(user_id).len()
+    }
+
     /// A session's upgrade completed. The driver guarantees `session` is not connected.
     pub fn connect(
         &mut self,
@@ -186,7 +222,7 @@ impl Core {
         out: &mut Outbox,
     ) {
         let presence = Presence { user_id: identity.user_id, session_id: session, username: identity.username };
-        if !self.sessions.insert(presence.clone()) {
+        if !self.sessions.insert(presence.clone(), options) {
             // A driver bug, not client input. Refusing keeps every table consistent, in release
             // builds too, where the tables would otherwise silently diverge.
             debug_assert!(false, "slot of {session} connected twice without a disconnect");
@@ -194,10 +230,12 @@ impl Core {
             return;
         }
         out.event_to(session, Event::Welcome { presence: presence.clone() });
-        let Core { limits, sessions, statuses, ids, .. } = self;
-        let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+        let Core { limits, sessions, parties, statuses, ids, timers, .. } = self;
+        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
         // C-3: visible at once; the join reaches followers and own sessions after the welcome.
         statuses.connect(&presence, options.status_visible, &mut ctx);
+        // L-2: the user's pending invitations, after the welcome and the own-status event.
+        parties.connect(&presence, &mut ctx);
         self.check_invariants();
     }
 
@@ -208,8 +246,8 @@ impl Core {
         let Some(presence) = self.sessions.remove(session) else {
             return;
         };
-        let Core { limits, sessions, parties, statuses, ids, .. } = self;
-        let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+        let Core { limits, sessions, parties, statuses, ids, timers, .. } = self;
+        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
         parties.disconnect(session, &mut ctx);
         // C-6: the status leaves (to followers and the user's other sessions), follows die.
         statuses.disconnect(&presence, &mut ctx);
@@ -222,7 +260,7 @@ impl Core {
     /// on refusal.
     pub fn handle_request(&mut self, session: SessionId, cid: Cid, request: Request, now: Now, out: &mut Outbox) {
         let replies_before = out.reply_count();
-        let Core { limits, sessions, parties, statuses, ids, .. } = self;
+        let Core { limits, sessions, parties, statuses, ids, timers, .. } = self;
         let Some(me) = sessions.presence(session) else {
             // A driver bug, not client input: requests only come from upgraded connections.
             debug_assert!(false, "request from unknown session {session}");
@@ -235,7 +273,7 @@ impl Core {
             let Request::Party(data @ PartyRequest::Data { party_id, .. }) = request else {
                 unreachable!("matched just above");
             };
-            let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+            let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
             if let Err(error) = parties.handle(me, data, &mut ctx) {
                 ctx.events.send_to(session, Event::PartyDataRefused { party_id, error });
             }
@@ -247,11 +285,12 @@ impl Core {
         // one slip through in a release build, it is answered like any request, with cid 0.
         debug_assert!(cid != Cid::NONE, "{request:?} without a cid reached the core; the wire refuses it");
         let slot = out.reserve_reply(session, cid);
-        let mut ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+        let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
         let result = match request {
             Request::Ping => Ok(Reply::Pong),
             Request::Party(request) => parties.handle(me, request, &mut ctx),
             Request::Status(request) => statuses.handle(me, request, &mut ctx),
+            Request::Lobby(request) => parties.handle_lobby(me, request, &mut ctx),
         };
         out.fill_reply(slot, result);
         debug_assert_eq!(out.reply_count(), replies_before + 1, "exactly one reply per request");
@@ -272,11 +311,14 @@ impl Core {
     /// bounded by the timers armed before it.
     pub fn handle_timeout(&mut self, now: Now, out: &mut Outbox) {
         let mark = self.timers.mark();
-        let Core { limits, sessions, ids, timers, fired_probes, .. } = self;
-        let ctx = Ctx { limits, now, sessions, ids, events: Events::new(out) };
+        let Core { limits, sessions, parties, ids, timers, fired_probes, .. } = self;
         while let Some((_, timeout)) = timers.pop_due(now.mono, mark) {
             match timeout {
-                Timeout::Probe { tag } => fired_probes.push((tag, ctx.now.mono)),
+                Timeout::Probe { tag } => fired_probes.push((tag, now.mono)),
+                Timeout::InvitationExpiry { party_id, invitee } => {
+                    let mut ctx = Ctx { limits, now, sessions, ids, timers, events: Events::new(out) };
+                    parties.expire_invitation(party_id, &invitee, &mut ctx);
+                }
             }
         }
         self.check_invariants();
@@ -301,11 +343,55 @@ impl Core {
         }
         self.statuses.check_invariants(&self.limits, &self.sessions);
         self.timers.check_invariants();
+        self.bans.check_invariants(self.limits.admin_bans_max);
+        // L-2: every pending invitation has its expiry armed, and every armed expiry names a
+        // pending invitation (equal counts and an injection: a bijection).
+        let mut invitations = 0;
+        for (party_id, invitation) in self.parties.invitations() {
+            invitations += 1;
+            let expiry = Timeout::InvitationExpiry { party_id, invitee: invitation.invitee.clone() };
+            assert_eq!(
+                self.timers.get(invitation.timer),
+                Some(&expiry),
+                "the invitation of {:?} to {party_id} has no armed expiry",
+                invitation.invitee
+            );
+        }
+        let expiries = self.timers.armed().filter(|(_, t)| matches!(t, Timeout::InvitationExpiry { .. })).count();
+        assert_eq!(expiries, invitations, "an expiry timer outlived its invitation");
     }
 
     /// Number of parties.
     pub fn party_count(&self) -> usize {
         self.parties.len()
+    }
+
+    /// Memberships over every party (a session in two parties counts twice), for metrics.
+    pub fn party_member_count(&self) -> usize {
+        self.parties.member_count()
+    }
+
+    /// Counters and gauges of the lobby extensions, for metrics (SPEC O-2:
+    /// `huddle_party_code_misses_total` is `code_misses_total`).
+    pub fn lobby_stats(&self) -> LobbyStats {
+        self.parties.lobby_stats()
+    }
+
+    // ---- read access for the admin API (SPEC O-1, O-3) ----
+
+    /// A party's code (L-3), as its leader would read it.
+    pub fn party_code(&self, party_id: PartyId) -> Option<PartyCode> {
+        self.parties.code_of(party_id)
+    }
+
+    /// A party's pending invitations (L-2) in the order first sent: (invitee, inviter, expiry).
+    pub fn party_invitations(&self, party_id: PartyId) -> Option<Vec<(UserId, Presence, UnixMillis)>> {
+        self.parties.invitations_of_party(party_id)
+    }
+
+    /// A user's pending invitations, as `PartyInvitationList` answers that user.
+    pub fn user_invitations(&self, user_id: &UserId) -> Vec<PartyInvitation> {
+        self.parties.invitations_of(user_id)
     }
 
     // ---- inspection for tests and the simulation; not part of the API ----
@@ -372,10 +458,34 @@ impl Core {
         self.parties.corrupt_index()
     }
 
+    /// Lifts every ban, so the `admin_bytes` fuzz target starts each input from the same state.
+    #[doc(hidden)]
+    pub fn debug_lift_all_bans(&mut self) {
+        self.bans = Bans::default();
+    }
+
     /// Test hook for the search canary: see `PartySearch::corrupt_for_test`.
     #[doc(hidden)]
     pub fn debug_corrupt_search_index(&mut self) -> bool {
         self.parties.corrupt_search_index()
+    }
+
+    /// Test hook for the invitation canary: forgets one invitee's index entry.
+    #[doc(hidden)]
+    pub fn debug_corrupt_invitation_index(&mut self) -> bool {
+        self.parties.corrupt_invitations()
+    }
+
+    /// Test hook for the code canary: files a party under a second code.
+    #[doc(hidden)]
+    pub fn debug_corrupt_code_index(&mut self) -> bool {
+        self.parties.corrupt_codes()
+    }
+
+    /// Test hook for the simulation's version canary: moves a party's version without a change.
+    #[doc(hidden)]
+    pub fn debug_corrupt_party_version(&mut self) -> bool {
+        self.parties.corrupt_version()
     }
 
     /// Test hook for the session-table canary: lists a session twice among its user's

@@ -4,7 +4,7 @@
 //!   generation check keeps a stale id from matching the slot's next occupant;
 //! - `by_user`: user → its connected sessions in connect order (a user's own sessions receive
 //!   its status events; follow replies list them in this order; invitations and "one party per
-//!   user" will address users through it);
+//!   user" address users through it);
 //! - `by_username`: username → the connected users carrying it, in user-id order (follow by
 //!   username; later name lookups).
 //!
@@ -12,11 +12,13 @@
 //! through the request context. Nothing iterates a `HashMap` into an output: the lists a
 //! lookup returns have their own order.
 
-use super::{Presence, SessionId, UserId, Username};
+use super::{ConnectOptions, Presence, SessionId, UserId, Username};
 use std::collections::HashMap;
 
 pub(crate) struct SessionEntry {
     pub presence: Presence,
+    /// What the client asked for in its connect URL (`?snapshots=true`: L-9 snapshot events).
+    pub options: ConnectOptions,
 }
 
 pub(crate) struct Sessions {
@@ -66,7 +68,7 @@ impl Sessions {
 
     /// Files a new session; false (and nothing changed) when its slot is already taken, which
     /// only a driver bug can cause.
-    pub fn insert(&mut self, presence: Presence) -> bool {
+    pub fn insert(&mut self, presence: Presence, options: ConnectOptions) -> bool {
         let slot = presence.session_id.slot() as usize;
         if self.by_slot.len() <= slot {
             self.by_slot.resize_with(slot + 1, || None);
@@ -76,7 +78,7 @@ impl Sessions {
         }
         self.by_user.entry(presence.user_id.clone()).or_default().push(presence.session_id);
         self.by_username.entry(presence.username.clone()).or_default().add(&presence.user_id);
-        self.by_slot[slot] = Some(SessionEntry { presence });
+        self.by_slot[slot] = Some(SessionEntry { presence, options });
         self.len += 1;
         true
     }

@@ -125,6 +125,9 @@ impl Statuses {
                             limits.status_bytes_max
                         )));
                     }
+                    if let Some((character, byte)) = control_character(text) {
+                        return Err(CoreError::StatusControlCharacter { character, byte });
+                    }
                 }
                 self.set_status(me, status, ctx);
                 Ok(StatusReply::Updated)
@@ -155,7 +158,6 @@ impl Statuses {
         ctx: &Ctx,
     ) -> Result<StatusReply, CoreError> {
         let limits = ctx.limits;
-        check_names(user_ids.len() + usernames.len(), limits)?;
         check_ids(user_ids.iter().map(UserId::as_str), "user_ids", UserId::BYTES_MAX)?;
         check_ids(usernames.iter().map(Username::as_str), "usernames", Username::BYTES_MAX)?;
         let session = me.session_id;
@@ -166,11 +168,21 @@ impl Statuses {
         // The users this request names, in request order (ids, then usernames in the order
         // given, each resolving to its connected user ids in id order), once each, without the
         // caller's own user. Unknown usernames resolve to nobody: there is no user to follow yet.
-        let mut seen: HashSet<&UserId> = HashSet::with_capacity(user_ids.len() + usernames.len());
-        let mut targets: Vec<UserId> = Vec::with_capacity(user_ids.len() + usernames.len());
+        // SPEC S-2: these users, not the names given, count against follow_ids_per_request_max,
+        // which bounds the reply by construction; resolving stops at the first one too many.
+        let users_max = limits.follow_ids_per_request_max;
+        let capacity = (user_ids.len() + usernames.len()).min(users_max + 1);
+        let mut seen: HashSet<&UserId> = HashSet::with_capacity(capacity);
+        let mut targets: Vec<UserId> = Vec::with_capacity(capacity);
         let resolved = usernames.iter().flat_map(|name| ctx.sessions.users_named(name));
         for user_id in user_ids.iter().chain(resolved) {
             if user_id != own && seen.insert(user_id) {
+                if targets.len() == users_max {
+                    return Err(CoreError::LimitExceeded(format!(
+                        "request resolves to more than {users_max} users (its user ids plus every connected user \
+                         its usernames name); follow_ids_per_request_max is {users_max}"
+                    )));
+                }
                 targets.push(user_id.clone());
             }
         }
@@ -282,6 +294,7 @@ impl Statuses {
             if let Some(status) = &entry.status {
                 visible += 1;
                 assert!(status.len() <= limits.status_bytes_max, "status of {session} over status_bytes_max");
+                assert!(control_character(status).is_none(), "status of {session} holds a control character");
             }
             assert!(entry.follows.len() <= limits.follows_per_session_max, "{session} follows too many users");
             assert!(!presence.is_some_and(|p| entry.follows.contains(&p.user_id)), "{session} follows its own user");
@@ -301,6 +314,18 @@ impl Statuses {
         }
         assert_eq!(follow_pairs, indexed_pairs, "the followers index lists follows no session has");
     }
+}
+
+/// S-1: a status is display text. Its first C0 control character other than tab, line feed and
+/// carriage return, or DEL, with its byte offset; such a status is refused. No client displays
+/// one, and Nakama's JSON escapes one to six bytes (`\u0001`), which would let a status outgrow
+/// the follow reply bound (SPEC S-2: `Limits::follow_reply_bytes_max` counts two bytes per
+/// byte). Tab, line feed and carriage return stay: statuses often carry pretty-printed JSON, and
+/// they escape to two bytes. All of these are ASCII, so a byte scan finds them (no byte of a
+/// multi-byte UTF-8 character is below 0x80).
+fn control_character(status: &str) -> Option<(char, usize)> {
+    let refused = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
+    status.bytes().position(refused).map(|byte| (char::from(status.as_bytes()[byte]), byte))
 }
 
 fn unindex_follower(followers: &mut HashMap<UserId, BTreeSet<SessionId>>, user_id: &UserId, session: SessionId) {
@@ -379,5 +404,70 @@ mod tests {
         let again = request(&mut core, &alice, update("b"));
         assert_eq!(again.len(), 1, "the same status again changes nothing and sends nothing: {again:?}");
         core.assert_invariants();
+    }
+
+    /// S-1: a status is display text. A C0 control character other than tab, line feed and
+    /// carriage return, or DEL, is refused with error 200 naming it and its byte offset; the
+    /// old status stays and nobody hears anything. Tab, line feed and carriage return (statuses
+    /// carrying pretty-printed JSON) and non-ASCII text are taken.
+    #[test]
+    fn a_status_with_a_control_character_is_refused_naming_it_and_the_old_status_stays() {
+        let mut core = Core::new(Limits::default(), [1; 32]);
+        let (alice, bob) = (connect(&mut core, "alice", 0), connect(&mut core, "bob", 1));
+        request(&mut core, &bob, StatusRequest::Follow { user_ids: vec![UserId::new("alice")], usernames: vec![] });
+        let update = |s: &str| StatusRequest::Update { status: Some(s.into()) };
+        let pretty = "{\n\t\"match\": \"é\\\"\"\r\n}";
+        assert_eq!(request(&mut core, &alice, update(pretty)).len(), 2, "the reply and the join");
+        for (status, character, byte) in
+            [("\u{0}", '\u{0}', 0), ("ok \u{1}", '\u{1}', 3), ("é\u{1b}[31m", '\u{1b}', 2), ("x\u{7f}", '\u{7f}', 1)]
+        {
+            let outputs = request(&mut core, &alice, update(status));
+            let [(_, Output::Reply { result: Err(error), .. })] = &outputs[..] else {
+                panic!("{status:?} must be refused and announce nothing: {outputs:?}")
+            };
+            assert_eq!(error, &CoreError::StatusControlCharacter { character, byte });
+            assert_eq!(error.code(), crate::core::ErrorCode::BadInput);
+            let text = error.to_string();
+            assert!(text.contains(&format!("U+{:04X} at byte {byte}", u32::from(character))), "{text}");
+            assert_eq!(core.status_of(alice.session_id), Some(pretty), "the old status stays");
+        }
+        core.assert_invariants();
+    }
+
+    /// SPEC S-2: the users a follow resolves to count against follow_ids_per_request_max, each
+    /// once and without the caller's own user, however many names the request gives.
+    #[test]
+    fn a_follow_counts_the_users_it_resolves_to_not_the_names_it_gives() {
+        let limits = Limits { follow_ids_per_request_max: 3, ..Limits::default() };
+        let mut core = Core::new(limits, [1; 32]);
+        // Every user here is named "SAME" (connect upper-cases the user id): `same-…` ids.
+        let caller = connect(&mut core, "same-me", 0);
+        for i in 1..=3 {
+            connect(&mut core, &format!("same-u{i}"), i);
+        }
+        let follow = |user_ids: &[&str], usernames: &[&str]| StatusRequest::Follow {
+            user_ids: user_ids.iter().map(|u| UserId::new(u)).collect(),
+            usernames: usernames.iter().map(|n| Username::new(n)).collect(),
+        };
+        // Seven names, three users: the duplicates and the caller's own user are not counted.
+        let named = |user: &str| Username::new(&user.to_uppercase());
+        let (u1, u2) = (named("same-u1"), named("same-u2"));
+        let request_names = [u1.as_str(), u1.as_str(), "NOBODY", u2.as_str()];
+        let outputs =
+            request(&mut core, &caller, follow(&["same-u1", "same-u1", "same-me", "same-u3"], &request_names));
+        let [(_, Output::Reply { result: Ok(Reply::Status(StatusReply::Followed { .. })), .. })] = &outputs[..] else {
+            panic!("three users fit a limit of three: {outputs:?}")
+        };
+        // One more user: the same kind of request now resolves to four users.
+        connect(&mut core, "same-u4", 4);
+        let other = connect(&mut core, "other", 5);
+        let outputs = request(&mut core, &other, follow(&["same-u1", "same-u2", "same-u3", "same-u4"], &["NOBODY"]));
+        let [(_, Output::Reply { result: Err(CoreError::LimitExceeded(message)), .. })] = &outputs[..] else {
+            panic!("four users are one too many: {outputs:?}")
+        };
+        assert!(message.contains("follow_ids_per_request_max"), "{message}");
+        assert!(!core.status_follows(other.session_id, &UserId::new("same-u1")), "nothing followed");
+        assert_eq!(core.sessions_of_user_count(&UserId::new("same-u1")), 1);
+        assert_eq!(core.sessions_of_user_count(&UserId::new("nobody")), 0);
     }
 }

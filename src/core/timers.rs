@@ -57,6 +57,16 @@ impl<T> Timers<T> {
         self.armed.remove(&id)
     }
 
+    /// What an armed timer will do; `None` once it fired or was cancelled.
+    pub fn get(&self, id: TimerId) -> Option<&T> {
+        self.armed.get(&id)
+    }
+
+    /// Every armed timer, in firing order.
+    pub fn armed(&self) -> impl Iterator<Item = (TimerId, &T)> {
+        self.armed.iter().map(|(id, what)| (*id, what))
+    }
+
     /// The earliest deadline, if any timer is armed.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.armed.first_key_value().map(|(id, _)| id.deadline)

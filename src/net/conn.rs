@@ -4,7 +4,9 @@
 //! reaches the connection that takes the slot over. [`ConnTable::get_mut`] is the one
 //! generation-checked lookup.
 
+use super::admin::AdminConn;
 use super::http::HeadReader;
+use super::inbound::InboundFrames;
 use super::listener::{ListenerId, ListenerKind};
 use super::outbound::OutboundQueue;
 use super::ratelimit::RequestBudget;
@@ -13,6 +15,7 @@ use crate::wire::ConnCodec;
 use bytes::BytesMut;
 use slab::Slab;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use tungstenite::protocol::WebSocketContext;
 
 /// What the driver needs of a connection's byte stream: a non-blocking TCP socket in the
@@ -36,9 +39,20 @@ pub(crate) enum Phase {
     /// Upgraded to WebSocket: `ws` parses frames; the core knows the connection's id as a
     /// session; `codec` encodes and decodes its messages.
     Open { ws: Box<WebSocketContext>, codec: ConnCodec },
+    /// An admin API connection (`admin.rs`): HTTP requests, one after another, for its life.
+    Admin(AdminConn),
     /// A final response or close frame is queued: flush it, half-close, wait for the peer's
     /// FIN (so our last bytes are not lost to a reset) until the linger deadline, then drop.
-    Closing { write_shut: bool },
+    /// What the peer still sends meanwhile is read and discarded, up to a bound
+    /// (`closing_discard_bytes_max`, counted in `discarded_bytes`).
+    Closing { write_shut: bool, discarded_bytes: usize },
+}
+
+impl Phase {
+    /// Closing, with nothing discarded yet.
+    pub fn closing(write_shut: bool) -> Phase {
+        Phase::Closing { write_shut, discarded_bytes: 0 }
+    }
 }
 
 pub(crate) struct Conn<S> {
@@ -46,6 +60,8 @@ pub(crate) struct Conn<S> {
     pub id: SessionId,
     /// The listener it came in on, and what that listener serves.
     pub listener: ListenerId,
+    /// The peer's address (the listener counts connections per address).
+    pub peer: IpAddr,
     pub kind: ListenerKind,
     pub socket: S,
     pub out: OutboundQueue,
@@ -56,6 +72,9 @@ pub(crate) struct Conn<S> {
     pub flush_listed: bool,
     /// Request rate budget (SPEC O-4; `requests_per_second_max`).
     pub budget: RequestBudget,
+    /// The client's frames as counted before tungstenite sees them (fragments, assembly time,
+    /// control and continuation frames).
+    pub inbound: InboundFrames,
     /// When the peer last sent anything; keepalive pings only silent connections.
     pub last_heard_at: Millis,
     /// A keepalive ping went out and nothing has been heard since.
@@ -167,13 +186,15 @@ mod tests {
         Conn {
             id,
             listener: ListenerId(0),
+            peer: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             kind: ListenerKind::Game,
             socket: (),
             out: OutboundQueue::default(),
-            phase: Phase::Closing { write_shut: true },
+            phase: Phase::closing(true),
             read_listed: false,
             flush_listed: false,
             budget: RequestBudget::new(1, Millis(0)),
+            inbound: InboundFrames::new(&crate::limits::Limits::default(), Millis(0)),
             last_heard_at: Millis(0),
             ping_outstanding: false,
             soft_exceeded_since: None,

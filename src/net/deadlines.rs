@@ -1,5 +1,5 @@
 //! Deadlines: every timed rule of the driver (a request head due, a closing connection's linger,
-//! the keepalive check of an open one), kept in queues ordered by time, and what happens when
+//! the keepalive check of an open one, a fragmented message's assembly), kept in queues ordered by time, and what happens when
 //! one passes. The loop sleeps until the earliest of these, the core's own timers
 //! (`Core::poll_timeout`), a paused accept and the shutdown drain.
 //!
@@ -41,17 +41,24 @@ impl DeadlineQueue {
 /// The driver's deadline queues.
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
-    /// A request head must be complete by then (`handshake_timeout_ms` for game clients).
+    /// A request head must be complete by then (`handshake_timeout_ms` for game clients); an
+    /// admin request by then (`admin_request_timeout_ms`, one entry per connection, re-armed).
     pub heads: DeadlineQueue,
     /// A closing connection is dropped by then whether or not the peer closed (`close_linger_ms`).
     pub closings: DeadlineQueue,
     /// An open connection's liveness is checked then (every `keepalive_interval_ms`).
     pub keepalives: DeadlineQueue,
+    /// A fragmented message must be complete by then (`message_assembly_ms_max`); at most one
+    /// entry per connection (see `inbound::InboundFrames::assembly_deadline_to_arm`).
+    pub assemblies: DeadlineQueue,
 }
 
 impl Deadlines {
     pub fn earliest(&self) -> Option<Millis> {
-        [self.heads.earliest(), self.closings.earliest(), self.keepalives.earliest()].into_iter().flatten().min()
+        [self.heads.earliest(), self.closings.earliest(), self.keepalives.earliest(), self.assemblies.earliest()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -60,18 +67,25 @@ impl<S: Transport> Driver<S> {
     pub(crate) fn expire(&mut self, now: Millis) {
         while let Some((deadline, id)) = self.deadlines.heads.pop_due(now) {
             let Some(conn) = self.conns.get_mut(id) else { continue };
-            // A head read since (keep-alive, later) has a deadline of its own.
+            if let Phase::Admin(_) = conn.phase {
+                self.admin_deadline(id, now);
+                continue;
+            }
             if matches!(&conn.phase, Phase::Head(head) if head.deadline() == deadline) {
                 log::debug!("slot {}: request head not complete within its deadline", id.slot());
                 self.counters.handshake_timeouts_total += 1;
+                self.metrics.limit_trip(super::metrics::Limit::handshake_timeout_ms);
                 self.counters.handshakes_open -= 1;
                 // Out of the head phase, so the reap does not count it twice.
-                conn.phase = Phase::Closing { write_shut: true };
+                conn.phase = Phase::closing(true);
                 self.list_reap(id);
             }
         }
         while let Some((_, id)) = self.deadlines.keepalives.pop_due(now) {
             self.check_liveness(id, now);
+        }
+        while let Some((_, id)) = self.deadlines.assemblies.pop_due(now) {
+            self.check_assembly(id, now);
         }
         while let Some((_, id)) = self.deadlines.closings.pop_due(now) {
             if self.conns.get(id).is_some() {

@@ -3,14 +3,19 @@
 //! and executes the core's outputs in order, a reply to its requester and an event encoded and
 //! framed once, with a refcounted clone queued for each recipient. Sessions that stopped being
 //! open meanwhile (a slow consumer cut off mid-fan-out) are disconnected from the core here too,
-//! and the core's timers run here when due.
+//! the core's timers run here when due, and admin requests (`admin.rs`) reach the core here.
+//! Messages are counted for `/metrics` by kind as they are queued (`metrics.rs`): a recipient
+//! whose codec sends nothing for an output (a JSON session gets no welcome and no huddle-only
+//! event) or that is no longer open is sent nothing, and nothing is counted for it.
 
 use super::conn::{ConnTable, Phase, Transport};
 use super::driver::Driver;
 use super::frame;
+use super::metrics::{self, Limit, SentKind};
 use super::outbound::output_within_limits;
 use super::ratelimit::RequestRefusal;
-use crate::core::{Cid, CloseReason, ConnectOptions, ErrorCode, Event, Identity, Millis, Output, SessionId};
+use crate::core::{AdminReply, AdminRequest, Cid, CloseReason, ConnectOptions, CoreError, ErrorCode, Event};
+use crate::core::{Identity, Millis, Output, SessionId, UserId};
 use crate::wire::{ClientFrame, CodecKind, Codecs, ConnCodec, DecodeError, Frame};
 use bytes::Bytes;
 
@@ -40,6 +45,7 @@ impl<S: Transport> Driver<S> {
         match self.codecs.decode_request(codec, message) {
             Ok((cid, request)) => {
                 self.counters.requests_total += 1;
+                self.metrics.received(&request);
                 self.core.handle_request(id, cid, request, self.core_now(now), &mut self.outbox);
                 self.apply_outputs(now);
             }
@@ -50,6 +56,7 @@ impl<S: Transport> Driver<S> {
     /// A message over the request rate limit: an error reply with its cid, not executed.
     pub(super) fn refuse_rate_limited(&mut self, id: SessionId, message: ClientFrame<'_>, now: Millis) {
         self.counters.rate_limited_total += 1;
+        self.metrics.limit_trip(Limit::requests_per_second_max);
         let Some(codec) = open_codec(&mut self.conns, id) else {
             return;
         };
@@ -68,6 +75,23 @@ impl<S: Transport> Driver<S> {
     pub(super) fn connect_session(&mut self, id: SessionId, identity: Identity, options: ConnectOptions, now: Millis) {
         self.core.connect(id, identity, options, self.core_now(now), &mut self.outbox);
         self.apply_outputs(now);
+    }
+
+    /// Whether the core admits `user_id` now (not banned): asked before a session is accepted.
+    pub(super) fn user_admitted(&self, user_id: &UserId, now: Millis) -> bool {
+        self.core.admits(user_id, self.core_now(now))
+    }
+
+    /// An admin request for the core; its closes and events go out like a request's.
+    pub(super) fn run_admin(&mut self, request: AdminRequest, now: Millis) -> Result<AdminReply, CoreError> {
+        let result = self.core.handle_admin(request, self.core_now(now), &mut self.outbox);
+        if let Err(CoreError::LimitExceeded(message)) = &result {
+            if let Some(limit) = Limit::named_in(message) {
+                self.metrics.limit_trip(limit);
+            }
+        }
+        self.apply_outputs(now);
+        result
     }
 
     /// Runs the core's timers when the earliest is due; their outputs go out like a request's.
@@ -98,9 +122,28 @@ impl<S: Transport> Driver<S> {
     fn execute(&mut self, output: Output, recipients: &[SessionId], now: Millis) {
         match output {
             Output::Reply { to, cid, result } => {
-                self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_reply(codec, cid, &result, emit));
+                if let Err(error) = &result {
+                    self.metrics.core_refusal(error);
+                }
+                let sent =
+                    self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_reply(codec, cid, &result, emit));
+                if sent {
+                    self.metrics.sent(metrics::reply_kind(&result), 1);
+                    if let Err(error) = &result {
+                        self.metrics.error(error.code(), 1);
+                    }
+                }
             }
-            Output::Event { event, .. } => self.fan_out(&event, recipients, now),
+            Output::Event { event, .. } => {
+                if let Event::PartyDataRefused { error, .. } = &event {
+                    self.metrics.core_refusal(error);
+                }
+                let sent_to = self.fan_out(&event, recipients, now);
+                self.metrics.sent(metrics::event_kind(&event), sent_to);
+                if let Event::PartyDataRefused { error, .. } = &event {
+                    self.metrics.error(error.code(), sent_to);
+                }
+            }
             Output::Close { session, reason } => {
                 let CloseReason::Policy(text) = reason;
                 self.close_with(session, super::ws::CLOSE_POLICY, text, now);
@@ -110,9 +153,13 @@ impl<S: Transport> Driver<S> {
 
     /// An event to every recipient: encoded and framed once per codec in use among them (the
     /// first recipient of a codec pays for it), each recipient's queue gets refcounted clones.
-    fn fan_out(&mut self, event: &Event, recipients: &[SessionId], now: Millis) {
+    /// An event with one recipient (a welcome) shows the codec that recipient's state. Returns
+    /// how many recipients were sent frames.
+    fn fan_out(&mut self, event: &Event, recipients: &[SessionId], now: Millis) -> usize {
         let mut frames = std::mem::take(&mut self.event_frames);
         frames.clear();
+        let only_one = recipients.len() == 1;
+        let mut sent_to = 0;
         for &to in recipients {
             let Some(conn) = self.conns.get_mut(to) else {
                 continue;
@@ -123,9 +170,11 @@ impl<S: Transport> Driver<S> {
             let kind = codec.kind().index();
             if !frames.encoded[kind] {
                 frames.encoded[kind] = true;
+                self.counters.events_encoded_total += 1;
                 let list = &mut frames.by_kind[kind];
-                self.codecs
-                    .encode_event(codec.kind(), event, None, &mut |frame: Frame<'_>| list.push(frame::framed(frame)));
+                let kind = codec.kind();
+                let sole = only_one.then_some(codec);
+                self.codecs.encode_event(kind, event, sole, &mut |frame: Frame<'_>| list.push(frame::framed(frame)));
             }
             if frames.by_kind[kind].is_empty() {
                 continue; // this codec sends nothing for this event
@@ -134,32 +183,38 @@ impl<S: Transport> Driver<S> {
                 conn.out.push(framed.clone());
                 self.counters.frames_out_total += 1;
             }
+            sent_to += 1;
             if !output_within_limits(conn, &self.limits, &mut self.flush_list, now) {
                 self.cut_off_slow_consumer(to, now);
             }
         }
         self.event_frames = frames;
+        sent_to
     }
 
-    /// An error of any layer to one open session, in its codec.
+    /// An error of a layer before the core (decode, rate limit) to one open session, in its
+    /// codec; counted when sent.
     fn send_error(&mut self, to: SessionId, cid: Cid, code: ErrorCode, message: &str, now: Millis) {
-        self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_error(codec, cid, code, message, emit));
+        if self.send_encoded(to, now, |codecs, codec, emit| codecs.encode_error(codec, cid, code, message, emit)) {
+            self.metrics.error(code, 1);
+            self.metrics.sent(SentKind::Error, 1);
+        }
     }
 
     /// Encodes with the session's own codec and queues the frames, with one lookup of the
     /// connection; a session that is closing or gone gets nothing (the core hears of it through
-    /// `pending_disconnects`).
+    /// `pending_disconnects`). Returns whether any frame was queued.
     fn send_encoded(
         &mut self,
         to: SessionId,
         now: Millis,
         encode: impl FnOnce(&mut Codecs, &mut ConnCodec, &mut dyn FnMut(Frame<'_>)),
-    ) {
+    ) -> bool {
         let Some(conn) = self.conns.get_mut(to) else {
-            return;
+            return false;
         };
         let Phase::Open { codec, .. } = &mut conn.phase else {
-            return;
+            return false;
         };
         let out = &mut conn.out;
         let mut frames = 0;
@@ -168,12 +223,13 @@ impl<S: Transport> Driver<S> {
             frames += 1;
         });
         if frames == 0 {
-            return;
+            return false;
         }
         self.counters.frames_out_total += frames;
         if !output_within_limits(conn, &self.limits, &mut self.flush_list, now) {
             self.cut_off_slow_consumer(to, now);
         }
+        true
     }
 }
 

@@ -6,6 +6,7 @@
 use super::http::{self, Head, HeadError, Status};
 use crate::auth::{self, Claims, TokenError, TokenKey};
 use crate::core::ConnectOptions;
+use crate::wire::CodecKind;
 
 /// The only path that upgrades.
 pub const WS_PATH: &str = "/ws";
@@ -15,8 +16,8 @@ pub const WS_PATH: &str = "/ws";
 pub enum Outcome {
     /// Not a whole request yet: read more (the caller enforces the deadline).
     Incomplete,
-    /// Upgrade: send `response`, start WebSocket framing at byte `consumed`.
-    Accept { response: Vec<u8>, consumed: usize, claims: Claims, options: ConnectOptions },
+    /// Upgrade: send `response`, start WebSocket framing at byte `consumed`, speak `codec`.
+    Accept { response: Vec<u8>, consumed: usize, claims: Claims, options: ConnectOptions, codec: CodecKind },
     /// Refuse: send `response`, then close.
     Reject { response: Vec<u8>, reason: Rejection },
 }
@@ -30,6 +31,12 @@ pub enum Rejection {
     MethodNotAllowed,
     UnsupportedVersion,
     Unauthorized(TokenError),
+    /// The token is good, but its user is banned (admin API, SPEC O-1).
+    Banned,
+    /// The user already has `sessions_per_user_max` sessions (SPEC C-2a).
+    TooManySessions {
+        sessions_per_user_max: usize,
+    },
 }
 
 impl Rejection {
@@ -46,6 +53,8 @@ impl Rejection {
             Rejection::MethodNotAllowed => Status::METHOD_NOT_ALLOWED,
             Rejection::UnsupportedVersion => Status::UPGRADE_REQUIRED,
             Rejection::Unauthorized(_) => Status::UNAUTHORIZED,
+            Rejection::Banned => Status::FORBIDDEN,
+            Rejection::TooManySessions { .. } => Status::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -68,6 +77,10 @@ impl std::fmt::Display for Rejection {
             Rejection::MethodNotAllowed => write!(f, "upgrade must use GET"),
             Rejection::UnsupportedVersion => write!(f, "only WebSocket version 13 is supported"),
             Rejection::Unauthorized(e) => write!(f, "unauthorized: {e}"),
+            Rejection::Banned => write!(f, "this user is banned"),
+            Rejection::TooManySessions { sessions_per_user_max } => {
+                write!(f, "too many sessions: this user already has sessions_per_user_max {sessions_per_user_max}")
+            }
         }
     }
 }
@@ -86,17 +99,19 @@ pub fn evaluate(received: &[u8], bytes_max: usize, key: &TokenKey, now_unix_s: u
 /// Decides on a complete head: a 101 with the session's claims, or a refusal to send.
 pub fn upgrade(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Outcome {
     match check(head, key, now_unix_s) {
-        Ok((claims, options, accept_key)) => {
+        Ok((claims, options, codec, accept_key)) => {
             let headers =
                 format!("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n");
             let response = http::response(Status::SWITCHING_PROTOCOLS, &headers, None);
-            Outcome::Accept { response, consumed: head.len, claims, options }
+            Outcome::Accept { response, consumed: head.len, claims, options, codec }
         }
         Err(rejection) => reject(rejection),
     }
 }
 
-fn check(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Result<(Claims, ConnectOptions, String), Rejection> {
+type Accepted = (Claims, ConnectOptions, CodecKind, String);
+
+fn check(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Result<Accepted, Rejection> {
     if head.method != "GET" {
         return Err(Rejection::MethodNotAllowed);
     }
@@ -119,13 +134,21 @@ fn check(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Result<(Claims, Co
 
     let mut token = None;
     let mut options = ConnectOptions::default();
+    let mut format = None;
+    let mut lang = false;
     for pair in head.query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "token" => {
-                token = Some(percent_decode(value).ok_or(Rejection::BadRequest("token is not valid percent-encoding"))?)
+                token = Some(
+                    http::percent_decode(value, http::PlusSign::Space)
+                        .ok_or(Rejection::BadRequest("token is not valid percent-encoding"))?,
+                )
             }
             "status" => options.status_visible = matches!(value, "true" | "1"),
+            "format" => format = Some(value),
+            "lang" => lang = true,
+            "snapshots" => options.snapshots = matches!(value, "true" | "1"),
             _ => {}
         }
     }
@@ -140,7 +163,19 @@ fn check(head: &Head<'_>, key: &TokenKey, now_unix_s: u64) -> Result<(Claims, Co
     }
     let token = token.ok_or(Rejection::Unauthorized(TokenError::Missing))?;
     let claims = auth::verify(&token, key, now_unix_s).map_err(Rejection::Unauthorized)?;
-    Ok((claims, options, tungstenite::handshake::derive_accept_key(ws_key.as_bytes())))
+    let codec = codec_for(format, lang);
+    Ok((claims, options, codec, tungstenite::handshake::derive_accept_key(ws_key.as_bytes())))
+}
+
+/// SPEC K-1: Nakama's JSON when the query says `format=json`, or names `lang` without a
+/// `format` (every Nakama SDK sends `lang` and leaves `format` to Nakama's default, JSON);
+/// huddle's FlatBuffers otherwise.
+fn codec_for(format: Option<&str>, lang: bool) -> CodecKind {
+    match format {
+        Some("json") => CodecKind::NakamaJson,
+        None if lang => CodecKind::NakamaJson,
+        _ => CodecKind::FlatBuffers,
+    }
 }
 
 /// The refusal response for `reason`: its status, a one-line text body, and `Connection: close`.
@@ -150,33 +185,6 @@ pub fn reject(reason: Rejection) -> Outcome {
     let headers = format!("{extra}Connection: close\r\n");
     let response = http::response(reason.http_status(), &headers, Some(("text/plain; charset=utf-8", body.as_bytes())));
     Outcome::Reject { response, reason }
-}
-
-/// Decodes `%XX` escapes (and `+` as space, as forms send it). `None` on a broken escape or
-/// bytes that are not UTF-8.
-fn percent_decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -211,17 +219,38 @@ mod tests {
 
     #[test]
     fn valid_upgrade_with_query_token_is_accepted_with_rfc_accept_key() {
-        let mut request = upgrade(&format!("/ws?status=true&token={}", token()), "");
+        let mut request = upgrade(&format!("/ws?status=true&token={}&snapshots=1", token()), "");
         let head_len = request.len();
         request.extend_from_slice(b"\x82\x80leftover");
-        let Outcome::Accept { response, consumed, claims, options } = evaluate(&request, 8192, &key(), 10) else {
+        let Outcome::Accept { response, consumed, claims, options, codec } = evaluate(&request, 8192, &key(), 10)
+        else {
             panic!("not accepted");
         };
         assert_eq!(consumed, head_len, "bytes after the request belong to the WebSocket stream");
         assert_eq!(claims.user_id, "u1");
         assert!(options.status_visible);
+        assert_eq!(codec, CodecKind::FlatBuffers);
+        assert!(options.snapshots, "?snapshots=1 asks for L-9 snapshot events");
         // RFC 6455's own example key and accept value.
         assert!(String::from_utf8(response).unwrap().contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    }
+
+    #[test]
+    fn the_query_chooses_the_codec_as_k1_says() {
+        let t = token();
+        let codec = |query: &str| match evaluate(&upgrade(&format!("/ws?{query}&token={t}"), ""), 8192, &key(), 10) {
+            Outcome::Accept { codec, .. } => codec,
+            other => panic!("{query}: not accepted: {other:?}"),
+        };
+        // What every Nakama SDK sends: `lang`, no `format`.
+        assert_eq!(codec("lang=en&status=true"), CodecKind::NakamaJson);
+        assert_eq!(codec("format=json"), CodecKind::NakamaJson);
+        assert_eq!(codec("lang=en&format=json"), CodecKind::NakamaJson);
+        assert_eq!(codec("status=true"), CodecKind::FlatBuffers);
+        assert_eq!(codec("lang=en&format=flatbuffers"), CodecKind::FlatBuffers);
+        // Nakama's protobuf is not spoken here; a named format other than JSON is huddle's own.
+        assert_eq!(codec("lang=en&format=protobuf"), CodecKind::FlatBuffers);
+        assert_eq!(codec("format=JSON"), CodecKind::FlatBuffers);
     }
 
     #[test]
@@ -278,10 +307,14 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Eb+c").as_deref(), Some("a.b c"));
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%4"), None);
-        assert_eq!(percent_decode("%ff"), None);
+    fn too_many_sessions_is_429_with_a_reason_naming_the_limit() {
+        let Outcome::Reject { response, reason } = reject(Rejection::TooManySessions { sessions_per_user_max: 8 })
+        else {
+            panic!("a refusal");
+        };
+        assert_eq!(reason.status(), (429, "Too Many Requests"));
+        let response = String::from_utf8(response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{response}");
+        assert!(response.ends_with("sessions_per_user_max 8\n"), "{response}");
     }
 }

@@ -1,5 +1,6 @@
 //! A bounded HTTP/1.1 request-head reader, shared by every listener kind: the WebSocket upgrade
-//! of game clients today, the admin API next. It reads from an edge-triggered socket into a
+//! of game clients and the admin API (which also reads `Content-Length` bodies through it, and
+//! starts the next keep-alive request from the bytes left over). It reads from an edge-triggered socket into a
 //! buffer that never grows past the listener's byte bound, finds the end of the head without
 //! re-scanning what it already saw (a slow sender costs linear, not quadratic, CPU), and parses
 //! it with `httparse` into a borrowed [`Head`]. The head's deadline travels with it, so the
@@ -64,6 +65,8 @@ pub struct Head<'b> {
     /// Bytes of the head, its final blank line included: whatever follows belongs to the body or
     /// to the protocol the connection upgrades to.
     pub len: usize,
+    /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub minor_version: u8,
 }
 
 impl<'b> Head<'b> {
@@ -73,6 +76,15 @@ impl<'b> Head<'b> {
         self.headers[..self.header_count]
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| std::str::from_utf8(h.value).unwrap_or(""))
+    }
+
+    /// Every header called `name`, in order (a request may repeat one, as a smuggling attempt
+    /// repeats `Content-Length`).
+    pub fn header_values<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'b str> + 'h {
+        self.headers[..self.header_count]
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| std::str::from_utf8(h.value).unwrap_or(""))
     }
 
@@ -89,17 +101,62 @@ impl HeadReader {
         HeadReader { received: Vec::new(), bytes_max, deadline }
     }
 
+    /// A reader that starts with `received`: the bytes a keep-alive connection sent after its
+    /// previous request (pipelining). They may already hold a whole request, so parse before
+    /// reading.
+    pub fn with_received(received: Vec<u8>, bytes_max: usize, deadline: Millis) -> HeadReader {
+        HeadReader { received, bytes_max, deadline }
+    }
+
     pub fn deadline(&self) -> Millis {
         self.deadline
+    }
+
+    /// Bytes received so far.
+    pub fn len(&self) -> usize {
+        self.received.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.received.is_empty()
+    }
+
+    /// The received bytes in `range` (a request's body after its head).
+    pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.received[range]
     }
 
     /// Reads what the socket has, up to the byte bound, until the head ends or the socket has
     /// nothing more. `drained` is the connection's edge state (see `read::read_until_short`).
     pub fn read_from(&mut self, socket: &mut impl Read, drained: &mut bool) -> HeadProgress {
+        self.read_until(socket, drained, self.bytes_max, |received, start| {
+            // Look for the blank line only in the new bytes (and the three before them).
+            received[start.saturating_sub(3)..].windows(4).any(|w| w == b"\r\n\r\n")
+        })
+    }
+
+    /// Reads until `total_len` bytes are held (a head and its `Content-Length` body; the caller
+    /// bounds `total_len`), never past it: what follows is the next request's.
+    pub fn read_body_from(&mut self, socket: &mut impl Read, drained: &mut bool, total_len: usize) -> HeadProgress {
+        self.read_until(socket, drained, total_len, |_, _| false)
+    }
+
+    /// Reads until `ended` says so (given the bytes and where this read's bytes start) or
+    /// `bytes_max` bytes are held.
+    fn read_until(
+        &mut self,
+        socket: &mut impl Read,
+        drained: &mut bool,
+        bytes_max: usize,
+        ended: impl Fn(&[u8], usize) -> bool,
+    ) -> HeadProgress {
+        if self.received.len() >= bytes_max {
+            return HeadProgress::Ready;
+        }
         loop {
             let start = self.received.len();
             // Room is never zero: at the bound the head is Ready before another read.
-            let room = self.bytes_max.saturating_sub(start).clamp(1, READ_CHUNK_BYTES);
+            let room = bytes_max.saturating_sub(start).clamp(1, READ_CHUNK_BYTES);
             self.received.resize(start + room, 0);
             let read = super::read::read_until_short(socket, &mut self.received[start..], drained);
             self.received.truncate(start + *read.as_ref().unwrap_or(&0));
@@ -110,9 +167,7 @@ impl HeadReader {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return HeadProgress::Gone,
             }
-            // Look for the blank line only in the new bytes (and the three before them).
-            let ended = self.received[start.saturating_sub(3)..].windows(4).any(|w| w == b"\r\n\r\n");
-            if ended || self.received.len() >= self.bytes_max {
+            if ended(&self.received, start) || self.received.len() >= bytes_max {
                 return HeadProgress::Ready;
             }
         }
@@ -150,7 +205,44 @@ pub fn parse_head(received: &[u8], bytes_max: usize) -> Result<Option<Head<'_>>,
     let target = request.path.unwrap_or("");
     let header_count = request.headers.len();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Ok(Some(Head { method, path, query, headers, header_count, len }))
+    let minor_version = request.version.unwrap_or(1);
+    Ok(Some(Head { method, path, query, headers, header_count, len, minor_version }))
+}
+
+/// What `+` means in a percent-encoded string.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PlusSign {
+    /// A space, as HTML forms encode query strings.
+    Space,
+    /// Itself, as in a path segment.
+    Literal,
+}
+
+/// Decodes `%XX` escapes (and `+` as `plus` says). `None` on a broken escape or bytes that are
+/// not UTF-8.
+pub fn percent_decode(value: &str, plus: PlusSign) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus == PlusSign::Space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A response status: code and reason phrase.
@@ -158,18 +250,28 @@ pub fn parse_head(received: &[u8], bytes_max: usize) -> Result<Option<Head<'_>>,
 pub struct Status(pub u16, pub &'static str);
 
 impl Status {
+    pub const CONTINUE: Status = Status(100, "Continue");
     pub const SWITCHING_PROTOCOLS: Status = Status(101, "Switching Protocols");
+    pub const OK: Status = Status(200, "OK");
     pub const BAD_REQUEST: Status = Status(400, "Bad Request");
     pub const UNAUTHORIZED: Status = Status(401, "Unauthorized");
+    pub const FORBIDDEN: Status = Status(403, "Forbidden");
     pub const NOT_FOUND: Status = Status(404, "Not Found");
     pub const METHOD_NOT_ALLOWED: Status = Status(405, "Method Not Allowed");
+    pub const REQUEST_TIMEOUT: Status = Status(408, "Request Timeout");
+    pub const CONFLICT: Status = Status(409, "Conflict");
+    pub const CONTENT_TOO_LARGE: Status = Status(413, "Content Too Large");
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
+    pub const TOO_MANY_REQUESTS: Status = Status(429, "Too Many Requests");
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
+    pub const NOT_IMPLEMENTED: Status = Status(501, "Not Implemented");
+    pub const SERVICE_UNAVAILABLE: Status = Status(503, "Service Unavailable");
+    pub const INSUFFICIENT_STORAGE: Status = Status(507, "Insufficient Storage");
 }
 
 /// A complete response head (and body): `status`, the `headers` lines as given (each ending in
-/// CRLF), then `Content-Length` and the body when `body` is `Some`. Used for upgrade refusals
-/// and the 101, and by the admin API next.
+/// CRLF), then `Content-Length` and the body when `body` is `Some`. Used for upgrade refusals,
+/// the 101 and every admin API response.
 pub fn response(status: Status, headers: &str, body: Option<(&str, &[u8])>) -> Vec<u8> {
     let Status(code, reason) = status;
     let mut out = format!("HTTP/1.1 {code} {reason}\r\n{headers}").into_bytes();
@@ -254,6 +356,30 @@ mod tests {
         assert_eq!(reader.received.len(), 300, "never more than the bound is read");
         assert_eq!(reader.parse().err(), Some(HeadError::TooLarge));
         assert_eq!(reader.parse().err().map(HeadError::status), Some(Status::REQUEST_HEADER_FIELDS_TOO_LARGE));
+    }
+
+    #[test]
+    fn a_body_is_read_to_its_length_and_never_past_it() {
+        let mut socket =
+            Chunks { chunks: vec![b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab", b"cdeGET /next"], eof: false };
+        let mut reader = HeadReader::new(1024, Millis(0));
+        assert_eq!(read_edges(&mut reader, &mut socket), HeadProgress::Ready);
+        let head_len = reader.parse().unwrap().expect("complete").len;
+        let total = head_len + 5;
+        assert_eq!(reader.read_body_from(&mut socket, &mut false, total), HeadProgress::Ready);
+        assert_eq!(reader.bytes(head_len..total), b"abcde");
+        assert_eq!(reader.len(), total, "the next request's bytes stay unread");
+        let next = HeadReader::with_received(reader.take_rest(total), 1024, Millis(9));
+        assert!(next.is_empty() && next.deadline() == Millis(9));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Eb+c", PlusSign::Space).as_deref(), Some("a.b c"));
+        assert_eq!(percent_decode("a%2Eb+c", PlusSign::Literal).as_deref(), Some("a.b+c"));
+        assert_eq!(percent_decode("%zz", PlusSign::Space), None);
+        assert_eq!(percent_decode("%4", PlusSign::Space), None);
+        assert_eq!(percent_decode("%ff", PlusSign::Space), None);
     }
 
     #[test]

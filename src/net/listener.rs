@@ -1,17 +1,18 @@
 //! Listeners: a table of bound sockets, each with a kind (what its connections speak) and its
-//! own limits. Game clients are the only kind today; the admin HTTP API (issue 13) is one more
-//! entry in the table and one more arm where a connection's request head completes
-//! (`read::head_complete`), not a second loop or code path. Accepting is bounded per turn, stops
+//! own limits: game clients, and the admin HTTP API (SPEC O-1), one more entry in the table
+//! whose connections take their own phase (`admin.rs`), not a second loop. Accepting is bounded per turn, stops
 //! at the listener's connection limit, and pauses after a transient failure (out of
 //! descriptors) instead of spinning or stopping.
 
 use super::driver::Driver;
+use super::metrics::Limit;
+use super::per_ip::{AddressRefusal, PerAddress};
 use crate::core::Millis;
 use crate::limits::Limits;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Pause before retrying accept after the process ran out of file descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
@@ -23,6 +24,8 @@ const LISTENER_TOKEN_TOP: usize = usize::MAX - 1;
 pub enum ListenerKind {
     /// Game clients: an HTTP upgrade to WebSocket with a session token, then requests.
     Game,
+    /// The admin HTTP API: keep-alive HTTP/1.1 requests with the admin key.
+    Admin,
 }
 
 /// One listener's own bounds.
@@ -36,6 +39,10 @@ pub struct ListenerLimits {
     pub head_bytes_max: usize,
     /// Time from accept until the request head is complete; later, the connection is dropped.
     pub head_timeout_ms: u64,
+    /// Connections open at once from one source address; 0 = no bound (`per_ip.rs`).
+    pub connections_per_ip_max: usize,
+    /// New connections per second from one source address; 0 = no bound.
+    pub handshakes_per_ip_per_second_max: u32,
 }
 
 impl ListenerLimits {
@@ -46,6 +53,21 @@ impl ListenerLimits {
             accepts_per_turn_max: limits.accepts_per_turn_max,
             head_bytes_max: limits.handshake_bytes_max,
             head_timeout_ms: limits.handshake_timeout_ms,
+            connections_per_ip_max: limits.connections_per_ip_max,
+            handshakes_per_ip_per_second_max: limits.handshakes_per_ip_per_second_max,
+        }
+    }
+
+    /// The admin listener's bounds, from the server's limits.
+    pub fn admin(limits: &Limits) -> ListenerLimits {
+        ListenerLimits {
+            connections_max: limits.admin_connections_max,
+            accepts_per_turn_max: limits.accepts_per_turn_max.min(limits.admin_connections_max),
+            head_bytes_max: limits.admin_head_bytes_max,
+            head_timeout_ms: limits.admin_request_timeout_ms,
+            // The admin key, not the address, guards the admin API; its connection bound is small.
+            connections_per_ip_max: 0,
+            handshakes_per_ip_per_second_max: 0,
         }
     }
 }
@@ -73,6 +95,8 @@ struct Listener {
     /// After a transient accept failure: no accepting before then.
     accept_paused_until: Option<Millis>,
     connections_open: usize,
+    /// Open connections and recent handshakes per source address.
+    per_address: PerAddress,
 }
 
 /// Every listener of the loop.
@@ -87,7 +111,13 @@ impl Listeners {
         assert!(specs.len() < 256, "Invariant: listener ids fit in a byte");
         let mut table = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
-            let mut socket = TcpListener::bind(spec.addr)?;
+            let what = match spec.kind {
+                ListenerKind::Game => "game",
+                ListenerKind::Admin => "admin",
+            };
+            // The error names the address and the listener, so a taken port is easy to find.
+            let mut socket = TcpListener::bind(spec.addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("on {} ({what}): {e}", spec.addr)))?;
             registry.register(&mut socket, token(index), Interest::READABLE)?;
             table.push(Listener {
                 kind: spec.kind,
@@ -97,6 +127,10 @@ impl Listeners {
                 accept_ready: false,
                 accept_paused_until: None,
                 connections_open: 0,
+                per_address: PerAddress::new(
+                    spec.limits.connections_per_ip_max,
+                    spec.limits.handshakes_per_ip_per_second_max,
+                ),
             });
         }
         Ok(Listeners { table })
@@ -117,6 +151,11 @@ impl Listeners {
         self.table.iter().find(|l| l.kind == kind).map(|l| l.local_addr)
     }
 
+    /// Connections open from the listeners of `kind`.
+    pub fn connections_open(&self, kind: ListenerKind) -> usize {
+        self.table.iter().filter(|l| l.kind == kind).map(|l| l.connections_open).sum()
+    }
+
     /// A listener can accept right now (the loop must not sleep).
     pub fn has_work(&self) -> bool {
         self.table.iter().any(|l| l.accept_ready && l.accept_paused_until.is_none() && l.socket.is_some())
@@ -127,11 +166,16 @@ impl Listeners {
         self.table.iter().filter_map(|l| l.accept_paused_until).min()
     }
 
-    /// A connection that came in on `id` is gone.
-    pub fn connection_closed(&mut self, id: ListenerId) {
+    /// A connection that came in on `id` from `peer` is gone.
+    pub fn connection_closed(&mut self, id: ListenerId, peer: IpAddr, now: Millis) {
         let listener = &mut self.table[usize::from(id.0)];
         debug_assert!(listener.connections_open > 0, "a listener's count matches its connections");
         listener.connections_open = listener.connections_open.saturating_sub(1);
+        listener.per_address.release(peer, now);
+        debug_assert!(
+            listener.per_address.connections_counted() <= listener.connections_open,
+            "per-address counts cover only open connections"
+        );
     }
 
     /// Stops accepting on every listener of `kind` (the game listener at shutdown).
@@ -190,7 +234,26 @@ impl Listener {
             };
             if self.connections_open >= self.limits.connections_max {
                 driver.counters.refused_total += 1;
+                driver.metrics.limit_trip(match self.kind {
+                    ListenerKind::Game => Limit::connections_max,
+                    ListenerKind::Admin => Limit::admin_connections_max,
+                });
                 log::debug!("refused {peer}: connections_max {} reached", self.limits.connections_max);
+                continue; // dropping the socket closes it
+            }
+            if let Err(refusal) = self.per_address.admit(peer.ip(), now) {
+                let limit = match refusal {
+                    AddressRefusal::Connections => {
+                        driver.counters.refused_ip_connections_total += 1;
+                        Limit::connections_per_ip_max
+                    }
+                    AddressRefusal::HandshakeRate => {
+                        driver.counters.refused_ip_handshakes_total += 1;
+                        Limit::handshakes_per_ip_per_second_max
+                    }
+                };
+                driver.metrics.limit_trip(limit);
+                log::debug!("refused {peer}: {refusal}");
                 continue; // dropping the socket closes it
             }
             // Small frames are the whole workload; Nagle would add up to 40 ms to each.
@@ -198,9 +261,10 @@ impl Listener {
             let slot = driver.conns.vacant_id().slot() as usize;
             if let Err(e) = registry.register(&mut socket, Token(slot), Interest::READABLE | Interest::WRITABLE) {
                 log::warn!("could not register {peer}: {e}");
+                self.per_address.release(peer.ip(), now);
                 continue;
             }
-            let conn = driver.insert(socket, id, self.kind, &self.limits, now);
+            let conn = driver.insert(socket, peer.ip(), id, self.kind, &self.limits, now);
             self.connections_open += 1;
             log::debug!("accepted {peer} in slot {}", conn.slot());
         }

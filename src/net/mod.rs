@@ -12,8 +12,13 @@
 //!
 //! Rooms:
 //! - `mod.rs`: [`Server`] (bind, the loop turn, shutdown) and its [`ServerHandle`].
-//! - `listener.rs`: the listener table; a listener has a [`ListenerKind`] and its own
-//!   [`ListenerLimits`], so the admin API will be one more entry.
+//! - `listener.rs`: the listener table; a listener has a [`ListenerKind`] (game clients, the
+//!   admin API) and its own [`ListenerLimits`]. `per_ip.rs`: a listener's bounds per source
+//!   address (connections, handshakes per second; off by default).
+//! - `admin.rs`: admin API connections (keep-alive HTTP requests routed by `crate::admin`,
+//!   executed through the core); `metrics.rs`: the counters behind `/metrics` and their
+//!   Prometheus exposition; `history.rs`: the party history file (one bounded write per turn,
+//!   reopened on SIGHUP).
 //! - `driver.rs`: the socket-independent `Driver` (connections, core, one turn's steps), which
 //!   the `conn_bytes` fuzz target drives over memory.
 //! - `conn.rs`: a connection, its phases, and the table with the one generation-checked lookup
@@ -22,20 +27,27 @@
 //! - `http.rs`: the bounded HTTP/1.1 head reader, shared by every listener kind.
 //! - `handshake.rs`: the WebSocket upgrade decision and token check on a parsed head.
 //! - `ws.rs`: WebSocket glue (tungstenite over our buffers, close frames, what a read means).
+//! - `inbound.rs`: a peek at each client frame header before tungstenite sees it: fragments per
+//!   message, assembly time, and the budget of control and continuation frames.
 //! - `dispatch.rs`: frame → codec → core → outputs; the only caller of the wire codec.
 //! - `deadlines.rs`: head, linger and keepalive deadlines.
 //! - `outbound.rs`: the outbound queue, its limits and flushing; `frame.rs`: server frames.
 //! - `ratelimit.rs`: the per-connection request budget; `stats.rs`: counters and gauges.
 
+mod admin;
 mod conn;
 mod deadlines;
 mod dispatch;
 mod driver;
 pub mod frame;
 pub mod handshake;
+mod history;
 pub mod http;
+mod inbound;
 mod listener;
+mod metrics;
 pub mod outbound;
+mod per_ip;
 pub mod ratelimit;
 mod read;
 mod stats;
@@ -44,10 +56,12 @@ mod ws;
 pub use listener::{ListenerKind, ListenerLimits, ListenerSpec};
 pub use stats::{Stats, StatsSnapshot};
 
+pub(crate) use admin::AdminState;
 pub(crate) use conn::Transport;
 pub(crate) use driver::Driver;
 pub(crate) use listener::ListenerId;
 
+use crate::admin::AdminKey;
 use crate::auth::TokenKey;
 use crate::core::Millis;
 use crate::limits::Limits;
@@ -56,6 +70,7 @@ use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,12 +86,33 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub limits: Limits,
     pub token_key: TokenKey,
+    /// The admin API's listener and key (SPEC O-1); `None` serves no admin API.
+    pub admin: Option<AdminConfig>,
+    /// Where finished party history records are appended as JSON lines (SPEC O-3); `None`
+    /// keeps them in memory only.
+    pub history_file: Option<PathBuf>,
+}
+
+/// Where the admin API listens and the key it wants.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub key: AdminKey,
+    /// Serve the lobby playground (K-3) at `/playground` (`--playground`).
+    pub playground: bool,
 }
 
 impl ServerConfig {
     /// The listener table this configuration asks for; every listener is one entry.
     pub fn listeners(&self) -> Vec<ListenerSpec> {
-        vec![ListenerSpec { kind: ListenerKind::Game, addr: self.listen, limits: ListenerLimits::game(&self.limits) }]
+        let game =
+            ListenerSpec { kind: ListenerKind::Game, addr: self.listen, limits: ListenerLimits::game(&self.limits) };
+        let admin = self.admin.as_ref().map(|admin| ListenerSpec {
+            kind: ListenerKind::Admin,
+            addr: admin.listen,
+            limits: ListenerLimits::admin(&self.limits),
+        });
+        std::iter::once(game).chain(admin).collect()
     }
 }
 
@@ -85,8 +121,10 @@ impl ServerConfig {
 pub struct ServerHandle {
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reopen_history: Arc<AtomicBool>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl ServerHandle {
@@ -95,16 +133,31 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// The admin listener's bound address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
 
-    /// Asks the loop to shut down gracefully: stop accepting, send every client a close frame
-    /// ("server shutting down"), flush for at most `shutdown_drain_ms`, then return from `run`.
+    /// Asks the loop to shut down gracefully: stop accepting game clients, send every client a
+    /// close frame ("server shutting down"), flush for at most `shutdown_drain_ms` (the admin
+    /// API keeps answering meanwhile, `/healthz` with 503), then return from `run`.
     pub fn shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
         if let Err(e) = self.waker.wake() {
             log::error!("could not wake the server loop for shutdown: {e}");
+        }
+    }
+
+    /// Asks the loop to close the history file and open its path again (log rotation: the
+    /// binary calls this on SIGHUP). Lines already buffered go to the new file.
+    pub fn reopen_history(&self) {
+        self.reopen_history.store(true, Ordering::Release);
+        if let Err(e) = self.waker.wake() {
+            log::error!("could not wake the server loop to reopen the history file: {e}");
         }
     }
 }
@@ -114,11 +167,13 @@ pub struct Server {
     listeners: Listeners,
     driver: Driver<TcpStream>,
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     started: Instant,
     shutdown_deadline: Option<Millis>,
     shutdown_drain_ms: u64,
     stats: Arc<Stats>,
     shutdown: Arc<AtomicBool>,
+    reopen_history: Arc<AtomicBool>,
     waker: Arc<Waker>,
 }
 
@@ -133,17 +188,35 @@ impl Server {
         let local_addr = listeners
             .local_addr(ListenerKind::Game)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no game listener configured"))?;
+        let admin_addr = listeners.local_addr(ListenerKind::Admin);
         let seed = crate::auth::random_bytes()?;
+        let mut driver = Driver::new(config.limits.clone(), config.token_key, seed);
+        if let Some(path) = config.history_file {
+            driver.write_history_to(path);
+        }
+        if let (Some(admin), Some(bound)) = (config.admin, admin_addr) {
+            let instance: [u8; 16] = crate::auth::random_bytes()?;
+            driver.serve_admin(admin::AdminState {
+                key: admin.key,
+                instance_id: instance.iter().map(|b| format!("{b:02x}")).collect(),
+                started_at_ms: driver::unix_now_ms(),
+                // The bound addresses: a port 0 is known only now, and the mint's loopback rule
+                // is about where the listener really is.
+                playground: admin.playground.then(|| crate::admin::Playground::new(local_addr, bound)),
+            });
+        }
         Ok(Server {
             poll,
             listeners,
             shutdown_drain_ms: config.limits.shutdown_drain_ms,
-            driver: Driver::new(config.limits, config.token_key, seed),
+            driver,
             local_addr,
+            admin_addr,
             started: Instant::now(),
             shutdown_deadline: None,
             stats: Arc::new(Stats::default()),
             shutdown: Arc::new(AtomicBool::new(false)),
+            reopen_history: Arc::new(AtomicBool::new(false)),
             waker,
         })
     }
@@ -157,8 +230,10 @@ impl Server {
         ServerHandle {
             stats: self.stats.clone(),
             shutdown: self.shutdown.clone(),
+            reopen_history: self.reopen_history.clone(),
             waker: self.waker.clone(),
             local_addr: self.local_addr,
+            admin_addr: self.admin_addr,
         }
     }
 
@@ -174,7 +249,8 @@ impl Server {
                 log::error!("poll failed, stopping: {e}");
                 return Err(e);
             }
-            let now = self.now();
+            let turn_started = Instant::now();
+            let now = self.now_at(turn_started);
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -193,21 +269,36 @@ impl Server {
             if self.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
+            if self.reopen_history.swap(false, Ordering::AcqRel) {
+                self.driver.reopen_history();
+            }
             self.listeners.accept(now, self.poll.registry(), &mut self.driver)?;
             let (registry, listeners) = (self.poll.registry(), &mut self.listeners);
-            self.driver.turn(now, |mut socket, listener| {
+            self.driver.turn(now, |mut socket, listener, peer| {
                 let _ = registry.deregister(&mut socket);
-                listeners.connection_closed(listener);
+                listeners.connection_closed(listener, peer, now);
             });
             self.driver.counters.turns_total += 1;
             self.driver.publish_stats(now, &self.stats);
+            self.driver.observe_turn(turn_started.elapsed());
             if let Some(deadline) = self.shutdown_deadline {
-                let open = self.driver.connection_count();
-                if open == 0 || now >= deadline {
-                    match open {
-                        0 => log::info!("shutdown complete"),
-                        cut => log::warn!("shutdown complete; {cut} connections cut at the drain deadline"),
-                    }
+                // Admin connections are served through the drain and do not hold it up.
+                if self.listeners.connections_open(ListenerKind::Game) == 0 {
+                    self.driver.finish_history(now);
+                    log::info!("shutdown complete");
+                    return Ok(());
+                }
+                if now >= deadline {
+                    let cut = self.driver.cut_at_drain_deadline();
+                    self.driver.finish_history(now);
+                    self.driver.publish_stats(now, &self.stats);
+                    log::warn!(
+                        "shutdown complete; {} connections cut at the drain deadline (shutdown_drain_ms {}) with \
+                         {} bytes unsent, each after a last attempt at its close frame",
+                        cut.connections,
+                        self.shutdown_drain_ms,
+                        cut.bytes_unsent
+                    );
                     return Ok(());
                 }
             }
@@ -215,7 +306,11 @@ impl Server {
     }
 
     fn now(&self) -> Millis {
-        Millis(self.started.elapsed().as_millis() as u64)
+        self.now_at(Instant::now())
+    }
+
+    fn now_at(&self, at: Instant) -> Millis {
+        Millis(at.saturating_duration_since(self.started).as_millis() as u64)
     }
 
     /// Zero when work is left over; else until the earliest deadline of the driver, the core, a
@@ -231,9 +326,11 @@ impl Server {
     }
 
     fn begin_shutdown(&mut self, now: Millis) {
-        log::info!("shutting down: closing {} connections", self.driver.connection_count());
+        let open = self.listeners.connections_open(ListenerKind::Game);
+        log::info!("shutting down: closing {open} game connections; the admin API answers until they are gone");
         self.listeners.stop_accepting(ListenerKind::Game, self.poll.registry());
-        self.shutdown_deadline = Some(now.saturating_add(self.shutdown_drain_ms));
-        self.driver.close_all(now);
+        let deadline = now.saturating_add(self.shutdown_drain_ms);
+        self.shutdown_deadline = Some(deadline);
+        self.driver.close_all(now, deadline);
     }
 }

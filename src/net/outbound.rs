@@ -61,6 +61,11 @@ impl<S: Transport> Driver<S> {
         let soft_for_ms = conn.soft_exceeded_since.map_or(0, |since| now.saturating_sub(since));
         conn.out.truncate_unstarted();
         self.counters.slow_consumers_total += 1;
+        self.metrics.limit_trip(if queued > self.limits.outbound_bytes_max {
+            super::metrics::Limit::outbound_bytes_max
+        } else {
+            super::metrics::Limit::outbound_soft_bytes_max
+        });
         log::warn!(
             "slot {} cut off as a slow consumer: {queued} bytes queued (outbound_bytes_max {}, over outbound_soft_bytes_max {} for {soft_for_ms} ms)",
             id.slot(),
@@ -80,7 +85,11 @@ impl<S: Transport> Driver<S> {
                 continue;
             };
             conn.flush_listed = false;
-            match conn.out.write_to(&mut conn.socket, budget) {
+            let written = conn.out.write_to(&mut conn.socket, budget);
+            if let Ok(flushed) = &written {
+                self.metrics.bytes_sent_total += flushed.bytes_written as u64;
+            }
+            match written {
                 Ok(flushed) if !flushed.blocked && !conn.out.is_empty() => {
                     // Budget spent, socket still writable: no edge will come, so list it again.
                     conn.flush_listed = true;
@@ -154,7 +163,24 @@ impl OutboundQueue {
     /// Drops every frame not yet started, keeping a partly written head frame so the stream
     /// stays well-formed (used before queueing a final close frame).
     pub fn truncate_unstarted(&mut self) {
-        let keep = usize::from(self.head_written > 0);
+        self.truncate_unstarted_after(usize::from(self.head_written > 0));
+    }
+
+    /// Drops every frame between a partly written head frame (kept so the stream stays
+    /// well-formed) and the last frame (kept: a closing connection's close frame or final
+    /// response). Returns the bytes dropped.
+    pub fn truncate_all_but_last(&mut self) -> usize {
+        let keep_head = usize::from(self.head_written > 0);
+        let Some(last) = self.frames.pop_back() else { return 0 };
+        let before = self.bytes_queued;
+        self.bytes_queued -= last.len();
+        self.truncate_unstarted_after(keep_head);
+        self.bytes_queued += last.len();
+        self.frames.push_back(last);
+        before - self.bytes_queued
+    }
+
+    fn truncate_unstarted_after(&mut self, keep: usize) {
         while self.frames.len() > keep {
             if let Some(frame) = self.frames.pop_back() {
                 self.bytes_queued -= frame.len();
@@ -280,6 +306,23 @@ mod tests {
         let mut fresh = queue_of(&[b"one", b"two"]);
         fresh.truncate_unstarted();
         assert!(fresh.is_empty());
+    }
+
+    #[test]
+    fn truncate_all_but_last_keeps_a_started_head_and_the_final_frame() {
+        let mut q = queue_of(&[b"head", b"next", b"more", b"close"]);
+        let mut sink = Trickle { got: vec![], chunk: 2, room: 2 };
+        q.write_to(&mut sink, usize::MAX).unwrap();
+        assert_eq!(q.truncate_all_but_last(), 8, "next and more dropped");
+        sink.room = 100;
+        q.write_to(&mut sink, usize::MAX).unwrap();
+        assert_eq!(sink.got, b"headclose");
+        let mut unstarted = queue_of(&[b"one", b"two", b"close"]);
+        assert_eq!(unstarted.truncate_all_but_last(), 6);
+        assert_eq!(unstarted.bytes_queued(), 5);
+        let mut alone = queue_of(&[b"close"]);
+        assert_eq!(alone.truncate_all_but_last(), 0);
+        assert_eq!(OutboundQueue::default().truncate_all_but_last(), 0);
     }
 
     #[test]

@@ -9,10 +9,11 @@
 use super::conn::{Phase, Transport};
 use super::driver::Driver;
 use super::http::HeadProgress;
+use super::inbound::InboundFrames;
 use super::ratelimit::Admission;
 use super::ws::{self, Inbound, NoRead, WsIo};
 use crate::core::{Millis, SessionId};
-use crate::wire::ClientFrame;
+use crate::limits::Limits;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Read};
 
@@ -41,6 +42,7 @@ impl<S: Transport> Driver<S> {
             conn.read_listed = false;
             match conn.phase {
                 Phase::Head(_) => self.read_head(id, now),
+                Phase::Admin(_) => self.read_admin(id, now),
                 Phase::Open { .. } => self.read_frames(id, now),
                 Phase::Closing { .. } => self.read_closing(id),
             }
@@ -64,7 +66,10 @@ impl<S: Transport> Driver<S> {
             if conn.peer_closed {
                 conn.read_drained = false; // see the same line in read_frames_until
             }
-            match head.read_from(&mut conn.socket, &mut conn.read_drained) {
+            let before = head.len();
+            let progress = head.read_from(&mut conn.socket, &mut conn.read_drained);
+            self.metrics.bytes_received_total += head.len().saturating_sub(before) as u64;
+            match progress {
                 HeadProgress::Waiting => return,
                 HeadProgress::Gone => return self.list_reap(id),
                 HeadProgress::Ready => {}
@@ -84,6 +89,8 @@ impl<S: Transport> Driver<S> {
         };
         match conn.kind {
             super::listener::ListenerKind::Game => self.upgrade_websocket(id, now),
+            // Admin connections read whole requests in their own phase (`admin.rs`).
+            super::listener::ListenerKind::Admin => true,
         }
     }
 
@@ -106,8 +113,8 @@ impl<S: Transport> Driver<S> {
     /// budget is spent, or it closes.
     fn read_frames_until(&mut self, id: SessionId, now: Millis) -> ReadEnd {
         // One `recv` per connection per turn: tungstenite loops inside one `read` over frames
-        // that complete no message (a stream of empty continuation fragments), so without this
-        // a fast sender could keep the loop on its connection forever.
+        // that complete no message (control frames, fragments). `inbound.rs` bounds how many of
+        // those a connection may send; this bounds how many one turn handles (one `recv`'s worth).
         let mut recvs_left = 1u32;
         for _ in 0..self.limits.frames_per_turn_max {
             let limits = &self.limits;
@@ -129,8 +136,20 @@ impl<S: Transport> Driver<S> {
                 recvs_left: &mut recvs_left,
                 pending: &mut conn.pending,
                 scratch: &mut self.scratch,
+                frames: &mut conn.inbound,
+                now,
+                limits,
             };
-            let inbound = ws::classify(ws.read(&mut WsIo { reader, out: &mut conn.out }));
+            let result = ws.read(&mut WsIo { reader, out: &mut conn.out });
+            // The reader refuses a frame over a frame limit with an IO error; a message that
+            // completed before that frame is still handled first.
+            let inbound = match conn.inbound.tripped() {
+                Some(limit) if result.is_err() => Inbound::FrameLimit(limit),
+                _ => ws::classify(result),
+            };
+            if let Some(deadline) = conn.inbound.assembly_deadline_to_arm(limits.message_assembly_ms_max) {
+                self.deadlines.assemblies.push(deadline, id);
+            }
             let control_queued = conn.out.bytes_queued() > queued_before;
             if matches!(inbound, Inbound::Binary(_) | Inbound::Text(_) | Inbound::Control | Inbound::PeerClosed) {
                 conn.last_heard_at = now;
@@ -153,6 +172,7 @@ impl<S: Transport> Driver<S> {
             match inbound {
                 Inbound::Binary(_) | Inbound::Text(_) if admission == Admission::Abusive => {
                     self.counters.rate_limited_total += 1;
+                    self.metrics.limit_trip(super::metrics::Limit::rate_limited_close_ms);
                     log::warn!(
                         "session {id} closed: refused by requests_per_second_max {} for {} ms",
                         self.limits.requests_per_second_max,
@@ -161,22 +181,14 @@ impl<S: Transport> Driver<S> {
                     self.close_with(id, ws::CLOSE_POLICY, "request rate limit", now);
                     return ReadEnd::Closed;
                 }
-                Inbound::Binary(frame) => {
+                Inbound::Binary(_) | Inbound::Text(_) => {
                     self.counters.frames_in_total += 1;
-                    let message = ClientFrame::Binary(&frame);
-                    if admission == Admission::Refused {
-                        self.refuse_rate_limited(id, message, now);
-                    } else {
-                        self.dispatch_frame(id, message, now);
-                    }
-                }
-                Inbound::Text(text) => {
-                    self.counters.frames_in_total += 1;
-                    let message = ClientFrame::Text(&text);
-                    if admission == Admission::Refused {
-                        self.refuse_rate_limited(id, message, now);
-                    } else {
-                        self.dispatch_frame(id, message, now);
+                    if let Some(message) = inbound.client_frame() {
+                        if admission == Admission::Refused {
+                            self.refuse_rate_limited(id, message, now);
+                        } else {
+                            self.dispatch_frame(id, message, now);
+                        }
                     }
                 }
                 Inbound::PeerClosed => {
@@ -195,8 +207,15 @@ impl<S: Transport> Driver<S> {
                     return ReadEnd::BudgetSpent
                 }
                 Inbound::Drained => return ReadEnd::Drained,
+                Inbound::FrameLimit(limit) => {
+                    self.close_for_frame_limit(id, limit, now);
+                    return ReadEnd::Closed;
+                }
                 Inbound::CloseWith(code, reason) => {
                     log::debug!("session {id}: closing with {}: {reason}", u16::from(code));
+                    if code == tungstenite::protocol::frame::coding::CloseCode::Size {
+                        self.metrics.limit_trip(super::metrics::Limit::message_bytes_max);
+                    }
                     self.close_with(id, code, reason, now);
                     return ReadEnd::Closed;
                 }
@@ -209,16 +228,27 @@ impl<S: Transport> Driver<S> {
         ReadEnd::BudgetSpent
     }
 
-    /// Reads and discards what a closing peer still sends, until its FIN.
+    /// Reads and discards what a closing peer still sends, until its FIN or
+    /// `closing_discard_bytes_max` (then it is no longer read: its window fills, which stops the
+    /// sender, and the linger deadline drops it).
     fn read_closing(&mut self, id: SessionId) {
         let mut discard = [0u8; 2048];
         for _ in 0..CLOSING_READS_PER_TURN_MAX {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
+            let Phase::Closing { discarded_bytes, .. } = &mut conn.phase else {
+                return;
+            };
+            if *discarded_bytes >= self.limits.closing_discard_bytes_max {
+                return; // no more reading: the linger deadline ends it
+            }
             match conn.socket.read(&mut discard) {
                 Ok(0) => return self.list_reap(id),
-                Ok(_) => {}
+                Ok(n) => {
+                    self.metrics.bytes_received_total += n as u64;
+                    *discarded_bytes += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return self.list_reap(id),
@@ -237,11 +267,13 @@ pub(crate) struct ReadScratch {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// Bytes every `recv` into it brought in (`huddle_bytes_received_total`, with heads).
+    pub bytes_read_total: u64,
 }
 
 impl ReadScratch {
     pub fn new(bytes: usize) -> ReadScratch {
-        ReadScratch { buf: vec![0; bytes.max(1)].into_boxed_slice(), start: 0, end: 0 }
+        ReadScratch { buf: vec![0; bytes.max(1)].into_boxed_slice(), start: 0, end: 0, bytes_read_total: 0 }
     }
 
     /// Keeps the unread bytes for the connection they came from (read first next time).
@@ -254,13 +286,6 @@ impl ReadScratch {
     pub fn discard(&mut self) {
         self.start = 0;
         self.end = 0;
-    }
-
-    fn take_into(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.end - self.start);
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        n
     }
 }
 
@@ -275,13 +300,17 @@ pub(crate) struct ConnReader<'a, S: Read> {
     pub recvs_left: &'a mut u32,
     pub pending: &'a mut BytesMut,
     pub scratch: &'a mut ReadScratch,
+    /// Every byte handed to tungstenite passes the frame accounting first.
+    pub frames: &'a mut InboundFrames,
+    pub now: Millis,
+    pub limits: &'a Limits,
 }
 
 impl<S: Read> Read for ConnReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.pending.is_empty() {
             let n = buf.len().min(self.pending.len());
-            buf[..n].copy_from_slice(&self.pending[..n]);
+            let n = pass_on(self.frames, self.now, self.limits, &self.pending[..n], buf)?;
             self.pending.advance(n); // O(1): no memmove of the rest
             if self.pending.is_empty() {
                 *self.pending = BytesMut::new(); // release it: pending is the exception, not the rule
@@ -289,7 +318,7 @@ impl<S: Read> Read for ConnReader<'_, S> {
             return Ok(n);
         }
         if self.scratch.start < self.scratch.end {
-            return Ok(self.scratch.take_into(buf));
+            return self.take_scratch(buf);
         }
         if *self.drained || *self.recvs_left == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -311,8 +340,34 @@ impl<S: Read> Read for ConnReader<'_, S> {
         }
         self.scratch.start = 0;
         self.scratch.end = n;
-        Ok(self.scratch.take_into(buf))
+        self.scratch.bytes_read_total += n as u64;
+        if n == 0 {
+            return Ok(0); // EOF
+        }
+        self.take_scratch(buf)
     }
+}
+
+impl<S: Read> ConnReader<'_, S> {
+    /// Hands over what the frame accounting allows of the scratch's unread bytes.
+    fn take_scratch(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let unread = &self.scratch.buf[self.scratch.start..self.scratch.end];
+        let n = buf.len().min(unread.len());
+        let n = pass_on(self.frames, self.now, self.limits, &unread[..n], buf)?;
+        self.scratch.start += n;
+        Ok(n)
+    }
+}
+
+/// Copies into `out` the part of `from` (non-empty) that the frame accounting passes, or fails
+/// when a frame limit stops it at its first byte: returning `Ok(0)` would read as EOF.
+fn pass_on(frames: &mut InboundFrames, now: Millis, limits: &Limits, from: &[u8], out: &mut [u8]) -> io::Result<usize> {
+    let n = frames.pass(from, now, limits);
+    if n == 0 && !from.is_empty() {
+        return Err(io::Error::other("a frame limit was broken"));
+    }
+    out[..n].copy_from_slice(&from[..n]);
+    Ok(n)
 }
 
 /// One read of an edge-triggered socket: after a short read, answer WouldBlock without asking
@@ -361,6 +416,10 @@ mod tests {
     #[test]
     fn pending_bytes_come_before_new_ones_and_a_short_recv_stops_further_syscalls() {
         let mut scratch = ReadScratch::new(8);
+        // The bytes are no WebSocket frames, but their first two read as a header announcing 98
+        // bytes of payload, which the rest is: the frame accounting passes all of it.
+        let limits = Limits::default();
+        let mut frames = InboundFrames::new(&limits, Millis(0));
         let mut socket = Chunks(vec![b"abcdefgh".to_vec(), b"ijk".to_vec(), b"never".to_vec()]);
         let (mut drained, mut pending) = (false, BytesMut::new());
         let mut recvs = 9u32;
@@ -371,6 +430,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         let mut buf = [0u8; 5];
         assert_eq!(reader.read(&mut buf).unwrap(), 5);
@@ -384,6 +446,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         let (got, end) = read_all(&mut reader, 2);
         assert_eq!((got.as_slice(), end), (&b"fghijk"[..], io::ErrorKind::WouldBlock));
@@ -398,6 +463,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         assert_eq!(read_all(&mut reader, 16).0, b"never");
     }
@@ -405,6 +473,8 @@ mod tests {
     #[test]
     fn a_spent_recv_budget_answers_would_block_without_reading() {
         let mut scratch = ReadScratch::new(4);
+        let limits = Limits::default();
+        let mut frames = InboundFrames::new(&limits, Millis(0));
         let mut socket: &[u8] = b"abcdefgh";
         let (mut drained, mut pending, mut recvs) = (false, BytesMut::new(), 1u32);
         let mut reader = ConnReader {
@@ -413,6 +483,9 @@ mod tests {
             recvs_left: &mut recvs,
             pending: &mut pending,
             scratch: &mut scratch,
+            frames: &mut frames,
+            now: Millis(0),
+            limits: &limits,
         };
         let mut buf = [0u8; 8];
         assert_eq!(reader.read(&mut buf).unwrap(), 4, "one full recv");

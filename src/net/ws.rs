@@ -11,11 +11,12 @@
 use super::conn::{Phase, Transport};
 use super::driver::Driver;
 use super::handshake::{self, Outcome, Rejection};
+use super::inbound::FrameLimit;
 use super::outbound::OutboundQueue;
 use crate::core::{Identity, Millis, SessionId, UserId, Username};
 use crate::limits::Limits;
-use crate::wire::{CodecKind, ConnCodec};
-use bytes::Bytes;
+use crate::wire::{ClientFrame, ConnCodec};
+use bytes::{Bytes, BytesMut};
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
@@ -53,7 +54,7 @@ impl<S: Transport> Driver<S> {
         let Phase::Head(head) = &mut conn.phase else {
             return true;
         };
-        let outcome = match head.parse() {
+        let mut outcome = match head.parse() {
             Ok(Some(parsed)) => handshake::upgrade(&parsed, &self.token_key, unix_now_s),
             Ok(None) => return false,
             Err(error) => handshake::reject(Rejection::from(error)),
@@ -61,29 +62,58 @@ impl<S: Transport> Driver<S> {
         if outcome == Outcome::Incomplete {
             return false;
         }
+        // SPEC C-2a. The count comes from the core's session table, and this same step connects
+        // the session below: no other upgrade runs between the check and the connect, so a
+        // burst of parallel upgrades of one user is decided one at a time and none passes the
+        // cap (a handshake still in progress has not shown its token, so it names no user yet).
+        let sessions_max = self.limits.sessions_per_user_max;
+        if let Outcome::Accept { claims, .. } = &outcome {
+            let user_id = UserId::new(&claims.user_id);
+            if !self.user_admitted(&user_id, now) {
+                // A good token of a banned user (admin API): refused before a session exists.
+                outcome = handshake::reject(Rejection::Banned);
+            } else if self.core.sessions_of_user_count(&user_id) >= sessions_max {
+                self.counters.sessions_per_user_refused_total += 1;
+                self.metrics.limit_trip(super::metrics::Limit::sessions_per_user_max);
+                outcome = handshake::reject(Rejection::TooManySessions { sessions_per_user_max: sessions_max });
+            }
+        }
+        let Some(conn) = self.conns.get_mut(id) else {
+            return true;
+        };
+        let Phase::Head(head) = &mut conn.phase else {
+            return true;
+        };
         self.counters.handshakes_open -= 1;
         match outcome {
             Outcome::Incomplete => {}
             Outcome::Reject { response, reason } => {
                 self.counters.upgrades_rejected_total += 1;
+                if reason == Rejection::TooLarge {
+                    self.metrics.limit_trip(super::metrics::Limit::handshake_bytes_max);
+                }
                 log::debug!("upgrade refused for slot {}: {reason}", id.slot());
                 conn.out.push(Bytes::from(response));
                 self.enter_closing(id, now);
             }
-            Outcome::Accept { response, consumed, claims, options } => {
+            Outcome::Accept { response, consumed, claims, options, codec } => {
                 let rest = head.take_rest(consumed);
                 conn.out.push(Bytes::from(response));
-                let ws = WebSocketContext::from_partially_read(rest, Role::Server, Some(self.ws_config));
-                // Only FlatBuffers exists today; the upgrade request will choose (`?format=`).
-                let codec = ConnCodec::new(CodecKind::FlatBuffers);
-                conn.phase = Phase::Open { ws: Box::new(ws), codec };
+                // Frames that came with the head wait in the connection's stash, so they pass the
+                // frame accounting (`inbound.rs`) like every later byte.
+                debug_assert!(conn.pending.is_empty(), "no frame bytes before the upgrade");
+                conn.pending = BytesMut::from(&rest[..]);
+                let ws = WebSocketContext::new(Role::Server, Some(self.ws_config));
+                conn.phase = Phase::Open { ws: Box::new(ws), codec: ConnCodec::new(codec) };
                 conn.last_heard_at = now;
                 self.counters.upgrades_total += 1;
                 self.deadlines.keepalives.push(now.saturating_add(self.limits.keepalive_interval_ms), id);
-                log::debug!("session {id} open for user {}", claims.user_id);
+                log::debug!("session {id} open for user {} speaking {codec:?}", claims.user_id);
                 let identity =
                     Identity { user_id: UserId::new(&claims.user_id), username: Username::new(&claims.username) };
+                let user_id = identity.user_id.clone();
                 self.connect_session(id, identity, options, now);
+                debug_assert!(self.core.sessions_of_user_count(&user_id) <= sessions_max, "C-2a cap passed");
                 self.list_flush(id);
                 // Frames may have arrived with the upgrade request.
                 self.read_frames(id, now);
@@ -168,8 +198,21 @@ pub(crate) enum Inbound {
     Interrupted,
     /// The stream is broken in a way the peer should hear about: close with this code and reason.
     CloseWith(CloseCode, &'static str),
+    /// The next frame breaks a frame limit (`inbound.rs`); tungstenite never saw it.
+    FrameLimit(FrameLimit),
     /// The stream ended or failed: drop the connection.
     Gone,
+}
+
+impl Inbound {
+    /// The message a codec decodes, for a binary or text message.
+    pub(crate) fn client_frame(&self) -> Option<ClientFrame<'_>> {
+        match self {
+            Inbound::Binary(frame) => Some(ClientFrame::Binary(frame)),
+            Inbound::Text(text) => Some(ClientFrame::Text(text)),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn classify(result: tungstenite::Result<Message>) -> Inbound {

@@ -1,5 +1,6 @@
 //! One deterministic simulation of the whole core (no sockets, no clock, no threads): parties,
-//! party search, statuses and follows, and core timers, in one shared world, so that bugs that
+//! party search, statuses and follows, the lobby (invitations, codes, strategies, versions and
+//! snapshots, one party per user) and core timers, in one shared world, so that bugs that
 //! cross features can show. It lives in the crate so that `tests/sim.rs` (seeded, many seeds)
 //! and the `core_ops` fuzz target (`fuzzing::core_ops`, the fuzzer's bytes) share one operation
 //! grammar and one set of checks. Not part of the API.
@@ -37,9 +38,17 @@
 //! - statuses (`status.rs`): a plain model predicts every status output exactly (reply,
 //!   event contents and recipients), and the core agrees with it about the touched session's
 //!   status and follows;
-//! - timers (`time.rs`): `poll_timeout` is the model's earliest deadline, and each
-//!   `handle_timeout` fires exactly the model's due probes, in (deadline, arm order) order;
-//!   cancelling reports whether the probe was still armed;
+//! - timers (`time.rs`): `poll_timeout` is the model's earliest deadline (probes and
+//!   invitations), and each `handle_timeout` fires exactly the model's due probes, in
+//!   (deadline, arm order) order, and expires exactly its due invitations; cancelling reports
+//!   whether the probe was still armed;
+//! - the lobby (`lobby.rs`, whose docs list its checks): a model predicts every invitation and
+//!   code request's outcome and events; invitations held agree with it both ways, none to a
+//!   member; codes are unique; versions are 1 + the steps that changed a party; snapshot events
+//!   equal the state and follow the deltas;
+//! - operators (`admin.rs`): admin close and kick tell exactly the right sessions, in the
+//!   right order, and a refusal changes nothing; every party that ended has exactly one
+//!   consistent history record;
 //! - disconnecting everyone at the end leaves every table empty.
 //!
 //! A failure names its seed; `HUDDLE_SIM_SEED=<n> cargo test --test sim` replays it.
@@ -64,6 +73,8 @@
 //! times its steps.
 #![doc(hidden)]
 
+mod admin;
+mod lobby;
 mod party;
 mod rng;
 mod status;
@@ -76,6 +87,7 @@ use crate::core::{
     Request, SessionId, UserId, Username,
 };
 use crate::limits::Limits;
+use lobby::LobbyOp;
 use party::PartyOp;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -127,9 +139,14 @@ enum Op {
     CancelProbe,
     /// `handle_timeout` before anything is due.
     EarlyTimeout,
+    /// Invitations, codes, and time jumps (SPEC L-1 … L-9): `lobby.rs`.
+    Lobby(LobbyOp),
+    /// Admin API moderation (O-1), through `Core::handle_admin`.
+    AdminClose,
+    AdminKick,
 }
 
-const OPS: [Op; 24] = {
+const OPS: [Op; 35] = {
     use PartyOp::*;
     [
         Op::Connect,
@@ -156,6 +173,17 @@ const OPS: [Op; 24] = {
         Op::ArmProbe,
         Op::CancelProbe,
         Op::EarlyTimeout,
+        Op::Lobby(LobbyOp::Invite),
+        Op::Lobby(LobbyOp::Cancel),
+        Op::Lobby(LobbyOp::Accept),
+        Op::Lobby(LobbyOp::Reject),
+        Op::Lobby(LobbyOp::List),
+        Op::Lobby(LobbyOp::CodeGet),
+        Op::Lobby(LobbyOp::CodeRegenerate),
+        Op::Lobby(LobbyOp::JoinByCode),
+        Op::Lobby(LobbyOp::Wait),
+        Op::AdminClose,
+        Op::AdminKick,
     ]
 };
 
@@ -181,6 +209,14 @@ pub struct Stats {
     pub follows: u64,
     /// Probe timers fired.
     pub probes_fired: u64,
+    /// Invitations, codes, versions and snapshots.
+    pub lobby: lobby::LobbyCounts,
+    /// Party history records finished (one per party that ended), and those truncated.
+    pub history_records: u64,
+    pub history_truncated: u64,
+    /// Admin closes and kicks that succeeded.
+    pub admin_closes: u64,
+    pub admin_kicks: u64,
 }
 
 impl Stats {
@@ -215,6 +251,7 @@ pub struct Sim {
     next_cid: u64,
     weights: [u64; OPS.len()],
     timers: time::TimerModel,
+    lobby: lobby::LobbyModel,
     stats: Stats,
     /// Steps between the checks that cost as much as the whole world: the core's full sweep,
     /// digests of every table around a request, views of every party. 1 (every step) unless
@@ -257,17 +294,31 @@ impl Sim {
             status_bytes_max: rng.below(12),
             follows_per_session_max: rng.range(1, 8),
             follow_ids_per_request_max: rng.range(1, 6),
-            // Small, so that labels are refused for their values, fields and paths (236) and
-            // for a full index (237), and searches for their cost (234) and for a spent
-            // session budget (235), as often as they pass.
-            party_label_values_max: rng.range(1, 8),
-            party_label_fields_max: rng.range(1, 5),
-            search_index_bytes_max: rng.range(1, 48) * 512,
-            // A search over the few parties here costs tens of units: half the seeds refuse some.
-            search_query_cost_max: if rng.chance(50) { rng.range(2, 30) } else { rng.range(30, 600) } as u64,
+            // Small on some seeds, so that labels are refused for their values, fields and
+            // paths (236) and for a full index (237), and searches for their cost (234) and for
+            // a spent session budget (235); roomy on the others, so labelled parties pile up
+            // and searches find them (and wildcards over many values are refused, 233).
+            party_label_values_max: if rng.chance(40) { rng.range(1, 8) } else { 64 },
+            party_label_fields_max: if rng.chance(40) { rng.range(1, 5) } else { 32 },
+            search_index_bytes_max: if rng.chance(40) { rng.range(1, 48) * 512 } else { 1 << 20 },
+            // A search over the few parties here costs tens of units.
+            search_query_cost_max: if rng.chance(30) { rng.range(2, 30) } else { rng.range(30, 2000) } as u64,
             search_budget_cost_per_ms: rng.range(1, 8) as u64,
-            search_budget_burst_cost: if rng.chance(50) { rng.range(2, 40) } else { rng.range(40, 600) } as u64,
+            search_budget_burst_cost: if rng.chance(30) { rng.range(2, 40) } else { rng.range(40, 2000) } as u64,
+            one_party_per_user: rng.chance(40),
+            // Expiry within a few dozen steps; a `Wait` expires everything at once.
+            invitation_ttl_ms: rng.range(5, 150) as u64,
+            invitations_per_party_max: rng.range(1, 6),
+            invitations_per_user_max: rng.range(1, 4),
+            invitees_per_request_max: rng.range(1, 4),
+            code_misses_per_minute_max: rng.range(1, 4),
             ..Limits::default()
+        };
+        // Small history bounds, so records truncate and memory forgets (checked per step).
+        let limits = Limits {
+            history_entries_per_party_max: limits.party_members_max + rng.range(1, 6),
+            history_records_max: rng.range(1, 20),
+            ..limits
         };
         limits.validate().expect("simulation limits are valid");
         let user_count = rng.range(2, 16);
@@ -296,6 +347,7 @@ impl Sim {
             next_cid: 1,
             weights,
             timers: time::TimerModel::default(),
+            lobby: lobby::LobbyModel::default(),
             stats: Stats::default(),
             full_check_every: 1,
             steps: 0,
@@ -331,6 +383,8 @@ impl Sim {
         self.full_step = self.steps.is_multiple_of(self.full_check_every);
         self.steps += 1;
         self.now = self.now.saturating_add(self.rng.below(4) as u64);
+        self.lobby_step_begins();
+        let parties_before = self.live_parties();
         self.run_due_timers(false);
         let op = self.pick_op();
         if self.sessions.len() < 2 || op == Op::Connect {
@@ -355,8 +409,13 @@ impl Sim {
                 Op::ArmProbe => self.arm_probe(),
                 Op::CancelProbe => self.cancel_probe(),
                 Op::EarlyTimeout => self.run_due_timers(true),
+                Op::Lobby(op) => self.lobby_op(op),
+                Op::AdminClose => self.admin_close(),
+                Op::AdminKick => self.admin_kick(),
             }
         }
+        self.lobby_step_ends();
+        self.check_history(&parties_before);
         self.sweep();
     }
 
@@ -433,8 +492,9 @@ impl Sim {
             Presence { user_id: self.users[user].clone(), session_id: session, username: self.usernames[name].clone() };
         let visible = self.rng.chance(40);
         let identity = Identity { user_id: presence.user_id.clone(), username: presence.username.clone() };
-        let options = ConnectOptions { status_visible: visible };
+        let options = ConnectOptions { status_visible: visible, snapshots: self.rng.chance(50) };
         self.core.connect(session, identity, options, self.now(), &mut self.out);
+        self.lobby.watch(session, options.snapshots);
 
         self.connects += 1;
         let model =
@@ -445,6 +505,7 @@ impl Sim {
             event: Event::Welcome { presence: presence.clone() },
         }];
         expected.extend(self.status_connected(session, visible));
+        expected.extend(self.invitations_on_connect(session, &presence.user_id));
         self.check_recipients_connected();
         self.compare_outputs(0, expected, "connect");
         self.out.clear();
@@ -457,16 +518,18 @@ impl Sim {
         let gone = self.sessions.remove(&session).expect("picked among the connected");
         self.slot_taken[session.slot() as usize] = false;
         self.gone.push(session);
+        self.lobby.forget(session);
         self.core.disconnect(session, self.now(), &mut self.out);
         let after = party::View::of(&self.core);
         assert!(!after.in_any(session), "a disconnected session is in no party");
         assert_eq!(self.out.reply_count(), 0, "a disconnect is not a request");
         self.check_recipients_connected();
-        // Party events first (C-6: the session leaves its parties), then the status leave.
+        // Party events first (C-6: the session leaves its parties, with the lobby's snapshots
+        // and invitation ends), then the status leave.
         let outputs = self.out.outputs();
         let split = outputs
             .iter()
-            .position(|o| !matches!(o, Output::Event { event: Event::Party(_), .. }))
+            .position(|o| !matches!(o, Output::Event { event: Event::Party(_) | Event::Lobby(_), .. }))
             .unwrap_or(outputs.len());
         self.check_party_events(0..split, None, false, &before, &after);
         self.touched.extend(before.parties_of(session));
@@ -536,7 +599,11 @@ impl Sim {
         // closes the run.
         self.full_step = self.full_check_every == 1;
         while let Some(&session) = self.sessions.keys().next() {
+            self.lobby_step_begins();
+            let parties_before = self.live_parties();
             self.disconnect(session);
+            self.lobby_step_ends();
+            self.check_history(&parties_before);
             self.sweep();
         }
         assert_eq!(self.core.session_count(), 0);

@@ -82,12 +82,32 @@ impl View {
         parties
     }
 
-    fn is_member(&self, party: PartyId, session: SessionId) -> bool {
+    pub(super) fn is_member(&self, party: PartyId, session: SessionId) -> bool {
         self.members.get(&party).is_some_and(|m| m.contains(&session))
     }
 
-    fn is_pending(&self, party: PartyId, session: SessionId) -> bool {
+    /// The party's member sessions in join order (none when it does not exist).
+    pub(super) fn members_of(&self, party: PartyId) -> &[SessionId] {
+        self.members.get(&party).map_or(&[], Vec::as_slice)
+    }
+
+    /// The party's pending requesters, oldest first.
+    pub(super) fn pending_of(&self, party: PartyId) -> &[SessionId] {
+        self.pending.get(&party).map_or(&[], Vec::as_slice)
+    }
+
+    pub(super) fn is_pending(&self, party: PartyId, session: SessionId) -> bool {
         self.pending.get(&party).is_some_and(|p| p.contains(&session))
+    }
+
+    /// A party the session is a member of (with one party per user, its only one).
+    pub(super) fn first_party_of(&self, session: SessionId) -> Option<PartyId> {
+        self.members.iter().find(|(_, m)| m.contains(&session)).map(|(id, _)| *id)
+    }
+
+    /// How many parties the session is in or has asked to join (`parties_per_session_max`).
+    pub(super) fn count_of(&self, session: SessionId) -> usize {
+        self.members.values().chain(self.pending.values()).filter(|s| s.contains(&session)).count()
     }
 
     pub(super) fn in_any(&self, session: SessionId) -> bool {
@@ -109,6 +129,7 @@ impl Sim {
                 },
                 label: self.label(),
                 hidden: self.rng.chance(15),
+                lobby: self.lobby_settings(),
             },
             PartyOp::Join => PartyRequest::Join { party_id },
             PartyOp::JoinRequests => PartyRequest::JoinRequests { party_id },
@@ -134,6 +155,7 @@ impl Sim {
                 open: self.rng.chance(50).then(|| self.rng.chance(50)),
                 hidden: self.rng.chance(30).then(|| self.rng.chance(50)),
                 label: self.rng.chance(40).then(|| self.label()),
+                lobby: self.lobby_patch(),
             },
             PartyOp::Get => PartyRequest::Get { party_id },
             PartyOp::MyParties => PartyRequest::MyParties,
@@ -171,6 +193,19 @@ impl Sim {
         }
         self.check_label_bounds(&request, &result, index_bytes);
         match &result {
+            // L-1: the one refusal that changes a table: a stale join request is dropped.
+            Err(CoreError::PartyAlreadyInParty) if matches!(request, PartyRequest::Accept { .. }) => {
+                let PartyRequest::Accept { party_id, presence } = &request else { unreachable!("matched") };
+                assert!(self.limits.one_party_per_user, "240 without one party per user");
+                assert!(before.is_pending(*party_id, presence.session_id), "a stale request was pending");
+                assert!(!after.is_pending(*party_id, presence.session_id), "and is dropped");
+                let in_a_party = self.core.debug_party_ids().into_iter().filter_map(|id| self.core.debug_party(id));
+                let in_a_party =
+                    in_a_party.into_iter().any(|p| p.members.iter().any(|m| m.user_id == presence.user_id));
+                assert!(in_a_party, "its user is in a party");
+                assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
+                self.stats.refusal(&CoreError::PartyAlreadyInParty);
+            }
             Err(error) => {
                 self.stats.refusal(error);
                 if let Some((party_digest, _)) = digests {
@@ -183,7 +218,7 @@ impl Sim {
                 assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
             }
             Ok(Reply::Party(PartyReply::Info(snapshot))) => {
-                assert_eq!(Some(snapshot), self.core.debug_party(snapshot.party_id).as_ref(), "snapshot is current");
+                assert_eq!(Some(&**snapshot), self.core.debug_party(snapshot.party_id).as_ref(), "snapshot is current");
                 assert!(snapshot.members.contains(&me), "the requester is in the party it got");
                 if matches!(request, PartyRequest::Create { .. }) {
                     assert!(!self.known_parties.contains(&snapshot.party_id), "party ids are fresh");
@@ -397,6 +432,7 @@ impl Sim {
                     max_size: party.max_size,
                     member_count: party.members.len() as u16,
                     label: party.label.clone(),
+                    version: party.version,
                 };
                 assert_eq!(*listing, expected, "a listing disagrees with the party table");
                 assert!(!listed.contains(&listing.party_id), "{} listed twice by {query:?}", listing.party_id);
@@ -545,7 +581,7 @@ impl Sim {
     }
 
     /// Mostly a live party, sometimes any id ever seen (possibly gone, or never valid).
-    fn pick_party(&mut self) -> PartyId {
+    pub(super) fn pick_party(&mut self) -> PartyId {
         if self.rng.chance(85) {
             if let Some(id) = self.rng.pick(&self.core.debug_party_ids()) {
                 return id;
@@ -601,11 +637,17 @@ impl Sim {
     ) {
         // Parties whose `leaves` event went out in this step: a leader event must come first.
         let mut left_parties: Vec<PartyId> = Vec::new();
+        let call = self.lobby.note_call();
         for output in &self.out.outputs()[outputs] {
             let Output::Event { recipients, event } = output else { panic!("only events after the reply: {output:?}") };
             let recipients = self.out.recipients(recipients.clone());
             self.stats.events += 1;
             self.stats.deliveries += recipients.len() as u64;
+            // Snapshots and invitation ends: the lobby's checks at the step's end (`lobby.rs`).
+            if let Event::Lobby(event) = event {
+                self.lobby.note_lobby(call, recipients, event);
+                continue;
+            }
             let Event::Party(event) = event else { panic!("unexpected event {event:?}") };
             let party = match event {
                 PartyEvent::Presence { party_id, .. }
@@ -616,6 +658,7 @@ impl Sim {
                 | PartyEvent::Updated { party_id, .. } => *party_id,
                 PartyEvent::Joined(snapshot) => snapshot.party_id,
             };
+            self.lobby.note_party(call, party);
             match event {
                 PartyEvent::Removed { reason, .. } => {
                     for to in recipients {

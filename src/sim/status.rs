@@ -75,8 +75,13 @@ impl Sim {
         let status = match self.rng.below(10) {
             0 | 1 => None,
             2 => Some(String::new()),
-            // Over the limit: must be refused and change nothing.
-            3 => Some("o".repeat(self.limits.status_bytes_max + 1)),
+            // Over the limit, or not display text: must be refused and change nothing. Tab, line
+            // feed and carriage return are display text and must be taken.
+            3 => Some(match self.rng.below(3) {
+                0 => "o".repeat(self.limits.status_bytes_max + 1),
+                1 => ["a\u{1}", "\u{7f}", "b\u{1b}[0m"][self.rng.below(3)].to_owned(),
+                _ => ["\t", "a\r\n", "\n"][self.rng.below(3)].to_owned(),
+            }),
             // A small alphabet, so "the same status again" happens often.
             _ => {
                 let len = self.rng.below(self.limits.status_bytes_max + 1).min(2);
@@ -149,6 +154,13 @@ impl Sim {
                 if status.as_ref().is_some_and(|s| s.len() > limits.status_bytes_max) {
                     return (limit(), vec![]);
                 }
+                // S-1: display text only; tab, line feed and carriage return are display text.
+                let not_display = |c: char| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r');
+                if let Some((byte, character)) =
+                    status.as_deref().and_then(|s| s.char_indices().find(|&(_, c)| not_display(c)))
+                {
+                    return (Err(CoreError::StatusControlCharacter { character, byte }), vec![]);
+                }
                 let entry = self.sessions.get_mut(&session).expect("requests come from connected sessions");
                 if entry.status == status {
                     return (Ok(Reply::Status(StatusReply::Updated)), vec![]);
@@ -163,9 +175,6 @@ impl Sim {
                 (Ok(Reply::Status(StatusReply::Updated)), vec![Expected::Event { recipients, event }])
             }
             StatusRequest::Follow { user_ids, usernames } => {
-                if user_ids.len() + usernames.len() > limits.follow_ids_per_request_max {
-                    return (limit(), vec![]);
-                }
                 if user_ids.iter().any(|u| u.as_str().is_empty()) {
                     return (bad(), vec![]);
                 }
@@ -185,6 +194,10 @@ impl Sim {
                         .map(|s| s.presence.user_id.clone())
                         .collect();
                     resolved.iter().for_each(&mut consider);
+                }
+                // SPEC S-2: the users resolved, not the names given, count against the limit.
+                if targets.len() > limits.follow_ids_per_request_max {
+                    return (limit(), vec![]);
                 }
                 let follows = &self.sessions[&session].follows;
                 let adding = targets.iter().filter(|u| !follows.contains(*u)).count();

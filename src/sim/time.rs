@@ -18,15 +18,15 @@ pub(super) struct TimerModel {
 impl Sim {
     /// The driver's side of the contract: if the core's earliest deadline has passed (or
     /// `early`, regardless), run the timers; exactly the model's due probes fire, in order, and
-    /// they cause no output.
+    /// they cause no output; the due invitations expire (`lobby.rs` checks their events).
     pub(super) fn run_due_timers(&mut self, early: bool) {
-        let earliest = self.timers.armed.keys().next().map(|(deadline, _)| *deadline);
+        let earliest = self.earliest_deadline();
         assert_eq!(self.core.poll_timeout(), earliest, "poll_timeout is the earliest armed deadline");
         if !early && earliest.is_none_or(|deadline| deadline > self.now) {
             return;
         }
         self.core.handle_timeout(self.now(), &mut self.out);
-        assert!(self.out.is_empty(), "probes cause no output: {:?}", self.out.outputs());
+        self.check_expiries();
         let mut expected = Vec::new();
         while let Some(entry) = self.timers.armed.first_entry() {
             if entry.key().0 > self.now {
@@ -36,8 +36,14 @@ impl Sim {
         }
         self.stats.probes_fired += expected.len() as u64;
         assert_eq!(self.core.debug_take_fired_probes(), expected, "the due probes fire, by deadline then arm order");
-        let earliest = self.timers.armed.keys().next().map(|(deadline, _)| *deadline);
-        assert_eq!(self.core.poll_timeout(), earliest, "poll_timeout after handle_timeout");
+        assert_eq!(self.core.poll_timeout(), self.earliest_deadline(), "poll_timeout after handle_timeout");
+    }
+
+    /// The earliest of the model's probe and invitation deadlines.
+    fn earliest_deadline(&self) -> Option<Millis> {
+        let probe = self.timers.armed.keys().next().map(|(deadline, _)| *deadline);
+        let invitation = self.lobby.earliest_deadline();
+        probe.into_iter().chain(invitation).min()
     }
 
     /// A probe due within a few steps (sometimes already past, which means "now").

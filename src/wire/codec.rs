@@ -1,6 +1,6 @@
 //! The codec interface: what a connection's WebSocket messages mean, and what the core's outputs
 //! look like on that connection. A codec is chosen per connection at the upgrade (huddle's
-//! FlatBuffers today, Nakama's JSON next) and the core never learns which one a session speaks.
+//! FlatBuffers, or Nakama's JSON: SPEC K-1) and the core never learns which one a session speaks.
 //!
 //! What the interface allows, because a second codec needs it:
 //! - a codec answers in its own frame kind (FlatBuffers binary, JSON text) and reads the kinds
@@ -13,8 +13,10 @@
 //!   the session's own presence from the welcome to fill Nakama's `self` fields);
 //! - decode errors carry the cid when it can be read.
 
+use super::nakama::NakamaJsonCodec;
 use super::{decode_request, peek_cid, verifier_options, DecodeError, DecodedRequest, Encoder};
 use crate::core::{Cid, CoreError, ErrorCode, Event, Reply};
+use crate::limits::Limits;
 use bytes::Bytes;
 use flatbuffers::VerifierOptions;
 
@@ -87,7 +89,7 @@ pub trait Codec {
 
     /// An event, encoded once for every recipient that speaks this codec: the frames must not
     /// depend on who receives them, except through `sole`, which is the recipient's session
-    /// state when exactly one recipient speaks this codec. May emit nothing.
+    /// state when the event has exactly one recipient (the welcome always has). May emit nothing.
     fn encode_event(&mut self, event: &Event, sole: Option<&mut Self::Session>, emit: &mut Emit<'_>);
 }
 
@@ -152,17 +154,20 @@ impl Codec for FlatBuffersCodec {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CodecKind {
     FlatBuffers,
+    /// Nakama's realtime JSON (SPEC K-1): `?format=json`, or `lang` without `format`.
+    NakamaJson,
 }
 
 impl CodecKind {
     /// Every kind, in [`CodecKind::index`] order: the driver walks it to encode an event once per
     /// codec in use.
-    pub const ALL: &'static [CodecKind] = &[CodecKind::FlatBuffers];
+    pub const ALL: &'static [CodecKind] = &[CodecKind::FlatBuffers, CodecKind::NakamaJson];
 
     /// A dense index (0..ALL.len()) for per-codec arrays in the driver.
     pub fn index(self) -> usize {
         match self {
             CodecKind::FlatBuffers => 0,
+            CodecKind::NakamaJson => 1,
         }
     }
 
@@ -170,6 +175,7 @@ impl CodecKind {
     pub fn frame_kind(self) -> FrameKind {
         match self {
             CodecKind::FlatBuffers => FrameKind::Binary,
+            CodecKind::NakamaJson => FrameKind::Text,
         }
     }
 }
@@ -179,6 +185,7 @@ impl CodecKind {
 #[derive(Debug)]
 pub enum ConnCodec {
     FlatBuffers(<FlatBuffersCodec as Codec>::Session),
+    NakamaJson(<NakamaJsonCodec as Codec>::Session),
 }
 
 impl ConnCodec {
@@ -186,12 +193,14 @@ impl ConnCodec {
     pub fn new(kind: CodecKind) -> ConnCodec {
         match kind {
             CodecKind::FlatBuffers => ConnCodec::FlatBuffers(()),
+            CodecKind::NakamaJson => ConnCodec::NakamaJson(Default::default()),
         }
     }
 
     pub fn kind(&self) -> CodecKind {
         match self {
             ConnCodec::FlatBuffers(_) => CodecKind::FlatBuffers,
+            ConnCodec::NakamaJson(_) => CodecKind::NakamaJson,
         }
     }
 }
@@ -200,11 +209,17 @@ impl ConnCodec {
 /// [`ConnCodec`]. See the module docs of `wire` for the calls the driver makes.
 pub struct Codecs {
     flatbuffers: FlatBuffersCodec,
+    nakama_json: NakamaJsonCodec,
 }
 
 impl Codecs {
-    pub fn new(message_bytes_max: usize) -> Codecs {
-        Codecs { flatbuffers: FlatBuffersCodec::new(message_bytes_max) }
+    /// Every codec bounded by the server's `limits` (frame size; the JSON decoder also checks
+    /// what Nakama's pipeline checks before its handlers run, against the same limits).
+    pub fn new(limits: &Limits) -> Codecs {
+        Codecs {
+            flatbuffers: FlatBuffersCodec::new(limits.message_bytes_max),
+            nakama_json: NakamaJsonCodec::new(limits),
+        }
     }
 
     pub fn flatbuffers(&mut self) -> &mut FlatBuffersCodec {
@@ -218,12 +233,14 @@ impl Codecs {
     ) -> Result<DecodedRequest, (Cid, DecodeError)> {
         match conn {
             ConnCodec::FlatBuffers(session) => self.flatbuffers.decode_request(session, message),
+            ConnCodec::NakamaJson(session) => self.nakama_json.decode_request(session, message),
         }
     }
 
     pub fn peek_cid(&mut self, conn: &mut ConnCodec, message: ClientFrame<'_>) -> Cid {
         match conn {
             ConnCodec::FlatBuffers(session) => self.flatbuffers.peek_cid(session, message),
+            ConnCodec::NakamaJson(session) => self.nakama_json.peek_cid(session, message),
         }
     }
 
@@ -236,6 +253,7 @@ impl Codecs {
     ) {
         match conn {
             ConnCodec::FlatBuffers(session) => self.flatbuffers.encode_reply(session, cid, result, emit),
+            ConnCodec::NakamaJson(session) => self.nakama_json.encode_reply(session, cid, result, emit),
         }
     }
 
@@ -249,19 +267,28 @@ impl Codecs {
     ) {
         match conn {
             ConnCodec::FlatBuffers(session) => self.flatbuffers.encode_error(session, cid, code, message, emit),
+            ConnCodec::NakamaJson(session) => self.nakama_json.encode_error(session, cid, code, message, emit),
         }
     }
 
     /// Encodes `event` once for the recipients speaking `kind`. `sole`: the connection of the
-    /// only such recipient, when there is exactly one (it must speak `kind`).
+    /// event's only recipient, when it has exactly one (it must speak `kind`).
     pub fn encode_event(&mut self, kind: CodecKind, event: &Event, sole: Option<&mut ConnCodec>, emit: &mut Emit<'_>) {
         debug_assert!(sole.as_ref().is_none_or(|conn| conn.kind() == kind), "sole recipient speaks another codec");
         match kind {
             CodecKind::FlatBuffers => {
-                let sole = sole.map(|conn| match conn {
-                    ConnCodec::FlatBuffers(session) => session,
+                let sole = sole.and_then(|conn| match conn {
+                    ConnCodec::FlatBuffers(session) => Some(session),
+                    _ => None,
                 });
                 self.flatbuffers.encode_event(event, sole, emit)
+            }
+            CodecKind::NakamaJson => {
+                let sole = sole.and_then(|conn| match conn {
+                    ConnCodec::NakamaJson(session) => Some(session),
+                    _ => None,
+                });
+                self.nakama_json.encode_event(event, sole, emit)
             }
         }
     }
@@ -288,7 +315,7 @@ mod tests {
 
     #[test]
     fn flatbuffers_behind_the_interface_speaks_the_free_functions_bytes() {
-        let mut codecs = Codecs::new(1 << 16);
+        let mut codecs = Codecs::new(&Limits::default());
         let mut conn = ConnCodec::new(CodecKind::FlatBuffers);
         assert_eq!(conn.kind().frame_kind(), FrameKind::Binary);
         let request = Request::Party(PartyRequest::Leave { party_id: PartyId(3) });
@@ -302,7 +329,7 @@ mod tests {
 
         let presence =
             Presence { user_id: UserId::new("u"), session_id: SessionId::new(1, 2), username: Username::new("U") };
-        let event = Event::Party(PartyEvent::Leader { party_id: PartyId(3), leader: presence });
+        let event = Event::Party(PartyEvent::Leader { party_id: PartyId(3), leader: presence, version: 2 });
         let shared = frames(|emit| codecs.encode_event(CodecKind::FlatBuffers, &event, None, emit));
         assert_eq!(decode_one(&shared), ServerMessage::Event(event.clone()));
         let sole = frames(|emit| codecs.encode_event(CodecKind::FlatBuffers, &event, Some(&mut conn), emit));
@@ -311,7 +338,7 @@ mod tests {
 
     #[test]
     fn flatbuffers_refuses_text_with_104_and_errors_keep_their_cid() {
-        let mut codecs = Codecs::new(1 << 16);
+        let mut codecs = Codecs::new(&Limits::default());
         let mut conn = ConnCodec::new(CodecKind::FlatBuffers);
         let (cid, error) = codecs.decode_request(&mut conn, ClientFrame::Text("{\"ping\":{}}")).unwrap_err();
         assert_eq!((cid, error.code()), (Cid::NONE, ErrorCode::TextFrameUnsupported));

@@ -1,10 +1,10 @@
 //! Who handles each member of the schema's `Message` union. Every family file (connection,
-//! party, status, search) lists the members it claims with their decoders; this table joins the
+//! party, status, search, lobby) lists the members it claims with their decoders; this table joins the
 //! lists, and a test walks every value of the generated `fb::Message` enum so a member added to
 //! the schema without a claim (or claimed by two families) fails `cargo test`, instead of being
 //! routed to whichever family happened to catch "everything else".
 
-use super::{connection, fb, party, search, status, DecodeError, ServerMessage};
+use super::{connection, fb, lobby, party, search, status, DecodeError, ServerMessage};
 use crate::core::Request;
 use bytes::Bytes;
 
@@ -35,6 +35,7 @@ const FAMILIES: &[(&str, Claims)] = &[
     ("party", party::CLAIMS),
     ("status", status::CLAIMS),
     ("search", search::CLAIMS),
+    ("lobby", lobby::CLAIMS),
 ];
 
 /// The claims indexed by union tag, built at compile time.

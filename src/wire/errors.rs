@@ -43,6 +43,8 @@ pub enum DecodeError {
     TooLarge { field: &'static str, len: usize, max: usize },
     /// A search cursor longer than any the server issues: garbage, refused before it is copied.
     CursorTooLong { len: usize, max: usize },
+    /// A frame on a Nakama JSON connection that is not a request (its own words and codes).
+    Nakama(super::nakama::NakamaDecodeError),
 }
 
 impl DecodeError {
@@ -59,6 +61,7 @@ impl DecodeError {
             DecodeError::TooLong { .. } => ErrorCode::BadInput,
             DecodeError::TooLarge { .. } => ErrorCode::LimitExceeded,
             DecodeError::CursorTooLong { .. } => ErrorCode::SearchCursorInvalid,
+            DecodeError::Nakama(error) => error.code(),
         }
     }
 }
@@ -91,6 +94,7 @@ impl std::fmt::Display for DecodeError {
                     "the cursor is {len} bytes, longer than any this server issues ({max}); it is not one of ours"
                 )
             }
+            DecodeError::Nakama(error) => error.fmt(f),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! since optional scalars (`= null`) are refused by some languages' generators.
 
 use super::{fb, DecodeError, Encoder};
-use crate::core::{PartyId, Presence, SessionId, UserId, Username};
+use crate::core::{InviteStrategy, JoinStrategy, LobbySettings, PartyId, Presence, SessionId, UserId, Username};
 use flatbuffers::{ForwardsUOffset, Vector, WIPOffset};
 
 /// A party id as the wire's `struct PartyId { hi, lo }` (the u128's high and low halves).
@@ -41,6 +41,64 @@ pub(super) fn uint_to_wire(value: Option<u32>) -> Option<fb::UintValue> {
 
 pub(super) fn uint_from_wire(value: Option<&fb::UintValue>) -> Option<u32> {
     value.map(fb::UintValue::value)
+}
+
+/// A join strategy as the wire writes it (never `Unset`).
+pub(super) fn join_strategy_to_wire(strategy: JoinStrategy) -> fb::PartyJoinStrategy {
+    match strategy {
+        JoinStrategy::Public => fb::PartyJoinStrategy::Public,
+        JoinStrategy::FriendsOfLeader => fb::PartyJoinStrategy::FriendsOfLeader,
+        JoinStrategy::FriendsOfMembers => fb::PartyJoinStrategy::FriendsOfMembers,
+        JoinStrategy::InvitedOnly => fb::PartyJoinStrategy::InvitedOnly,
+        JoinStrategy::NotAllowed => fb::PartyJoinStrategy::NotAllowed,
+    }
+}
+
+/// `Unset` (absent) is `None`; a value this build does not know is refused rather than guessed.
+pub(super) fn join_strategy_from_wire(
+    value: fb::PartyJoinStrategy,
+    field: &'static str,
+) -> Result<Option<JoinStrategy>, DecodeError> {
+    Ok(Some(match value {
+        fb::PartyJoinStrategy::Unset => return Ok(None),
+        fb::PartyJoinStrategy::Public => JoinStrategy::Public,
+        fb::PartyJoinStrategy::FriendsOfLeader => JoinStrategy::FriendsOfLeader,
+        fb::PartyJoinStrategy::FriendsOfMembers => JoinStrategy::FriendsOfMembers,
+        fb::PartyJoinStrategy::InvitedOnly => JoinStrategy::InvitedOnly,
+        fb::PartyJoinStrategy::NotAllowed => JoinStrategy::NotAllowed,
+        other => return Err(DecodeError::UnknownEnumValue { field, value: other.0.into() }),
+    }))
+}
+
+pub(super) fn invite_strategy_to_wire(strategy: InviteStrategy) -> fb::PartyInviteStrategy {
+    match strategy {
+        InviteStrategy::AllMembers => fb::PartyInviteStrategy::AllMembers,
+        InviteStrategy::LeaderOnly => fb::PartyInviteStrategy::LeaderOnly,
+    }
+}
+
+pub(super) fn invite_strategy_from_wire(
+    value: fb::PartyInviteStrategy,
+    field: &'static str,
+) -> Result<Option<InviteStrategy>, DecodeError> {
+    Ok(Some(match value {
+        fb::PartyInviteStrategy::Unset => return Ok(None),
+        fb::PartyInviteStrategy::AllMembers => InviteStrategy::AllMembers,
+        fb::PartyInviteStrategy::LeaderOnly => InviteStrategy::LeaderOnly,
+        other => return Err(DecodeError::UnknownEnumValue { field, value: other.0.into() }),
+    }))
+}
+
+/// A party's lobby settings as a snapshot, summary or update event carries them (client side):
+/// a field an older server did not write reads as the default.
+pub(super) fn lobby_settings_from_wire(
+    join: fb::PartyJoinStrategy,
+    invite: fb::PartyInviteStrategy,
+) -> Result<LobbySettings, DecodeError> {
+    Ok(LobbySettings {
+        join_strategy: join_strategy_from_wire(join, "join_strategy")?.unwrap_or_default(),
+        invite_strategy: invite_strategy_from_wire(invite, "invite_strategy")?.unwrap_or_default(),
+    })
 }
 
 /// A presence as requests name it. User ids and usernames come from token claims, so nothing
@@ -101,6 +159,27 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strategies_round_trip_unset_is_none_and_unknown_values_are_refused() {
+        use JoinStrategy::*;
+        for strategy in [Public, FriendsOfLeader, FriendsOfMembers, InvitedOnly, NotAllowed] {
+            assert_eq!(join_strategy_from_wire(join_strategy_to_wire(strategy), "j"), Ok(Some(strategy)));
+        }
+        for strategy in [InviteStrategy::AllMembers, InviteStrategy::LeaderOnly] {
+            assert_eq!(invite_strategy_from_wire(invite_strategy_to_wire(strategy), "i"), Ok(Some(strategy)));
+        }
+        assert_eq!(join_strategy_from_wire(fb::PartyJoinStrategy::Unset, "j"), Ok(None));
+        assert_eq!(invite_strategy_from_wire(fb::PartyInviteStrategy::Unset, "i"), Ok(None));
+        assert_eq!(
+            join_strategy_from_wire(fb::PartyJoinStrategy(9), "join_strategy"),
+            Err(DecodeError::UnknownEnumValue { field: "join_strategy", value: 9 })
+        );
+        assert_eq!(
+            invite_strategy_from_wire(fb::PartyInviteStrategy(3), "invite_strategy"),
+            Err(DecodeError::UnknownEnumValue { field: "invite_strategy", value: 3 })
+        );
+    }
 
     #[test]
     fn toggles_round_trip_and_unknown_values_are_refused() {

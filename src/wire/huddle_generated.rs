@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 300;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 37] = [
   ErrorCode::Unspecified,
   ErrorCode::MalformedEnvelope,
   ErrorCode::MissingCid,
@@ -44,6 +44,15 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
   ErrorCode::SearchBudgetExhausted,
   ErrorCode::LabelTooComplex,
   ErrorCode::SearchIndexFull,
+  ErrorCode::PartyAlreadyInParty,
+  ErrorCode::PartyJoinNotAllowed,
+  ErrorCode::PartyNotInvited,
+  ErrorCode::InviteeIsSelf,
+  ErrorCode::InviteeInvalid,
+  ErrorCode::InviteeInParty,
+  ErrorCode::InvitationNotFound,
+  ErrorCode::PartyCodeNotFound,
+  ErrorCode::InvitationCancelNotAllowed,
   ErrorCode::LimitExceeded,
 ];
 
@@ -115,6 +124,31 @@ impl ErrorCode {
   /// Parties: the search index reached search_index_bytes_max; labels are refused until
   /// parties end (a party without a label can still be created).
   pub const SearchIndexFull: Self = Self(237);
+  /// Lobby (240-259, SPEC L-1): the server keeps one party per user and this user already has a
+  /// session in a party (create, join, join request, code join; or a leader's accept of a join
+  /// request from a user who meanwhile joined another party, which also drops that request).
+  pub const PartyAlreadyInParty: Self = Self(240);
+  /// Lobby (L-4): the party's join strategy is `NotAllowed`: no joins, join requests, code joins
+  /// or invitations.
+  pub const PartyJoinNotAllowed: Self = Self(241);
+  /// Lobby (L-4): the party's join strategy is `InvitedOnly` and this user has no pending
+  /// invitation (a plain join or join request).
+  pub const PartyNotInvited: Self = Self(242);
+  /// Lobby (L-2): an invite names the inviting user itself.
+  pub const InviteeIsSelf: Self = Self(243);
+  /// Lobby (L-2): an invite names a malformed user id (empty, or over 128 bytes); the message
+  /// names it.
+  pub const InviteeInvalid: Self = Self(244);
+  /// Lobby (L-2): an invite names a user with a session in the party; the message names it.
+  pub const InviteeInParty: Self = Self(245);
+  /// Lobby (L-2): no pending invitation for this user to this party (never sent, or it was
+  /// accepted, rejected, cancelled or has expired).
+  pub const InvitationNotFound: Self = Self(246);
+  /// Lobby (L-3): no live party has this code (wrong, or regenerated since). Counts as a miss.
+  pub const PartyCodeNotFound: Self = Self(247);
+  /// Lobby (L-2): only the member who sent an invitation (any session of that user) or the
+  /// leader may cancel it.
+  pub const InvitationCancelNotAllowed: Self = Self(248);
   /// A request-rate or size limit was exceeded; the message names the limit.
   pub const LimitExceeded: Self = Self(300);
 
@@ -148,6 +182,15 @@ impl ErrorCode {
     Self::SearchBudgetExhausted,
     Self::LabelTooComplex,
     Self::SearchIndexFull,
+    Self::PartyAlreadyInParty,
+    Self::PartyJoinNotAllowed,
+    Self::PartyNotInvited,
+    Self::InviteeIsSelf,
+    Self::InviteeInvalid,
+    Self::InviteeInParty,
+    Self::InvitationNotFound,
+    Self::PartyCodeNotFound,
+    Self::InvitationCancelNotAllowed,
     Self::LimitExceeded,
   ];
   /// Returns the variant's name or "" if unknown.
@@ -180,6 +223,15 @@ impl ErrorCode {
       Self::SearchBudgetExhausted => Some("SearchBudgetExhausted"),
       Self::LabelTooComplex => Some("LabelTooComplex"),
       Self::SearchIndexFull => Some("SearchIndexFull"),
+      Self::PartyAlreadyInParty => Some("PartyAlreadyInParty"),
+      Self::PartyJoinNotAllowed => Some("PartyJoinNotAllowed"),
+      Self::PartyNotInvited => Some("PartyNotInvited"),
+      Self::InviteeIsSelf => Some("InviteeIsSelf"),
+      Self::InviteeInvalid => Some("InviteeInvalid"),
+      Self::InviteeInParty => Some("InviteeInParty"),
+      Self::InvitationNotFound => Some("InvitationNotFound"),
+      Self::PartyCodeNotFound => Some("PartyCodeNotFound"),
+      Self::InvitationCancelNotAllowed => Some("InvitationCancelNotAllowed"),
       Self::LimitExceeded => Some("LimitExceeded"),
       _ => None,
     }
@@ -330,14 +382,16 @@ impl ::flatbuffers::SimpleToVerifyInSlice for Toggle {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PARTY_REMOVED_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PARTY_REMOVED_REASON: u8 = 3;
+pub const ENUM_MAX_PARTY_REMOVED_REASON: u8 = 5;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PARTY_REMOVED_REASON: [PartyRemovedReason; 4] = [
+pub const ENUM_VALUES_PARTY_REMOVED_REASON: [PartyRemovedReason; 6] = [
   PartyRemovedReason::Unspecified,
   PartyRemovedReason::Kicked,
   PartyRemovedReason::Closed,
   PartyRemovedReason::Rejected,
+  PartyRemovedReason::Moved,
+  PartyRemovedReason::ClosedByAdmin,
 ];
 
 /// Why a session stopped being a member (or requester) of a party.
@@ -353,14 +407,21 @@ impl PartyRemovedReason {
   pub const Closed: Self = Self(2);
   /// The leader rejected this session's join request (P-3).
   pub const Rejected: Self = Self(3);
+  /// The user accepted an invitation to another party and the server keeps one party per user
+  /// (L-1): this session was taken out of this party first.
+  pub const Moved: Self = Self(4);
+  /// An operator closed the party through the admin API (O-1); members and requesters.
+  pub const ClosedByAdmin: Self = Self(5);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_MAX: u8 = 5;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Unspecified,
     Self::Kicked,
     Self::Closed,
     Self::Rejected,
+    Self::Moved,
+    Self::ClosedByAdmin,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -369,6 +430,8 @@ impl PartyRemovedReason {
       Self::Kicked => Some("Kicked"),
       Self::Closed => Some("Closed"),
       Self::Rejected => Some("Rejected"),
+      Self::Moved => Some("Moved"),
+      Self::ClosedByAdmin => Some("ClosedByAdmin"),
       _ => None,
     }
   }
@@ -424,12 +487,315 @@ impl<'a> ::flatbuffers::Verifiable for PartyRemovedReason {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for PartyRemovedReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_MESSAGE: u8 = 0;
+pub const ENUM_MIN_PARTY_JOIN_STRATEGY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_MESSAGE: u8 = 37;
+pub const ENUM_MAX_PARTY_JOIN_STRATEGY: u8 = 5;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_MESSAGE: [Message; 38] = [
+pub const ENUM_VALUES_PARTY_JOIN_STRATEGY: [PartyJoinStrategy; 6] = [
+  PartyJoinStrategy::Unset,
+  PartyJoinStrategy::Public,
+  PartyJoinStrategy::FriendsOfLeader,
+  PartyJoinStrategy::FriendsOfMembers,
+  PartyJoinStrategy::InvitedOnly,
+  PartyJoinStrategy::NotAllowed,
+];
+
+/// Who may join a party without an invitation or a code (SPEC L-4, PGOS's join strategies).
+/// `Unset` (the default, so absent on the wire) means "the default" at create (`Public`) and
+/// "keep the current value" in an update; a party snapshot always carries a set value.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct PartyJoinStrategy(pub u8);
+#[allow(non_upper_case_globals)]
+impl PartyJoinStrategy {
+  pub const Unset: Self = Self(0);
+  /// Anyone (open/closed then decides between member-at-once and join request).
+  pub const Public: Self = Self(1);
+  /// Friends of the leader (Lobby II; until then it behaves as `Public`).
+  pub const FriendsOfLeader: Self = Self(2);
+  /// Friends of any member (Lobby II; until then it behaves as `Public`).
+  pub const FriendsOfMembers: Self = Self(3);
+  /// Only invited users (and code joins); plain joins and join requests get 242.
+  pub const InvitedOnly: Self = Self(4);
+  /// Nobody: joins, join requests, code joins and invitations get 241.
+  pub const NotAllowed: Self = Self(5);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Unset,
+    Self::Public,
+    Self::FriendsOfLeader,
+    Self::FriendsOfMembers,
+    Self::InvitedOnly,
+    Self::NotAllowed,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Unset => Some("Unset"),
+      Self::Public => Some("Public"),
+      Self::FriendsOfLeader => Some("FriendsOfLeader"),
+      Self::FriendsOfMembers => Some("FriendsOfMembers"),
+      Self::InvitedOnly => Some("InvitedOnly"),
+      Self::NotAllowed => Some("NotAllowed"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for PartyJoinStrategy {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoinStrategy {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for PartyJoinStrategy {
+    type Output = PartyJoinStrategy;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for PartyJoinStrategy {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PartyJoinStrategy {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PartyJoinStrategy {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_PARTY_INVITE_STRATEGY: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_PARTY_INVITE_STRATEGY: u8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_PARTY_INVITE_STRATEGY: [PartyInviteStrategy; 3] = [
+  PartyInviteStrategy::Unset,
+  PartyInviteStrategy::AllMembers,
+  PartyInviteStrategy::LeaderOnly,
+];
+
+/// Who may invite (SPEC L-4). `Unset` as for `PartyJoinStrategy`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct PartyInviteStrategy(pub u8);
+#[allow(non_upper_case_globals)]
+impl PartyInviteStrategy {
+  pub const Unset: Self = Self(0);
+  pub const AllMembers: Self = Self(1);
+  pub const LeaderOnly: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Unset,
+    Self::AllMembers,
+    Self::LeaderOnly,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Unset => Some("Unset"),
+      Self::AllMembers => Some("AllMembers"),
+      Self::LeaderOnly => Some("LeaderOnly"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for PartyInviteStrategy {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for PartyInviteStrategy {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for PartyInviteStrategy {
+    type Output = PartyInviteStrategy;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for PartyInviteStrategy {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PartyInviteStrategy {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PartyInviteStrategy {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_PARTY_INVITATION_END_REASON: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_PARTY_INVITATION_END_REASON: u8 = 5;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_PARTY_INVITATION_END_REASON: [PartyInvitationEndReason; 6] = [
+  PartyInvitationEndReason::Unspecified,
+  PartyInvitationEndReason::Accepted,
+  PartyInvitationEndReason::Rejected,
+  PartyInvitationEndReason::Cancelled,
+  PartyInvitationEndReason::Expired,
+  PartyInvitationEndReason::PartyGone,
+];
+
+/// How a pending invitation ended (SPEC L-2).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct PartyInvitationEndReason(pub u8);
+#[allow(non_upper_case_globals)]
+impl PartyInvitationEndReason {
+  pub const Unspecified: Self = Self(0);
+  /// A session of the invitee joined the party (accept, plain join, code join, accepted request).
+  pub const Accepted: Self = Self(1);
+  /// A session of the invitee rejected it.
+  pub const Rejected: Self = Self(2);
+  /// The inviter or the leader cancelled it.
+  pub const Cancelled: Self = Self(3);
+  /// invitation_ttl_ms passed.
+  pub const Expired: Self = Self(4);
+  /// The party ended (closed, or its last member left).
+  pub const PartyGone: Self = Self(5);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Unspecified,
+    Self::Accepted,
+    Self::Rejected,
+    Self::Cancelled,
+    Self::Expired,
+    Self::PartyGone,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Unspecified => Some("Unspecified"),
+      Self::Accepted => Some("Accepted"),
+      Self::Rejected => Some("Rejected"),
+      Self::Cancelled => Some("Cancelled"),
+      Self::Expired => Some("Expired"),
+      Self::PartyGone => Some("PartyGone"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for PartyInvitationEndReason {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationEndReason {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for PartyInvitationEndReason {
+    type Output = PartyInvitationEndReason;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for PartyInvitationEndReason {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PartyInvitationEndReason {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PartyInvitationEndReason {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_MESSAGE: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_MESSAGE: u8 = 52;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_MESSAGE: [Message; 53] = [
   Message::NONE,
   Message::Welcome,
   Message::Error,
@@ -468,6 +834,21 @@ pub const ENUM_VALUES_MESSAGE: [Message; 38] = [
   Message::StatusPresenceEvent,
   Message::PartySearch,
   Message::PartySearchResult,
+  Message::PartyInvite,
+  Message::PartyInvitationCancel,
+  Message::PartyInvitationAccept,
+  Message::PartyInvitationReject,
+  Message::PartyInvitationList,
+  Message::PartyCodeGet,
+  Message::PartyCodeRegenerate,
+  Message::PartyJoinByCode,
+  Message::PartyInvitationListResult,
+  Message::PartyCode,
+  Message::PartyInvited,
+  Message::PartyInvitationSent,
+  Message::PartyInvitationRejected,
+  Message::PartyInvitationEnded,
+  Message::PartySnapshot,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -513,9 +894,24 @@ impl Message {
   pub const StatusPresenceEvent: Self = Self(35);
   pub const PartySearch: Self = Self(36);
   pub const PartySearchResult: Self = Self(37);
+  pub const PartyInvite: Self = Self(38);
+  pub const PartyInvitationCancel: Self = Self(39);
+  pub const PartyInvitationAccept: Self = Self(40);
+  pub const PartyInvitationReject: Self = Self(41);
+  pub const PartyInvitationList: Self = Self(42);
+  pub const PartyCodeGet: Self = Self(43);
+  pub const PartyCodeRegenerate: Self = Self(44);
+  pub const PartyJoinByCode: Self = Self(45);
+  pub const PartyInvitationListResult: Self = Self(46);
+  pub const PartyCode: Self = Self(47);
+  pub const PartyInvited: Self = Self(48);
+  pub const PartyInvitationSent: Self = Self(49);
+  pub const PartyInvitationRejected: Self = Self(50);
+  pub const PartyInvitationEnded: Self = Self(51);
+  pub const PartySnapshot: Self = Self(52);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 37;
+  pub const ENUM_MAX: u8 = 52;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Welcome,
@@ -555,6 +951,21 @@ impl Message {
     Self::StatusPresenceEvent,
     Self::PartySearch,
     Self::PartySearchResult,
+    Self::PartyInvite,
+    Self::PartyInvitationCancel,
+    Self::PartyInvitationAccept,
+    Self::PartyInvitationReject,
+    Self::PartyInvitationList,
+    Self::PartyCodeGet,
+    Self::PartyCodeRegenerate,
+    Self::PartyJoinByCode,
+    Self::PartyInvitationListResult,
+    Self::PartyCode,
+    Self::PartyInvited,
+    Self::PartyInvitationSent,
+    Self::PartyInvitationRejected,
+    Self::PartyInvitationEnded,
+    Self::PartySnapshot,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -597,6 +1008,21 @@ impl Message {
       Self::StatusPresenceEvent => Some("StatusPresenceEvent"),
       Self::PartySearch => Some("PartySearch"),
       Self::PartySearchResult => Some("PartySearchResult"),
+      Self::PartyInvite => Some("PartyInvite"),
+      Self::PartyInvitationCancel => Some("PartyInvitationCancel"),
+      Self::PartyInvitationAccept => Some("PartyInvitationAccept"),
+      Self::PartyInvitationReject => Some("PartyInvitationReject"),
+      Self::PartyInvitationList => Some("PartyInvitationList"),
+      Self::PartyCodeGet => Some("PartyCodeGet"),
+      Self::PartyCodeRegenerate => Some("PartyCodeRegenerate"),
+      Self::PartyJoinByCode => Some("PartyJoinByCode"),
+      Self::PartyInvitationListResult => Some("PartyInvitationListResult"),
+      Self::PartyCode => Some("PartyCode"),
+      Self::PartyInvited => Some("PartyInvited"),
+      Self::PartyInvitationSent => Some("PartyInvitationSent"),
+      Self::PartyInvitationRejected => Some("PartyInvitationRejected"),
+      Self::PartyInvitationEnded => Some("PartyInvitationEnded"),
+      Self::PartySnapshot => Some("PartySnapshot"),
       _ => None,
     }
   }
@@ -1420,6 +1846,9 @@ impl<'a> PartyInfo<'a> {
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 12;
   pub const VT_LEADER: ::flatbuffers::VOffsetT = 14;
   pub const VT_MEMBERS: ::flatbuffers::VOffsetT = 16;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 18;
+  pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 20;
+  pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1431,11 +1860,14 @@ impl<'a> PartyInfo<'a> {
     args: &'args PartyInfoArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyInfo<'bldr>> {
     let mut builder = PartyInfoBuilder::new(_fbb);
+    builder.add_version(args.version);
     if let Some(x) = args.members { builder.add_members(x); }
     if let Some(x) = args.leader { builder.add_leader(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_max_size(args.max_size);
+    builder.add_invite_strategy(args.invite_strategy);
+    builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
     builder.add_open(args.open);
     builder.finish()
@@ -1493,6 +1925,28 @@ impl<'a> PartyInfo<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence>>>>(PartyInfo::VT_MEMBERS, None)}
   }
+  /// SPEC L-9: 1 at create, +1 per request (or disconnect) that changed what this snapshot shows.
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyInfo::VT_VERSION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn join_strategy(&self) -> PartyJoinStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyJoinStrategy>(PartyInfo::VT_JOIN_STRATEGY, Some(PartyJoinStrategy::Unset)).unwrap()}
+  }
+  #[inline]
+  pub fn invite_strategy(&self) -> PartyInviteStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyInviteStrategy>(PartyInfo::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyInfo<'_> {
@@ -1508,6 +1962,9 @@ impl ::flatbuffers::Verifiable for PartyInfo<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("leader", Self::VT_LEADER, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("members", Self::VT_MEMBERS, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
+     .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
+     .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
      .finish();
     Ok(())
   }
@@ -1520,6 +1977,9 @@ pub struct PartyInfoArgs<'a> {
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub leader: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
     pub members: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
+    pub version: u64,
+    pub join_strategy: PartyJoinStrategy,
+    pub invite_strategy: PartyInviteStrategy,
 }
 impl<'a> Default for PartyInfoArgs<'a> {
   #[inline]
@@ -1532,6 +1992,9 @@ impl<'a> Default for PartyInfoArgs<'a> {
       label: None,
       leader: None,
       members: None,
+      version: 0,
+      join_strategy: PartyJoinStrategy::Unset,
+      invite_strategy: PartyInviteStrategy::Unset,
     }
   }
 }
@@ -1570,6 +2033,18 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInfoBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInfo::VT_MEMBERS, members);
   }
   #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyInfo::VT_VERSION, version, 0);
+  }
+  #[inline]
+  pub fn add_join_strategy(&mut self, join_strategy: PartyJoinStrategy) {
+    self.fbb_.push_slot::<PartyJoinStrategy>(PartyInfo::VT_JOIN_STRATEGY, join_strategy, PartyJoinStrategy::Unset);
+  }
+  #[inline]
+  pub fn add_invite_strategy(&mut self, invite_strategy: PartyInviteStrategy) {
+    self.fbb_.push_slot::<PartyInviteStrategy>(PartyInfo::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInfoBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyInfoBuilder {
@@ -1594,6 +2069,9 @@ impl ::core::fmt::Debug for PartyInfo<'_> {
       ds.field("label", &self.label());
       ds.field("leader", &self.leader());
       ds.field("members", &self.members());
+      ds.field("version", &self.version());
+      ds.field("join_strategy", &self.join_strategy());
+      ds.field("invite_strategy", &self.invite_strategy());
       ds.finish()
   }
 }
@@ -1621,6 +2099,9 @@ impl<'a> PartySummary<'a> {
   pub const VT_MEMBER_COUNT: ::flatbuffers::VOffsetT = 12;
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 14;
   pub const VT_LEADER: ::flatbuffers::VOffsetT = 16;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 18;
+  pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 20;
+  pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1632,11 +2113,14 @@ impl<'a> PartySummary<'a> {
     args: &'args PartySummaryArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartySummary<'bldr>> {
     let mut builder = PartySummaryBuilder::new(_fbb);
+    builder.add_version(args.version);
     if let Some(x) = args.leader { builder.add_leader(x); }
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_member_count(args.member_count);
     builder.add_max_size(args.max_size);
+    builder.add_invite_strategy(args.invite_strategy);
+    builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
     builder.add_open(args.open);
     builder.finish()
@@ -1692,6 +2176,28 @@ impl<'a> PartySummary<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartySummary::VT_LEADER, None)}
   }
+  /// SPEC L-9.
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartySummary::VT_VERSION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn join_strategy(&self) -> PartyJoinStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyJoinStrategy>(PartySummary::VT_JOIN_STRATEGY, Some(PartyJoinStrategy::Unset)).unwrap()}
+  }
+  #[inline]
+  pub fn invite_strategy(&self) -> PartyInviteStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyInviteStrategy>(PartySummary::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartySummary<'_> {
@@ -1707,6 +2213,9 @@ impl ::flatbuffers::Verifiable for PartySummary<'_> {
      .visit_field::<u16>("member_count", Self::VT_MEMBER_COUNT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("leader", Self::VT_LEADER, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
+     .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
+     .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
      .finish();
     Ok(())
   }
@@ -1719,6 +2228,9 @@ pub struct PartySummaryArgs<'a> {
     pub member_count: u16,
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub leader: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub version: u64,
+    pub join_strategy: PartyJoinStrategy,
+    pub invite_strategy: PartyInviteStrategy,
 }
 impl<'a> Default for PartySummaryArgs<'a> {
   #[inline]
@@ -1731,6 +2243,9 @@ impl<'a> Default for PartySummaryArgs<'a> {
       member_count: 0,
       label: None,
       leader: None,
+      version: 0,
+      join_strategy: PartyJoinStrategy::Unset,
+      invite_strategy: PartyInviteStrategy::Unset,
     }
   }
 }
@@ -1769,6 +2284,18 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartySummaryBuilder<'a, 'b, A
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartySummary::VT_LEADER, leader);
   }
   #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartySummary::VT_VERSION, version, 0);
+  }
+  #[inline]
+  pub fn add_join_strategy(&mut self, join_strategy: PartyJoinStrategy) {
+    self.fbb_.push_slot::<PartyJoinStrategy>(PartySummary::VT_JOIN_STRATEGY, join_strategy, PartyJoinStrategy::Unset);
+  }
+  #[inline]
+  pub fn add_invite_strategy(&mut self, invite_strategy: PartyInviteStrategy) {
+    self.fbb_.push_slot::<PartyInviteStrategy>(PartySummary::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartySummaryBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartySummaryBuilder {
@@ -1793,6 +2320,9 @@ impl ::core::fmt::Debug for PartySummary<'_> {
       ds.field("member_count", &self.member_count());
       ds.field("label", &self.label());
       ds.field("leader", &self.leader());
+      ds.field("version", &self.version());
+      ds.field("join_strategy", &self.join_strategy());
+      ds.field("invite_strategy", &self.invite_strategy());
       ds.finish()
   }
 }
@@ -1817,6 +2347,8 @@ impl<'a> PartyCreate<'a> {
   pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 6;
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 8;
   pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 10;
+  pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 12;
+  pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1830,6 +2362,8 @@ impl<'a> PartyCreate<'a> {
     let mut builder = PartyCreateBuilder::new(_fbb);
     if let Some(x) = args.label { builder.add_label(x); }
     builder.add_max_size(args.max_size);
+    builder.add_invite_strategy(args.invite_strategy);
+    builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
     builder.add_open(args.open);
     builder.finish()
@@ -1864,6 +2398,22 @@ impl<'a> PartyCreate<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(PartyCreate::VT_HIDDEN, Some(false)).unwrap()}
   }
+  /// L-4; Unset (absent) = Public.
+  #[inline]
+  pub fn join_strategy(&self) -> PartyJoinStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyJoinStrategy>(PartyCreate::VT_JOIN_STRATEGY, Some(PartyJoinStrategy::Unset)).unwrap()}
+  }
+  /// L-4; Unset (absent) = AllMembers.
+  #[inline]
+  pub fn invite_strategy(&self) -> PartyInviteStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyInviteStrategy>(PartyCreate::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyCreate<'_> {
@@ -1876,6 +2426,8 @@ impl ::flatbuffers::Verifiable for PartyCreate<'_> {
      .visit_field::<u32>("max_size", Self::VT_MAX_SIZE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
      .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
+     .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
+     .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
      .finish();
     Ok(())
   }
@@ -1885,6 +2437,8 @@ pub struct PartyCreateArgs<'a> {
     pub max_size: u32,
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub hidden: bool,
+    pub join_strategy: PartyJoinStrategy,
+    pub invite_strategy: PartyInviteStrategy,
 }
 impl<'a> Default for PartyCreateArgs<'a> {
   #[inline]
@@ -1894,6 +2448,8 @@ impl<'a> Default for PartyCreateArgs<'a> {
       max_size: 0,
       label: None,
       hidden: false,
+      join_strategy: PartyJoinStrategy::Unset,
+      invite_strategy: PartyInviteStrategy::Unset,
     }
   }
 }
@@ -1920,6 +2476,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCreateBuilder<'a, 'b, A>
     self.fbb_.push_slot::<bool>(PartyCreate::VT_HIDDEN, hidden, false);
   }
   #[inline]
+  pub fn add_join_strategy(&mut self, join_strategy: PartyJoinStrategy) {
+    self.fbb_.push_slot::<PartyJoinStrategy>(PartyCreate::VT_JOIN_STRATEGY, join_strategy, PartyJoinStrategy::Unset);
+  }
+  #[inline]
+  pub fn add_invite_strategy(&mut self, invite_strategy: PartyInviteStrategy) {
+    self.fbb_.push_slot::<PartyInviteStrategy>(PartyCreate::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCreateBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyCreateBuilder {
@@ -1941,6 +2505,8 @@ impl ::core::fmt::Debug for PartyCreate<'_> {
       ds.field("max_size", &self.max_size());
       ds.field("label", &self.label());
       ds.field("hidden", &self.hidden());
+      ds.field("join_strategy", &self.join_strategy());
+      ds.field("invite_strategy", &self.invite_strategy());
       ds.finish()
   }
 }
@@ -2828,6 +3394,8 @@ impl<'a> PartyUpdate<'a> {
   pub const VT_OPEN: ::flatbuffers::VOffsetT = 6;
   pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 8;
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 10;
+  pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 12;
+  pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2841,6 +3409,8 @@ impl<'a> PartyUpdate<'a> {
     let mut builder = PartyUpdateBuilder::new(_fbb);
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_invite_strategy(args.invite_strategy);
+    builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
     builder.add_open(args.open);
     builder.finish()
@@ -2875,6 +3445,21 @@ impl<'a> PartyUpdate<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyUpdate::VT_LABEL, None)}
   }
+  /// L-4; Unset (absent) keeps the current value.
+  #[inline]
+  pub fn join_strategy(&self) -> PartyJoinStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyJoinStrategy>(PartyUpdate::VT_JOIN_STRATEGY, Some(PartyJoinStrategy::Unset)).unwrap()}
+  }
+  #[inline]
+  pub fn invite_strategy(&self) -> PartyInviteStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyInviteStrategy>(PartyUpdate::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyUpdate<'_> {
@@ -2887,6 +3472,8 @@ impl ::flatbuffers::Verifiable for PartyUpdate<'_> {
      .visit_field::<Toggle>("open", Self::VT_OPEN, false)?
      .visit_field::<Toggle>("hidden", Self::VT_HIDDEN, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
+     .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
      .finish();
     Ok(())
   }
@@ -2896,6 +3483,8 @@ pub struct PartyUpdateArgs<'a> {
     pub open: Toggle,
     pub hidden: Toggle,
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub join_strategy: PartyJoinStrategy,
+    pub invite_strategy: PartyInviteStrategy,
 }
 impl<'a> Default for PartyUpdateArgs<'a> {
   #[inline]
@@ -2905,6 +3494,8 @@ impl<'a> Default for PartyUpdateArgs<'a> {
       open: Toggle::Unset,
       hidden: Toggle::Unset,
       label: None,
+      join_strategy: PartyJoinStrategy::Unset,
+      invite_strategy: PartyInviteStrategy::Unset,
     }
   }
 }
@@ -2931,6 +3522,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyUpdateBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyUpdate::VT_LABEL, label);
   }
   #[inline]
+  pub fn add_join_strategy(&mut self, join_strategy: PartyJoinStrategy) {
+    self.fbb_.push_slot::<PartyJoinStrategy>(PartyUpdate::VT_JOIN_STRATEGY, join_strategy, PartyJoinStrategy::Unset);
+  }
+  #[inline]
+  pub fn add_invite_strategy(&mut self, invite_strategy: PartyInviteStrategy) {
+    self.fbb_.push_slot::<PartyInviteStrategy>(PartyUpdate::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyUpdateBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyUpdateBuilder {
@@ -2952,6 +3551,8 @@ impl ::core::fmt::Debug for PartyUpdate<'_> {
       ds.field("open", &self.open());
       ds.field("hidden", &self.hidden());
       ds.field("label", &self.label());
+      ds.field("join_strategy", &self.join_strategy());
+      ds.field("invite_strategy", &self.invite_strategy());
       ds.finish()
   }
 }
@@ -3556,6 +4157,7 @@ impl<'a> PartyPresence<'a> {
   pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_JOINS: ::flatbuffers::VOffsetT = 6;
   pub const VT_LEAVES: ::flatbuffers::VOffsetT = 8;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3567,6 +4169,7 @@ impl<'a> PartyPresence<'a> {
     args: &'args PartyPresenceArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyPresence<'bldr>> {
     let mut builder = PartyPresenceBuilder::new(_fbb);
+    builder.add_version(args.version);
     if let Some(x) = args.leaves { builder.add_leaves(x); }
     if let Some(x) = args.joins { builder.add_joins(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
@@ -3595,6 +4198,13 @@ impl<'a> PartyPresence<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence>>>>(PartyPresence::VT_LEAVES, None)}
   }
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyPresence::VT_VERSION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyPresence<'_> {
@@ -3606,6 +4216,7 @@ impl ::flatbuffers::Verifiable for PartyPresence<'_> {
      .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("joins", Self::VT_JOINS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Presence>>>>("leaves", Self::VT_LEAVES, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
      .finish();
     Ok(())
   }
@@ -3614,6 +4225,7 @@ pub struct PartyPresenceArgs<'a> {
     pub party_id: Option<&'a PartyId>,
     pub joins: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
     pub leaves: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Presence<'a>>>>>,
+    pub version: u64,
 }
 impl<'a> Default for PartyPresenceArgs<'a> {
   #[inline]
@@ -3622,6 +4234,7 @@ impl<'a> Default for PartyPresenceArgs<'a> {
       party_id: None,
       joins: None,
       leaves: None,
+      version: 0,
     }
   }
 }
@@ -3644,6 +4257,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyPresenceBuilder<'a, 'b, 
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyPresence::VT_LEAVES, leaves);
   }
   #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyPresence::VT_VERSION, version, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyPresenceBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyPresenceBuilder {
@@ -3664,6 +4281,7 @@ impl ::core::fmt::Debug for PartyPresence<'_> {
       ds.field("party_id", &self.party_id());
       ds.field("joins", &self.joins());
       ds.field("leaves", &self.leaves());
+      ds.field("version", &self.version());
       ds.finish()
   }
 }
@@ -3800,6 +4418,7 @@ impl<'a> ::flatbuffers::Follow<'a> for PartyLeader<'a> {
 impl<'a> PartyLeader<'a> {
   pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_LEADER: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3811,6 +4430,7 @@ impl<'a> PartyLeader<'a> {
     args: &'args PartyLeaderArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyLeader<'bldr>> {
     let mut builder = PartyLeaderBuilder::new(_fbb);
+    builder.add_version(args.version);
     if let Some(x) = args.leader { builder.add_leader(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.finish()
@@ -3831,6 +4451,13 @@ impl<'a> PartyLeader<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyLeader::VT_LEADER, None)}
   }
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyLeader::VT_VERSION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyLeader<'_> {
@@ -3841,6 +4468,7 @@ impl ::flatbuffers::Verifiable for PartyLeader<'_> {
     v.visit_table(pos)?
      .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("leader", Self::VT_LEADER, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
      .finish();
     Ok(())
   }
@@ -3848,6 +4476,7 @@ impl ::flatbuffers::Verifiable for PartyLeader<'_> {
 pub struct PartyLeaderArgs<'a> {
     pub party_id: Option<&'a PartyId>,
     pub leader: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub version: u64,
 }
 impl<'a> Default for PartyLeaderArgs<'a> {
   #[inline]
@@ -3855,6 +4484,7 @@ impl<'a> Default for PartyLeaderArgs<'a> {
     PartyLeaderArgs {
       party_id: None,
       leader: None,
+      version: 0,
     }
   }
 }
@@ -3871,6 +4501,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyLeaderBuilder<'a, 'b, A>
   #[inline]
   pub fn add_leader(&mut self, leader: ::flatbuffers::WIPOffset<Presence<'b >>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyLeader::VT_LEADER, leader);
+  }
+  #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyLeader::VT_VERSION, version, 0);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyLeaderBuilder<'a, 'b, A> {
@@ -3892,6 +4526,7 @@ impl ::core::fmt::Debug for PartyLeader<'_> {
     let mut ds = f.debug_struct("PartyLeader");
       ds.field("party_id", &self.party_id());
       ds.field("leader", &self.leader());
+      ds.field("version", &self.version());
       ds.finish()
   }
 }
@@ -3899,6 +4534,7 @@ pub enum PartyRemovedOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
 /// Event: this session is no longer a member (or requester) of the party.
+/// `version` is the party's version after the removal (its last one when the party ended).
 pub struct PartyRemoved<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -3914,6 +4550,7 @@ impl<'a> ::flatbuffers::Follow<'a> for PartyRemoved<'a> {
 impl<'a> PartyRemoved<'a> {
   pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_REASON: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3925,6 +4562,7 @@ impl<'a> PartyRemoved<'a> {
     args: &'args PartyRemovedArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyRemoved<'bldr>> {
     let mut builder = PartyRemovedBuilder::new(_fbb);
+    builder.add_version(args.version);
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_reason(args.reason);
     builder.finish()
@@ -3945,6 +4583,13 @@ impl<'a> PartyRemoved<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<PartyRemovedReason>(PartyRemoved::VT_REASON, Some(PartyRemovedReason::Unspecified)).unwrap()}
   }
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyRemoved::VT_VERSION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyRemoved<'_> {
@@ -3955,6 +4600,7 @@ impl ::flatbuffers::Verifiable for PartyRemoved<'_> {
     v.visit_table(pos)?
      .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
      .visit_field::<PartyRemovedReason>("reason", Self::VT_REASON, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
      .finish();
     Ok(())
   }
@@ -3962,6 +4608,7 @@ impl ::flatbuffers::Verifiable for PartyRemoved<'_> {
 pub struct PartyRemovedArgs<'a> {
     pub party_id: Option<&'a PartyId>,
     pub reason: PartyRemovedReason,
+    pub version: u64,
 }
 impl<'a> Default for PartyRemovedArgs<'a> {
   #[inline]
@@ -3969,6 +4616,7 @@ impl<'a> Default for PartyRemovedArgs<'a> {
     PartyRemovedArgs {
       party_id: None,
       reason: PartyRemovedReason::Unspecified,
+      version: 0,
     }
   }
 }
@@ -3985,6 +4633,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyRemovedBuilder<'a, 'b, A
   #[inline]
   pub fn add_reason(&mut self, reason: PartyRemovedReason) {
     self.fbb_.push_slot::<PartyRemovedReason>(PartyRemoved::VT_REASON, reason, PartyRemovedReason::Unspecified);
+  }
+  #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyRemoved::VT_VERSION, version, 0);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyRemovedBuilder<'a, 'b, A> {
@@ -4006,6 +4658,7 @@ impl ::core::fmt::Debug for PartyRemoved<'_> {
     let mut ds = f.debug_struct("PartyRemoved");
       ds.field("party_id", &self.party_id());
       ds.field("reason", &self.reason());
+      ds.field("version", &self.version());
       ds.finish()
   }
 }
@@ -4179,6 +4832,9 @@ impl<'a> PartyUpdated<'a> {
   pub const VT_HIDDEN: ::flatbuffers::VOffsetT = 8;
   pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 10;
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 12;
+  pub const VT_JOIN_STRATEGY: ::flatbuffers::VOffsetT = 14;
+  pub const VT_INVITE_STRATEGY: ::flatbuffers::VOffsetT = 16;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4190,9 +4846,12 @@ impl<'a> PartyUpdated<'a> {
     args: &'args PartyUpdatedArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyUpdated<'bldr>> {
     let mut builder = PartyUpdatedBuilder::new(_fbb);
+    builder.add_version(args.version);
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_max_size(args.max_size);
+    builder.add_invite_strategy(args.invite_strategy);
+    builder.add_join_strategy(args.join_strategy);
     builder.add_hidden(args.hidden);
     builder.add_open(args.open);
     builder.finish()
@@ -4234,6 +4893,28 @@ impl<'a> PartyUpdated<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyUpdated::VT_LABEL, None)}
   }
+  #[inline]
+  pub fn join_strategy(&self) -> PartyJoinStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyJoinStrategy>(PartyUpdated::VT_JOIN_STRATEGY, Some(PartyJoinStrategy::Unset)).unwrap()}
+  }
+  #[inline]
+  pub fn invite_strategy(&self) -> PartyInviteStrategy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyInviteStrategy>(PartyUpdated::VT_INVITE_STRATEGY, Some(PartyInviteStrategy::Unset)).unwrap()}
+  }
+  /// SPEC L-9.
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyUpdated::VT_VERSION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyUpdated<'_> {
@@ -4247,6 +4928,9 @@ impl ::flatbuffers::Verifiable for PartyUpdated<'_> {
      .visit_field::<bool>("hidden", Self::VT_HIDDEN, false)?
      .visit_field::<u16>("max_size", Self::VT_MAX_SIZE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .visit_field::<PartyJoinStrategy>("join_strategy", Self::VT_JOIN_STRATEGY, false)?
+     .visit_field::<PartyInviteStrategy>("invite_strategy", Self::VT_INVITE_STRATEGY, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
      .finish();
     Ok(())
   }
@@ -4257,6 +4941,9 @@ pub struct PartyUpdatedArgs<'a> {
     pub hidden: bool,
     pub max_size: u16,
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub join_strategy: PartyJoinStrategy,
+    pub invite_strategy: PartyInviteStrategy,
+    pub version: u64,
 }
 impl<'a> Default for PartyUpdatedArgs<'a> {
   #[inline]
@@ -4267,6 +4954,9 @@ impl<'a> Default for PartyUpdatedArgs<'a> {
       hidden: false,
       max_size: 0,
       label: None,
+      join_strategy: PartyJoinStrategy::Unset,
+      invite_strategy: PartyInviteStrategy::Unset,
+      version: 0,
     }
   }
 }
@@ -4297,6 +4987,18 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyUpdatedBuilder<'a, 'b, A
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyUpdated::VT_LABEL, label);
   }
   #[inline]
+  pub fn add_join_strategy(&mut self, join_strategy: PartyJoinStrategy) {
+    self.fbb_.push_slot::<PartyJoinStrategy>(PartyUpdated::VT_JOIN_STRATEGY, join_strategy, PartyJoinStrategy::Unset);
+  }
+  #[inline]
+  pub fn add_invite_strategy(&mut self, invite_strategy: PartyInviteStrategy) {
+    self.fbb_.push_slot::<PartyInviteStrategy>(PartyUpdated::VT_INVITE_STRATEGY, invite_strategy, PartyInviteStrategy::Unset);
+  }
+  #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyUpdated::VT_VERSION, version, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyUpdatedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyUpdatedBuilder {
@@ -4319,6 +5021,9 @@ impl ::core::fmt::Debug for PartyUpdated<'_> {
       ds.field("hidden", &self.hidden());
       ds.field("max_size", &self.max_size());
       ds.field("label", &self.label());
+      ds.field("join_strategy", &self.join_strategy());
+      ds.field("invite_strategy", &self.invite_strategy());
+      ds.field("version", &self.version());
       ds.finish()
   }
 }
@@ -4591,6 +5296,7 @@ impl<'a> PartyListing<'a> {
   pub const VT_MAX_SIZE: ::flatbuffers::VOffsetT = 8;
   pub const VT_MEMBER_COUNT: ::flatbuffers::VOffsetT = 10;
   pub const VT_LABEL: ::flatbuffers::VOffsetT = 12;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4602,6 +5308,7 @@ impl<'a> PartyListing<'a> {
     args: &'args PartyListingArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartyListing<'bldr>> {
     let mut builder = PartyListingBuilder::new(_fbb);
+    builder.add_version(args.version);
     if let Some(x) = args.label { builder.add_label(x); }
     if let Some(x) = args.party_id { builder.add_party_id(x); }
     builder.add_member_count(args.member_count);
@@ -4647,6 +5354,14 @@ impl<'a> PartyListing<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyListing::VT_LABEL, None)}
   }
+  /// SPEC L-9.
+  #[inline]
+  pub fn version(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyListing::VT_VERSION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartyListing<'_> {
@@ -4660,6 +5375,7 @@ impl ::flatbuffers::Verifiable for PartyListing<'_> {
      .visit_field::<u16>("max_size", Self::VT_MAX_SIZE, false)?
      .visit_field::<u16>("member_count", Self::VT_MEMBER_COUNT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("label", Self::VT_LABEL, false)?
+     .visit_field::<u64>("version", Self::VT_VERSION, false)?
      .finish();
     Ok(())
   }
@@ -4670,6 +5386,7 @@ pub struct PartyListingArgs<'a> {
     pub max_size: u16,
     pub member_count: u16,
     pub label: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub version: u64,
 }
 impl<'a> Default for PartyListingArgs<'a> {
   #[inline]
@@ -4680,6 +5397,7 @@ impl<'a> Default for PartyListingArgs<'a> {
       max_size: 0,
       member_count: 0,
       label: None,
+      version: 0,
     }
   }
 }
@@ -4710,6 +5428,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyListingBuilder<'a, 'b, A
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyListing::VT_LABEL, label);
   }
   #[inline]
+  pub fn add_version(&mut self, version: u64) {
+    self.fbb_.push_slot::<u64>(PartyListing::VT_VERSION, version, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyListingBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartyListingBuilder {
@@ -4732,6 +5454,7 @@ impl ::core::fmt::Debug for PartyListing<'_> {
       ds.field("max_size", &self.max_size());
       ds.field("member_count", &self.member_count());
       ds.field("label", &self.label());
+      ds.field("version", &self.version());
       ds.finish()
   }
 }
@@ -5646,6 +6369,1736 @@ impl ::core::fmt::Debug for StatusPresenceEvent<'_> {
       ds.finish()
   }
 }
+pub enum PartyInviteOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-2, members; the invite strategy may restrict it to the leader): invite 1..=16 users
+/// by id, all or nothing. Reply: PartyOk.
+pub struct PartyInvite<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvite<'a> {
+  type Inner = PartyInvite<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvite<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_USER_IDS: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvite { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInviteArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvite<'bldr>> {
+    let mut builder = PartyInviteBuilder::new(_fbb);
+    if let Some(x) = args.user_ids { builder.add_user_ids(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInvite::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn user_ids(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(PartyInvite::VT_USER_IDS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvite<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("user_ids", Self::VT_USER_IDS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInviteArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub user_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+}
+impl<'a> Default for PartyInviteArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInviteArgs {
+      party_id: None,
+      user_ids: None,
+    }
+  }
+}
+
+pub struct PartyInviteBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInviteBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInvite::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_user_ids(&mut self, user_ids: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInvite::VT_USER_IDS, user_ids);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInviteBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInviteBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvite<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvite<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvite");
+      ds.field("party_id", &self.party_id());
+      ds.field("user_ids", &self.user_ids());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationCancelOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-2, the member who sent the invitation or the leader): cancel one. Reply: PartyOk.
+pub struct PartyInvitationCancel<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationCancel<'a> {
+  type Inner = PartyInvitationCancel<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationCancel<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_USER_ID: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationCancel { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationCancelArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationCancel<'bldr>> {
+    let mut builder = PartyInvitationCancelBuilder::new(_fbb);
+    if let Some(x) = args.user_id { builder.add_user_id(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInvitationCancel::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn user_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInvitationCancel::VT_USER_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationCancel<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user_id", Self::VT_USER_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationCancelArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub user_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyInvitationCancelArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationCancelArgs {
+      party_id: None,
+      user_id: None,
+    }
+  }
+}
+
+pub struct PartyInvitationCancelBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationCancelBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInvitationCancel::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_user_id(&mut self, user_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInvitationCancel::VT_USER_ID, user_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationCancelBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationCancelBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationCancel<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationCancel<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationCancel");
+      ds.field("party_id", &self.party_id());
+      ds.field("user_id", &self.user_id());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationAcceptOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-2, the invitee, any session): join the party the invitation is for. Reply:
+/// PartyInfo (the snapshot).
+pub struct PartyInvitationAccept<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationAccept<'a> {
+  type Inner = PartyInvitationAccept<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationAccept<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationAccept { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationAcceptArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationAccept<'bldr>> {
+    let mut builder = PartyInvitationAcceptBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInvitationAccept::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationAccept<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationAcceptArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyInvitationAcceptArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationAcceptArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyInvitationAcceptBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationAcceptBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInvitationAccept::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationAcceptBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationAcceptBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationAccept<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationAccept<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationAccept");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationRejectOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-2, the invitee, any session). Reply: PartyOk.
+pub struct PartyInvitationReject<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationReject<'a> {
+  type Inner = PartyInvitationReject<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationReject<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationReject { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationRejectArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationReject<'bldr>> {
+    let mut builder = PartyInvitationRejectBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInvitationReject::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationReject<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationRejectArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyInvitationRejectArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationRejectArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyInvitationRejectBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationRejectBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInvitationReject::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationRejectBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationRejectBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationReject<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationReject<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationReject");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationListOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-2): the calling user's pending invitations. Reply: PartyInvitationListResult.
+pub struct PartyInvitationList<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationList<'a> {
+  type Inner = PartyInvitationList<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationList<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationList { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args PartyInvitationListArgs
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationList<'bldr>> {
+    let mut builder = PartyInvitationListBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationList<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationListArgs {
+}
+impl<'a> Default for PartyInvitationListArgs {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationListArgs {
+    }
+  }
+}
+
+pub struct PartyInvitationListBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationListBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationListBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationListBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationList<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationList<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationList");
+      ds.finish()
+  }
+}
+pub enum PartyCodeGetOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-3, leader): the party's code. Reply: PartyCode.
+pub struct PartyCodeGet<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyCodeGet<'a> {
+  type Inner = PartyCodeGet<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyCodeGet<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyCodeGet { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyCodeGetArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyCodeGet<'bldr>> {
+    let mut builder = PartyCodeGetBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyCodeGet::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyCodeGet<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyCodeGetArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyCodeGetArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyCodeGetArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyCodeGetBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCodeGetBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyCodeGet::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCodeGetBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyCodeGetBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyCodeGet<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyCodeGet<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyCodeGet");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyCodeRegenerateOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-3, leader): a new code; the old one is dead at once. Reply: PartyCode.
+pub struct PartyCodeRegenerate<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyCodeRegenerate<'a> {
+  type Inner = PartyCodeRegenerate<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyCodeRegenerate<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyCodeRegenerate { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyCodeRegenerateArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyCodeRegenerate<'bldr>> {
+    let mut builder = PartyCodeRegenerateBuilder::new(_fbb);
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyCodeRegenerate::VT_PARTY_ID, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyCodeRegenerate<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyCodeRegenerateArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+}
+impl<'a> Default for PartyCodeRegenerateArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyCodeRegenerateArgs {
+      party_id: None,
+    }
+  }
+}
+
+pub struct PartyCodeRegenerateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCodeRegenerateBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyCodeRegenerate::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCodeRegenerateBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyCodeRegenerateBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyCodeRegenerate<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyCodeRegenerate<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyCodeRegenerate");
+      ds.field("party_id", &self.party_id());
+      ds.finish()
+  }
+}
+pub enum PartyJoinByCodeOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Request (L-3): join the party with this code (case-insensitive), as an accepted invitation
+/// would. Reply: PartyInfo.
+pub struct PartyJoinByCode<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyJoinByCode<'a> {
+  type Inner = PartyJoinByCode<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyJoinByCode<'a> {
+  pub const VT_CODE: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyJoinByCode { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyJoinByCodeArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyJoinByCode<'bldr>> {
+    let mut builder = PartyJoinByCodeBuilder::new(_fbb);
+    if let Some(x) = args.code { builder.add_code(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn code(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyJoinByCode::VT_CODE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyJoinByCode<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("code", Self::VT_CODE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyJoinByCodeArgs<'a> {
+    pub code: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyJoinByCodeArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyJoinByCodeArgs {
+      code: None,
+    }
+  }
+}
+
+pub struct PartyJoinByCodeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyJoinByCodeBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_code(&mut self, code: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyJoinByCode::VT_CODE, code);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyJoinByCodeBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyJoinByCodeBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyJoinByCode<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyJoinByCode<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyJoinByCode");
+      ds.field("code", &self.code());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A pending invitation as the invitee sees it.
+pub struct PartyInvitation<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitation<'a> {
+  type Inner = PartyInvitation<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitation<'a> {
+  pub const VT_PARTY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INVITER: ::flatbuffers::VOffsetT = 6;
+  pub const VT_EXPIRES_AT: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitation { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitation<'bldr>> {
+    let mut builder = PartyInvitationBuilder::new(_fbb);
+    builder.add_expires_at(args.expires_at);
+    if let Some(x) = args.inviter { builder.add_inviter(x); }
+    if let Some(x) = args.party { builder.add_party(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party(&self) -> Option<PartySummary<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<PartySummary>>(PartyInvitation::VT_PARTY, None)}
+  }
+  /// The member who sent it (the last one, when several invited the same user).
+  #[inline]
+  pub fn inviter(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyInvitation::VT_INVITER, None)}
+  }
+  /// Wall-clock Unix milliseconds.
+  #[inline]
+  pub fn expires_at(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyInvitation::VT_EXPIRES_AT, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitation<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<PartySummary>>("party", Self::VT_PARTY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("inviter", Self::VT_INVITER, false)?
+     .visit_field::<u64>("expires_at", Self::VT_EXPIRES_AT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationArgs<'a> {
+    pub party: Option<::flatbuffers::WIPOffset<PartySummary<'a>>>,
+    pub inviter: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub expires_at: u64,
+}
+impl<'a> Default for PartyInvitationArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationArgs {
+      party: None,
+      inviter: None,
+      expires_at: 0,
+    }
+  }
+}
+
+pub struct PartyInvitationBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party(&mut self, party: ::flatbuffers::WIPOffset<PartySummary<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<PartySummary>>(PartyInvitation::VT_PARTY, party);
+  }
+  #[inline]
+  pub fn add_inviter(&mut self, inviter: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyInvitation::VT_INVITER, inviter);
+  }
+  #[inline]
+  pub fn add_expires_at(&mut self, expires_at: u64) {
+    self.fbb_.push_slot::<u64>(PartyInvitation::VT_EXPIRES_AT, expires_at, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitation<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitation<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitation");
+      ds.field("party", &self.party());
+      ds.field("inviter", &self.inviter());
+      ds.field("expires_at", &self.expires_at());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationListResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to PartyInvitationList, in the order the invitations were first sent.
+pub struct PartyInvitationListResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationListResult<'a> {
+  type Inner = PartyInvitationListResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationListResult<'a> {
+  pub const VT_INVITATIONS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationListResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationListResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationListResult<'bldr>> {
+    let mut builder = PartyInvitationListResultBuilder::new(_fbb);
+    if let Some(x) = args.invitations { builder.add_invitations(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn invitations(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyInvitation<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyInvitation>>>>(PartyInvitationListResult::VT_INVITATIONS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationListResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<PartyInvitation>>>>("invitations", Self::VT_INVITATIONS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationListResultArgs<'a> {
+    pub invitations: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartyInvitation<'a>>>>>,
+}
+impl<'a> Default for PartyInvitationListResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationListResultArgs {
+      invitations: None,
+    }
+  }
+}
+
+pub struct PartyInvitationListResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationListResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_invitations(&mut self, invitations: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<PartyInvitation<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInvitationListResult::VT_INVITATIONS, invitations);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationListResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationListResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationListResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationListResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationListResult");
+      ds.field("invitations", &self.invitations());
+      ds.finish()
+  }
+}
+pub enum PartyCodeOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reply to PartyCodeGet and PartyCodeRegenerate: 6 characters of 23456789ABCDEFGHJKMNPQRSTUVWXYZ.
+pub struct PartyCode<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyCode<'a> {
+  type Inner = PartyCode<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyCode<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_CODE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyCode { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyCodeArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyCode<'bldr>> {
+    let mut builder = PartyCodeBuilder::new(_fbb);
+    if let Some(x) = args.code { builder.add_code(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyCode::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn code(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyCode::VT_CODE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyCode<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("code", Self::VT_CODE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyCodeArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub code: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyCodeArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyCodeArgs {
+      party_id: None,
+      code: None,
+    }
+  }
+}
+
+pub struct PartyCodeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyCodeBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyCode::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_code(&mut self, code: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyCode::VT_CODE, code);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyCodeBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyCodeBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyCode<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyCode<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyCode");
+      ds.field("party_id", &self.party_id());
+      ds.field("code", &self.code());
+      ds.finish()
+  }
+}
+pub enum PartyInvitedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event to every session of the invitee (also to one that connects while it is pending, after
+/// its Welcome and own status event), sent again when the invitation is refreshed.
+pub struct PartyInvited<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvited<'a> {
+  type Inner = PartyInvited<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvited<'a> {
+  pub const VT_INVITATION: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvited { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvited<'bldr>> {
+    let mut builder = PartyInvitedBuilder::new(_fbb);
+    if let Some(x) = args.invitation { builder.add_invitation(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn invitation(&self) -> Option<PartyInvitation<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<PartyInvitation>>(PartyInvited::VT_INVITATION, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvited<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<PartyInvitation>>("invitation", Self::VT_INVITATION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitedArgs<'a> {
+    pub invitation: Option<::flatbuffers::WIPOffset<PartyInvitation<'a>>>,
+}
+impl<'a> Default for PartyInvitedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitedArgs {
+      invitation: None,
+    }
+  }
+}
+
+pub struct PartyInvitedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_invitation(&mut self, invitation: ::flatbuffers::WIPOffset<PartyInvitation<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<PartyInvitation>>(PartyInvited::VT_INVITATION, invitation);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvited<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvited<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvited");
+      ds.field("invitation", &self.invitation());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationSentOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event to every member session: `inviter` invited `invitee` (sent again on a refresh).
+pub struct PartyInvitationSent<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationSent<'a> {
+  type Inner = PartyInvitationSent<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationSent<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INVITEE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_INVITER: ::flatbuffers::VOffsetT = 8;
+  pub const VT_EXPIRES_AT: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationSent { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationSentArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationSent<'bldr>> {
+    let mut builder = PartyInvitationSentBuilder::new(_fbb);
+    builder.add_expires_at(args.expires_at);
+    if let Some(x) = args.inviter { builder.add_inviter(x); }
+    if let Some(x) = args.invitee { builder.add_invitee(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInvitationSent::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn invitee(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInvitationSent::VT_INVITEE, None)}
+  }
+  #[inline]
+  pub fn inviter(&self) -> Option<Presence<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Presence>>(PartyInvitationSent::VT_INVITER, None)}
+  }
+  #[inline]
+  pub fn expires_at(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(PartyInvitationSent::VT_EXPIRES_AT, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationSent<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("invitee", Self::VT_INVITEE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Presence>>("inviter", Self::VT_INVITER, false)?
+     .visit_field::<u64>("expires_at", Self::VT_EXPIRES_AT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationSentArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub invitee: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub inviter: Option<::flatbuffers::WIPOffset<Presence<'a>>>,
+    pub expires_at: u64,
+}
+impl<'a> Default for PartyInvitationSentArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationSentArgs {
+      party_id: None,
+      invitee: None,
+      inviter: None,
+      expires_at: 0,
+    }
+  }
+}
+
+pub struct PartyInvitationSentBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationSentBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInvitationSent::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_invitee(&mut self, invitee: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInvitationSent::VT_INVITEE, invitee);
+  }
+  #[inline]
+  pub fn add_inviter(&mut self, inviter: ::flatbuffers::WIPOffset<Presence<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Presence>>(PartyInvitationSent::VT_INVITER, inviter);
+  }
+  #[inline]
+  pub fn add_expires_at(&mut self, expires_at: u64) {
+    self.fbb_.push_slot::<u64>(PartyInvitationSent::VT_EXPIRES_AT, expires_at, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationSentBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationSentBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationSent<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationSent<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationSent");
+      ds.field("party_id", &self.party_id());
+      ds.field("invitee", &self.invitee());
+      ds.field("inviter", &self.inviter());
+      ds.field("expires_at", &self.expires_at());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationRejectedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event to every member session: the invitee rejected the invitation.
+pub struct PartyInvitationRejected<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationRejected<'a> {
+  type Inner = PartyInvitationRejected<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationRejected<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INVITEE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationRejected { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationRejectedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationRejected<'bldr>> {
+    let mut builder = PartyInvitationRejectedBuilder::new(_fbb);
+    if let Some(x) = args.invitee { builder.add_invitee(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInvitationRejected::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn invitee(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInvitationRejected::VT_INVITEE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationRejected<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("invitee", Self::VT_INVITEE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationRejectedArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub invitee: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PartyInvitationRejectedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationRejectedArgs {
+      party_id: None,
+      invitee: None,
+    }
+  }
+}
+
+pub struct PartyInvitationRejectedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationRejectedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInvitationRejected::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_invitee(&mut self, invitee: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInvitationRejected::VT_INVITEE, invitee);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationRejectedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationRejectedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationRejected<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationRejected<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationRejected");
+      ds.field("party_id", &self.party_id());
+      ds.field("invitee", &self.invitee());
+      ds.finish()
+  }
+}
+pub enum PartyInvitationEndedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event: an invitation ended. To the invitee's sessions and the members when it expired or was
+/// cancelled; to the invitee's other sessions when one of them accepted or rejected it; to the
+/// invitee's sessions when the party ended.
+pub struct PartyInvitationEnded<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartyInvitationEnded<'a> {
+  type Inner = PartyInvitationEnded<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartyInvitationEnded<'a> {
+  pub const VT_PARTY_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INVITEE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartyInvitationEnded { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartyInvitationEndedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartyInvitationEnded<'bldr>> {
+    let mut builder = PartyInvitationEndedBuilder::new(_fbb);
+    if let Some(x) = args.invitee { builder.add_invitee(x); }
+    if let Some(x) = args.party_id { builder.add_party_id(x); }
+    builder.add_reason(args.reason);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party_id(&self) -> Option<&'a PartyId> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyId>(PartyInvitationEnded::VT_PARTY_ID, None)}
+  }
+  #[inline]
+  pub fn invitee(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartyInvitationEnded::VT_INVITEE, None)}
+  }
+  #[inline]
+  pub fn reason(&self) -> PartyInvitationEndReason {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PartyInvitationEndReason>(PartyInvitationEnded::VT_REASON, Some(PartyInvitationEndReason::Unspecified)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartyInvitationEnded<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PartyId>("party_id", Self::VT_PARTY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("invitee", Self::VT_INVITEE, false)?
+     .visit_field::<PartyInvitationEndReason>("reason", Self::VT_REASON, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartyInvitationEndedArgs<'a> {
+    pub party_id: Option<&'a PartyId>,
+    pub invitee: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub reason: PartyInvitationEndReason,
+}
+impl<'a> Default for PartyInvitationEndedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartyInvitationEndedArgs {
+      party_id: None,
+      invitee: None,
+      reason: PartyInvitationEndReason::Unspecified,
+    }
+  }
+}
+
+pub struct PartyInvitationEndedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartyInvitationEndedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party_id(&mut self, party_id: &PartyId) {
+    self.fbb_.push_slot_always::<&PartyId>(PartyInvitationEnded::VT_PARTY_ID, party_id);
+  }
+  #[inline]
+  pub fn add_invitee(&mut self, invitee: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartyInvitationEnded::VT_INVITEE, invitee);
+  }
+  #[inline]
+  pub fn add_reason(&mut self, reason: PartyInvitationEndReason) {
+    self.fbb_.push_slot::<PartyInvitationEndReason>(PartyInvitationEnded::VT_REASON, reason, PartyInvitationEndReason::Unspecified);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartyInvitationEndedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartyInvitationEndedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartyInvitationEnded<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartyInvitationEnded<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartyInvitationEnded");
+      ds.field("party_id", &self.party_id());
+      ds.field("invitee", &self.invitee());
+      ds.field("reason", &self.reason());
+      ds.finish()
+  }
+}
+pub enum PartySnapshotOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Event (L-9) to member sessions that connected with `?snapshots=true`: the whole party after
+/// the delta events of every change, including changes the session caused.
+pub struct PartySnapshot<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartySnapshot<'a> {
+  type Inner = PartySnapshot<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartySnapshot<'a> {
+  pub const VT_PARTY: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartySnapshot { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartySnapshotArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartySnapshot<'bldr>> {
+    let mut builder = PartySnapshotBuilder::new(_fbb);
+    if let Some(x) = args.party { builder.add_party(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn party(&self) -> Option<PartyInfo<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<PartyInfo>>(PartySnapshot::VT_PARTY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartySnapshot<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<PartyInfo>>("party", Self::VT_PARTY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartySnapshotArgs<'a> {
+    pub party: Option<::flatbuffers::WIPOffset<PartyInfo<'a>>>,
+}
+impl<'a> Default for PartySnapshotArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartySnapshotArgs {
+      party: None,
+    }
+  }
+}
+
+pub struct PartySnapshotBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartySnapshotBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_party(&mut self, party: ::flatbuffers::WIPOffset<PartyInfo<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<PartyInfo>>(PartySnapshot::VT_PARTY, party);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartySnapshotBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartySnapshotBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartySnapshot<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartySnapshot<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartySnapshot");
+      ds.field("party", &self.party());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -6262,6 +8715,231 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invite(&self) -> Option<PartyInvite<'a>> {
+    if self.message_type() == Message::PartyInvite {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvite::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_cancel(&self) -> Option<PartyInvitationCancel<'a>> {
+    if self.message_type() == Message::PartyInvitationCancel {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationCancel::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_accept(&self) -> Option<PartyInvitationAccept<'a>> {
+    if self.message_type() == Message::PartyInvitationAccept {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationAccept::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_reject(&self) -> Option<PartyInvitationReject<'a>> {
+    if self.message_type() == Message::PartyInvitationReject {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationReject::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_list(&self) -> Option<PartyInvitationList<'a>> {
+    if self.message_type() == Message::PartyInvitationList {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationList::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_code_get(&self) -> Option<PartyCodeGet<'a>> {
+    if self.message_type() == Message::PartyCodeGet {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyCodeGet::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_code_regenerate(&self) -> Option<PartyCodeRegenerate<'a>> {
+    if self.message_type() == Message::PartyCodeRegenerate {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyCodeRegenerate::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_join_by_code(&self) -> Option<PartyJoinByCode<'a>> {
+    if self.message_type() == Message::PartyJoinByCode {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyJoinByCode::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_list_result(&self) -> Option<PartyInvitationListResult<'a>> {
+    if self.message_type() == Message::PartyInvitationListResult {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationListResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_code(&self) -> Option<PartyCode<'a>> {
+    if self.message_type() == Message::PartyCode {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyCode::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invited(&self) -> Option<PartyInvited<'a>> {
+    if self.message_type() == Message::PartyInvited {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvited::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_sent(&self) -> Option<PartyInvitationSent<'a>> {
+    if self.message_type() == Message::PartyInvitationSent {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationSent::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_rejected(&self) -> Option<PartyInvitationRejected<'a>> {
+    if self.message_type() == Message::PartyInvitationRejected {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationRejected::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_invitation_ended(&self) -> Option<PartyInvitationEnded<'a>> {
+    if self.message_type() == Message::PartyInvitationEnded {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartyInvitationEnded::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn message_as_party_snapshot(&self) -> Option<PartySnapshot<'a>> {
+    if self.message_type() == Message::PartySnapshot {
+      self.message().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PartySnapshot::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -6310,6 +8988,21 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Message::StatusPresenceEvent => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatusPresenceEvent>>("Message::StatusPresenceEvent", pos),
           Message::PartySearch => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartySearch>>("Message::PartySearch", pos),
           Message::PartySearchResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartySearchResult>>("Message::PartySearchResult", pos),
+          Message::PartyInvite => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvite>>("Message::PartyInvite", pos),
+          Message::PartyInvitationCancel => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationCancel>>("Message::PartyInvitationCancel", pos),
+          Message::PartyInvitationAccept => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationAccept>>("Message::PartyInvitationAccept", pos),
+          Message::PartyInvitationReject => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationReject>>("Message::PartyInvitationReject", pos),
+          Message::PartyInvitationList => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationList>>("Message::PartyInvitationList", pos),
+          Message::PartyCodeGet => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyCodeGet>>("Message::PartyCodeGet", pos),
+          Message::PartyCodeRegenerate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyCodeRegenerate>>("Message::PartyCodeRegenerate", pos),
+          Message::PartyJoinByCode => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyJoinByCode>>("Message::PartyJoinByCode", pos),
+          Message::PartyInvitationListResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationListResult>>("Message::PartyInvitationListResult", pos),
+          Message::PartyCode => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyCode>>("Message::PartyCode", pos),
+          Message::PartyInvited => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvited>>("Message::PartyInvited", pos),
+          Message::PartyInvitationSent => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationSent>>("Message::PartyInvitationSent", pos),
+          Message::PartyInvitationRejected => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationRejected>>("Message::PartyInvitationRejected", pos),
+          Message::PartyInvitationEnded => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartyInvitationEnded>>("Message::PartyInvitationEnded", pos),
+          Message::PartySnapshot => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartySnapshot>>("Message::PartySnapshot", pos),
           _ => Ok(()),
         }
      })?
@@ -6625,6 +9318,111 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Message::PartySearchResult => {
           if let Some(x) = self.message_as_party_search_result() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvite => {
+          if let Some(x) = self.message_as_party_invite() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationCancel => {
+          if let Some(x) = self.message_as_party_invitation_cancel() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationAccept => {
+          if let Some(x) = self.message_as_party_invitation_accept() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationReject => {
+          if let Some(x) = self.message_as_party_invitation_reject() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationList => {
+          if let Some(x) = self.message_as_party_invitation_list() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyCodeGet => {
+          if let Some(x) = self.message_as_party_code_get() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyCodeRegenerate => {
+          if let Some(x) = self.message_as_party_code_regenerate() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyJoinByCode => {
+          if let Some(x) = self.message_as_party_join_by_code() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationListResult => {
+          if let Some(x) = self.message_as_party_invitation_list_result() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyCode => {
+          if let Some(x) = self.message_as_party_code() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvited => {
+          if let Some(x) = self.message_as_party_invited() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationSent => {
+          if let Some(x) = self.message_as_party_invitation_sent() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationRejected => {
+          if let Some(x) = self.message_as_party_invitation_rejected() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartyInvitationEnded => {
+          if let Some(x) = self.message_as_party_invitation_ended() {
+            ds.field("message", &x)
+          } else {
+            ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Message::PartySnapshot => {
+          if let Some(x) = self.message_as_party_snapshot() {
             ds.field("message", &x)
           } else {
             ds.field("message", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -6,7 +6,7 @@
 //! # Rooms
 //!
 //! - One file per message family, as the core has them: `connection.rs` (welcome, errors,
-//!   ping/pong), `party.rs`, `status.rs`, `search.rs`. Each lists the union members it claims,
+//!   ping/pong), `party.rs`, `status.rs`, `search.rs`, `lobby.rs` (invitations, codes, snapshots). Each lists the union members it claims,
 //!   with their decoders; `dispatch.rs` joins the lists into one table indexed by union tag, and a
 //!   test fails when a member of the schema's `Message` is claimed by no family or by two.
 //! - `envelope.rs`: the file identifier ("HUDL", written on every frame, optional on input) and
@@ -16,6 +16,7 @@
 //!   schema's codes.
 //! - `codec.rs`: the [`Codec`] interface a connection's codec implements, and
 //!   [`FlatBuffersCodec`], this module behind it.
+//! - `nakama/`: Nakama's realtime JSON (SPEC K-1), a second codec behind the same interface.
 //!
 //! # Codecs per connection
 //!
@@ -34,8 +35,9 @@
 //!   an ack and a `party` message); send them in order.
 //! - **`Output::Event { event, recipients }`**: for each [`CodecKind`] in use among the recipients,
 //!   `codecs.encode_event(kind, &event, sole, emit)` once, where `sole` is the connection's
-//!   `ConnCodec` when exactly one recipient speaks that codec (a codec may tailor a one-recipient
-//!   event, as Nakama's `party` message names its `self`) and `None` otherwise. Frame each emitted
+//!   `ConnCodec` when the event has exactly one recipient (a codec may learn from a one-recipient
+//!   event: the JSON codec keeps the session's own presence from its welcome) and `None`
+//!   otherwise. Frame each emitted
 //!   payload once and queue a clone of the framed bytes for every recipient of that codec. A codec
 //!   may emit nothing (JSON sessions get no huddle-only events, no welcome).
 //!
@@ -57,6 +59,7 @@ mod dispatch;
 mod envelope;
 mod errors;
 mod fields;
+mod lobby;
 pub mod nakama;
 mod party;
 mod search;
@@ -175,6 +178,7 @@ impl Encoder {
             Ok(Reply::Pong) => self.pong(),
             Ok(Reply::Party(reply)) => self.party_reply(reply),
             Ok(Reply::Status(reply)) => self.status_reply(reply),
+            Ok(Reply::Lobby(reply)) => self.lobby_reply(reply),
             Err(error) => self.error_body(error.code(), &error.to_string()),
         };
         self.finish(cid, body)
@@ -200,6 +204,7 @@ impl Encoder {
             Event::Welcome { presence } => self.welcome(presence),
             Event::Party(event) => self.party_event(event),
             Event::Status(event) => self.status_event(event),
+            Event::Lobby(event) => self.lobby_event(event),
             Event::PartyDataRefused { party_id, error } => {
                 let text = format!("party data for party {party_id} refused: {error}");
                 self.error_body(error.code(), &text)
@@ -215,6 +220,7 @@ impl Encoder {
             Request::Ping => self.ping(),
             Request::Party(request) => self.party_request(request),
             Request::Status(request) => self.status_request(request),
+            Request::Lobby(request) => self.lobby_request(request),
         };
         self.finish(cid, body)
     }

@@ -3,11 +3,14 @@
 
 use super::dispatch::{Claim, Claims};
 use super::fields::{
-    party_id_from_wire, party_id_to_wire, presence_from_wire, presences_from_wire, toggle_from_wire, toggle_to_wire,
+    invite_strategy_from_wire, invite_strategy_to_wire, join_strategy_from_wire, join_strategy_to_wire,
+    lobby_settings_from_wire, party_id_from_wire, party_id_to_wire, presence_from_wire, presences_from_wire,
+    toggle_from_wire, toggle_to_wire,
 };
 use super::{fb, Body, DecodeError, Encoder, ServerMessage};
 use crate::core::{
-    Cid, Event, PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary, RemovedReason, Reply, Request,
+    Cid, Event, LobbySettings, LobbySettingsPatch, PartyEvent, PartyReply, PartyRequest, PartySnapshot, PartySummary,
+    RemovedReason, Reply, Request,
 };
 use bytes::Bytes;
 
@@ -52,11 +55,17 @@ fn party(request: PartyRequest) -> Result<Request, DecodeError> {
 
 fn decode_create(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, DecodeError> {
     let m = body(envelope.message_as_party_create())?;
+    // L-4: an unset strategy is the default one.
+    let lobby = LobbySettings {
+        join_strategy: join_strategy_from_wire(m.join_strategy(), "join_strategy")?.unwrap_or_default(),
+        invite_strategy: invite_strategy_from_wire(m.invite_strategy(), "invite_strategy")?.unwrap_or_default(),
+    };
     party(PartyRequest::Create {
         open: m.open(),
         max_size: m.max_size(),
         label: m.label().unwrap_or_default().to_owned(),
         hidden: m.hidden(),
+        lobby,
     })
 }
 
@@ -115,6 +124,10 @@ fn decode_update(envelope: &fb::Envelope<'_>, _: &Bytes) -> Result<Request, Deco
         open: toggle_from_wire(m.open(), "open")?,
         hidden: toggle_from_wire(m.hidden(), "hidden")?,
         label: m.label().map(str::to_owned),
+        lobby: LobbySettingsPatch {
+            join_strategy: join_strategy_from_wire(m.join_strategy(), "join_strategy")?,
+            invite_strategy: invite_strategy_from_wire(m.invite_strategy(), "invite_strategy")?,
+        },
     })
 }
 
@@ -136,7 +149,7 @@ fn event(event: PartyEvent) -> Result<ServerMessage, DecodeError> {
     Ok(ServerMessage::Event(Event::Party(event)))
 }
 
-fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnapshot, DecodeError> {
+pub(super) fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnapshot, DecodeError> {
     Ok(PartySnapshot {
         party_id: party_id_from_wire(info.party_id())?,
         open: info.open(),
@@ -145,11 +158,27 @@ fn party_info_from_wire(info: fb::PartyInfo<'_>) -> Result<PartySnapshot, Decode
         label: info.label().unwrap_or_default().to_owned(),
         leader: presence_from_wire(info.leader(), "leader")?,
         members: presences_from_wire(info.members())?,
+        lobby: lobby_settings_from_wire(info.join_strategy(), info.invite_strategy())?,
+        version: info.version(),
+    })
+}
+
+pub(super) fn party_summary_from_wire(s: fb::PartySummary<'_>) -> Result<PartySummary, DecodeError> {
+    Ok(PartySummary {
+        party_id: party_id_from_wire(s.party_id())?,
+        open: s.open(),
+        hidden: s.hidden(),
+        max_size: s.max_size(),
+        member_count: s.member_count(),
+        label: s.label().unwrap_or_default().to_owned(),
+        leader: presence_from_wire(s.leader(), "leader")?,
+        lobby: lobby_settings_from_wire(s.join_strategy(), s.invite_strategy())?,
+        version: s.version(),
     })
 }
 
 fn decode_info(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
-    reply(envelope, PartyReply::Info(party_info_from_wire(body(envelope.message_as_party_info())?)?))
+    reply(envelope, PartyReply::Info(Box::new(party_info_from_wire(body(envelope.message_as_party_info())?)?)))
 }
 
 fn decode_join_pending(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
@@ -177,15 +206,7 @@ fn decode_my_list_result(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, D
     let m = body(envelope.message_as_party_my_list_result())?;
     let mut parties = Vec::new();
     for s in m.parties().iter().flatten() {
-        parties.push(PartySummary {
-            party_id: party_id_from_wire(s.party_id())?,
-            open: s.open(),
-            hidden: s.hidden(),
-            max_size: s.max_size(),
-            member_count: s.member_count(),
-            label: s.label().unwrap_or_default().to_owned(),
-            leader: presence_from_wire(s.leader(), "leader")?,
-        });
+        parties.push(party_summary_from_wire(s)?);
     }
     reply(envelope, PartyReply::MyParties(parties))
 }
@@ -196,6 +217,7 @@ fn decode_presence_event(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, D
         party_id: party_id_from_wire(m.party_id())?,
         joins: presences_from_wire(m.joins())?,
         leaves: presences_from_wire(m.leaves())?,
+        version: m.version(),
     })
 }
 
@@ -212,6 +234,7 @@ fn decode_leader(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeErr
     event(PartyEvent::Leader {
         party_id: party_id_from_wire(m.party_id())?,
         leader: presence_from_wire(m.leader(), "leader")?,
+        version: m.version(),
     })
 }
 
@@ -221,9 +244,11 @@ fn decode_removed(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeEr
         fb::PartyRemovedReason::Kicked => RemovedReason::Kicked,
         fb::PartyRemovedReason::Closed => RemovedReason::Closed,
         fb::PartyRemovedReason::Rejected => RemovedReason::Rejected,
+        fb::PartyRemovedReason::Moved => RemovedReason::Moved,
+        fb::PartyRemovedReason::ClosedByAdmin => RemovedReason::ClosedByAdmin,
         other => return Err(DecodeError::UnknownEnumValue { field: "reason", value: other.0.into() }),
     };
-    event(PartyEvent::Removed { party_id: party_id_from_wire(m.party_id())?, reason })
+    event(PartyEvent::Removed { party_id: party_id_from_wire(m.party_id())?, reason, version: m.version() })
 }
 
 fn decode_data(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
@@ -244,12 +269,14 @@ fn decode_updated(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeEr
         hidden: m.hidden(),
         max_size: m.max_size(),
         label: m.label().unwrap_or_default().to_owned(),
+        lobby: lobby_settings_from_wire(m.join_strategy(), m.invite_strategy())?,
+        version: m.version(),
     })
 }
 
 fn decode_joined(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, DecodeError> {
     let m = body(envelope.message_as_party_joined())?;
-    event(PartyEvent::Joined(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?))
+    event(PartyEvent::Joined(Box::new(party_info_from_wire(m.party().ok_or(DecodeError::MissingField("party"))?)?)))
 }
 
 // ---- encoding ----
@@ -259,11 +286,13 @@ fn reason_to_wire(reason: RemovedReason) -> fb::PartyRemovedReason {
         RemovedReason::Kicked => fb::PartyRemovedReason::Kicked,
         RemovedReason::Closed => fb::PartyRemovedReason::Closed,
         RemovedReason::Rejected => fb::PartyRemovedReason::Rejected,
+        RemovedReason::Moved => fb::PartyRemovedReason::Moved,
+        RemovedReason::ClosedByAdmin => fb::PartyRemovedReason::ClosedByAdmin,
     }
 }
 
 impl Encoder {
-    fn party_info(&mut self, snapshot: &PartySnapshot) -> flatbuffers::WIPOffset<fb::PartyInfo<'static>> {
+    pub(super) fn party_info(&mut self, snapshot: &PartySnapshot) -> flatbuffers::WIPOffset<fb::PartyInfo<'static>> {
         let label = self.builder.create_string(&snapshot.label);
         let leader = self.presence(&snapshot.leader);
         let members = self.presences(&snapshot.members);
@@ -278,11 +307,17 @@ impl Encoder {
                 label: Some(label),
                 leader: Some(leader),
                 members: Some(members),
+                version: snapshot.version,
+                join_strategy: join_strategy_to_wire(snapshot.lobby.join_strategy),
+                invite_strategy: invite_strategy_to_wire(snapshot.lobby.invite_strategy),
             },
         )
     }
 
-    fn party_summary(&mut self, summary: &PartySummary) -> flatbuffers::WIPOffset<fb::PartySummary<'static>> {
+    pub(super) fn party_summary(
+        &mut self,
+        summary: &PartySummary,
+    ) -> flatbuffers::WIPOffset<fb::PartySummary<'static>> {
         let label = self.builder.create_string(&summary.label);
         let leader = self.presence(&summary.leader);
         let party_id = party_id_to_wire(summary.party_id);
@@ -296,6 +331,9 @@ impl Encoder {
                 member_count: summary.member_count,
                 label: Some(label),
                 leader: Some(leader),
+                version: summary.version,
+                join_strategy: join_strategy_to_wire(summary.lobby.join_strategy),
+                invite_strategy: invite_strategy_to_wire(summary.lobby.invite_strategy),
             },
         )
     }
@@ -338,13 +376,18 @@ impl Encoder {
 
     pub(super) fn party_event(&mut self, event: &PartyEvent) -> Body {
         match event {
-            PartyEvent::Presence { party_id, joins, leaves } => {
+            PartyEvent::Presence { party_id, joins, leaves, version } => {
                 let joins = self.presences(joins);
                 let leaves = self.presences(leaves);
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyPresence::create(
                     &mut self.builder,
-                    &fb::PartyPresenceArgs { party_id: Some(&id), joins: Some(joins), leaves: Some(leaves) },
+                    &fb::PartyPresenceArgs {
+                        party_id: Some(&id),
+                        joins: Some(joins),
+                        leaves: Some(leaves),
+                        version: *version,
+                    },
                 );
                 (fb::Message::PartyPresence, m.as_union_value())
             }
@@ -357,20 +400,20 @@ impl Encoder {
                 );
                 (fb::Message::PartyJoinRequest, m.as_union_value())
             }
-            PartyEvent::Leader { party_id, leader } => {
+            PartyEvent::Leader { party_id, leader, version } => {
                 let leader = self.presence(leader);
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyLeader::create(
                     &mut self.builder,
-                    &fb::PartyLeaderArgs { party_id: Some(&id), leader: Some(leader) },
+                    &fb::PartyLeaderArgs { party_id: Some(&id), leader: Some(leader), version: *version },
                 );
                 (fb::Message::PartyLeader, m.as_union_value())
             }
-            PartyEvent::Removed { party_id, reason } => {
+            PartyEvent::Removed { party_id, reason, version } => {
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyRemoved::create(
                     &mut self.builder,
-                    &fb::PartyRemovedArgs { party_id: Some(&id), reason: reason_to_wire(*reason) },
+                    &fb::PartyRemovedArgs { party_id: Some(&id), reason: reason_to_wire(*reason), version: *version },
                 );
                 (fb::Message::PartyRemoved, m.as_union_value())
             }
@@ -389,7 +432,7 @@ impl Encoder {
                 );
                 (fb::Message::PartyData, m.as_union_value())
             }
-            PartyEvent::Updated { party_id, open, hidden, max_size, label } => {
+            PartyEvent::Updated { party_id, open, hidden, max_size, label, lobby, version } => {
                 let label = self.builder.create_string(label);
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyUpdated::create(
@@ -400,6 +443,9 @@ impl Encoder {
                         hidden: *hidden,
                         max_size: *max_size,
                         label: Some(label),
+                        join_strategy: join_strategy_to_wire(lobby.join_strategy),
+                        invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
+                        version: *version,
                     },
                 );
                 (fb::Message::PartyUpdated, m.as_union_value())
@@ -415,11 +461,18 @@ impl Encoder {
     /// A client's party request body.
     pub(super) fn party_request(&mut self, request: &PartyRequest) -> Body {
         match request {
-            PartyRequest::Create { open, max_size, label, hidden } => {
+            PartyRequest::Create { open, max_size, label, hidden, lobby } => {
                 let label = self.builder.create_string(label);
                 let m = fb::PartyCreate::create(
                     &mut self.builder,
-                    &fb::PartyCreateArgs { open: *open, max_size: *max_size, label: Some(label), hidden: *hidden },
+                    &fb::PartyCreateArgs {
+                        open: *open,
+                        max_size: *max_size,
+                        label: Some(label),
+                        hidden: *hidden,
+                        join_strategy: join_strategy_to_wire(lobby.join_strategy),
+                        invite_strategy: invite_strategy_to_wire(lobby.invite_strategy),
+                    },
                 );
                 (fb::Message::PartyCreate, m.as_union_value())
             }
@@ -482,7 +535,7 @@ impl Encoder {
                 );
                 (fb::Message::PartyDataSend, m.as_union_value())
             }
-            PartyRequest::Update { party_id, open, hidden, label } => {
+            PartyRequest::Update { party_id, open, hidden, label, lobby } => {
                 let label = label.as_deref().map(|l| self.builder.create_string(l));
                 let id = party_id_to_wire(*party_id);
                 let m = fb::PartyUpdate::create(
@@ -492,6 +545,10 @@ impl Encoder {
                         open: toggle_to_wire(*open),
                         hidden: toggle_to_wire(*hidden),
                         label,
+                        join_strategy: lobby.join_strategy.map_or(fb::PartyJoinStrategy::Unset, join_strategy_to_wire),
+                        invite_strategy: lobby
+                            .invite_strategy
+                            .map_or(fb::PartyInviteStrategy::Unset, invite_strategy_to_wire),
                     },
                 );
                 (fb::Message::PartyUpdate, m.as_union_value())
@@ -517,7 +574,7 @@ mod tests {
     use super::super::testing::{hand_built, reply_round_trips, request_round_trips};
     use super::super::{decode_request as decode, decode_server_message as decode_server, verifier_options};
     use super::*;
-    use crate::core::{CoreError, PartyId, Presence, SessionId, UserId, Username};
+    use crate::core::{CoreError, InviteStrategy, JoinStrategy, PartyId, Presence, SessionId, UserId, Username};
 
     fn presence(n: u32) -> Presence {
         Presence {
@@ -542,13 +599,27 @@ mod tests {
             label: r#"{"mode":"ctf"}"#.into(),
             leader: presence(1),
             members: vec![presence(1), presence(2), presence(3)],
+            lobby: LobbySettings {
+                join_strategy: JoinStrategy::NotAllowed,
+                invite_strategy: InviteStrategy::AllMembers,
+            },
+            version: 9,
         }
     }
 
     #[test]
     fn every_party_request_round_trips() {
         let requests = vec![
-            PartyRequest::Create { open: true, max_size: 300, label: r#"{"a":1}"#.into(), hidden: false },
+            PartyRequest::Create {
+                open: true,
+                max_size: 300,
+                label: r#"{"a":1}"#.into(),
+                hidden: false,
+                lobby: LobbySettings {
+                    join_strategy: JoinStrategy::InvitedOnly,
+                    invite_strategy: InviteStrategy::LeaderOnly,
+                },
+            },
             PartyRequest::Join { party_id: ID },
             PartyRequest::JoinRequests { party_id: ID },
             PartyRequest::Accept { party_id: ID, presence: presence(4) },
@@ -558,8 +629,34 @@ mod tests {
             PartyRequest::Close { party_id: ID },
             PartyRequest::Data { party_id: ID, op_code: -7, data: Bytes::from_static(b"hello party") },
             PartyRequest::Data { party_id: ID, op_code: i64::MAX, data: Bytes::new() },
-            PartyRequest::Update { party_id: ID, open: Some(false), hidden: None, label: Some(String::new()) },
-            PartyRequest::Update { party_id: ID, open: None, hidden: Some(true), label: None },
+            PartyRequest::Update {
+                party_id: ID,
+                open: Some(false),
+                hidden: None,
+                label: Some(String::new()),
+                lobby: Default::default(),
+            },
+            PartyRequest::Update {
+                party_id: ID,
+                open: None,
+                hidden: Some(true),
+                label: None,
+                lobby: Default::default(),
+            },
+            PartyRequest::Update {
+                party_id: ID,
+                open: None,
+                hidden: None,
+                label: None,
+                lobby: LobbySettingsPatch { join_strategy: Some(JoinStrategy::NotAllowed), invite_strategy: None },
+            },
+            PartyRequest::Update {
+                party_id: ID,
+                open: None,
+                hidden: None,
+                label: None,
+                lobby: LobbySettingsPatch { join_strategy: None, invite_strategy: Some(InviteStrategy::LeaderOnly) },
+            },
             PartyRequest::Get { party_id: ID },
             PartyRequest::MyParties,
         ];
@@ -599,9 +696,11 @@ mod tests {
             member_count: 2,
             label: String::new(),
             leader: presence(2),
+            lobby: LobbySettings::default(),
+            version: 1,
         };
         let replies = vec![
-            PartyReply::Info(snapshot()),
+            PartyReply::Info(Box::new(snapshot())),
             PartyReply::JoinPending { party_id: ID },
             PartyReply::JoinRequests { party_id: ID, presences: vec![presence(7), presence(8)] },
             PartyReply::JoinRequests { party_id: ID, presences: vec![] },
@@ -617,16 +716,29 @@ mod tests {
     #[test]
     fn every_party_event_round_trips() {
         let events = vec![
-            PartyEvent::Presence { party_id: ID, joins: vec![presence(1)], leaves: vec![] },
-            PartyEvent::Presence { party_id: ID, joins: vec![], leaves: vec![presence(2), presence(3)] },
+            PartyEvent::Presence { party_id: ID, joins: vec![presence(1)], leaves: vec![], version: 2 },
+            PartyEvent::Presence { party_id: ID, joins: vec![], leaves: vec![presence(2), presence(3)], version: 3 },
             PartyEvent::JoinRequest { party_id: ID, presences: vec![presence(4)] },
-            PartyEvent::Leader { party_id: ID, leader: presence(5) },
-            PartyEvent::Removed { party_id: ID, reason: RemovedReason::Kicked },
-            PartyEvent::Removed { party_id: ID, reason: RemovedReason::Closed },
-            PartyEvent::Removed { party_id: ID, reason: RemovedReason::Rejected },
+            PartyEvent::Leader { party_id: ID, leader: presence(5), version: 4 },
+            PartyEvent::Removed { party_id: ID, reason: RemovedReason::Kicked, version: 5 },
+            PartyEvent::Removed { party_id: ID, reason: RemovedReason::Closed, version: 6 },
+            PartyEvent::Removed { party_id: ID, reason: RemovedReason::Rejected, version: 7 },
+            PartyEvent::Removed { party_id: ID, reason: RemovedReason::Moved, version: 8 },
+            PartyEvent::Removed { party_id: ID, reason: RemovedReason::ClosedByAdmin, version: 9 },
             PartyEvent::Data { party_id: ID, sender: presence(6), op_code: 42, data: Bytes::from_static(&[0, 1, 2]) },
-            PartyEvent::Updated { party_id: ID, open: false, hidden: true, max_size: 256, label: String::new() },
-            PartyEvent::Joined(snapshot()),
+            PartyEvent::Updated {
+                party_id: ID,
+                open: false,
+                hidden: true,
+                max_size: 256,
+                label: String::new(),
+                lobby: LobbySettings {
+                    join_strategy: JoinStrategy::FriendsOfLeader,
+                    invite_strategy: InviteStrategy::LeaderOnly,
+                },
+                version: u64::MAX,
+            },
+            PartyEvent::Joined(Box::new(snapshot())),
         ];
         let mut encoder = Encoder::new();
         for e in events {
@@ -703,6 +815,7 @@ mod tests {
                 open: open.map(|b| b == 1),
                 hidden: hidden.map(|b| b == 1),
                 label: None,
+                lobby: Default::default(),
             });
             assert_eq!(decode(&raw_update(open, hidden), &options()), Ok((Cid(31), expected)));
         }

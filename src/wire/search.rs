@@ -49,6 +49,7 @@ fn decode_search_result(envelope: &fb::Envelope<'_>) -> Result<ServerMessage, De
             max_size: l.max_size(),
             member_count: l.member_count(),
             label: l.label().unwrap_or_default().to_owned(),
+            version: l.version(),
         });
     }
     let reply = PartyReply::SearchResult { parties, cursor: m.cursor().map(str::to_owned) };
@@ -87,6 +88,7 @@ impl Encoder {
                         max_size: listing.max_size,
                         member_count: listing.member_count,
                         label: Some(label),
+                        version: listing.version,
                     },
                 )
             })
@@ -141,6 +143,7 @@ mod tests {
                         max_size: 8,
                         member_count: 3,
                         label: r#"{"a":1}"#.into(),
+                        version: 3,
                     },
                     PartyListing {
                         party_id: PartyId(2),
@@ -148,6 +151,7 @@ mod tests {
                         max_size: 256,
                         member_count: 256,
                         label: "".into(),
+                        version: u64::MAX,
                     },
                 ],
                 cursor: Some("AQ".into()),

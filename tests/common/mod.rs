@@ -3,23 +3,28 @@
 //! fails instead of hanging CI. Waits are deadlines on observable state, never sleeps.
 #![allow(dead_code)]
 
+use huddle::admin::AdminKey;
 use huddle::auth::{self, Claims, TokenKey};
 use huddle::client::{Client, ClientError};
 use huddle::core::ConnectOptions;
 use huddle::limits::Limits;
-use huddle::net::{Server, ServerConfig, ServerHandle, StatsSnapshot};
+use huddle::net::{AdminConfig, Server, ServerConfig, ServerHandle, StatsSnapshot};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const KEY: &str = "e2e-test-key";
+/// The admin API key of servers started with [`TestServer::with_admin`].
+pub const ADMIN_KEY: &str = "e2e-admin-key";
 /// Longest any single wait in a test may take before it counts as a failure.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub handle: ServerHandle,
     pub addr: String,
+    /// The admin listener's address (servers started with [`TestServer::with_admin`]).
+    pub admin_addr: Option<String>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     _watchdog: Watchdog,
 }
@@ -30,12 +35,47 @@ impl TestServer {
     }
 
     pub fn with_limits(limits: Limits) -> TestServer {
-        let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), limits, token_key: TokenKey::new(KEY) };
+        TestServer::with_config(limits, None, None)
+    }
+
+    /// A server that also serves the admin API on 127.0.0.1:0 with [`ADMIN_KEY`].
+    pub fn with_admin(limits: Limits) -> TestServer {
+        TestServer::with_admin_config(limits, "127.0.0.1:0", false)
+    }
+
+    /// [`TestServer::with_admin`] with the admin listener on `admin_listen` and the lobby
+    /// playground (`--playground`) on or off.
+    pub fn with_admin_config(limits: Limits, admin_listen: &str, playground: bool) -> TestServer {
+        let admin =
+            AdminConfig { listen: admin_listen.parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()), playground };
+        TestServer::with_config(limits, Some(admin), None)
+    }
+
+    /// [`TestServer::with_admin`], appending party history to `history_file`.
+    pub fn with_admin_and_history(limits: Limits, history_file: &std::path::Path) -> TestServer {
+        TestServer::with_config(limits, Some(admin_config()), Some(history_file.to_owned()))
+    }
+
+    fn with_config(limits: Limits, admin: Option<AdminConfig>, history_file: Option<std::path::PathBuf>) -> TestServer {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            limits,
+            token_key: TokenKey::new(KEY),
+            admin,
+            history_file,
+        };
         let server = Server::bind(config).expect("bind 127.0.0.1:0");
         let handle = server.handle();
         let addr = handle.local_addr().to_string();
+        let admin_addr = handle.admin_addr().map(|a| a.to_string());
         let thread = std::thread::Builder::new().name("huddle-test-server".into()).spawn(move || server.run()).unwrap();
-        TestServer { handle, addr, thread: Some(thread), _watchdog: Watchdog::start(Duration::from_secs(120)) }
+        TestServer {
+            handle,
+            addr,
+            admin_addr,
+            thread: Some(thread),
+            _watchdog: Watchdog::start(Duration::from_secs(120)),
+        }
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -88,6 +128,35 @@ impl Drop for TestServer {
             }
         }
     }
+}
+
+fn admin_config() -> AdminConfig {
+    AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), key: AdminKey::new(ADMIN_KEY.as_bytes()), playground: false }
+}
+
+/// The value of a party request that must succeed.
+pub fn ok<T: std::fmt::Debug>(result: huddle::client::PartyResult<T>) -> T {
+    match result {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => panic!("request failed: {error:?}"),
+        Err(e) => panic!("transport failed: {e}"),
+    }
+}
+
+/// Every party event that reached `client` before a Pong to a fresh Ping: the server answers in
+/// order, so once another connection's request was answered, the events it caused for `client`
+/// are ahead of that Pong.
+pub fn drain(client: &mut Client) -> Vec<huddle::core::PartyEvent> {
+    use huddle::core::{Event, Reply, Request};
+    assert_eq!(client.request(&Request::Ping).unwrap(), Ok(Reply::Pong));
+    client
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Party(e) => e,
+            other => panic!("unexpected non-party event {other:?}"),
+        })
+        .collect()
 }
 
 pub fn username_of(user_id: &str) -> String {

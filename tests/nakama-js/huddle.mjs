@@ -24,7 +24,7 @@ const LOG_KEPT_BYTES = 64 * 1024;
 export async function startHuddle(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'huddle-nakama-js-'));
   const keyFile = join(dir, 'token.key');
-  const child = spawn(HUDDLE_BIN, ['serve', '--listen', '127.0.0.1:0', '--key-file', keyFile, ...extraArgs], {
+  const child = spawn(HUDDLE_BIN, ['serve', '--listen', '127.0.0.1:0', '--admin-listen', 'off', '--key-file', keyFile, ...extraArgs], {
     env: { ...process.env, RUST_LOG: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -10,14 +10,23 @@
 //! | `settings.rs` | P-1 create and P-10 update: size, open, hidden, label rules |
 //! | `data.rs` | P-9 party data, the hot path: one lookup, one event, no allocation of its own |
 //! | `search.rs` | Q-1 … Q-4 through [`crate::core::search`]: label preparation, index upkeep, search requests |
+//! | `lobby.rs` | the lobby extensions' vocabulary (L-2, L-3, L-4, L-9): settings, requests, replies, huddle-only events; dispatch of a lobby request |
+//! | `invites.rs` | L-2 invitations: invite, refresh, cancel, accept (with L-1's move), reject, list, expiry, delivery on connect |
+//! | `codes.rs` | L-3 party codes: read, regenerate, join by code, and the per-session guessing limit |
+//! | `history.rs` | O-3 history records, built from the change list; the creation order the admin API lists parties in |
+//! | `admin.rs` | O-1 moderation (close, kick) and the operator's views of parties |
 //!
 //! Shape of the tables (`table.rs`):
 //! - `by_id`: each party with its members in join order (so tenure is the index: the first
 //!   member has been there longest) and its pending join requests in arrival order;
 //! - `of_session`: for every session that is in a party or has asked to join one, those parties
-//!   in the order it joined (or asked), so a disconnect finds its parties without a scan.
+//!   in the order it joined (or asked), so a disconnect finds its parties without a scan;
+//! - `invited`: invitee user → the parties that invited it (L-2);
+//! - `by_code`: code → party (L-3).
 //!
-//! Beside them, the search index (`search.rs`) holds every non-hidden party.
+//! Beside them, the search index (`search.rs`) holds every non-hidden party, the code guard
+//! (`codes.rs`) each session's recent wrong codes, and the history (`history.rs`) a record in
+//! progress per party and the most recent finished ones.
 //!
 //! # One contract for every rule
 //!
@@ -33,43 +42,63 @@
 //!
 //! Rules never touch derived state. Every mutation goes through the table (`table.rs`), which
 //! records what changed in which party (created, a member joined or left, the leader changed,
-//! settings changed, the party ended) in one list per request. After the rule returns,
-//! [`Parties::commit`] walks that list once; today it keeps the search index in step, so the
-//! very next search sees the change (Q-3). The features still to come hang on the same walk,
-//! not on the rules:
-//! - party versions (SPEC L-9): +1 for each party named in the list, once per commit however
-//!   many entries or events the request caused;
-//! - `PartySnapshot` events to the sessions that asked for them, after each commit that
-//!   changed their party;
-//! - history records (SPEC O-3): `Created`, `Leader`, `Joined` and `Left` entries with
-//!   `ctx.now.wall` give leaders over time and members with join and leave times; `Dissolved`
-//!   carries the end reason.
+//! settings changed, the party ended) in one list per request. Recording moves the party's
+//! version (L-9), once per request however many entries or events it caused. After the rule
+//! returns, [`Parties::commit`] walks that list once (`changes.rs`): it keeps the search index
+//! in step, so the very next search sees the change (Q-3); it ends the invitations a join
+//! consumed or a dissolved party took along (L-2); and it sends `PartySnapshot` events to the
+//! member sessions that asked for them (L-9); and it feeds the history (SPEC O-3, `history.rs`):
+//! `Created`, `Leader`, `Joined` and `Left` entries with `ctx.now.wall` give leaders over time
+//! and members with join and leave times; `Dissolved` carries the end reason.
+//!
+//! # One party per user (L-1)
+//!
+//! With `Limits::one_party_per_user`, every path into a party (create, join, join request, code
+//! join) first asks [`Parties::user_party`] whether the user has a member session anywhere and
+//! refuses with `already in party`; an explicit invitation accept instead moves the user
+//! (`invites.rs`); a leader's accept of a stale join request drops it (`requests.rs`).
 //!
 //! Decisions where SPEC is silent are listed in the README's "Parties" section; the comments
 //! in the rules name them where they are made.
 
+mod admin;
 mod changes;
+mod codes;
 mod data;
+mod history;
+mod invites;
+mod lobby;
 mod membership;
 mod requests;
 mod search;
 mod settings;
 mod table;
 
+pub use lobby::{
+    InvitationEndReason, InviteStrategy, JoinStrategy, LobbyEvent, LobbyReply, LobbyRequest, LobbySettings,
+    LobbySettingsPatch, PartyInvitation,
+};
+
 use super::context::Ctx;
 use super::outbox::Events;
-use super::{CoreError, Event, PartyId, Presence, Reply, SessionId};
+use super::session::Sessions;
+use super::{CoreError, Event, PartyCode, PartyId, Presence, Reply, SessionId, UnixMillis, UserId};
 use crate::limits::Limits;
 use bytes::Bytes;
+use codes::CodeGuard;
+use history::PartyHistory;
 use search::PartySearch;
 pub use search::SearchStats;
 use table::PartyTable;
 
+pub use admin::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
+pub use history::{HistoryEndReason, HistoryLeader, HistoryMember, HistoryQuery, HistoryRecord};
+
 /// A decoded party request (`Request::Party`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum PartyRequest {
-    /// P-1. `label` empty = none.
-    Create { open: bool, max_size: u32, label: String, hidden: bool },
+    /// P-1 (and L-4's strategies in `lobby`). `label` empty = none.
+    Create { open: bool, max_size: u32, label: String, hidden: bool, lobby: LobbySettings },
     /// P-2.
     Join { party_id: PartyId },
     /// P-3, leader only: the pending join requests.
@@ -86,8 +115,15 @@ pub enum PartyRequest {
     Close { party_id: PartyId },
     /// P-9, members only. `data` is a slice of the request frame (no copy).
     Data { party_id: PartyId, op_code: i64, data: Bytes },
-    /// P-10, leader only. `None` keeps the current value; `Some("")` clears the label.
-    Update { party_id: PartyId, open: Option<bool>, hidden: Option<bool>, label: Option<String> },
+    /// P-10 (and L-4's strategies in `lobby`), leader only. `None` keeps the current value;
+    /// `Some("")` clears the label.
+    Update {
+        party_id: PartyId,
+        open: Option<bool>,
+        hidden: Option<bool>,
+        label: Option<String>,
+        lobby: LobbySettingsPatch,
+    },
     /// P-11, members only.
     Get { party_id: PartyId },
     /// P-11: the calling session's parties.
@@ -110,6 +146,10 @@ pub struct PartySnapshot {
     pub leader: Presence,
     /// Join order, longest tenure first.
     pub members: Vec<Presence>,
+    /// L-4 strategies (and Lobby II's settings).
+    pub lobby: LobbySettings,
+    /// L-9: 1 at create, +1 per request (or disconnect) that changed what this snapshot shows.
+    pub version: u64,
 }
 
 /// A party without its member list: what "my parties" returns, so that a session in many large
@@ -124,6 +164,9 @@ pub struct PartySummary {
     pub member_count: u16,
     pub label: String,
     pub leader: Presence,
+    pub lobby: LobbySettings,
+    /// L-9.
+    pub version: u64,
 }
 
 /// One party in a search result (Q-1): what a player needs to pick a party to join.
@@ -135,13 +178,17 @@ pub struct PartyListing {
     pub member_count: u16,
     /// A JSON object, or empty for none.
     pub label: String,
+    /// L-9.
+    pub version: u64,
 }
 
 /// The successful result of a party request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PartyReply {
-    /// Create, open join (or joining a party the session is already in), get.
-    Info(PartySnapshot),
+    /// Create, open join (or joining a party the session is already in), get, accepting an
+    /// invitation, code join. Boxed: the largest reply by far, and every reply travels in the
+    /// outbox's `Output`, which the party-data path moves by value.
+    Info(Box<PartySnapshot>),
     /// A closed party queued the join request.
     JoinPending { party_id: PartyId },
     /// The pending join requests, in arrival order.
@@ -164,25 +211,40 @@ pub enum RemovedReason {
     Closed,
     /// P-3: the leader rejected this join request.
     Rejected,
+    /// L-1: the user accepted an invitation to another party and the server keeps one party
+    /// per user, so this session was taken out first.
+    Moved,
+    /// O-1: an operator closed the party through the admin API (members and requesters).
+    ClosedByAdmin,
 }
 
-/// Party events. Each is queued once with all its recipients.
+/// Party events. Each is queued once with all its recipients. Those about the party's state
+/// carry its `version` after the change (L-9); party data and join requests do not.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PartyEvent {
     /// Members joined or left.
-    Presence { party_id: PartyId, joins: Vec<Presence>, leaves: Vec<Presence> },
+    Presence { party_id: PartyId, joins: Vec<Presence>, leaves: Vec<Presence>, version: u64 },
     /// To the leader: a new join request, or every pending one when it became leader.
     JoinRequest { party_id: PartyId, presences: Vec<Presence> },
     /// The leader changed.
-    Leader { party_id: PartyId, leader: Presence },
+    Leader { party_id: PartyId, leader: Presence, version: u64 },
     /// The recipient is no longer a member (or requester).
-    Removed { party_id: PartyId, reason: RemovedReason },
+    Removed { party_id: PartyId, reason: RemovedReason, version: u64 },
     /// Party data from `sender`.
     Data { party_id: PartyId, sender: Presence, op_code: i64, data: Bytes },
     /// The party's settings after an update.
-    Updated { party_id: PartyId, open: bool, hidden: bool, max_size: u16, label: String },
-    /// To a session whose join request was accepted: the party it is now in.
-    Joined(PartySnapshot),
+    Updated {
+        party_id: PartyId,
+        open: bool,
+        hidden: bool,
+        max_size: u16,
+        label: String,
+        lobby: LobbySettings,
+        version: u64,
+    },
+    /// To a session whose join request was accepted: the party it is now in. Boxed: the largest
+    /// payload by far, and events are moved by value on the party-data path (see `LobbyEvent`).
+    Joined(Box<PartySnapshot>),
 }
 
 /// What a party rule returns, as every feature handler does: its reply wrapped as the core's
@@ -195,10 +257,29 @@ fn done(reply: PartyReply) -> Outcome {
     Ok(Reply::Party(reply))
 }
 
-/// The party tables and the search index over them.
+/// Counters and gauges of the lobby extensions (read by metrics, SPEC O-2).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LobbyStats {
+    /// Code joins with a code no live party has (L-3: `huddle_party_code_misses_total`).
+    pub code_misses_total: u64,
+    /// Code joins refused with 300 because the session had used up its misses.
+    pub code_joins_limited_total: u64,
+    /// Invitations pending now.
+    pub invitations_pending: usize,
+    /// Invitations that expired since the start.
+    pub invitations_expired_total: u64,
+}
+
+/// The party tables, the search index over them, the code guard and the history of parties.
 pub(crate) struct Parties {
     table: PartyTable,
     search: PartySearch,
+    history: PartyHistory,
+    /// L-3: recent wrong codes per session.
+    guard: CodeGuard,
+    /// The parties the current commit changed, in first-change order (a reused buffer).
+    changed: Vec<PartyId>,
+    invitations_expired_total: u64,
 }
 
 /// Queues a party event once for all of `recipients`.
@@ -208,11 +289,31 @@ fn send(events: &mut Events, recipients: impl IntoIterator<Item = SessionId>, ev
 
 impl Parties {
     pub fn new(limits: &Limits) -> Parties {
-        Parties { table: PartyTable::default(), search: PartySearch::new(limits) }
+        Parties {
+            table: PartyTable::default(),
+            search: PartySearch::new(limits),
+            history: PartyHistory::default(),
+            guard: CodeGuard::default(),
+            changed: Vec::new(),
+            invitations_expired_total: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Memberships over every party (a session in two parties counts twice), for metrics.
+    pub fn member_count(&self) -> usize {
+        self.table.member_count()
+    }
+
+    pub fn history(&self) -> &PartyHistory {
+        &self.history
+    }
+
+    pub fn history_mut(&mut self) -> &mut PartyHistory {
+        &mut self.history
     }
 
     /// One party request of `me`: the rule's reply, its events on `ctx.events`, then the
@@ -220,8 +321,8 @@ impl Parties {
     pub fn handle(&mut self, me: &Presence, request: PartyRequest, ctx: &mut Ctx) -> Outcome {
         let result = match request {
             PartyRequest::Data { party_id, op_code, data } => self.data(me, party_id, op_code, data, ctx),
-            PartyRequest::Create { open, max_size, label, hidden } => {
-                self.create(me, settings::NewParty { open, max_size, label, hidden }, ctx)
+            PartyRequest::Create { open, max_size, label, hidden, lobby } => {
+                self.create(me, settings::NewParty { open, max_size, label, hidden, lobby }, ctx)
             }
             PartyRequest::Join { party_id } => self.join(me, party_id, ctx),
             PartyRequest::JoinRequests { party_id } => self.join_requests(me, party_id),
@@ -230,8 +331,8 @@ impl Parties {
             PartyRequest::Leave { party_id } => self.leave(me, party_id, ctx),
             PartyRequest::Promote { party_id, presence } => self.promote(me, party_id, &presence, ctx),
             PartyRequest::Close { party_id } => self.close(me, party_id, ctx),
-            PartyRequest::Update { party_id, open, hidden, label } => {
-                self.update(me, party_id, settings::SettingsPatch { open, hidden, label }, ctx)
+            PartyRequest::Update { party_id, open, hidden, label, lobby } => {
+                self.update(me, party_id, settings::SettingsPatch { open, hidden, label, lobby }, ctx)
             }
             PartyRequest::Get { party_id } => self.get(me, party_id),
             PartyRequest::MyParties => done(self.my_parties(me)),
@@ -240,17 +341,76 @@ impl Parties {
                 self.search.search(&self.table, me.session_id, params, ctx)
             }
         };
-        debug_assert!(result.is_ok() || self.table.changes_pending() == 0, "a refused request changed a table");
-        self.commit();
+        self.finish(result.is_ok(), ctx);
         result
+    }
+
+    /// The end of every request: a refusal changed nothing; the commit. Takes the outcome's
+    /// success only, so the reply (a hundred bytes and more) is not moved through it on the
+    /// party-data path.
+    #[inline]
+    fn finish(&mut self, succeeded: bool, ctx: &mut Ctx) {
+        debug_assert!(succeeded || self.table.changes_pending() == 0, "a refused request changed a table");
+        self.commit(ctx);
+    }
+
+    /// A session connected (it is in `ctx.sessions`): L-2, it hears of its user's pending
+    /// invitations, in the order they were first sent.
+    pub fn connect(&mut self, me: &Presence, ctx: &mut Ctx) {
+        for invitation in self.invitations_of(&me.user_id) {
+            ctx.events.send_to(me.session_id, Event::Lobby(LobbyEvent::Invited(Box::new(invitation))));
+        }
     }
 
     /// C-6: `session` (already gone from the session table) leaves every party it is in, in
     /// the order it joined them; its pending join requests vanish silently (the leader's next
-    /// list shows it).
+    /// list shows it), and so do its recent wrong codes.
     pub fn disconnect(&mut self, session: SessionId, ctx: &mut Ctx) {
         self.leave_everything(session, ctx);
-        self.commit();
+        self.guard.forget(session);
+        self.commit(ctx);
+    }
+
+    /// L-1: the member session of `user_id` and its party, if the user is in one (with one
+    /// party per user there is at most one). Costs the user's sessions (at most
+    /// `sessions_per_user_max`).
+    fn user_party(&self, user_id: &UserId, sessions: &Sessions) -> Option<(SessionId, PartyId)> {
+        sessions
+            .sessions_of(user_id)
+            .iter()
+            .find_map(|&session| self.table.first_membership(session).map(|party_id| (session, party_id)))
+    }
+
+    /// L-1: refuses a way into a party while the user is in one, when the server keeps one party
+    /// per user.
+    fn check_not_in_party(&self, me: &Presence, ctx: &Ctx) -> Result<(), CoreError> {
+        if ctx.limits.one_party_per_user && self.user_party(&me.user_id, ctx.sessions).is_some() {
+            return Err(CoreError::PartyAlreadyInParty);
+        }
+        Ok(())
+    }
+
+    pub fn lobby_stats(&self) -> LobbyStats {
+        LobbyStats {
+            code_misses_total: self.guard.misses_total,
+            code_joins_limited_total: self.guard.limited_total,
+            invitations_pending: self.table.invitations_len(),
+            invitations_expired_total: self.invitations_expired_total,
+        }
+    }
+
+    pub fn code_of(&self, party_id: PartyId) -> Option<PartyCode> {
+        self.table.get(party_id).map(|party| party.code)
+    }
+
+    pub fn invitations_of_party(&self, party_id: PartyId) -> Option<Vec<(UserId, Presence, UnixMillis)>> {
+        let party = self.table.get(party_id)?;
+        Some(party.invitations.iter().map(|i| (i.invitee.clone(), i.inviter.clone(), i.expires_at)).collect())
+    }
+
+    /// Every pending invitation with its party, for the core's timer cross-check.
+    pub(super) fn invitations(&self) -> impl Iterator<Item = (PartyId, &table::Invitation)> {
+        self.table.invitations()
     }
 
     // ---- checks and inspection ----
@@ -264,6 +424,7 @@ impl Parties {
         assert_eq!(self.table.changes_pending(), 0, "a change list was left uncommitted");
         self.table.check_invariants(limits);
         self.search.check_invariants(&self.table);
+        self.history.check_invariants(&self.table, limits);
     }
 
     /// `check_invariants` for one party (tables and search index), for sweeps limited to what
@@ -317,6 +478,18 @@ impl Parties {
     pub fn corrupt_index(&mut self) -> bool {
         self.table.corrupt_for_test()
     }
+
+    pub fn corrupt_invitations(&mut self) -> bool {
+        self.table.corrupt_invitations_for_test()
+    }
+
+    pub fn corrupt_codes(&mut self) -> bool {
+        self.table.corrupt_codes_for_test()
+    }
+
+    pub fn corrupt_version(&mut self) -> bool {
+        self.table.corrupt_version_for_test()
+    }
 }
 
 #[cfg(test)]
@@ -359,7 +532,13 @@ mod tests {
     /// seat for each of them, and the next `members - 1` join it in order.
     fn party_of(sessions: u32, members: usize) -> (Core, Vec<SessionId>, PartyId) {
         let (mut core, s) = core_with(sessions);
-        let create = PartyRequest::Create { open: true, max_size: sessions, label: String::new(), hidden: false };
+        let create = PartyRequest::Create {
+            open: true,
+            max_size: sessions,
+            label: String::new(),
+            hidden: false,
+            lobby: Default::default(),
+        };
         let party_id = created(&run(&mut core, s[0], create));
         for &session in &s[1..members] {
             run(&mut core, session, PartyRequest::Join { party_id });
@@ -370,7 +549,11 @@ mod tests {
     #[test]
     fn leader_leaving_orders_reply_then_leader_then_leaves_then_pending_list() {
         let (mut core, s, party_id) = party_of(4, 3);
-        run(&mut core, s[0], PartyRequest::Update { party_id, open: Some(false), hidden: None, label: None });
+        run(
+            &mut core,
+            s[0],
+            PartyRequest::Update { party_id, open: Some(false), hidden: None, label: None, lobby: Default::default() },
+        );
         run(&mut core, s[3], PartyRequest::Join { party_id });
         let out = run(&mut core, s[0], PartyRequest::Leave { party_id });
         let kinds: Vec<String> = out
@@ -430,7 +613,13 @@ mod tests {
             let doc = PartyDoc { open: true, max_size: 4, member_count: 1, label: Some(label) };
             let indexed = index.upsert(1, doc).is_ok();
             let (mut core, s) = connect_all(Core::new(limits.clone(), [3; 32]), 1);
-            let create = PartyRequest::Create { open: true, max_size: 4, label: label.into(), hidden: false };
+            let create = PartyRequest::Create {
+                open: true,
+                max_size: 4,
+                label: label.into(),
+                hidden: false,
+                lobby: Default::default(),
+            };
             let out = run(&mut core, s[0], create);
             let created = matches!(out.outputs()[0], Output::Reply { result: Ok(_), .. });
             assert_eq!(created, indexed, "{label:?}");
@@ -444,13 +633,37 @@ mod tests {
         let party_id = created(&run(
             &mut core,
             s[0],
-            PartyRequest::Create { open: false, max_size: 2, label: r#"{"a":1}"#.into(), hidden: false },
+            PartyRequest::Create {
+                open: false,
+                max_size: 2,
+                label: r#"{"a":1}"#.into(),
+                hidden: false,
+                lobby: Default::default(),
+            },
         ));
         let digest = core.debug_party_digest();
         let refused = [
-            (s[0], PartyRequest::Update { party_id, open: Some(true), hidden: Some(true), label: None }),
+            (
+                s[0],
+                PartyRequest::Update {
+                    party_id,
+                    open: Some(true),
+                    hidden: Some(true),
+                    label: None,
+                    lobby: Default::default(),
+                },
+            ),
             (s[1], PartyRequest::Close { party_id }),
-            (s[0], PartyRequest::Create { open: true, max_size: 0, label: String::new(), hidden: false }),
+            (
+                s[0],
+                PartyRequest::Create {
+                    open: true,
+                    max_size: 0,
+                    label: String::new(),
+                    hidden: false,
+                    lobby: Default::default(),
+                },
+            ),
         ];
         for (session, request) in refused {
             let out = run(&mut core, session, request.clone());

@@ -59,9 +59,19 @@ impl Parties {
 
     /// P-3, leader only: a pending request becomes a membership. The new member learns the
     /// roster from its snapshot; the others from a presence event.
+    ///
+    /// L-1: with one party per user, a request from a user who meanwhile joined another party
+    /// is stale: the accept fails with `already in party` and drops the request. This is the one
+    /// refusal that changes a table (the queue; nobody's snapshot), and it tells nobody but the
+    /// leader: a refused request queues no event, and the requester, now a member elsewhere,
+    /// learned everything from that party.
     pub(super) fn accept(&mut self, me: &Presence, party_id: PartyId, named: &Presence, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let i = find_named(&party.pending, named)?;
+        if ctx.limits.one_party_per_user && self.user_party(&named.user_id, ctx.sessions).is_some() {
+            self.table.remove_request(party_id, i);
+            return Err(CoreError::PartyAlreadyInParty);
+        }
         if party.is_full() {
             return Err(CoreError::PartyFull); // the request stays queued
         }
@@ -69,10 +79,11 @@ impl Parties {
         // The slot moves from requested to member: the session's count is unchanged.
         let joiner = self.table.remove_request(party_id, i);
         let party = self.table.add_member(party_id, joiner.clone());
-        send(&mut ctx.events, [joiner.session_id], PartyEvent::Joined(party.snapshot()));
+        send(&mut ctx.events, [joiner.session_id], PartyEvent::Joined(Box::new(party.snapshot())));
         let joiner_session = joiner.session_id;
         let others = party.member_sessions().filter(|s| *s != joiner_session);
-        send(&mut ctx.events, others, PartyEvent::Presence { party_id, joins: vec![joiner], leaves: Vec::new() });
+        let joins = PartyEvent::Presence { party_id, joins: vec![joiner], leaves: Vec::new(), version: party.version };
+        send(&mut ctx.events, others, joins);
         done(PartyReply::Ok { party_id })
     }
 
@@ -82,7 +93,11 @@ impl Parties {
         let party = self.table.find(party_id)?;
         let i = find_named(&party.pending, named)?;
         let rejected = self.table.remove_request(party_id, i);
-        send(&mut ctx.events, [rejected.session_id], PartyEvent::Removed { party_id, reason: RemovedReason::Rejected });
+        // A pending request is not in the snapshot: the version stays, and tells the requester
+        // which version it was turned down at.
+        let version = self.table.get(party_id).map_or(0, |party| party.version);
+        let removed = PartyEvent::Removed { party_id, reason: RemovedReason::Rejected, version };
+        send(&mut ctx.events, [rejected.session_id], removed);
         done(PartyReply::Ok { party_id })
     }
 }

@@ -323,8 +323,13 @@ mod tests {
         let owner = connect(&mut core, 0);
         for n in 0..4 {
             let label = format!(r#"{{"n":{n}}}"#);
-            request(&mut core, owner, 0, PartyRequest::Create { open: true, max_size: 2, label, hidden: false })
-                .unwrap();
+            request(
+                &mut core,
+                owner,
+                0,
+                PartyRequest::Create { open: true, max_size: 2, label, hidden: false, lobby: Default::default() },
+            )
+            .unwrap();
         }
         let (me, other) = (connect(&mut core, 1), connect(&mut core, 2));
         let mut level = burst;

@@ -1,8 +1,9 @@
-//! A party's settings: P-1 create (size, open, hidden, label) and P-10 update (open, hidden,
-//! label; absent fields keep their value). A label is checked once, by the search index's own
-//! parser, before anything changes; the prepared label then travels to the index through the
-//! change list, so indexing it cannot fail.
+//! A party's settings: P-1 create (size, open, hidden, label, and L-4's strategies) and P-10
+//! update (open, hidden, label, strategies; absent fields keep their value). A label is checked
+//! once, by the search index's own parser, before anything changes; the prepared label then
+//! travels to the index through the change list, so indexing it cannot fail.
 
+use super::lobby::{LobbySettings, LobbySettingsPatch};
 use super::table::{Party, Settings};
 use super::{done, send, Outcome, Parties, PartyEvent, PartyReply};
 use crate::core::context::Ctx;
@@ -16,6 +17,7 @@ pub(super) struct NewParty {
     /// Empty = none.
     pub label: String,
     pub hidden: bool,
+    pub lobby: LobbySettings,
 }
 
 /// An update request's fields (`PartyRequest::Update`): `None` keeps the current value;
@@ -24,6 +26,7 @@ pub(super) struct SettingsPatch {
     pub open: Option<bool>,
     pub hidden: Option<bool>,
     pub label: Option<String>,
+    pub lobby: LobbySettingsPatch,
 }
 
 impl Parties {
@@ -39,9 +42,9 @@ impl Parties {
         self.search.prepare_label(label)
     }
 
-    /// P-1: a new party with `me` as its only member and leader.
+    /// P-1: a new party with `me` as its only member and leader, with a fresh code (L-3).
     pub(super) fn create(&mut self, me: &Presence, new: NewParty, ctx: &mut Ctx) -> Outcome {
-        let NewParty { open, max_size, label, hidden } = new;
+        let NewParty { open, max_size, label, hidden, lobby } = new;
         let limits = ctx.limits;
         if max_size == 0 || max_size as usize > limits.party_members_max {
             return Err(CoreError::BadInput(format!(
@@ -50,22 +53,26 @@ impl Parties {
             )));
         }
         let prepared = self.prepare_label(&label, hidden)?;
+        self.check_not_in_party(me, ctx)?;
         self.table.check_room_for_one_more(limits, me.session_id)?;
 
         let id = self.table.fresh_id(ctx.ids);
+        let code = self.table.fresh_code(ctx.ids);
         // Invariant: party_members_max ≤ 256 (Limits::validate), so max_size fits u16.
-        let party = Party::new(id, me.clone(), max_size as u16, Settings { open, hidden, label });
+        let party = Party::new(id, me.clone(), max_size as u16, Settings { open, hidden, label, lobby }, code);
         let party = self.table.create(party, prepared);
-        done(PartyReply::Info(party.snapshot()))
+        done(PartyReply::Info(Box::new(party.snapshot())))
     }
 
-    /// P-10, leader only: absent fields keep their value; the resulting party may not be
-    /// hidden and labelled. Every member (the leader too) gets the new settings.
+    /// P-10 and L-4, leader only: absent fields keep their value; the resulting party may not
+    /// be hidden and labelled. Every member (the leader too) gets the new settings, also when
+    /// nothing changed (then the version stays, L-9).
     pub(super) fn update(&mut self, me: &Presence, party_id: PartyId, patch: SettingsPatch, ctx: &mut Ctx) -> Outcome {
         let party = self.table.find_as_leader(party_id, me.session_id)?;
         let open = patch.open.unwrap_or(party.open);
         let hidden = patch.hidden.unwrap_or(party.hidden);
         let label = patch.label.unwrap_or_else(|| party.label.clone());
+        let lobby = patch.lobby.apply(&party.lobby);
         // The label is checked (and the index entry rebuilt) only when the label or the hidden
         // flag changes: unchanged, they passed these rules when they were set.
         let prepared = if party.hidden != hidden || party.label != label {
@@ -74,13 +81,15 @@ impl Parties {
             None
         };
 
-        let party = self.table.set_settings(party_id, Settings { open, hidden, label }, prepared);
+        let party = self.table.set_settings(party_id, Settings { open, hidden, label, lobby }, prepared);
         let updated = PartyEvent::Updated {
             party_id,
             open: party.open,
             hidden: party.hidden,
             max_size: party.max_size,
             label: party.label.clone(),
+            lobby: party.lobby.clone(),
+            version: party.version,
         };
         send(&mut ctx.events, party.member_sessions(), updated);
         done(PartyReply::Ok { party_id })

@@ -1,21 +1,29 @@
 //! The party tables and every mutation of them.
 //!
-//! - `by_id`: each [`Party`] with its members in join order and its pending join requests in
-//!   arrival order;
+//! - `by_id`: each [`Party`] with its members in join order, its pending join requests in
+//!   arrival order and its pending invitations in the order they were first sent;
 //! - `of_session`: for every session that is in a party or has asked to join one, those parties
 //!   in the order it joined (or asked), so a disconnect finds its parties without a scan and
-//!   "my parties" keeps join order.
+//!   "my parties" keeps join order;
+//! - `invited`: for every user with a pending invitation, the parties that invited it, in the
+//!   order first sent (L-2: the invitee's list, and what a connecting session is told);
+//! - `by_code`: every live party's code (L-3), so a code join is one lookup.
 //!
 //! Rules read parties through [`PartyTable::get`] and the `find_*` lookups and change them only
-//! through the methods below, which keep both tables linked (a member is in its party *and*
-//! the session's entry names the party) and record each change that a member could see in
-//! the change list (`changes.rs`). Pending join requests are not in a member's snapshot, so
-//! they are linked but not recorded.
+//! through the methods below, which keep the tables linked both ways (a member is in its party
+//! *and* the session's entry names the party; an invitation is in its party *and* under its
+//! invitee; a code is on its party *and* in `by_code`) and record each change that a member
+//! could see in the change list (`changes.rs`). Recording is also where the party's version
+//! moves (L-9): the first change a commit records for a party bumps it, the next ones of the
+//! same commit do not, so a request is one step however many changes and events it makes.
+//! Pending join requests, invitations and codes are not in a member's snapshot: they are linked
+//! but not recorded, and never move the version.
 
 use super::changes::{EndReason, PartyChange};
+use super::lobby::LobbySettings;
 use super::{PartyListing, PartySnapshot, PartySummary};
 use crate::core::search::PreparedLabel;
-use crate::core::{CoreError, IdGenerator, PartyId, Presence, SessionId};
+use crate::core::{CoreError, IdGenerator, PartyCode, PartyId, Presence, SessionId, TimerId, UnixMillis, UserId};
 use crate::limits::Limits;
 use std::collections::{HashMap, VecDeque};
 
@@ -32,18 +40,45 @@ pub(super) struct Party {
     pub members: Vec<Presence>,
     /// Join requests, oldest first; at most `max_size`, at most one per user.
     pub pending: VecDeque<Presence>,
+    /// L-4 strategies (and Lobby II's settings).
+    pub lobby: LobbySettings,
+    /// L-9: 1 at create, +1 per commit that changed what a member snapshot shows.
+    pub version: u64,
+    /// The commit whose changes last moved `version` (see [`PartyTable::record`]).
+    changed_in: u64,
+    /// L-3: unique among live parties (`PartyTable::by_code`).
+    pub code: PartyCode,
+    /// L-2: pending invitations, in the order first sent (a refresh keeps its place); at most
+    /// `invitations_per_party_max`, one per invitee user, none to a user with a member session.
+    pub invitations: Vec<Invitation>,
+}
+
+/// One pending invitation (L-2). About 80 bytes here, plus its timer and its entry in the
+/// invitee's list (the README's memory figure adds them up).
+#[derive(Clone, Debug)]
+pub(crate) struct Invitation {
+    pub invitee: UserId,
+    /// The member who sent it last.
+    pub inviter: Presence,
+    /// What clients are told (wall clock); the timer holds the monotonic deadline.
+    pub expires_at: UnixMillis,
+    /// The armed expiry timer (`Timeout::InvitationExpiry`), cancelled whenever the invitation
+    /// ends otherwise.
+    pub timer: TimerId,
 }
 
 /// What P-10 may change in a party, all validated.
+#[derive(PartialEq)]
 pub(super) struct Settings {
     pub open: bool,
     pub hidden: bool,
     pub label: String,
+    pub lobby: LobbySettings,
 }
 
 impl Party {
-    /// A new party led by its only member, `leader`.
-    pub fn new(id: PartyId, leader: Presence, max_size: u16, settings: Settings) -> Party {
+    /// A new party led by its only member, `leader`, at version 1.
+    pub fn new(id: PartyId, leader: Presence, max_size: u16, settings: Settings, code: PartyCode) -> Party {
         Party {
             id,
             open: settings.open,
@@ -53,7 +88,22 @@ impl Party {
             leader: leader.session_id,
             members: vec![leader],
             pending: VecDeque::new(),
+            lobby: settings.lobby,
+            version: 1,
+            changed_in: 0,
+            code,
+            invitations: Vec::new(),
         }
+    }
+
+    /// The pending invitation of `user_id`, if any.
+    pub fn invitation_index(&self, user_id: &UserId) -> Option<usize> {
+        self.invitations.iter().position(|i| &i.invitee == user_id)
+    }
+
+    /// Whether a session of `user_id` is a member.
+    pub fn has_member_user(&self, user_id: &UserId) -> bool {
+        self.members.iter().any(|m| &m.user_id == user_id)
     }
 
     pub fn member_index(&self, session: SessionId) -> Option<usize> {
@@ -92,6 +142,8 @@ impl Party {
             label: self.label.clone(),
             leader: self.leader_presence().clone(),
             members: self.members.clone(),
+            lobby: self.lobby.clone(),
+            version: self.version,
         }
     }
 
@@ -102,6 +154,7 @@ impl Party {
             max_size: self.max_size,
             member_count: self.members.len() as u16,
             label: self.label.clone(),
+            version: self.version,
         }
     }
 
@@ -114,7 +167,14 @@ impl Party {
             member_count: self.members.len() as u16,
             label: self.label.clone(),
             leader: self.leader_presence().clone(),
+            lobby: self.lobby.clone(),
+            version: self.version,
         }
+    }
+
+    /// The settings P-10 and L-4 may change, as they are.
+    pub fn settings(&self) -> Settings {
+        Settings { open: self.open, hidden: self.hidden, label: self.label.clone(), lobby: self.lobby.clone() }
     }
 }
 
@@ -141,13 +201,27 @@ enum Link {
 pub(super) struct PartyTable {
     by_id: HashMap<PartyId, Party>,
     of_session: HashMap<SessionId, SessionParties>,
+    /// Invitee user → the parties with a pending invitation for it, in the order first sent.
+    invited: HashMap<UserId, Vec<PartyId>>,
+    /// Code → the live party carrying it.
+    by_code: HashMap<PartyCode, PartyId>,
+    /// Pending invitations in all parties (a gauge metrics read every loop turn, so kept, not
+    /// counted).
+    invitations_len: usize,
     /// What the current request changed, in order; emptied by `Parties::commit`.
     changes: Vec<PartyChange>,
+    /// Commits so far, numbering the current one (see [`PartyTable::record`]).
+    commits: u64,
 }
 
 impl PartyTable {
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Memberships over every party. O(parties): for a metrics scrape, not a hot path.
+    pub fn member_count(&self) -> usize {
+        self.by_id.values().map(|party| party.members.len()).sum()
     }
 
     pub fn get(&self, party_id: PartyId) -> Option<&Party> {
@@ -199,54 +273,147 @@ impl PartyTable {
         id
     }
 
+    /// A code no live party has (L-3). With 31^6 codes, even 100,000 live parties make a retry
+    /// a 1-in-8,870 event.
+    pub fn fresh_code(&self, ids: &mut IdGenerator) -> PartyCode {
+        let mut code = ids.next_party_code();
+        while self.by_code.contains_key(&code) {
+            code = ids.next_party_code();
+        }
+        code
+    }
+
+    /// The live party with this code.
+    pub fn find_by_code(&self, code: PartyCode) -> Option<&Party> {
+        self.by_code.get(&code).and_then(|id| self.by_id.get(id))
+    }
+
+    /// The parties with a pending invitation for `user_id`, in the order first sent.
+    pub fn invited(&self, user_id: &UserId) -> &[PartyId] {
+        self.invited.get(user_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The first party a session is a member of (with one party per user, its only one).
+    pub fn first_membership(&self, session: SessionId) -> Option<PartyId> {
+        self.of_session.get(&session).and_then(|entry| entry.member_of.first().copied())
+    }
+
     // ---- mutations: each keeps both tables linked and records its change ----
 
-    /// Files a new party (its one member is its leader). `label` is its label, prepared by
-    /// the search adapter before anything changed.
-    pub fn create(&mut self, party: Party, label: PreparedLabel) -> &Party {
-        let (id, leader) = (party.id, party.leader);
+    /// Files a new party (its one member is its leader) at version 1, with its code. `label`
+    /// is its label, prepared by the search adapter before anything changed.
+    pub fn create(&mut self, mut party: Party, label: PreparedLabel) -> &Party {
+        let (id, leader, code) = (party.id, party.leader, party.code);
         debug_assert!(!self.by_id.contains_key(&id), "party id {id} reused");
+        debug_assert!(!self.by_code.contains_key(&code), "party code {code} in use");
+        // Version 1 is the creating commit's step: later changes of the same commit keep it.
+        party.changed_in = self.commits;
         self.by_id.insert(id, party);
+        self.by_code.insert(code, id);
         self.link(leader, id, Link::Member);
-        self.changes.push(PartyChange::Created { party_id: id, label });
+        self.record(PartyChange::Created { party_id: id, label });
         &self.by_id[&id]
     }
 
-    /// A member joins (last in join order).
+    /// A member joins (last in join order). A pending invitation of its user to this party is
+    /// consumed (L-2: whatever the path, a joined user is no longer invited); the change carries
+    /// it, so the commit disarms its timer and tells the user's other sessions.
     pub fn add_member(&mut self, party_id: PartyId, presence: Presence) -> &Party {
         let session = presence.session_id;
-        self.party_mut(party_id).members.push(presence);
+        let party = self.party_mut(party_id);
+        let invitation = party.invitation_index(&presence.user_id).map(|i| party.invitations.remove(i));
+        party.members.push(presence);
+        if let Some(invitation) = &invitation {
+            self.unlink_invitee(&invitation.invitee, party_id);
+            self.invitations_len -= 1;
+        }
         self.link(session, party_id, Link::Member);
-        self.changes.push(PartyChange::Joined { party_id, session });
+        self.record(PartyChange::Joined { party_id, session, invitation });
         &self.by_id[&party_id]
     }
 
-    /// The member at `index` leaves (leave, kick, disconnect). The party may be left empty or
-    /// without its leader for the rule to settle (dissolve it, or rotate the leader).
+    /// The member at `index` leaves (leave, kick, disconnect, a move). The party may be left
+    /// empty or without its leader for the rule to settle (dissolve it, or rotate the leader).
     pub fn remove_member(&mut self, party_id: PartyId, index: usize) -> Presence {
         let gone = self.party_mut(party_id).members.remove(index);
         self.unlink(gone.session_id, party_id, Link::Member);
-        self.changes.push(PartyChange::Left { party_id, session: gone.session_id });
+        self.record(PartyChange::Left { party_id, session: gone.session_id });
         gone
     }
 
     pub fn set_leader(&mut self, party_id: PartyId, session: SessionId) -> &Party {
         let party = self.party_mut(party_id);
         debug_assert!(party.is_member(session), "the new leader {session} is a member of {party_id}");
+        debug_assert!(party.leader != session, "{session} already leads {party_id}");
         party.leader = session;
-        self.changes.push(PartyChange::Leader { party_id, session });
+        self.record(PartyChange::Leader { party_id, session });
         &self.by_id[&party_id]
     }
 
-    /// P-10: new settings, all validated; `label` is prepared when the label or the hidden
-    /// flag changed, `None` when only the open flag may have.
+    /// P-10 and L-4: new settings, all validated; `label` is prepared when the label or the
+    /// hidden flag changed, `None` when they did not. Settings equal to the current ones change
+    /// nothing and record nothing (the version stays, L-9).
     pub fn set_settings(&mut self, party_id: PartyId, settings: Settings, label: Option<PreparedLabel>) -> &Party {
         let party = self.party_mut(party_id);
-        party.open = settings.open;
-        party.hidden = settings.hidden;
-        party.label = settings.label;
-        self.changes.push(PartyChange::Settings { party_id, label });
+        if party.settings() != settings {
+            party.open = settings.open;
+            party.hidden = settings.hidden;
+            party.label = settings.label;
+            party.lobby = settings.lobby;
+            self.record(PartyChange::Settings { party_id, label });
+        }
         &self.by_id[&party_id]
+    }
+
+    /// L-3: the party's code is now `code` (fresh); the old one is dead at once.
+    pub fn set_code(&mut self, party_id: PartyId, code: PartyCode) -> &Party {
+        debug_assert!(!self.by_code.contains_key(&code), "party code {code} in use");
+        let party = self.party_mut(party_id);
+        let old = std::mem::replace(&mut party.code, code);
+        self.by_code.remove(&old);
+        self.by_code.insert(code, party_id);
+        &self.by_id[&party_id]
+    }
+
+    /// L-2: a new pending invitation (validated: no pending one for that user, none of its
+    /// sessions a member, both bounds respected).
+    pub fn add_invitation(&mut self, party_id: PartyId, invitation: Invitation) {
+        let invitee = invitation.invitee.clone();
+        let party = self.party_mut(party_id);
+        debug_assert!(party.invitation_index(&invitee).is_none(), "{invitee:?} invited twice to {party_id}");
+        party.invitations.push(invitation);
+        self.invited.entry(invitee).or_default().push(party_id);
+        self.invitations_len += 1;
+    }
+
+    /// L-2: the pending invitation at `index` is refreshed: new inviter, expiry and timer. It
+    /// keeps its place in both lists. Hands back the old timer to disarm.
+    pub fn refresh_invitation(
+        &mut self,
+        party_id: PartyId,
+        index: usize,
+        inviter: Presence,
+        expires_at: UnixMillis,
+        timer: TimerId,
+    ) -> TimerId {
+        let invitation = &mut self.party_mut(party_id).invitations[index];
+        invitation.inviter = inviter;
+        invitation.expires_at = expires_at;
+        std::mem::replace(&mut invitation.timer, timer)
+    }
+
+    /// L-2: the pending invitation at `index` ends (rejected, cancelled, expired); the caller
+    /// disarms its timer (unless it is the one firing) and announces it.
+    pub fn remove_invitation(&mut self, party_id: PartyId, index: usize) -> Invitation {
+        let invitation = self.party_mut(party_id).invitations.remove(index);
+        self.unlink_invitee(&invitation.invitee, party_id);
+        self.invitations_len -= 1;
+        invitation
+    }
+
+    /// Pending invitations in all parties.
+    pub fn invitations_len(&self) -> usize {
+        self.invitations_len
     }
 
     /// A join request queues (last).
@@ -279,19 +446,64 @@ impl PartyTable {
         }
     }
 
-    /// Removes a party from every table (by id, each member's and requester's entry) and hands
-    /// it back for the events that announce its end.
+    /// Removes a party from every table (by id, by code, each member's, requester's and
+    /// invitee's entry) and hands it back for the events that announce its end. Its pending
+    /// invitations travel in the change, so the commit disarms their timers and tells the
+    /// invitees (`party_gone`); the party handed back has none.
     pub fn dissolve(&mut self, party_id: PartyId, reason: EndReason) -> Party {
+        // The end is a step the members see (their `PartyRemoved` carries the version): bump
+        // before the party leaves the table, unless this commit already did.
+        self.bump(party_id);
         // Invariant: callers found the party in the same request.
-        let party = self.by_id.remove(&party_id).expect("party validated before dissolving");
+        let mut party = self.by_id.remove(&party_id).expect("party validated before dissolving");
+        self.by_code.remove(&party.code);
         for m in &party.members {
             self.unlink(m.session_id, party_id, Link::Member);
         }
         for p in &party.pending {
             self.unlink(p.session_id, party_id, Link::Requested);
         }
-        self.changes.push(PartyChange::Dissolved { party_id, reason });
+        let invitations = std::mem::take(&mut party.invitations);
+        for invitation in &invitations {
+            self.unlink_invitee(&invitation.invitee, party_id);
+        }
+        self.invitations_len -= invitations.len();
+        self.changes.push(PartyChange::Dissolved { party_id, reason, invitations });
         party
+    }
+
+    /// Records a change a member could see, moving the party's version on the first change of
+    /// this commit (L-9). Every recording mutation goes through here.
+    fn record(&mut self, change: PartyChange) {
+        self.bump(change.party_id());
+        self.changes.push(change);
+    }
+
+    /// +1 to the party's version, once per commit.
+    fn bump(&mut self, party_id: PartyId) {
+        let commit = self.commits;
+        if let Some(party) = self.by_id.get_mut(&party_id) {
+            if party.changed_in != commit {
+                party.changed_in = commit;
+                party.version += 1;
+            }
+        }
+    }
+
+    fn unlink_invitee(&mut self, invitee: &UserId, party_id: PartyId) {
+        let Some(parties) = self.invited.get_mut(invitee) else {
+            debug_assert!(false, "{invitee:?} not indexed as invited");
+            return;
+        };
+        if let Some(i) = parties.iter().position(|id| *id == party_id) {
+            // `remove`, not `swap_remove`: the list keeps the order invitations were sent in.
+            parties.remove(i);
+        } else {
+            debug_assert!(false, "{invitee:?} not indexed as invited to {party_id}");
+        }
+        if parties.is_empty() {
+            self.invited.remove(invitee);
+        }
     }
 
     fn party_mut(&mut self, party_id: PartyId) -> &mut Party {
@@ -335,11 +547,13 @@ impl PartyTable {
     }
 
     /// Hands every recorded change, in order, to `apply` with the table as it is after the
-    /// request, and empties the list (keeping its buffer, so a commit allocates nothing).
+    /// request, and empties the list (keeping its buffer, so a commit allocates nothing). The
+    /// next request's changes belong to the next commit (L-9 versions move once per commit).
     pub fn drain_changes(&mut self, mut apply: impl FnMut(&PartyTable, PartyChange)) {
         if self.changes.is_empty() {
             return;
         }
+        self.commits += 1;
         let mut changes = std::mem::take(&mut self.changes);
         for change in changes.drain(..) {
             apply(self, change);
@@ -362,11 +576,43 @@ impl PartyTable {
     pub fn check_invariants(&self, limits: &Limits) {
         let mut members_total = 0;
         let mut pending_total = 0;
+        let mut invitations_total = 0;
         for (id, party) in &self.by_id {
             assert_eq!(party.id, *id, "party filed under another id");
             self.check_party(party, limits);
             members_total += party.members.len();
             pending_total += party.pending.len();
+            invitations_total += party.invitations.len();
+        }
+        // L-3: codes unique and mapped both ways (each party's code maps to it, and the map
+        // holds nothing else: equal sizes and an injection make a bijection).
+        assert_eq!(self.by_code.len(), self.by_id.len(), "the code index holds a dead or duplicate code");
+        // L-2: the invitee index lists exactly the parties' invitations.
+        let mut indexed_invitations = 0;
+        for (user_id, parties) in &self.invited {
+            assert!(!parties.is_empty(), "empty invitation list kept for {user_id:?}");
+            assert!(parties.len() <= limits.invitations_per_user_max, "{user_id:?} has too many invitations");
+            for (i, id) in parties.iter().enumerate() {
+                assert!(!parties[..i].contains(id), "{user_id:?} indexed twice as invited to {id}");
+                let party = self.by_id.get(id);
+                assert!(
+                    party.is_some_and(|p| p.invitation_index(user_id).is_some()),
+                    "{user_id:?} indexed as invited to {id}, which has no invitation for it"
+                );
+            }
+            indexed_invitations += parties.len();
+        }
+        assert_eq!(invitations_total, indexed_invitations, "invitation index disagrees with the parties");
+        assert_eq!(self.invitations_len, invitations_total, "the invitation count disagrees with the parties");
+        if limits.one_party_per_user {
+            // L-1: every user has at most one member session, in one party.
+            let mut users: HashMap<&UserId, PartyId> = HashMap::new();
+            for party in self.by_id.values() {
+                for m in &party.members {
+                    let other = users.insert(&m.user_id, party.id);
+                    assert!(other.is_none(), "one party per user: {:?} is a member twice", m.user_id);
+                }
+            }
         }
         let mut indexed_members = 0;
         let mut indexed_pending = 0;
@@ -410,6 +656,21 @@ impl PartyTable {
         assert!(party.pending.len() <= usize::from(party.max_size), "party {id} has too many requests");
         assert!(party.is_member(party.leader), "party {id}: leader is not a member");
         assert!(!party.hidden || party.label.is_empty(), "party {id} is hidden and labelled");
+        assert!(party.version >= 1, "party {id} below version 1");
+        assert_eq!(self.by_code.get(&party.code), Some(&id), "party {id}: its code {} is not indexed", party.code);
+        assert!(party.invitations.len() <= limits.invitations_per_party_max, "party {id} has too many invitations");
+        for (i, invitation) in party.invitations.iter().enumerate() {
+            let invitee = &invitation.invitee;
+            assert!(
+                !party.invitations[..i].iter().any(|o| &o.invitee == invitee),
+                "party {id}: two invitations of {invitee:?}"
+            );
+            assert!(!party.has_member_user(invitee), "party {id}: an invitation to {invitee:?}, a member");
+            assert!(
+                self.invited.get(invitee).is_some_and(|parties| parties.contains(&id)),
+                "party {id}: invitee {invitee:?} not indexed"
+            );
+        }
         for (i, m) in party.members.iter().enumerate() {
             assert!(
                 !party.members[..i].iter().any(|o| o.session_id == m.session_id),
@@ -482,6 +743,11 @@ impl PartyTable {
             p.username.hash(h);
         }
         (party.id, party.open, party.hidden, party.max_size, &party.label, party.leader).hash(h);
+        (&party.lobby, party.version, party.code).hash(h);
+        for invitation in &party.invitations {
+            (&invitation.invitee, invitation.expires_at, invitation.timer).hash(h);
+            presence(h, &invitation.inviter);
+        }
         party.members.len().hash(h);
         party.members.iter().for_each(|p| presence(h, p));
         party.pending.len().hash(h);
@@ -493,6 +759,40 @@ impl PartyTable {
         if let Some(entry) = self.of_session.get(&session) {
             (session, &entry.member_of, &entry.requested).hash(h);
         }
+    }
+
+    /// Every pending invitation, with its party: for the core's timer cross-check.
+    pub fn invitations(&self) -> impl Iterator<Item = (PartyId, &Invitation)> {
+        self.by_id.values().flat_map(|party| party.invitations.iter().map(move |i| (party.id, i)))
+    }
+
+    /// Test hook: forgets one invitee's index entry, so the canary can prove that
+    /// `check_invariants` notices. Returns whether there was an invitation to corrupt.
+    pub fn corrupt_invitations_for_test(&mut self) -> bool {
+        let Some(user_id) = self.invited.keys().min().cloned() else { return false };
+        self.invited.remove(&user_id);
+        true
+    }
+
+    /// Test hook: files one party's code under another code, as a regenerate that forgot the
+    /// old entry would. Returns whether there was a party.
+    pub fn corrupt_codes_for_test(&mut self) -> bool {
+        let Some(id) = self.by_id.keys().min().copied() else { return false };
+        let code = self.by_id[&id].code;
+        let other = PartyCode::from_indexes([7; PartyCode::LEN]);
+        if other == code {
+            self.by_code.remove(&code);
+        } else {
+            self.by_code.insert(other, id);
+        }
+        true
+    }
+
+    /// Test hook for the simulation's version check: moves one party's version without a change.
+    pub fn corrupt_version_for_test(&mut self) -> bool {
+        let Some(id) = self.by_id.keys().min().copied() else { return false };
+        self.party_mut(id).version += 1;
+        true
     }
 
     /// Test hook: forgets one membership in the session index, so the canary can prove that

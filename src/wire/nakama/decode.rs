@@ -23,7 +23,7 @@
 use super::errors::{FieldName, NakamaDecodeError, NakamaOp};
 use super::ids::parse_party_id;
 use crate::core::{Cid, PartyRequest, Presence, Request, StatusRequest, UserId, Username};
-use crate::limits::{Limits, FOLLOW_IDS_PER_REQUEST_CEILING};
+use crate::limits::{Limits, FOLLOW_IDS_PER_REQUEST_CEILING, NAKAMA_JSON_FOLLOW_REPLY_FRAMING_BYTES_MAX};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -44,6 +44,11 @@ pub const JSON_DEPTH_MAX: usize = 8;
 /// Longest `cid` accepted. The SDKs count up from 1 in decimal; 64 bytes fits any counter and a
 /// UUID, while a longer cid is refused instead of being echoed back.
 pub const CID_BYTES_MAX: usize = 64;
+
+// A follow reply echoes the cid, each byte escaped to at most six (`\u0001`): that, the envelope
+// around the presences (36 bytes) and the frame header (10) must stay within the framing the
+// follow reply bound allows (SPEC S-2, `Limits::follow_reply_bytes_max`).
+const _: () = assert!(6 * CID_BYTES_MAX + 36 + 10 <= NAKAMA_JSON_FOLLOW_REPLY_FRAMING_BYTES_MAX);
 
 /// Longest message name repeated in an "unknown message" error (names are logged, never echoed
 /// to the client, so a huge key costs nothing later).
@@ -77,10 +82,11 @@ impl NakamaLimits {
 /// A request's `cid` as the client wrote it, to be echoed on its reply. The SDKs send decimal
 /// counters ("1", "2", …), kept as a number so that the common case allocates nothing; any other
 /// string of at most [`CID_BYTES_MAX`] bytes is kept as text.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum CidText {
     /// No `cid` (or an empty one, which protojson cannot tell from none): the reply, if any, goes
     /// out without one, as Nakama's does.
+    #[default]
     Absent,
     /// A canonical decimal number (no sign, no leading zero).
     Number(u64),
@@ -101,6 +107,17 @@ impl CidText {
 
     pub fn is_absent(&self) -> bool {
         matches!(self, CidText::Absent)
+    }
+
+    /// The number the core and the driver use for this cid: 0 when there is none, the number
+    /// itself when the client's cid is a non-zero number, else `u64::MAX` (the text stays with
+    /// the connection, for the reply).
+    pub fn core_cid(&self) -> Cid {
+        match self {
+            CidText::Absent => Cid::NONE,
+            CidText::Number(number) if *number != 0 => Cid(*number),
+            _ => Cid(u64::MAX),
+        }
     }
 }
 
@@ -129,9 +146,8 @@ impl ReplyTo {
     /// only echoes it; the reply's text comes from this `ReplyTo`.
     pub fn core_cid(&self) -> Cid {
         match self.cid {
-            CidText::Absent if self.op == NakamaOp::PartyDataSend => Cid::NONE,
-            CidText::Number(number) if number != 0 => Cid(number),
-            _ => Cid(u64::MAX),
+            CidText::Absent if self.op != NakamaOp::PartyDataSend => Cid(u64::MAX),
+            _ => self.cid.core_cid(),
         }
     }
 }
@@ -475,7 +491,9 @@ fn decode_message(op: NakamaOp, raw: &RawValue, limits: &NakamaLimits) -> Result
             }
             let label = label(m.label, field("label"), op, limits)?;
             let hidden = boolean(m.hidden, field("hidden"))?;
-            Request::Party(PartyRequest::Create { open, max_size: max_size as u32, label, hidden })
+            // Nakama has no lobby settings: the defaults (public, all members invite).
+            let lobby = Default::default();
+            Request::Party(PartyRequest::Create { open, max_size: max_size as u32, label, hidden, lobby })
         }
         NakamaOp::PartyJoin | NakamaOp::PartyLeave | NakamaOp::PartyClose | NakamaOp::PartyJoinRequestList => {
             let m: PartyIdBody = body(op, raw)?;
@@ -514,12 +532,14 @@ fn decode_message(op: NakamaOp, raw: &RawValue, limits: &NakamaLimits) -> Result
             if hidden && !label.is_empty() {
                 return Err(NakamaDecodeError::HiddenWithLabel);
             }
-            // Nakama's update replaces all three settings: absent means false or empty.
+            // Nakama's update replaces all three settings: absent means false or empty. It has no
+            // lobby settings, so those keep their value.
             Request::Party(PartyRequest::Update {
                 party_id,
                 open: Some(open),
                 hidden: Some(hidden),
                 label: Some(label),
+                lobby: Default::default(),
             })
         }
         NakamaOp::StatusUpdate => {

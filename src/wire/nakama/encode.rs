@@ -9,7 +9,7 @@
 //! not sent. `docs/nakama-compat.md` has the whole table.
 
 use super::decode::{CidText, DecodeFailure, ReplyTo};
-use super::errors::{nakama_error, NakamaError, NakamaOp};
+use super::errors::{core_refusal_text, nakama_error, NakamaError, NakamaOp};
 use super::ids::{NakamaPartyId, NakamaSessionId};
 use crate::core::{
     CoreError, ErrorCode, Event, PartyEvent, PartyId, PartyReply, PartySnapshot, Presence, RemovedReason, Reply,
@@ -79,7 +79,7 @@ impl NakamaEncoder {
             // is a leave that happened.
             Err(error) if to.op == NakamaOp::PartyLeave && error.code() == ErrorCode::PartyNotFound => self.ack(cid),
             Err(error) => {
-                let text = error.to_string();
+                let text = core_refusal_text(error);
                 self.error_frame(cid, &nakama_error(Some(to.op), error.code(), &text));
             }
             Ok(Reply::Pong) => self.frame(cid, "pong", &Empty {}),
@@ -87,6 +87,16 @@ impl NakamaEncoder {
             Ok(Reply::Status(StatusReply::Updated | StatusReply::Unfollowed)) => self.ack(cid),
             Ok(Reply::Status(StatusReply::Followed { presences })) => {
                 self.frame(cid, "status", &Status { presences: Presences(presences) })
+            }
+            // No Nakama request asks for a lobby reply (invitations and codes are huddle-only);
+            // only a driver bug routes one here.
+            Ok(Reply::Lobby(_)) => {
+                debug_assert!(false, "huddle-only lobby reply to Nakama request {:?}", to.op);
+                let error = NakamaError {
+                    code: super::errors::NakamaCode::RuntimeException,
+                    message: "this reply has no Nakama form".into(),
+                };
+                self.error_frame(cid, &error);
             }
         }
         self.finish()
@@ -116,6 +126,8 @@ impl NakamaEncoder {
             // huddle's own greeting; Nakama's clients know who they are from their session.
             Event::Welcome { .. } => {}
             Event::Party(event) => self.party_event(event),
+            // Invitations and snapshots are huddle-only (SPEC K-1): Nakama has no message for them.
+            Event::Lobby(_) => {}
             Event::Status(event) => self.frame(
                 none,
                 "status_presence_event",
@@ -123,7 +135,7 @@ impl NakamaEncoder {
             ),
             // Nakama answers failed cid-less party data with a cid-less error envelope.
             Event::PartyDataRefused { party_id: _, error } => {
-                let text = error.to_string();
+                let text = core_refusal_text(error);
                 self.error_frame(none, &nakama_error(Some(NakamaOp::PartyDataSend), error.code(), &text));
             }
         }
@@ -176,7 +188,7 @@ impl NakamaEncoder {
     fn party_event(&mut self, event: &PartyEvent) {
         let none = &CidText::Absent;
         match event {
-            PartyEvent::Presence { party_id, joins, leaves } => self.frame(
+            PartyEvent::Presence { party_id, joins, leaves, version: _ } => self.frame(
                 none,
                 "party_presence_event",
                 &PartyPresenceEvent {
@@ -190,16 +202,21 @@ impl NakamaEncoder {
                 "party_join_request",
                 &PartyJoinRequest { party_id: NakamaPartyId(*party_id), presences: Presences(presences) },
             ),
-            PartyEvent::Leader { party_id, leader } => self.frame(
+            PartyEvent::Leader { party_id, leader, version: _ } => self.frame(
                 none,
                 "party_leader",
                 &PartyLeader { party_id: NakamaPartyId(*party_id), presence: UserPresence::of(leader) },
             ),
-            // Nakama tells a kicked member, and every member of a closed party, `party_close`.
+            // Nakama tells a kicked member, and every member of a closed party, `party_close`; a
+            // session moved out by one-party-per-user (L-1), or a party an operator closed, is out just the
+            // same.
             // A rejected join request goes unannounced in Nakama.
-            PartyEvent::Removed { party_id, reason: RemovedReason::Kicked | RemovedReason::Closed } => {
-                self.frame(none, "party_close", &PartyClose { party_id: NakamaPartyId(*party_id) })
-            }
+            PartyEvent::Removed {
+                party_id,
+                reason:
+                    RemovedReason::Kicked | RemovedReason::Closed | RemovedReason::Moved | RemovedReason::ClosedByAdmin,
+                ..
+            } => self.frame(none, "party_close", &PartyClose { party_id: NakamaPartyId(*party_id) }),
             PartyEvent::Removed { reason: RemovedReason::Rejected, .. } => {}
             PartyEvent::Data { party_id, sender, op_code, data } => self.frame(
                 none,
@@ -211,7 +228,7 @@ impl NakamaEncoder {
                     data: Base64(data),
                 },
             ),
-            PartyEvent::Updated { party_id, open, hidden, max_size: _, label } => self.frame(
+            PartyEvent::Updated { party_id, open, hidden, label, .. } => self.frame(
                 none,
                 "party_update",
                 &PartyUpdate { party_id: NakamaPartyId(*party_id), label, open: *open, hidden: *hidden },

@@ -8,7 +8,7 @@
 //! `nakama-common/runtime`). Refusals Nakama does not have keep huddle's text, behind Nakama's
 //! prefix for the operation.
 
-use crate::core::ErrorCode;
+use crate::core::{CoreError, ErrorCode};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -176,6 +176,17 @@ pub fn nakama_error(op: Option<NakamaOp>, code: ErrorCode, text: &str) -> Nakama
         | ErrorCode::SearchBudgetExhausted
         | ErrorCode::LabelTooComplex
         | ErrorCode::SearchIndexFull
+        // The lobby's refusals reach JSON sessions too (one party per user and the join
+        // strategies refuse their joins); the others answer huddle-only requests.
+        | ErrorCode::PartyAlreadyInParty
+        | ErrorCode::PartyJoinNotAllowed
+        | ErrorCode::PartyNotInvited
+        | ErrorCode::InviteeIsSelf
+        | ErrorCode::InviteeInvalid
+        | ErrorCode::InviteeInParty
+        | ErrorCode::InvitationNotFound
+        | ErrorCode::PartyCodeNotFound
+        | ErrorCode::InvitationCancelNotAllowed
         | ErrorCode::LimitExceeded => NakamaCode::BadInput,
     };
     let Some(op) = op else {
@@ -204,6 +215,20 @@ pub fn nakama_error(op: Option<NakamaOp>, code: ErrorCode, text: &str) -> Nakama
     };
     let message = format!("{}{}", op.error_prefix(), nakama_text.unwrap_or(text));
     NakamaError { code: nakama_code, message: Cow::Owned(message) }
+}
+
+/// The text of a refusal of the core as a Nakama client reads it, before [`nakama_error`] puts
+/// the operation's prefix (or Nakama's own text) on it: the core's text, except for a status
+/// that is not display text, which is refused in Nakama's words for its status checks (as in
+/// `Status must be 2048 characters or less`). Nakama accepts such a status; huddle refuses it so
+/// the follow reply bound holds in JSON (`docs/nakama-compat.md`).
+pub fn core_refusal_text(error: &CoreError) -> String {
+    match error {
+        CoreError::StatusControlCharacter { character, byte } => {
+            format!("Status must not contain control characters: U+{:04X} at byte {byte}", u32::from(*character))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// A name in a decode error: `message.field` (`party_create.max_size`).
@@ -446,6 +471,19 @@ mod tests {
         );
         assert_eq!(NakamaDecodeError::MissingMessage.to_string(), "Missing message.");
         assert_eq!(NakamaDecodeError::UnknownMessage("x".into()).to_string(), "Unrecognized message.");
+    }
+
+    /// A status that is not display text is refused by the core (SPEC S-1) for both codecs; a
+    /// Nakama client reads it in the words of Nakama's own status checks, any other refusal of the
+    /// core in huddle's.
+    #[test]
+    fn a_status_control_character_reads_as_a_nakama_status_check() {
+        let refusal = CoreError::StatusControlCharacter { character: '\u{1}', byte: 5 };
+        let text = core_refusal_text(&refusal);
+        let error = nakama_error(Some(NakamaOp::StatusUpdate), refusal.code(), &text);
+        assert_eq!(error.code, NakamaCode::BadInput);
+        assert_eq!(error.message, "Status must not contain control characters: U+0001 at byte 5");
+        assert_eq!(core_refusal_text(&CoreError::PartyFull), CoreError::PartyFull.to_string());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! mutation of a recorded frame panics the decoder.
 //!
 //! The core values fed to the encoder are built by hand, as the core produces them for the same
-//! flow; the end-to-end tests of phase 2 drive the real core over sockets.
+//! flow; `tests/nakama_json.rs` drives the real core over sockets with the same recorded flows.
 
 use super::*;
 use crate::core::{
@@ -48,6 +48,8 @@ fn snapshot(party_id: PartyId, open: bool, max_size: u16, label: &str, members: 
         label: label.into(),
         leader: user(members[0]),
         members: members.iter().map(|who| user(who)).collect(),
+        lobby: Default::default(),
+        version: 1,
     }
 }
 
@@ -177,7 +179,7 @@ fn create_is_the_reply_then_nakamas_own_party_and_presence_pushes() {
     let mut encoder = NakamaEncoder::new();
     let a = user("A");
     for (cid, party_id, open, nth) in [(3, CLOSED, false, 0), (4, OPEN, true, 1)] {
-        let reply = Ok(Reply::Party(PartyReply::Info(snapshot(party_id, open, 4, "", &["A"]))));
+        let reply = Ok(Reply::Party(PartyReply::Info(Box::new(snapshot(party_id, open, 4, "", &["A"])))));
         let frames = encoder.reply(&to(cid, NakamaOp::PartyCreate), &a, &reply);
         let cid_text = cid.to_string();
         let expected = [
@@ -195,11 +197,11 @@ fn open_join_is_a_bare_ack_then_the_party_and_the_joiners_own_presence() {
     let mut ids = Ids::default();
     let mut encoder = NakamaEncoder::new();
     // Pair the ids first, as the create did in the recorded run.
-    let created = Ok(Reply::Party(PartyReply::Info(snapshot(OPEN, true, 4, "", &["A"]))));
+    let created = Ok(Reply::Party(PartyReply::Info(Box::new(snapshot(OPEN, true, 4, "", &["A"])))));
     let reply = parsed(encoder.reply(&to(4, NakamaOp::PartyCreate), &user("A"), &created)).remove(0);
     compare(&reply, &received(&file, "A", Some("party"), Some("4"), 0), "create", &mut ids);
 
-    let joined = Ok(Reply::Party(PartyReply::Info(snapshot(OPEN, true, 4, "", &["A", "B"]))));
+    let joined = Ok(Reply::Party(PartyReply::Info(Box::new(snapshot(OPEN, true, 4, "", &["A", "B"])))));
     let frames = encoder.reply(&to(2, NakamaOp::PartyJoin), &user("B"), &joined);
     let expected = [
         received(&file, "B", None, Some("2"), 0),
@@ -208,7 +210,7 @@ fn open_join_is_a_bare_ack_then_the_party_and_the_joiners_own_presence() {
     ];
     assert_like(frames, &expected, &mut ids);
     // The member already there hears the join.
-    let event = PartyEvent::Presence { party_id: OPEN, joins: vec![user("B")], leaves: vec![] };
+    let event = PartyEvent::Presence { party_id: OPEN, joins: vec![user("B")], leaves: vec![], version: 1 };
     let frames = encoder.event(&Event::Party(event));
     assert_like(frames, &[received(&file, "A", Some("party_presence_event"), None, 2)], &mut ids);
 }
@@ -254,10 +256,11 @@ fn closed_join_request_accept_promote_and_reject_match_nakamas() {
     // Accept: an ack to the leader, the roster change to the members, the party to the joiner.
     let frames = encoder.reply(&to(6, NakamaOp::PartyAccept), &user("A"), &ok());
     assert_like(frames, &[received(&file, "A", None, Some("6"), 0)], &mut ids);
-    let event = PartyEvent::Presence { party_id: CLOSED, joins: vec![user("B")], leaves: vec![] };
+    let event = PartyEvent::Presence { party_id: CLOSED, joins: vec![user("B")], leaves: vec![], version: 1 };
     let frames = encoder.event(&Event::Party(event));
     assert_like(frames, &[received(&file, "A", Some("party_presence_event"), None, 3)], &mut ids);
-    let frames = encoder.event(&Event::Party(PartyEvent::Joined(snapshot(CLOSED, false, 4, "", &["A", "B"]))));
+    let frames =
+        encoder.event(&Event::Party(PartyEvent::Joined(Box::new(snapshot(CLOSED, false, 4, "", &["A", "B"])))));
     let expected =
         [received(&file, "B", Some("party"), None, 1), received(&file, "B", Some("party_presence_event"), None, 1)];
     assert_like(frames, &expected, &mut ids);
@@ -265,7 +268,7 @@ fn closed_join_request_accept_promote_and_reject_match_nakamas() {
     // Promote: an ack, and the new leader to every member.
     let frames = encoder.reply(&to(7, NakamaOp::PartyPromote), &user("A"), &ok());
     assert_like(frames, &[received(&file, "A", None, Some("7"), 0)], &mut ids);
-    let frames = encoder.event(&Event::Party(PartyEvent::Leader { party_id: CLOSED, leader: user("B") }));
+    let frames = encoder.event(&Event::Party(PartyEvent::Leader { party_id: CLOSED, leader: user("B"), version: 1 }));
     assert_like(frames, &[received(&file, "A", Some("party_leader"), None, 0)], &mut ids);
 
     // C asks, the new leader B hears it and rejects: B gets an ack, C hears nothing (as in Nakama).
@@ -274,7 +277,7 @@ fn closed_join_request_accept_promote_and_reject_match_nakamas() {
     assert_like(frames, &[received(&file, "B", Some("party_join_request"), None, 0)], &mut ids);
     let frames = encoder.reply(&to(4, NakamaOp::PartyRemove), &user("B"), &ok());
     assert_like(frames, &[received(&file, "B", None, Some("4"), 0)], &mut ids);
-    let rejected = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Rejected };
+    let rejected = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Rejected, version: 1 };
     assert!(encoder.event(&Event::Party(rejected)).is_empty());
     assert!(!file.iter().any(|r| r.who == "C" && r.dir == "in" && r.frame.get("party_close").is_some()));
 }
@@ -288,9 +291,9 @@ fn leader_rotation_leave_and_close_match_nakamas() {
     let frames =
         encoder.reply(&to(8, NakamaOp::PartyLeave), &user("A"), &Ok(Reply::Party(PartyReply::Ok { party_id: OPEN })));
     assert_like(frames, &[received(&file, "A", None, Some("8"), 0)], &mut ids);
-    let frames = encoder.event(&Event::Party(PartyEvent::Leader { party_id: OPEN, leader: user("B") }));
+    let frames = encoder.event(&Event::Party(PartyEvent::Leader { party_id: OPEN, leader: user("B"), version: 1 }));
     assert_like(frames, &[received(&file, "B", Some("party_leader"), None, 1)], &mut ids);
-    let event = PartyEvent::Presence { party_id: OPEN, joins: vec![], leaves: vec![user("A")] };
+    let event = PartyEvent::Presence { party_id: OPEN, joins: vec![], leaves: vec![user("A")], version: 1 };
     let frames = encoder.event(&Event::Party(event));
     assert_like(frames, &[received(&file, "B", Some("party_presence_event"), None, 2)], &mut ids);
 
@@ -300,15 +303,23 @@ fn leader_rotation_leave_and_close_match_nakamas() {
     assert_like(frames, &[received(&file, "A", Some("error"), Some("10"), 0)], &mut ids);
 
     // B closes the closed party: every member, B included, hears party_close; B gets its ack.
-    let closed = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Closed };
+    let closed = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Closed, version: 1 };
     let frames = encoder.event(&Event::Party(closed));
     assert_like(frames, &[received(&file, "B", Some("party_close"), None, 0)], &mut ids);
     let frames =
         encoder.reply(&to(7, NakamaOp::PartyClose), &user("B"), &Ok(Reply::Party(PartyReply::Ok { party_id: CLOSED })));
     assert_like(frames, &[received(&file, "B", None, Some("7"), 0)], &mut ids);
     // A kicked member hears the same message.
-    let kicked = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Kicked };
+    let kicked = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Kicked, version: 1 };
     assert_like(encoder.event(&Event::Party(kicked)), &[received(&file, "B", Some("party_close"), None, 0)], &mut ids);
+    // So does every member of a party an operator closed (huddle's admin API; Nakama's console
+    // has no such thing, so its closest message).
+    let by_admin = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::ClosedByAdmin, version: 3 };
+    assert_like(
+        encoder.event(&Event::Party(by_admin)),
+        &[received(&file, "B", Some("party_close"), None, 0)],
+        &mut ids,
+    );
 }
 
 #[test]
@@ -351,13 +362,21 @@ fn labelled_and_hidden_parties_and_updates_match_nakamas() {
         party.leader = l.clone();
         party.members = vec![l.clone()];
         party.hidden = hidden;
-        let frames = encoder.reply(&to(cid, NakamaOp::PartyCreate), &l, &Ok(Reply::Party(PartyReply::Info(party))));
+        let frames =
+            encoder.reply(&to(cid, NakamaOp::PartyCreate), &l, &Ok(Reply::Party(PartyReply::Info(Box::new(party)))));
         let reply = parsed(frames).remove(0);
         compare(&reply, &received(&file, "A", Some("party"), Some(&cid.to_string()), 0), "create", &mut ids);
     }
     let ranked_us = r#"{"mode":"ranked","region":"us","run":"mwq8ldgf"}"#;
-    let update =
-        PartyEvent::Updated { party_id: parties[1], open: true, hidden: false, max_size: 2, label: ranked_us.into() };
+    let update = PartyEvent::Updated {
+        party_id: parties[1],
+        open: true,
+        hidden: false,
+        max_size: 2,
+        label: ranked_us.into(),
+        lobby: Default::default(),
+        version: 2,
+    };
     let frames = encoder.event(&Event::Party(update));
     assert_like(frames, &[received(&file, "A", Some("party_update"), None, 0)], &mut ids);
     let frames =
@@ -423,12 +442,24 @@ const PARTY_ID: PartyId = PartyId(0x07787d76_008c_4342_a3f3_936140c10fab);
 fn requests_decode_with_nakamas_field_rules() {
     assert_eq!(
         request(r#"{"party_create":{"open":false,"max_size":4},"cid":"3"}"#),
-        Request::Party(PartyRequest::Create { open: false, max_size: 4, label: String::new(), hidden: false })
+        Request::Party(PartyRequest::Create {
+            open: false,
+            max_size: 4,
+            label: String::new(),
+            hidden: false,
+            lobby: Default::default()
+        })
     );
     // int32 as a string, camelCase names, null as the default, unknown fields ignored, `{}` label.
     assert_eq!(
         request(r#"{"party_create":{"open":null,"maxSize":"8","label":"{}","future_field":[1,{"a":2}]}}"#),
-        Request::Party(PartyRequest::Create { open: false, max_size: 8, label: String::new(), hidden: false })
+        Request::Party(PartyRequest::Create {
+            open: false,
+            max_size: 8,
+            label: String::new(),
+            hidden: false,
+            lobby: Default::default()
+        })
     );
     assert_eq!(
         request(&format!(r#"{{"party_join":{{"partyId":"{PARTY}"}},"cid":"2"}}"#)),
@@ -463,7 +494,8 @@ fn requests_decode_with_nakamas_field_rules() {
             party_id: PARTY_ID,
             open: Some(true),
             hidden: Some(false),
-            label: Some(String::new())
+            label: Some(String::new()),
+            lobby: Default::default(),
         })
     );
     let b = user("B");
@@ -783,7 +815,15 @@ fn defaults_are_left_out_as_protojson_does() {
     let data = PartyEvent::Data { party_id: OPEN, sender: user("A"), op_code: 0, data: Bytes::new() };
     let frame = &parsed(encoder.event(&Event::Party(data)))[0]["party_data"];
     assert!(frame.get("op_code").is_none() && frame.get("data").is_none(), "{frame}");
-    let update = PartyEvent::Updated { party_id: OPEN, open: false, hidden: false, max_size: 4, label: String::new() };
+    let update = PartyEvent::Updated {
+        party_id: OPEN,
+        open: false,
+        hidden: false,
+        max_size: 4,
+        label: String::new(),
+        lobby: Default::default(),
+        version: 2,
+    };
     let frame = &parsed(encoder.event(&Event::Party(update)))[0]["party_update"];
     assert_eq!(frame.as_object().map(|o| o.len()), Some(1), "{frame}");
     let follow = Ok(Reply::Status(StatusReply::Followed { presences: vec![] }));
@@ -796,4 +836,25 @@ fn defaults_are_left_out_as_protojson_does() {
         StatusEvent { joins: vec![StatusPresence { presence: user("A"), status: String::new() }], leaves: vec![] };
     let frame = &parsed(encoder.event(&Event::Status(event)))[0];
     assert_eq!(frame["status_presence_event"]["joins"][0]["status"], "");
+}
+
+/// Lobby I (SPEC L-1 … L-9) seen from a JSON session: every lobby event is huddle-only and
+/// becomes no frame; a session moved out of its party by one party per user hears Nakama's
+/// `party_close`, as a kicked one does; the version on party events changes nothing.
+#[test]
+fn lobby_events_are_huddle_only_and_a_moved_member_hears_party_close() {
+    use crate::core::{InvitationEndReason, LobbyEvent};
+    let file = recorded(FRAMES);
+    let mut ids = Ids::default();
+    let mut encoder = NakamaEncoder::new();
+    let party = snapshot(OPEN, true, 4, "", &["A", "B"]);
+    for event in [
+        LobbyEvent::Snapshot(Box::new(party.clone())),
+        LobbyEvent::InvitationRejected { party_id: OPEN, invitee: UserId::new("c") },
+        LobbyEvent::InvitationEnded { party_id: OPEN, invitee: UserId::new("c"), reason: InvitationEndReason::Expired },
+    ] {
+        assert!(encoder.event(&Event::Lobby(event.clone())).is_empty(), "{event:?} has no Nakama form");
+    }
+    let moved = PartyEvent::Removed { party_id: CLOSED, reason: RemovedReason::Moved, version: 9 };
+    assert_like(encoder.event(&Event::Party(moved)), &[received(&file, "B", Some("party_close"), None, 0)], &mut ids);
 }
