@@ -58,7 +58,12 @@ pub fn decode_envelope(data: &[u8]) {
 /// failed check panics, which the fuzzer reports. Steps are bounded so every input ends.
 pub fn core_ops(data: &[u8]) {
     const STEPS_MAX: usize = 2_000;
+    // The checks that cost as much as the whole world (full sweep, digests of every table)
+    // every 16 steps and at the end; in between, each step's touched parties: an input of a
+    // few hundred steps still gets a dozen full checks, at a fraction of the cost per step.
+    const FULL_CHECK_EVERY: u64 = 16;
     let mut sim = crate::sim::Sim::with_rng(crate::sim::Rng::from_bytes(data), 0);
+    sim.check_fully_every(FULL_CHECK_EVERY);
     let mut steps = 0;
     while !sim.exhausted() && steps < STEPS_MAX {
         sim.step();
@@ -92,15 +97,37 @@ const TURNS_PER_INPUT_MIN: usize = 4096;
 const TURN_MS: u64 = 1;
 const BETWEEN_INPUTS_MS: u64 = 3_600_000;
 
-/// An in-memory stream in place of a socket: it hands out `chunk` bytes per read and says
-/// WouldBlock between reads, so every parser must resume mid-request and mid-frame as on a real
-/// non-blocking socket, then EOF (the peer hung up); it keeps everything the server writes.
+/// Bytes a read of the in-memory stream hands out, in turn: small sizes split requests and
+/// frames at many offsets, large ones keep the number of driver turns per input small (every
+/// read costs a turn, and a 1-byte-per-read input of a few KiB cost thousands of them). An
+/// input's mode picks where in the cycle it starts.
+const READ_CHUNKS: [usize; 8] = [1024, 1, 61, 2, 256, 7, 4096, 13];
+/// The loop's `recv` batch per input (the first is the server's default): frames straddle its
+/// edges too.
+const READ_BATCHES: [usize; 4] = [64 * 1024, 7, 64, 1024];
+/// Frames read from the connection per turn (the first is the server's default).
+const FRAMES_PER_TURN: [usize; 4] = [64, 1, 3, 16];
+
+/// How many bytes each read of an in-memory stream hands out.
+#[derive(Clone, Copy)]
+enum ReadSizes {
+    /// The same every read (the admin target's).
+    Fixed(usize),
+    /// `READ_CHUNKS` in turn, starting at this place (the game target's).
+    Cycle(usize),
+}
+
+/// An in-memory stream in place of a socket: it hands out a chunk of bytes per read (`ReadSizes`)
+/// and says WouldBlock between reads, so every parser must resume
+/// mid-request and mid-frame as on a real non-blocking socket, then EOF (the peer hung up); it
+/// keeps everything the server writes.
 struct MemStream(Rc<RefCell<MemState>>);
 
 struct MemState {
     input: Vec<u8>,
     at: usize,
-    chunk: usize,
+    /// The size of the next read; a cycle advances after each.
+    sizes: ReadSizes,
     block_next: bool,
     written: Vec<u8>,
     write_shut: bool,
@@ -115,7 +142,14 @@ impl Read for MemStream {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         state.block_next = true;
-        let n = left.min(state.chunk).min(buf.len());
+        let chunk = match state.sizes {
+            ReadSizes::Fixed(chunk) => chunk,
+            ReadSizes::Cycle(place) => {
+                state.sizes = ReadSizes::Cycle(place + 1);
+                READ_CHUNKS[place % READ_CHUNKS.len()]
+            }
+        };
+        let n = left.min(chunk).min(buf.len());
         let at = state.at;
         buf[..n].copy_from_slice(&state.input[at..at + n]);
         state.at += n;
@@ -162,8 +196,9 @@ thread_local! {
 /// Raw bytes into one connection of the driver's own read path: the request head and upgrade,
 /// then WebSocket frames, dispatch and the core, with everything the server writes checked as
 /// a client would read it. The first byte picks the mode: bit 0 set = a valid upgrade is
-/// prepended (so the rest are frames); the other bits pick the read chunk size, the loop's
-/// `recv` batch size and the frames read per turn.
+/// prepended (so the rest are frames); bits 1–3 where the read sizes start in `READ_CHUNKS`,
+/// bits 4–5 the loop's `recv` batch (`READ_BATCHES`), bits 6–7 the frames read per turn
+/// (`FRAMES_PER_TURN`); mode 0 or 1 is the server's own configuration.
 pub fn connection_bytes(input: &[u8]) -> ConnReport {
     let Some((&mode, rest)) = input.split_first() else { return ConnReport::default() };
     CONN_HARNESS.with(|cell| {
@@ -197,7 +232,7 @@ pub fn admin_bytes(input: &[u8]) -> AdminReport {
             });
             ConnHarness { driver, now: Millis(0) }
         });
-        let written = harness.drive(ListenerKind::Admin, 1 + usize::from(mode) * 3, rest.to_vec());
+        let written = harness.drive(ListenerKind::Admin, ReadSizes::Fixed(1 + usize::from(mode) * 3), rest.to_vec());
         harness.driver.forget_admin_state_for_fuzzing();
         read_admin_responses(&written)
     })
@@ -254,9 +289,10 @@ impl ConnHarness {
         let stream = if mode & 1 == 1 { [canned_upgrade(), rest].concat() } else { rest.to_vec() };
         // The loop-wide read batch, sized by the input so frames straddle its edges; and a
         // frame budget per turn, after which leftovers wait in the connection's stash.
-        self.driver.reshape_reads_for_fuzzing(1 + usize::from(mode >> 3) * 13, 1 + usize::from(mode >> 5));
+        let (batch, frames) = (READ_BATCHES[usize::from(mode >> 4) & 3], FRAMES_PER_TURN[usize::from(mode >> 6)]);
+        self.driver.reshape_reads_for_fuzzing(batch, frames);
         let before = *self.driver.counters();
-        let written = self.drive(ListenerKind::Game, 1 + usize::from(mode >> 1) * 7, stream);
+        let written = self.drive(ListenerKind::Game, ReadSizes::Cycle(usize::from(mode >> 1) & 7), stream);
         let after = *self.driver.counters();
         let mut report = read_server_bytes(&written);
         report.requests = (after.requests_total - before.requests_total) as usize;
@@ -264,14 +300,14 @@ impl ConnHarness {
         report
     }
 
-    /// Runs one connection of `kind` that reads `stream` `chunk` bytes at a time, then hangs up,
+    /// Runs one connection of `kind` that reads `stream` in reads of `sizes`, then hangs up,
     /// until the driver is idle again; returns what the server wrote.
-    fn drive(&mut self, kind: ListenerKind, chunk: usize, stream: Vec<u8>) -> Vec<u8> {
+    fn drive(&mut self, kind: ListenerKind, sizes: ReadSizes, stream: Vec<u8>) -> Vec<u8> {
         let turns_max = TURNS_PER_INPUT_MIN + TURNS_PER_INPUT_BYTE * stream.len();
         let state = Rc::new(RefCell::new(MemState {
             input: stream,
             at: 0,
-            chunk,
+            sizes,
             block_next: false,
             written: Vec::new(),
             write_shut: false,

@@ -186,6 +186,45 @@ pub struct Limits {
     /// over a field with 100k distinct values is refused instead of scanned on every search.
     /// Past it: error 233.
     pub search_wildcard_scan_max: usize,
+    /// Values one label indexes: every string, number and boolean, array elements each on
+    /// their own (`null` is not indexed). What a label costs the index grows with its values,
+    /// not its bytes (a 2 KiB label of 255 one-letter keys cost over 100 KiB before this bound,
+    /// issue 14): a value new to the index costs about 150–250 bytes besides its text. 16 is
+    /// the most at which the costliest label `examples/label_memory.rs` builds (2 KiB of
+    /// distinct strings over as many fields as allowed) keeps a party within 8 KiB of server
+    /// memory (7.7 KiB measured at these defaults); 24 would take it to 9.3 KiB. Past it: error
+    /// 236 and nothing changes.
+    pub party_label_values_max: usize,
+    /// Distinct fields (flattened paths, `label.a.b`) one label's values fall under; a field new
+    /// to the index costs about 100 bytes besides its name. 10 covers a matchmaking label (mode,
+    /// region, map, skill, version …) and keeps the costliest label within the 8 KiB above.
+    /// The paths of a label's distinct fields also count against `party_label_bytes_max`
+    /// (nested keys repeat their parents' path in every field). Past it: error 236.
+    pub party_label_fields_max: usize,
+    /// The search index's running estimate of its own memory, in bytes (about 1 KiB for a
+    /// typical labelled party, 6 KiB for the costliest label at the defaults). A label that
+    /// could take the index past it is refused (error 237) and the party keeps its old label
+    /// or none; parties without a label are always indexed. 512 MiB holds 100,000 typical
+    /// labelled parties five times over, and halves the most every session could make it hold
+    /// with the costliest labels at the defaults (10,000 sessions × 16 parties × 6 KiB).
+    pub search_index_bytes_max: usize,
+    /// Cost units one search may spend (`core/search/cost.rs`: postings, candidates and range
+    /// entries visited, terms checked). Past it the search is refused with error 234, before
+    /// the work where the planner can count it (candidate enumerations) and as soon as it is
+    /// spent otherwise. A unit took 3–14 ns in `cargo bench --bench search` on this project's
+    /// machine, so 100,000 bound one search to about half a millisecond of the loop; every query
+    /// of the bench's realistic set over 100,000 parties costs less (the costliest, five
+    /// boosted should-terms, 85,000).
+    pub search_query_cost_max: u64,
+    /// Cost units a session's search budget regains per millisecond of the loop's monotonic
+    /// clock; each search is charged what it spent. 2,000 (two million a second) is about 1 %
+    /// of a core at the measured 4–7 ns per unit of expensive searches: twenty maximal searches
+    /// a second, thousands of selective ones. A session whose budget is spent gets error 235
+    /// with the milliseconds to wait, at no search cost.
+    pub search_budget_cost_per_ms: u64,
+    /// Cost units a session's search budget holds at most (its burst): four maximal searches
+    /// back to back, so paging through results or refining a query is never refused.
+    pub search_budget_burst_cost: u64,
     /// Connections open on the admin listener at once (O-1); more are accepted and closed at
     /// once. Operators and a game backend need a handful; 64 leaves room for scrapers and tools
     /// while bounding what the admin port can hold, whatever reaches it.
@@ -464,6 +503,12 @@ impl Default for Limits {
             search_page_limit_default: 10,
             search_wildcard_expansion_max: 256,
             search_wildcard_scan_max: 16_384,
+            party_label_values_max: 16,
+            party_label_fields_max: 10,
+            search_index_bytes_max: 512 * 1024 * 1024,
+            search_query_cost_max: 100_000,
+            search_budget_cost_per_ms: 2_000,
+            search_budget_burst_cost: 400_000,
             admin_connections_max: 64,
             admin_head_bytes_max: 8 * 1024,
             admin_body_bytes_max: 64 * 1024,
@@ -623,6 +668,12 @@ impl Limits {
             search_page_limit_default,
             search_wildcard_expansion_max,
             search_wildcard_scan_max,
+            party_label_values_max,
+            party_label_fields_max,
+            search_index_bytes_max,
+            search_query_cost_max,
+            search_budget_cost_per_ms,
+            search_budget_burst_cost,
             admin_connections_max,
             admin_head_bytes_max,
             admin_body_bytes_max,
@@ -779,6 +830,10 @@ mod tests {
         assert!(bad_default.validate().unwrap_err().0.contains("search_page_limit_default"));
         let long_query = Limits { search_query_bytes_max: SEARCH_QUERY_BYTES_CEILING + 1, ..Limits::default() };
         assert!(long_query.validate().unwrap_err().0.contains("search_query_bytes_max"));
+        let no_refill = Limits { search_budget_cost_per_ms: 0, ..Limits::default() };
+        assert!(no_refill.validate().unwrap_err().0.contains("search_budget_cost_per_ms"));
+        let no_values = Limits { party_label_values_max: 0, ..Limits::default() };
+        assert!(no_values.validate().unwrap_err().0.contains("party_label_values_max"));
         let short_history = Limits { history_entries_per_party_max: 256, ..Limits::default() };
         assert!(short_history.validate().unwrap_err().0.contains("history_entries_per_party_max"));
         let small_buffer = Limits { history_buffer_bytes_max: 64 * 1024, ..Limits::default() };

@@ -46,8 +46,18 @@ fn simulation_keeps_every_invariant_over_many_seeds() {
     assert!(total.requests - total.refused > total.requests / 4, "too few successful requests: {total:?}");
     assert!(total.deliveries > total.events, "events reached several recipients: {total:?}");
     // Searches ran, returned parties, and were refused for each reason the workload provokes.
-    assert!(total.search_results > total.searches / 2, "searches returned parties: {total:?}");
-    for error in ["SearchQueryInvalid", "SearchCursorMismatch", "SearchQueryTooBroad"] {
+    // (About one party per search: the lobby's one party per user and admin closes keep fewer
+    // parties alive than parties alone did, and the budgets refuse some searches.)
+    assert!(total.search_results > total.searches / 3, "searches returned parties: {total:?}");
+    for error in [
+        "SearchQueryInvalid",
+        "SearchCursorMismatch",
+        "SearchQueryTooBroad",
+        "SearchQueryTooCostly",
+        "SearchBudgetExhausted",
+        "LabelTooComplex",
+        "SearchIndexFull",
+    ] {
         assert!(total.errors.get(error).is_some_and(|n| *n > 0), "no {error}: {total:?}");
     }
     // Statuses and follows.

@@ -206,7 +206,12 @@ impl From<CoreError> for AdminError {
             | CoreError::SearchCursorMismatch
             | CoreError::SearchCursorInvalid
             | CoreError::SearchQueryTooBroad { .. }
+            | CoreError::SearchQueryTooCostly { .. }
+            | CoreError::LabelTooComplex(_)
             | CoreError::PartyPresenceMismatch => AdminError::BadRequest(error.to_string()),
+            CoreError::SearchBudgetExhausted { .. } | CoreError::SearchIndexFull { .. } => {
+                AdminError::LimitExceeded(error.to_string())
+            }
             CoreError::PartyFull
             | CoreError::PartyNotLeader
             | CoreError::PartyJoinRequestDuplicate

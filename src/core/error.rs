@@ -51,6 +51,10 @@ error_codes! {
     SearchCursorMismatch = 231,
     SearchCursorInvalid = 232,
     SearchQueryTooBroad = 233,
+    SearchQueryTooCostly = 234,
+    SearchBudgetExhausted = 235,
+    LabelTooComplex = 236,
+    SearchIndexFull = 237,
     PartyAlreadyInParty = 240,
     PartyJoinNotAllowed = 241,
     PartyNotInvited = 242,
@@ -128,6 +132,16 @@ pub enum CoreError {
     /// A wildcard term of the query matches (or would have to inspect) more indexed values than
     /// `search_wildcard_expansion_max` / `search_wildcard_scan_max` allow.
     SearchQueryTooBroad { byte_pos: usize, values_max: usize },
+    /// The search would need more than `search_query_cost_max` cost units (issue 14).
+    SearchQueryTooCostly { cost_max: u64 },
+    /// The session's search budget is spent (`search_budget_cost_per_ms`,
+    /// `search_budget_burst_cost`); searches are admitted again in `retry_after_ms`.
+    SearchBudgetExhausted { retry_after_ms: u64 },
+    /// The label indexes more values or fields than `party_label_values_max` /
+    /// `party_label_fields_max` allow, or its field paths are too long (the error says which).
+    LabelTooComplex(search::LabelError),
+    /// The search index reached `search_index_bytes_max`: labels are refused until parties end.
+    SearchIndexFull { bytes_max: usize },
     /// L-1: the server keeps one party per user and this user has a session in a party.
     PartyAlreadyInParty,
     /// L-4: the party's join strategy is `not_allowed`.
@@ -207,6 +221,22 @@ impl std::fmt::Display for CoreError {
                 "search query too broad: the wildcard term at byte {byte_pos} matches or scans more than \
                  {values_max} distinct values; give it a longer literal prefix"
             ),
+            CoreError::SearchQueryTooCostly { cost_max } => write!(
+                f,
+                "search query too costly: answering it would visit more than {cost_max} index entries \
+                 (search_query_cost_max); add a selective must-term (+field:value) or narrow its ranges"
+            ),
+            CoreError::SearchBudgetExhausted { retry_after_ms } => write!(
+                f,
+                "search budget spent: this connection's searches used their share of the server \
+                 (search_budget_cost_per_ms); search again in {retry_after_ms} ms"
+            ),
+            CoreError::LabelTooComplex(error) => write!(f, "label too complex for the search index: {error}"),
+            CoreError::SearchIndexFull { bytes_max } => write!(
+                f,
+                "the search index is full (search_index_bytes_max {bytes_max} bytes): labels are refused \
+                 until parties end; a party without a label can still be created"
+            ),
             CoreError::PartyAlreadyInParty => {
                 write!(f, "already in party: this server keeps one party per user; leave the current party first")
             }
@@ -280,6 +310,10 @@ impl CoreError {
             CoreError::SearchCursorMismatch => ErrorCode::SearchCursorMismatch,
             CoreError::SearchCursorInvalid => ErrorCode::SearchCursorInvalid,
             CoreError::SearchQueryTooBroad { .. } => ErrorCode::SearchQueryTooBroad,
+            CoreError::SearchQueryTooCostly { .. } => ErrorCode::SearchQueryTooCostly,
+            CoreError::SearchBudgetExhausted { .. } => ErrorCode::SearchBudgetExhausted,
+            CoreError::LabelTooComplex(_) => ErrorCode::LabelTooComplex,
+            CoreError::SearchIndexFull { .. } => ErrorCode::SearchIndexFull,
             CoreError::PartyAlreadyInParty => ErrorCode::PartyAlreadyInParty,
             CoreError::PartyJoinNotAllowed => ErrorCode::PartyJoinNotAllowed,
             CoreError::PartyNotInvited => ErrorCode::PartyNotInvited,

@@ -7,6 +7,7 @@
 //! which `rate()` needs.
 
 use crate::admin::RouteId;
+use crate::core::search::LabelError;
 use crate::core::{CoreError, ErrorCode, Event, PartyEvent, PartyReply, PartyRequest, Reply, Request};
 use crate::core::{LobbyEvent, LobbyReply, LobbyRequest, StatusReply, StatusRequest};
 use prometheus_client::collector::Collector;
@@ -71,6 +72,8 @@ label_set! {
         extra_frames_per_second_max, invitations_per_party_max, invitations_per_user_max,
         invitees_per_request_max, code_misses_per_minute_max, party_custom_data_bytes_max,
         chat_body_bytes_max, chat_messages_per_window_max, social_entries_max, history_buffer_bytes_max,
+        party_label_bytes_max, party_label_values_max, party_label_fields_max, search_index_bytes_max,
+        search_query_cost_max, search_budget_cost_per_ms,
     }
 }
 
@@ -161,6 +164,16 @@ impl Metrics {
             CoreError::PartyTooManyParties(_) => Some(Limit::parties_per_session_max),
             CoreError::FollowLimitReached { .. } => Some(Limit::follows_per_session_max),
             CoreError::SearchQueryTooBroad { .. } => Some(Limit::search_wildcard_expansion_max),
+            CoreError::SearchQueryTooCostly { .. } => Some(Limit::search_query_cost_max),
+            CoreError::SearchBudgetExhausted { .. } => Some(Limit::search_budget_cost_per_ms),
+            CoreError::SearchIndexFull { .. } => Some(Limit::search_index_bytes_max),
+            CoreError::LabelTooComplex(refusal) => match refusal {
+                LabelError::TooManyValues { .. } => Some(Limit::party_label_values_max),
+                LabelError::TooManyFields { .. } => Some(Limit::party_label_fields_max),
+                LabelError::PathsTooLong { .. } => Some(Limit::party_label_bytes_max),
+                LabelError::IndexFull { .. } => Some(Limit::search_index_bytes_max),
+                LabelError::TooLarge { .. } | LabelError::NotJson(_) | LabelError::NotObject => None,
+            },
             CoreError::LimitExceeded(message) => Limit::named_in(message),
             _ => None,
         };

@@ -86,6 +86,7 @@ impl Sim {
         let kick = AdminRequest::KickMember { party_id, user_id, session };
         let result = self.core.handle_admin(kick, self.now(), &mut self.out);
         self.stats.requests += 1;
+        self.touched.push(party_id);
         let after = View::of(&self.core);
         self.check_recipients_connected();
         match result {
@@ -122,7 +123,7 @@ impl Sim {
     }
 
     /// A refused admin request caused nothing and changed no table.
-    fn refused_without_trace(&mut self, error: &CoreError, digests: (u64, u64)) {
+    fn refused_without_trace(&mut self, error: &CoreError, digests: Option<(u64, u64)>) {
         self.stats.refusal(error);
         assert!(self.out.is_empty(), "a refused admin request caused {:?}", self.out.outputs());
         assert_eq!(self.digests(), digests, "a refused admin request changed a table");

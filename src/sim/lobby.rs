@@ -249,6 +249,24 @@ impl Sim {
             self.stats.refusal(error);
             assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
         }
+        // Swept at the step's end between full steps: the party named and the one joined (a
+        // party a move left is swept on the next full step).
+        let named = match &request {
+            LobbyRequest::Invite { party_id, .. }
+            | LobbyRequest::CancelInvitation { party_id, .. }
+            | LobbyRequest::AcceptInvitation { party_id }
+            | LobbyRequest::RejectInvitation { party_id }
+            | LobbyRequest::CodeGet { party_id }
+            | LobbyRequest::CodeRegenerate { party_id }
+            | LobbyRequest::CustomDataSet { party_id, .. }
+            | LobbyRequest::ChatSend { party_id, .. } => Some(*party_id),
+            LobbyRequest::Invitations | LobbyRequest::JoinByCode { .. } => None,
+        };
+        let joined = match &result {
+            Ok(Reply::Party(PartyReply::Info(snapshot))) => Some(snapshot.party_id),
+            _ => None,
+        };
+        self.touched.extend(named.into_iter().chain(joined));
         result
     }
 

@@ -55,6 +55,33 @@ impl View {
         view
     }
 
+    /// The view of only `parties` (those that exist): enough to check a request naming one
+    /// party, at the cost of that party alone.
+    pub(super) fn of_parties(core: &Core, parties: &[PartyId]) -> View {
+        let mut view = View::default();
+        for &id in parties {
+            let (Some(party), Some(pending)) = (core.debug_party(id), core.debug_party_pending(id)) else {
+                continue;
+            };
+            view.members.insert(id, party.members.iter().map(|m| m.session_id).collect());
+            view.pending.insert(id, pending.iter().map(|p| p.session_id).collect());
+        }
+        view
+    }
+
+    /// The parties `session` is a member or requester of.
+    pub(super) fn parties_of(&self, session: SessionId) -> Vec<PartyId> {
+        let mut parties: Vec<PartyId> = self
+            .members
+            .iter()
+            .chain(&self.pending)
+            .filter(|(_, sessions)| sessions.contains(&session))
+            .map(|(id, _)| *id)
+            .collect();
+        parties.dedup();
+        parties
+    }
+
     pub(super) fn is_member(&self, party: PartyId, session: SessionId) -> bool {
         self.members.get(&party).is_some_and(|m| m.contains(&session))
     }
@@ -140,21 +167,45 @@ impl Sim {
     /// event; a success changes no status; party data reaches every other member once.
     fn party_request(&mut self, me: Presence, request: PartyRequest) {
         self.stats.requests += 1;
-        let before = View::of(&self.core);
+        // A party request changes at most the party it names (or the one it creates) and the
+        // requester's links: between full steps only those are viewed and digested.
+        let named = party_of(&request);
+        let before = if self.full_step { View::of(&self.core) } else { View::of_parties(&self.core, &named) };
+        let digests = self.digests();
+        let touched_digest = named.first().map(|&id| (id, self.core.debug_party_digest_touched(id, me.session_id)));
+        let index_bytes = self.core.stats().search.search_index_bytes;
         let named_party = match &request {
             PartyRequest::Join { party_id }
             | PartyRequest::Accept { party_id, .. }
             | PartyRequest::Update { party_id, .. } => self.core.debug_party(*party_id),
             _ => None,
         };
-        let (party_digest, status_digest) = self.digests();
+        // Lobby II's join checks ask whether a user is in any party (one party per user): they
+        // need every party, not only the named one.
+        let whole_before = (!self.full_step
+            && self.limits.one_party_per_user
+            && matches!(request, PartyRequest::Join { .. } | PartyRequest::Accept { .. }))
+        .then(|| View::of(&self.core));
         let cid = self.next_cid();
         self.core.handle_request(me.session_id, cid, Request::Party(request.clone()), self.now(), &mut self.out);
-        let after = View::of(&self.core);
         self.check_recipients_connected();
         let result = self.reply_first(me.session_id, cid, &request);
-        assert_eq!(self.core.debug_status_digest(), status_digest, "{request:?} changed a status");
-        self.check_lobby2_party_request(&me, &request, named_party.as_ref(), &before, &result);
+        let created = match (&request, &result) {
+            (PartyRequest::Create { .. }, Ok(Reply::Party(PartyReply::Info(snapshot)))) => Some(snapshot.party_id),
+            _ => None,
+        };
+        self.touched.extend(named.iter().chain(&created));
+        let after = if self.full_step {
+            View::of(&self.core)
+        } else {
+            View::of_parties(&self.core, &[named.as_slice(), created.as_slice()].concat())
+        };
+        if let Some((_, status_digest)) = digests {
+            assert_eq!(self.core.debug_status_digest(), status_digest, "{request:?} changed a status");
+        }
+        self.check_label_bounds(&request, &result, index_bytes);
+        let lobby_before = whole_before.as_ref().unwrap_or(&before);
+        self.check_lobby2_party_request(&me, &request, named_party.as_ref(), lobby_before, &result);
         match &result {
             // L-1: the one refusal that changes a table: a stale join request is dropped.
             Err(CoreError::PartyAlreadyInParty) if matches!(request, PartyRequest::Accept { .. }) => {
@@ -171,7 +222,13 @@ impl Sim {
             }
             Err(error) => {
                 self.stats.refusal(error);
-                assert_eq!(self.core.debug_party_digest(), party_digest, "refused {request:?} changed the tables");
+                if let Some((party_digest, _)) = digests {
+                    assert_eq!(self.core.debug_party_digest(), party_digest, "refused {request:?} changed the tables");
+                }
+                if let Some((id, digest)) = touched_digest {
+                    let now = self.core.debug_party_digest_touched(id, me.session_id);
+                    assert_eq!(now, digest, "refused {request:?} changed its party or the requester's links");
+                }
                 assert_eq!(self.out.outputs().len(), 1, "refused {request:?} caused events");
             }
             Ok(Reply::Party(PartyReply::Info(snapshot))) => {
@@ -199,8 +256,9 @@ impl Sim {
         let PartyRequest::Data { party_id, .. } = request else { unreachable!("called with party data") };
         self.stats.requests += 1;
         self.stats.data_without_cid += 1;
-        let before = View::of(&self.core);
+        let before = if self.full_step { View::of(&self.core) } else { View::of_parties(&self.core, &[party_id]) };
         let digests = self.digests();
+        let touched_digest = self.core.debug_party_digest_touched(party_id, me.session_id);
         self.core.handle_request(
             me.session_id,
             crate::core::Cid::NONE,
@@ -211,6 +269,8 @@ impl Sim {
         self.check_recipients_connected();
         assert_eq!(self.out.reply_count(), 0, "fire-and-forget data gets no reply: {:?}", self.out.outputs());
         assert_eq!(self.digests(), digests, "party data changed a table");
+        let now = self.core.debug_party_digest_touched(party_id, me.session_id);
+        assert_eq!(now, touched_digest, "party data changed its party");
         match self.out.outputs() {
             [Output::Event { recipients, event: Event::PartyDataRefused { party_id: refused, error } }] => {
                 assert_eq!(self.out.recipients(recipients.clone()), [me.session_id], "the refusal goes to the sender");
@@ -271,7 +331,10 @@ impl Sim {
                 }
                 format!("{{{}}}", fields.join(","))
             }
-            8 => format!(r#"{{"pad":"{}"}}"#, "x".repeat(self.rng.below(80))),
+            8 if self.rng.chance(50) => format!(r#"{{"pad":"{}"}}"#, "x".repeat(self.rng.below(80))),
+            // A long key over several leaves: its path repeats in every field below it, and the
+            // paths count against the label bytes.
+            8 => format!(r#"{{"{}":{{"a":1,"b":2,"c":[3,4]}}}}"#, "p".repeat(self.rng.below(24))),
             _ => "[1]".into(),
         }
     }
@@ -343,7 +406,13 @@ impl Sim {
         let pages_max = parties.len() + 2;
         for _ in 0..pages_max {
             let request = PartyRequest::Search { query: query.clone(), open, limit, cursor: cursor.clone() };
-            let result = match self.search_once(&me, request) {
+            let result = match self.search_once(&me, request, limit_ok && parsed.is_ok()) {
+                // The budgets may refuse any page (the budget model checked 235 exactly).
+                Err(CoreError::SearchQueryTooCostly { .. } | CoreError::SearchBudgetExhausted { .. })
+                    if parsed.is_ok() =>
+                {
+                    return
+                }
                 Err(error) => {
                     assert!(cursor.is_none(), "a later page of {query:?} failed: {error:?}");
                     match (&error, &parsed) {
@@ -402,22 +471,37 @@ impl Sim {
                     limit,
                     cursor: Some(next.clone()),
                 };
-                let refused = self.search_once(&me, other);
-                assert_eq!(refused.map(|_| ()), Err(CoreError::SearchCursorMismatch));
+                // (Or its budget is spent, as the model says.)
+                let refused = self.search_once(&me, other, true).map(|_| ());
+                assert!(
+                    matches!(refused, Err(CoreError::SearchCursorMismatch | CoreError::SearchBudgetExhausted { .. })),
+                    "{refused:?}"
+                );
             }
             cursor = Some(next);
         }
         panic!("search {query:?} did not end within {pages_max} pages");
     }
 
-    /// Runs one search request: one reply, no event, nothing changed.
+    /// Runs one search request: one reply, no event, nothing changed. `budgeted`: the request
+    /// passes the checks before the session's search budget (page size, syntax), so the
+    /// budget model predicts whether it is admitted (error 235 exactly when the model's bucket
+    /// is empty, with the model's wait) and learns what it cost from the core's counters.
     fn search_once(
         &mut self,
         me: &Presence,
         request: PartyRequest,
+        budgeted: bool,
     ) -> Result<(Vec<PartyListing>, Option<String>), CoreError> {
         self.stats.requests += 1;
         let digests = self.digests();
+        let counters_before = self.core.stats().search;
+        let admitted = budgeted.then(|| {
+            let (refill, burst, now) =
+                (self.limits.search_budget_cost_per_ms, self.limits.search_budget_burst_cost, self.now);
+            let budget = self.search_budgets.entry(me.session_id).or_insert_with(|| BudgetModel::full(burst, now));
+            budget.admit(now, refill, burst)
+        });
         let cid = self.next_cid();
         self.core.handle_request(me.session_id, cid, Request::Party(request), self.now(), &mut self.out);
         // No invariant sweep here: a search mutates nothing (the digests say so), and the step
@@ -428,6 +512,35 @@ impl Sim {
             panic!("a search causes exactly one reply and no event: {:?}", outputs.outputs())
         };
         assert_eq!((*to, *got), (me.session_id, cid));
+        let counters = self.core.stats().search;
+        let cost = counters.search_cost_total - counters_before.search_cost_total;
+        let ran = counters.searches_total - counters_before.searches_total;
+        match admitted {
+            Some(Ok(())) => {
+                assert_eq!(ran, 1, "an admitted search runs");
+                let budget = self.search_budgets.get_mut(&me.session_id).expect("admitted above");
+                budget.level -= cost as i64;
+                assert!(
+                    !matches!(result, Err(CoreError::SearchBudgetExhausted { .. })),
+                    "the model's budget admits this search: {result:?}"
+                );
+                if result.is_ok() {
+                    assert!(cost <= self.limits.search_query_cost_max, "an answered search spent {cost} units");
+                }
+            }
+            Some(Err(retry_after_ms)) => {
+                assert_eq!((ran, cost), (0, 0), "a search refused by its budget does no work");
+                assert_eq!(
+                    result,
+                    &Err(CoreError::SearchBudgetExhausted { retry_after_ms }),
+                    "the model's budget is spent"
+                );
+            }
+            None => assert_eq!((ran, cost), (0, 0), "a search refused before its budget does no work"),
+        }
+        let refused_too_costly =
+            counters.search_refused_too_costly_total - counters_before.search_refused_too_costly_total;
+        assert_eq!(refused_too_costly, u64::from(matches!(result, Err(CoreError::SearchQueryTooCostly { .. }))));
         match result {
             Ok(Reply::Party(PartyReply::SearchResult { parties, cursor })) => Ok((parties.clone(), cursor.clone())),
             Ok(other) => panic!("search replied {other:?}"),
@@ -435,6 +548,50 @@ impl Sim {
                 self.stats.refusal(error);
                 Err(error.clone())
             }
+        }
+    }
+
+    /// Issue 14's label bounds, against the harness's own flattening of the label: a label
+    /// refused as too complex exceeds one of them, an accepted one is within all of them, a
+    /// full index is refused only for labels within them, and after a party with a label that
+    /// indexes values is created the index's estimate is within its budget.
+    fn check_label_bounds(&self, request: &PartyRequest, result: &Result<Reply, CoreError>, index_bytes_before: u64) {
+        let label = match request {
+            PartyRequest::Create { label, .. } => label,
+            PartyRequest::Update { label: Some(label), .. } => label,
+            _ => return,
+        };
+        if label.is_empty() {
+            return;
+        }
+        let limits = &self.limits;
+        let within = |(values, fields, path_bytes): (usize, usize, usize)| {
+            values <= limits.party_label_values_max
+                && fields <= limits.party_label_fields_max
+                && path_bytes <= limits.party_label_bytes_max
+        };
+        let shape = label_shape(label);
+        match result {
+            Err(CoreError::LabelTooComplex(why)) => {
+                let shape =
+                    shape.unwrap_or_else(|| panic!("{label:?} refused as too complex ({why}) is no JSON object"));
+                assert!(!within(shape), "{label:?} ({shape:?}) refused as too complex: {why}");
+            }
+            Err(CoreError::SearchIndexFull { bytes_max }) => {
+                assert_eq!(*bytes_max, limits.search_index_bytes_max);
+                assert!(shape.is_some_and(within), "{label:?} refused for a full index before its bounds");
+                assert!(index_bytes_before > 0);
+            }
+            Ok(_) => {
+                assert!(shape.is_some_and(within), "{label:?} ({shape:?}) accepted past a label bound");
+                // A label that indexes nothing (`{}`, only nulls) is indexed like none, budget or not.
+                let indexes_values = shape.is_some_and(|(values, ..)| values > 0);
+                if matches!(request, PartyRequest::Create { .. }) && indexes_values {
+                    let bytes = self.core.stats().search.search_index_bytes;
+                    assert!(bytes as usize <= limits.search_index_bytes_max, "a label took the index to {bytes} bytes");
+                }
+            }
+            Err(_) => {}
         }
     }
 
@@ -657,4 +814,64 @@ fn brute_force(query: &Query, open_filter: Option<bool>, parties: &[PartySnapsho
     }
     found.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     found.into_iter().map(|(_, id)| id).collect()
+}
+
+/// The party a request names (none for create, my parties and search).
+fn party_of(request: &PartyRequest) -> Vec<PartyId> {
+    match request {
+        PartyRequest::Create { .. } | PartyRequest::MyParties | PartyRequest::Search { .. } => Vec::new(),
+        PartyRequest::Join { party_id }
+        | PartyRequest::JoinRequests { party_id }
+        | PartyRequest::Accept { party_id, .. }
+        | PartyRequest::Remove { party_id, .. }
+        | PartyRequest::Leave { party_id }
+        | PartyRequest::Promote { party_id, .. }
+        | PartyRequest::Close { party_id }
+        | PartyRequest::Data { party_id, .. }
+        | PartyRequest::Update { party_id, .. }
+        | PartyRequest::Get { party_id } => vec![*party_id],
+    }
+}
+
+/// (indexed values, distinct fields, bytes of those fields' paths without `label.`) of a label
+/// that is a JSON object, flattened as SPEC Q-2 says; `None` for anything else.
+fn label_shape(label: &str) -> Option<(usize, usize, usize)> {
+    let value: serde_json::Value = serde_json::from_str(label).ok()?;
+    if !value.is_object() {
+        return None;
+    }
+    let mut flat = Flat::default();
+    flatten("label", &value, &mut flat);
+    let mut fields: Vec<&str> =
+        flat.keywords.iter().map(|(f, _)| f.as_str()).chain(flat.numbers.iter().map(|(f, _)| f.as_str())).collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let path_bytes = fields.iter().map(|f| f.len() - "label.".len()).sum();
+    Some((flat.keywords.len() + flat.numbers.len(), fields.len(), path_bytes))
+}
+
+/// The harness's model of a session's search budget (see `SearchBudget` in the core, which it
+/// does not share code with): a bucket of cost units refilled per millisecond up to `burst`,
+/// admitting a search while positive and charged afterwards what the search spent.
+pub(super) struct BudgetModel {
+    level: i64,
+    at: crate::core::Millis,
+}
+
+impl BudgetModel {
+    fn full(burst: u64, now: crate::core::Millis) -> BudgetModel {
+        BudgetModel { level: burst as i64, at: now }
+    }
+
+    /// Refills for the time since the last search; admitted, or the wait in ms.
+    fn admit(&mut self, now: crate::core::Millis, refill_per_ms: u64, burst: u64) -> Result<(), u64> {
+        let elapsed = now.0 - self.at.0;
+        self.at = now;
+        self.level = (self.level + (elapsed * refill_per_ms) as i64).min(burst as i64);
+        if self.level > 0 {
+            Ok(())
+        } else {
+            Err(((1 - self.level) as u64).div_ceil(refill_per_ms))
+        }
+    }
 }

@@ -16,7 +16,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 300;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 39] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 43] = [
   ErrorCode::Unspecified,
   ErrorCode::MalformedEnvelope,
   ErrorCode::MissingCid,
@@ -40,6 +40,10 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 39] = [
   ErrorCode::SearchCursorMismatch,
   ErrorCode::SearchCursorInvalid,
   ErrorCode::SearchQueryTooBroad,
+  ErrorCode::SearchQueryTooCostly,
+  ErrorCode::SearchBudgetExhausted,
+  ErrorCode::LabelTooComplex,
+  ErrorCode::SearchIndexFull,
   ErrorCode::PartyAlreadyInParty,
   ErrorCode::PartyJoinNotAllowed,
   ErrorCode::PartyNotInvited,
@@ -115,6 +119,17 @@ impl ErrorCode {
   /// Search: a wildcard term matches (or would have to inspect) too many distinct values;
   /// give it a longer literal prefix.
   pub const SearchQueryTooBroad: Self = Self(233);
+  /// Search: answering the query would take more work than search_query_cost_max allows;
+  /// add a selective must-term or narrow its ranges.
+  pub const SearchQueryTooCostly: Self = Self(234);
+  /// Search: this connection's search budget is spent; the message says when to search again.
+  pub const SearchBudgetExhausted: Self = Self(235);
+  /// Parties: the label indexes more values or fields than party_label_values_max /
+  /// party_label_fields_max allow, or its field paths are too long; the message says which.
+  pub const LabelTooComplex: Self = Self(236);
+  /// Parties: the search index reached search_index_bytes_max; labels are refused until
+  /// parties end (a party without a label can still be created).
+  pub const SearchIndexFull: Self = Self(237);
   /// Lobby (240-259, SPEC L-1): the server keeps one party per user and this user already has a
   /// session in a party (create, join, join request, code join; or a leader's accept of a join
   /// request from a user who meanwhile joined another party, which also drops that request).
@@ -186,6 +201,10 @@ impl ErrorCode {
     Self::SearchCursorMismatch,
     Self::SearchCursorInvalid,
     Self::SearchQueryTooBroad,
+    Self::SearchQueryTooCostly,
+    Self::SearchBudgetExhausted,
+    Self::LabelTooComplex,
+    Self::SearchIndexFull,
     Self::PartyAlreadyInParty,
     Self::PartyJoinNotAllowed,
     Self::PartyNotInvited,
@@ -229,6 +248,10 @@ impl ErrorCode {
       Self::SearchCursorMismatch => Some("SearchCursorMismatch"),
       Self::SearchCursorInvalid => Some("SearchCursorInvalid"),
       Self::SearchQueryTooBroad => Some("SearchQueryTooBroad"),
+      Self::SearchQueryTooCostly => Some("SearchQueryTooCostly"),
+      Self::SearchBudgetExhausted => Some("SearchBudgetExhausted"),
+      Self::LabelTooComplex => Some("LabelTooComplex"),
+      Self::SearchIndexFull => Some("SearchIndexFull"),
       Self::PartyAlreadyInParty => Some("PartyAlreadyInParty"),
       Self::PartyJoinNotAllowed => Some("PartyJoinNotAllowed"),
       Self::PartyNotInvited => Some("PartyNotInvited"),

@@ -93,6 +93,7 @@ use chat::ChatGuard;
 use codes::CodeGuard;
 use history::PartyHistory;
 use search::PartySearch;
+pub use search::SearchStats;
 use table::PartyTable;
 
 pub use admin::{AdminClosed, AdminKicked, PartyAdminSummary, PartyAdminView, UserParties};
@@ -353,7 +354,8 @@ impl Parties {
             PartyRequest::Get { party_id } => self.get(me, party_id),
             PartyRequest::MyParties => done(self.my_parties(me)),
             PartyRequest::Search { query, open, limit, cursor } => {
-                self.search.search(&self.table, search::SearchParams { query, open, limit, cursor }, ctx.limits)
+                let params = search::SearchParams { query, open, limit, cursor };
+                self.search.search(&self.table, me.session_id, params, ctx)
             }
         };
         self.finish(result.is_ok(), ctx);
@@ -444,6 +446,24 @@ impl Parties {
         self.search.check_invariants(&self.table);
         self.chat.check_invariants(limits.chat_messages_per_window_max);
         self.history.check_invariants(&self.table, limits);
+    }
+
+    /// `check_invariants` for one party (tables and search index), for sweeps limited to what
+    /// a request touched.
+    pub fn check_one(&self, party_id: PartyId, limits: &Limits) {
+        assert_eq!(self.table.changes_pending(), 0, "a change list was left uncommitted");
+        self.table.check_one(party_id, limits);
+        self.search.check_one(&self.table, party_id);
+    }
+
+    /// A hash of one party and one session's links: see [`PartyTable::digest_touched`].
+    pub fn digest_touched(&self, party_id: PartyId, session: SessionId, hasher: &mut impl std::hash::Hasher) {
+        self.table.digest_touched(party_id, session, hasher);
+    }
+
+    /// What search and the label bounds did (`Core::stats`).
+    pub fn search_stats(&self) -> SearchStats {
+        self.search.stats()
     }
 
     /// Table sizes: (parties, sessions indexed).

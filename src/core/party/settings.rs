@@ -7,7 +7,7 @@ use super::lobby::{LobbySettings, LobbySettingsPatch};
 use super::table::{Party, Settings};
 use super::{done, send, Outcome, Parties, PartyEvent, PartyReply};
 use crate::core::context::Ctx;
-use crate::core::search::{LabelError, PreparedLabel};
+use crate::core::search::PreparedLabel;
 use crate::core::{CoreError, PartyId, Presence};
 
 /// A create request's fields (`PartyRequest::Create`).
@@ -53,7 +53,7 @@ fn check_name(name: &str, ctx: &Ctx) -> Result<(), CoreError> {
 
 impl Parties {
     /// P-1 / P-10 label rules: empty is none; a hidden party carries none; otherwise a JSON
-    /// object within `party_label_bytes_max`, as the search index parses it.
+    /// object within the label bounds, as the search index parses it (`core/search/label.rs`).
     fn prepare_label(&self, label: &str, hidden: bool) -> Result<PreparedLabel, CoreError> {
         if label.is_empty() {
             return Ok(PreparedLabel::none());
@@ -61,15 +61,7 @@ impl Parties {
         if hidden {
             return Err(CoreError::BadInput("a hidden party cannot carry a label".into()));
         }
-        self.search.prepare_label(label).map_err(|error| {
-            CoreError::BadInput(match error {
-                LabelError::TooLarge { bytes, bytes_max } => {
-                    format!("label is {bytes} bytes, more than party_label_bytes_max {bytes_max}")
-                }
-                LabelError::NotObject => "label must be a JSON object".into(),
-                LabelError::NotJson(why) => format!("label is not valid JSON: {why}"),
-            })
-        })
+        self.search.prepare_label(label)
     }
 
     /// P-1: a new party with `me` as its only member and leader, with a fresh code (L-3).

@@ -712,6 +712,14 @@ impl PartyTable {
         assert_eq!(pending_total, indexed_pending, "request index disagrees with the parties");
     }
 
+    /// One party's invariants (see `check_party`); nothing for a party that is gone.
+    pub fn check_one(&self, party_id: PartyId, limits: &Limits) {
+        if let Some(party) = self.by_id.get(&party_id) {
+            assert_eq!(party.id, party_id, "party filed under another id");
+            self.check_party(party, limits);
+        }
+    }
+
     /// One party's invariants, and its links from the session index (the other direction is
     /// checked from the index's side). Costs O(members² + pending²) with members ≤ 256, so a
     /// sweep limited to the parties a request changed stays cheap.
@@ -786,32 +794,53 @@ impl PartyTable {
 
     /// A hash of every table, independent of `HashMap` order.
     pub fn digest(&self, h: &mut impl std::hash::Hasher) {
+        for id in self.ids() {
+            self.digest_party(&self.by_id[&id], h);
+        }
+        let mut sessions: Vec<&SessionId> = self.of_session.keys().collect();
+        sessions.sort();
+        for s in sessions {
+            self.digest_session(*s, h);
+        }
+    }
+
+    /// A hash of one party (or of its absence) and of one session's index entry: what a
+    /// request naming that party and sent by that session may change, for checks that do not
+    /// hash every table on every step (the fuzz target's).
+    pub fn digest_touched(&self, party_id: PartyId, session: SessionId, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        match self.by_id.get(&party_id) {
+            Some(party) => self.digest_party(party, h),
+            None => party_id.hash(h),
+        }
+        self.digest_session(session, h);
+    }
+
+    fn digest_party(&self, party: &Party, h: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
         fn presence(h: &mut impl std::hash::Hasher, p: &Presence) {
             p.session_id.hash(h);
             p.user_id.hash(h);
             p.username.hash(h);
         }
-        for id in self.ids() {
-            let party = &self.by_id[&id];
-            (id, party.open, party.hidden, party.max_size, &party.label, party.leader).hash(h);
-            (&party.lobby, party.version, party.code).hash(h);
-            (&party.custom_data, &party.member_custom_data, &party.attributes, party.attributes_timestamp).hash(h);
-            (party.chat_sequence, party.chat_sent_at).hash(h);
-            for invitation in &party.invitations {
-                (&invitation.invitee, invitation.expires_at, invitation.timer).hash(h);
-                presence(h, &invitation.inviter);
-            }
-            party.members.len().hash(h);
-            party.members.iter().for_each(|p| presence(h, p));
-            party.pending.len().hash(h);
-            party.pending.iter().for_each(|p| presence(h, p));
+        (party.id, party.open, party.hidden, party.max_size, &party.label, party.leader).hash(h);
+        (&party.lobby, party.version, party.code).hash(h);
+        (&party.custom_data, &party.member_custom_data, &party.attributes, party.attributes_timestamp).hash(h);
+        (party.chat_sequence, party.chat_sent_at).hash(h);
+        for invitation in &party.invitations {
+            (&invitation.invitee, invitation.expires_at, invitation.timer).hash(h);
+            presence(h, &invitation.inviter);
         }
-        let mut sessions: Vec<&SessionId> = self.of_session.keys().collect();
-        sessions.sort();
-        for s in sessions {
-            let entry = &self.of_session[s];
-            (s, &entry.member_of, &entry.requested).hash(h);
+        party.members.len().hash(h);
+        party.members.iter().for_each(|p| presence(h, p));
+        party.pending.len().hash(h);
+        party.pending.iter().for_each(|p| presence(h, p));
+    }
+
+    fn digest_session(&self, session: SessionId, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        if let Some(entry) = self.of_session.get(&session) {
+            (session, &entry.member_of, &entry.requested).hash(h);
         }
     }
 

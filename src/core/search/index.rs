@@ -1,26 +1,39 @@
-//! The in-memory search index: inverted keyword postings, ordered numeric sets, keyset cursors.
+//! The in-memory search index: inverted keyword postings, one ordered numeric set, keyset
+//! cursors, and a meter on the work every search does.
 //!
 //! Layout: every party is a dense internal doc id (a slot in `docs`, reused after removal).
-//! Each field owns a term dictionary (`BTreeMap<term, TermId>`) whose postings are unsorted
-//! `Vec<DocId>`s, plus a `BTreeSet<(ordered number, DocId)>` for its numbers. Each doc keeps its
-//! own sorted lists of (field, term, position in the posting) and (field, number): removal is
-//! `swap_remove` at a known position (O(1), fixing up the one doc that moved), and checking
-//! whether a candidate matches a term is a binary search in the candidate's own short lists, or
-//! one bit of the term's bitmap when its posting is large (common terms are the ones checked
-//! most). The built-in numbers are also copied onto the doc for the same reason.
-//! Label values are indexed twice: under their field and under the pseudo-field "any label",
-//! which answers bare terms without visiting every field.
+//! Keyword terms are global: one posting list (`postings`, by term id) per (field, text), found
+//! through two dictionaries over the same keys, `by_text` ordered by (text, field) — so a bare
+//! term finds its text in every label field with one range — and `by_field` ordered by (field,
+//! text) — so a wildcard scans one field's terms from its literal prefix. Numbers live in one
+//! ordered set of (field, number, doc) packed into a `u128`. Each doc keeps its own sorted lists
+//! of (term, position in the posting) and (field, number): removal is `swap_remove` at a known
+//! position (O(1), fixing up the one doc that moved), and checking whether a candidate matches
+//! a term is a binary search in the candidate's own short lists, or one bit of the term's
+//! bitmap when its posting is large (common terms are the ones checked most). The built-in
+//! numbers are also copied onto the doc for the same reason. Label numbers are indexed twice:
+//! under their field and under the pseudo-field "any label", which answers bare numeric terms
+//! without visiting every field; a bare keyword term uses `by_text` instead.
+//!
+//! Memory: nothing is allocated per field beyond its name, a term's text is stored once (its
+//! posting and both dictionary keys share it), and the index keeps a running estimate of its
+//! own bytes ([`SearchIndex::bytes_estimated`]) so that a label which could take it past
+//! `index_bytes_max` is refused before anything changes.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::mem::size_of;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::cost::Meter;
+use super::label::{self, FlatValue, LabelError, PreparedLabel};
 use super::query::{Clause, FieldRef, Occur, Query, RangeOp, ValueMatch, LABEL_PREFIX};
 use super::SearchLimits;
 
@@ -28,7 +41,7 @@ type DocId = u32;
 type FieldId = u32;
 type TermId = u32;
 
-/// Pseudo-field holding every label value once per party: what bare terms search.
+/// Pseudo-field holding every label number once per party: what bare numeric terms search.
 const FIELD_ANY_LABEL: FieldId = 0;
 const FIELD_OPEN: FieldId = 1;
 const FIELD_MAX_SIZE: FieldId = 2;
@@ -39,7 +52,8 @@ const FIELD_NAME: FieldId = 4;
 /// use and freed when their last value goes, so hostile labels cannot grow the field table.
 const FIELDS_BUILTIN: FieldId = 5;
 /// Terms of the `open` field, interned at construction and never freed, so `set_open` never
-/// touches the dictionary.
+/// touches the dictionary. They are the two smallest term ids, so every doc's `open` entry is
+/// the first of its (term-sorted) keyword list.
 const TERM_FALSE: TermId = 0;
 const TERM_TRUE: TermId = 1;
 
@@ -90,6 +104,8 @@ pub struct SearchPage {
     pub keys: Vec<u128>,
     /// Present only when more results exist; pass it back with the same query, filter and limit.
     pub cursor: Option<String>,
+    /// Cost units the search spent (see `cost.rs`).
+    pub cost: u64,
 }
 
 /// A search the index refused.
@@ -103,6 +119,8 @@ pub enum SearchError {
     CursorMismatch,
     /// A wildcard term matches (or would have to inspect) more dictionary terms than allowed.
     WildcardTooBroad { byte_pos: usize, terms_max: usize },
+    /// The search needs (or would need) more than `query_cost_max` cost units.
+    TooCostly { cost_max: u64 },
 }
 
 impl fmt::Display for SearchError {
@@ -118,50 +136,12 @@ impl fmt::Display for SearchError {
             SearchError::WildcardTooBroad { byte_pos, terms_max } => {
                 write!(f, "wildcard term at byte {byte_pos} matches more than {terms_max} distinct values")
             }
+            SearchError::TooCostly { cost_max } => write!(f, "search needs more than {cost_max} cost units"),
         }
     }
 }
 
 impl std::error::Error for SearchError {}
-
-/// A label the index refused; the index is left untouched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelError {
-    TooLarge {
-        bytes: usize,
-        bytes_max: usize,
-    },
-    /// Not JSON; the text is the parser's reason (line and column).
-    NotJson(String),
-    NotObject,
-}
-
-impl fmt::Display for LabelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LabelError::TooLarge { bytes, bytes_max } => {
-                write!(f, "label of {bytes} bytes exceeds {bytes_max}")
-            }
-            LabelError::NotJson(why) => write!(f, "label is not valid JSON: {why}"),
-            LabelError::NotObject => write!(f, "label is not a JSON object"),
-        }
-    }
-}
-
-/// A label parsed and flattened once ([`SearchIndex::prepare_label`]), ready to be indexed by
-/// [`SearchIndex::upsert_prepared`], which cannot refuse it. Validating and indexing are thus
-/// one parser: whatever the party layer accepted, the index takes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PreparedLabel {
-    flat: Vec<(String, FlatValue)>,
-}
-
-impl PreparedLabel {
-    /// No label (SPEC P-1: the empty label).
-    pub fn none() -> PreparedLabel {
-        PreparedLabel::default()
-    }
-}
 
 /// What the index holds about a party besides its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,11 +153,8 @@ pub struct BuiltIns<'a> {
     pub name: &'a str,
 }
 
-impl std::error::Error for LabelError {}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct KeywordEntry {
-    field: FieldId,
     term: TermId,
     /// Index of this doc in the term's posting list (pair invariant: `docs[pos] == this doc`).
     posting_pos: u32,
@@ -198,59 +175,233 @@ struct Doc {
     /// does not chase the list pointer.
     max_size: u64,
     member_count: u64,
-    /// Sorted by (field, term), no duplicates.
+    /// Sorted by term, no duplicates; the first is the `open` term.
     keywords: Vec<KeywordEntry>,
     /// Sorted by (field, value), no duplicates.
     numbers: Vec<NumberEntry>,
 }
 
+/// A term's identity: its text (shared by its posting and both dictionary keys) and field.
+#[derive(Debug, Clone, Default)]
+struct TermKey {
+    text: Arc<str>,
+    field: FieldId,
+}
+
+/// `by_text` order: (text, field). Lookups borrow the key as `dyn TextFirst`, so a `(&str,
+/// FieldId)` finds an entry without allocating a key.
+trait TextFirst {
+    fn parts(&self) -> (&str, FieldId);
+}
+
+/// `by_field` order: (field, text).
+trait FieldFirst {
+    fn parts(&self) -> (FieldId, &str);
+}
+
+#[derive(Debug, Clone)]
+struct ByText(TermKey);
+
+#[derive(Debug, Clone)]
+struct ByField(TermKey);
+
+impl TextFirst for ByText {
+    fn parts(&self) -> (&str, FieldId) {
+        (&self.0.text, self.0.field)
+    }
+}
+
+impl TextFirst for (&str, FieldId) {
+    fn parts(&self) -> (&str, FieldId) {
+        *self
+    }
+}
+
+impl FieldFirst for ByField {
+    fn parts(&self) -> (FieldId, &str) {
+        (self.0.field, &self.0.text)
+    }
+}
+
+impl FieldFirst for (FieldId, &str) {
+    fn parts(&self) -> (FieldId, &str) {
+        *self
+    }
+}
+
+/// Equality and order of the owned keys and of their borrowed views, from `parts` alone, so
+/// they always agree (as `Borrow` requires).
+macro_rules! order_by_parts {
+    ($view:ident, $owned:ident) => {
+        impl<'a> Borrow<dyn $view + 'a> for $owned {
+            fn borrow(&self) -> &(dyn $view + 'a) {
+                self
+            }
+        }
+        impl PartialEq for dyn $view + '_ {
+            fn eq(&self, other: &Self) -> bool {
+                self.parts() == other.parts()
+            }
+        }
+        impl Eq for dyn $view + '_ {}
+        impl PartialOrd for dyn $view + '_ {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for dyn $view + '_ {
+            fn cmp(&self, other: &Self) -> Ordering {
+                self.parts().cmp(&other.parts())
+            }
+        }
+        impl PartialEq for $owned {
+            fn eq(&self, other: &Self) -> bool {
+                self.parts() == other.parts()
+            }
+        }
+        impl Eq for $owned {}
+        impl PartialOrd for $owned {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for $owned {
+            fn cmp(&self, other: &Self) -> Ordering {
+                self.parts().cmp(&other.parts())
+            }
+        }
+    };
+}
+
+order_by_parts!(TextFirst, ByText);
+order_by_parts!(FieldFirst, ByField);
+
+/// A term's docs. Most terms of unique or hostile values have exactly one doc, so the first
+/// is held inline and only a second doc allocates the rest.
 #[derive(Debug, Default)]
 struct Posting {
-    /// Copy of the dictionary key, needed to drop the dictionary entry when the posting empties.
-    term: Box<str>,
-    /// Unsorted; order is irrelevant because results are ordered by (score, key).
-    docs: Vec<DocId>,
-    /// For large postings only (see `BITS_POSTING_MIN`): bit `d` set iff doc `d` is in `docs`.
-    /// Checking a candidate against a common term is then one read of a small, cache-resident
-    /// bitmap instead of a walk to the candidate's own lists.
+    /// The term (needed to drop its dictionary entries when the posting empties).
+    key: TermKey,
+    /// Unsorted (results are ordered by (score, key)): `first`, then `more.rest`.
+    first: DocId,
+    len: u32,
+    /// The docs after the first and, for large postings, the bitmap; boxed, since most terms
+    /// have neither.
+    more: Option<Box<PostingMore>>,
+}
+
+#[derive(Debug, Default)]
+struct PostingMore {
+    rest: Vec<DocId>,
+    /// For large postings only (see `BITS_POSTING_MIN`; empty otherwise): bit `d` set iff doc
+    /// `d` is in the posting. Checking a candidate against a common term is then one read of a
+    /// small, cache-resident bitmap instead of a walk to the candidate's own lists.
     bits: Vec<u64>,
 }
 
 impl Posting {
-    /// Appends a doc; returns its position.
-    fn push(&mut self, doc_id: DocId) -> u32 {
-        let pos = posting_pos(self.docs.len());
-        self.docs.push(doc_id);
-        if !self.bits.is_empty() {
-            set_bit(&mut self.bits, doc_id);
-        } else if self.docs.len() >= BITS_POSTING_MIN {
-            for &doc_id in &self.docs {
-                set_bit(&mut self.bits, doc_id);
-            }
-        }
-        pos
+    fn len(&self) -> usize {
+        self.len as usize
     }
 
-    /// `swap_remove` at `pos`; returns the doc moved into `pos`, if any.
-    fn swap_remove(&mut self, pos: usize) -> Option<DocId> {
-        let removed = self.docs.swap_remove(pos);
-        if !self.bits.is_empty() {
-            // Below half the threshold the bitmap goes; the gap avoids rebuilding it on every
-            // join and leave around the threshold.
-            if self.docs.len() < BITS_POSTING_MIN / 2 {
-                self.bits = Vec::new();
-            } else {
-                let word = &mut self.bits[removed as usize / 64];
-                *word &= !(1u64 << (removed % 64));
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The doc at `pos`, if the posting is that long.
+    fn doc_at(&self, pos: usize) -> Option<DocId> {
+        match pos {
+            _ if pos >= self.len() => None,
+            0 => Some(self.first),
+            _ => self.more.as_ref().and_then(|more| more.rest.get(pos - 1).copied()),
+        }
+    }
+
+    fn docs(&self) -> impl Iterator<Item = DocId> + '_ {
+        let rest = self.more.as_ref().map_or(&[][..], |more| more.rest.as_slice());
+        (self.len > 0).then_some(self.first).into_iter().chain(rest.iter().copied())
+    }
+
+    fn bits(&self) -> &[u64] {
+        self.more.as_ref().map_or(&[], |more| more.bits.as_slice())
+    }
+
+    fn has_bits(&self) -> bool {
+        !self.bits().is_empty()
+    }
+
+    /// Heap bytes beside the per-doc slots (which `estimate::KEYWORD_ENTRY` counts): the boxed
+    /// tail and the bitmap.
+    fn heap_bytes(&self) -> usize {
+        self.more
+            .as_ref()
+            .map_or(0, |more| estimate::block(size_of::<PostingMore>()) + more.bits.capacity() * size_of::<u64>())
+    }
+
+    /// Appends a doc; returns its position and the change of `heap_bytes`.
+    fn push(&mut self, doc_id: DocId) -> (u32, isize) {
+        let bytes_before = self.heap_bytes();
+        let pos = posting_pos(self.len());
+        if self.len == 0 {
+            self.first = doc_id;
+        } else {
+            let more = self.more.get_or_insert_with(Box::default);
+            more.rest.push(doc_id);
+        }
+        self.len += 1;
+        if self.has_bits() {
+            set_bit(&mut self.more.as_mut().expect("a bitmap lives in the tail").bits, doc_id);
+        } else if self.len() >= BITS_POSTING_MIN {
+            let mut bits = Vec::new();
+            for doc_id in self.docs() {
+                set_bit(&mut bits, doc_id);
+            }
+            self.more.as_mut().expect("a posting this long has a tail").bits = bits;
+        }
+        (pos, self.heap_bytes() as isize - bytes_before as isize)
+    }
+
+    /// `swap_remove` at `pos`; returns the doc moved into `pos`, if any, and the change of
+    /// `heap_bytes`.
+    fn swap_remove(&mut self, pos: usize) -> (Option<DocId>, isize) {
+        let bytes_before = self.heap_bytes();
+        let removed = self.doc_at(pos).expect("the position is in the posting");
+        let last = match self.more.as_mut().and_then(|more| more.rest.pop()) {
+            Some(last) => last,
+            None => self.first,
+        };
+        self.len -= 1;
+        let moved = (pos < self.len()).then_some(last);
+        if let Some(last) = moved {
+            match pos {
+                0 => self.first = last,
+                _ => self.more.as_mut().expect("a doc after the first lives in the tail").rest[pos - 1] = last,
             }
         }
-        self.docs.get(pos).copied()
+        if let Some(more) = &mut self.more {
+            if more.rest.is_empty() {
+                // Back to one doc (or none): the tail goes.
+                self.more = None;
+            } else if !more.bits.is_empty() {
+                // Below half the threshold the bitmap goes; the gap avoids rebuilding it on
+                // every join and leave around the threshold.
+                if (self.len as usize) < BITS_POSTING_MIN / 2 {
+                    more.bits = Vec::new();
+                } else {
+                    more.bits[removed as usize / 64] &= !(1u64 << (removed % 64));
+                }
+            }
+        }
+        (moved, self.heap_bytes() as isize - bytes_before as isize)
     }
 }
 
 fn set_bit(bits: &mut Vec<u64>, doc_id: DocId) {
     let word = doc_id as usize / 64;
     if word >= bits.len() {
+        // Exactly: a bitmap grows a word per 64 doc slots, and doubling it would add its whole
+        // size to the memory estimate at once.
+        bits.reserve_exact(word + 1 - bits.len());
         bits.resize(word + 1, 0);
     }
     bits[word] |= 1u64 << (doc_id % 64);
@@ -262,31 +413,79 @@ fn test_bit(bits: &[u64], doc_id: DocId) -> bool {
 
 #[derive(Debug, Default)]
 struct Field {
-    name: Box<str>,
-    terms: BTreeMap<Box<str>, TermId>,
-    postings: Vec<Posting>,
-    free_terms: Vec<TermId>,
-    numbers: BTreeSet<(u64, DocId)>,
-    /// Keyword and number entries of all docs in this field; the field is freed at zero.
-    entries: usize,
+    name: Arc<str>,
+    /// Keyword and number entries of all docs in this field; a label field is freed at zero.
+    entries: u32,
+    /// Number entries of all docs in this field.
+    numbers: u32,
 }
 
-/// A label value after flattening.
-#[derive(Debug, Clone, PartialEq)]
-enum FlatValue {
-    Keyword(String),
-    Number(u64),
+/// The index's estimate of its own memory, in bytes, kept up to date as it changes and
+/// recounted by `check_invariants`. B-tree entries and vectors that grow by doubling are counted
+/// at 1.5× their size (their typical fill), heap blocks at glibc's chunk size. It leaves out
+/// the allocator's free lists, so RSS per party measures somewhat above it (the README gives
+/// both, from `examples/label_memory.rs`).
+mod estimate {
+    use super::*;
+
+    const fn grown(bytes: usize) -> usize {
+        bytes * 3 / 2
+    }
+
+    /// A heap block of `requested` bytes: glibc adds an 8-byte header, rounds to 16, 32 at least.
+    pub const fn block(requested: usize) -> usize {
+        let chunk = (requested + 8).div_ceil(16) * 16;
+        if chunk < 32 {
+            32
+        } else {
+            chunk
+        }
+    }
+
+    /// An `Arc<str>` of `len` bytes: two counters and the text.
+    pub const fn arc_str(len: usize) -> usize {
+        block(2 * size_of::<usize>() + len)
+    }
+
+    /// A slot of `docs`, live or free (slots are reused, never returned).
+    pub const DOC_SLOT: usize = grown(size_of::<Doc>());
+    /// A live doc's `by_key` entry.
+    pub const DOC_LIVE: usize = grown(size_of::<(u128, DocId)>());
+    /// One keyword value of a doc: its entry in its own list, its place in the posting.
+    pub const KEYWORD_ENTRY: usize = size_of::<KeywordEntry>() + grown(size_of::<DocId>());
+    /// One number of a doc: its entry in its own list and in the numeric set.
+    pub const NUMBER_ENTRY: usize = size_of::<NumberEntry>() + grown(size_of::<u128>());
+
+    /// A term: its posting slot, its two dictionary entries, its text. (A posting with more
+    /// than one doc adds its boxed tail, counted as it comes and goes.)
+    pub const fn term(text_len: usize) -> usize {
+        grown(size_of::<Posting>()) + 2 * grown(size_of::<(TermKey, TermId)>()) + arc_str(text_len)
+    }
+
+    /// A field: its slot, its `field_ids` entry, its name.
+    pub const fn field(name_len: usize) -> usize {
+        grown(size_of::<Field>()) + grown(size_of::<(Arc<str>, FieldId)>()) + arc_str(name_len)
+    }
+
+    /// A doc's own lists (exact capacity) and its `by_key` entry.
+    pub fn doc(doc: &Doc) -> usize {
+        DOC_LIVE + doc.keywords.len() * KEYWORD_ENTRY + doc.numbers.len() * NUMBER_ENTRY
+    }
 }
 
 /// A query term resolved against the current dictionaries. Matches a doc if either part does.
 struct Resolved<'a> {
-    /// (field, sorted term ids); absent when no term of the dictionary matches.
-    keyword: Option<(FieldId, Vec<TermId>)>,
+    /// Sorted term ids (one for an exact term; a wildcard's expansion, or a bare term's text in
+    /// every label field, may be several); absent when no term of the dictionary matches.
+    keyword: Option<Vec<TermId>>,
     /// The bitmaps of the keyword terms, when every one of them has a bitmap.
     keyword_bits: Vec<&'a [u64]>,
     /// (field, lower, upper) over ordered bits.
     numeric: Option<(FieldId, Bound<u64>, Bound<u64>)>,
     boost: f64,
+    /// The numeric part's size as counted so far: (count, whether that is all of it). Counting
+    /// walks the range, so it is done once per search, as far as the planner needs.
+    range_count: std::cell::Cell<Option<(usize, bool)>>,
 }
 
 impl Resolved<'_> {
@@ -306,12 +505,11 @@ impl Resolved<'_> {
     /// of one doc in range, or a doc matching both as keyword and as number).
     fn may_repeat_docs(&self) -> bool {
         match (&self.keyword, &self.numeric) {
-            (Some((_, terms)), None) => terms.len() > 1,
+            (Some(terms), None) => terms.len() > 1,
             _ => true,
         }
     }
 }
-
 /// A resolved query plus everything the per-candidate check needs.
 struct Plan<'a> {
     musts: Vec<Resolved<'a>>,
@@ -405,8 +603,17 @@ pub struct SearchIndex {
     free_docs: Vec<DocId>,
     by_key: BTreeMap<u128, DocId>,
     fields: Vec<Field>,
-    field_ids: BTreeMap<Box<str>, FieldId>,
+    field_ids: BTreeMap<Arc<str>, FieldId>,
     free_fields: Vec<FieldId>,
+    /// Postings by term id; a free slot is an empty default posting.
+    postings: Vec<Posting>,
+    free_terms: Vec<TermId>,
+    by_text: BTreeMap<ByText, TermId>,
+    by_field: BTreeMap<ByField, TermId>,
+    /// Every number of every doc: `number_key(field, value, doc)`.
+    numbers: BTreeSet<u128>,
+    /// The running estimate of this index's memory (see `estimate`).
+    bytes: usize,
 }
 
 impl Default for SearchIndex {
@@ -425,9 +632,16 @@ impl SearchIndex {
             fields: Vec::new(),
             field_ids: BTreeMap::new(),
             free_fields: Vec::new(),
+            postings: Vec::new(),
+            free_terms: Vec::new(),
+            by_text: BTreeMap::new(),
+            by_field: BTreeMap::new(),
+            numbers: BTreeSet::new(),
+            bytes: size_of::<SearchIndex>(),
         };
         for name in ["", "open", "max_size", "member_count", "name"] {
             index.fields.push(Field { name: name.into(), ..Field::default() });
+            index.bytes += estimate::field(name.len());
         }
         let false_id = index.intern_term(FIELD_OPEN, "false");
         let true_id = index.intern_term(FIELD_OPEN, "true");
@@ -452,6 +666,12 @@ impl SearchIndex {
         self.by_key.contains_key(&key)
     }
 
+    /// The index's running estimate of its own memory in bytes, which `index_bytes_max`
+    /// bounds (see `estimate`).
+    pub fn bytes_estimated(&self) -> usize {
+        self.bytes
+    }
+
     /// The built-in fields the index holds for a party: `(open, max_size, member_count)`. For
     /// the party layer's consistency check (its table and the index must agree).
     pub fn built_ins(&self, key: u128) -> Option<(bool, f64, f64)> {
@@ -470,14 +690,68 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Parses and flattens a label (a JSON object of at most `label_bytes_max` bytes; empty =
-    /// none) without touching the index: the one check of a label, done before the caller
-    /// changes anything, so indexing it later cannot fail.
+    /// Parses, flattens and bounds a label (see `label.rs`; empty = none) without touching the
+    /// index: the one check of a label, done before the caller changes anything, so indexing it
+    /// later cannot fail. A label is also refused when indexing it could take the index past
+    /// `index_bytes_max` (counted as if every value and field were new to the index, and
+    /// without the bytes the party's old label would free): past the budget, labels are
+    /// refused and parties without one are still indexed.
     pub fn prepare_label(&self, label: &str) -> Result<PreparedLabel, LabelError> {
-        if label.is_empty() {
-            return Ok(PreparedLabel::none());
+        let prepared = label::prepare(label, &self.limits)?;
+        if prepared.values() > 0 && self.bytes + self.label_bytes_worst(&prepared) > self.limits.index_bytes_max {
+            return Err(LabelError::IndexFull { bytes_max: self.limits.index_bytes_max });
         }
-        Ok(PreparedLabel { flat: flatten_label(label, self.limits.label_bytes_max)? })
+        Ok(prepared)
+    }
+
+    /// What indexing `label` can add at most, as the running estimate counts it: a new doc
+    /// slot, its entries, every new field and term, and what joining an existing term can add
+    /// (its posting's tail on a second doc, its bitmap when it reaches `BITS_POSTING_MIN` or
+    /// grows to a new doc slot), and room for the party's name. Without what the party's old
+    /// label would free.
+    pub fn label_bytes_worst(&self, label: &PreparedLabel) -> usize {
+        // The doc's id is at most a new slot's.
+        let doc_id = DocId::try_from(self.docs.len()).unwrap_or(DocId::MAX);
+        let open = [TERM_FALSE, TERM_TRUE].map(|term| self.join_bytes_worst(&self.postings[term as usize], doc_id));
+        let mut bytes = estimate::DOC_SLOT
+            + estimate::DOC_LIVE
+            + estimate::KEYWORD_ENTRY
+            + open.into_iter().max().unwrap_or(0)
+            + 2 * estimate::NUMBER_ENTRY;
+        for (name, value) in &label.flat {
+            bytes += match value {
+                FlatValue::Keyword(text) => {
+                    let field = self.field_ids.get(name.as_str());
+                    let term = field.and_then(|&field| self.by_text.get(&(text.as_str(), field) as &dyn TextFirst));
+                    estimate::KEYWORD_ENTRY
+                        + match term {
+                            Some(&term) => self.join_bytes_worst(&self.postings[term as usize], doc_id),
+                            None => estimate::term(text.len()),
+                        }
+                }
+                FlatValue::Number(_) => 2 * estimate::NUMBER_ENTRY,
+            };
+        }
+        // The party's name, if it has one (SPEC L-7): a new term, or joining an existing one.
+        let name = estimate::KEYWORD_ENTRY
+            + estimate::term(self.limits.name_bytes_max)
+                .max(estimate::block(size_of::<PostingMore>()) + (doc_id as usize / 64 + 1) * size_of::<u64>());
+        let new_fields = label.fields.iter().filter(|name| !self.field_ids.contains_key(name.as_str()));
+        bytes + name + new_fields.map(|name| estimate::field(name.len())).sum::<usize>()
+    }
+
+    /// What `doc_id` joining `posting` can add to its heap bytes (see `Posting::heap_bytes`).
+    fn join_bytes_worst(&self, posting: &Posting, doc_id: DocId) -> usize {
+        let words = doc_id as usize / 64 + 1;
+        let tail = if posting.len() == 1 { estimate::block(size_of::<PostingMore>()) } else { 0 };
+        let bits = if posting.has_bits() {
+            words.saturating_sub(posting.bits().len())
+        } else if posting.len() + 1 >= BITS_POSTING_MIN {
+            words
+        } else {
+            0
+        };
+        tail + bits * size_of::<u64>()
     }
 
     /// Inserts a party or replaces everything the index knows about it, with a label prepared
@@ -496,6 +770,7 @@ impl SearchIndex {
                         // Invariant: fewer than 2³² parties (memory runs out long before).
                         let doc_id = DocId::try_from(self.docs.len()).expect("doc ids fit u32");
                         self.docs.push(Doc::default());
+                        self.bytes += estimate::DOC_SLOT;
                         doc_id
                     }
                 };
@@ -504,21 +779,19 @@ impl SearchIndex {
             }
         };
 
-        let mut keywords: Vec<(FieldId, TermId)> = Vec::with_capacity(1 + 2 * flat.len());
-        let mut numbers: Vec<NumberEntry> = Vec::with_capacity(2 + 2 * flat.len());
-        keywords.push((FIELD_OPEN, if party.open { TERM_TRUE } else { TERM_FALSE }));
+        let label_numbers = flat.iter().filter(|(_, value)| matches!(value, FlatValue::Number(_))).count();
+        let mut keywords: Vec<TermId> = Vec::with_capacity(1 + flat.len() - label_numbers);
+        let mut numbers: Vec<NumberEntry> = Vec::with_capacity(2 + 2 * label_numbers);
+        keywords.push(if party.open { TERM_TRUE } else { TERM_FALSE });
         numbers.push(NumberEntry { field: FIELD_MAX_SIZE, value: ordered_bits(f64::from(party.max_size)) });
         numbers.push(NumberEntry { field: FIELD_MEMBER_COUNT, value: ordered_bits(f64::from(party.member_count)) });
         if !party.name.is_empty() {
-            keywords.push((FIELD_NAME, self.intern_term(FIELD_NAME, party.name)));
+            keywords.push(self.intern_term(FIELD_NAME, party.name));
         }
         for (name, value) in flat {
             let field = self.intern_field(name);
             match value {
-                FlatValue::Keyword(text) => {
-                    keywords.push((field, self.intern_term(field, text)));
-                    keywords.push((FIELD_ANY_LABEL, self.intern_term(FIELD_ANY_LABEL, text)));
-                }
+                FlatValue::Keyword(text) => keywords.push(self.intern_term(field, text)),
                 FlatValue::Number(value) => {
                     numbers.push(NumberEntry { field, value: *value });
                     numbers.push(NumberEntry { field: FIELD_ANY_LABEL, value: *value });
@@ -529,18 +802,21 @@ impl SearchIndex {
         keywords.dedup();
         numbers.sort_unstable();
         numbers.dedup();
+        numbers.shrink_to_fit();
 
         let mut doc_keywords = Vec::with_capacity(keywords.len());
-        for (field_id, term) in keywords {
-            let field = &mut self.fields[field_id as usize];
-            let posting_pos = field.postings[term as usize].push(doc_id);
-            doc_keywords.push(KeywordEntry { field: field_id, term, posting_pos });
-            field.entries += 1;
+        for term in keywords {
+            let posting = &mut self.postings[term as usize];
+            let (posting_pos, bits_delta) = posting.push(doc_id);
+            self.fields[posting.key.field as usize].entries += 1;
+            self.bytes = self.bytes.wrapping_add_signed(bits_delta);
+            doc_keywords.push(KeywordEntry { term, posting_pos });
         }
         for entry in &numbers {
             let field = &mut self.fields[entry.field as usize];
-            field.numbers.insert((entry.value, doc_id));
             field.entries += 1;
+            field.numbers += 1;
+            self.numbers.insert(number_key(entry.field, entry.value, doc_id));
         }
         // Fields and terms interned above for values that turned out to be duplicates still
         // have entries from this doc (a duplicate implies an identical kept value).
@@ -551,6 +827,7 @@ impl SearchIndex {
         doc.member_count = ordered_bits(f64::from(party.member_count));
         doc.keywords = doc_keywords;
         doc.numbers = numbers;
+        self.bytes += estimate::doc(doc);
         self.debug_check_doc(doc_id);
     }
 
@@ -570,10 +847,9 @@ impl SearchIndex {
             .expect("every doc has a member_count entry");
         let old = std::mem::replace(&mut doc.numbers[at].value, value);
         doc.member_count = value;
-        let numbers = &mut self.fields[FIELD_MEMBER_COUNT as usize].numbers;
-        let removed = numbers.remove(&(old, doc_id));
-        debug_assert!(removed, "member_count entry and field set agree");
-        numbers.insert((value, doc_id));
+        let removed = self.numbers.remove(&number_key(FIELD_MEMBER_COUNT, old, doc_id));
+        debug_assert!(removed, "member_count entry and numeric set agree");
+        self.numbers.insert(number_key(FIELD_MEMBER_COUNT, value, doc_id));
         self.debug_check_doc(doc_id);
         true
     }
@@ -586,23 +862,24 @@ impl SearchIndex {
         let new_term = if open { TERM_TRUE } else { TERM_FALSE };
         let doc = &mut self.docs[doc_id as usize];
         doc.open = open;
-        // Invariant: every doc has exactly one `open` keyword entry (set by upsert).
-        let at = doc.keywords.iter().position(|entry| entry.field == FIELD_OPEN).expect("every doc has an open entry");
-        let entry = doc.keywords[at];
+        // Invariant: every doc's first keyword entry is its `open` term (the smallest ids).
+        let entry = doc.keywords[0];
+        debug_assert!(entry.term <= TERM_TRUE, "the first keyword entry is the open term");
         if entry.term == new_term {
             return true;
         }
-        remove_from_posting(&mut self.fields, &mut self.docs, doc_id, entry);
-        let posting = &mut self.fields[FIELD_OPEN as usize].postings[new_term as usize];
-        let pos = posting.push(doc_id);
-        let entry = &mut self.docs[doc_id as usize].keywords[at];
-        entry.term = new_term;
-        entry.posting_pos = pos;
+        self.bytes =
+            self.bytes.wrapping_add_signed(remove_from_posting(&mut self.postings, &mut self.docs, doc_id, entry));
+        let (posting_pos, bits_delta) = self.postings[new_term as usize].push(doc_id);
+        self.bytes = self.bytes.wrapping_add_signed(bits_delta);
+        self.docs[doc_id as usize].keywords[0] = KeywordEntry { term: new_term, posting_pos };
         self.debug_check_doc(doc_id);
         true
     }
 
     /// Updates the name of an indexed party ("" = none). Returns false if the key is not indexed.
+    /// A name is bounded by `party_name_bytes_max` and there is one per party, so like the
+    /// built-in fields it is not refused by `index_bytes_max`.
     pub fn set_name(&mut self, key: u128, name: &str) -> bool {
         let Some(&doc_id) = self.by_key.get(&key) else {
             return false;
@@ -610,31 +887,33 @@ impl SearchIndex {
         if self.name(key) == Some(name) {
             return true;
         }
-        let doc = &self.docs[doc_id as usize];
-        if let Some(at) = doc.keywords.iter().position(|entry| entry.field == FIELD_NAME) {
-            let entry = doc.keywords[at];
-            remove_from_posting(&mut self.fields, &mut self.docs, doc_id, entry);
+        self.bytes -= estimate::doc(&self.docs[doc_id as usize]);
+        let postings = &self.postings;
+        let old = self.docs[doc_id as usize]
+            .keywords
+            .iter()
+            .position(|entry| postings[entry.term as usize].key.field == FIELD_NAME);
+        if let Some(at) = old {
+            let entry = self.docs[doc_id as usize].keywords[at];
+            let bits_delta = remove_from_posting(&mut self.postings, &mut self.docs, doc_id, entry);
+            self.bytes = self.bytes.wrapping_add_signed(bits_delta);
             self.docs[doc_id as usize].keywords.remove(at);
-            let field = &mut self.fields[FIELD_NAME as usize];
-            field.entries -= 1;
-            let posting = &mut field.postings[entry.term as usize];
-            if posting.docs.is_empty() {
-                let term = std::mem::take(&mut posting.term);
-                posting.docs = Vec::new();
-                field.terms.remove(&term);
-                field.free_terms.push(entry.term);
+            self.fields[FIELD_NAME as usize].entries -= 1;
+            if self.postings[entry.term as usize].is_empty() {
+                self.free_term(entry.term);
             }
         }
         if !name.is_empty() {
             let term = self.intern_term(FIELD_NAME, name);
-            let field = &mut self.fields[FIELD_NAME as usize];
-            let posting_pos = field.postings[term as usize].push(doc_id);
-            field.entries += 1;
+            let (posting_pos, bits_delta) = self.postings[term as usize].push(doc_id);
+            self.bytes = self.bytes.wrapping_add_signed(bits_delta);
+            self.fields[FIELD_NAME as usize].entries += 1;
             let keywords = &mut self.docs[doc_id as usize].keywords;
-            // Sorted by (field, term): the name's place is found, not assumed.
-            let at = keywords.partition_point(|e| (e.field, e.term) < (FIELD_NAME, term));
-            keywords.insert(at, KeywordEntry { field: FIELD_NAME, term, posting_pos });
+            // Sorted by term id: the name's place is found, not assumed.
+            let at = keywords.partition_point(|entry| entry.term < term);
+            keywords.insert(at, KeywordEntry { term, posting_pos });
         }
+        self.bytes += estimate::doc(&self.docs[doc_id as usize]);
         self.debug_check_doc(doc_id);
         true
     }
@@ -643,8 +922,8 @@ impl SearchIndex {
     /// party layer's consistency check.
     pub fn name(&self, key: u128) -> Option<&str> {
         let doc = &self.docs[*self.by_key.get(&key)? as usize];
-        let entry = doc.keywords.iter().find(|entry| entry.field == FIELD_NAME);
-        Some(entry.map_or("", |entry| &self.fields[FIELD_NAME as usize].postings[entry.term as usize].term))
+        let mut names = doc.keywords.iter().map(|entry| &self.postings[entry.term as usize].key);
+        Some(names.find(|term| term.field == FIELD_NAME).map_or("", |term| &*term.text))
     }
 
     /// Removes a party. Returns false if the key was not indexed.
@@ -660,15 +939,294 @@ impl SearchIndex {
         true
     }
 
+    fn intern_field(&mut self, name: &str) -> FieldId {
+        if let Some(&field_id) = self.field_ids.get(name) {
+            return field_id;
+        }
+        let field_id = match self.free_fields.pop() {
+            Some(field_id) => field_id,
+            None => {
+                // Invariant: fields hold at least one value each, so fewer than 2³² exist.
+                let field_id = FieldId::try_from(self.fields.len()).expect("field ids fit u32");
+                self.fields.push(Field::default());
+                field_id
+            }
+        };
+        let name: Arc<str> = name.into();
+        self.bytes += estimate::field(name.len());
+        self.fields[field_id as usize] = Field { name: name.clone(), entries: 0, numbers: 0 };
+        self.field_ids.insert(name, field_id);
+        field_id
+    }
+
+    fn intern_term(&mut self, field: FieldId, text: &str) -> TermId {
+        if let Some(&term_id) = self.by_text.get(&(text, field) as &dyn TextFirst) {
+            return term_id;
+        }
+        let key = TermKey { text: text.into(), field };
+        let posting = Posting { key: key.clone(), ..Posting::default() };
+        let term_id = match self.free_terms.pop() {
+            Some(term_id) => {
+                self.postings[term_id as usize] = posting;
+                term_id
+            }
+            None => {
+                // Invariant: terms hold at least one posting each, so fewer than 2³² exist.
+                let term_id = TermId::try_from(self.postings.len()).expect("term ids fit u32");
+                self.postings.push(posting);
+                term_id
+            }
+        };
+        self.bytes += estimate::term(text.len());
+        self.by_text.insert(ByText(key.clone()), term_id);
+        self.by_field.insert(ByField(key), term_id);
+        term_id
+    }
+
+    /// Drops an emptied term from both dictionaries and frees its slot.
+    fn free_term(&mut self, term_id: TermId) {
+        let posting = std::mem::take(&mut self.postings[term_id as usize]);
+        debug_assert!(posting.is_empty() && posting.more.is_none(), "only empty terms are freed");
+        let TermKey { text, field } = posting.key;
+        self.by_text.remove(&(&*text, field) as &dyn TextFirst);
+        self.by_field.remove(&(field, &*text) as &dyn FieldFirst);
+        self.bytes -= estimate::term(text.len());
+        self.free_terms.push(term_id);
+    }
+
+    /// Removes every entry of a doc from the postings and the numeric set, freeing terms and
+    /// label fields left empty. The doc keeps its slot and key.
+    fn unindex_doc(&mut self, doc_id: DocId) {
+        self.bytes -= estimate::doc(&self.docs[doc_id as usize]);
+        let keywords = std::mem::take(&mut self.docs[doc_id as usize].keywords);
+        let numbers = std::mem::take(&mut self.docs[doc_id as usize].numbers);
+        let mut touched: Vec<FieldId> = Vec::with_capacity(keywords.len() + numbers.len());
+        for &entry in &keywords {
+            let bits_delta = remove_from_posting(&mut self.postings, &mut self.docs, doc_id, entry);
+            self.bytes = self.bytes.wrapping_add_signed(bits_delta);
+            let field = self.postings[entry.term as usize].key.field;
+            self.fields[field as usize].entries -= 1;
+            touched.push(field);
+            // The `open` terms are permanent; other emptied terms leave the dictionaries so
+            // wildcard expansion and memory only see live values.
+            if self.postings[entry.term as usize].is_empty() && entry.term > TERM_TRUE {
+                self.free_term(entry.term);
+            }
+        }
+        for entry in &numbers {
+            let removed = self.numbers.remove(&number_key(entry.field, entry.value, doc_id));
+            debug_assert!(removed, "number entry and numeric set agree");
+            let field = &mut self.fields[entry.field as usize];
+            field.entries -= 1;
+            field.numbers -= 1;
+            touched.push(entry.field);
+        }
+        for field_id in touched {
+            let field = &mut self.fields[field_id as usize];
+            if field_id >= FIELDS_BUILTIN && field.entries == 0 && !field.name.is_empty() {
+                let name = std::mem::take(&mut field.name);
+                self.bytes -= estimate::field(name.len());
+                self.field_ids.remove(&name);
+                self.free_fields.push(field_id);
+            }
+        }
+    }
+
+    /// Approximate heap and inline bytes held by the index, walking every structure (the
+    /// bench's memory-per-party figure). B-tree nodes are counted as 1.5× their entries, a
+    /// typical fill for random inserts. Compare [`Self::bytes_estimated`], kept as it changes.
+    pub fn memory_bytes_approx(&self) -> usize {
+        let btree = |entries: usize, entry_bytes: usize| entries * entry_bytes * 3 / 2;
+        let mut bytes = size_of::<SearchIndex>();
+        bytes += self.docs.capacity() * size_of::<Doc>();
+        for doc in &self.docs {
+            bytes += doc.keywords.capacity() * size_of::<KeywordEntry>();
+            bytes += doc.numbers.capacity() * size_of::<NumberEntry>();
+        }
+        bytes += self.free_docs.capacity() * size_of::<DocId>();
+        bytes += btree(self.by_key.len(), size_of::<(u128, DocId)>());
+        bytes += self.fields.capacity() * size_of::<Field>();
+        for field in &self.fields {
+            bytes += field.name.len();
+        }
+        bytes += btree(self.field_ids.len(), size_of::<(Arc<str>, FieldId)>());
+        bytes += self.postings.capacity() * size_of::<Posting>();
+        for posting in &self.postings {
+            let rest = posting.more.as_ref().map_or(0, |more| more.rest.capacity());
+            bytes += posting.key.text.len() + rest * size_of::<DocId>() + posting.heap_bytes();
+        }
+        bytes += self.free_terms.capacity() * size_of::<TermId>();
+        bytes += 2 * btree(self.by_text.len(), size_of::<(TermKey, TermId)>());
+        bytes += btree(self.numbers.len(), size_of::<u128>());
+        bytes
+    }
+
+    /// The running estimate recounted from scratch (`check_invariants` compares the two).
+    fn bytes_recounted(&self) -> usize {
+        let mut bytes = size_of::<SearchIndex>() + self.docs.len() * estimate::DOC_SLOT;
+        for &doc_id in self.by_key.values() {
+            bytes += estimate::doc(&self.docs[doc_id as usize]);
+        }
+        for (field_id, field) in self.fields.iter().enumerate() {
+            if (field_id as FieldId) < FIELDS_BUILTIN || field.entries > 0 {
+                bytes += estimate::field(field.name.len());
+            }
+        }
+        for &term_id in self.by_text.values() {
+            let posting = &self.postings[term_id as usize];
+            bytes += estimate::term(posting.key.text.len()) + posting.heap_bytes();
+        }
+        bytes
+    }
+
+    /// Checks every structural invariant (pair assertions in both directions). O(size of the
+    /// index): for tests and the simulation, not for the hot path.
+    pub fn check_invariants(&self) {
+        let mut keyword_entries = vec![0usize; self.fields.len()];
+        let mut number_entries = vec![0usize; self.fields.len()];
+        for (&key, &doc_id) in &self.by_key {
+            let doc = &self.docs[doc_id as usize];
+            assert_eq!(doc.key, key, "by_key and doc agree");
+            self.check_doc(doc_id);
+            for entry in &doc.keywords {
+                keyword_entries[self.postings[entry.term as usize].key.field as usize] += 1;
+            }
+            for entry in &doc.numbers {
+                number_entries[entry.field as usize] += 1;
+            }
+        }
+        for &doc_id in &self.free_docs {
+            let doc = &self.docs[doc_id as usize];
+            assert!(doc.keywords.is_empty() && doc.numbers.is_empty(), "free slot is empty");
+            assert_ne!(self.by_key.get(&doc.key), Some(&doc_id), "free slot not indexed");
+        }
+        assert_eq!(self.by_key.len() + self.free_docs.len(), self.docs.len());
+
+        // Terms: each live one in both dictionaries under its own key, every slot live or free.
+        assert_eq!(self.by_text.len(), self.by_field.len(), "both dictionaries hold every term");
+        assert_eq!(self.by_text.len() + self.free_terms.len(), self.postings.len(), "every term slot is live or free");
+        let mut postings_len = vec![0usize; self.fields.len()];
+        for (ByText(key), &term_id) in &self.by_text {
+            let posting = &self.postings[term_id as usize];
+            assert!(Arc::ptr_eq(&posting.key.text, &key.text) && posting.key.field == key.field, "text key pair");
+            assert_eq!(self.by_field.get(&(key.field, &*key.text) as &dyn FieldFirst), Some(&term_id), "field key");
+            assert!(!posting.is_empty() || term_id <= TERM_TRUE, "empty terms are freed");
+            assert_eq!(posting.more.is_some(), posting.len() > 1, "a tail exactly when there is a second doc");
+            let keyword_field = matches!(key.field, FIELD_OPEN | FIELD_NAME) || key.field >= FIELDS_BUILTIN;
+            assert!(keyword_field, "keywords live in open, name and label fields");
+            postings_len[key.field as usize] += posting.len();
+            if posting.has_bits() {
+                let ones: u32 = posting.bits().iter().map(|w| w.count_ones()).sum();
+                assert_eq!(ones as usize, posting.len(), "bitmap matches posting");
+                assert!(posting.docs().all(|doc_id| test_bit(posting.bits(), doc_id)));
+                assert!(posting.len() >= BITS_POSTING_MIN / 2);
+            } else {
+                assert!(posting.len() < BITS_POSTING_MIN);
+            }
+        }
+        for &term_id in &self.free_terms {
+            assert!(self.postings[term_id as usize].is_empty(), "free term slots are empty");
+        }
+        let mut set_entries = vec![0usize; self.fields.len()];
+        for &key in &self.numbers {
+            let (field, value, doc_id) = number_key_parts(key);
+            let entry = NumberEntry { field, value };
+            assert!(self.docs[doc_id as usize].numbers.binary_search(&entry).is_ok(), "number pair");
+            set_entries[field as usize] += 1;
+        }
+        for (field_id, field) in self.fields.iter().enumerate() {
+            assert_eq!(postings_len[field_id], keyword_entries[field_id], "postings match doc entries");
+            assert_eq!(set_entries[field_id], number_entries[field_id], "numbers match entries");
+            assert_eq!(field.numbers as usize, number_entries[field_id]);
+            assert_eq!(field.entries as usize, postings_len[field_id] + number_entries[field_id]);
+            let field_id = field_id as FieldId;
+            if field_id >= FIELDS_BUILTIN {
+                let live = self.field_ids.get(&field.name) == Some(&field_id);
+                assert_eq!(live, field.entries > 0, "label fields live while they hold values");
+                assert_eq!(live, !self.free_fields.contains(&field_id));
+            }
+        }
+        assert_eq!(self.bytes, self.bytes_recounted(), "the running memory estimate is exact");
+    }
+
+    /// The pair assertions of one party's entries (`check_invariants` for one doc); nothing
+    /// when the key is not indexed.
+    pub fn check_key(&self, key: u128) {
+        if let Some(&doc_id) = self.by_key.get(&key) {
+            assert_eq!(self.docs[doc_id as usize].key, key, "by_key and doc agree");
+            self.check_doc(doc_id);
+        }
+    }
+
+    fn debug_check_doc(&self, doc_id: DocId) {
+        if cfg!(debug_assertions) {
+            self.check_doc(doc_id);
+        }
+    }
+
+    /// Pair assertions for one doc: each of its entries is found where it says.
+    fn check_doc(&self, doc_id: DocId) {
+        let doc = &self.docs[doc_id as usize];
+        assert!(doc.keywords.windows(2).all(|w| w[0].term < w[1].term));
+        assert!(doc.numbers.windows(2).all(|w| w[0] < w[1]));
+        for entry in &doc.keywords {
+            let posting = &self.postings[entry.term as usize];
+            assert_eq!(posting.doc_at(entry.posting_pos as usize), Some(doc_id), "keyword pair");
+            assert!(!posting.has_bits() || test_bit(posting.bits(), doc_id));
+        }
+        for entry in &doc.numbers {
+            assert!(self.numbers.contains(&number_key(entry.field, entry.value, doc_id)));
+        }
+        let open_terms: Vec<TermId> = doc.keywords.iter().filter(|e| e.term <= TERM_TRUE).map(|e| e.term).collect();
+        assert_eq!(open_terms, [if doc.open { TERM_TRUE } else { TERM_FALSE }]);
+        let names = doc.keywords.iter().filter(|e| self.postings[e.term as usize].key.field == FIELD_NAME).count();
+        assert!(names <= 1, "at most one name");
+        for (builtin, copy) in [(FIELD_MAX_SIZE, doc.max_size), (FIELD_MEMBER_COUNT, doc.member_count)] {
+            let values: Vec<u64> = doc.numbers.iter().filter(|e| e.field == builtin).map(|e| e.value).collect();
+            assert_eq!(values, [copy], "one built-in number, copied on the doc");
+        }
+    }
+
     /// Runs a query. `open_filter` keeps only open (`Some(true)`) or closed (`Some(false)`)
     /// parties; `limit` must be in `1..=page_limit_max`; `cursor` comes from a previous page of
-    /// the same query, filter and limit.
+    /// the same query, filter and limit. Refused with [`SearchError::TooCostly`] when it needs
+    /// more than `query_cost_max` cost units.
     pub fn search(
         &self,
         query: &Query,
         open_filter: Option<bool>,
         limit: usize,
         cursor: Option<&str>,
+    ) -> Result<SearchPage, SearchError> {
+        self.search_costed(query, open_filter, limit, cursor).0
+    }
+
+    /// [`Self::search`], also returning the cost units it spent, whether it succeeded or not
+    /// (a refused search did work too; the session's budget is charged for it).
+    pub fn search_costed(
+        &self,
+        query: &Query,
+        open_filter: Option<bool>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> (Result<SearchPage, SearchError>, u64) {
+        let meter = Meter::new(self.limits.query_cost_max);
+        let result = self.search_metered(query, open_filter, limit, cursor, &meter);
+        // Whatever the search found after its budget ran out is incomplete: refused, never
+        // returned as a short page.
+        let result =
+            if meter.over() { Err(SearchError::TooCostly { cost_max: self.limits.query_cost_max }) } else { result };
+        let result = result.map(|page| SearchPage { cost: meter.spent(), ..page });
+        (result, meter.spent())
+    }
+
+    fn search_metered(
+        &self,
+        query: &Query,
+        open_filter: Option<bool>,
+        limit: usize,
+        cursor: Option<&str>,
+        meter: &Meter,
     ) -> Result<SearchPage, SearchError> {
         if limit == 0 || limit > self.limits.page_limit_max {
             return Err(SearchError::BadLimit { limit, limit_max: self.limits.page_limit_max });
@@ -678,7 +1236,7 @@ impl SearchIndex {
             None => None,
             Some(text) => Some(decode_cursor(text, &fingerprint)?),
         };
-        let empty = SearchPage { keys: Vec::new(), cursor: None };
+        let empty = SearchPage { keys: Vec::new(), cursor: None, cost: 0 };
 
         let mut plan = Plan {
             musts: Vec::new(),
@@ -689,14 +1247,18 @@ impl SearchIndex {
             should_required: false,
         };
         let mut should_written = false;
-        // Resolve every term before acting on any, so a refused wildcard is reported whatever
-        // the other terms match.
-        let resolved_all = query
-            .clauses()
-            .iter()
-            .map(|clause| self.resolve(clause))
-            .collect::<Result<Vec<Resolved>, SearchError>>()?;
-        for (clause, resolved) in query.clauses().iter().zip(resolved_all) {
+        // Resolve every distinct term before acting on any, so a refused wildcard is reported
+        // whatever the other terms match. A term written twice is one term whose boost is the
+        // sum (the same score for every party), so repeating a term costs nothing more.
+        let clauses = merge_duplicate_clauses(query.clauses(), meter);
+        let mut resolved_all = Vec::with_capacity(clauses.len());
+        for (clause, boost) in &clauses {
+            resolved_all.push(self.resolve(clause, *boost, meter)?);
+            if meter.over() {
+                return Ok(empty);
+            }
+        }
+        for ((clause, _), resolved) in clauses.iter().zip(resolved_all) {
             match clause.occur {
                 Occur::Must if resolved.matches_nothing() => return Ok(empty),
                 Occur::Must => {
@@ -722,15 +1284,15 @@ impl SearchIndex {
         }
 
         let wanted = limit + 1;
-        let mut found = match self.score_levels(&plan) {
-            Some(levels) => self.search_levels(&plan, &levels, after, wanted),
+        let mut found = match self.score_levels(&plan, meter) {
+            Some(levels) => self.search_levels(&plan, &levels, after, wanted, meter),
             // With a must-term the should-terms are optional: candidates come from the cheapest
             // must-term. Without one, a match has to match some should-term.
-            None if plan.musts.is_empty() => self.search_essential_terms(&plan, after, wanted),
+            None if plan.musts.is_empty() => self.search_essential_terms(&plan, after, wanted, meter),
             None => {
                 note_plan(PlanTaken::EnumerateScored);
-                let sources = [Source::Must(self.cheapest_must(&plan.musts))];
-                self.collect_candidates(&plan, &sources, ScoreFilter::Any, after, wanted)
+                let sources = [Source::Must(self.cheapest_must(&plan.musts, meter))];
+                self.collect_candidates(&plan, &sources, ScoreFilter::Any, after, wanted, meter)
             }
         };
 
@@ -740,200 +1302,7 @@ impl SearchIndex {
         } else {
             None
         };
-        Ok(SearchPage { keys: found.iter().map(|position| position.key).collect(), cursor })
-    }
-
-    /// Approximate heap and inline bytes held by the index (for the memory-per-party figure).
-    /// B-tree nodes are counted as 1.5× their entries, a typical fill for random inserts.
-    pub fn memory_bytes_approx(&self) -> usize {
-        let btree = |entries: usize, entry_bytes: usize| entries * entry_bytes * 3 / 2;
-        let mut bytes = size_of::<SearchIndex>();
-        bytes += self.docs.capacity() * size_of::<Doc>();
-        for doc in &self.docs {
-            bytes += doc.keywords.capacity() * size_of::<KeywordEntry>();
-            bytes += doc.numbers.capacity() * size_of::<NumberEntry>();
-        }
-        bytes += self.free_docs.capacity() * size_of::<DocId>();
-        bytes += btree(self.by_key.len(), size_of::<(u128, DocId)>());
-        bytes += self.fields.capacity() * size_of::<Field>();
-        for field in &self.fields {
-            bytes += field.name.len();
-            for posting in &field.postings {
-                // The term text is held twice: dictionary key and posting copy.
-                bytes += 2 * posting.term.len() + posting.docs.capacity() * size_of::<DocId>();
-                bytes += posting.bits.capacity() * size_of::<u64>();
-            }
-            bytes += field.postings.capacity() * size_of::<Posting>();
-            bytes += btree(field.terms.len(), size_of::<(Box<str>, TermId)>());
-            bytes += field.free_terms.capacity() * size_of::<TermId>();
-            bytes += btree(field.numbers.len(), size_of::<(u64, DocId)>());
-        }
-        for name in self.field_ids.keys() {
-            bytes += name.len();
-        }
-        bytes += btree(self.field_ids.len(), size_of::<(Box<str>, FieldId)>());
-        bytes
-    }
-
-    /// Checks every structural invariant (pair assertions in both directions). O(size of the
-    /// index): for tests and the simulation, not for the hot path.
-    pub fn check_invariants(&self) {
-        let mut keyword_entries = vec![0usize; self.fields.len()];
-        let mut number_entries = vec![0usize; self.fields.len()];
-        for (&key, &doc_id) in &self.by_key {
-            let doc = &self.docs[doc_id as usize];
-            assert_eq!(doc.key, key, "by_key and doc agree");
-            self.check_doc(doc_id);
-            for entry in &doc.keywords {
-                keyword_entries[entry.field as usize] += 1;
-            }
-            for entry in &doc.numbers {
-                number_entries[entry.field as usize] += 1;
-            }
-        }
-        for &doc_id in &self.free_docs {
-            let doc = &self.docs[doc_id as usize];
-            assert!(doc.keywords.is_empty() && doc.numbers.is_empty(), "free slot is empty");
-            assert_ne!(self.by_key.get(&doc.key), Some(&doc_id), "free slot not indexed");
-        }
-        assert_eq!(self.by_key.len() + self.free_docs.len(), self.docs.len());
-        for (field_id, field) in self.fields.iter().enumerate() {
-            let postings_len: usize = field.postings.iter().map(|p| p.docs.len()).sum();
-            assert_eq!(postings_len, keyword_entries[field_id], "postings match doc entries");
-            assert_eq!(field.numbers.len(), number_entries[field_id], "numbers match entries");
-            assert_eq!(field.entries, postings_len + field.numbers.len());
-            for (term, &term_id) in &field.terms {
-                let posting = &field.postings[term_id as usize];
-                assert_eq!(&posting.term, term);
-                if !posting.bits.is_empty() {
-                    let ones: u32 = posting.bits.iter().map(|w| w.count_ones()).sum();
-                    assert_eq!(ones as usize, posting.docs.len(), "bitmap matches posting");
-                    assert!(posting.docs.len() >= BITS_POSTING_MIN / 2);
-                } else {
-                    assert!(posting.docs.len() < BITS_POSTING_MIN);
-                }
-            }
-            assert_eq!(
-                field.terms.len() + field.free_terms.len(),
-                field.postings.len(),
-                "every term slot is live or free"
-            );
-            for &(value, doc_id) in &field.numbers {
-                let numbers = &self.docs[doc_id as usize].numbers;
-                let entry = NumberEntry { field: field_id as FieldId, value };
-                assert!(numbers.binary_search(&entry).is_ok(), "number pair");
-            }
-            let field_id = field_id as FieldId;
-            if field_id >= FIELDS_BUILTIN {
-                let live = self.field_ids.get(&field.name) == Some(&field_id);
-                assert_eq!(live, field.entries > 0, "label fields live while they hold values");
-                assert_eq!(live, !self.free_fields.contains(&field_id));
-            }
-        }
-    }
-
-    fn debug_check_doc(&self, doc_id: DocId) {
-        if cfg!(debug_assertions) {
-            self.check_doc(doc_id);
-        }
-    }
-
-    /// Pair assertions for one doc: each of its entries is found where it says.
-    fn check_doc(&self, doc_id: DocId) {
-        let doc = &self.docs[doc_id as usize];
-        assert!(doc.keywords.windows(2).all(|w| (w[0].field, w[0].term) < (w[1].field, w[1].term)));
-        assert!(doc.numbers.windows(2).all(|w| w[0] < w[1]));
-        for entry in &doc.keywords {
-            let posting = &self.fields[entry.field as usize].postings[entry.term as usize];
-            assert_eq!(posting.docs.get(entry.posting_pos as usize), Some(&doc_id), "keyword pair");
-            assert!(posting.bits.is_empty() || test_bit(&posting.bits, doc_id));
-        }
-        for entry in &doc.numbers {
-            assert!(self.fields[entry.field as usize].numbers.contains(&(entry.value, doc_id)));
-        }
-        let open_terms: Vec<TermId> = doc.keywords.iter().filter(|e| e.field == FIELD_OPEN).map(|e| e.term).collect();
-        assert_eq!(open_terms, [if doc.open { TERM_TRUE } else { TERM_FALSE }]);
-        assert!(doc.keywords.iter().filter(|e| e.field == FIELD_NAME).count() <= 1, "at most one name");
-        for (builtin, copy) in [(FIELD_MAX_SIZE, doc.max_size), (FIELD_MEMBER_COUNT, doc.member_count)] {
-            let values: Vec<u64> = doc.numbers.iter().filter(|e| e.field == builtin).map(|e| e.value).collect();
-            assert_eq!(values, [copy], "one built-in number, copied on the doc");
-        }
-    }
-
-    fn intern_field(&mut self, name: &str) -> FieldId {
-        if let Some(&field_id) = self.field_ids.get(name) {
-            return field_id;
-        }
-        let field_id = match self.free_fields.pop() {
-            Some(field_id) => field_id,
-            None => {
-                // Invariant: fields hold at least one value each, so fewer than 2³² exist.
-                let field_id = FieldId::try_from(self.fields.len()).expect("field ids fit u32");
-                self.fields.push(Field::default());
-                field_id
-            }
-        };
-        self.fields[field_id as usize] = Field { name: name.into(), ..Field::default() };
-        self.field_ids.insert(name.into(), field_id);
-        field_id
-    }
-
-    fn intern_term(&mut self, field_id: FieldId, text: &str) -> TermId {
-        let field = &mut self.fields[field_id as usize];
-        if let Some(&term_id) = field.terms.get(text) {
-            return term_id;
-        }
-        let posting = Posting { term: text.into(), docs: Vec::new(), bits: Vec::new() };
-        let term_id = match field.free_terms.pop() {
-            Some(term_id) => {
-                field.postings[term_id as usize] = posting;
-                term_id
-            }
-            None => {
-                // Invariant: terms hold at least one posting each, so fewer than 2³² exist.
-                let term_id = TermId::try_from(field.postings.len()).expect("term ids fit u32");
-                field.postings.push(posting);
-                term_id
-            }
-        };
-        field.terms.insert(text.into(), term_id);
-        term_id
-    }
-
-    /// Removes every entry of a doc from the fields, freeing terms and label fields left empty.
-    /// The doc keeps its slot and key.
-    fn unindex_doc(&mut self, doc_id: DocId) {
-        let keywords = std::mem::take(&mut self.docs[doc_id as usize].keywords);
-        let numbers = std::mem::take(&mut self.docs[doc_id as usize].numbers);
-        for &entry in &keywords {
-            remove_from_posting(&mut self.fields, &mut self.docs, doc_id, entry);
-            let field = &mut self.fields[entry.field as usize];
-            field.entries -= 1;
-            let posting = &mut field.postings[entry.term as usize];
-            // The `open` terms are permanent; other emptied terms leave the dictionary so
-            // wildcard expansion and memory only see live values.
-            if posting.docs.is_empty() && entry.field != FIELD_OPEN {
-                let term = std::mem::take(&mut posting.term);
-                posting.docs = Vec::new();
-                field.terms.remove(&term);
-                field.free_terms.push(entry.term);
-            }
-        }
-        for entry in &numbers {
-            let field = &mut self.fields[entry.field as usize];
-            let removed = field.numbers.remove(&(entry.value, doc_id));
-            debug_assert!(removed, "number entry and field set agree");
-            field.entries -= 1;
-        }
-        let touched = keywords.iter().map(|e| e.field).chain(numbers.iter().map(|e| e.field));
-        for field_id in touched {
-            let field = &mut self.fields[field_id as usize];
-            if field_id >= FIELDS_BUILTIN && field.entries == 0 && !field.name.is_empty() {
-                self.field_ids.remove(&field.name);
-                *field = Field::default();
-                self.free_fields.push(field_id);
-            }
-        }
+        Ok(SearchPage { keys: found.iter().map(|position| position.key).collect(), cursor, cost: 0 })
     }
 
     fn field_of(&self, field: &FieldRef) -> Option<FieldId> {
@@ -950,16 +1319,35 @@ impl SearchIndex {
         }
     }
 
-    fn resolve(&self, clause: &Clause) -> Result<Resolved<'_>, SearchError> {
-        let mut resolved = Resolved { keyword: None, keyword_bits: Vec::new(), numeric: None, boost: clause.boost };
+    fn resolve(&self, clause: &Clause, boost: f64, meter: &Meter) -> Result<Resolved<'_>, SearchError> {
+        let mut resolved = Resolved {
+            keyword: None,
+            keyword_bits: Vec::new(),
+            numeric: None,
+            boost,
+            range_count: std::cell::Cell::new(None),
+        };
+        meter.charge(1);
         let Some(field_id) = self.field_of(&clause.field) else {
             return Ok(resolved);
         };
-        let field = &self.fields[field_id as usize];
+        let any_label = field_id == FIELD_ANY_LABEL;
+        let mut term_ids = Vec::new();
         match &clause.value {
             ValueMatch::Exact { text, number } => {
-                if let Some(&term_id) = field.terms.get(&**text) {
-                    resolved.keyword = Some((field_id, vec![term_id]));
+                if any_label {
+                    // The text in every label field (`by_text` is ordered by text first).
+                    let from: &dyn TextFirst = &(&**text, FIELDS_BUILTIN);
+                    for (ByText(key), &term_id) in
+                        self.by_text.range::<dyn TextFirst, _>((Bound::Included(from), Bound::Unbounded))
+                    {
+                        if *key.text != **text || !meter.charge(1) {
+                            break;
+                        }
+                        term_ids.push(term_id);
+                    }
+                } else if let Some(&term_id) = self.by_text.get(&(&**text, field_id) as &dyn TextFirst) {
+                    term_ids.push(term_id);
                 }
                 if let Some(number) = number {
                     let bits = ordered_bits(*number);
@@ -982,39 +1370,58 @@ impl SearchIndex {
                     byte_pos: clause.byte_pos,
                     terms_max: self.limits.wildcard_expansion_max,
                 };
-                let mut term_ids = Vec::new();
-                let candidates = field
-                    .terms
-                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-                    .take_while(|(term, _)| term.starts_with(prefix.as_str()));
-                for (scanned, (term, &term_id)) in candidates.enumerate() {
+                // A bare pattern scans every label field's terms from the prefix (text first),
+                // a field's pattern only that field's (field first).
+                let candidates: Box<dyn Iterator<Item = (&TermKey, TermId)>> = if any_label {
+                    let from: &dyn TextFirst = &(prefix.as_str(), 0);
+                    Box::new(
+                        self.by_text
+                            .range::<dyn TextFirst, _>((Bound::Included(from), Bound::Unbounded))
+                            .take_while(|(ByText(key), _)| key.text.starts_with(prefix.as_str()))
+                            .map(|(ByText(key), &term_id)| (key, term_id)),
+                    )
+                } else {
+                    let from: &dyn FieldFirst = &(field_id, prefix.as_str());
+                    Box::new(
+                        self.by_field
+                            .range::<dyn FieldFirst, _>((Bound::Included(from), Bound::Unbounded))
+                            .take_while(|(ByField(key), _)| {
+                                key.field == field_id && key.text.starts_with(prefix.as_str())
+                            })
+                            .map(|(ByField(key), &term_id)| (key, term_id)),
+                    )
+                };
+                for (scanned, (key, term_id)) in candidates.enumerate() {
                     if scanned >= self.limits.wildcard_scan_max {
                         return Err(too_broad);
                     }
-                    if pattern.matches(term) {
-                        if term_ids.len() == self.limits.wildcard_expansion_max {
-                            return Err(too_broad);
-                        }
-                        term_ids.push(term_id);
+                    if !meter.charge(1) {
+                        return Ok(resolved);
                     }
-                }
-                if !term_ids.is_empty() {
-                    term_ids.sort_unstable();
-                    resolved.keyword = Some((field_id, term_ids));
+                    if (any_label && key.field < FIELDS_BUILTIN) || !pattern.matches(&key.text) {
+                        continue;
+                    }
+                    if term_ids.len() == self.limits.wildcard_expansion_max {
+                        return Err(too_broad);
+                    }
+                    term_ids.push(term_id);
                 }
             }
+        }
+        if !term_ids.is_empty() {
+            term_ids.sort_unstable();
+            resolved.keyword = Some(term_ids);
         }
         // A numeric part on a field without numbers can never match; dropping it lets a must
         // term short-circuit and keeps candidate enumeration to the keyword postings.
         if let Some((field_id, ..)) = resolved.numeric {
-            if self.fields[field_id as usize].numbers.is_empty() {
+            if self.fields[field_id as usize].numbers == 0 {
                 resolved.numeric = None;
             }
         }
-        if let Some((field_id, terms)) = &resolved.keyword {
-            let postings = &self.fields[*field_id as usize].postings;
-            if terms.iter().all(|&t| !postings[t as usize].bits.is_empty()) {
-                resolved.keyword_bits = terms.iter().map(|&t| postings[t as usize].bits.as_slice()).collect();
+        if let Some(terms) = &resolved.keyword {
+            if terms.iter().all(|&t| self.postings[t as usize].has_bits()) {
+                resolved.keyword_bits = terms.iter().map(|&t| self.postings[t as usize].bits()).collect();
             }
         }
         Ok(resolved)
@@ -1023,20 +1430,20 @@ impl SearchIndex {
     /// The must-term with the fewest candidates. Keyword counts are free (posting lengths);
     /// ranges have no cheap count, so they are counted last and only up to the best count so far
     /// (and at most `RANGE_COUNT_MAX`).
-    fn cheapest_must(&self, musts: &[Resolved]) -> usize {
+    fn cheapest_must(&self, musts: &[Resolved], meter: &Meter) -> usize {
         if musts.len() == 1 {
             return 0;
         }
         let mut best = (0, usize::MAX);
         let keyword_only = |r: &Resolved| r.numeric.is_none();
         for (index, resolved) in musts.iter().enumerate().filter(|(_, r)| keyword_only(r)) {
-            let count = self.estimate(resolved, 0);
+            let count = self.estimate(resolved, 0, meter);
             if count < best.1 {
                 best = (index, count);
             }
         }
         for (index, resolved) in musts.iter().enumerate().filter(|(_, r)| !keyword_only(r)) {
-            let count = self.estimate(resolved, best.1.min(RANGE_COUNT_MAX));
+            let count = self.estimate(resolved, best.1.min(RANGE_COUNT_MAX), meter);
             if count < best.1 {
                 best = (index, count);
             }
@@ -1045,32 +1452,48 @@ impl SearchIndex {
     }
 
     /// Candidate count of a term: exact for keywords, counted up to `range_budget` for the
-    /// numeric part.
-    fn estimate(&self, resolved: &Resolved, range_budget: usize) -> usize {
+    /// numeric part (each range entry counted is a cost unit; a count is remembered, so a term
+    /// is counted at most once per bound).
+    fn estimate(&self, resolved: &Resolved, range_budget: usize, meter: &Meter) -> usize {
         let mut count = 0usize;
-        if let Some((field_id, terms)) = &resolved.keyword {
-            let postings = &self.fields[*field_id as usize].postings;
-            count += terms.iter().map(|&t| postings[t as usize].docs.len()).sum::<usize>();
+        if let Some(terms) = &resolved.keyword {
+            count += terms.iter().map(|&t| self.postings[t as usize].len()).sum::<usize>();
         }
         if let Some((field_id, lower, upper)) = resolved.numeric {
-            let numbers = &self.fields[field_id as usize].numbers;
-            count += number_range(numbers, lower, upper).take(range_budget).count();
+            let known = resolved.range_count.get().filter(|&(counted, whole)| whole || counted >= range_budget);
+            let counted = match known {
+                Some((counted, _)) => counted.min(range_budget),
+                None => {
+                    let mut counted = 0;
+                    for _ in number_range(&self.numbers, field_id, lower, upper).take(range_budget) {
+                        if !meter.charge(1) {
+                            break;
+                        }
+                        counted += 1;
+                    }
+                    resolved.range_count.set(Some((counted, counted < range_budget)));
+                    counted
+                }
+            };
+            count += counted;
         }
         count
     }
 
     /// Candidate count of a set of sources, for the key-walk budget (ranges capped, see
     /// `RANGE_COUNT_MAX`).
-    fn sources_estimate(&self, plan: &Plan, sources: &[Source]) -> usize {
+    fn sources_estimate(&self, plan: &Plan, sources: &[Source], meter: &Meter) -> usize {
         sources
             .iter()
             .map(|source| match *source {
                 Source::All => self.len(),
-                Source::Must(index) => self.estimate(&plan.musts[index], RANGE_COUNT_MAX),
-                Source::Should(index) => self.estimate(&plan.shoulds[index], RANGE_COUNT_MAX),
-                Source::Shoulds => {
-                    plan.shoulds.iter().map(|s| self.estimate(s, RANGE_COUNT_MAX)).fold(0usize, usize::saturating_add)
-                }
+                Source::Must(index) => self.estimate(&plan.musts[index], RANGE_COUNT_MAX, meter),
+                Source::Should(index) => self.estimate(&plan.shoulds[index], RANGE_COUNT_MAX, meter),
+                Source::Shoulds => plan
+                    .shoulds
+                    .iter()
+                    .map(|s| self.estimate(s, RANGE_COUNT_MAX, meter))
+                    .fold(0usize, usize::saturating_add),
             })
             .fold(0usize, usize::saturating_add)
     }
@@ -1079,20 +1502,21 @@ impl SearchIndex {
     /// boosts of the subset of should-terms it matches, so the possible scores are the subset
     /// sums. Each level lists, per subset, the cheapest term every party of that subset must
     /// match. None when there are too many should-terms or levels for this to pay off.
-    fn score_levels(&self, plan: &Plan) -> Option<Vec<ScoreLevel>> {
+    fn score_levels(&self, plan: &Plan, meter: &Meter) -> Option<Vec<ScoreLevel>> {
         let shoulds = plan.shoulds.len();
         if shoulds > LEVEL_SHOULDS_MAX {
             return None;
         }
         let must_source = (!plan.musts.is_empty()).then(|| {
-            let index = self.cheapest_must(&plan.musts);
-            (Source::Must(index), self.estimate(&plan.musts[index], RANGE_COUNT_MAX))
+            let index = self.cheapest_must(&plan.musts, meter);
+            (Source::Must(index), self.estimate(&plan.musts[index], RANGE_COUNT_MAX, meter))
         });
-        let should_costs: Vec<usize> = plan.shoulds.iter().map(|s| self.estimate(s, RANGE_COUNT_MAX)).collect();
+        let should_costs: Vec<usize> = plan.shoulds.iter().map(|s| self.estimate(s, RANGE_COUNT_MAX, meter)).collect();
         let mut levels: Vec<ScoreLevel> = Vec::new();
         // The empty subset is possible only when a must-term makes should-terms optional, or
         // when there are no should-terms at all (then it is the only level).
         let first_subset = if plan.should_required { 1u32 } else { 0 };
+        meter.charge(u64::from((1u32 << shoulds) - first_subset) * (shoulds as u64 + 1));
         for subset in first_subset..(1u32 << shoulds) {
             // Summed in query order, exactly as `score` sums, so equal levels are equal bits.
             let mut score = plan.must_score;
@@ -1131,6 +1555,7 @@ impl SearchIndex {
         levels: &[ScoreLevel],
         after: Option<Position>,
         wanted: usize,
+        meter: &Meter,
     ) -> Vec<Position> {
         let mut found = Vec::with_capacity(wanted);
         let parties = self.len().max(1) as f64;
@@ -1142,7 +1567,7 @@ impl SearchIndex {
             .musts
             .iter()
             .map(|must| {
-                let count = self.estimate(must, RANGE_COUNT_MAX);
+                let count = self.estimate(must, RANGE_COUNT_MAX, meter);
                 if range_capped(must, count) {
                     1.0
                 } else {
@@ -1151,6 +1576,9 @@ impl SearchIndex {
             })
             .collect();
         for level in levels {
+            if meter.over() {
+                break;
+            }
             let lower = match after {
                 None => Bound::Unbounded,
                 Some(after) => match level.score.total_cmp(&after.score) {
@@ -1166,7 +1594,7 @@ impl SearchIndex {
             } else {
                 // Expected matches if terms were independent: the walk visits about
                 // `need × parties / matches` parties, worth it only below the candidate count.
-                let candidates = self.sources_estimate(plan, &level.sources);
+                let candidates = self.sources_estimate(plan, &level.sources, meter);
                 let source_capped = level.sources.iter().any(|source| match *source {
                     Source::Must(index) => range_capped(&plan.musts[index], candidates),
                     Source::Should(index) => range_capped(&plan.shoulds[index], candidates),
@@ -1182,7 +1610,8 @@ impl SearchIndex {
                 Some(candidates)
                     .filter(|&candidates| candidates >= SCAN_CANDIDATES_MIN && walk_expected < candidates as f64)
             };
-            let walked = walk_budget.and_then(|budget| self.scan_key_order(plan, level.score, lower, need, budget));
+            let walked =
+                walk_budget.and_then(|budget| self.scan_key_order(plan, level.score, lower, need, budget, meter));
             let level_found = match (walked, walk_budget) {
                 (Some(level_found), _) => {
                     note_plan(PlanTaken::KeyWalk);
@@ -1194,7 +1623,8 @@ impl SearchIndex {
                         Bound::Excluded(key) => Some(Position { score: level.score, key }),
                         _ => None,
                     };
-                    self.collect_candidates(plan, &level.sources, ScoreFilter::Exactly(level.score), level_after, need)
+                    let filter = ScoreFilter::Exactly(level.score);
+                    self.collect_candidates(plan, &level.sources, filter, level_after, need, meter)
                 }
             };
             found.extend(level_found);
@@ -1205,8 +1635,9 @@ impl SearchIndex {
         found
     }
 
-    /// Calls `visit` once per candidate doc of the sources (deduplicated).
-    fn for_each_candidate(&self, plan: &Plan, sources: &[Source], mut visit: impl FnMut(DocId)) {
+    /// Calls `visit` once per candidate doc of the sources (deduplicated), one cost unit each
+    /// (and one per bitmap word cleared for the dedup); stops early once the budget is spent.
+    fn for_each_candidate(&self, plan: &Plan, sources: &[Source], meter: &Meter, mut visit: impl FnMut(DocId)) {
         let term = |source: &Source| match *source {
             Source::Must(index) => Some(&plan.musts[index]),
             Source::Should(index) => Some(&plan.shoulds[index]),
@@ -1214,15 +1645,21 @@ impl SearchIndex {
         };
         if sources.contains(&Source::All) {
             for &doc_id in self.by_key.values() {
+                if !meter.charge(1) {
+                    return;
+                }
                 visit(doc_id);
             }
             return;
         }
         if let [source] = sources {
             if let Some(resolved) = term(source).filter(|r| !r.may_repeat_docs()) {
-                self.for_each_posting_doc(resolved, &mut visit);
+                self.for_each_posting_doc(resolved, meter, &mut visit);
                 return;
             }
+        }
+        if !meter.charge(self.docs.len().div_ceil(64) as u64) {
+            return;
         }
         let mut seen = DocSet::new(self.docs.len());
         let mut visit_once = |doc_id| {
@@ -1232,30 +1669,34 @@ impl SearchIndex {
         };
         for source in sources {
             match term(source) {
-                Some(resolved) => self.for_each_posting_doc(resolved, &mut visit_once),
+                Some(resolved) => self.for_each_posting_doc(resolved, meter, &mut visit_once),
                 None => {
                     for should in &plan.shoulds {
-                        self.for_each_posting_doc(should, &mut visit_once);
+                        self.for_each_posting_doc(should, meter, &mut visit_once);
                     }
                 }
             }
         }
     }
 
-    /// Every doc of a term's postings and number range, possibly repeated.
-    fn for_each_posting_doc(&self, resolved: &Resolved, visit: &mut dyn FnMut(DocId)) {
-        if let Some((field_id, terms)) = &resolved.keyword {
-            let postings = &self.fields[*field_id as usize].postings;
+    /// Every doc of a term's postings and number range, possibly repeated, one cost unit each.
+    fn for_each_posting_doc(&self, resolved: &Resolved, meter: &Meter, visit: &mut dyn FnMut(DocId)) {
+        if let Some(terms) = &resolved.keyword {
             for &term in terms {
-                for &doc_id in &postings[term as usize].docs {
+                for doc_id in self.postings[term as usize].docs() {
+                    if !meter.charge(1) {
+                        return;
+                    }
                     visit(doc_id);
                 }
             }
         }
         if let Some((field_id, lower, upper)) = resolved.numeric {
-            let numbers = &self.fields[field_id as usize].numbers;
-            for &(_, doc_id) in number_range(numbers, lower, upper) {
-                visit(doc_id);
+            for key in number_range(&self.numbers, field_id, lower, upper) {
+                if !meter.charge(1) {
+                    return;
+                }
+                visit(number_key_parts(key).2);
             }
         }
     }
@@ -1266,14 +1707,20 @@ impl SearchIndex {
     /// first `k` terms finds every party above that sum; if they fill the page, the page is
     /// final. Tried while those terms hold at most a quarter of all candidates (twice at most),
     /// then every candidate is enumerated, so a miss costs at most 1.5× the plain enumeration.
-    fn search_essential_terms(&self, plan: &Plan, after: Option<Position>, wanted: usize) -> Vec<Position> {
+    fn search_essential_terms(
+        &self,
+        plan: &Plan,
+        after: Option<Position>,
+        wanted: usize,
+        meter: &Meter,
+    ) -> Vec<Position> {
         let mut order: Vec<usize> = (0..plan.shoulds.len()).collect();
         order.sort_by(|&a, &b| plan.shoulds[b].boost.total_cmp(&plan.shoulds[a].boost));
         let costs: Vec<usize> = plan
             .shoulds
             .iter()
             .map(|should| {
-                let count = self.estimate(should, RANGE_COUNT_MAX);
+                let count = self.estimate(should, RANGE_COUNT_MAX, meter);
                 // A capped range count may hide a broad range: count it as every party.
                 if should.numeric.is_some() && count >= RANGE_COUNT_MAX {
                     self.len()
@@ -1286,7 +1733,7 @@ impl SearchIndex {
         let mut prefix_cost = 0usize;
         for (attempt, essential) in (1..order.len()).enumerate() {
             prefix_cost += costs[order[essential - 1]];
-            if attempt == 2 || prefix_cost > total_cost / 4 {
+            if attempt == 2 || prefix_cost > total_cost / 4 || meter.over() {
                 break;
             }
             let rest: f64 = order[essential..].iter().map(|&index| plan.shoulds[index].boost).sum();
@@ -1294,14 +1741,14 @@ impl SearchIndex {
             // "above" never admits a party that matches no essential term.
             let bound = plan.must_score + rest + (plan.must_score + rest) * 1e-9;
             let sources: Vec<Source> = order[..essential].iter().map(|&index| Source::Should(index)).collect();
-            let found = self.collect_candidates(plan, &sources, ScoreFilter::Above(bound), after, wanted);
+            let found = self.collect_candidates(plan, &sources, ScoreFilter::Above(bound), after, wanted, meter);
             if found.len() == wanted {
                 note_plan(PlanTaken::EssentialTerms);
                 return found;
             }
         }
         note_plan(PlanTaken::EnumerateScored);
-        self.collect_candidates(plan, &[Source::Shoulds], ScoreFilter::Any, after, wanted)
+        self.collect_candidates(plan, &[Source::Shoulds], ScoreFilter::Any, after, wanted, meter)
     }
 
     /// Enumerates all candidates of the sources, keeps the matches after the cursor whose score
@@ -1310,6 +1757,10 @@ impl SearchIndex {
     /// The page is kept sorted and bounded as it fills, and a candidate's score (from the
     /// should-terms, usually bitmap reads) is computed before anything else: a candidate that
     /// cannot enter the page is dropped without reading the doc or its lists.
+    ///
+    /// Every candidate costs at least a unit, so when the sources hold more candidates than
+    /// the budget has left (keywords counted exactly, ranges at least as far as counted), the
+    /// search is refused here, before enumerating anything.
     fn collect_candidates(
         &self,
         plan: &Plan,
@@ -1317,7 +1768,13 @@ impl SearchIndex {
         filter: ScoreFilter,
         after: Option<Position>,
         wanted: usize,
+        meter: &Meter,
     ) -> Vec<Position> {
+        let candidates = self.sources_estimate(plan, sources, meter);
+        if candidates as u64 > meter.left() {
+            meter.refuse();
+            return Vec::new();
+        }
         // A lone must-term source is known to match every candidate: skip re-checking it.
         let skip_must = match sources {
             [Source::Must(index)] => Some(*index),
@@ -1332,7 +1789,7 @@ impl SearchIndex {
             sum += should.boost;
         }
         let mut found: Vec<Position> = Vec::with_capacity(wanted + 1);
-        self.for_each_candidate(plan, sources, |doc_id| {
+        self.for_each_candidate(plan, sources, meter, |doc_id| {
             let page_floor = if found.len() == wanted {
                 found.last().map_or(f64::NEG_INFINITY, |last| last.score)
             } else {
@@ -1343,7 +1800,7 @@ impl SearchIndex {
                 ScoreFilter::Exactly(level) => page_floor.max(level),
                 ScoreFilter::Any => page_floor,
             };
-            let Some(score) = self.should_score_at_least(plan, doc_id, &remaining_max, floor) else {
+            let Some(score) = self.should_score_at_least(plan, doc_id, &remaining_max, floor, meter) else {
                 return;
             };
             let wanted_score = match filter {
@@ -1363,7 +1820,7 @@ impl SearchIndex {
             {
                 return;
             }
-            if !self.passes_filters(plan, doc_id, skip_must) {
+            if !self.passes_filters(plan, doc_id, skip_must, meter) {
                 return;
             }
             let position = Position { score, key: self.docs[doc_id as usize].key };
@@ -1380,7 +1837,8 @@ impl SearchIndex {
     }
 
     /// Walks parties in key order from `lower`, collecting matches scoring exactly `level`,
-    /// stopping at `wanted`. Returns None after `budget` parties without finishing.
+    /// stopping at `wanted`. Returns None after `budget` parties without finishing (or once the
+    /// cost budget is spent).
     fn scan_key_order(
         &self,
         plan: &Plan,
@@ -1388,14 +1846,15 @@ impl SearchIndex {
         lower: Bound<u128>,
         wanted: usize,
         budget: usize,
+        meter: &Meter,
     ) -> Option<Vec<Position>> {
         let mut found = Vec::with_capacity(wanted);
         for (visited, (_, &doc_id)) in self.by_key.range((lower, Bound::Unbounded)).enumerate() {
-            if visited >= budget {
+            if visited >= budget || !meter.charge(1) {
                 return None;
             }
             let doc = &self.docs[doc_id as usize];
-            let score = self.score(plan, doc_id, None);
+            let score = self.score(plan, doc_id, None, meter);
             if let Some(score) = score.filter(|s| s.total_cmp(&level) == Ordering::Equal) {
                 found.push(Position { score, key: doc.key });
                 if found.len() == wanted {
@@ -1408,9 +1867,9 @@ impl SearchIndex {
 
     /// The doc's score if it matches the plan. `skip_must` names a must-term already known to
     /// match (the candidate source).
-    fn score(&self, plan: &Plan, doc_id: DocId, skip_must: Option<usize>) -> Option<f64> {
-        if self.passes_filters(plan, doc_id, skip_must) {
-            self.should_score(plan, doc_id)
+    fn score(&self, plan: &Plan, doc_id: DocId, skip_must: Option<usize>, meter: &Meter) -> Option<f64> {
+        if self.passes_filters(plan, doc_id, skip_must, meter) {
+            self.should_score(plan, doc_id, meter)
         } else {
             None
         }
@@ -1419,17 +1878,17 @@ impl SearchIndex {
     /// Must-terms, open filter and must-not terms. Must-terms come first and cheap ones
     /// (bitmaps) before the rest (see `search`), so most rejected candidates are rejected
     /// without reading the doc's own lists.
-    fn passes_filters(&self, plan: &Plan, doc_id: DocId, skip_must: Option<usize>) -> bool {
+    fn passes_filters(&self, plan: &Plan, doc_id: DocId, skip_must: Option<usize>, meter: &Meter) -> bool {
         let doc = &self.docs[doc_id as usize];
         for (index, must) in plan.musts.iter().enumerate() {
-            if skip_must != Some(index) && !doc_matches(must, doc_id, doc) {
+            if skip_must != Some(index) && !doc_matches(must, doc_id, doc, meter) {
                 return false;
             }
         }
         if plan.open_filter.is_some_and(|open| open != doc.open) {
             return false;
         }
-        if plan.must_nots.iter().any(|not| doc_matches(not, doc_id, doc)) {
+        if plan.must_nots.iter().any(|not| doc_matches(not, doc_id, doc, meter)) {
             return false;
         }
         true
@@ -1437,12 +1896,19 @@ impl SearchIndex {
 
     /// `should_score`, or None as soon as the score cannot reach `floor` even if every
     /// remaining should-term matched (`remaining_max[i]` bounds the boosts after term `i`).
-    fn should_score_at_least(&self, plan: &Plan, doc_id: DocId, remaining_max: &[f64], floor: f64) -> Option<f64> {
+    fn should_score_at_least(
+        &self,
+        plan: &Plan,
+        doc_id: DocId,
+        remaining_max: &[f64],
+        floor: f64,
+        meter: &Meter,
+    ) -> Option<f64> {
         let doc = &self.docs[doc_id as usize];
         let mut score = plan.must_score;
         let mut should_matched = false;
         for (index, should) in plan.shoulds.iter().enumerate() {
-            if doc_matches(should, doc_id, doc) {
+            if doc_matches(should, doc_id, doc, meter) {
                 score += should.boost;
                 should_matched = true;
             }
@@ -1462,12 +1928,12 @@ impl SearchIndex {
     /// The must score plus the boosts of the matching should-terms, summed in query order (the
     /// score levels are computed with the same additions, so equal scores are equal bits).
     /// None when a should-term is required and none matches.
-    fn should_score(&self, plan: &Plan, doc_id: DocId) -> Option<f64> {
+    fn should_score(&self, plan: &Plan, doc_id: DocId, meter: &Meter) -> Option<f64> {
         let doc = &self.docs[doc_id as usize];
         let mut score = plan.must_score;
         let mut should_matched = false;
         for should in &plan.shoulds {
-            if doc_matches(should, doc_id, doc) {
+            if doc_matches(should, doc_id, doc, meter) {
                 score += should.boost;
                 should_matched = true;
             }
@@ -1479,26 +1945,50 @@ impl SearchIndex {
     }
 }
 
+/// The distinct terms of a query, each with its summed boost, in the order each first
+/// appears: a term written twice scores every party exactly as the one term with both boosts
+/// does, so it is resolved, counted and checked once. Comparing terms pairwise is at most
+/// `query_terms_max`² comparisons, charged like any other work.
+fn merge_duplicate_clauses<'q>(clauses: &'q [Clause], meter: &Meter) -> Vec<(&'q Clause, f64)> {
+    let mut merged: Vec<(&Clause, f64)> = Vec::with_capacity(clauses.len());
+    meter.charge((clauses.len() * clauses.len() / 16) as u64);
+    for clause in clauses {
+        let same = |kept: &&mut (&Clause, f64)| {
+            kept.0.occur == clause.occur && kept.0.field == clause.field && kept.0.value == clause.value
+        };
+        match merged.iter_mut().find(same) {
+            Some(kept) => kept.1 += clause.boost,
+            None => merged.push((clause, clause.boost)),
+        }
+    }
+    merged
+}
+
 /// Whether a doc holds a value matching the resolved term: bitmap reads when the postings have
-/// them, the built-in numbers from the doc itself, otherwise binary searches in its lists.
-fn doc_matches(resolved: &Resolved, doc_id: DocId, doc: &Doc) -> bool {
-    if let Some((field_id, terms)) = &resolved.keyword {
+/// them, the built-in numbers from the doc itself, otherwise binary searches in its lists. One
+/// cost unit, plus one per entry of the doc's lists walked.
+fn doc_matches(resolved: &Resolved, doc_id: DocId, doc: &Doc, meter: &Meter) -> bool {
+    meter.charge(1);
+    if let Some(terms) = &resolved.keyword {
         if !resolved.keyword_bits.is_empty() {
             if resolved.keyword_bits.iter().any(|bits| test_bit(bits, doc_id)) {
                 return true;
             }
         } else if let [term] = terms.as_slice() {
-            let found = doc.keywords.binary_search_by(|e| (e.field, e.term).cmp(&(*field_id, *term))).is_ok();
-            if found {
+            if doc.keywords.binary_search_by(|e| e.term.cmp(term)).is_ok() {
                 return true;
             }
         } else {
-            let start = doc.keywords.partition_point(|e| e.field < *field_id);
-            let in_field = doc.keywords[start..].iter().take_while(|e| e.field == *field_id);
-            for entry in in_field {
-                if terms.binary_search(&entry.term).is_ok() {
-                    return true;
-                }
+            // Both lists are sorted: binary-search the longer for each entry of the shorter.
+            let found = if terms.len() <= doc.keywords.len() {
+                meter.charge(terms.len() as u64);
+                terms.iter().any(|term| doc.keywords.binary_search_by(|e| e.term.cmp(term)).is_ok())
+            } else {
+                meter.charge(doc.keywords.len() as u64);
+                doc.keywords.iter().any(|entry| terms.binary_search(&entry.term).is_ok())
+            };
+            if found {
+                return true;
             }
         }
     }
@@ -1511,6 +2001,7 @@ fn doc_matches(resolved: &Resolved, doc_id: DocId, doc: &Doc) -> bool {
         let start = doc.numbers.partition_point(|e| e.field < field_id);
         let in_field = doc.numbers[start..].iter().take_while(|e| e.field == field_id);
         for entry in in_field {
+            meter.charge(1);
             if (lower, upper).contains(&entry.value) {
                 return true;
             }
@@ -1538,6 +2029,8 @@ fn merge_must_ranges(musts: &mut Vec<Resolved<'_>>) {
                 }
             }
             musts[index].numeric = Some((field_id, lower, upper));
+            // The range changed: a count made for the old one no longer holds.
+            musts[index].range_count.set(None);
         }
         index += 1;
     }
@@ -1574,19 +2067,20 @@ fn tighter_upper(a: Bound<u64>, b: Bound<u64>) -> Bound<u64> {
 }
 
 /// Removes a doc's keyword entry from its posting list, fixing the position of the doc that
-/// `swap_remove` moved into its place.
-fn remove_from_posting(fields: &mut [Field], docs: &mut [Doc], doc_id: DocId, entry: KeywordEntry) {
-    let posting = &mut fields[entry.field as usize].postings[entry.term as usize];
+/// `swap_remove` moved into its place. Returns the change of the posting's bitmap bytes.
+fn remove_from_posting(postings: &mut [Posting], docs: &mut [Doc], doc_id: DocId, entry: KeywordEntry) -> isize {
+    let posting = &mut postings[entry.term as usize];
     let pos = entry.posting_pos as usize;
-    debug_assert_eq!(posting.docs.get(pos), Some(&doc_id), "keyword pair");
-    if let Some(moved) = posting.swap_remove(pos) {
+    debug_assert_eq!(posting.doc_at(pos), Some(doc_id), "keyword pair");
+    let (moved, bits_delta) = posting.swap_remove(pos);
+    if let Some(moved) = moved {
         let moved_keywords = &mut docs[moved as usize].keywords;
         // Invariant: the moved doc is in this posting, so it holds the entry.
-        let at = moved_keywords
-            .binary_search_by(|e| (e.field, e.term).cmp(&(entry.field, entry.term)))
-            .expect("a doc in a posting holds its entry");
+        let at =
+            moved_keywords.binary_search_by(|e| e.term.cmp(&entry.term)).expect("a doc in a posting holds its entry");
         moved_keywords[at].posting_pos = entry.posting_pos;
     }
+    bits_delta
 }
 
 fn posting_pos(len: usize) -> u32 {
@@ -1594,29 +2088,37 @@ fn posting_pos(len: usize) -> u32 {
     u32::try_from(len).expect("posting positions fit u32")
 }
 
-/// The numbers of a field within bounds, as (value, doc) pairs.
+/// A number of a doc as one key of the numeric set, ordered by field, then number, then doc.
+fn number_key(field: FieldId, value: u64, doc_id: DocId) -> u128 {
+    u128::from(field) << 96 | u128::from(value) << 32 | u128::from(doc_id)
+}
+
+/// (field, value, doc) of a numeric set key.
+fn number_key_parts(key: u128) -> (FieldId, u64, DocId) {
+    ((key >> 96) as FieldId, (key >> 32) as u64, key as DocId)
+}
+
+/// The numbers of one field within bounds, as numeric set keys.
 fn number_range(
-    numbers: &BTreeSet<(u64, DocId)>,
+    numbers: &BTreeSet<u128>,
+    field: FieldId,
     lower: Bound<u64>,
     upper: Bound<u64>,
-) -> impl Iterator<Item = &(u64, DocId)> {
+) -> impl Iterator<Item = u128> + '_ {
     let start = match lower {
-        Bound::Included(v) => Bound::Included((v, DocId::MIN)),
-        Bound::Excluded(v) => Bound::Excluded((v, DocId::MAX)),
-        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) => number_key(field, v, DocId::MIN),
+        Bound::Excluded(v) if v == u64::MAX => number_key(field + 1, 0, 0),
+        Bound::Excluded(v) => number_key(field, v + 1, DocId::MIN),
+        Bound::Unbounded => number_key(field, 0, DocId::MIN),
     };
     let end = match upper {
-        Bound::Included(v) => Bound::Included((v, DocId::MAX)),
-        Bound::Excluded(v) => Bound::Excluded((v, DocId::MIN)),
-        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) => Some(number_key(field, v, DocId::MAX)),
+        Bound::Excluded(0) => None,
+        Bound::Excluded(v) => Some(number_key(field, v - 1, DocId::MAX)),
+        Bound::Unbounded => Some(number_key(field, u64::MAX, DocId::MAX)),
     };
-    // `BTreeSet::range` panics on an inverted or empty-excluded range; such a range is empty.
-    let valid = match (start, end) {
-        (Bound::Included(s), Bound::Included(e)) => s <= e,
-        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e) | Bound::Included(e)) => s < e,
-        _ => true,
-    };
-    valid.then(|| numbers.range((start, end))).into_iter().flatten()
+    // `BTreeSet::range` panics on an inverted range; such a range is empty.
+    end.filter(|&end| start <= end).map(|end| numbers.range(start..=end).copied()).into_iter().flatten()
 }
 
 /// A bitset over doc ids for deduplicating candidates.
@@ -1640,7 +2142,7 @@ impl DocSet {
 }
 
 /// Maps an f64 to bits whose unsigned order is the numeric order (-0.0 folded into 0.0).
-fn ordered_bits(number: f64) -> u64 {
+pub(super) fn ordered_bits(number: f64) -> u64 {
     let number = if number == 0.0 { 0.0 } else { number };
     let bits = number.to_bits();
     if bits >> 63 == 1 {
@@ -1656,53 +2158,6 @@ fn number_from_ordered_bits(bits: u64) -> f64 {
         f64::from_bits(bits & !(1 << 63))
     } else {
         f64::from_bits(!bits)
-    }
-}
-
-/// Flattens a label into (field name, value) pairs. Validates everything before the caller
-/// mutates anything.
-fn flatten_label(label: &str, label_bytes_max: usize) -> Result<Vec<(String, FlatValue)>, LabelError> {
-    if label.len() > label_bytes_max {
-        return Err(LabelError::TooLarge { bytes: label.len(), bytes_max: label_bytes_max });
-    }
-    // serde_json bounds nesting (128 levels), so the recursion below is bounded too.
-    let value: serde_json::Value =
-        serde_json::from_str(label).map_err(|error| LabelError::NotJson(error.to_string()))?;
-    if !value.is_object() {
-        return Err(LabelError::NotObject);
-    }
-    let mut flat = Vec::new();
-    let mut path = String::from(LABEL_PREFIX.trim_end_matches('.'));
-    flatten_value(&mut path, &value, &mut flat);
-    Ok(flat)
-}
-
-fn flatten_value(path: &mut String, value: &serde_json::Value, flat: &mut Vec<(String, FlatValue)>) {
-    use serde_json::Value;
-    match value {
-        Value::Null => {}
-        Value::Bool(b) => flat.push((path.clone(), FlatValue::Keyword(b.to_string()))),
-        Value::Number(n) => {
-            // Without serde_json's arbitrary precision every number converts; skip defensively.
-            if let Some(number) = n.as_f64().filter(|n| n.is_finite()) {
-                flat.push((path.clone(), FlatValue::Number(ordered_bits(number))));
-            }
-        }
-        Value::String(s) => flat.push((path.clone(), FlatValue::Keyword(s.clone()))),
-        Value::Array(items) => {
-            for item in items {
-                flatten_value(path, item, flat);
-            }
-        }
-        Value::Object(map) => {
-            for (key, item) in map {
-                let len = path.len();
-                path.push('.');
-                path.push_str(key);
-                flatten_value(path, item, flat);
-                path.truncate(len);
-            }
-        }
     }
 }
 
@@ -1805,6 +2260,28 @@ mod tests {
 
     fn keys(index: &SearchIndex, text: &str) -> Vec<u128> {
         keys_with(index, text, None, 100)
+    }
+
+    #[test]
+    fn names_are_one_keyword_per_party_replaced_cleared_and_counted_in_the_estimate() {
+        let mut index = sample_index();
+        let built_ins = |name| BuiltIns { open: true, max_size: 4, member_count: 1, name };
+        index.upsert_prepared(7, built_ins("Friday squad"), &PreparedLabel::none());
+        index.upsert_prepared(8, built_ins("Friday squad"), &PreparedLabel::none());
+        assert_eq!(keys(&index, r#"name:"Friday squad""#), [7, 8]);
+        assert!(keys(&index, "name:friday").is_empty(), "exact and case-sensitive");
+        let before = index.bytes_estimated();
+        assert!(index.set_name(7, "Night owls"));
+        assert_eq!((index.name(7), index.name(8)), (Some("Night owls"), Some("Friday squad")));
+        assert_eq!(keys(&index, r#"name:"Friday squad""#), [8]);
+        assert_eq!(keys(&index, r#"name:"Night owls""#), [7]);
+        assert!(index.set_name(8, ""));
+        assert_eq!(index.name(8), Some(""));
+        assert!(keys(&index, r#"name:"Friday squad""#).is_empty(), "the emptied term is gone");
+        assert!(index.bytes_estimated() < before, "the freed term left the estimate");
+        assert!(!index.set_name(99, "x"), "not indexed");
+        // The running estimate equals the recount, pair invariants hold.
+        index.check_invariants();
     }
 
     fn sample_index() -> SearchIndex {
@@ -2050,7 +2527,13 @@ mod tests {
         assert_eq!(keys(&index, "+label.mode:Ranked"), Vec::<u128>::new());
         assert_eq!(keys(&index, "+label.nested.deep.x:1"), Vec::<u128>::new());
         assert!(!index.field_ids.contains_key("label.nested.deep.x"), "empty field freed");
-        assert!(!index.fields[FIELD_ANY_LABEL as usize].terms.contains_key("Ranked"));
+        assert!(
+            index
+                .by_text
+                .range::<dyn TextFirst, _>((Bound::Included(&("Ranked", 0u32) as &dyn TextFirst), Bound::Unbounded))
+                .all(|(ByText(key), _)| &*key.text != "Ranked"),
+            "empty term freed"
+        );
         index.check_invariants();
         for key in [1, 2, 3, 5] {
             assert!(index.remove(key));
@@ -2097,6 +2580,65 @@ mod tests {
         assert_eq!(keys_with(&index, "ranked casual", Some(false), 10), Vec::<u128>::new());
     }
 
+    /// The query cost budget, exactly at and one past the cost of a search; a term written
+    /// many times costs what it costs once.
+    #[test]
+    fn a_search_is_refused_one_unit_past_its_cost_budget_and_repeated_terms_cost_once() {
+        let build = |query_cost_max| {
+            let mut index = SearchIndex::new(SearchLimits { query_cost_max, ..SearchLimits::default() });
+            for i in 0..300u128 {
+                insert(&mut index, i, &format!(r#"{{"n":{i},"g":"g{}"}}"#, i % 7));
+            }
+            index
+        };
+        let queries = [
+            (0..20).map(|i| format!("label.n:>={i}")).collect::<Vec<_>>().join(" "),
+            "label.g:g1 label.g:g2^2 +label.n:<250 -label.n:<3".to_owned(),
+            "g* 5 label.n:>=10".to_owned(),
+        ];
+        for text in &queries {
+            let (result, cost) = build(u64::MAX).search_costed(&query(text), None, 10, None);
+            let expected = result.expect("no budget, no refusal").keys;
+            assert!(cost > 0);
+            let (at, at_cost) = build(cost).search_costed(&query(text), None, 10, None);
+            assert_eq!(at.map(|page| page.keys), Ok(expected), "{text}: exactly at its cost");
+            assert_eq!(at_cost, cost);
+            let (past, past_cost) = build(cost - 1).search_costed(&query(text), None, 10, None);
+            assert_eq!(past, Err(SearchError::TooCostly { cost_max: cost - 1 }), "{text}: one unit past");
+            assert!(past_cost <= cost, "a refused search does no more than the whole search");
+        }
+        // Written once or 64 times: the same results, the same cost.
+        let index = build(u64::MAX);
+        let once = index.search_costed(&query("label.n:>=0"), None, 10, None);
+        let many = index.search_costed(&query(&vec!["label.n:>=0"; 64].join(" ")), None, 10, None);
+        assert_eq!(once.0.map(|page| page.keys), many.0.map(|page| page.keys));
+        // What merging adds is the pairwise comparison of the 64 terms (charged 64²/16).
+        assert!(many.1 <= once.1 + 64 * 64 / 16, "64 repeats cost {} units, one term {}", many.1, once.1);
+    }
+
+    /// The memory budget, exactly at and one past what a label can add; parties without a
+    /// label are indexed past it.
+    #[test]
+    fn a_label_is_refused_one_byte_past_the_index_memory_budget() {
+        let mut index = sample_index();
+        let label = r#"{"mode":"new","fresh":[1,2],"tag":"t"}"#;
+        let prepared = index.prepare_label(label).unwrap();
+        let needed = index.bytes_estimated() + index.label_bytes_worst(&prepared);
+        index.limits.index_bytes_max = needed;
+        let at = index.prepare_label(label).expect("exactly at the budget");
+        index.limits.index_bytes_max = needed - 1;
+        assert_eq!(index.prepare_label(label), Err(LabelError::IndexFull { bytes_max: needed - 1 }));
+        assert_eq!(index.prepare_label(""), Ok(PreparedLabel::none()), "no label, no budget");
+        assert_eq!(index.prepare_label("{}"), Ok(PreparedLabel::default()), "nothing to index, no budget");
+        let before = index.bytes_estimated();
+        index.upsert_prepared(9, BuiltIns { open: true, max_size: 2, member_count: 1, name: "" }, &at);
+        assert!(index.bytes_estimated() <= needed, "the label took no more than its worst case");
+        assert!(index.bytes_estimated() > before);
+        index.upsert(10, party(true, 1, None)).expect("a party without a label is indexed past the budget");
+        index.check_invariants();
+        assert_eq!(keys(&index, "+label.mode:new"), [9]);
+    }
+
     #[test]
     fn limit_is_checked() {
         let index = sample_index();
@@ -2111,13 +2653,13 @@ mod tests {
         let index = sample_index();
         let all = query("");
         let page = index.search(&all, None, 5, None).unwrap();
-        assert_eq!(page, SearchPage { keys: vec![1, 2, 3, 4, 5], cursor: None });
+        assert_eq!((page.keys, page.cursor), (vec![1, 2, 3, 4, 5], None));
         let page = index.search(&all, None, 4, None).unwrap();
         assert_eq!(page.keys, [1, 2, 3, 4]);
         let cursor = page.cursor.expect("one more party");
         assert_eq!(cursor.len(), CURSOR_CHARS);
         let page = index.search(&all, None, 4, Some(&cursor)).unwrap();
-        assert_eq!(page, SearchPage { keys: vec![5], cursor: None });
+        assert_eq!((page.keys, page.cursor), (vec![5], None));
     }
 
     #[test]
@@ -2217,8 +2759,8 @@ mod tests {
                 .keywords
                 .iter()
                 .map(|e| {
-                    let field = &index.fields[e.field as usize];
-                    (&*field.name, &*field.postings[e.term as usize].term)
+                    let key = &index.postings[e.term as usize].key;
+                    (&*index.fields[key.field as usize].name, &*key.text)
                 })
                 .collect();
             let numbers: Vec<(&str, f64)> = doc
@@ -2242,14 +2784,16 @@ mod tests {
                     FieldRef::Name => "name",
                     FieldRef::Label(name) => name,
                 };
+                // A bare term (name "") sees every label field; "" also holds the numbers.
+                let in_field = |f: &str| f == name || (name.is_empty() && f.starts_with(LABEL_PREFIX));
                 let matched = match &clause.value {
                     ValueMatch::Exact { text, number } => {
-                        keywords.iter().any(|&(f, t)| f == name && t == &**text)
-                            || number.is_some_and(|n| numbers.iter().any(|&(f, v)| f == name && v == n))
+                        keywords.iter().any(|&(f, t)| in_field(f) && t == &**text)
+                            || number.is_some_and(|n| numbers.iter().any(|&(f, v)| in_field(f) && v == n))
                     }
-                    ValueMatch::Wildcard(pattern) => keywords.iter().any(|&(f, t)| f == name && pattern.matches(t)),
+                    ValueMatch::Wildcard(pattern) => keywords.iter().any(|&(f, t)| in_field(f) && pattern.matches(t)),
                     ValueMatch::Range { op, number } => numbers.iter().any(|&(f, v)| {
-                        f == name
+                        in_field(f)
                             && match op {
                                 RangeOp::Greater => v > *number,
                                 RangeOp::GreaterOrEqual => v >= *number,
@@ -2397,13 +2941,21 @@ mod tests {
                     }
                     _ => {
                         let label = random_label(&mut rng);
-                        let doc = PartyDoc {
+                        let built_ins = BuiltIns {
                             open: rng.below(2) == 0,
                             max_size: 2 + rng.below(4) as u32,
                             member_count: rng.below(5) as u32,
-                            label: Some(&label),
+                            name: "",
                         };
-                        index.upsert(key, doc).unwrap();
+                        // The memory budget's bound: indexing a label never adds more than
+                        // its worst case (bitmaps come and go here: see BITS_POSTING_MIN).
+                        let prepared = index.prepare_label(&label).unwrap();
+                        let (before, worst) = (index.bytes_estimated(), index.label_bytes_worst(&prepared));
+                        index.upsert_prepared(key, built_ins, &prepared);
+                        assert!(
+                            index.bytes_estimated() <= before + worst,
+                            "seed {seed}: {label} took more than its worst case"
+                        );
                     }
                 }
                 if step % 97 == 0 {

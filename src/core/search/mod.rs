@@ -81,10 +81,14 @@
 //! [`SearchError::WildcardTooBroad`] rather than silently capped, because a capped expansion
 //! would return wrong results), page size, label bytes.
 
+mod cost;
 mod index;
+mod label;
 pub mod query;
 
-pub use index::{BuiltIns, LabelError, PartyDoc, PreparedLabel, SearchError, SearchIndex, SearchPage};
+pub use cost::SearchBudget;
+pub use index::{BuiltIns, PartyDoc, SearchError, SearchIndex, SearchPage};
+pub use label::{LabelError, PreparedLabel};
 pub use query::{parse_query, Query, QueryError, QueryErrorKind};
 
 use crate::limits::Limits;
@@ -111,6 +115,17 @@ pub struct SearchLimits {
     /// [`Limits::party_label_bytes_max`]. The party layer prepares labels through the index
     /// ([`SearchIndex::prepare_label`]), so this is the one check of a label's size.
     pub label_bytes_max: usize,
+    /// [`Limits::party_label_values_max`].
+    pub label_values_max: usize,
+    /// [`Limits::party_label_fields_max`].
+    pub label_fields_max: usize,
+    /// [`Limits::search_index_bytes_max`].
+    pub index_bytes_max: usize,
+    /// [`Limits::search_query_cost_max`].
+    pub query_cost_max: u64,
+    /// [`Limits::party_name_bytes_max`]: a party's name is indexed as the keyword field `name`
+    /// (SPEC L-7), so a label's worst case reserves room for one.
+    pub name_bytes_max: usize,
 }
 
 impl From<&Limits> for SearchLimits {
@@ -123,6 +138,11 @@ impl From<&Limits> for SearchLimits {
             page_limit_max: limits.search_page_limit_max,
             page_limit_default: limits.search_page_limit_default,
             label_bytes_max: limits.party_label_bytes_max,
+            label_values_max: limits.party_label_values_max,
+            label_fields_max: limits.party_label_fields_max,
+            index_bytes_max: limits.search_index_bytes_max,
+            query_cost_max: limits.search_query_cost_max,
+            name_bytes_max: limits.party_name_bytes_max,
         }
     }
 }

@@ -172,6 +172,10 @@ pub fn nakama_error(op: Option<NakamaOp>, code: ErrorCode, text: &str) -> Nakama
         | ErrorCode::SearchCursorMismatch
         | ErrorCode::SearchCursorInvalid
         | ErrorCode::SearchQueryTooBroad
+        | ErrorCode::SearchQueryTooCostly
+        | ErrorCode::SearchBudgetExhausted
+        | ErrorCode::LabelTooComplex
+        | ErrorCode::SearchIndexFull
         // The lobby's refusals reach JSON sessions too (one party per user and the join
         // strategies refuse their joins); the others answer huddle-only requests.
         | ErrorCode::PartyAlreadyInParty

@@ -125,6 +125,29 @@ export enum ErrorCode {
   SearchQueryTooBroad = 233,
 
   /**
+   * Search: answering the query would take more work than search_query_cost_max allows;
+   * add a selective must-term or narrow its ranges.
+   */
+  SearchQueryTooCostly = 234,
+
+  /**
+   * Search: this connection's search budget is spent; the message says when to search again.
+   */
+  SearchBudgetExhausted = 235,
+
+  /**
+   * Parties: the label indexes more values or fields than party_label_values_max /
+   * party_label_fields_max allow, or its field paths are too long; the message says which.
+   */
+  LabelTooComplex = 236,
+
+  /**
+   * Parties: the search index reached search_index_bytes_max; labels are refused until
+   * parties end (a party without a label can still be created).
+   */
+  SearchIndexFull = 237,
+
+  /**
    * Lobby (240-259, SPEC L-1): the server keeps one party per user and this user already has a
    * session in a party (create, join, join request, code join; or a leader's accept of a join
    * request from a user who meanwhile joined another party, which also drops that request).
