@@ -189,11 +189,12 @@ pub struct Limits {
     /// Values one label indexes: every string, number and boolean, array elements each on
     /// their own (`null` is not indexed). What a label costs the index grows with its values,
     /// not its bytes (a 2 KiB label of 255 one-letter keys cost over 100 KiB before this bound,
-    /// issue 14): a value new to the index costs about 150–250 bytes besides its text. 16 is
+    /// issue 14): a value new to the index costs about 150–250 bytes besides its text. 12 is
     /// the most at which the costliest label `examples/label_memory.rs` builds (2 KiB of
-    /// distinct strings over as many fields as allowed) keeps a party within 8 KiB of server
-    /// memory (7.7 KiB measured at these defaults); 24 would take it to 9.3 KiB. Past it: error
-    /// 236 and nothing changes.
+    /// distinct strings over as many fields as allowed) keeps a party, with the lobby's state,
+    /// within 8 KiB of server memory (7.6 KiB measured at these defaults; 16 took it to 8.4).
+    /// A matchmaking label (mode, region, map, skill, a few tags) indexes 8 or so. Past it:
+    /// error 236 and nothing changes.
     pub party_label_values_max: usize,
     /// Distinct fields (flattened paths, `label.a.b`) one label's values fall under; a field new
     /// to the index costs about 100 bytes besides its name. 10 covers a matchmaking label (mode,
@@ -503,7 +504,7 @@ impl Default for Limits {
             search_page_limit_default: 10,
             search_wildcard_expansion_max: 256,
             search_wildcard_scan_max: 16_384,
-            party_label_values_max: 16,
+            party_label_values_max: 12,
             party_label_fields_max: 10,
             search_index_bytes_max: 512 * 1024 * 1024,
             search_query_cost_max: 100_000,
