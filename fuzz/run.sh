@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a bounded time (default 60 s each) on the stable toolchain and
+# Runs every fuzz target for a bounded time (default 60 s each, core_ops and conn_bytes longer:
+# see tenths_of) on the stable toolchain and
 # fails on any crash. New corpus entries go to a scratch folder, so the committed seeds only
 # change on purpose. A crash input is kept under fuzz/artifacts/<target>/: copy it to
 # fuzz/regressions/<target>/ so `cargo test` replays it from then on. A target with a
@@ -47,6 +48,18 @@ target_dir_of() {
   echo "target/$(sanitizer_of "$1")$( [ -n "$(build_flags_of "$1")" ] && echo "-$1")"
 }
 
+# The share of the run each target gets, in tenths of SECONDS_PER_TARGET. core_ops (a whole
+# simulation per input) and conn_bytes (the server's driver) are the slow ones per execution;
+# issue 14 asks a CI run to give them at least 200,000 and 1,000,000 executions, which at the
+# rates measured in CI (about 1,500 and 12,000 a second) takes 2.5× and 1.5× the others' time.
+tenths_of() {
+  case "$1" in
+    core_ops) echo 25 ;;
+    conn_bytes) echo 15 ;;
+    *) echo 10 ;;
+  esac
+}
+
 targets=$(cargo fuzz list)
 for target in $targets; do
   # shellcheck disable=SC2046 # the flags are words
@@ -55,21 +68,22 @@ for target in $targets; do
 done
 for target in $targets; do
   sanitizer=$(sanitizer_of "$target")
+  target_seconds=$((seconds * $(tenths_of "$target") / 10))
   # New corpus entries are thrown away: on tmpfs where there is one, so writing them (libFuzzer
   # writes every new unit) costs no disk work.
   scratch=$(mktemp -d -p "$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )")
   mkdir -p "corpus/$target" "regressions/$target"
   dict=()
   if [ -f "$target.dict" ]; then dict=("-dict=$target.dict"); fi
-  echo "--- fuzzing $target for ${seconds}s (sanitizer: $sanitizer)"
+  echo "--- fuzzing $target for ${target_seconds}s (sanitizer: $sanitizer)"
   log="$scratch.log"
   set +e
   # -timeout: one input stuck that long is a hang (a failure); max_total_time cannot stop it,
   # so the outer timeout bounds the whole target whatever happens.
   # shellcheck disable=SC2046 # the flags and options are words
-  timeout $((seconds + 180)) cargo fuzz run -O -s "$sanitizer" $(build_flags_of "$target") \
+  timeout $((target_seconds + 180)) cargo fuzz run -O -s "$sanitizer" $(build_flags_of "$target") \
     --target-dir "$(target_dir_of "$target")" "$target" "$scratch" "corpus/$target" "regressions/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
+    -max_total_time="$target_seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
     ${dict[@]+"${dict[@]}"} $(fuzzer_options_of "$target") >"$log" 2>&1
   status=$?
   set -e
