@@ -16,10 +16,7 @@ mod support;
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use huddle::core::{
-    ChatKind, Cid, ConnectOptions, Core, Identity, LobbyRequest, LobbySettings, Millis, Now, Outbox, Output, PartyId,
-    PartyReply, PartyRequest, Reply, Request, SessionId, UserId, Username,
-};
+use huddle::core::{ChatKind, Cid, Core, LobbyRequest, LobbySettings, Millis, Now, Outbox, Request, SessionId};
 use huddle::limits::Limits;
 use huddle::net::outbound::OutboundQueue;
 use huddle::wire::{self, Encoder};
@@ -64,29 +61,9 @@ struct Chat {
 
 impl Chat {
     fn party_of(size: usize) -> Chat {
-        let mut core = Core::new(Limits::default(), [7; 32]);
-        let mut out = Outbox::new();
-        let sessions: Vec<SessionId> = (0..size as u32).map(|slot| SessionId::new(slot, 1)).collect();
-        for (i, &s) in sessions.iter().enumerate() {
-            let identity =
-                Identity { user_id: UserId::new(&format!("user-{i}")), username: Username::new(&format!("User{i}")) };
-            core.connect(s, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut out);
-        }
-        out.clear();
         let lobby = LobbySettings { chat_enabled: true, ..LobbySettings::default() };
-        let create =
-            PartyRequest::Create { open: true, max_size: size as u32, label: String::new(), hidden: false, lobby };
-        core.handle_request(sessions[0], Cid(1), Request::Party(create), Now::simulated(Millis(0)), &mut out);
-        let Output::Reply { result: Ok(Reply::Party(PartyReply::Info(snapshot))), .. } = &out.outputs()[0] else {
-            panic!("create failed")
-        };
-        let party_id: PartyId = snapshot.party_id;
-        out.clear();
-        for &s in &sessions[1..] {
-            let join = Request::Party(PartyRequest::Join { party_id });
-            core.handle_request(s, Cid(2), join, Now::simulated(Millis(0)), &mut out);
-        }
-        out.clear();
+        let (core, sessions, party_id) = support::party_of(size, lobby);
+        let out = Outbox::new();
         let send = LobbyRequest::ChatSend { party_id, kind: ChatKind::Text, body: Bytes::from(vec![b'g'; 64]) };
         let frame = Bytes::copy_from_slice(Encoder::new().request(Cid(9), &Request::Lobby(send)));
         Chat {

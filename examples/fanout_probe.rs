@@ -13,50 +13,16 @@
 mod support;
 
 use bytes::Bytes;
-use huddle::core::{
-    Cid, ConnectOptions, Core, Identity, Millis, Now, Outbox, Output, PartyId, PartyReply, PartyRequest, Reply,
-    Request, SessionId, UserId, Username,
-};
+use huddle::core::{Cid, Millis, Now, Outbox, PartyRequest, Request};
 use huddle::limits::Limits;
 use huddle::net::outbound::OutboundQueue;
 use huddle::wire::{self, Encoder};
 use std::hint::black_box;
 
-fn party_of(size: usize) -> (Core, Vec<SessionId>, PartyId) {
-    let mut core = Core::new(Limits::default(), [7; 32]);
-    let mut out = Outbox::new();
-    let sessions: Vec<SessionId> = (0..size as u32).map(|slot| SessionId::new(slot, 1)).collect();
-    for (i, &s) in sessions.iter().enumerate() {
-        let identity =
-            Identity { user_id: UserId::new(&format!("user-{i}")), username: Username::new(&format!("User{i}")) };
-        core.connect(s, identity, ConnectOptions::default(), Now::simulated(Millis(0)), &mut out);
-    }
-    out.clear();
-    let create = PartyRequest::Create {
-        open: true,
-        max_size: size as u32,
-        label: String::new(),
-        hidden: false,
-        lobby: Default::default(),
-    };
-    core.handle_request(sessions[0], Cid(1), Request::Party(create), Now::simulated(Millis(0)), &mut out);
-    let Output::Reply { result: Ok(Reply::Party(PartyReply::Info(snapshot))), .. } = &out.outputs()[0] else {
-        panic!("create failed")
-    };
-    let party_id = snapshot.party_id;
-    out.clear();
-    for &s in &sessions[1..] {
-        let join = Request::Party(PartyRequest::Join { party_id });
-        core.handle_request(s, Cid(2), join, Now::simulated(Millis(0)), &mut out);
-    }
-    out.clear();
-    (core, sessions, party_id)
-}
-
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("usage: fanout_probe SIZE ITERATIONS"));
     let (size, iterations) = (args.next().unwrap_or(4), args.next().unwrap_or(10_000));
-    let (mut core, sessions, party_id) = party_of(size);
+    let (mut core, sessions, party_id) = support::party_of(size, Default::default());
     let mut out = Outbox::new();
     let mut encoder = Encoder::new();
     let verifier = wire::verifier_options(Limits::default().message_bytes_max);
